@@ -1,0 +1,74 @@
+/*
+ * config: every option of cachetoryd in one table (name, section, type, bounds, default, help), read
+ * from an INI file with inih and overridden from the command line (`--name value`, like redis-server).
+ *
+ * The table in config.c is the single source of truth: the parser, the defaults, the bounds, CONFIG GET
+ * and --help all read it. An error names the option (and, in a file, `file:line: 'the line': reason`)
+ * and says what is accepted.
+ */
+#ifndef CACHETORYD_CONFIG_H
+#define CACHETORYD_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#define CONFIG_MAX_BIND 16
+
+enum config_loglevel { LOG_LEVEL_DEBUG, LOG_LEVEL_VERBOSE, LOG_LEVEL_NOTICE, LOG_LEVEL_WARNING };
+
+typedef struct config {
+    /* [server] */
+    char *bind[CONFIG_MAX_BIND];        /* addresses to listen on ("127.0.0.1 ::1"), NULL-terminated */
+    int nbind;
+    int port;                           /* TCP port; 0 = no TCP listener */
+    char *unixsocket;                   /* path of a unix socket to listen on, or NULL */
+    int unixsocketperm;                 /* its mode (octal in the file, e.g. 700), 0 = leave as created */
+    int maxclients;                     /* connected clients at most */
+    int timeout;                        /* close a client idle this many seconds; 0 = never */
+    int tcp_keepalive;                  /* SO_KEEPALIVE interval in seconds; 0 = off */
+    int tcp_backlog;                    /* listen() backlog */
+    char *requirepass;                  /* password for AUTH, or NULL */
+    long long proto_max_bulk_len;       /* largest bulk argument, bytes */
+    long long client_query_buffer_limit;/* largest unprocessed input of one client, bytes */
+    long long client_output_buffer_limit;/* largest pending output of one client, bytes; 0 = none */
+    char *pidfile;                      /* write the pid here, or NULL */
+    int databases;                      /* number of databases (SELECT 0..n-1) */
+
+    /* [cache] */
+    char *backend;                      /* backend URL: memory://, dummy://, redis://... */
+    char *serializer;                   /* codec chain URL, e.g. null:// or zstd://?compression-level=3 */
+    long long maxmemory;                /* memory:// limit in bytes, 0 = none */
+    int maxmemory_policy;               /* store_policy_t */
+    int hz;                             /* background tasks (active expiry) per second */
+
+    /* [log] */
+    int loglevel;                       /* enum config_loglevel */
+    char *logfile;                      /* NULL or "" = stderr */
+} config_t;
+
+/* Fill cfg with the defaults. */
+void config_init(config_t *cfg);
+void config_deinit(config_t *cfg);
+
+/* Read path (NULL: defaults only), then apply argv overrides: a sequence of "--name value" pairs
+ * (names as in the file, e.g. --port 7000 --maxmemory 100mb). On error returns -1 with a message in
+ * err ("config.conf:12: 'port = x': port must be an integer between 0 and 65535" or
+ * "--port: ..."); cfg may be partly updated then. */
+int config_load(config_t *cfg, const char *path, int argc, char **argv, char *err, size_t errlen);
+
+/* Set one option by name from text, as in the file. 0 or -1 with err. */
+int config_set(config_t *cfg, const char *name, const char *value, char *err, size_t errlen);
+
+/* Call fn for every option whose name matches the glob pattern (case-insensitive), with the value
+ * rendered as CONFIG GET shows it. */
+typedef void config_get_fn(void *priv, const char *name, const char *value);
+void config_get(const config_t *cfg, const char *pattern, config_get_fn *fn, void *priv);
+
+/* Write the option list with defaults and help, for --help. */
+void config_print_help(FILE *f);
+
+/* "100mb" -> 104857600, as redis's memtoll: b, k (1000), kb (1024), m, mb, g, gb; case-insensitive.
+ * Returns 0 or -1 if malformed or out of range. */
+int config_parse_memory(const char *s, long long *out);
+
+#endif

@@ -1,0 +1,112 @@
+/*
+ * store: the memory backend's keyspace — numbered databases of string keys with millisecond expiry,
+ * bounded by maxmemory with redis's eviction policies.
+ *
+ * Synchronous and single-threaded: every call finishes before it returns. backend/memory.c wraps it in
+ * the asynchronous backend interface. Values are opaque bytes (already encoded by the codec chain).
+ *
+ * Time is clock_ms() (util/clock.h). A key whose expiry is <= now does not exist: lookups delete it
+ * lazily (counted in expired_keys), and store_expire_cycle() reclaims expired keys that are never read,
+ * a bounded slice at a time, as redis's active expire cycle does.
+ *
+ * Memory accounting (store_used): for every key, its key and value bytes plus a fixed per-key overhead
+ * (the entry header, its share of the hash table) — a deterministic figure reported in INFO memory and
+ * compared with maxmemory. Before a write that grows the keyspace, the caller asks store_make_room() for
+ * the bytes it will add; with a limit set, keys are evicted by the policy until it fits, or -1 is
+ * returned (noeviction, or nothing evictable left) and the caller answers redis's OOM error.
+ */
+#ifndef CACHETORYD_STORE_STORE_H
+#define CACHETORYD_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct store store_t;
+typedef struct store_entry store_entry_t;   /* a key with its value; private layout */
+
+typedef enum store_policy {
+    STORE_NOEVICTION,
+    STORE_ALLKEYS_LRU,
+    STORE_VOLATILE_LRU,
+    STORE_ALLKEYS_LFU,
+    STORE_VOLATILE_LFU,
+    STORE_VOLATILE_TTL,
+    STORE_ALLKEYS_RANDOM,
+    STORE_VOLATILE_RANDOM,
+} store_policy_t;
+
+typedef struct store_stats {
+    unsigned long long expired_keys;    /* keys removed because their TTL passed (lazy or active) */
+    unsigned long long evicted_keys;    /* keys removed by the maxmemory policy */
+    unsigned long long keyspace_hits;   /* store_lookup found the key */
+    unsigned long long keyspace_misses; /* store_lookup did not */
+} store_stats_t;
+
+/* Lookup flags. */
+#define STORE_LOOKUP_NOTOUCH  1     /* do not update LRU/LFU, do not count a hit or miss (TYPE, TTL, SCAN...) */
+
+/* store_set flags. */
+#define STORE_SET_KEEPTTL     1     /* an existing key keeps its expiry; expire_at is ignored if so */
+
+store_t *store_create(int ndb);
+void store_destroy(store_t *s);
+void store_set_limit(store_t *s, size_t maxmemory, store_policy_t policy);  /* 0 = no limit */
+int store_policy_parse(const char *name, store_policy_t *out);              /* "allkeys-lru"..., 0 or -1 */
+const char *store_policy_name(store_policy_t p);
+
+/* The entry for key in db, or NULL if absent or expired. The pointer is valid until the next call that
+ * modifies the store. */
+store_entry_t *store_lookup(store_t *s, int db, const char *key, size_t klen, int flags);
+const char *store_entry_key(const store_entry_t *e, size_t *klen);
+const char *store_entry_value(const store_entry_t *e, size_t *vlen);
+long long store_entry_expire(const store_entry_t *e);     /* absolute ms, or -1 for none */
+
+/* Bytes that storing a key of klen with a value of vlen adds to store_used() (for store_make_room). */
+size_t store_entry_cost(size_t klen, size_t vlen);
+
+/* Insert or replace key (the bytes are copied). expire_at: absolute ms, or -1 for none (removes an
+ * existing expiry unless STORE_SET_KEEPTTL). Does not evict: call store_make_room() first. */
+void store_set(store_t *s, int db, const char *key, size_t klen, const char *val, size_t vlen,
+               long long expire_at, int flags);
+
+/* Remove key; returns 1 if it existed (and was not expired), 0 otherwise. */
+int store_delete(store_t *s, int db, const char *key, size_t klen);
+
+/* Set (expire_at >= 0) or remove (-1) the expiry of an existing key. Returns 1 if the key exists. An
+ * expire_at at or before now deletes the key, as redis does (a deletion, not counted in expired_keys). */
+int store_set_expire(store_t *s, int db, const char *key, size_t klen, long long expire_at);
+
+/* Rename src to dst within db, keeping the value and the expiry; dst is replaced unless nx.
+ * Returns 1 renamed, 0 dst exists and nx, -1 src does not exist. */
+int store_rename(store_t *s, int db, const char *src, size_t slen, const char *dst, size_t dlen, int nx);
+
+/* Evict until store_used() + needed fits in maxmemory. 0 on success (always with no limit), -1 if it
+ * cannot (noeviction, or no key the policy may evict). */
+int store_make_room(store_t *s, size_t needed);
+
+/* Redis's SCAN contract: start with cursor 0; every key present for the whole scan is returned at
+ * least once; returns the next cursor, 0 when done. fn is called for roughly count buckets' worth of
+ * live keys; it must not modify the store. */
+typedef void store_scan_fn(void *priv, const store_entry_t *e);
+uint64_t store_scan(store_t *s, int db, uint64_t cursor, size_t count, store_scan_fn *fn, void *priv);
+
+/* A random live key, or NULL when db is empty. */
+store_entry_t *store_random(store_t *s, int db);
+
+size_t store_dbsize(const store_t *s, int db);          /* keys, may include expired ones not yet reclaimed */
+size_t store_expires(const store_t *s, int db);         /* keys with an expiry */
+void store_flush(store_t *s, int db);                   /* db < 0: all databases */
+size_t store_used(const store_t *s);                    /* accounted bytes, see above */
+size_t store_maxmemory(const store_t *s);
+store_policy_t store_policy(const store_t *s);
+const store_stats_t *store_stats(const store_t *s);
+void store_stats_reset(store_t *s);
+
+/* One slice of active expiry: sample keys with an expiry in every db and delete expired ones, for at
+ * most budget_us microseconds. Called from a timer (10 times a second). Returns keys removed. */
+size_t store_expire_cycle(store_t *s, long long budget_us);
+
+/* Glob-style match as redis's stringmatchlen (*, ?, [a-z], [^a], \x), used by KEYS and SCAN MATCH. */
+int store_match(const char *pat, size_t plen, const char *str, size_t slen, int nocase);
+
+#endif
