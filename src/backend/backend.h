@@ -1,0 +1,135 @@
+/*
+ * backend: where encoded values live — memory://, dummy://, and (later) an upstream redis://.
+ *
+ * The interface is asynchronous from the start. A command describes what it wants as a backend_op_t and
+ * calls backend_submit() with a completion callback. The callback is called exactly once, with a result
+ * that is valid only during the callback (copy what must outlive it). The memory backend calls it before
+ * backend_submit() returns; an upstream backend calls it when Redis answers. Commands never know which
+ * backend they talk to, and they never touch the backend's data structures.
+ *
+ * The op's byte slices (keys, values, pattern) need only stay valid until backend_submit() returns: a
+ * backend that finishes later copies or serialises them at once.
+ *
+ * Each op is atomic and isolated: a multi-key op (MGET, MSET, DEL of many keys) is all-or-nothing as
+ * one redis command is, and BE_UPDATE reads, modifies and writes one key with nothing in between.
+ */
+#ifndef CACHETORYD_BACKEND_BACKEND_H
+#define CACHETORYD_BACKEND_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/buf.h"
+
+typedef enum backend_opcode {
+    BE_GET,         /* key [GETDEL | expire change]          -> VALUE | NIL */
+    BE_SET,         /* key value [NX|XX] [expire|KEEPTTL] [GETOLD] -> OK | NIL (condition false); GETOLD: value */
+    BE_MGET,        /* keys                                  -> values (ptr NULL = missing) */
+    BE_MSET,        /* keys vals [NX]                        -> OK; NX: integer 1 set all, 0 set none */
+    BE_DEL,         /* keys                                  -> integer removed */
+    BE_EXISTS,      /* keys (repeats count again)            -> integer */
+    BE_TOUCH,       /* keys                                  -> integer */
+    BE_TYPE,        /* key                                   -> integer 1 string, 0 none */
+    BE_EXPIRE,      /* key expire_at (-1 = PERSIST) [NX|XX|GT|LT] -> integer 1 changed, 0 not */
+    BE_TTL,         /* key                                   -> integer absolute expiry ms, -1 none, -2 missing */
+    BE_KEYS,        /* pattern                               -> values (the keys) */
+    BE_SCAN,        /* cursor count [pattern] [type]         -> cursor, values (the keys) */
+    BE_RANDOMKEY,   /*                                       -> VALUE (a key) | NIL */
+    BE_RENAME,      /* key key2 [NX]                         -> OK | integer (NX) | ERR no such key */
+    BE_DBSIZE,      /*                                       -> integer */
+    BE_FLUSH,       /* [ALLDB]                               -> OK */
+    BE_UPDATE,      /* key update-fn                         -> what the fn says */
+} backend_opcode_t;
+
+/* backend_op_t.flags */
+#define BE_NX       (1u << 0)   /* SET / MSET / RENAME / EXPIRE: only if absent (EXPIRE: no expiry yet) */
+#define BE_XX       (1u << 1)   /* SET: only if present; EXPIRE: only if it has an expiry */
+#define BE_GT       (1u << 2)   /* EXPIRE: only if the new expiry is later */
+#define BE_LT       (1u << 3)   /* EXPIRE: only if the new expiry is sooner */
+#define BE_KEEPTTL  (1u << 4)   /* SET: keep the key's expiry */
+#define BE_GETOLD   (1u << 5)   /* SET: return the previous value */
+#define BE_GETDEL   (1u << 6)   /* GET: delete the key after reading */
+#define BE_SETTTL   (1u << 7)   /* GET: set the expiry to expire_at (-1 = remove it), as GETEX */
+#define BE_ALLDB    (1u << 8)   /* FLUSH: every database */
+#define BE_TYPEFILTER (1u << 9) /* SCAN: only keys of type `type_string` (1) or of no known type (0) */
+
+typedef struct backend_result backend_result_t;
+
+/*
+ * BE_UPDATE's modify step. old is the current value (NULL if the key does not exist); the fn writes the
+ * new value into newval and returns 0 to store it (the key keeps its expiry), 1 to leave the key as it
+ * is, or -1 after setting res->err. It fills the rest of res (integer or value) for the reply. It may
+ * be called more than once (an upstream backend retries when the key changed under it) and must not
+ * keep pointers to old.
+ */
+typedef int backend_update_fn(void *arg, const bytes_t *old, buf_t *newval, backend_result_t *res);
+
+typedef struct backend_op {
+    backend_opcode_t code;
+    int db;                     /* database index */
+    unsigned flags;             /* BE_* above */
+    bytes_t key;                /* single-key ops; RENAME's source */
+    bytes_t key2;               /* RENAME's destination */
+    bytes_t value;              /* SET */
+    const bytes_t *keys;        /* multi-key ops: nkeys keys */
+    const bytes_t *vals;        /* MSET: nkeys values */
+    size_t nkeys;
+    long long expire_at;        /* absolute unix ms, -1 = none */
+    uint64_t cursor;            /* SCAN */
+    size_t count;               /* SCAN COUNT hint */
+    bytes_t pattern;            /* KEYS, SCAN MATCH (ptr NULL = match all) */
+    int type_string;            /* SCAN TYPE: 1 "string", 0 any other type name */
+    backend_update_fn *update;  /* BE_UPDATE */
+    void *update_arg;
+} backend_op_t;
+
+enum backend_status { BE_OK, BE_NIL, BE_ERR };
+
+struct backend_result {
+    enum backend_status status;
+    long long integer;          /* counts, 0/1, TTL */
+    bytes_t value;              /* GET, SET GETOLD, RANDOMKEY, UPDATE; has_value says if present */
+    int has_value;
+    const bytes_t *values;      /* MGET (ptr NULL = missing), KEYS, SCAN */
+    size_t nvalues;
+    uint64_t cursor;            /* SCAN */
+    const char *err;            /* BE_ERR: the full error text for the client ("ERR ...", "OOM ...") */
+};
+
+typedef void backend_cb(void *ctx, const backend_result_t *res);
+
+typedef struct backend backend_t;
+
+typedef struct backend_vtable {
+    const char *scheme;
+    void (*submit)(backend_t *b, const backend_op_t *op, backend_cb *cb, void *ctx);
+    void (*info)(backend_t *b, const char *section, buf_t *out);    /* append INFO fields, may be NULL */
+    void (*cron)(backend_t *b);                                     /* background work, hz times a second */
+    void (*destroy)(backend_t *b);
+} backend_vtable_t;
+
+struct backend {
+    const backend_vtable_t *vt;
+};
+
+struct config;
+
+/* Create the backend named by cfg->backend. NULL with a message in err for a bad URL. */
+backend_t *backend_create(const struct config *cfg, char *err, size_t errlen);
+
+static inline void backend_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, void *ctx)
+{
+    b->vt->submit(b, op, cb, ctx);
+}
+
+void backend_destroy(backend_t *b);
+
+/* The concrete backends (backend/memory.c, backend/dummy.c). */
+backend_t *backend_memory_create(const struct config *cfg);
+backend_t *backend_dummy_create(void);
+
+/* Memory backend's store, for INFO memory / CONFIG SET maxmemory; NULL for other backends. */
+struct store;
+struct store *backend_memory_store(backend_t *b);
+
+#endif

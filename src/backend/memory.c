@@ -1,0 +1,395 @@
+/*
+ * memory://: the backend that keeps values in cachetoryd's own memory (store/), bounded by maxmemory.
+ *
+ * Every op completes before memory_submit() returns, within one turn of the loop, which is what makes
+ * multi-key ops and BE_UPDATE atomic and isolated here. Results point into the store where they can
+ * (valid until the store next changes, which is after the callback), and into a scratch buffer when the
+ * op itself removes or rewrites what it returns (GETDEL, GETEX, SET ... GET).
+ */
+#include "backend/backend.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "store/store.h"
+#include "util/clock.h"
+#include "util/mem.h"
+
+typedef struct memory_backend {
+    backend_t base;
+    store_t *store;
+    int hz;                     /* cron calls a second, for the expiry budget */
+    int ndb;                    /* databases */
+    bytes_t *vec;               /* result arrays (MGET, KEYS, SCAN), reused */
+    size_t vec_cap;
+    buf_t scratch;              /* values that must outlive the entry they came from */
+} memory_backend_t;
+
+static bytes_t *memory_vec(memory_backend_t *m, size_t n)
+{
+    if (n > m->vec_cap) {
+        size_t cap = m->vec_cap ? m->vec_cap : 16;
+        while (cap < n)
+            cap *= 2;
+        m->vec = mem_realloc(m->vec, cap * sizeof(*m->vec));
+        m->vec_cap = cap;
+    }
+    return m->vec;
+}
+
+/* Copy a value into the scratch buffer, so it survives a change of the entry it lives in. */
+static bytes_t memory_keep(memory_backend_t *m, const char *p, size_t n)
+{
+    buf_reset(&m->scratch);
+    buf_append(&m->scratch, p, n);
+    return (bytes_t){ m->scratch.data ? m->scratch.data : "", n };
+}
+
+static int memory_room(memory_backend_t *m, size_t klen, size_t vlen, backend_result_t *res)
+{
+    if (store_make_room(m->store, store_entry_cost(klen, vlen)) == 0)
+        return 0;
+    res->status = BE_ERR;
+    res->err = "OOM command not allowed when used memory > 'maxmemory'.";
+    return -1;
+}
+
+static int memory_expired(long long at)
+{
+    return at >= 0 && at <= clock_ms();
+}
+
+static void memory_get(memory_backend_t *m, const backend_op_t *op, backend_result_t *res)
+{
+    store_entry_t *e = store_lookup(m->store, op->db, op->key.ptr, op->key.len, 0);
+    size_t vlen;
+
+    if (e == NULL) {
+        res->status = BE_NIL;
+        return;
+    }
+    const char *v = store_entry_value(e, &vlen);
+    res->has_value = 1;
+    if (!(op->flags & (BE_GETDEL | BE_SETTTL))) {
+        res->value = (bytes_t){ v, vlen };
+        return;
+    }
+    res->value = memory_keep(m, v, vlen);
+    if (op->flags & BE_GETDEL)
+        store_delete(m->store, op->db, op->key.ptr, op->key.len);
+    else if (memory_expired(op->expire_at))
+        store_delete(m->store, op->db, op->key.ptr, op->key.len);
+    else
+        store_set_expire(m->store, op->db, op->key.ptr, op->key.len, op->expire_at);
+}
+
+static void memory_set(memory_backend_t *m, const backend_op_t *op, backend_result_t *res)
+{
+    store_entry_t *e = store_lookup(m->store, op->db, op->key.ptr, op->key.len,
+                                    (op->flags & BE_GETOLD) ? 0 : STORE_LOOKUP_NOTOUCH);
+
+    if (e != NULL && (op->flags & BE_GETOLD)) {
+        size_t vlen;
+        const char *v = store_entry_value(e, &vlen);
+        res->value = memory_keep(m, v, vlen);
+        res->has_value = 1;
+    }
+    if ((op->flags & BE_NX && e != NULL) || (op->flags & BE_XX && e == NULL)) {
+        res->status = BE_NIL;
+        return;
+    }
+    if (memory_room(m, op->key.len, op->value.len, res) < 0)
+        return;
+    if (memory_expired(op->expire_at)) {
+        /* An absolute time already past: the key is gone at once, as redis does. */
+        store_delete(m->store, op->db, op->key.ptr, op->key.len);
+        return;
+    }
+    store_set(m->store, op->db, op->key.ptr, op->key.len, op->value.ptr, op->value.len,
+              op->expire_at, (op->flags & BE_KEEPTTL) ? STORE_SET_KEEPTTL : 0);
+}
+
+static void memory_mset(memory_backend_t *m, const backend_op_t *op, backend_result_t *res)
+{
+    size_t need = 0;
+
+    if (op->flags & BE_NX) {
+        for (size_t i = 0; i < op->nkeys; i++) {
+            if (store_lookup(m->store, op->db, op->keys[i].ptr, op->keys[i].len, STORE_LOOKUP_NOTOUCH)) {
+                res->integer = 0;
+                return;
+            }
+        }
+    }
+    for (size_t i = 0; i < op->nkeys; i++)
+        need += store_entry_cost(op->keys[i].len, op->vals[i].len);
+    if (store_make_room(m->store, need) < 0) {
+        res->status = BE_ERR;
+        res->err = "OOM command not allowed when used memory > 'maxmemory'.";
+        return;
+    }
+    for (size_t i = 0; i < op->nkeys; i++)
+        store_set(m->store, op->db, op->keys[i].ptr, op->keys[i].len, op->vals[i].ptr, op->vals[i].len, -1, 0);
+    res->integer = 1;
+}
+
+static void memory_mget(memory_backend_t *m, const backend_op_t *op, backend_result_t *res)
+{
+    bytes_t *v = memory_vec(m, op->nkeys);
+
+    for (size_t i = 0; i < op->nkeys; i++) {
+        store_entry_t *e = store_lookup(m->store, op->db, op->keys[i].ptr, op->keys[i].len, 0);
+        if (e == NULL) {
+            v[i] = (bytes_t){ NULL, 0 };
+            continue;
+        }
+        v[i].ptr = store_entry_value(e, &v[i].len);
+    }
+    res->values = v;
+    res->nvalues = op->nkeys;
+}
+
+static void memory_count(memory_backend_t *m, const backend_op_t *op, backend_result_t *res)
+{
+    long long n = 0;
+    for (size_t i = 0; i < op->nkeys; i++) {
+        const bytes_t *k = &op->keys[i];
+        if (op->code == BE_DEL)
+            n += store_delete(m->store, op->db, k->ptr, k->len);
+        else
+            n += store_lookup(m->store, op->db, k->ptr, k->len,
+                              op->code == BE_TOUCH ? 0 : STORE_LOOKUP_NOTOUCH) != NULL;
+    }
+    res->integer = n;
+}
+
+/* EXPIRE family and PERSIST, with redis 7's NX / XX / GT / LT: a key without an expiry counts as an
+ * infinite TTL for GT and LT. */
+static void memory_expire(memory_backend_t *m, const backend_op_t *op, backend_result_t *res)
+{
+    store_entry_t *e = store_lookup(m->store, op->db, op->key.ptr, op->key.len, STORE_LOOKUP_NOTOUCH);
+    unsigned f = op->flags;
+
+    res->integer = 0;
+    if (e == NULL)
+        return;
+    long long cur = store_entry_expire(e);
+    long long at = op->expire_at;
+    if (at < 0) {                                   /* PERSIST */
+        if (cur >= 0)
+            res->integer = store_set_expire(m->store, op->db, op->key.ptr, op->key.len, -1);
+        return;
+    }
+    if ((f & BE_NX && cur >= 0) || (f & BE_XX && cur < 0))
+        return;
+    if ((f & BE_GT) && (cur < 0 || at <= cur))
+        return;
+    if ((f & BE_LT) && cur >= 0 && at >= cur)
+        return;
+    if (memory_expired(at))
+        res->integer = store_delete(m->store, op->db, op->key.ptr, op->key.len);
+    else
+        res->integer = store_set_expire(m->store, op->db, op->key.ptr, op->key.len, at);
+}
+
+typedef struct memory_collect {
+    memory_backend_t *m;
+    const backend_op_t *op;
+    size_t n;
+} memory_collect_t;
+
+static void memory_collect_cb(void *priv, const store_entry_t *e)
+{
+    memory_collect_t *c = priv;
+    const backend_op_t *op = c->op;
+    size_t klen;
+    const char *k = store_entry_key(e, &klen);
+
+    if (op->pattern.ptr != NULL && !store_match(op->pattern.ptr, op->pattern.len, k, klen, 0))
+        return;
+    if ((op->flags & BE_TYPEFILTER) && !op->type_string)
+        return;                                     /* every key here is a string */
+    bytes_t *v = memory_vec(c->m, c->n + 1);
+    v[c->n++] = (bytes_t){ k, klen };
+}
+
+static void memory_keys(memory_backend_t *m, const backend_op_t *op, backend_result_t *res)
+{
+    memory_collect_t c = { m, op, 0 };
+
+    if (op->code == BE_KEYS) {
+        uint64_t cur = 0;
+        do
+            cur = store_scan(m->store, op->db, cur, 1024, memory_collect_cb, &c);
+        while (cur != 0);
+    } else {
+        res->cursor = store_scan(m->store, op->db, op->cursor, op->count ? op->count : 10,
+                                 memory_collect_cb, &c);
+    }
+    res->values = m->vec;
+    res->nvalues = c.n;
+}
+
+static void memory_update(memory_backend_t *m, const backend_op_t *op, backend_result_t *res)
+{
+    store_entry_t *e = store_lookup(m->store, op->db, op->key.ptr, op->key.len, 0);
+    bytes_t old;
+    buf_t *nv = &m->scratch;
+
+    if (e != NULL)
+        old.ptr = store_entry_value(e, &old.len);
+    buf_reset(nv);
+    int rc = op->update(op->update_arg, e ? &old : NULL, nv, res);
+    if (rc < 0) {
+        res->status = BE_ERR;
+        return;
+    }
+    if (rc > 0)
+        return;
+    if (memory_room(m, op->key.len, nv->len, res) < 0)
+        return;
+    store_set(m->store, op->db, op->key.ptr, op->key.len, nv->data ? nv->data : "", nv->len, -1,
+              STORE_SET_KEEPTTL);
+}
+
+static void memory_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, void *ctx)
+{
+    memory_backend_t *m = (memory_backend_t *)b;
+    backend_result_t res = { .status = BE_OK };
+
+    switch (op->code) {
+    case BE_GET:
+        memory_get(m, op, &res);
+        break;
+    case BE_SET:
+        memory_set(m, op, &res);
+        break;
+    case BE_MGET:
+        memory_mget(m, op, &res);
+        break;
+    case BE_MSET:
+        memory_mset(m, op, &res);
+        break;
+    case BE_DEL:
+    case BE_EXISTS:
+    case BE_TOUCH:
+        memory_count(m, op, &res);
+        break;
+    case BE_TYPE:
+        res.integer = store_lookup(m->store, op->db, op->key.ptr, op->key.len, STORE_LOOKUP_NOTOUCH) != NULL;
+        break;
+    case BE_EXPIRE:
+        memory_expire(m, op, &res);
+        break;
+    case BE_TTL: {
+        store_entry_t *e = store_lookup(m->store, op->db, op->key.ptr, op->key.len, STORE_LOOKUP_NOTOUCH);
+        res.integer = e ? store_entry_expire(e) : -2;
+        break;
+    }
+    case BE_KEYS:
+    case BE_SCAN:
+        memory_keys(m, op, &res);
+        break;
+    case BE_RANDOMKEY: {
+        store_entry_t *e = store_random(m->store, op->db);
+        if (e == NULL) {
+            res.status = BE_NIL;
+            break;
+        }
+        res.value.ptr = store_entry_key(e, &res.value.len);
+        res.has_value = 1;
+        break;
+    }
+    case BE_RENAME: {
+        if (op->key.len == op->key2.len && memcmp(op->key.ptr, op->key2.ptr, op->key.len) == 0) {
+            /* redis: renaming a key onto itself is OK (RENAMENX: 0) if it exists */
+            if (store_lookup(m->store, op->db, op->key.ptr, op->key.len, STORE_LOOKUP_NOTOUCH) == NULL) {
+                res.status = BE_ERR;
+                res.err = "ERR no such key";
+            }
+            break;
+        }
+        int rc = store_rename(m->store, op->db, op->key.ptr, op->key.len, op->key2.ptr, op->key2.len,
+                              (op->flags & BE_NX) != 0);
+        if (rc < 0) {
+            res.status = BE_ERR;
+            res.err = "ERR no such key";
+        }
+        res.integer = rc > 0;
+        break;
+    }
+    case BE_DBSIZE:
+        res.integer = (long long)store_dbsize(m->store, op->db);
+        break;
+    case BE_FLUSH:
+        store_flush(m->store, (op->flags & BE_ALLDB) ? -1 : op->db);
+        break;
+    case BE_UPDATE:
+        memory_update(m, op, &res);
+        break;
+    }
+    cb(ctx, &res);
+}
+
+static void memory_info(backend_t *b, const char *section, buf_t *out)
+{
+    memory_backend_t *m = (memory_backend_t *)b;
+    const store_stats_t *st = store_stats(m->store);
+
+    if (strcmp(section, "stats") == 0) {
+        buf_printf(out, "expired_keys:%llu\r\nevicted_keys:%llu\r\nkeyspace_hits:%llu\r\nkeyspace_misses:%llu\r\n",
+                   st->expired_keys, st->evicted_keys, st->keyspace_hits, st->keyspace_misses);
+    } else if (strcmp(section, "memory") == 0) {
+        buf_printf(out, "used_memory_dataset:%zu\r\nmaxmemory:%zu\r\nmaxmemory_policy:%s\r\n",
+                   store_used(m->store), store_maxmemory(m->store), store_policy_name(store_policy(m->store)));
+    } else if (strcmp(section, "keyspace") == 0) {
+        for (int db = 0; db < m->ndb; db++) {
+            size_t keys = store_dbsize(m->store, db);
+            if (keys > 0)
+                buf_printf(out, "db%d:keys=%zu,expires=%zu,avg_ttl=0\r\n", db, keys, store_expires(m->store, db));
+        }
+    }
+}
+
+static void memory_cron(backend_t *b)
+{
+    memory_backend_t *m = (memory_backend_t *)b;
+    /* redis's budget: a quarter of each cron period at most. */
+    store_expire_cycle(m->store, 1000000LL / m->hz / 4);
+}
+
+static void memory_destroy(backend_t *b)
+{
+    memory_backend_t *m = (memory_backend_t *)b;
+    store_destroy(m->store);
+    mem_free(m->vec);
+    buf_deinit(&m->scratch);
+    mem_free(m);
+}
+
+static const backend_vtable_t memory_vtable = {
+    .scheme = "memory",
+    .submit = memory_submit,
+    .info = memory_info,
+    .cron = memory_cron,
+    .destroy = memory_destroy,
+};
+
+backend_t *backend_memory_create(const config_t *cfg)
+{
+    memory_backend_t *m = mem_calloc(1, sizeof(*m));
+    m->base.vt = &memory_vtable;
+    m->store = store_create(cfg->databases);
+    store_set_limit(m->store, (size_t)cfg->maxmemory, (store_policy_t)cfg->maxmemory_policy);
+    m->hz = cfg->hz > 0 ? cfg->hz : 10;
+    m->ndb = cfg->databases;
+    buf_init(&m->scratch);
+    return &m->base;
+}
+
+struct store *backend_memory_store(backend_t *b)
+{
+    return b->vt == &memory_vtable ? ((memory_backend_t *)b)->store : NULL;
+}

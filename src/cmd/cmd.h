@@ -1,0 +1,77 @@
+/*
+ * cmd: the command table and the commands.
+ *
+ * The table (cmd/table.c) is data: name, handler, arity (negative = at least -arity arguments, the name
+ * included), flags, key positions, and the text COMMAND DOCS shows. cmd_dispatch() looks a command up,
+ * checks arity, authentication and MULTI in one place, then calls the handler with a req_t that orders
+ * its reply among the client's others.
+ *
+ * A handler returns CMD_DONE when it has written its whole reply; cmd_dispatch() then completes the req.
+ * It returns CMD_PENDING when something else completes it: a backend callback (cmd_submit), or the
+ * handler itself (EXEC).
+ */
+#ifndef CACHETORYD_CMD_CMD_H
+#define CACHETORYD_CMD_CMD_H
+
+#include "backend/backend.h"
+#include "net/conn.h"
+#include "resp/reply.h"
+#include "util/buf.h"
+
+#define CMD_DONE    0
+#define CMD_PENDING 1
+
+typedef int cmd_proc_t(req_t *r, int argc, bytes_t *argv);
+
+/* cmd_def_t.flags */
+#define CMD_WRITE     (1u << 0)
+#define CMD_READONLY  (1u << 1)
+#define CMD_DENYOOM   (1u << 2)
+#define CMD_NOAUTH    (1u << 3)   /* allowed before AUTH */
+#define CMD_FAST      (1u << 4)
+#define CMD_ADMIN     (1u << 5)
+#define CMD_NOQUEUE   (1u << 6)   /* runs at once inside MULTI: MULTI, EXEC, DISCARD, QUIT */
+
+typedef struct cmd_def {
+    const char *name;           /* lower case */
+    cmd_proc_t *proc;
+    int arity;
+    unsigned flags;
+    int first_key, last_key, key_step;  /* redis's legacy key positions; last -1 = to the end */
+    const char *group;          /* COMMAND DOCS: "string", "generic", "connection", "server", "transactions" */
+    const char *since;          /* COMMAND DOCS */
+    const char *summary;        /* COMMAND DOCS */
+    const char *acl;            /* COMMAND INFO categories, space separated ("@read @string @fast") */
+} cmd_def_t;
+
+void cmd_setup(void);
+void cmd_dispatch(client_t *c, int argc, bytes_t *argv);
+const cmd_def_t *cmd_lookup(bytes_t name);
+void cmd_multi_reset(client_t *c);      /* drop queued MULTI commands */
+
+/* Send op to the server's backend; cb completes r. Returns CMD_PENDING for the handler to return. */
+int cmd_submit(req_t *r, backend_op_t *op, backend_cb *cb);
+
+/* Number parsing with redis's strictness (string2ll, strtold without spaces, no nan). 0 or -1. */
+int cmd_parse_ll(bytes_t a, long long *out);
+int cmd_parse_ld(bytes_t a, long double *out);
+
+/* Write "ERR wrong number of arguments for '<name>' command". */
+void cmd_reply_arity(buf_t *out, const char *name);
+
+/* The handlers, by file. */
+cmd_proc_t cmd_get, cmd_set, cmd_setnx, cmd_setex, cmd_psetex, cmd_getset, cmd_getdel, cmd_getex,
+    cmd_mget, cmd_mset, cmd_msetnx, cmd_append, cmd_strlen, cmd_getrange, cmd_setrange, cmd_incr,
+    cmd_decr, cmd_incrby, cmd_decrby, cmd_incrbyfloat;
+cmd_proc_t cmd_del, cmd_exists, cmd_type, cmd_touch, cmd_expire, cmd_pexpire, cmd_expireat,
+    cmd_pexpireat, cmd_ttl, cmd_pttl, cmd_expiretime, cmd_pexpiretime, cmd_persist, cmd_keys, cmd_scan,
+    cmd_randomkey, cmd_rename, cmd_renamenx, cmd_dbsize, cmd_flushdb, cmd_flushall;
+cmd_proc_t cmd_ping, cmd_echo, cmd_quit, cmd_hello, cmd_auth, cmd_select, cmd_client, cmd_command,
+    cmd_info, cmd_config, cmd_time;
+cmd_proc_t cmd_multi, cmd_exec, cmd_discard;
+
+/* For COMMAND: the table. */
+extern const cmd_def_t cmd_table[];
+extern const int cmd_count;
+
+#endif

@@ -1,0 +1,642 @@
+/*
+ * cmd/server: connection and server commands — PING, ECHO, QUIT, HELLO, AUTH, SELECT, CLIENT,
+ * COMMAND, INFO, CONFIG, TIME.
+ */
+#include "cmd/cmd.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "net/server.h"
+#include "store/store.h"
+#include "util/clock.h"
+#include "util/mem.h"
+#include "version.h"
+
+/* PING [message] */
+int cmd_ping(req_t *r, int argc, bytes_t *argv)
+{
+    if (argc > 2)
+        cmd_reply_arity(req_out(r), "ping");
+    else if (argc == 2)
+        reply_bulk(req_out(r), argv[1].ptr, argv[1].len);
+    else
+        reply_status(req_out(r), "PONG");
+    return CMD_DONE;
+}
+
+/* ECHO message */
+int cmd_echo(req_t *r, int argc, bytes_t *argv)
+{
+    reply_bulk(req_out(r), argv[1].ptr, argv[1].len);
+    return CMD_DONE;
+}
+
+/* QUIT */
+int cmd_quit(req_t *r, int argc, bytes_t *argv)
+{
+    REPLY_OK(req_out(r));
+    conn_close_after_reply(r->c);
+    return CMD_DONE;
+}
+
+/* Compare a password with requirepass without leaking where they differ through timing. */
+static int auth_check(bytes_t user, bytes_t pass)
+{
+    const char *want = server->cfg->requirepass;
+    size_t wn = want ? strlen(want) : 0;
+    unsigned diff = (unsigned)(pass.len ^ wn);
+
+    if (user.ptr != NULL && !bytes_eq_nocase(user, "default"))
+        return 0;
+    for (size_t i = 0; i < pass.len; i++)
+        diff |= (unsigned char)pass.ptr[i] ^ (unsigned char)(wn ? want[i % wn] : 0);
+    return diff == 0 && want != NULL;
+}
+
+static void auth_grant(client_t *c)
+{
+    c->authenticated = 1;
+    c->parser.authenticated = 1;
+}
+
+/* AUTH [username] password */
+int cmd_auth(req_t *r, int argc, bytes_t *argv)
+{
+    buf_t *out = req_out(r);
+    const char *pass = server->cfg->requirepass;
+
+    if (argc > 3) {
+        reply_error(out, ERR_SYNTAX);
+        return CMD_DONE;
+    }
+    if ((pass == NULL || pass[0] == '\0') && argc == 2) {
+        reply_error(out, "ERR AUTH <password> called without any password configured for the default user. "
+                         "Are you sure your configuration is correct?");
+        return CMD_DONE;
+    }
+    bytes_t user = argc == 3 ? argv[1] : (bytes_t){ NULL, 0 };
+    if (pass == NULL || pass[0] == '\0') {
+        /* no password: the default user is on with nopass, any password works for it */
+        if (bytes_eq_nocase(user, "default")) {
+            REPLY_OK(out);
+            return CMD_DONE;
+        }
+        reply_error(out, ERR_WRONGPASS);
+        return CMD_DONE;
+    }
+    if (!auth_check(user, argv[argc - 1])) {
+        reply_error(out, ERR_WRONGPASS);
+        return CMD_DONE;
+    }
+    auth_grant(r->c);
+    REPLY_OK(out);
+    return CMD_DONE;
+}
+
+static int client_name_ok(bytes_t name)
+{
+    for (size_t i = 0; i < name.len; i++)
+        if (name.ptr[i] < '!' || name.ptr[i] > '~')
+            return 0;
+    return 1;
+}
+
+static void client_set_name(client_t *c, bytes_t name)
+{
+    mem_free(c->name);
+    c->name = name.len ? mem_strndup(name.ptr, name.len) : NULL;
+}
+
+/* HELLO [protover [AUTH username password] [SETNAME clientname]] */
+int cmd_hello(req_t *r, int argc, bytes_t *argv)
+{
+    client_t *c = r->c;
+    buf_t *out = req_out(r);
+    long long ver = c->proto;
+    bytes_t name = { NULL, 0 };
+    int auth_at = 0;
+
+    if (argc >= 2) {
+        if (cmd_parse_ll(argv[1], &ver) < 0) {
+            reply_error(out, "ERR Protocol version is not an integer or out of range");
+            return CMD_DONE;
+        }
+        if (ver < 2 || ver > 3) {
+            reply_error(out, "NOPROTO unsupported protocol version");
+            return CMD_DONE;
+        }
+    }
+    for (int i = 2; i < argc; i++) {
+        int more = argc - i - 1;
+        if (bytes_eq_nocase(argv[i], "auth") && more >= 2) {
+            auth_at = i;
+            i += 2;
+        } else if (bytes_eq_nocase(argv[i], "setname") && more >= 1) {
+            name = argv[++i];
+            if (!client_name_ok(name)) {
+                reply_error(out, "ERR Client names cannot contain spaces, newlines or special characters.");
+                return CMD_DONE;
+            }
+        } else {
+            reply_errorf(out, "ERR Syntax error in HELLO option '%.*s'", (int)(argv[i].len > 128 ? 128 : argv[i].len),
+                         argv[i].ptr);
+            return CMD_DONE;
+        }
+    }
+    if (auth_at) {
+        if (!auth_check(argv[auth_at + 1], argv[auth_at + 2]) &&
+            !(server->cfg->requirepass == NULL && bytes_eq_nocase(argv[auth_at + 1], "default"))) {
+            reply_error(out, ERR_WRONGPASS);
+            return CMD_DONE;
+        }
+        auth_grant(c);
+    }
+    if (!c->authenticated) {
+        reply_error(out, "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+                         "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+                         "select the RESP protocol version at the same time");
+        return CMD_DONE;
+    }
+    if (name.ptr != NULL)
+        client_set_name(c, name);
+    c->proto = (int)ver;
+    reply_map(out, c->proto, 7);
+    reply_bulk_str(out, "server");
+    reply_bulk_str(out, "redis");
+    reply_bulk_str(out, "version");
+    reply_bulk_str(out, CACHETORYD_REDIS_VERSION);
+    reply_bulk_str(out, "proto");
+    reply_int(out, c->proto);
+    reply_bulk_str(out, "id");
+    reply_int(out, (long long)c->id);
+    reply_bulk_str(out, "mode");
+    reply_bulk_str(out, "standalone");
+    reply_bulk_str(out, "role");
+    reply_bulk_str(out, "master");
+    reply_bulk_str(out, "modules");
+    reply_array(out, 0);
+    return CMD_DONE;
+}
+
+/* SELECT index */
+int cmd_select(req_t *r, int argc, bytes_t *argv)
+{
+    long long db;
+
+    if (cmd_parse_ll(argv[1], &db) < 0 || db < INT32_MIN || db > INT32_MAX) {
+        reply_error(req_out(r), ERR_NOT_INT);
+        return CMD_DONE;
+    }
+    if (db < 0 || db >= server->cfg->databases) {
+        reply_error(req_out(r), "ERR DB index is out of range");
+        return CMD_DONE;
+    }
+    r->c->db = (int)db;
+    REPLY_OK(req_out(r));
+    return CMD_DONE;
+}
+
+static void client_reply_subcmd_error(buf_t *out, bytes_t sub, const char *cmd)
+{
+    reply_errorf(out, "ERR unknown subcommand or wrong number of arguments for '%.*s'. Try %s HELP.",
+                 (int)(sub.len > 128 ? 128 : sub.len), sub.ptr, cmd);
+}
+
+/* CLIENT LIST [TYPE normal] [ID id ...]: one line per client. */
+static void client_list(req_t *r, int argc, bytes_t *argv)
+{
+    buf_t text;
+    buf_init(&text);
+
+    if (argc == 2) {
+        for (client_t *c = server->clients; c != NULL; c = c->next)
+            conn_describe(c, &text);
+    } else if (argc == 4 && bytes_eq_nocase(argv[2], "type")) {
+        if (bytes_eq_nocase(argv[3], "normal")) {
+            for (client_t *c = server->clients; c != NULL; c = c->next)
+                conn_describe(c, &text);
+        } else if (!bytes_eq_nocase(argv[3], "master") && !bytes_eq_nocase(argv[3], "replica") &&
+                   !bytes_eq_nocase(argv[3], "pubsub")) {
+            reply_errorf(req_out(r), "ERR Unknown client type '%.*s'", (int)argv[3].len, argv[3].ptr);
+            buf_deinit(&text);
+            return;
+        }
+    } else if (argc >= 4 && bytes_eq_nocase(argv[2], "id")) {
+        for (int i = 3; i < argc; i++) {
+            long long id;
+            if (cmd_parse_ll(argv[i], &id) < 0 || id <= 0) {
+                reply_error(req_out(r), "ERR Invalid client ID");
+                buf_deinit(&text);
+                return;
+            }
+            for (client_t *c = server->clients; c != NULL; c = c->next)
+                if (c->id == (uint64_t)id)
+                    conn_describe(c, &text);
+        }
+    } else {
+        reply_error(req_out(r), ERR_SYNTAX);
+        buf_deinit(&text);
+        return;
+    }
+    reply_verbatim(req_out(r), req_proto(r), text.data ? text.data : "", text.len);
+    buf_deinit(&text);
+}
+
+/* CLIENT KILL ID id | CLIENT KILL ip:port (the old form) */
+static void client_kill(req_t *r, int argc, bytes_t *argv)
+{
+    buf_t *out = req_out(r);
+
+    if (argc == 3) {
+        for (client_t *c = server->clients; c != NULL; c = c->next) {
+            if (strlen(c->addr) == argv[2].len && memcmp(c->addr, argv[2].ptr, argv[2].len) == 0) {
+                REPLY_OK(out);
+                if (c == r->c)
+                    conn_close_after_reply(c);
+                else
+                    conn_close(c);
+                return;
+            }
+        }
+        reply_error(out, "ERR No such client");
+        return;
+    }
+    long long killed = 0;
+    for (int i = 2; i < argc; i += 2) {
+        if (i + 1 >= argc) {
+            reply_error(out, ERR_SYNTAX);
+            return;
+        }
+        if (!bytes_eq_nocase(argv[i], "id")) {
+            reply_error(out, ERR_SYNTAX);
+            return;
+        }
+        long long id;
+        if (cmd_parse_ll(argv[i + 1], &id) < 0 || id <= 0) {
+            reply_error(out, "ERR client-id should be greater than 0");
+            return;
+        }
+        client_t *c = server->clients;
+        while (c != NULL) {
+            client_t *next = c->next;
+            if (c->id == (uint64_t)id) {
+                killed++;
+                if (c == r->c)
+                    conn_close_after_reply(c);
+                else
+                    conn_close(c);
+            }
+            c = next;
+        }
+    }
+    reply_int(out, killed);
+}
+
+/* CLIENT ID | SETNAME | GETNAME | SETINFO | LIST | KILL | INFO | HELP */
+int cmd_client(req_t *r, int argc, bytes_t *argv)
+{
+    client_t *c = r->c;
+    buf_t *out = req_out(r);
+    bytes_t sub = argv[1];
+
+    if (bytes_eq_nocase(sub, "id") && argc == 2) {
+        reply_int(out, (long long)c->id);
+    } else if (bytes_eq_nocase(sub, "getname") && argc == 2) {
+        c->name ? reply_bulk_str(out, c->name) : reply_null(out, c->proto);
+    } else if (bytes_eq_nocase(sub, "setname") && argc == 3) {
+        if (!client_name_ok(argv[2])) {
+            reply_error(out, "ERR Client names cannot contain spaces, newlines or special characters.");
+        } else {
+            client_set_name(c, argv[2]);
+            REPLY_OK(out);
+        }
+    } else if (bytes_eq_nocase(sub, "setinfo") && argc == 4) {
+        char **field = bytes_eq_nocase(argv[2], "lib-name") ? &c->lib_name
+                       : bytes_eq_nocase(argv[2], "lib-ver") ? &c->lib_ver : NULL;
+        if (field == NULL) {
+            reply_errorf(out, "ERR Unrecognized option '%.*s'", (int)(argv[2].len > 128 ? 128 : argv[2].len),
+                         argv[2].ptr);
+        } else if (!client_name_ok(argv[3])) {
+            reply_errorf(out, "ERR %s cannot contain spaces, newlines or special characters.",
+                         field == &c->lib_name ? "lib-name" : "lib-ver");
+        } else {
+            mem_free(*field);
+            *field = argv[3].len ? mem_strndup(argv[3].ptr, argv[3].len) : NULL;
+            REPLY_OK(out);
+        }
+    } else if (bytes_eq_nocase(sub, "list")) {
+        client_list(r, argc, argv);
+    } else if (bytes_eq_nocase(sub, "info") && argc == 2) {
+        buf_t text;
+        buf_init(&text);
+        conn_describe(c, &text);
+        reply_verbatim(out, c->proto, text.data, text.len);
+        buf_deinit(&text);
+    } else if (bytes_eq_nocase(sub, "kill") && argc >= 3) {
+        client_kill(r, argc, argv);
+    } else if (bytes_eq_nocase(sub, "help") && argc == 2) {
+        static const char *const help[] = {
+            "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "GETNAME", "    Return the name of the current connection.",
+            "ID", "    Return the ID of the current connection.",
+            "INFO", "    Return information about the current client connection.",
+            "KILL <ip:port> | ID <client-id> [ID ...]", "    Kill connections.",
+            "LIST [TYPE normal] [ID <id> [<id> ...]]", "    Return information about client connections.",
+            "SETINFO <LIB-NAME|LIB-VER> <value>", "    Set client library name or version.",
+            "SETNAME <name>", "    Assign the name <name> to the current connection.",
+        };
+        reply_array(out, sizeof(help) / sizeof(help[0]));
+        for (size_t i = 0; i < sizeof(help) / sizeof(help[0]); i++)
+            reply_status(out, help[i]);
+    } else {
+        client_reply_subcmd_error(out, sub, "CLIENT");
+    }
+    return CMD_DONE;
+}
+
+/* ---- COMMAND ------------------------------------------------------------------------------------- */
+
+static size_t count_words(const char *s)
+{
+    size_t n = 0;
+    for (const char *p = s; *p; p++)
+        if (*p == '@')
+            n++;
+    return n;
+}
+
+/* COMMAND INFO's entry: name, arity, flags, first key, last key, step, ACL categories, tips, key specs,
+ * subcommands — redis 7's ten fields. */
+static void command_info_one(buf_t *out, int proto, const cmd_def_t *d)
+{
+    const char *flags[8];
+    size_t nf = 0;
+
+    if (d->flags & CMD_WRITE)
+        flags[nf++] = "write";
+    if (d->flags & CMD_READONLY)
+        flags[nf++] = "readonly";
+    if (d->flags & CMD_DENYOOM)
+        flags[nf++] = "denyoom";
+    if (d->flags & CMD_ADMIN)
+        flags[nf++] = "admin";
+    if (d->flags & CMD_NOAUTH)
+        flags[nf++] = "no_auth";
+    if (d->flags & CMD_FAST)
+        flags[nf++] = "fast";
+    reply_array(out, 10);
+    reply_bulk_str(out, d->name);
+    reply_int(out, d->arity);
+    reply_set(out, proto, nf);
+    for (size_t i = 0; i < nf; i++)
+        reply_status(out, flags[i]);
+    reply_int(out, d->first_key);
+    reply_int(out, d->last_key);
+    reply_int(out, d->key_step);
+    reply_set(out, proto, count_words(d->acl));
+    for (const char *p = d->acl; (p = strchr(p, '@')) != NULL;) {
+        const char *e = strchr(p, ' ');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        buf_append(out, "+", 1);
+        buf_append(out, p, n);
+        buf_append(out, "\r\n", 2);
+        p += n;
+    }
+    reply_array(out, 0);
+    reply_array(out, 0);
+    reply_array(out, 0);
+}
+
+static void command_docs_one(buf_t *out, int proto, const cmd_def_t *d)
+{
+    reply_bulk_str(out, d->name);
+    reply_map(out, proto, 3);
+    reply_bulk_str(out, "summary");
+    reply_bulk_str(out, d->summary);
+    reply_bulk_str(out, "since");
+    reply_bulk_str(out, d->since);
+    reply_bulk_str(out, "group");
+    reply_bulk_str(out, d->group);
+}
+
+/* COMMAND [COUNT | INFO [name ...] | DOCS [name ...] | LIST | HELP] */
+int cmd_command(req_t *r, int argc, bytes_t *argv)
+{
+    buf_t *out = req_out(r);
+    int proto = req_proto(r);
+
+    if (argc == 1) {
+        reply_array(out, (size_t)cmd_count);
+        for (int i = 0; i < cmd_count; i++)
+            command_info_one(out, proto, &cmd_table[i]);
+    } else if (bytes_eq_nocase(argv[1], "count") && argc == 2) {
+        reply_int(out, cmd_count);
+    } else if (bytes_eq_nocase(argv[1], "list") && argc == 2) {
+        reply_array(out, (size_t)cmd_count);
+        for (int i = 0; i < cmd_count; i++)
+            reply_bulk_str(out, cmd_table[i].name);
+    } else if (bytes_eq_nocase(argv[1], "info")) {
+        if (argc == 2) {
+            reply_array(out, (size_t)cmd_count);
+            for (int i = 0; i < cmd_count; i++)
+                command_info_one(out, proto, &cmd_table[i]);
+        } else {
+            reply_array(out, (size_t)argc - 2);
+            for (int i = 2; i < argc; i++) {
+                const cmd_def_t *d = cmd_lookup(argv[i]);
+                d ? command_info_one(out, proto, d) : reply_null_array(out, proto);
+            }
+        }
+    } else if (bytes_eq_nocase(argv[1], "docs")) {
+        size_t n = 0;
+        if (argc == 2) {
+            reply_map(out, proto, (size_t)cmd_count);
+            for (int i = 0; i < cmd_count; i++)
+                command_docs_one(out, proto, &cmd_table[i]);
+        } else {
+            for (int i = 2; i < argc; i++)
+                n += cmd_lookup(argv[i]) != NULL;
+            reply_map(out, proto, n);
+            for (int i = 2; i < argc; i++) {
+                const cmd_def_t *d = cmd_lookup(argv[i]);
+                if (d != NULL)
+                    command_docs_one(out, proto, d);
+            }
+        }
+    } else {
+        client_reply_subcmd_error(out, argv[1], "COMMAND");
+    }
+    return CMD_DONE;
+}
+
+/* ---- INFO ---------------------------------------------------------------------------------------- */
+
+static void info_human(char *buf, size_t n, double bytes)
+{
+    const char *units = "BKMGTP";
+    int u = 0;
+    while (bytes >= 1024 && u < 5) {
+        bytes /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, n, "%.0fB", bytes);
+    else
+        snprintf(buf, n, "%.2f%c", bytes, units[u]);
+}
+
+static size_t info_rss(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0, rss = 0;
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%lu %lu", &pages, &rss) != 2)
+        rss = 0;
+    fclose(f);
+    return rss * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static int info_wants(int argc, bytes_t *argv, const char *section, int in_default)
+{
+    if (argc < 2)
+        return in_default;
+    for (int i = 1; i < argc; i++) {
+        if (bytes_eq_nocase(argv[i], section) || bytes_eq_nocase(argv[i], "all") ||
+            bytes_eq_nocase(argv[i], "everything") || (in_default && bytes_eq_nocase(argv[i], "default")))
+            return 1;
+    }
+    return 0;
+}
+
+static void info_section(buf_t *t, const char *name)
+{
+    if (t->len > 0)
+        buf_append(t, "\r\n", 2);
+    buf_printf(t, "# %s\r\n", name);
+}
+
+/* INFO [section ...]: redis's sections and field names, so existing tools read them. */
+int cmd_info(req_t *r, int argc, bytes_t *argv)
+{
+    server_t *s = server;
+    buf_t t;
+    long long now = clock_ms();
+    char h1[32], h2[32];
+
+    buf_init(&t);
+    if (info_wants(argc, argv, "server", 1)) {
+        struct utsname un;
+        uname(&un);
+        info_section(&t, "Server");
+        buf_printf(&t,
+                   "redis_version:%s\r\ncachetoryd_version:%s\r\nredis_mode:standalone\r\nos:%s %s %s\r\n"
+                   "arch_bits:%d\r\nmultiplexing_api:libuv\r\nlibuv_version:%s\r\nprocess_id:%d\r\n"
+                   "tcp_port:%d\r\nserver_time_usec:%lld\r\nuptime_in_seconds:%lld\r\nuptime_in_days:%lld\r\n"
+                   "hz:%d\r\nbackend:%s\r\n",
+                   CACHETORYD_REDIS_VERSION, CACHETORYD_VERSION, un.sysname, un.release, un.machine,
+                   (int)(sizeof(void *) * 8), uv_version_string(), (int)getpid(), s->port, now * 1000,
+                   (now - s->start_ms) / 1000, (now - s->start_ms) / 86400000, s->cfg->hz, s->cfg->backend);
+    }
+    if (info_wants(argc, argv, "clients", 1)) {
+        info_section(&t, "Clients");
+        buf_printf(&t, "connected_clients:%u\r\nmaxclients:%d\r\nblocked_clients:0\r\ntracking_clients:0\r\n",
+                   s->nclients, s->cfg->maxclients);
+    }
+    if (info_wants(argc, argv, "memory", 1)) {
+        struct store *st = backend_memory_store(s->backend);
+        size_t used = st ? store_used(st) : 0, rss = info_rss();
+        info_section(&t, "Memory");
+        info_human(h1, sizeof(h1), (double)used);
+        info_human(h2, sizeof(h2), (double)rss);
+        buf_printf(&t, "used_memory:%zu\r\nused_memory_human:%s\r\nused_memory_rss:%zu\r\nused_memory_rss_human:%s\r\n",
+                   used, h1, rss, h2);
+        info_human(h1, sizeof(h1), (double)s->cfg->maxmemory);
+        buf_printf(&t, "maxmemory_human:%s\r\n", h1);
+        if (s->backend->vt->info)
+            s->backend->vt->info(s->backend, "memory", &t);
+        else
+            buf_printf(&t, "maxmemory:%lld\r\n", s->cfg->maxmemory);
+    }
+    if (info_wants(argc, argv, "stats", 1)) {
+        info_section(&t, "Stats");
+        buf_printf(&t,
+                   "total_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
+                   "total_net_input_bytes:%llu\r\ntotal_net_output_bytes:%llu\r\nrejected_connections:%llu\r\n"
+                   "client_query_buffer_limit_disconnections:%llu\r\nclient_output_buffer_limit_disconnections:%llu\r\n",
+                   s->stats.total_connections, s->stats.total_commands, s->stats.net_input_bytes,
+                   s->stats.net_output_bytes, s->stats.rejected_connections, s->stats.query_limit_disconnections,
+                   s->stats.output_limit_disconnections);
+        if (s->backend->vt->info)
+            s->backend->vt->info(s->backend, "stats", &t);
+        else
+            buf_append_str(&t, "expired_keys:0\r\nevicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\n");
+    }
+    if (info_wants(argc, argv, "keyspace", 1)) {
+        info_section(&t, "Keyspace");
+        if (s->backend->vt->info)
+            s->backend->vt->info(s->backend, "keyspace", &t);
+    }
+    reply_verbatim(req_out(r), req_proto(r), t.data ? t.data : "", t.len);
+    buf_deinit(&t);
+    return CMD_DONE;
+}
+
+/* ---- CONFIG, TIME -------------------------------------------------------------------------------- */
+
+typedef struct config_collect {
+    buf_t items;
+    size_t n;
+} config_collect_t;
+
+static void config_collect_cb(void *priv, const char *name, const char *value)
+{
+    config_collect_t *cc = priv;
+    reply_bulk_str(&cc->items, name);
+    reply_bulk_str(&cc->items, value);
+    cc->n++;
+}
+
+/* CONFIG GET parameter [parameter ...] | CONFIG RESETSTAT | CONFIG HELP */
+int cmd_config(req_t *r, int argc, bytes_t *argv)
+{
+    buf_t *out = req_out(r);
+
+    if (bytes_eq_nocase(argv[1], "get") && argc >= 3) {
+        config_collect_t cc = { .n = 0 };
+        buf_init(&cc.items);
+        for (int i = 2; i < argc; i++) {
+            char *pat = mem_strndup(argv[i].ptr, argv[i].len);
+            config_get(server->cfg, pat, config_collect_cb, &cc);
+            mem_free(pat);
+        }
+        reply_map(out, req_proto(r), cc.n);
+        buf_append(out, cc.items.data, cc.items.len);
+        buf_deinit(&cc.items);
+    } else if (bytes_eq_nocase(argv[1], "resetstat") && argc == 2) {
+        struct store *st = backend_memory_store(server->backend);
+        memset(&server->stats, 0, sizeof(server->stats));
+        if (st)
+            store_stats_reset(st);
+        REPLY_OK(out);
+    } else {
+        client_reply_subcmd_error(out, argv[1], "CONFIG");
+    }
+    return CMD_DONE;
+}
+
+/* TIME */
+int cmd_time(req_t *r, int argc, bytes_t *argv)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    reply_array(req_out(r), 2);
+    reply_bulk_ll(req_out(r), (long long)tv.tv_sec);
+    reply_bulk_ll(req_out(r), (long long)tv.tv_usec);
+    return CMD_DONE;
+}

@@ -1,0 +1,564 @@
+/*
+ * cmd/string: the string commands. The SET family shares set_generic, the GET family get_generic, the
+ * read-modify-write commands (APPEND, SETRANGE, INCR...) one BE_UPDATE each, so that the backend reads,
+ * modifies and writes the key atomically.
+ */
+#include "cmd/cmd.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+
+#include "net/server.h"
+#include "util/clock.h"
+#include "util/mem.h"
+
+/* What set_generic / get_generic are asked to do. */
+#define SET_NX      (1u << 0)
+#define SET_XX      (1u << 1)
+#define SET_GET     (1u << 2)
+#define SET_KEEPTTL (1u << 3)
+#define SET_EX      (1u << 4)
+#define SET_PX      (1u << 5)
+#define SET_EXAT    (1u << 6)
+#define SET_PXAT    (1u << 7)
+#define SET_PERSIST (1u << 8)
+#define SET_EXPIRES (SET_EX | SET_PX | SET_EXAT | SET_PXAT)
+
+/* reply variants for the callbacks */
+/* How set_done_cb replies: OK or nil; the old value; 1 or 0 by whether it was set; the integer in res. */
+enum { REPLY_SET_OK, REPLY_SET_OLD, REPLY_SET_INT, REPLY_INT };
+
+/*
+ * Turn an expiry argument into an absolute unix ms time, as redis's getExpireMillisecondsOrReply: the
+ * number must be an integer, positive, and stay in range once scaled and offset. Returns 0, or -1 after
+ * writing the error.
+ */
+static int expire_parse(buf_t *out, bytes_t arg, unsigned unit, const char *cmdname, long long *at)
+{
+    long long v;
+
+    if (cmd_parse_ll(arg, &v) < 0) {
+        reply_error(out, ERR_NOT_INT);
+        return -1;
+    }
+    if (v <= 0 || ((unit & (SET_EX | SET_EXAT)) && v > LLONG_MAX / 1000)) {
+        reply_errorf(out, "ERR invalid expire time in '%s' command", cmdname);
+        return -1;
+    }
+    if (unit & (SET_EX | SET_EXAT))
+        v *= 1000;
+    if (unit & (SET_EX | SET_PX)) {
+        if (v > LLONG_MAX - clock_ms()) {
+            reply_errorf(out, "ERR invalid expire time in '%s' command", cmdname);
+            return -1;
+        }
+        v += clock_ms();
+    }
+    *at = v;
+    return 0;
+}
+
+/*
+ * Parse SET / GETEX options from argv[from]: redis 7's parseExtendedStringArgumentsOrReply. allowed is
+ * the set of options the command takes. Returns 0, or -1 after writing the error.
+ */
+static int set_options(buf_t *out, int argc, bytes_t *argv, int from, unsigned allowed, const char *cmdname,
+                       unsigned *flags, long long *at)
+{
+    static const struct { const char *name; unsigned flag; unsigned excludes; } opts[] = {
+        {"nx", SET_NX, SET_XX},
+        {"xx", SET_XX, SET_NX},
+        {"get", SET_GET, 0},
+        {"keepttl", SET_KEEPTTL, SET_EXPIRES | SET_PERSIST},
+        {"persist", SET_PERSIST, SET_EXPIRES | SET_KEEPTTL},
+        {"ex", SET_EX, SET_KEEPTTL | SET_PERSIST | SET_PX | SET_EXAT | SET_PXAT},
+        {"px", SET_PX, SET_KEEPTTL | SET_PERSIST | SET_EX | SET_EXAT | SET_PXAT},
+        {"exat", SET_EXAT, SET_KEEPTTL | SET_PERSIST | SET_EX | SET_PX | SET_PXAT},
+        {"pxat", SET_PXAT, SET_KEEPTTL | SET_PERSIST | SET_EX | SET_PX | SET_EXAT},
+    };
+    bytes_t expire_arg = { NULL, 0 };
+
+    *flags = 0;
+    *at = -1;
+    for (int i = from; i < argc; i++) {
+        size_t k;
+        for (k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
+            if ((opts[k].flag & allowed) && bytes_eq_nocase(argv[i], opts[k].name))
+                break;
+        if (k == sizeof(opts) / sizeof(opts[0]) || (*flags & opts[k].excludes) ||
+            ((opts[k].flag & SET_EXPIRES) && i + 1 >= argc)) {
+            reply_error(out, ERR_SYNTAX);
+            return -1;
+        }
+        *flags |= opts[k].flag;
+        if (opts[k].flag & SET_EXPIRES)
+            expire_arg = argv[++i];
+    }
+    if ((*flags & SET_EXPIRES) && expire_parse(out, expire_arg, *flags & SET_EXPIRES, cmdname, at) < 0)
+        return -1;
+    return 0;
+}
+
+static void set_done_cb(void *ctx, const backend_result_t *res)
+{
+    req_t *r = ctx;
+    buf_t *out = req_out(r);
+
+    if (res->status == BE_ERR)
+        reply_error(out, res->err);
+    else if (r->variant == REPLY_SET_OLD)
+        res->has_value ? reply_bulk(out, res->value.ptr, res->value.len) : reply_null(out, req_proto(r));
+    else if (r->variant == REPLY_SET_INT)
+        reply_int(out, res->status == BE_OK);
+    else if (r->variant == REPLY_INT)
+        reply_int(out, res->integer);
+    else if (res->status == BE_OK)
+        REPLY_OK(out);
+    else
+        reply_null(out, req_proto(r));
+    req_done(r);
+}
+
+static int set_generic(req_t *r, bytes_t key, bytes_t val, unsigned flags, long long at, int variant)
+{
+    backend_op_t op = {
+        .code = BE_SET,
+        .key = key,
+        .value = val,
+        .expire_at = at,
+        .flags = ((flags & SET_NX) ? BE_NX : 0) | ((flags & SET_XX) ? BE_XX : 0) |
+                 ((flags & SET_KEEPTTL) ? BE_KEEPTTL : 0) | ((flags & SET_GET) ? BE_GETOLD : 0),
+    };
+    r->variant = variant;
+    return cmd_submit(r, &op, set_done_cb);
+}
+
+/* SET key value [NX | XX] [GET] [EX seconds | PX milliseconds | EXAT unix-time-seconds |
+ *     PXAT unix-time-milliseconds | KEEPTTL] */
+int cmd_set(req_t *r, int argc, bytes_t *argv)
+{
+    unsigned flags;
+    long long at;
+
+    if (set_options(req_out(r), argc, argv, 3, SET_NX | SET_XX | SET_GET | SET_KEEPTTL | SET_EXPIRES, "set",
+                    &flags, &at) < 0)
+        return CMD_DONE;
+    return set_generic(r, argv[1], argv[2], flags, at, (flags & SET_GET) ? REPLY_SET_OLD : REPLY_SET_OK);
+}
+
+/* SETNX key value */
+int cmd_setnx(req_t *r, int argc, bytes_t *argv)
+{
+    return set_generic(r, argv[1], argv[2], SET_NX, -1, REPLY_SET_INT);
+}
+
+static int setex_generic(req_t *r, bytes_t *argv, unsigned unit, const char *name)
+{
+    long long at;
+    if (expire_parse(req_out(r), argv[2], unit, name, &at) < 0)
+        return CMD_DONE;
+    return set_generic(r, argv[1], argv[3], 0, at, REPLY_SET_OK);
+}
+
+/* SETEX key seconds value */
+int cmd_setex(req_t *r, int argc, bytes_t *argv)
+{
+    return setex_generic(r, argv, SET_EX, "setex");
+}
+
+/* PSETEX key milliseconds value */
+int cmd_psetex(req_t *r, int argc, bytes_t *argv)
+{
+    return setex_generic(r, argv, SET_PX, "psetex");
+}
+
+/* GETSET key value */
+int cmd_getset(req_t *r, int argc, bytes_t *argv)
+{
+    return set_generic(r, argv[1], argv[2], SET_GET, -1, REPLY_SET_OLD);
+}
+
+static void get_done_cb(void *ctx, const backend_result_t *res)
+{
+    req_t *r = ctx;
+    buf_t *out = req_out(r);
+
+    if (res->status == BE_ERR)
+        reply_error(out, res->err);
+    else if (!res->has_value)
+        reply_null(out, req_proto(r));
+    else
+        reply_bulk(out, res->value.ptr, res->value.len);
+    req_done(r);
+}
+
+static int get_generic(req_t *r, bytes_t key, unsigned flags, long long at)
+{
+    backend_op_t op = { .code = BE_GET, .key = key, .flags = flags, .expire_at = at };
+    return cmd_submit(r, &op, get_done_cb);
+}
+
+/* GET key */
+int cmd_get(req_t *r, int argc, bytes_t *argv)
+{
+    return get_generic(r, argv[1], 0, -1);
+}
+
+/* GETDEL key */
+int cmd_getdel(req_t *r, int argc, bytes_t *argv)
+{
+    return get_generic(r, argv[1], BE_GETDEL, -1);
+}
+
+/* GETEX key [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | PERSIST] */
+int cmd_getex(req_t *r, int argc, bytes_t *argv)
+{
+    unsigned flags;
+    long long at;
+
+    if (set_options(req_out(r), argc, argv, 2, SET_EXPIRES | SET_PERSIST, "getex", &flags, &at) < 0)
+        return CMD_DONE;
+    return get_generic(r, argv[1], (flags & (SET_EXPIRES | SET_PERSIST)) ? BE_SETTTL : 0, at);
+}
+
+static void mget_done_cb(void *ctx, const backend_result_t *res)
+{
+    req_t *r = ctx;
+    buf_t *out = req_out(r);
+
+    if (res->status == BE_ERR) {
+        reply_error(out, res->err);
+    } else {
+        reply_array(out, res->nvalues);
+        for (size_t i = 0; i < res->nvalues; i++) {
+            if (res->values[i].ptr == NULL)
+                reply_null(out, req_proto(r));
+            else
+                reply_bulk(out, res->values[i].ptr, res->values[i].len);
+        }
+    }
+    req_done(r);
+}
+
+/* MGET key [key ...] */
+int cmd_mget(req_t *r, int argc, bytes_t *argv)
+{
+    backend_op_t op = { .code = BE_MGET, .keys = argv + 1, .nkeys = (size_t)argc - 1 };
+    return cmd_submit(r, &op, mget_done_cb);
+}
+
+/*
+ * MSET and MSETNX: keys and values interleave in argv; the backend wants them apart. The split arrays
+ * are on the stack for small commands and on the heap for large ones (freed after submit: the backend
+ * copies what it keeps).
+ */
+static int mset_generic(req_t *r, int argc, bytes_t *argv, int nx)
+{
+    bytes_t small[64];
+    size_t n = (size_t)(argc - 1) / 2;
+
+    if ((argc - 1) % 2 != 0) {
+        cmd_reply_arity(req_out(r), nx ? "msetnx" : "mset");
+        return CMD_DONE;
+    }
+    bytes_t *kv = n * 2 <= 64 ? small : mem_alloc(n * 2 * sizeof(*kv));
+    for (size_t i = 0; i < n; i++) {
+        kv[i] = argv[1 + 2 * i];
+        kv[n + i] = argv[2 + 2 * i];
+    }
+    backend_op_t op = { .code = BE_MSET, .keys = kv, .vals = kv + n, .nkeys = n, .flags = nx ? BE_NX : 0 };
+    r->variant = nx ? REPLY_INT : REPLY_SET_OK;
+    int rc = cmd_submit(r, &op, set_done_cb);
+    if (kv != small)
+        mem_free(kv);
+    return rc;
+}
+
+/* MSET key value [key value ...] */
+int cmd_mset(req_t *r, int argc, bytes_t *argv)
+{
+    return mset_generic(r, argc, argv, 0);
+}
+
+/* MSETNX key value [key value ...] */
+int cmd_msetnx(req_t *r, int argc, bytes_t *argv)
+{
+    return mset_generic(r, argc, argv, 1);
+}
+
+/* ---- read-modify-write ---------------------------------------------------------------------------- */
+
+static void update_done_cb(void *ctx, const backend_result_t *res)
+{
+    req_t *r = ctx;
+    buf_t *out = req_out(r);
+
+    if (res->status == BE_ERR)
+        reply_error(out, res->err);
+    else if (res->has_value)
+        reply_bulk(out, res->value.ptr, res->value.len);
+    else
+        reply_int(out, res->integer);
+    req_done(r);
+}
+
+static int update_generic(req_t *r, bytes_t key, backend_update_fn *fn, void *arg)
+{
+    backend_op_t op = { .code = BE_UPDATE, .key = key, .update = fn, .update_arg = arg };
+    return cmd_submit(r, &op, update_done_cb);
+}
+
+static long long max_string_len(void)
+{
+    return server->cfg->proto_max_bulk_len;
+}
+
+static int append_fn(void *arg, const bytes_t *old, buf_t *nv, backend_result_t *res)
+{
+    const bytes_t *add = arg;
+    size_t oldlen = old ? old->len : 0;
+
+    if ((long long)(oldlen + add->len) > max_string_len()) {
+        res->err = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+        return -1;
+    }
+    buf_reserve(nv, oldlen + add->len);
+    if (old)
+        buf_append(nv, old->ptr, old->len);
+    buf_append(nv, add->ptr, add->len);
+    res->integer = (long long)nv->len;
+    return 0;
+}
+
+/* APPEND key value */
+int cmd_append(req_t *r, int argc, bytes_t *argv)
+{
+    r->arg = argv[2];
+    return update_generic(r, argv[1], append_fn, &r->arg);
+}
+
+/* SETRANGE's arguments travel in the req: offset in aux, the bytes in arg. */
+static int setrange_fn(void *arg, const bytes_t *old, buf_t *nv, backend_result_t *res)
+{
+    const req_t *a = arg;
+    size_t oldlen = old ? old->len : 0;
+    long long offset = a->aux;
+
+    if (a->arg.len == 0) {            /* nothing to write: report the length, create nothing */
+        res->integer = (long long)oldlen;
+        return 1;
+    }
+    if (offset + (long long)a->arg.len > max_string_len()) {
+        res->err = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+        return -1;
+    }
+    size_t end = (size_t)offset + a->arg.len;
+    size_t len = end > oldlen ? end : oldlen;
+    buf_reserve(nv, len);
+    if (old)
+        memcpy(nv->data, old->ptr, oldlen);
+    if ((size_t)offset > oldlen)
+        memset(nv->data + oldlen, 0, (size_t)offset - oldlen);
+    memcpy(nv->data + offset, a->arg.ptr, a->arg.len);
+    nv->len = len;
+    res->integer = (long long)len;
+    return 0;
+}
+
+/* SETRANGE key offset value */
+int cmd_setrange(req_t *r, int argc, bytes_t *argv)
+{
+    if (cmd_parse_ll(argv[2], &r->aux) < 0) {
+        reply_error(req_out(r), ERR_NOT_INT);
+        return CMD_DONE;
+    }
+    if (r->aux < 0) {
+        reply_error(req_out(r), "ERR offset is out of range");
+        return CMD_DONE;
+    }
+    r->arg = argv[3];
+    return update_generic(r, argv[1], setrange_fn, r);
+}
+
+static int incr_fn(void *arg, const bytes_t *old, buf_t *nv, backend_result_t *res)
+{
+    long long by = *(const long long *)arg, cur = 0;
+
+    if (old != NULL && cmd_parse_ll(*old, &cur) < 0) {
+        res->err = ERR_NOT_INT;
+        return -1;
+    }
+    if ((by < 0 && cur < 0 && by < LLONG_MIN - cur) || (by > 0 && cur > 0 && by > LLONG_MAX - cur)) {
+        res->err = ERR_OVERFLOW;
+        return -1;
+    }
+    cur += by;
+    buf_printf(nv, "%lld", cur);
+    res->integer = cur;
+    return 0;
+}
+
+static int incr_generic(req_t *r, bytes_t key, long long by)
+{
+    r->aux = by;
+    return update_generic(r, key, incr_fn, &r->aux);
+}
+
+/* INCR key */
+int cmd_incr(req_t *r, int argc, bytes_t *argv)
+{
+    return incr_generic(r, argv[1], 1);
+}
+
+/* DECR key */
+int cmd_decr(req_t *r, int argc, bytes_t *argv)
+{
+    return incr_generic(r, argv[1], -1);
+}
+
+/* INCRBY key increment */
+int cmd_incrby(req_t *r, int argc, bytes_t *argv)
+{
+    long long by;
+    if (cmd_parse_ll(argv[2], &by) < 0) {
+        reply_error(req_out(r), ERR_NOT_INT);
+        return CMD_DONE;
+    }
+    return incr_generic(r, argv[1], by);
+}
+
+/* DECRBY key decrement */
+int cmd_decrby(req_t *r, int argc, bytes_t *argv)
+{
+    long long by;
+    if (cmd_parse_ll(argv[2], &by) < 0) {
+        reply_error(req_out(r), ERR_NOT_INT);
+        return CMD_DONE;
+    }
+    if (by == LLONG_MIN) {
+        reply_error(req_out(r), "ERR decrement would overflow");
+        return CMD_DONE;
+    }
+    return incr_generic(r, argv[1], -by);
+}
+
+/* Format as redis's ld2string(LD_STR_HUMAN): %.17Lf, then trailing zeros and a bare point trimmed. */
+static int ld_format(char *buf, size_t n, long double v)
+{
+    int len = snprintf(buf, n, "%.17Lf", v);
+    if (len < 0 || (size_t)len >= n)
+        return -1;
+    if (strchr(buf, '.') != NULL) {
+        while (len > 0 && buf[len - 1] == '0')
+            len--;
+        if (len > 0 && buf[len - 1] == '.')
+            len--;
+    }
+    buf[len] = '\0';
+    if (strcmp(buf, "-0") == 0) {
+        strcpy(buf, "0");
+        len = 1;
+    }
+    return len;
+}
+
+static int incrbyfloat_fn(void *arg, const bytes_t *old, buf_t *nv, backend_result_t *res)
+{
+    long double by = *(const long double *)arg, cur = 0;
+    char tmp[5 * 1024 + 32];
+
+    if (old != NULL && cmd_parse_ld(*old, &cur) < 0) {
+        res->err = ERR_NOT_FLOAT;
+        return -1;
+    }
+    cur += by;
+    if (isnan(cur) || isinf(cur)) {
+        res->err = "ERR increment would produce NaN or Infinity";
+        return -1;
+    }
+    int len = ld_format(tmp, sizeof(tmp), cur);
+    if (len < 0) {
+        res->err = ERR_NOT_FLOAT;
+        return -1;
+    }
+    buf_append(nv, tmp, (size_t)len);
+    res->value = (bytes_t){ nv->data, nv->len };
+    res->has_value = 1;
+    return 0;
+}
+
+/* INCRBYFLOAT key increment */
+int cmd_incrbyfloat(req_t *r, int argc, bytes_t *argv)
+{
+    if (cmd_parse_ld(argv[2], &r->auxf) < 0 || isinf(r->auxf)) {
+        reply_error(req_out(r), ERR_NOT_FLOAT);
+        return CMD_DONE;
+    }
+    return update_generic(r, argv[1], incrbyfloat_fn, &r->auxf);
+}
+
+/* ---- reads of part of a value --------------------------------------------------------------------- */
+
+static void strlen_done_cb(void *ctx, const backend_result_t *res)
+{
+    req_t *r = ctx;
+    if (res->status == BE_ERR)
+        reply_error(req_out(r), res->err);
+    else
+        reply_int(req_out(r), res->has_value ? (long long)res->value.len : 0);
+    req_done(r);
+}
+
+/* STRLEN key */
+int cmd_strlen(req_t *r, int argc, bytes_t *argv)
+{
+    backend_op_t op = { .code = BE_GET, .key = argv[1], .expire_at = -1 };
+    return cmd_submit(r, &op, strlen_done_cb);
+}
+
+static void getrange_done_cb(void *ctx, const backend_result_t *res)
+{
+    req_t *r = ctx;
+    buf_t *out = req_out(r);
+    long long start = r->aux, end = r->aux2;
+    long long len = res->has_value ? (long long)res->value.len : 0;
+
+    if (res->status == BE_ERR) {
+        reply_error(out, res->err);
+        req_done(r);
+        return;
+    }
+    /* redis 7's getrangeCommand, step by step */
+    if (start < 0 && end < 0 && start > end) {
+        reply_bulk(out, "", 0);
+        req_done(r);
+        return;
+    }
+    if (start < 0)
+        start = len + start;
+    if (end < 0)
+        end = len + end;
+    if (start < 0)
+        start = 0;
+    if (end < 0)
+        end = 0;
+    if (end >= len)
+        end = len - 1;
+    if (len == 0 || start > end)
+        reply_bulk(out, "", 0);
+    else
+        reply_bulk(out, res->value.ptr + start, (size_t)(end - start + 1));
+    req_done(r);
+}
+
+/* GETRANGE key start end */
+int cmd_getrange(req_t *r, int argc, bytes_t *argv)
+{
+    if (cmd_parse_ll(argv[2], &r->aux) < 0 || cmd_parse_ll(argv[3], &r->aux2) < 0) {
+        reply_error(req_out(r), ERR_NOT_INT);
+        return CMD_DONE;
+    }
+    backend_op_t op = { .code = BE_GET, .key = argv[1], .expire_at = -1 };
+    return cmd_submit(r, &op, getrange_done_cb);
+}

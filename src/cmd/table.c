@@ -1,0 +1,358 @@
+/*
+ * cmd/table: the command table, lookup, dispatch, and MULTI / EXEC / DISCARD.
+ */
+#include "cmd/cmd.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "net/server.h"
+#include "util/mem.h"
+
+#define R  CMD_READONLY
+#define W  CMD_WRITE
+#define M  CMD_DENYOOM
+#define F  CMD_FAST
+#define A  CMD_ADMIN
+#define NA CMD_NOAUTH
+#define NQ CMD_NOQUEUE
+
+/* name, proc, arity, flags, first, last, step, group, since, summary, acl */
+const cmd_def_t cmd_table[] = {
+    /* strings */
+    {"get", cmd_get, 2, R | F, 1, 1, 1, "string", "1.0.0", "Returns the string value of a key.", "@read @string @fast"},
+    {"set", cmd_set, -3, W | M, 1, 1, 1, "string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", "@write @string @slow"},
+    {"setnx", cmd_setnx, 3, W | M | F, 1, 1, 1, "string", "1.0.0", "Set the string value of a key only when the key doesn't exist.", "@write @string @fast"},
+    {"setex", cmd_setex, 4, W | M, 1, 1, 1, "string", "2.0.0", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", "@write @string @slow"},
+    {"psetex", cmd_psetex, 4, W | M, 1, 1, 1, "string", "2.6.0", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", "@write @string @slow"},
+    {"getset", cmd_getset, 3, W | M | F, 1, 1, 1, "string", "1.0.0", "Returns the previous string value of a key after setting it to a new value.", "@write @string @fast"},
+    {"getdel", cmd_getdel, 2, W | F, 1, 1, 1, "string", "6.2.0", "Returns the string value of a key after deleting the key.", "@write @string @fast"},
+    {"getex", cmd_getex, -2, W | F, 1, 1, 1, "string", "6.2.0", "Returns the string value of a key after setting its expiration time.", "@write @string @fast"},
+    {"mget", cmd_mget, -2, R | F, 1, -1, 1, "string", "1.0.0", "Atomically returns the string values of one or more keys.", "@read @string @fast"},
+    {"mset", cmd_mset, -3, W | M, 1, -1, 2, "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys.", "@write @string @slow"},
+    {"msetnx", cmd_msetnx, -3, W | M, 1, -1, 2, "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist.", "@write @string @slow"},
+    {"append", cmd_append, 3, W | M | F, 1, 1, 1, "string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist.", "@write @string @fast"},
+    {"strlen", cmd_strlen, 2, R | F, 1, 1, 1, "string", "2.2.0", "Returns the length of a string value.", "@read @string @fast"},
+    {"getrange", cmd_getrange, 4, R, 1, 1, 1, "string", "2.4.0", "Returns a substring of the string stored at a key.", "@read @string @slow"},
+    {"substr", cmd_getrange, 4, R, 1, 1, 1, "string", "1.0.0", "Returns a substring from a string value.", "@read @string @slow"},
+    {"setrange", cmd_setrange, 4, W | M, 1, 1, 1, "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", "@write @string @slow"},
+    {"incr", cmd_incr, 2, W | M | F, 1, 1, 1, "string", "1.0.0", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", "@write @string @fast"},
+    {"decr", cmd_decr, 2, W | M | F, 1, 1, 1, "string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", "@write @string @fast"},
+    {"incrby", cmd_incrby, 3, W | M | F, 1, 1, 1, "string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", "@write @string @fast"},
+    {"decrby", cmd_decrby, 3, W | M | F, 1, 1, 1, "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", "@write @string @fast"},
+    {"incrbyfloat", cmd_incrbyfloat, 3, W | M | F, 1, 1, 1, "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", "@write @string @fast"},
+    /* keyspace */
+    {"del", cmd_del, -2, W, 1, -1, 1, "generic", "1.0.0", "Deletes one or more keys.", "@keyspace @write @slow"},
+    {"unlink", cmd_del, -2, W | F, 1, -1, 1, "generic", "4.0.0", "Asynchronously deletes one or more keys.", "@keyspace @write @fast"},
+    {"exists", cmd_exists, -2, R | F, 1, -1, 1, "generic", "1.0.0", "Determines whether one or more keys exist.", "@keyspace @read @fast"},
+    {"type", cmd_type, 2, R | F, 1, 1, 1, "generic", "1.0.0", "Determines the type of value stored at a key.", "@keyspace @read @fast"},
+    {"touch", cmd_touch, -2, R | F, 1, -1, 1, "generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed.", "@keyspace @read @fast"},
+    {"expire", cmd_expire, -3, W | F, 1, 1, 1, "generic", "1.0.0", "Sets the expiration time of a key in seconds.", "@keyspace @write @fast"},
+    {"pexpire", cmd_pexpire, -3, W | F, 1, 1, 1, "generic", "2.6.0", "Sets the expiration time of a key in milliseconds.", "@keyspace @write @fast"},
+    {"expireat", cmd_expireat, -3, W | F, 1, 1, 1, "generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp.", "@keyspace @write @fast"},
+    {"pexpireat", cmd_pexpireat, -3, W | F, 1, 1, 1, "generic", "2.6.0", "Sets the expiration time of a key to a Unix milliseconds timestamp.", "@keyspace @write @fast"},
+    {"ttl", cmd_ttl, 2, R | F, 1, 1, 1, "generic", "1.0.0", "Returns the expiration time in seconds of a key.", "@keyspace @read @fast"},
+    {"pttl", cmd_pttl, 2, R | F, 1, 1, 1, "generic", "2.6.0", "Returns the expiration time in milliseconds of a key.", "@keyspace @read @fast"},
+    {"expiretime", cmd_expiretime, 2, R | F, 1, 1, 1, "generic", "7.0.0", "Returns the expiration time of a key as a Unix timestamp.", "@keyspace @read @fast"},
+    {"pexpiretime", cmd_pexpiretime, 2, R | F, 1, 1, 1, "generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp.", "@keyspace @read @fast"},
+    {"persist", cmd_persist, 2, W | F, 1, 1, 1, "generic", "2.2.0", "Removes the expiration time of a key.", "@keyspace @write @fast"},
+    {"keys", cmd_keys, 2, R, 0, 0, 0, "generic", "1.0.0", "Returns all key names that match a pattern.", "@keyspace @read @slow @dangerous"},
+    {"scan", cmd_scan, -2, R, 0, 0, 0, "generic", "2.8.0", "Iterates over the key names in the database.", "@keyspace @read @slow"},
+    {"randomkey", cmd_randomkey, 1, R, 0, 0, 0, "generic", "1.0.0", "Returns a random key name from the database.", "@keyspace @read @slow"},
+    {"rename", cmd_rename, 3, W, 1, 2, 1, "generic", "1.0.0", "Renames a key and overwrites the destination.", "@keyspace @write @slow"},
+    {"renamenx", cmd_renamenx, 3, W | F, 1, 2, 1, "generic", "1.0.0", "Renames a key only when the target key name doesn't exist.", "@keyspace @write @fast"},
+    {"dbsize", cmd_dbsize, 1, R | F, 0, 0, 0, "server", "1.0.0", "Returns the number of keys in the database.", "@keyspace @read @fast"},
+    {"flushdb", cmd_flushdb, -1, W, 0, 0, 0, "server", "1.0.0", "Remove all keys from the current database.", "@keyspace @write @slow @dangerous"},
+    {"flushall", cmd_flushall, -1, W, 0, 0, 0, "server", "1.0.0", "Removes all keys from all databases.", "@keyspace @write @slow @dangerous"},
+    /* connection and server */
+    {"ping", cmd_ping, -1, F, 0, 0, 0, "connection", "1.0.0", "Returns the server's liveliness response.", "@fast @connection"},
+    {"echo", cmd_echo, 2, F, 0, 0, 0, "connection", "1.0.0", "Returns the given string.", "@fast @connection"},
+    {"quit", cmd_quit, -1, NA | F | NQ, 0, 0, 0, "connection", "1.0.0", "Closes the connection.", "@fast @connection"},
+    {"hello", cmd_hello, -1, NA | F, 0, 0, 0, "connection", "6.0.0", "Handshakes with the Redis server.", "@fast @connection"},
+    {"auth", cmd_auth, -2, NA | F, 0, 0, 0, "connection", "1.0.0", "Authenticates the connection.", "@fast @connection"},
+    {"select", cmd_select, 2, F, 0, 0, 0, "connection", "1.0.0", "Changes the selected database.", "@fast @connection"},
+    {"client", cmd_client, -2, A, 0, 0, 0, "connection", "2.4.0", "A container for client connection commands.", "@slow @connection"},
+    {"command", cmd_command, -1, 0, 0, 0, 0, "server", "2.8.13", "Returns detailed information about all commands.", "@slow @connection"},
+    {"info", cmd_info, -1, 0, 0, 0, 0, "server", "1.0.0", "Returns information and statistics about the server.", "@slow @dangerous"},
+    {"config", cmd_config, -2, A, 0, 0, 0, "server", "2.0.0", "A container for server configuration commands.", "@slow"},
+    {"time", cmd_time, 1, F, 0, 0, 0, "server", "2.6.0", "Returns the server time.", "@fast"},
+    /* transactions */
+    {"multi", cmd_multi, 1, F | NQ, 0, 0, 0, "transactions", "1.2.0", "Starts a transaction.", "@fast @transaction"},
+    {"exec", cmd_exec, 1, NQ, 0, 0, 0, "transactions", "1.2.0", "Executes all commands in a transaction.", "@slow @transaction"},
+    {"discard", cmd_discard, 1, F | NQ, 0, 0, 0, "transactions", "2.0.0", "Discards a transaction.", "@fast @transaction"},
+};
+const int cmd_count = (int)(sizeof(cmd_table) / sizeof(cmd_table[0]));
+
+/*
+ * Lookup: open addressing over lower-cased names, built once at startup. A command name longer than
+ * any in the table cannot match, so it is rejected before hashing.
+ */
+#define CMD_SLOTS 256
+#define CMD_NAME_MAX 16
+static const cmd_def_t *cmd_slots[CMD_SLOTS];
+
+static unsigned cmd_hash(const char *p, size_t n)
+{
+    unsigned h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)tolower((unsigned char)p[i])) * 16777619u;
+    return h;
+}
+
+void cmd_setup(void)
+{
+    for (int i = 0; i < cmd_count; i++) {
+        unsigned h = cmd_hash(cmd_table[i].name, strlen(cmd_table[i].name)) % CMD_SLOTS;
+        while (cmd_slots[h] != NULL)
+            h = (h + 1) % CMD_SLOTS;
+        cmd_slots[h] = &cmd_table[i];
+    }
+}
+
+const cmd_def_t *cmd_lookup(bytes_t name)
+{
+    if (name.len == 0 || name.len > CMD_NAME_MAX)
+        return NULL;
+    for (unsigned h = cmd_hash(name.ptr, name.len) % CMD_SLOTS; cmd_slots[h] != NULL; h = (h + 1) % CMD_SLOTS) {
+        const cmd_def_t *d = cmd_slots[h];
+        if (strlen(d->name) == name.len && strncasecmp(d->name, name.ptr, name.len) == 0)
+            return d;
+    }
+    return NULL;
+}
+
+void cmd_reply_arity(buf_t *out, const char *name)
+{
+    reply_errorf(out, "ERR wrong number of arguments for '%s' command", name);
+}
+
+/* "ERR unknown command 'x', with args beginning with: 'a' 'b' " — redis 7 quotes at most 128 bytes of
+ * each part and stops at the text's room. */
+static void cmd_reply_unknown(buf_t *out, int argc, bytes_t *argv)
+{
+    char msg[512];
+    size_t n = 0;
+
+    n += (size_t)snprintf(msg, sizeof(msg), "ERR unknown command '%.*s', with args beginning with: ",
+                          (int)(argv[0].len > 128 ? 128 : argv[0].len), argv[0].ptr);
+    for (int i = 1; i < argc && n < sizeof(msg) - 1; i++)
+        n += (size_t)snprintf(msg + n, sizeof(msg) - n, "'%.*s' ",
+                              (int)(argv[i].len > 128 ? 128 : argv[i].len), argv[i].ptr);
+    reply_error(out, msg);
+}
+
+static int cmd_arity_ok(const cmd_def_t *d, int argc)
+{
+    return d->arity > 0 ? argc == d->arity : argc >= -d->arity;
+}
+
+static void cmd_multi_queue(client_t *c, int argc, bytes_t *argv)
+{
+    size_t bytes = 0;
+
+    if (c->mcount == c->mcap) {
+        c->mcap = c->mcap ? c->mcap * 2 : 8;
+        c->mqueue = mem_realloc(c->mqueue, (size_t)c->mcap * sizeof(*c->mqueue));
+    }
+    for (int i = 0; i < argc; i++)
+        bytes += argv[i].len;
+    /* One block: the slice array, then the bytes. */
+    char *block = mem_alloc((size_t)argc * sizeof(bytes_t) + bytes);
+    bytes_t *v = (bytes_t *)block;
+    char *p = block + (size_t)argc * sizeof(bytes_t);
+    for (int i = 0; i < argc; i++) {
+        memcpy(p, argv[i].ptr, argv[i].len);
+        v[i] = (bytes_t){ p, argv[i].len };
+        p += argv[i].len;
+    }
+    c->mqueue[c->mcount++] = (queued_cmd_t){ argc, v };
+}
+
+void cmd_multi_reset(client_t *c)
+{
+    for (int i = 0; i < c->mcount; i++)
+        mem_free(c->mqueue[i].argv);
+    c->mcount = 0;
+    c->flags &= ~(CLIENT_MULTI | CLIENT_DIRTY_EXEC);
+}
+
+/* Run a command that passed the checks. */
+static void cmd_call(client_t *c, const cmd_def_t *d, int argc, bytes_t *argv)
+{
+    req_t *r = req_create(c);
+
+    c->last_cmd = d->name;
+    server->stats.total_commands++;
+    if (d->proc(r, argc, argv) == CMD_DONE)
+        req_done(r);
+}
+
+/*
+ * Every command passes here: lookup, arity, authentication, MULTI queueing, then the handler. Errors
+ * found here are redis's, in redis's order; inside MULTI they also doom the transaction.
+ */
+void cmd_dispatch(client_t *c, int argc, bytes_t *argv)
+{
+    const cmd_def_t *d = cmd_lookup(argv[0]);
+    req_t *r;
+
+    if (d == NULL || !cmd_arity_ok(d, argc)) {
+        r = req_create(c);
+        if (d == NULL)
+            cmd_reply_unknown(req_out(r), argc, argv);
+        else
+            cmd_reply_arity(req_out(r), d->name);
+        if (c->flags & CLIENT_MULTI)
+            c->flags |= CLIENT_DIRTY_EXEC;
+        req_done(r);
+        return;
+    }
+    if (!c->authenticated && !(d->flags & CMD_NOAUTH)) {
+        r = req_create(c);
+        reply_error(req_out(r), ERR_NOAUTH);
+        if (c->flags & CLIENT_MULTI)
+            c->flags |= CLIENT_DIRTY_EXEC;
+        req_done(r);
+        return;
+    }
+    if ((c->flags & CLIENT_MULTI) && !(d->flags & CMD_NOQUEUE)) {
+        cmd_multi_queue(c, argc, argv);
+        r = req_create(c);
+        REPLY_QUEUED(req_out(r));
+        req_done(r);
+        return;
+    }
+    cmd_call(c, d, argc, argv);
+}
+
+/* MULTI */
+int cmd_multi(req_t *r, int argc, bytes_t *argv)
+{
+    client_t *c = r->c;
+    if (c->flags & CLIENT_MULTI) {
+        reply_error(req_out(r), "ERR MULTI calls can not be nested");
+        return CMD_DONE;
+    }
+    c->flags |= CLIENT_MULTI;
+    REPLY_OK(req_out(r));
+    return CMD_DONE;
+}
+
+/* DISCARD */
+int cmd_discard(req_t *r, int argc, bytes_t *argv)
+{
+    if (!(r->c->flags & CLIENT_MULTI)) {
+        reply_error(req_out(r), "ERR DISCARD without MULTI");
+        return CMD_DONE;
+    }
+    cmd_multi_reset(r->c);
+    REPLY_OK(req_out(r));
+    return CMD_DONE;
+}
+
+/*
+ * EXEC: the array header, then each queued command as a command of its own, so their replies follow
+ * in order. With the memory backend they all complete within this call: nothing else runs in between,
+ * which is what makes the transaction atomic and isolated.
+ */
+int cmd_exec(req_t *r, int argc, bytes_t *argv)
+{
+    client_t *c = r->c;
+
+    if (!(c->flags & CLIENT_MULTI)) {
+        reply_error(req_out(r), "ERR EXEC without MULTI");
+        return CMD_DONE;
+    }
+    if (c->flags & CLIENT_DIRTY_EXEC) {
+        cmd_multi_reset(c);
+        reply_error(req_out(r), "EXECABORT Transaction discarded because of previous errors.");
+        return CMD_DONE;
+    }
+    queued_cmd_t *q = c->mqueue;
+    int n = c->mcount;
+    c->mqueue = NULL;
+    c->mcount = c->mcap = 0;
+    c->flags &= ~CLIENT_MULTI;
+    reply_array(req_out(r), (size_t)n);
+    req_done(r);
+    for (int i = 0; i < n; i++) {
+        if (!(c->flags & CLIENT_CLOSING))
+            cmd_call(c, cmd_lookup(q[i].argv[0]), q[i].argc, q[i].argv);
+        mem_free(q[i].argv);
+    }
+    mem_free(q);
+    return CMD_PENDING;
+}
+
+int cmd_submit(req_t *r, backend_op_t *op, backend_cb *cb)
+{
+    op->db = r->c->db;
+    backend_submit(server->backend, op, cb, r);
+    return CMD_PENDING;
+}
+
+/* string2ll's rules: optional '-', digits, no leading zeros, no spaces, fits in long long. */
+int cmd_parse_ll(bytes_t a, long long *out)
+{
+    const char *p = a.ptr;
+    size_t n = a.len, i = 0;
+    int neg = 0;
+    unsigned long long v = 0;
+
+    if (n == 0 || n > 20)
+        return -1;
+    if (n == 1 && p[0] == '0') {
+        *out = 0;
+        return 0;
+    }
+    if (p[0] == '-') {
+        neg = 1;
+        i = 1;
+        if (n == 1)
+            return -1;
+    }
+    if (p[i] < '1' || p[i] > '9')
+        return -1;
+    for (; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        if (v > (ULLONG_MAX - (unsigned)(p[i] - '0')) / 10)
+            return -1;
+        v = v * 10 + (unsigned)(p[i] - '0');
+    }
+    if (neg) {
+        if (v > (unsigned long long)LLONG_MAX + 1)
+            return -1;
+        *out = v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v;
+    } else {
+        if (v > (unsigned long long)LLONG_MAX)
+            return -1;
+        *out = (long long)v;
+    }
+    return 0;
+}
+
+/* As redis's string2ld: strtold over the whole text, no leading space, not nan, no overflow. */
+int cmd_parse_ld(bytes_t a, long double *out)
+{
+    char tmp[5 * 1024 + 1];
+    char *end;
+
+    if (a.len == 0 || a.len >= sizeof(tmp))
+        return -1;
+    memcpy(tmp, a.ptr, a.len);
+    tmp[a.len] = '\0';
+    if (isspace((unsigned char)tmp[0]))
+        return -1;
+    errno = 0;
+    long double v = strtold(tmp, &end);
+    if ((size_t)(end - tmp) != a.len || (errno == ERANGE && (v == HUGE_VALL || v == -HUGE_VALL || v == 0)) ||
+        isnan(v))
+        return -1;
+    *out = v;
+    return 0;
+}

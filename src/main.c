@@ -1,0 +1,159 @@
+/*
+ * cachetoryd: a caching daemon that speaks the Redis protocol.
+ *
+ * main: the command line, the configuration, signals, and setup / teardown of the modules in
+ * dependency order (log, backend, commands, server; the reverse on the way out).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "backend/backend.h"
+#include "cmd/cmd.h"
+#include "config.h"
+#include "net/server.h"
+#include "util/log.h"
+#include "version.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: cachetoryd [CONFIG-FILE] [--option value ...]\n"
+            "       cachetoryd -t|--test-config [CONFIG-FILE] [--option value ...]\n"
+            "       cachetoryd -v|--version\n"
+            "       cachetoryd -h|--help\n\n"
+            "Options given on the command line override the file. Options:\n");
+    config_print_help(f);
+}
+
+/* Make room for maxclients connections, as redis's adjustOpenFilesLimit; say so when it cannot. */
+static void raise_fd_limit(int maxclients)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)maxclients + 32;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+        return;
+    rlim_t old = rl.rlim_cur;
+    rl.rlim_cur = want;
+    if (rl.rlim_max < want)
+        rl.rlim_max = want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        getrlimit(RLIMIT_NOFILE, &rl);
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        log_warn("could not raise the open files limit from %lu to %lu (%s): at most about %lu clients can "
+                 "connect; raise it (ulimit -n, LimitNOFILE=) or lower maxclients",
+                 (unsigned long)old, (unsigned long)want, strerror(errno), (unsigned long)rl.rlim_cur - 32);
+    }
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    log_notice("received %s, shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    uv_stop(h->loop);
+}
+
+static int write_pidfile(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f, "%d\n", (int)getpid());
+    return fclose(f);
+}
+
+static void close_walk_cb(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    config_t cfg;
+    char err[512];
+    const char *path = NULL;
+    int argi = 1, test_only = 0;
+
+    config_init(&cfg);
+    for (; argi < argc; argi++) {
+        const char *a = argv[argi];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
+            printf("cachetoryd %s (redis protocol %s)\n", CACHETORYD_VERSION, CACHETORYD_REDIS_VERSION);
+            return 0;
+        } else if (strcmp(a, "-t") == 0 || strcmp(a, "--test-config") == 0) {
+            test_only = 1;
+        } else if (a[0] != '-' && path == NULL) {
+            path = a;
+        } else {
+            break;
+        }
+    }
+    if (config_load(&cfg, path, argc - argi, argv + argi, err, sizeof(err)) < 0) {
+        fprintf(stderr, "cachetoryd: %s\n", err);
+        config_deinit(&cfg);
+        return 1;
+    }
+    backend_t *backend = backend_create(&cfg, err, sizeof(err));
+    if (backend == NULL) {
+        fprintf(stderr, "cachetoryd: %s\n", err);
+        config_deinit(&cfg);
+        return 1;
+    }
+    if (test_only) {
+        printf("cachetoryd: configuration %s is valid\n", path ? path : "(defaults)");
+        backend_destroy(backend);
+        config_deinit(&cfg);
+        return 0;
+    }
+    if (log_setup(cfg.loglevel, cfg.logfile) < 0) {
+        fprintf(stderr, "cachetoryd: cannot open logfile '%s': %s\n", cfg.logfile, strerror(errno));
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(cfg.maxclients);
+    cmd_setup();
+
+    uv_loop_t *loop = uv_default_loop();
+    static server_t srv;
+    if (server_setup(&srv, loop, &cfg, backend) < 0) {
+        server_teardown(&srv);
+        uv_run(loop, UV_RUN_NOWAIT);
+        backend_destroy(backend);
+        config_deinit(&cfg);
+        return 1;
+    }
+    if (cfg.pidfile && cfg.pidfile[0] && write_pidfile(cfg.pidfile) < 0)
+        log_warn("could not write pidfile %s: %s", cfg.pidfile, strerror(errno));
+
+    uv_signal_t sigint, sigterm;
+    uv_signal_init(loop, &sigint);
+    uv_signal_init(loop, &sigterm);
+    uv_signal_start(&sigint, on_signal, SIGINT);
+    uv_signal_start(&sigterm, on_signal, SIGTERM);
+    log_notice("cachetoryd %s ready, backend %s, pid %d", CACHETORYD_VERSION, cfg.backend, (int)getpid());
+
+    uv_run(loop, UV_RUN_DEFAULT);
+
+    server_teardown(&srv);
+    uv_walk(loop, close_walk_cb, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
+    server_free(&srv);
+    if (cfg.pidfile && cfg.pidfile[0])
+        unlink(cfg.pidfile);
+    backend_destroy(backend);
+    config_deinit(&cfg);
+    log_notice("bye");
+    log_teardown();
+    return 0;
+}

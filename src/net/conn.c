@@ -1,0 +1,428 @@
+/*
+ * net/conn: a client connection's life — accept, read and parse, dispatch, write, close.
+ *
+ * Reading: a client with no partial command reads into the server's shared 64 KB buffer; complete
+ * commands are executed straight from it and only an unfinished tail is copied into the client's own
+ * query buffer. An idle client therefore holds no input buffer at all, and the common case copies
+ * nothing.
+ *
+ * Writing: the replies of one read batch accumulate in c->out and leave in one write: uv_try_write()
+ * first (no request object, no callback when the socket takes it all), uv_write() for what is left, which
+ * then owns its bytes (c->wbuf) until write_cb. Output above client-output-buffer-limit closes the
+ * client: one that stops reading cannot grow our memory without bound.
+ */
+#include "net/conn.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "backend/backend.h"
+#include "cmd/cmd.h"
+#include "net/server.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+#define CLIENT_CLOSED      (1u << 8)    /* close_cb ran: the handle is gone */
+#define CLIENT_PROCESSING  (1u << 9)    /* inside a read batch: flush at its end */
+
+#define QBUF_READ_MIN      (16 * 1024)
+#define QBUF_READ_MAX      (4 * 1024 * 1024)
+#define BUF_IDLE_KEEP      (16 * 1024)  /* larger idle buffers are given back */
+#define FREE_REQS_MAX      16
+
+static void conn_flush(client_t *c);
+
+static void conn_free(client_t *c)
+{
+    req_t *r;
+
+    if (!(c->flags & CLIENT_CLOSED) || c->npending > 0)
+        return;
+    while ((r = c->free_reqs) != NULL) {
+        c->free_reqs = r->next;
+        buf_deinit(&r->out);
+        mem_free(r);
+    }
+    cmd_multi_reset(c);
+    mem_free(c->mqueue);
+    buf_deinit(&c->qbuf);
+    buf_deinit(&c->out);
+    buf_deinit(&c->wbuf);
+    resp_parse_deinit(&c->parser);
+    mem_free(c->argv);
+    mem_free(c->name);
+    mem_free(c->lib_name);
+    mem_free(c->lib_ver);
+    mem_free(c);
+}
+
+static void conn_close_cb(uv_handle_t *h)
+{
+    client_t *c = h->data;
+    c->flags |= CLIENT_CLOSED;
+    conn_free(c);
+}
+
+void conn_close(client_t *c)
+{
+    server_t *s = c->srv;
+
+    if (c->flags & CLIENT_CLOSING)
+        return;
+    c->flags |= CLIENT_CLOSING;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nclients--;
+    uv_read_stop(&c->h.stream);
+    uv_close(&c->h.handle, conn_close_cb);
+}
+
+void conn_close_after_reply(client_t *c)
+{
+    c->flags |= CLIENT_CLOSE_AFTER_REPLY;
+}
+
+req_t *req_create(client_t *c)
+{
+    req_t *r = c->free_reqs;
+
+    if (r != NULL) {
+        c->free_reqs = r->next;
+    } else {
+        r = mem_alloc(sizeof(*r));
+        buf_init(&r->out);
+    }
+    r->next = NULL;
+    r->c = c;
+    r->done = 0;
+    r->variant = 0;
+    r->aux = 0;
+    if (c->tail)
+        c->tail->next = r;
+    else
+        c->head = r;
+    c->tail = r;
+    c->npending++;
+    return r;
+}
+
+static void req_recycle(client_t *c, req_t *r, int depth)
+{
+    if (depth >= FREE_REQS_MAX) {
+        buf_deinit(&r->out);
+        mem_free(r);
+        return;
+    }
+    buf_reset(&r->out);
+    buf_shrink(&r->out, 0);
+    r->next = c->free_reqs;
+    c->free_reqs = r;
+}
+
+/*
+ * Mark r complete. If it is the oldest command in flight, release it and every following command that
+ * has completed too, moving their replies (written aside, in their own buffers) to the output in order.
+ * Outside a read batch (a backend answered later), flush right away.
+ */
+void req_done(req_t *r)
+{
+    client_t *c = r->c;
+    int nfree = 0;
+
+    r->done = 1;
+    if (c->head != r)
+        return;
+    for (req_t *f = c->free_reqs; f != NULL && nfree < FREE_REQS_MAX; f = f->next)
+        nfree++;
+    while (c->head != NULL && c->head->done) {
+        req_t *h = c->head;
+        c->head = h->next;
+        if (c->head == NULL)
+            c->tail = NULL;
+        c->npending--;
+        if (h != r && h->out.len > 0 && !(c->flags & CLIENT_CLOSING))
+            buf_append(&c->out, h->out.data, h->out.len);
+        req_recycle(c, h, nfree++);
+    }
+    if (c->flags & CLIENT_CLOSING)
+        conn_free(c);
+    else if (!(c->flags & CLIENT_PROCESSING))
+        conn_flush(c);
+}
+
+static void conn_write_cb(uv_write_t *wr, int status)
+{
+    client_t *c = wr->data;
+
+    c->writing = 0;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    c->srv->stats.net_output_bytes += c->wbuf.len - c->wbuf_off;
+    c->wbuf.len = 0;
+    c->wbuf_off = 0;
+    buf_shrink(&c->wbuf, 0);
+    if (!(c->flags & CLIENT_CLOSING))
+        conn_flush(c);
+}
+
+/*
+ * Send c->out: as much as the socket takes now, the rest through uv_write. Enforces the output limit
+ * and closes a client whose last reply (QUIT, protocol error) has left.
+ */
+static void conn_flush(client_t *c)
+{
+    long long limit = c->srv->cfg->client_output_buffer_limit;
+
+    if (c->flags & CLIENT_CLOSING)
+        return;
+    if (!c->writing && c->out.len > 0) {
+        uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+        int n = uv_try_write(&c->h.stream, &b, 1);
+        if (n == UV_EAGAIN || n == UV_ENOSYS)
+            n = 0;
+        if (n < 0) {
+            conn_close(c);
+            return;
+        }
+        c->srv->stats.net_output_bytes += (unsigned)n;
+        if ((size_t)n == c->out.len) {
+            c->out.len = 0;
+            if (c->out.cap > BUF_IDLE_KEEP)
+                buf_shrink(&c->out, 0);
+        } else {
+            /* The write in flight owns the bytes until write_cb: hand the buffer over whole. */
+            buf_t t = c->wbuf;
+            c->wbuf = c->out;
+            c->out = t;
+            c->out.len = 0;
+            c->wbuf_off = (size_t)n;
+            b = uv_buf_init(c->wbuf.data + n, (unsigned)(c->wbuf.len - (size_t)n));
+            c->wreq.data = c;
+            if (uv_write(&c->wreq, &c->h.stream, &b, 1, conn_write_cb) < 0) {
+                conn_close(c);
+                return;
+            }
+            c->writing = 1;
+        }
+    }
+    if (limit > 0 && c->out.len + (c->writing ? c->wbuf.len - c->wbuf_off : 0) > (unsigned long long)limit) {
+        log_notice("closing client id=%llu addr=%s: output of %zu bytes is over client-output-buffer-limit",
+                   (unsigned long long)c->id, c->addr, c->out.len + c->wbuf.len - c->wbuf_off);
+        c->srv->stats.output_limit_disconnections++;
+        conn_close(c);
+        return;
+    }
+    if ((c->flags & CLIENT_CLOSE_AFTER_REPLY) && !c->writing && c->out.len == 0 && c->npending == 0)
+        conn_close(c);
+}
+
+/* Give libuv room to read into: the shared buffer, or the tail of this client's partial command. */
+static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    client_t *c = h->data;
+
+    if (c->qbuf.len == 0) {
+        *buf = uv_buf_init(c->srv->read_buf, SERVER_READ_BUF);
+        return;
+    }
+    size_t want = QBUF_READ_MIN;
+    if (c->parser.need > c->qbuf.len) {
+        size_t missing = c->parser.need - c->qbuf.len;
+        want = missing < QBUF_READ_MAX ? (missing > want ? missing : want) : QBUF_READ_MAX;
+    }
+    buf_reserve(&c->qbuf, want);
+    *buf = uv_buf_init(c->qbuf.data + c->qbuf.len, (unsigned)(c->qbuf.cap - c->qbuf.len));
+}
+
+/*
+ * Run every complete command in buf[0..len). Returns the bytes consumed; the rest is the start of a
+ * command not yet complete. A protocol error is answered (in order, after the replies before it) and
+ * the client closes once that reply is out.
+ */
+static size_t conn_process(client_t *c, char *buf, size_t len)
+{
+    size_t off = 0;
+
+    while (off < len && !(c->flags & (CLIENT_CLOSING | CLIENT_CLOSE_AFTER_REPLY))) {
+        int rc = resp_parse(&c->parser, buf + off, len - off);
+        if (rc == RESP_AGAIN)
+            break;
+        if (rc == RESP_ERROR) {
+            req_t *r = req_create(c);
+            reply_error(req_out(r), c->parser.err);
+            log_verbose("protocol error from client id=%llu addr=%s: %s", (unsigned long long)c->id,
+                        c->addr, c->parser.err);
+            req_done(r);
+            conn_close_after_reply(c);
+            return len;
+        }
+        size_t argc = c->parser.argc;
+        if (argc > c->argv_cap) {
+            c->argv_cap = argc < 8 ? 8 : argc;
+            c->argv = mem_realloc(c->argv, c->argv_cap * sizeof(*c->argv));
+        }
+        for (size_t i = 0; i < argc; i++)
+            c->argv[i] = (bytes_t){ buf + off + c->parser.argv[i].off, c->parser.argv[i].len };
+        off += c->parser.consumed;
+        resp_parse_next(&c->parser);
+        if (argc > 0)
+            cmd_dispatch(c, (int)argc, c->argv);
+    }
+    return off;
+}
+
+static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    client_t *c = stream->data;
+    server_t *s = c->srv;
+
+    if (nread < 0) {
+        conn_close(c);
+        return;
+    }
+    if (nread == 0)
+        return;
+    s->stats.net_input_bytes += (unsigned long long)nread;
+    c->last_ms = clock_refresh();
+    c->flags |= CLIENT_PROCESSING;
+    if (buf->base == s->read_buf) {
+        size_t used = conn_process(c, buf->base, (size_t)nread);
+        if (used < (size_t)nread && !(c->flags & (CLIENT_CLOSING | CLIENT_CLOSE_AFTER_REPLY)))
+            buf_append(&c->qbuf, buf->base + used, (size_t)nread - used);
+    } else {
+        c->qbuf.len += (size_t)nread;
+        size_t used = conn_process(c, c->qbuf.data, c->qbuf.len);
+        buf_consume(&c->qbuf, used);
+    }
+    c->flags &= ~CLIENT_PROCESSING;
+    if (c->flags & CLIENT_CLOSING)
+        return;
+    if (c->flags & CLIENT_CLOSE_AFTER_REPLY) {
+        buf_deinit(&c->qbuf);
+        uv_read_stop(&c->h.stream);
+    } else if (c->qbuf.len == 0 && c->qbuf.cap > 0) {
+        buf_deinit(&c->qbuf);
+    } else if ((long long)c->qbuf.len > s->cfg->client_query_buffer_limit) {
+        log_notice("closing client id=%llu addr=%s: query buffer of %zu bytes is over client-query-buffer-limit",
+                   (unsigned long long)c->id, c->addr, c->qbuf.len);
+        s->stats.query_limit_disconnections++;
+        conn_close(c);
+        return;
+    }
+    conn_flush(c);
+}
+
+static void conn_format_addr(const struct sockaddr_storage *ss, char *out, size_t n)
+{
+    char ip[64] = "?";
+    int port = 0;
+
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        uv_ip4_name(a, ip, sizeof(ip));
+        port = ntohs(a->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        uv_ip6_name(a, ip, sizeof(ip));
+        port = ntohs(a->sin6_port);
+    }
+    snprintf(out, n, "%s:%d", ip, port);
+}
+
+/* Refuse a client over maxclients as redis does: the error, then close. Best effort, never blocks. */
+static void conn_refuse(client_t *c)
+{
+    static const char msg[] = "-ERR max number of clients reached\r\n";
+    uv_buf_t b = uv_buf_init((char *)msg, sizeof(msg) - 1);
+
+    uv_try_write(&c->h.stream, &b, 1);
+    c->flags |= CLIENT_CLOSING;
+    uv_close(&c->h.handle, conn_close_cb);
+}
+
+void conn_accept(server_t *s, uv_stream_t *listener, int is_unix)
+{
+    client_t *c = mem_calloc(1, sizeof(*c));
+
+    c->srv = s;
+    c->h.handle.data = c;
+    if (is_unix)
+        uv_pipe_init(s->loop, &c->h.pipe, 0);
+    else
+        uv_tcp_init(s->loop, &c->h.tcp);
+    c->h.handle.data = c;
+    s->stats.total_connections++;
+    if (uv_accept(listener, &c->h.stream) < 0) {
+        c->flags |= CLIENT_CLOSING;
+        uv_close(&c->h.handle, conn_close_cb);
+        return;
+    }
+    if (s->nclients >= (unsigned)s->cfg->maxclients) {
+        s->stats.rejected_connections++;
+        conn_refuse(c);
+        return;
+    }
+    if (is_unix) {
+        c->flags |= CLIENT_UNIX;
+        snprintf(c->addr, sizeof(c->addr), "%s:0", s->cfg->unixsocket ? s->cfg->unixsocket : "");
+        snprintf(c->laddr, sizeof(c->laddr), "%s:0", s->cfg->unixsocket ? s->cfg->unixsocket : "");
+    } else {
+        struct sockaddr_storage ss;
+        int len = sizeof(ss);
+        uv_tcp_nodelay(&c->h.tcp, 1);
+        if (s->cfg->tcp_keepalive > 0)
+            uv_tcp_keepalive(&c->h.tcp, 1, (unsigned)s->cfg->tcp_keepalive);
+        if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0)
+            conn_format_addr(&ss, c->addr, sizeof(c->addr));
+        len = sizeof(ss);
+        if (uv_tcp_getsockname(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0)
+            conn_format_addr(&ss, c->laddr, sizeof(c->laddr));
+    }
+    c->id = ++s->next_client_id;
+    c->proto = 2;
+    c->authenticated = s->cfg->requirepass == NULL || s->cfg->requirepass[0] == '\0';
+    resp_parse_init(&c->parser);
+    c->parser.max_bulk_len = s->cfg->proto_max_bulk_len;
+    c->parser.authenticated = c->authenticated;
+    c->ctime_ms = c->last_ms = clock_ms();
+    c->last_cmd = "NULL";
+    c->next = s->clients;
+    if (s->clients)
+        s->clients->prev = c;
+    s->clients = c;
+    s->nclients++;
+    if (uv_read_start(&c->h.stream, conn_alloc_cb, conn_read_cb) < 0)
+        conn_close(c);
+}
+
+void conn_describe(const client_t *c, buf_t *out)
+{
+    long long now = clock_ms();
+    char flags[8];
+    int nf = 0;
+
+    if (c->flags & CLIENT_MULTI)
+        flags[nf++] = 'x';
+    if (c->flags & CLIENT_CLOSE_AFTER_REPLY)
+        flags[nf++] = 'c';
+    if (nf == 0)
+        flags[nf++] = 'N';
+    flags[nf] = '\0';
+    buf_printf(out,
+               "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s db=%d sub=0 psub=0 "
+               "ssub=0 multi=%d qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 rbs=%zu rbp=0 obl=0 oll=0 "
+               "omem=%zu tot-mem=%zu events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s\n",
+               (unsigned long long)c->id, c->addr, c->laddr, -1, c->name ? c->name : "",
+               (now - c->ctime_ms) / 1000, (now - c->last_ms) / 1000, flags, c->db,
+               (c->flags & CLIENT_MULTI) ? c->mcount : -1, c->qbuf.len, c->qbuf.cap - c->qbuf.len,
+               c->qbuf.cap, c->out.len + c->wbuf.len, sizeof(*c) + c->qbuf.cap + c->out.cap + c->wbuf.cap,
+               c->last_cmd, c->proto, c->lib_name ? c->lib_name : "", c->lib_ver ? c->lib_ver : "");
+}

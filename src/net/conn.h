@@ -1,0 +1,119 @@
+/*
+ * net/conn: one client connection — its query buffer and parser, its queue of commands in flight, its
+ * output, and its session state (protocol version, database, authentication, transaction).
+ *
+ * Replies leave in request order. Each command gets a req_t, queued in arrival order. A command that
+ * completes while it is at the head of the queue writes its reply straight into the client's output;
+ * one that completes behind a slower one (an upstream command still in flight) writes into its own
+ * buffer, and is copied out when everything before it is done. The memory backend always completes at
+ * once, so it always takes the direct path.
+ */
+#ifndef CACHETORYD_NET_CONN_H
+#define CACHETORYD_NET_CONN_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "resp/parse.h"
+#include "util/buf.h"
+
+struct server;
+typedef struct client client_t;
+typedef struct req req_t;
+
+struct req {
+    req_t *next;                /* next in the client's queue, or in its free list */
+    client_t *c;                /* the client that sent the command */
+    buf_t out;                  /* the reply, when it completes behind another command */
+    int done;                   /* completed, waiting for the ones before it */
+    int variant;                /* for the command's callback: which form of the command it was */
+    long long aux, aux2;        /* for the command's callback: numbers it needs */
+    long double auxf;           /* INCRBYFLOAT's increment */
+    bytes_t arg;                /* APPEND / SETRANGE: the bytes to write (into the query buffer) */
+};
+
+/* A command queued by MULTI: its arguments copied, since the query buffer moves on. */
+typedef struct queued_cmd {
+    int argc;
+    bytes_t *argv;              /* argc slices into one block that starts at argv[0] storage */
+} queued_cmd_t;
+
+#define CLIENT_CLOSE_AFTER_REPLY  (1u << 0)     /* QUIT, protocol error: close once output is written */
+#define CLIENT_CLOSING            (1u << 1)     /* uv_close called or pending; no more input */
+#define CLIENT_MULTI              (1u << 2)     /* inside MULTI */
+#define CLIENT_DIRTY_EXEC         (1u << 3)     /* a command failed to queue: EXEC will abort */
+#define CLIENT_UNIX               (1u << 4)     /* connected through the unix socket */
+
+struct client {
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } h;                        /* first: the libuv handle, h.handle.data = this client */
+    struct server *srv;
+    client_t *prev, *next;      /* the server's client list */
+    uint64_t id;
+    unsigned flags;             /* CLIENT_* */
+
+    buf_t qbuf;                 /* input not yet parsed (a partial command), from qbuf.data[0] */
+    resp_parser_t parser;
+    bytes_t *argv;              /* the current command's arguments (into the query bytes) */
+    size_t argv_cap;
+
+    buf_t out;                  /* replies ready to send */
+    buf_t wbuf;                 /* bytes owned by the write in flight, from wbuf_off */
+    size_t wbuf_off;
+    uv_write_t wreq;
+    int writing;                /* a uv_write is in flight */
+
+    req_t *head, *tail;         /* commands in flight, in request order */
+    req_t *free_reqs;           /* recycled req_t */
+    unsigned npending;
+
+    int proto;                  /* 2 or 3 (HELLO) */
+    int db;                     /* SELECTed database */
+    int authenticated;          /* requirepass satisfied (or none set) */
+    char *name;                 /* CLIENT SETNAME, or NULL */
+    char *lib_name, *lib_ver;   /* CLIENT SETINFO */
+    char addr[64];              /* peer "ip:port" or the socket path */
+    char laddr[64];             /* local "ip:port" */
+    long long ctime_ms;         /* connected at */
+    long long last_ms;          /* last input, for the idle timeout */
+    const char *last_cmd;       /* name of the last command, for CLIENT LIST */
+
+    queued_cmd_t *mqueue;       /* MULTI: queued commands */
+    int mcount, mcap;
+};
+
+/* Accept a connection on a listener; refuses with redis's error at maxclients. */
+void conn_accept(struct server *s, uv_stream_t *listener, int is_unix);
+
+/* Close a client: stop reading, drop its output, free it once libuv is done and no command of it is in
+ * flight. Safe to call more than once. */
+void conn_close(client_t *c);
+
+/* Close after the replies already queued are written (QUIT). */
+void conn_close_after_reply(client_t *c);
+
+/* A req for the command about to run, queued at the tail. */
+req_t *req_create(client_t *c);
+
+/* The buffer a command writes its reply into (the client's output when it is at the head). */
+static inline buf_t *req_out(req_t *r)
+{
+    return r->c->head == r ? &r->c->out : &r->out;
+}
+
+static inline int req_proto(const req_t *r)
+{
+    return r->c->proto;
+}
+
+/* The command's reply is complete: release it and everything after it that is also complete. */
+void req_done(req_t *r);
+
+/* Render CLIENT LIST's line for c into out. */
+void conn_describe(const client_t *c, buf_t *out);
+
+#endif

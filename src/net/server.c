@@ -1,0 +1,153 @@
+/*
+ * net/server: listeners and the periodic tasks.
+ */
+#include "net/server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "net/conn.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+server_t *server;
+
+static void server_connection_cb(uv_stream_t *listener, int status)
+{
+    server_t *s = listener->data;
+
+    if (status < 0) {
+        log_warn("accept failed: %s", uv_strerror(status));
+        return;
+    }
+    conn_accept(s, listener, listener->type == UV_NAMED_PIPE);
+}
+
+static int server_listen_tcp(server_t *s, const char *addr, int port)
+{
+    struct sockaddr_storage ss;
+    int rc;
+
+    if (strchr(addr, ':') != NULL)
+        rc = uv_ip6_addr(addr, port, (struct sockaddr_in6 *)&ss);
+    else
+        rc = uv_ip4_addr(addr, port, (struct sockaddr_in *)&ss);
+    if (rc < 0) {
+        log_warn("bind: '%s' is not an IPv4 or IPv6 address", addr);
+        return -1;
+    }
+    uv_tcp_t *t = &s->listeners[s->nlisteners].tcp;
+    uv_tcp_init(s->loop, t);
+    t->data = s;
+    s->nlisteners++;
+    rc = uv_tcp_bind(t, (const struct sockaddr *)&ss, strchr(addr, ':') ? UV_TCP_IPV6ONLY : 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)t, s->cfg->tcp_backlog, server_connection_cb);
+    if (rc < 0) {
+        log_warn("could not listen on %s:%d: %s", addr, port, uv_strerror(rc));
+        return -1;
+    }
+    log_notice("listening on %s:%d", addr, port);
+    return 0;
+}
+
+static int server_listen_unix(server_t *s, const char *path, int perm)
+{
+    uv_pipe_t *p = &s->listeners[s->nlisteners].pipe;
+    int rc;
+
+    unlink(path);       /* a stale socket from an earlier run, as redis does */
+    uv_pipe_init(s->loop, p, 0);
+    p->data = s;
+    s->nlisteners++;
+    rc = uv_pipe_bind(p, path);
+    if (rc == 0 && perm > 0 && chmod(path, (mode_t)perm) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)p, s->cfg->tcp_backlog, server_connection_cb);
+    if (rc < 0) {
+        log_warn("could not listen on unix socket %s: %s", path, uv_strerror(rc));
+        return -1;
+    }
+    log_notice("listening on unix socket %s", path);
+    return 0;
+}
+
+/* hz times a second: the backend's background work (active expiry) and, once a second, idle clients. */
+static void server_cron_cb(uv_timer_t *t)
+{
+    server_t *s = t->data;
+    static unsigned ticks;
+    long long now = clock_refresh();
+
+    if (s->backend->vt->cron)
+        s->backend->vt->cron(s->backend);
+    if (s->cfg->timeout > 0 && ++ticks % (unsigned)s->cfg->hz == 0) {
+        client_t *c = s->clients;
+        while (c != NULL) {
+            client_t *next = c->next;
+            if (c->npending == 0 && now - c->last_ms > (long long)s->cfg->timeout * 1000) {
+                log_verbose("closing idle client id=%llu addr=%s", (unsigned long long)c->id, c->addr);
+                conn_close(c);
+            }
+            c = next;
+        }
+    }
+}
+
+int server_setup(server_t *s, uv_loop_t *loop, config_t *cfg, backend_t *b)
+{
+    memset(s, 0, sizeof(*s));
+    s->loop = loop;
+    s->cfg = cfg;
+    s->backend = b;
+    s->read_buf = mem_alloc(SERVER_READ_BUF);
+    s->start_ms = clock_refresh();
+    s->port = cfg->port;
+    server = s;
+
+    if (cfg->port > 0) {
+        for (int i = 0; i < cfg->nbind; i++)
+            if (server_listen_tcp(s, cfg->bind[i], cfg->port) < 0)
+                return -1;
+    }
+    if (cfg->unixsocket && cfg->unixsocket[0] && server_listen_unix(s, cfg->unixsocket, cfg->unixsocketperm) < 0)
+        return -1;
+    if (s->nlisteners == 0) {
+        log_warn("nothing to listen on: set port (and bind) or unixsocket");
+        return -1;
+    }
+    uv_timer_init(loop, &s->cron);
+    s->cron.data = s;
+    uv_timer_start(&s->cron, server_cron_cb, 1000 / (unsigned)cfg->hz, 1000 / (unsigned)cfg->hz);
+    return 0;
+}
+
+static void server_handle_closed_cb(uv_handle_t *h)
+{
+    (void)h;
+}
+
+void server_teardown(server_t *s)
+{
+    for (int i = 0; i < s->nlisteners; i++)
+        if (!uv_is_closing(&s->listeners[i].handle))
+            uv_close(&s->listeners[i].handle, server_handle_closed_cb);
+    if (s->cron.loop != NULL && !uv_is_closing((uv_handle_t *)&s->cron))
+        uv_close((uv_handle_t *)&s->cron, server_handle_closed_cb);
+    while (s->clients != NULL)
+        conn_close(s->clients);
+    if (s->cfg->unixsocket && s->cfg->unixsocket[0])
+        unlink(s->cfg->unixsocket);
+}
+
+void server_free(server_t *s)
+{
+    mem_free(s->read_buf);
+    s->read_buf = NULL;
+}

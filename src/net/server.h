@@ -1,0 +1,60 @@
+/*
+ * net/server: the listeners (TCP on every bind address, an optional unix socket), the list of
+ * connected clients, and the periodic tasks (active expiry, idle clients).
+ */
+#ifndef CACHETORYD_NET_SERVER_H
+#define CACHETORYD_NET_SERVER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+
+typedef struct client client_t;
+struct backend;
+
+#define SERVER_MAX_LISTENERS (CONFIG_MAX_BIND + 1)
+#define SERVER_READ_BUF (64 * 1024)
+
+typedef struct server_stats {
+    unsigned long long total_connections;       /* accepted, including refused ones */
+    unsigned long long rejected_connections;    /* refused at maxclients */
+    unsigned long long total_commands;
+    unsigned long long net_input_bytes;
+    unsigned long long net_output_bytes;
+    unsigned long long output_limit_disconnections;
+    unsigned long long query_limit_disconnections;
+} server_stats_t;
+
+typedef struct server {
+    uv_loop_t *loop;
+    config_t *cfg;                      /* the running configuration (owned by main) */
+    struct backend *backend;            /* where values live (owned by main) */
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } listeners[SERVER_MAX_LISTENERS];
+    int nlisteners;
+    uv_timer_t cron;                    /* hz times a second: backend cron, client timeouts */
+    client_t *clients;                  /* doubly linked list of connected clients */
+    unsigned nclients;
+    uint64_t next_client_id;
+    char *read_buf;                     /* shared read buffer: clients without partial input read here */
+    long long start_ms;                 /* unix ms at start, for INFO uptime */
+    int port;                           /* the TCP port actually bound (config port 0 is not allowed) */
+    server_stats_t stats;
+    int shutting_down;
+} server_t;
+
+extern server_t *server;                /* the one server of this process */
+
+/* Bind and listen on every configured address. 0, or -1 after logging why. */
+int server_setup(server_t *s, uv_loop_t *loop, config_t *cfg, struct backend *b);
+/* Close listeners and clients; run the loop afterwards so the close callbacks happen. */
+void server_teardown(server_t *s);
+/* Free what server_setup allocated, after the loop has closed every handle. */
+void server_free(server_t *s);
+
+#endif
