@@ -18,8 +18,9 @@ enum config_loglevel { LOG_LEVEL_DEBUG, LOG_LEVEL_VERBOSE, LOG_LEVEL_NOTICE, LOG
 
 typedef struct config {
     /* [server] */
-    char *bind[CONFIG_MAX_BIND];        /* addresses to listen on ("127.0.0.1 ::1"), NULL-terminated */
-    int nbind;
+    char *bind[CONFIG_MAX_BIND + 1];    /* addresses to listen on ("127.0.0.1 ::1"): numeric IPv4/IPv6,
+                                           1 to CONFIG_MAX_BIND of them, NULL-terminated */
+    int nbind;                          /* entries in bind */
     int port;                           /* TCP port; 0 = no TCP listener */
     char *unixsocket;                   /* path of a unix socket to listen on, or NULL */
     int unixsocketperm;                 /* its mode (octal in the file, e.g. 700), 0 = leave as created */
@@ -46,21 +47,30 @@ typedef struct config {
     char *logfile;                      /* NULL or "" = stderr */
 } config_t;
 
-/* Fill cfg with the defaults. */
+/* Fill cfg with the defaults. Strings in cfg are heap copies owned by cfg: config_deinit frees them.
+ * String options set to none (the empty value) are NULL; backend and serializer are never NULL. */
 void config_init(config_t *cfg);
 void config_deinit(config_t *cfg);
 
-/* Read path (NULL: defaults only), then apply argv overrides: a sequence of "--name value" pairs
- * (names as in the file, e.g. --port 7000 --maxmemory 100mb). On error returns -1 with a message in
- * err ("config.conf:12: 'port = x': port must be an integer between 0 and 65535" or
- * "--port: ..."); cfg may be partly updated then. */
+/* On a cfg set up by config_init: read path (NULL: none, keep the defaults), then apply argv
+ * overrides: a sequence of "--name value" pairs (names as in the file, e.g. --port 7000 --maxmemory
+ * 100mb), which win over the file. In the file an option may appear under its own [section] or before
+ * any section; an unknown option or section, an option under another section, an option given twice
+ * (in the file, or on the command line) are errors. Reading stops at the first error and returns -1
+ * with a message in err:
+ *   "config.conf:12: 'port = x': port must be an integer between 0 and 65535"
+ *   "--port 'x': port must be an integer between 0 and 65535"   "--port: missing value"
+ * cfg may be partly updated then. */
 int config_load(config_t *cfg, const char *path, int argc, char **argv, char *err, size_t errlen);
 
-/* Set one option by name from text, as in the file. 0 or -1 with err. */
+/* Set one option by name from text, as in the file (one pair of surrounding quotes is removed).
+ * 0, or -1 with the reason in err ("unknown option 'prot'", "port must be ...") and cfg unchanged. */
 int config_set(config_t *cfg, const char *name, const char *value, char *err, size_t errlen);
 
 /* Call fn for every option whose name matches the glob pattern (case-insensitive), with the value
- * rendered as CONFIG GET shows it. */
+ * rendered as CONFIG GET shows it: sizes as a plain byte count, unixsocketperm in octal, names for
+ * enums, "" for none, bind as a space-joined list. Only the options of the table exist: a name redis
+ * has and cachetoryd does not (save, appendonly...) matches nothing, as an unknown name does in redis. */
 typedef void config_get_fn(void *priv, const char *name, const char *value);
 void config_get(const config_t *cfg, const char *pattern, config_get_fn *fn, void *priv);
 

@@ -18,12 +18,19 @@
  *               its buffer once. Every proper prefix of a valid command gives RESP_AGAIN.
  *   RESP_ERROR  a protocol error; p->err is redis's message without the leading "-" (e.g.
  *               "ERR Protocol error: invalid bulk length"). The error sticks: every later call returns
- *               RESP_ERROR until resp_parse_init(). The server replies with p->err and closes.
+ *               RESP_ERROR (resp_parse_next() included) until resp_parse_deinit() + resp_parse_init().
+ *               The server replies with p->err and closes.
  *
  * Inline commands (a line not starting with '*') are split like redis's sdssplitargs: whitespace
  * separates, "double quotes" understand \n \r \t \b \a \\ \" and \xHH, 'single quotes' only \'. The
  * unquoted arguments are rewritten in place in buf (an argument is never longer unquoted), which is why
  * buf is not const.
+ *
+ * Like redis, the parser does not look at the byte after the '\r' ending a "*N" / "$N" line, nor at the
+ * two bytes after a bulk's payload: they are skipped, so input redis accepts is accepted. Also like redis
+ * (which searches with strchr), a NUL byte inside a header or inline line hides its end: the command
+ * stays incomplete until more than RESP_INLINE_MAX bytes are buffered, then is "too big". Payloads are
+ * binary safe.
  */
 #ifndef CACHETORYD_RESP_PARSE_H
 #define CACHETORYD_RESP_PARSE_H
@@ -47,19 +54,22 @@ typedef struct resp_arg {
 typedef struct resp_parser {
     /* limits, set by the caller (resp_parse_init gives redis's defaults) */
     long long max_bulk_len;     /* proto-max-bulk-len: largest bulk argument (512 MB) */
-    long max_args;              /* largest multibulk count accepted (INT_MAX as redis; lower it to bound argv) */
-    int authenticated;          /* 0 applies redis's pre-AUTH limits (10 args, 16 KB bulks) */
+    long max_args;              /* largest multibulk count accepted (INT_MAX as redis; lower it to bound argv).
+                                   Inline commands are not counted, as in redis */
+    int authenticated;          /* 0 applies redis's pre-AUTH limits (10 args, 16 KB bulks). init sets
+                                   0: set 1 when no password is configured, and after AUTH */
 
     /* results */
     resp_arg_t *argv;           /* argc arguments; owned by the parser */
     size_t argc;
-    size_t consumed;            /* RESP_OK: bytes of buf taken by this command */
+    size_t consumed;            /* RESP_OK: bytes of buf taken by this command (while incomplete:
+                                   private, where the unfinished element starts) */
     size_t need;                /* RESP_AGAIN: bytes needed at least, counted from buf */
     const char *err;            /* RESP_ERROR: message, points into errbuf or static text */
 
     /* state between calls (private) */
     int state;
-    int inline_cmd;
+    int inline_cmd;             /* the command is inline (its first byte is not '*') */
     long long multibulk_left;   /* arguments still to read */
     long long bulk_len;         /* length of the bulk being read, -1 between bulks */
     size_t pos;                 /* bytes of buf already examined */
@@ -67,8 +77,8 @@ typedef struct resp_parser {
     char errbuf[80];
 } resp_parser_t;
 
-void resp_parse_init(resp_parser_t *p);    /* defaults, empty state */
-void resp_parse_deinit(resp_parser_t *p);  /* frees argv */
+void resp_parse_init(resp_parser_t *p);    /* defaults, empty state; p may be garbage (nothing freed) */
+void resp_parse_deinit(resp_parser_t *p);  /* frees argv; init again before reuse */
 void resp_parse_next(resp_parser_t *p);    /* forget the command just returned, keep limits */
 int resp_parse(resp_parser_t *p, char *buf, size_t len);
 

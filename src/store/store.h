@@ -14,6 +14,8 @@
  * compared with maxmemory. Before a write that grows the keyspace, the caller asks store_make_room() for
  * the bytes it will add; with a limit set, keys are evicted by the policy until it fits, or -1 is
  * returned (noeviction, or nothing evictable left) and the caller answers redis's OOM error.
+ *
+ * Layout, costs and the eviction method are described at the top of store.c.
  */
 #ifndef CACHETORYD_STORE_STORE_H
 #define CACHETORYD_STORE_STORE_H
@@ -48,24 +50,33 @@ typedef struct store_stats {
 /* store_set flags. */
 #define STORE_SET_KEEPTTL     1     /* an existing key keeps its expiry; expire_at is ignored if so */
 
+/* ndb >= 1 databases, numbered 0..ndb-1. Every call taking a db aborts on an index out of range (the
+ * command layer validates SELECT). Seeds the hash tables from getrandom(). */
 store_t *store_create(int ndb);
-void store_destroy(store_t *s);
-void store_set_limit(store_t *s, size_t maxmemory, store_policy_t policy);  /* 0 = no limit */
+void store_destroy(store_t *s);                                             /* NULL is fine */
+/* 0 = no limit. Takes effect at the next store_make_room (lowering the limit evicts nothing by itself). */
+void store_set_limit(store_t *s, size_t maxmemory, store_policy_t policy);
 int store_policy_parse(const char *name, store_policy_t *out);              /* "allkeys-lru"..., 0 or -1 */
 const char *store_policy_name(store_policy_t p);
 
 /* The entry for key in db, or NULL if absent or expired. The pointer is valid until the next call that
  * modifies the store. */
 store_entry_t *store_lookup(store_t *s, int db, const char *key, size_t klen, int flags);
+/* The entry's bytes, owned by the store; not NUL-terminated. */
 const char *store_entry_key(const store_entry_t *e, size_t *klen);
 const char *store_entry_value(const store_entry_t *e, size_t *vlen);
 long long store_entry_expire(const store_entry_t *e);     /* absolute ms, or -1 for none */
 
-/* Bytes that storing a key of klen with a value of vlen adds to store_used() (for store_make_room). */
+/* Bytes that storing a key of klen with a value of vlen adds to store_used() (for store_make_room):
+ * klen + vlen + a fixed overhead (48 on 64-bit: the 32-byte entry header, one hash-bucket slot, one
+ * volatile-array slot; the same whether or not the key has an expiry). Saturates at SIZE_MAX. */
 size_t store_entry_cost(size_t klen, size_t vlen);
 
-/* Insert or replace key (the bytes are copied). expire_at: absolute ms, or -1 for none (removes an
- * existing expiry unless STORE_SET_KEEPTTL). Does not evict: call store_make_room() first. */
+/* Insert or replace key (the bytes are copied; val may point into the key's current value). expire_at:
+ * absolute ms, or -1 for none (removes an existing expiry unless STORE_SET_KEEPTTL). An expire_at at or
+ * before now deletes the key instead, like redis's SET ... PXAT <past> (not counted in expired_keys).
+ * An overwrite counts as an access for LRU/LFU. Key and value must each be shorter than 4 GiB (aborts
+ * otherwise; proto-max-bulk-len keeps them far below). Does not evict: call store_make_room() first. */
 void store_set(store_t *s, int db, const char *key, size_t klen, const char *val, size_t vlen,
                long long expire_at, int flags);
 
@@ -76,26 +87,30 @@ int store_delete(store_t *s, int db, const char *key, size_t klen);
  * expire_at at or before now deletes the key, as redis does (a deletion, not counted in expired_keys). */
 int store_set_expire(store_t *s, int db, const char *key, size_t klen, long long expire_at);
 
-/* Rename src to dst within db, keeping the value and the expiry; dst is replaced unless nx.
- * Returns 1 renamed, 0 dst exists and nx, -1 src does not exist. */
+/* Rename src to dst within db, keeping the value, the expiry and the LRU/LFU data; dst is replaced
+ * unless nx. Returns 1 renamed, 0 dst exists and nx, -1 src does not exist. src == dst: 1 (0 if nx),
+ * nothing changes. Does not evict (the key length may change the accounting by dlen - slen). */
 int store_rename(store_t *s, int db, const char *src, size_t slen, const char *dst, size_t dlen, int nx);
 
 /* Evict until store_used() + needed fits in maxmemory. 0 on success (always with no limit), -1 if it
- * cannot (noeviction, or no key the policy may evict). */
+ * cannot (noeviction, no key the policy may evict, or needed > maxmemory: then nothing is evicted).
+ * Expired keys met while sampling go first and count as expired_keys; the rest count as evicted_keys. */
 int store_make_room(store_t *s, size_t needed);
 
 /* Redis's SCAN contract: start with cursor 0; every key present for the whole scan is returned at
  * least once; returns the next cursor, 0 when done. fn is called for roughly count buckets' worth of
- * live keys; it must not modify the store. */
+ * live keys; it must not modify the store. Expired keys are not passed to fn; those met are deleted
+ * (counted) after fn has run, which the contract allows. */
 typedef void store_scan_fn(void *priv, const store_entry_t *e);
 uint64_t store_scan(store_t *s, int db, uint64_t cursor, size_t count, store_scan_fn *fn, void *priv);
 
-/* A random live key, or NULL when db is empty. */
+/* A random live key, or NULL when db is empty. Expired keys drawn are deleted (counted) and another is
+ * drawn, 100 times at most: a db of almost only expired keys may answer NULL until they are reclaimed. */
 store_entry_t *store_random(store_t *s, int db);
 
 size_t store_dbsize(const store_t *s, int db);          /* keys, may include expired ones not yet reclaimed */
 size_t store_expires(const store_t *s, int db);         /* keys with an expiry */
-void store_flush(store_t *s, int db);                   /* db < 0: all databases */
+void store_flush(store_t *s, int db);                   /* db < 0: all; frees now, O(keys) */
 size_t store_used(const store_t *s);                    /* accounted bytes, see above */
 size_t store_maxmemory(const store_t *s);
 store_policy_t store_policy(const store_t *s);
@@ -103,10 +118,14 @@ const store_stats_t *store_stats(const store_t *s);
 void store_stats_reset(store_t *s);
 
 /* One slice of active expiry: sample keys with an expiry in every db and delete expired ones, for at
- * most budget_us microseconds. Called from a timer (10 times a second). Returns keys removed. */
+ * most budget_us microseconds (checked after each sample of 20, so a call always makes some progress;
+ * budget_us <= 0 does nothing). Called from a timer (10 times a second). Also advances pending hash
+ * table resizes a little. Returns keys removed. */
 size_t store_expire_cycle(store_t *s, long long budget_us);
 
-/* Glob-style match as redis's stringmatchlen (*, ?, [a-z], [^a], \x), used by KEYS and SCAN MATCH. */
+/* Glob-style match as redis's stringmatchlen (*, ?, [a-z], [^a], \x), used by KEYS and SCAN MATCH.
+ * Iterative, O(plen * slen) at worst, constant stack. Differs from redis only in that a pattern of
+ * stars matches the empty string and bytes >= 0x80 in ranges compare unsigned (see store.c). */
 int store_match(const char *pat, size_t plen, const char *str, size_t slen, int nocase);
 
 #endif

@@ -1,0 +1,103 @@
+#!/bin/sh
+# Install the Debian/Ubuntu packages cachetoryd needs to build, test and run.
+#
+#   scripts/install-deps.sh           apt-get update, then install whatever is missing
+#   scripts/install-deps.sh --check   exit 0 if everything is installed, 1 (listing what is missing) if not
+#
+# Installing needs root: the script uses sudo when run as another user and sudo exists. Nothing is
+# done (not even apt-get update) when every package is already there. `make deps` runs --check first.
+set -eu
+
+# Build: compiler and pkg-config, then one -dev package per library in the Makefile's LIBS_PC.
+# Tests: cmocka (unit), a real redis and python (integration, compared against redis), procps (pgrep).
+PACKAGES="
+build-essential
+pkg-config
+libuv1-dev
+libhiredis-dev
+zlib1g-dev
+libzstd-dev
+libmsgpack-dev
+libinih-dev
+libcmocka-dev
+redis-server
+redis-tools
+python3
+python3-redis
+python3-pytest
+procps
+"
+
+usage() {
+    echo "usage: $0 [--check]" >&2
+    exit 2
+}
+
+# Print the packages of $PACKAGES that are not installed, separated by spaces.
+missing_packages() {
+    for pkg in $PACKAGES; do
+        # ${Status} is "install ok installed" only for a package that is fully installed (not one
+        # merely unpacked, half-configured or removed with its config files left).
+        status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+        if [ "$status" != "install ok installed" ]; then
+            printf '%s ' "$pkg"
+        fi
+    done
+}
+
+check=0
+case $# in
+0) ;;
+1) [ "$1" = "--check" ] || usage; check=1 ;;
+*) usage ;;
+esac
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "$0: dpkg-query not found: this script is for Debian and Ubuntu." >&2
+    echo "Install the equivalents of:" "$(echo "$PACKAGES" | tr '\n' ' ')" >&2
+    exit 1
+fi
+
+missing=$(missing_packages)
+missing=${missing% }
+
+if [ "$check" -eq 1 ]; then
+    if [ -n "$missing" ]; then
+        echo "missing packages: $missing"
+        echo "install them with: $0"
+        exit 1
+    fi
+    echo "all packages installed"
+    exit 0
+fi
+
+if [ -z "$missing" ]; then
+    echo "all packages installed"
+    exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+    sudo=""
+elif command -v sudo >/dev/null 2>&1; then
+    sudo="sudo"
+else
+    echo "$0: installing packages needs root, and sudo is not available." >&2
+    echo "As root, run:" >&2
+    echo "  apt-get update && apt-get install -y --no-install-recommends $missing" >&2
+    exit 1
+fi
+
+echo "installing: $missing"
+# $sudo and $missing are meant to split into words (package names have no spaces or wildcards).
+# shellcheck disable=SC2086
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get update
+# shellcheck disable=SC2086
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing
+
+still=$(missing_packages)
+still=${still% }
+if [ -n "$still" ]; then
+    echo "$0: still missing after apt-get install: $still" >&2
+    exit 1
+fi
+echo "all packages installed"

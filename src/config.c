@@ -1,0 +1,933 @@
+/*
+ * config: the option table and everything that reads it.
+ *
+ * One row per option (config_options[] below): name, section, type, bounds, default, help, and the
+ * field of config_t it fills. config_init() applies the defaults by parsing each row's default text,
+ * so a default is written exactly as a user would write it and is checked by the same code; the INI
+ * reader, the command line, CONFIG GET and --help all walk the same rows. Adding an option is one row
+ * plus its field in config.h.
+ *
+ * The file is read with inih, through ini_parse_stream() and a reader of our own (config_file_read_cb)
+ * rather than ini_parse(), because:
+ *   - Debian's libinih is built without INI_HANDLER_LINENO, so the handler is not told the line; the
+ *     reader counts lines itself (inih asks for exactly one line per call) and keeps the line's text
+ *     for the error message;
+ *   - the library keeps parsing after an error; the reader stops it (returns EOF) at the first one;
+ *   - it checks section headers and "name = value" syntax itself, so those errors say what is wrong
+ *     instead of inih's bare line number;
+ *   - it hands inih each line with its indentation removed, which turns off inih's multi-line values
+ *     (an indented line would otherwise silently continue the previous option's value);
+ *   - a comment longer than inih's fixed line buffer is passed as an empty line instead of being split
+ *     into garbage; a long option line is an error ("line is too long").
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ini.h>
+
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/mem.h"
+
+typedef enum config_type {
+    CONFIG_BOOL,        /* yes | no -> int 1 / 0 (no option uses it yet) */
+    CONFIG_INT,         /* decimal integer in [min, max] -> int */
+    CONFIG_MEMORY,      /* size with optional unit (config_parse_memory) in [min, max] -> long long */
+    CONFIG_OCTAL,       /* file mode written in octal, in [min, max] -> int */
+    CONFIG_STRING,      /* any text; empty means none -> char * or NULL */
+    CONFIG_URL,         /* "scheme:..." (memory://, redis://host:port) -> char *, never NULL */
+    CONFIG_ENUM,        /* one name of a list -> int */
+    CONFIG_ADDRLIST,    /* 1..CONFIG_MAX_BIND numeric IPv4/IPv6 addresses -> cfg->bind, cfg->nbind */
+} config_type_t;
+
+/* The names of an enum option, as two functions so that maxmemory-policy can use store's own. */
+typedef struct config_enum {
+    int (*parse)(const char *name, int *out);   /* 0, or -1 if name is not one of them */
+    const char *(*name)(int value);             /* value's name; NULL past the last value */
+} config_enum_t;
+
+typedef struct config_option {
+    const char *name;               /* as in the file and after "--" on the command line */
+    const char *section;            /* "server", "cache" or "log" (without brackets) */
+    config_type_t type;
+    size_t offset;                  /* of the field in config_t */
+    long long min, max;             /* accepted range: CONFIG_INT, CONFIG_MEMORY, CONFIG_OCTAL */
+    const config_enum_t *values;    /* CONFIG_ENUM */
+    const char *def;                /* default, written as in the file ("" = none) */
+    const char *help;               /* one line for --help */
+} config_option_t;
+
+/* A parsed value, checked but not yet stored: config_set changes nothing when parsing fails. */
+typedef struct config_value {
+    long long num;                  /* BOOL, INT, MEMORY, OCTAL, ENUM */
+    char *str;                      /* STRING, URL: owned; NULL = none */
+    char *list[CONFIG_MAX_BIND];    /* ADDRLIST: owned */
+    int nlist;
+} config_value_t;
+
+/* --- enums ------------------------------------------------------------------------------------- */
+
+static const char *const loglevel_names[] = {
+    [LOG_LEVEL_DEBUG] = "debug",
+    [LOG_LEVEL_VERBOSE] = "verbose",
+    [LOG_LEVEL_NOTICE] = "notice",
+    [LOG_LEVEL_WARNING] = "warning",
+};
+
+static const char *loglevel_name(int v)
+{
+    if (v < 0 || (size_t)v >= sizeof(loglevel_names) / sizeof(loglevel_names[0]))
+        return NULL;
+    return loglevel_names[v];
+}
+
+static int loglevel_parse(const char *s, int *out)
+{
+    for (int i = 0; loglevel_name(i) != NULL; i++) {
+        if (strcasecmp(s, loglevel_name(i)) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* store.h has no count of policies; store_policy_name() answers "unknown" past the last one. */
+static const char *policy_name(int v)
+{
+    const char *n = store_policy_name((store_policy_t)v);
+    return strcmp(n, "unknown") == 0 ? NULL : n;
+}
+
+static int policy_parse(const char *s, int *out)
+{
+    store_policy_t p;
+    if (store_policy_parse(s, &p) < 0)
+        return -1;
+    *out = (int)p;
+    return 0;
+}
+
+static const config_enum_t loglevel_enum = { loglevel_parse, loglevel_name };
+static const config_enum_t policy_enum = { policy_parse, policy_name };
+
+/* --- the table --------------------------------------------------------------------------------- */
+
+#define F(field) offsetof(config_t, field)
+#define GB (1024LL * 1024 * 1024)
+#define MB (1024LL * 1024)
+
+/* One row per option, in the order CONFIG GET and --help list them. */
+static const config_option_t config_options[] = {
+    /* name, section, type, field, min, max, enum, default, help */
+    { "bind", "server", CONFIG_ADDRLIST, F(bind), 0, 0, NULL, "127.0.0.1",
+      "IPv4/IPv6 addresses to listen on, separated by spaces (0.0.0.0 or :: for all)" },
+    { "port", "server", CONFIG_INT, F(port), 0, 65535, NULL, "6380",
+      "TCP port to listen on; 0 = no TCP listener" },
+    { "unixsocket", "server", CONFIG_STRING, F(unixsocket), 0, 0, NULL, "",
+      "path of a unix socket to listen on too; empty = none" },
+    { "unixsocketperm", "server", CONFIG_OCTAL, F(unixsocketperm), 0, 0777, NULL, "0",
+      "mode of the unix socket, in octal (e.g. 700); 0 = leave as created" },
+    { "maxclients", "server", CONFIG_INT, F(maxclients), 1, 1000000, NULL, "10000",
+      "connected clients at most; further connections are refused" },
+    { "timeout", "server", CONFIG_INT, F(timeout), 0, INT_MAX, NULL, "0",
+      "close a client idle this many seconds; 0 = never" },
+    { "tcp-keepalive", "server", CONFIG_INT, F(tcp_keepalive), 0, INT_MAX, NULL, "300",
+      "TCP keepalive interval in seconds; 0 = off" },
+    { "tcp-backlog", "server", CONFIG_INT, F(tcp_backlog), 0, INT_MAX, NULL, "511",
+      "listen() backlog (the kernel caps it at net.core.somaxconn)" },
+    { "requirepass", "server", CONFIG_STRING, F(requirepass), 0, 0, NULL, "",
+      "password clients must give with AUTH; empty = no password" },
+    { "proto-max-bulk-len", "server", CONFIG_MEMORY, F(proto_max_bulk_len), MB, LLONG_MAX, NULL, "512mb",
+      "largest bulk string a client may send" },
+    { "client-query-buffer-limit", "server", CONFIG_MEMORY, F(client_query_buffer_limit), MB, LLONG_MAX,
+      NULL, "1gb", "largest unprocessed input of one client; beyond it the client is closed" },
+    { "client-output-buffer-limit", "server", CONFIG_MEMORY, F(client_output_buffer_limit), 0, LLONG_MAX,
+      NULL, "256mb", "largest pending output of one client; beyond it the client is closed; 0 = unlimited" },
+    { "pidfile", "server", CONFIG_STRING, F(pidfile), 0, 0, NULL, "",
+      "write the process id to this file; empty = none" },
+    { "databases", "server", CONFIG_INT, F(databases), 1, 10000, NULL, "16",
+      "number of databases (SELECT 0 to databases-1)" },
+
+    { "backend", "cache", CONFIG_URL, F(backend), 0, 0, NULL, "memory://",
+      "where values are kept: memory://, dummy:// (caching off) or redis://host:port/db" },
+    { "serializer", "cache", CONFIG_URL, F(serializer), 0, 0, NULL, "null://",
+      "codec chain applied to values, e.g. null:// or zstd://?compression-level=3" },
+    { "maxmemory", "cache", CONFIG_MEMORY, F(maxmemory), 0, LLONG_MAX, NULL, "0",
+      "memory:// limit; keys are evicted by maxmemory-policy beyond it; 0 = no limit" },
+    { "maxmemory-policy", "cache", CONFIG_ENUM, F(maxmemory_policy), 0, 0, &policy_enum, "allkeys-lru",
+      "which keys to evict when maxmemory is reached" },
+    { "hz", "cache", CONFIG_INT, F(hz), 1, 500, NULL, "10",
+      "background tasks (active expiry) per second" },
+
+    { "loglevel", "log", CONFIG_ENUM, F(loglevel), 0, 0, &loglevel_enum, "notice",
+      "least important messages that are logged" },
+    { "logfile", "log", CONFIG_STRING, F(logfile), 0, 0, NULL, "",
+      "file to append the log to; empty = standard error" },
+};
+
+#undef F
+
+#define CONFIG_NOPTIONS (sizeof(config_options) / sizeof(config_options[0]))
+
+static const char *const config_sections[] = { "server", "cache", "log" };
+
+static const config_option_t *config_find(const char *name)
+{
+    for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+        if (strcasecmp(config_options[i].name, name) == 0)
+            return &config_options[i];
+    }
+    return NULL;
+}
+
+static void *config_field(const config_t *cfg, const config_option_t *o)
+{
+    return (char *)cfg + o->offset;
+}
+
+/* --- parsing one value ------------------------------------------------------------------------- */
+
+/* "1073741824" -> "1gb": a bound as a user would write it. */
+static void config_format_memory(char *out, size_t outlen, long long v)
+{
+    if (v != 0 && v % GB == 0)
+        snprintf(out, outlen, "%lldgb", v / GB);
+    else if (v != 0 && v % MB == 0)
+        snprintf(out, outlen, "%lldmb", v / MB);
+    else if (v != 0 && v % 1024 == 0)
+        snprintf(out, outlen, "%lldkb", v / 1024);
+    else
+        snprintf(out, outlen, "%lld", v);
+}
+
+/* The reason a value of o was refused, naming what is accepted. */
+static void config_reason(const config_option_t *o, char *err, size_t errlen)
+{
+    char lo[32], hi[32];
+    buf_t b;
+
+    switch (o->type) {
+    case CONFIG_BOOL:
+        snprintf(err, errlen, "%s must be yes or no", o->name);
+        break;
+    case CONFIG_INT:
+        snprintf(err, errlen, "%s must be an integer between %lld and %lld", o->name, o->min, o->max);
+        break;
+    case CONFIG_MEMORY:
+        config_format_memory(lo, sizeof(lo), o->min);
+        config_format_memory(hi, sizeof(hi), o->max);
+        if (o->max == LLONG_MAX)
+            snprintf(err, errlen, "%s must be a size such as 100mb (units b, k, kb, m, mb, g, gb) "
+                     "of at least %s", o->name, lo);
+        else
+            snprintf(err, errlen, "%s must be a size such as 100mb (units b, k, kb, m, mb, g, gb) "
+                     "between %s and %s", o->name, lo, hi);
+        break;
+    case CONFIG_OCTAL:
+        snprintf(err, errlen, "%s must be an octal file mode between %llo and %llo", o->name,
+                 (unsigned long long)o->min, (unsigned long long)o->max);
+        break;
+    case CONFIG_STRING:
+        snprintf(err, errlen, "%s must be text", o->name);    /* not reached: any text will do */
+        break;
+    case CONFIG_URL:
+        snprintf(err, errlen, "%s must be a URL such as %s", o->name, o->def);
+        break;
+    case CONFIG_ENUM:
+        buf_init(&b);
+        buf_printf(&b, "%s must be one of ", o->name);
+        for (int i = 0; o->values->name(i) != NULL; i++)
+            buf_printf(&b, "%s%s", i ? ", " : "", o->values->name(i));
+        buf_append(&b, "", 1);
+        snprintf(err, errlen, "%s", b.data);
+        buf_deinit(&b);
+        break;
+    case CONFIG_ADDRLIST:
+        snprintf(err, errlen, "%s must be 1 to %d IPv4 or IPv6 addresses separated by spaces", o->name,
+                 CONFIG_MAX_BIND);
+        break;
+    }
+}
+
+/* A whole decimal (base 10) or octal (base 8) number: no sign other than '-', no spaces, no junk. */
+static int config_parse_ll(const char *s, int base, long long *out)
+{
+    if (!isdigit((unsigned char)*s) && !(*s == '-' && isdigit((unsigned char)s[1])))
+        return -1;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, base);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* "scheme:" then anything, the scheme as RFC 3986 allows (a letter, then letters, digits, + - .). */
+static int config_is_url(const char *s)
+{
+    if (!isalpha((unsigned char)*s))
+        return 0;
+    while (isalnum((unsigned char)*s) || *s == '+' || *s == '-' || *s == '.')
+        s++;
+    return *s == ':';
+}
+
+static void config_value_free(config_value_t *v)
+{
+    mem_free(v->str);
+    for (int i = 0; i < v->nlist; i++)
+        mem_free(v->list[i]);
+}
+
+/* Split an address list; each must be a numeric IPv4 or IPv6 address (the listener binds them as
+ * given, it does not resolve names). */
+static int config_parse_addrlist(const char *s, config_value_t *v)
+{
+    const char *p = s;
+
+    for (;;) {
+        p += strspn(p, " \t");
+        if (*p == '\0')
+            break;
+        size_t n = strcspn(p, " \t");
+        if (v->nlist == CONFIG_MAX_BIND || n >= INET6_ADDRSTRLEN)
+            return -1;
+        char addr[INET6_ADDRSTRLEN];
+        unsigned char sa[sizeof(struct in6_addr)];
+        memcpy(addr, p, n);
+        addr[n] = '\0';
+        if (inet_pton(AF_INET, addr, sa) != 1 && inet_pton(AF_INET6, addr, sa) != 1)
+            return -1;
+        v->list[v->nlist++] = mem_strdup(addr);
+        p += n;
+    }
+    return v->nlist > 0 ? 0 : -1;
+}
+
+/* Parse text as a value of o into v. 0, or -1 with the reason in err (and nothing left in v). */
+static int config_parse_value(const config_option_t *o, const char *s, config_value_t *v,
+                              char *err, size_t errlen)
+{
+    int ok = 0, n;
+
+    memset(v, 0, sizeof(*v));
+    switch (o->type) {
+    case CONFIG_BOOL:
+        ok = strcasecmp(s, "yes") == 0 || strcasecmp(s, "no") == 0;
+        v->num = strcasecmp(s, "yes") == 0;
+        break;
+    case CONFIG_INT:
+        ok = config_parse_ll(s, 10, &v->num) == 0 && v->num >= o->min && v->num <= o->max;
+        break;
+    case CONFIG_MEMORY:
+        ok = config_parse_memory(s, &v->num) == 0 && v->num >= o->min && v->num <= o->max;
+        break;
+    case CONFIG_OCTAL:
+        ok = config_parse_ll(s, 8, &v->num) == 0 && v->num >= o->min && v->num <= o->max;
+        break;
+    case CONFIG_STRING:
+        ok = 1;
+        v->str = *s ? mem_strdup(s) : NULL;
+        break;
+    case CONFIG_URL:
+        ok = config_is_url(s);
+        v->str = ok ? mem_strdup(s) : NULL;
+        break;
+    case CONFIG_ENUM:
+        ok = o->values->parse(s, &n) == 0;
+        v->num = n;
+        break;
+    case CONFIG_ADDRLIST:
+        ok = config_parse_addrlist(s, v) == 0;
+        break;
+    }
+    if (!ok) {
+        config_value_free(v);
+        memset(v, 0, sizeof(*v));
+        config_reason(o, err, errlen);
+        return -1;
+    }
+    return 0;
+}
+
+/* Store v in cfg, freeing what it replaces; v's strings now belong to cfg. */
+static void config_commit(config_t *cfg, const config_option_t *o, config_value_t *v)
+{
+    void *field = config_field(cfg, o);
+
+    switch (o->type) {
+    case CONFIG_BOOL:
+    case CONFIG_INT:
+    case CONFIG_OCTAL:
+    case CONFIG_ENUM:
+        *(int *)field = (int)v->num;    /* bounds are within int for every such row */
+        break;
+    case CONFIG_MEMORY:
+        *(long long *)field = v->num;
+        break;
+    case CONFIG_STRING:
+    case CONFIG_URL:
+        mem_free(*(char **)field);
+        *(char **)field = v->str;
+        break;
+    case CONFIG_ADDRLIST:
+        /* The only list option is bind; its count lives next to it in config_t. */
+        for (int i = 0; i < cfg->nbind; i++)
+            mem_free(cfg->bind[i]);
+        memset(cfg->bind, 0, sizeof(cfg->bind));
+        memcpy(cfg->bind, v->list, sizeof(v->list[0]) * (size_t)v->nlist);
+        cfg->nbind = v->nlist;
+        break;
+    }
+}
+
+/* The value without one pair of surrounding double or single quotes, as a new string. */
+static char *config_unquote(const char *s)
+{
+    size_t n = strlen(s);
+    if (n >= 2 && (s[0] == '"' || s[0] == '\'') && s[n - 1] == s[0])
+        return mem_strndup(s + 1, n - 2);
+    return mem_strdup(s);
+}
+
+static int config_set_option(config_t *cfg, const config_option_t *o, const char *text,
+                             char *err, size_t errlen)
+{
+    config_value_t v;
+    char *s = config_unquote(text);
+    int rc = config_parse_value(o, s, &v, err, errlen);
+    if (rc == 0)
+        config_commit(cfg, o, &v);
+    mem_free(s);
+    return rc;
+}
+
+/*
+ * Set one option from its text as written in the file (quotes around it are removed). On error
+ * returns -1 with the reason in err ("port must be an integer between 0 and 65535", "unknown option
+ * 'prot'") and cfg unchanged.
+ */
+int config_set(config_t *cfg, const char *name, const char *value, char *err, size_t errlen)
+{
+    const config_option_t *o = config_find(name);
+    if (o == NULL) {
+        snprintf(err, errlen, "unknown option '%s'", name);
+        return -1;
+    }
+    return config_set_option(cfg, o, value, err, errlen);
+}
+
+/* --- defaults ---------------------------------------------------------------------------------- */
+
+/* Apply every row's default. A default the row's own parser refuses is a bug in the table: abort
+ * (unit tests call this first, so such a bug cannot get past them). */
+void config_init(config_t *cfg)
+{
+    char err[256];
+
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+        if (config_set_option(cfg, &config_options[i], config_options[i].def, err, sizeof(err)) < 0) {
+            fprintf(stderr, "cachetoryd: bad default '%s' for %s: %s\n", config_options[i].def,
+                    config_options[i].name, err);
+            abort();
+        }
+    }
+}
+
+void config_deinit(config_t *cfg)
+{
+    for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+        const config_option_t *o = &config_options[i];
+        if (o->type == CONFIG_STRING || o->type == CONFIG_URL) {
+            char **p = config_field(cfg, o);
+            mem_free(*p);
+            *p = NULL;
+        }
+    }
+    for (int i = 0; i < cfg->nbind; i++)
+        mem_free(cfg->bind[i]);
+    memset(cfg->bind, 0, sizeof(cfg->bind));
+    cfg->nbind = 0;
+}
+
+/* --- the INI file ------------------------------------------------------------------------------ */
+
+typedef struct config_file {
+    config_t *cfg;
+    const char *path;
+    FILE *f;
+    char *line;                     /* getline() buffer: the current line */
+    size_t linecap;
+    const char *text;               /* the current line without indentation and newline */
+    int lineno;                     /* number of the current line, from 1 */
+    int failed;                     /* err holds the first error; the reader stops */
+    int seen[CONFIG_NOPTIONS];      /* line where each option was set, 0 = not yet */
+    char *err;
+    size_t errlen;
+} config_file_t;
+
+/* Record the first error, quoting the current line: "path:12: 'port = x': reason". */
+static void config_file_fail(config_file_t *cf, const char *reason)
+{
+    if (cf->failed)
+        return;
+    cf->failed = 1;
+    snprintf(cf->err, cf->errlen, "%s:%d: '%s': %s", cf->path, cf->lineno, cf->text, reason);
+}
+
+/* Read the next line into cf->line and cf->text. 0, or -1 at end of file or on a read error. */
+static int config_file_getline(config_file_t *cf)
+{
+    ssize_t n = getline(&cf->line, &cf->linecap, cf->f);
+    if (n < 0)
+        return -1;
+    cf->lineno++;
+    char *s = cf->line;
+    if (cf->lineno == 1 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB &&
+        (unsigned char)s[2] == 0xBF)
+        s += 3;     /* UTF-8 byte order mark */
+    while (n > 0 && isspace((unsigned char)cf->line[n - 1]))
+        cf->line[--n] = '\0';
+    while (isspace((unsigned char)*s))
+        s++;
+    cf->text = s;
+    return 0;
+}
+
+static int config_section_known(const char *s, size_t n)
+{
+    for (size_t i = 0; i < sizeof(config_sections) / sizeof(config_sections[0]); i++) {
+        if (strlen(config_sections[i]) == n && strncasecmp(config_sections[i], s, n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The line is a comment from p on: nothing, or ';' / '#' and anything. */
+static int config_rest_is_comment(const char *p)
+{
+    while (isspace((unsigned char)*p))
+        p++;
+    return *p == '\0' || *p == ';' || *p == '#';
+}
+
+/*
+ * inih's fgets-like reader (see the top of the file for why we have our own): fills str (num bytes)
+ * with the next line, checked and stripped of indentation, or returns NULL to end the parse — at end
+ * of file, and at the first error, which it or the handler has recorded.
+ */
+static char *config_file_read_cb(char *str, int num, void *stream)
+{
+    config_file_t *cf = stream;
+    const char *s;
+
+    if (cf->failed)
+        return NULL;
+    if (config_file_getline(cf) < 0) {
+        if (ferror(cf->f)) {
+            cf->failed = 1;
+            snprintf(cf->err, cf->errlen, "%s: cannot read: %s", cf->path, strerror(errno));
+        }
+        return NULL;
+    }
+    s = cf->text;
+    if (*s == '\0' || *s == ';' || *s == '#') {
+        str[0] = '\0';      /* blank or comment, however long */
+        return str;
+    }
+    if (*s == '[') {
+        const char *end = strchr(s, ']');
+        if (end == NULL) {
+            config_file_fail(cf, "a section header must end with ']'");
+            return NULL;
+        }
+        if (!config_section_known(s + 1, (size_t)(end - s - 1))) {
+            char reason[128];
+            snprintf(reason, sizeof(reason), "unknown section '%.*s' (expected [server], [cache] or [log])",
+                     (int)(end - s - 1 > 40 ? 40 : end - s - 1), s + 1);
+            config_file_fail(cf, reason);
+            return NULL;
+        }
+        if (!config_rest_is_comment(end + 1)) {
+            config_file_fail(cf, "nothing but a comment may follow a section header");
+            return NULL;
+        }
+    } else if (s[strcspn(s, "=:")] != '=' || s[0] == '=') {
+        /* inih would also take "name: value"; "name value" (redis.conf style) it would refuse
+         * with no reason, and "bind ::1" it would read as bind = ":1". */
+        config_file_fail(cf, "expected 'name = value', a [section] or a comment");
+        return NULL;
+    }
+    size_t n = strlen(s);
+    if (n >= (size_t)num) {
+        char reason[64];
+        snprintf(reason, sizeof(reason), "line is too long (at most %d characters)", num - 1);
+        config_file_fail(cf, reason);
+        return NULL;
+    }
+    memcpy(str, s, n + 1);
+    return str;
+}
+
+static int config_file_handler(void *user, const char *section, const char *name, const char *value)
+{
+    config_file_t *cf = user;
+    const config_option_t *o = config_find(name);
+    char reason[512];
+
+    if (o == NULL) {
+        snprintf(reason, sizeof(reason), "unknown option '%s'", name);
+        goto fail;
+    }
+    size_t idx = (size_t)(o - config_options);
+    if (*section != '\0' && strcasecmp(section, o->section) != 0) {
+        snprintf(reason, sizeof(reason), "%s belongs in [%s], not [%s]", o->name, o->section, section);
+        goto fail;
+    }
+    if (cf->seen[idx] != 0) {
+        snprintf(reason, sizeof(reason), "%s is already set at line %d", o->name, cf->seen[idx]);
+        goto fail;
+    }
+    if (config_set_option(cf->cfg, o, value, reason, sizeof(reason)) < 0)
+        goto fail;
+    cf->seen[idx] = cf->lineno;
+    return 1;
+
+fail:
+    config_file_fail(cf, reason);
+    return 0;
+}
+
+/* Make line lineno the current line again (to quote a line inih refused after reading past it). */
+static void config_file_seek_line(config_file_t *cf, int lineno)
+{
+    rewind(cf->f);
+    cf->lineno = 0;
+    cf->text = "";
+    while (cf->lineno < lineno && config_file_getline(cf) == 0)
+        ;
+}
+
+static int config_load_file(config_t *cfg, const char *path, char *err, size_t errlen)
+{
+    config_file_t cf;
+    int rc;
+
+    memset(&cf, 0, sizeof(cf));
+    cf.cfg = cfg;
+    cf.path = path;
+    cf.text = "";
+    cf.err = err;
+    cf.errlen = errlen;
+    cf.f = fopen(path, "r");
+    if (cf.f == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+
+    rc = ini_parse_stream(config_file_read_cb, &cf, config_file_handler, &cf);
+    if (!cf.failed && rc > 0) {
+        /* inih refused a line our reader let through: not expected, but do not let it pass. */
+        config_file_seek_line(&cf, rc);
+        config_file_fail(&cf, "syntax error");
+    } else if (!cf.failed && rc < 0) {
+        cf.failed = 1;
+        snprintf(err, errlen, "%s: cannot parse (inih error %d)", path, rc);
+    }
+
+    free(cf.line);      /* getline's buffer comes from malloc */
+    fclose(cf.f);
+    return cf.failed ? -1 : 0;
+}
+
+/* --- the command line -------------------------------------------------------------------------- */
+
+static int config_load_args(config_t *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    int seen[CONFIG_NOPTIONS] = { 0 };
+    char reason[512];
+
+    for (int i = 0; i < argc; i += 2) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+            snprintf(err, errlen, "'%s': expected --name value", arg);
+            return -1;
+        }
+        if (i + 1 >= argc) {
+            snprintf(err, errlen, "%s: missing value", arg);
+            return -1;
+        }
+        const char *value = argv[i + 1];
+        const config_option_t *o = config_find(arg + 2);
+        if (o == NULL) {
+            snprintf(err, errlen, "%s '%s': unknown option '%s'", arg, value, arg + 2);
+            return -1;
+        }
+        size_t idx = (size_t)(o - config_options);
+        if (seen[idx]) {
+            snprintf(err, errlen, "%s '%s': %s is already given on the command line", arg, value, o->name);
+            return -1;
+        }
+        seen[idx] = 1;
+        if (config_set_option(cfg, o, value, reason, sizeof(reason)) < 0) {
+            snprintf(err, errlen, "%s '%s': %s", arg, value, reason);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int config_load(config_t *cfg, const char *path, int argc, char **argv, char *err, size_t errlen)
+{
+    if (path != NULL && config_load_file(cfg, path, err, errlen) < 0)
+        return -1;
+    return config_load_args(cfg, argc, argv, err, errlen);
+}
+
+/* --- CONFIG GET and --help --------------------------------------------------------------------- */
+
+/* If the one-character token at p (?, [set], \x or a literal) matches c, the pattern after it; NULL
+ * if not. An unterminated [set] runs to the end of the pattern, as in redis. */
+static const char *config_glob_token(const char *p, int c)
+{
+    c = tolower(c);
+    switch (*p) {
+    case '\0':
+        return NULL;
+    case '?':
+        return p + 1;
+    case '[': {
+        int neg = 0, match = 0;
+        p++;
+        if (*p == '^') {
+            neg = 1;
+            p++;
+        }
+        for (; *p != '\0' && *p != ']'; p++) {
+            if (*p == '\\' && p[1] != '\0') {
+                p++;
+                match |= tolower((unsigned char)*p) == c;
+            } else if (p[1] == '-' && p[2] != '\0' && p[2] != ']') {
+                int lo = tolower((unsigned char)p[0]), hi = tolower((unsigned char)p[2]);
+                if (lo > hi) {
+                    int t = lo;
+                    lo = hi;
+                    hi = t;
+                }
+                match |= c >= lo && c <= hi;
+                p += 2;
+            } else {
+                match |= tolower((unsigned char)*p) == c;
+            }
+        }
+        if (match == neg)
+            return NULL;
+        return *p == ']' ? p + 1 : p;
+    }
+    case '\\':
+        if (p[1] != '\0')
+            p++;
+        /* fall through */
+    default:
+        return tolower((unsigned char)*p) == c ? p + 1 : NULL;
+    }
+}
+
+/*
+ * Glob match as redis's stringmatchlen with nocase: *, ?, [abc], [^a], [a-z], \x. (store_match()
+ * does the same for keys; this copy keeps config free of the store module.)
+ *
+ * Iterative, going back only to the last '*' on a mismatch: a later star makes every earlier one's
+ * choice irrelevant, so this is exact and takes O(pattern * name) time. The recursive way is
+ * exponential in the number of stars, and the pattern comes from clients (CONFIG GET).
+ */
+static int config_glob(const char *p, const char *s)
+{
+    const char *star_p = NULL, *star_s = NULL;
+
+    while (*s != '\0') {
+        if (*p == '*') {
+            while (*p == '*')
+                p++;
+            if (*p == '\0')
+                return 1;
+            star_p = p;
+            star_s = s;
+            continue;
+        }
+        const char *next = config_glob_token(p, (unsigned char)*s);
+        if (next != NULL) {
+            p = next;
+            s++;
+        } else if (star_p != NULL) {
+            p = star_p;         /* let the last star swallow one more character */
+            s = ++star_s;
+        } else {
+            return 0;
+        }
+    }
+    while (*p == '*')
+        p++;
+    return *p == '\0';
+}
+
+/* Append o's value in cfg as CONFIG GET shows it: numbers in decimal (sizes in bytes), the mode in
+ * octal, yes/no, names, "" for none, addresses joined by spaces. */
+static void config_render(buf_t *b, const config_t *cfg, const config_option_t *o)
+{
+    const void *field = config_field(cfg, o);
+    const char *s;
+
+    switch (o->type) {
+    case CONFIG_BOOL:
+        buf_append_str(b, *(const int *)field ? "yes" : "no");
+        break;
+    case CONFIG_INT:
+        buf_printf(b, "%d", *(const int *)field);
+        break;
+    case CONFIG_MEMORY:
+        buf_printf(b, "%lld", *(const long long *)field);
+        break;
+    case CONFIG_OCTAL:
+        buf_printf(b, "%o", (unsigned)*(const int *)field);
+        break;
+    case CONFIG_STRING:
+    case CONFIG_URL:
+        s = *(char *const *)field;
+        buf_append_str(b, s ? s : "");
+        break;
+    case CONFIG_ENUM:
+        s = o->values->name(*(const int *)field);
+        buf_append_str(b, s ? s : "");
+        break;
+    case CONFIG_ADDRLIST:
+        for (int i = 0; i < cfg->nbind; i++)
+            buf_printf(b, "%s%s", i ? " " : "", cfg->bind[i]);
+        break;
+    }
+    buf_append(b, "", 1);
+}
+
+void config_get(const config_t *cfg, const char *pattern, config_get_fn *fn, void *priv)
+{
+    buf_t b;
+
+    buf_init(&b);
+    for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+        const config_option_t *o = &config_options[i];
+        if (!config_glob(pattern, o->name))
+            continue;
+        buf_reset(&b);
+        config_render(&b, cfg, o);
+        fn(priv, o->name, b.data);
+    }
+    buf_deinit(&b);
+}
+
+/* What a value of o looks like, for --help: "<integer 0..65535>", "<size>"... */
+static void config_describe(buf_t *b, const config_option_t *o)
+{
+    char lo[32], hi[32];
+
+    switch (o->type) {
+    case CONFIG_BOOL:
+        buf_append_str(b, "<yes|no>");
+        break;
+    case CONFIG_INT:
+        buf_printf(b, "<integer %lld..%lld>", o->min, o->max);
+        break;
+    case CONFIG_MEMORY:
+        config_format_memory(lo, sizeof(lo), o->min);
+        config_format_memory(hi, sizeof(hi), o->max);
+        buf_printf(b, o->max == LLONG_MAX ? "<size >= %s>" : "<size %s..%s>", lo, hi);
+        break;
+    case CONFIG_OCTAL:
+        buf_append_str(b, "<octal mode>");
+        break;
+    case CONFIG_STRING:
+        buf_append_str(b, "<text>");
+        break;
+    case CONFIG_URL:
+        buf_append_str(b, "<url>");
+        break;
+    case CONFIG_ENUM:
+        buf_append_str(b, "<");
+        for (int i = 0; o->values->name(i) != NULL; i++)
+            buf_printf(b, "%s%s", i ? "|" : "", o->values->name(i));
+        buf_append_str(b, ">");
+        break;
+    case CONFIG_ADDRLIST:
+        buf_append_str(b, "<addresses>");
+        break;
+    }
+    buf_append(b, "", 1);
+}
+
+void config_print_help(FILE *f)
+{
+    buf_t b;
+    const char *section = NULL;
+
+    buf_init(&b);
+    fprintf(f, "Options, as 'name = value' under their [section] in the file, or as --name value on the\n"
+               "command line (which wins over the file). Sizes take units: b, k (1000), kb (1024), m, mb,\n"
+               "g, gb.\n");
+    for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+        const config_option_t *o = &config_options[i];
+        if (section == NULL || strcmp(section, o->section) != 0) {
+            section = o->section;
+            fprintf(f, "\n[%s]\n", section);
+        }
+        buf_reset(&b);
+        config_describe(&b, o);
+        fprintf(f, "  --%s %s  (default: %s)\n      %s\n", o->name, b.data, *o->def ? o->def : "none",
+                o->help);
+    }
+    buf_deinit(&b);
+}
+
+/* --- sizes ------------------------------------------------------------------------------------- */
+
+int config_parse_memory(const char *s, long long *out)
+{
+    static const struct {
+        const char *unit;
+        long long mul;
+    } units[] = {
+        { "", 1 }, { "b", 1 },
+        { "k", 1000 }, { "kb", 1024 },
+        { "m", 1000 * 1000 }, { "mb", 1024 * 1024 },
+        { "g", 1000 * 1000 * 1000 }, { "gb", 1024 * 1024 * 1024 },
+    };
+    long long n = 0;
+    const char *p = s;
+
+    if (!isdigit((unsigned char)*p))
+        return -1;      /* empty, sign, space: not a size */
+    for (; isdigit((unsigned char)*p); p++) {
+        int d = *p - '0';
+        if (n > (LLONG_MAX - d) / 10)
+            return -1;
+        n = n * 10 + d;
+    }
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcasecmp(p, units[i].unit) == 0) {
+            if (n > LLONG_MAX / units[i].mul)
+                return -1;
+            *out = n * units[i].mul;
+            return 0;
+        }
+    }
+    return -1;
+}

@@ -1,0 +1,1038 @@
+/*
+ * The memory backend's keyspace (see store.h for the contract).
+ *
+ * Layout. Each key is ONE allocation, a store_entry_t: a 32-byte header (chain link, expiry, lengths,
+ * LRU/LFU field, index in the volatile array) followed by the key bytes and the value bytes. Each db is
+ * an intrusive dict (dict.h) of entries plus a dense array of the entries that have an expiry
+ * ("volatile" entries); an entry's vidx is its index there, so adding, removing and sampling volatile
+ * keys are all O(1) (removal swaps the last element in). Compared with redis (dictEntry + key sds +
+ * robj + value sds, and a second dictEntry in the expires dict), this saves three or four allocations
+ * and their allocator overhead per key.
+ *
+ * References to an entry: its dict chain link, its volatile-array slot (if it has an expiry) and the
+ * eviction pool. Every path that frees an entry goes through entry_release(), and the only path that
+ * moves one (store_set with a value of another size) retargets all three.
+ *
+ * Accounting. store_used() is the sum of store_entry_cost() over all keys:
+ *     cost = sizeof(store_entry_t) (32) + 8 (the key's share of the bucket array: load <= 1 means at
+ *            least one 8-byte slot per key) + 8 (a volatile-array slot, charged to every key so that
+ *            setting or removing an expiry never changes the figure) + klen + vlen
+ * i.e. 48 bytes of overhead per key on a 64-bit build. It ignores the allocator's own rounding, so it is
+ * the same on every machine and for every allocator; RSS is usually a few percent above it.
+ *
+ * Eviction. LRU, LFU and volatile-ttl use redis's approximation: sample 5 keys per db, keep the best 16
+ * candidates seen so far in an eviction pool (kept across calls), evict the best. The pool holds entry
+ * pointers; entry_release() removes an entry from it and a moved entry is retargeted, so a pool slot
+ * never dangles, and scores are recomputed before each choice, so a key touched since it was pooled is
+ * judged by its new idle time. The random policies pick a random key (or volatile key), rotating dbs.
+ */
+#include "store/store.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "store/dict.h"
+#include "store/rng.h"
+#include "util/clock.h"
+#include "util/mem.h"
+
+/* Invariant checks stay on in release builds. */
+#define STORE_CHECK(cond)                                                                  \
+    do {                                                                                   \
+        if (!(cond))                                                                       \
+            store_panic(__FILE__, __LINE__, #cond);                                        \
+    } while (0)
+
+static void store_panic(const char *file, int line, const char *what) __attribute__((noreturn));
+
+static void store_panic(const char *file, int line, const char *what)
+{
+    fprintf(stderr, "cachetoryd: %s:%d: store invariant failed: %s\n", file, line, what);
+    abort();
+}
+
+struct store_entry {
+    dict_node_t node;           /* chain link in the db's dict */
+    int64_t expire;             /* absolute unix time in ms, or -1 for none */
+    uint32_t klen;              /* key bytes at data[0] */
+    uint32_t vlen;              /* value bytes at data[klen] */
+    uint32_t lru : 24;          /* LRU: clock in seconds mod 2^24; LFU: minutes mod 2^16 << 8 | counter */
+    uint32_t spare : 8;         /* unused */
+    uint32_t vidx;              /* index in the db's volatile array while expire >= 0 */
+    char data[];                /* key, then value; neither is NUL-terminated */
+};
+
+_Static_assert(sizeof(struct store_entry) <= 32, "store_entry header grew beyond 32 bytes");
+
+#define ENTRY_OF(n) ((store_entry_t *)(void *)((char *)(n) - offsetof(store_entry_t, node)))
+
+/* Per-key overhead counted by store_entry_cost (see the top of the file). */
+#define ENTRY_OVERHEAD (sizeof(store_entry_t) + 2 * sizeof(void *))
+
+typedef struct store_db {
+    dict_t keys;                /* every key of the db */
+    store_entry_t **vol;        /* the keys with an expiry, in no order (entry->vidx is the index) */
+    size_t nvol;                /* entries in vol */
+    size_t volcap;              /* slots allocated in vol */
+} store_db_t;
+
+/* redis's defaults: maxmemory-samples 5, EVPOOL_SIZE 16. */
+#define EVICT_SAMPLES 5
+#define EVPOOL_SIZE 16
+
+typedef struct evict_cand {
+    store_entry_t *e;           /* candidate entry (never dangling: entry_release forgets it) */
+    int db;                     /* its db */
+    unsigned long long score;   /* higher = evict sooner */
+} evict_cand_t;
+
+/* Active expiry, as redis's activeExpireCycle: sample 20 volatile keys, repeat while more than 25% were
+ * expired. */
+#define EXPIRE_SAMPLES 20
+#define EXPIRE_REPEAT_PERCENT 25
+#define ACTIVE_REHASH_BUCKETS 100   /* buckets of a pending rehash moved per db per expire cycle */
+#define RANDOM_TRIES 100            /* store_random gives up after this many expired keys */
+#define SCAN_RECLAIM_MAX 64         /* expired keys a scan step can reclaim */
+
+struct store {
+    store_db_t *db;             /* ndb databases */
+    int ndb;
+    size_t used;                /* sum of store_entry_cost over all keys */
+    size_t maxmemory;           /* 0 = no limit */
+    store_policy_t policy;
+    store_stats_t stats;
+    uint64_t rng;               /* sampling, LFU coin */
+    int expire_db;              /* db where the next expire cycle starts */
+    int evict_db;               /* db where the next random eviction looks first */
+    int npool;                  /* candidates in pool */
+    evict_cand_t pool[EVPOOL_SIZE]; /* sorted by ascending score: the best candidate is last */
+    uint8_t seed[SIPHASH_KEY_LEN];  /* SipHash key shared by the dbs' dicts */
+};
+
+/* ---- entries ---------------------------------------------------------------------------------- */
+
+static const void *entry_dict_key(const dict_node_t *n, size_t *len)
+{
+    const store_entry_t *e = ENTRY_OF(n);
+    *len = e->klen;
+    return e->data;
+}
+
+static inline int entry_expired(const store_entry_t *e, long long now)
+{
+    return e->expire >= 0 && e->expire <= now;
+}
+
+static inline size_t entry_cost(const store_entry_t *e)
+{
+    return ENTRY_OVERHEAD + e->klen + e->vlen;
+}
+
+size_t store_entry_cost(size_t klen, size_t vlen)
+{
+    if (klen > SIZE_MAX - ENTRY_OVERHEAD || vlen > SIZE_MAX - ENTRY_OVERHEAD - klen)
+        return SIZE_MAX;
+    return ENTRY_OVERHEAD + klen + vlen;
+}
+
+/* A new entry holding copies of key and val, with no expiry; the caller sets lru and links it. */
+static store_entry_t *entry_create(const char *key, size_t klen, const char *val, size_t vlen)
+{
+    STORE_CHECK(klen <= UINT32_MAX && vlen <= UINT32_MAX);
+    store_entry_t *e = mem_alloc(sizeof(*e) + klen + vlen);
+    e->node.next = NULL;
+    e->expire = -1;
+    e->klen = (uint32_t)klen;
+    e->vlen = (uint32_t)vlen;
+    e->lru = 0;
+    e->spare = 0;
+    e->vidx = 0;
+    if (klen)
+        memcpy(e->data, key, klen);
+    if (vlen)
+        memcpy(e->data + klen, val, vlen);
+    return e;
+}
+
+const char *store_entry_key(const store_entry_t *e, size_t *klen)
+{
+    *klen = e->klen;
+    return e->data;
+}
+
+const char *store_entry_value(const store_entry_t *e, size_t *vlen)
+{
+    *vlen = e->vlen;
+    return e->data + e->klen;
+}
+
+long long store_entry_expire(const store_entry_t *e)
+{
+    return e->expire;
+}
+
+/* ---- LRU / LFU, as redis's evict.c -------------------------------------------------------------- */
+
+#define LRU_CLOCK_MAX ((1u << 24) - 1)
+#define LRU_CLOCK_RESOLUTION 1000   /* ms per LRU clock tick */
+#define LFU_INIT_VAL 5              /* a new key's counter, so it is not evicted before it is used */
+#define LFU_LOG_FACTOR 10           /* lfu-log-factor: ~1M hits to saturate the counter */
+#define LFU_DECAY_TIME 1            /* lfu-decay-time: minutes per counter decrement when idle */
+
+static inline int policy_is_lfu(store_policy_t p)
+{
+    return p == STORE_ALLKEYS_LFU || p == STORE_VOLATILE_LFU;
+}
+
+static inline int policy_is_volatile(store_policy_t p)
+{
+    return p == STORE_VOLATILE_LRU || p == STORE_VOLATILE_LFU || p == STORE_VOLATILE_TTL ||
+           p == STORE_VOLATILE_RANDOM;
+}
+
+static inline uint32_t lru_clock(void)
+{
+    return (uint32_t)((unsigned long long)clock_ms() / LRU_CLOCK_RESOLUTION) & LRU_CLOCK_MAX;
+}
+
+/* Milliseconds since e was last touched (redis's estimateObjectIdleTime; the clock wraps every 194
+ * days, after which idle times are understated, as in redis). */
+static unsigned long long lru_idle_ms(const store_entry_t *e)
+{
+    uint32_t now = lru_clock();
+    uint32_t then = e->lru;
+    unsigned long long ticks = now >= then ? now - then : (unsigned long long)LRU_CLOCK_MAX - then + now;
+    return ticks * LRU_CLOCK_RESOLUTION;
+}
+
+static inline uint32_t lfu_minutes(void)
+{
+    return (uint32_t)(((unsigned long long)clock_ms() / 60000) & 0xFFFF);
+}
+
+/* The LFU counter of e after decay: one less per LFU_DECAY_TIME minutes since it was last touched. */
+static unsigned lfu_decayed(const store_entry_t *e)
+{
+    uint32_t ldt = e->lru >> 8, now = lfu_minutes();
+    unsigned counter = e->lru & 255;
+    unsigned elapsed = now >= ldt ? now - ldt : 65535 - ldt + now;
+    unsigned periods = elapsed / LFU_DECAY_TIME;
+    return periods > counter ? 0 : counter - periods;
+}
+
+/* Logarithmic increment: the higher the counter, the less likely a hit bumps it. */
+static unsigned lfu_log_incr(store_t *s, unsigned counter)
+{
+    if (counter == 255)
+        return 255;
+    double base = counter > LFU_INIT_VAL ? (double)(counter - LFU_INIT_VAL) : 0.0;
+    double p = 1.0 / (base * LFU_LOG_FACTOR + 1);
+    return rng_double(&s->rng) < p ? counter + 1 : counter;
+}
+
+/* The LRU/LFU field of a key just created. */
+static void entry_init_access(store_t *s, store_entry_t *e)
+{
+    if (policy_is_lfu(s->policy))
+        e->lru = (lfu_minutes() << 8) | LFU_INIT_VAL;
+    else
+        e->lru = lru_clock();
+}
+
+/* Record an access (a read without NOTOUCH, or an overwrite). */
+static void entry_touch(store_t *s, store_entry_t *e)
+{
+    if (policy_is_lfu(s->policy))
+        e->lru = (lfu_minutes() << 8) | lfu_log_incr(s, lfu_decayed(e));
+    else
+        e->lru = lru_clock();
+}
+
+/* ---- volatile array ----------------------------------------------------------------------------- */
+
+static void vol_add(store_db_t *d, store_entry_t *e)
+{
+    if (d->nvol == d->volcap) {
+        d->volcap = d->volcap ? d->volcap * 2 : 16;
+        d->vol = mem_realloc(d->vol, d->volcap * sizeof(*d->vol));
+    }
+    STORE_CHECK(d->nvol < UINT32_MAX);
+    e->vidx = (uint32_t)d->nvol;
+    d->vol[d->nvol++] = e;
+}
+
+/* Remove e by moving the last element into its slot; give memory back when the array is mostly idle. */
+static void vol_remove(store_db_t *d, store_entry_t *e)
+{
+    STORE_CHECK(e->vidx < d->nvol && d->vol[e->vidx] == e);
+    store_entry_t *last = d->vol[--d->nvol];
+    d->vol[e->vidx] = last;
+    last->vidx = e->vidx;
+    if (d->nvol == 0) {
+        mem_free(d->vol);
+        d->vol = NULL;
+        d->volcap = 0;
+    } else if (d->volcap > 16 && d->nvol * 4 <= d->volcap) {
+        d->volcap /= 2;
+        d->vol = mem_realloc(d->vol, d->volcap * sizeof(*d->vol));
+    }
+}
+
+/* Set or remove (-1) e's expiry, keeping the volatile array in step. */
+static void entry_set_expire(store_db_t *d, store_entry_t *e, long long expire)
+{
+    if (expire < 0)
+        expire = -1;
+    if (e->expire < 0 && expire >= 0)
+        vol_add(d, e);
+    else if (e->expire >= 0 && expire < 0)
+        vol_remove(d, e);
+    e->expire = expire;
+}
+
+/* ---- eviction pool ------------------------------------------------------------------------------ */
+
+static void pool_drop(store_t *s, int i)
+{
+    memmove(&s->pool[i], &s->pool[i + 1], (size_t)(s->npool - i - 1) * sizeof(s->pool[0]));
+    s->npool--;
+}
+
+static void pool_forget(store_t *s, const store_entry_t *e)
+{
+    for (int i = s->npool - 1; i >= 0; i--)
+        if (s->pool[i].e == e)
+            pool_drop(s, i);
+}
+
+static void pool_retarget(store_t *s, const store_entry_t *old, store_entry_t *e)
+{
+    for (int i = 0; i < s->npool; i++)
+        if (s->pool[i].e == old)
+            s->pool[i].e = e;
+}
+
+static void pool_forget_db(store_t *s, int db)
+{
+    for (int i = s->npool - 1; i >= 0; i--)
+        if (s->pool[i].db == db)
+            pool_drop(s, i);
+}
+
+/* How much e deserves eviction under the current policy; expired keys first of all. */
+static unsigned long long evict_score(const store_t *s, const store_entry_t *e, long long now)
+{
+    if (entry_expired(e, now))
+        return ULLONG_MAX;
+    switch (s->policy) {
+    case STORE_ALLKEYS_LFU:
+    case STORE_VOLATILE_LFU:
+        return 255 - lfu_decayed(e);
+    case STORE_VOLATILE_TTL:
+        return ULLONG_MAX - 1 - (unsigned long long)e->expire;
+    default:
+        return lru_idle_ms(e);
+    }
+}
+
+/* Insert a candidate, keeping the pool sorted and its best EVPOOL_SIZE members; a key already pooled
+ * takes its new score. */
+static void pool_consider(store_t *s, int db, store_entry_t *e, unsigned long long score)
+{
+    pool_forget(s, e);
+    if (s->npool == EVPOOL_SIZE) {
+        if (score <= s->pool[0].score)
+            return;
+        pool_drop(s, 0);
+    }
+    int k = s->npool;
+    while (k > 0 && s->pool[k - 1].score > score) {
+        s->pool[k] = s->pool[k - 1];
+        k--;
+    }
+    s->pool[k] = (evict_cand_t){ .e = e, .db = db, .score = score };
+    s->npool++;
+}
+
+/* Rescore the pooled candidates (they may have been touched, or lost their expiry) and re-sort. */
+static void pool_refresh(store_t *s, long long now)
+{
+    int n = s->npool;
+    evict_cand_t old[EVPOOL_SIZE];
+
+    memcpy(old, s->pool, (size_t)n * sizeof(old[0]));
+    s->npool = 0;
+    for (int i = 0; i < n; i++) {
+        if (policy_is_volatile(s->policy) && old[i].e->expire < 0)
+            continue;
+        pool_consider(s, old[i].db, old[i].e, evict_score(s, old[i].e, now));
+    }
+}
+
+/* Add up to EVICT_SAMPLES keys of db (volatile keys only under a volatile-* policy) to the pool. */
+static void pool_populate(store_t *s, int db, long long now)
+{
+    store_db_t *d = &s->db[db];
+    store_entry_t *cand[EVICT_SAMPLES];
+    size_t n = 0;
+
+    if (policy_is_volatile(s->policy)) {
+        /* Independent random slots (not a run: slot order follows insertion order, which often
+         * follows access patterns), distinct, and all of them when there are few. */
+        if (d->nvol <= EVICT_SAMPLES) {
+            for (; n < d->nvol; n++)
+                cand[n] = d->vol[n];
+        } else {
+            for (int tries = 0; n < EVICT_SAMPLES && tries < 4 * EVICT_SAMPLES; tries++) {
+                store_entry_t *e = d->vol[rng_next(&s->rng) % d->nvol];
+                size_t j = 0;
+                while (j < n && cand[j] != e)
+                    j++;
+                if (j == n)
+                    cand[n++] = e;
+            }
+        }
+    } else {
+        dict_node_t *nodes[EVICT_SAMPLES];
+        n = dict_sample(&d->keys, nodes, EVICT_SAMPLES);
+        for (size_t i = 0; i < n; i++)
+            cand[i] = ENTRY_OF(nodes[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+        pool_consider(s, db, cand[i], evict_score(s, cand[i], now));
+}
+
+/* ---- store -------------------------------------------------------------------------------------- */
+
+/*
+ * Fill buf with random bytes: getrandom(), else /dev/urandom, else (a sandbox that forbids both) a mix of
+ * the clock, the pid and an address — weak, but still different per process, which is what defeats a
+ * precomputed flooding key set.
+ */
+static void seed_bytes(void *buf, size_t len)
+{
+    unsigned char *p = buf;
+    size_t got = 0;
+
+    while (got < len) {
+        ssize_t r = getrandom(p + got, len - got, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    if (got < len) {
+        int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            while (got < len) {
+                ssize_t r = read(fd, p + got, len - got);
+                if (r < 0 && errno == EINTR)
+                    continue;
+                if (r <= 0)
+                    break;
+                got += (size_t)r;
+            }
+            close(fd);
+        }
+    }
+    if (got < len) {
+        uint64_t st = (uint64_t)clock_us_monotonic() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)buf;
+        for (; got < len; got++)
+            p[got] = (unsigned char)rng_next(&st);
+    }
+}
+
+/* The db, which must exist: callers (SELECT, config) validate indexes, so a bad one here is a bug. */
+static inline store_db_t *get_db(const store_t *s, int db)
+{
+    STORE_CHECK(db >= 0 && db < s->ndb);
+    return &s->db[db];
+}
+
+store_t *store_create(int ndb)
+{
+    STORE_CHECK(ndb > 0);
+    store_t *s = mem_calloc(1, sizeof(*s));
+    s->ndb = ndb;
+    s->db = mem_calloc((size_t)ndb, sizeof(*s->db));
+    s->policy = STORE_NOEVICTION;
+    seed_bytes(s->seed, sizeof(s->seed));
+    seed_bytes(&s->rng, sizeof(s->rng));
+    for (int i = 0; i < ndb; i++)
+        dict_init(&s->db[i].keys, entry_dict_key, s->seed, rng_next(&s->rng));
+    return s;
+}
+
+void store_destroy(store_t *s)
+{
+    if (s == NULL)
+        return;
+    store_flush(s, -1);
+    mem_free(s->db);
+    mem_free(s);
+}
+
+/*
+ * Changing the policy empties the eviction pool (its scores mean something else). Keys keep their
+ * LRU/LFU field as it is: after a switch between an LRU and an LFU policy their first scores are
+ * meaningless until they are touched again — as in redis.
+ */
+void store_set_limit(store_t *s, size_t maxmemory, store_policy_t policy)
+{
+    if (policy != s->policy)
+        s->npool = 0;
+    s->maxmemory = maxmemory;
+    s->policy = policy;
+}
+
+/* Free e, already unlinked from db d's dict, dropping its other references and its accounting. */
+static void entry_release(store_t *s, store_db_t *d, store_entry_t *e)
+{
+    size_t cost = entry_cost(e);
+
+    if (e->expire >= 0)
+        vol_remove(d, e);
+    pool_forget(s, e);
+    STORE_CHECK(s->used >= cost);
+    s->used -= cost;
+    mem_free(e);
+}
+
+static void delete_at(store_t *s, store_db_t *d, const dict_pos_t *pos)
+{
+    store_entry_t *e = ENTRY_OF(*pos->ref);
+    dict_remove_at(&d->keys, pos);
+    entry_release(s, d, e);
+}
+
+static void delete_entry(store_t *s, store_db_t *d, store_entry_t *e)
+{
+    dict_unlink_node(&d->keys, &e->node);
+    entry_release(s, d, e);
+}
+
+/* The live entry for key, with *pos where it is linked; an expired one is deleted (and counted) and
+ * NULL returned, as for an absent key. */
+static store_entry_t *lookup_live(store_t *s, store_db_t *d, const char *key, size_t klen, dict_pos_t *pos)
+{
+    if (!dict_locate(&d->keys, key, klen, pos))
+        return NULL;
+    store_entry_t *e = ENTRY_OF(*pos->ref);
+    if (entry_expired(e, clock_ms())) {
+        delete_at(s, d, pos);
+        s->stats.expired_keys++;
+        return NULL;
+    }
+    return e;
+}
+
+store_entry_t *store_lookup(store_t *s, int db, const char *key, size_t klen, int flags)
+{
+    dict_pos_t pos;
+    store_entry_t *e = lookup_live(s, get_db(s, db), key, klen, &pos);
+
+    if (!(flags & STORE_LOOKUP_NOTOUCH)) {
+        if (e) {
+            entry_touch(s, e);
+            s->stats.keyspace_hits++;
+        } else {
+            s->stats.keyspace_misses++;
+        }
+    }
+    return e;
+}
+
+/*
+ * Insert or replace. An overwrite with a value of the same length is done in place; otherwise a new
+ * entry replaces the old one in its chain, volatile slot and pool slot (one allocation either way, and
+ * never a realloc of a block still referenced). An overwrite counts as an access (redis's SET goes
+ * through lookupKeyWrite): the LRU clock is refreshed, the LFU counter kept and bumped. An expire_at
+ * already in the past deletes the key instead, as redis's SET ... PXAT <past> does (not counted as an
+ * expiry).
+ */
+void store_set(store_t *s, int db, const char *key, size_t klen, const char *val, size_t vlen,
+               long long expire_at, int flags)
+{
+    store_db_t *d = get_db(s, db);
+    dict_pos_t pos;
+    store_entry_t *e = lookup_live(s, d, key, klen, &pos);
+    int keep = e && (flags & STORE_SET_KEEPTTL);
+
+    if (!keep && expire_at >= 0 && expire_at <= clock_ms()) {
+        if (e)
+            delete_at(s, d, &pos);
+        return;
+    }
+
+    if (e == NULL) {
+        e = entry_create(key, klen, val, vlen);
+        entry_init_access(s, e);
+        entry_set_expire(d, e, expire_at);
+        dict_add(&d->keys, &e->node);
+        s->used += entry_cost(e);
+        return;
+    }
+
+    long long expire = keep ? e->expire : expire_at;
+    if (e->vlen == vlen) {
+        if (vlen)
+            memmove(e->data + e->klen, val, vlen);   /* val may alias the old value */
+    } else {
+        store_entry_t *n = entry_create(e->data, e->klen, val, vlen);
+        n->lru = e->lru;
+        n->expire = e->expire;
+        n->vidx = e->vidx;
+        dict_replace_at(&d->keys, &pos, &n->node);
+        if (e->expire >= 0)
+            d->vol[e->vidx] = n;
+        pool_retarget(s, e, n);
+        s->used = s->used - entry_cost(e) + entry_cost(n);
+        mem_free(e);
+        e = n;
+    }
+    entry_set_expire(d, e, expire);
+    entry_touch(s, e);
+}
+
+int store_delete(store_t *s, int db, const char *key, size_t klen)
+{
+    store_db_t *d = get_db(s, db);
+    dict_pos_t pos;
+
+    if (lookup_live(s, d, key, klen, &pos) == NULL)
+        return 0;
+    delete_at(s, d, &pos);
+    return 1;
+}
+
+int store_set_expire(store_t *s, int db, const char *key, size_t klen, long long expire_at)
+{
+    store_db_t *d = get_db(s, db);
+    dict_pos_t pos;
+    store_entry_t *e = lookup_live(s, d, key, klen, &pos);
+
+    if (e == NULL)
+        return 0;
+    if (expire_at >= 0 && expire_at <= clock_ms())
+        delete_at(s, d, &pos);
+    else
+        entry_set_expire(d, e, expire_at);
+    return 1;
+}
+
+/*
+ * The renamed key is a new entry (the key is inline, so its size changes) carrying the value, expiry
+ * and LRU/LFU field of src. RENAME k k succeeds without change, RENAMENX k k answers 0, as redis does.
+ * Does not evict: the caller may ask store_make_room for dlen - slen bytes first if it cares.
+ */
+int store_rename(store_t *s, int db, const char *src, size_t slen, const char *dst, size_t dlen, int nx)
+{
+    store_db_t *d = get_db(s, db);
+    dict_pos_t pos;
+    store_entry_t *e = lookup_live(s, d, src, slen, &pos);
+
+    if (e == NULL)
+        return -1;
+    if (slen == dlen && memcmp(src, dst, slen) == 0)
+        return nx ? 0 : 1;
+    /* pos (src's) is stale after the next dict call: src is unlinked by pointer below. */
+    if (lookup_live(s, d, dst, dlen, &pos)) {
+        if (nx)
+            return 0;
+        delete_at(s, d, &pos);
+    }
+
+    store_entry_t *n = entry_create(dst, dlen, e->data + e->klen, e->vlen);
+    long long expire = e->expire;
+    n->lru = e->lru;
+    delete_entry(s, d, e);
+    entry_set_expire(d, n, expire);
+    dict_add(&d->keys, &n->node);
+    s->used += entry_cost(n);
+    return 1;
+}
+
+/* Remove e to make room: counted as an expiry if it had expired anyway, else as an eviction. */
+static void evict_entry(store_t *s, int db, store_entry_t *e)
+{
+    if (entry_expired(e, clock_ms()))
+        s->stats.expired_keys++;
+    else
+        s->stats.evicted_keys++;
+    delete_entry(s, &s->db[db], e);
+}
+
+/* allkeys-random / volatile-random: a random key of the next db that has one. */
+static int evict_random(store_t *s)
+{
+    for (int i = 0; i < s->ndb; i++) {
+        int db = (s->evict_db + i) % s->ndb;
+        store_db_t *d = &s->db[db];
+        store_entry_t *e = NULL;
+
+        if (s->policy == STORE_VOLATILE_RANDOM) {
+            if (d->nvol > 0)
+                e = d->vol[rng_next(&s->rng) % d->nvol];
+        } else {
+            dict_node_t *n = dict_random(&d->keys);
+            if (n)
+                e = ENTRY_OF(n);
+        }
+        if (e) {
+            s->evict_db = (db + 1) % s->ndb;
+            evict_entry(s, db, e);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* LRU / LFU / TTL: refresh the pool, add samples from every db, evict the best candidate. */
+static int evict_pooled(store_t *s)
+{
+    long long now = clock_ms();
+
+    pool_refresh(s, now);
+    for (int db = 0; db < s->ndb; db++)
+        pool_populate(s, db, now);
+    if (s->npool == 0)
+        return -1;
+    evict_cand_t best = s->pool[--s->npool];
+    evict_entry(s, best.db, best.e);
+    return 0;
+}
+
+static inline int fits(const store_t *s, size_t needed)
+{
+    return s->used <= s->maxmemory && needed <= s->maxmemory - s->used;
+}
+
+/*
+ * Evict one key at a time until needed more bytes fit. A request larger than the whole limit fails
+ * at once rather than emptying the store for nothing. Each round removes one key or fails, so this
+ * ends.
+ */
+int store_make_room(store_t *s, size_t needed)
+{
+    if (s->maxmemory == 0)
+        return 0;
+    if (needed > s->maxmemory)
+        return -1;
+    while (!fits(s, needed)) {
+        int rc;
+        switch (s->policy) {
+        case STORE_NOEVICTION:
+            return -1;
+        case STORE_ALLKEYS_RANDOM:
+        case STORE_VOLATILE_RANDOM:
+            rc = evict_random(s);
+            break;
+        default:
+            rc = evict_pooled(s);
+            break;
+        }
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+typedef struct scan_ctx {
+    store_scan_fn *fn;
+    void *priv;
+    long long now;
+    size_t emitted;                             /* live keys given to fn */
+    size_t nexpired;
+    store_entry_t *expired[SCAN_RECLAIM_MAX];   /* expired keys met in this step, deleted after it */
+} scan_ctx_t;
+
+static void scan_node_cb(void *priv, dict_node_t *n)
+{
+    scan_ctx_t *c = priv;
+    store_entry_t *e = ENTRY_OF(n);
+
+    if (entry_expired(e, c->now)) {
+        if (c->nexpired < SCAN_RECLAIM_MAX)
+            c->expired[c->nexpired++] = e;
+        return;
+    }
+    c->fn(c->priv, e);
+    c->emitted++;
+}
+
+/*
+ * As redis's SCAN: dict_scan steps until count live keys were emitted, the walk is complete, or 10 *
+ * count steps were taken (so a sparse table cannot make one call long). Expired keys are not emitted;
+ * those met are deleted after each step (deleting between steps keeps the SCAN guarantee: it only holds
+ * for keys present throughout anyway).
+ */
+uint64_t store_scan(store_t *s, int db, uint64_t cursor, size_t count, store_scan_fn *fn, void *priv)
+{
+    store_db_t *d = get_db(s, db);
+    scan_ctx_t ctx = { .fn = fn, .priv = priv, .now = clock_ms() };
+
+    if (count == 0)
+        count = 1;
+    if (count > SIZE_MAX / 10)
+        count = SIZE_MAX / 10;
+    size_t steps = count * 10;
+    do {
+        ctx.nexpired = 0;
+        cursor = dict_scan(&d->keys, cursor, scan_node_cb, &ctx);
+        for (size_t i = 0; i < ctx.nexpired; i++) {
+            delete_entry(s, d, ctx.expired[i]);
+            s->stats.expired_keys++;
+        }
+    } while (cursor != 0 && --steps > 0 && ctx.emitted < count);
+    return cursor;
+}
+
+/*
+ * A random key; an expired one drawn is deleted (counted) and another drawn, RANDOM_TRIES times at most
+ * — so a db made almost only of expired keys may answer NULL (as if empty) until active expiry has
+ * cleaned it, rather than stalling the server.
+ */
+store_entry_t *store_random(store_t *s, int db)
+{
+    store_db_t *d = get_db(s, db);
+    long long now = clock_ms();
+
+    for (int tries = 0; tries < RANDOM_TRIES; tries++) {
+        dict_node_t *n = dict_random(&d->keys);
+        if (n == NULL)
+            return NULL;
+        store_entry_t *e = ENTRY_OF(n);
+        if (!entry_expired(e, now))
+            return e;
+        delete_entry(s, d, e);
+        s->stats.expired_keys++;
+    }
+    return NULL;
+}
+
+size_t store_dbsize(const store_t *s, int db)
+{
+    return dict_size(&get_db(s, db)->keys);
+}
+
+size_t store_expires(const store_t *s, int db)
+{
+    return get_db(s, db)->nvol;
+}
+
+static void flush_free_cb(void *priv, dict_node_t *n)
+{
+    store_t *s = priv;
+    store_entry_t *e = ENTRY_OF(n);
+    size_t cost = entry_cost(e);
+
+    STORE_CHECK(s->used >= cost);
+    s->used -= cost;
+    mem_free(e);
+}
+
+/* Free every entry of one db and its tables; the volatile array and pool slots go wholesale. */
+static void flush_db(store_t *s, int db)
+{
+    store_db_t *d = &s->db[db];
+
+    pool_forget_db(s, db);
+    dict_clear(&d->keys, flush_free_cb, s);
+    mem_free(d->vol);
+    d->vol = NULL;
+    d->nvol = 0;
+    d->volcap = 0;
+}
+
+void store_flush(store_t *s, int db)
+{
+    if (db >= 0) {
+        (void)get_db(s, db);    /* bounds check */
+        flush_db(s, db);
+        return;
+    }
+    for (int i = 0; i < s->ndb; i++)
+        flush_db(s, i);
+    STORE_CHECK(s->used == 0 && s->npool == 0);
+}
+
+size_t store_used(const store_t *s)
+{
+    return s->used;
+}
+
+size_t store_maxmemory(const store_t *s)
+{
+    return s->maxmemory;
+}
+
+store_policy_t store_policy(const store_t *s)
+{
+    return s->policy;
+}
+
+const store_stats_t *store_stats(const store_t *s)
+{
+    return &s->stats;
+}
+
+void store_stats_reset(store_t *s)
+{
+    memset(&s->stats, 0, sizeof(s->stats));
+}
+
+/*
+ * redis's activeExpireCycle, simplified: for each db in turn (continuing across calls from where the
+ * last one stopped), draw EXPIRE_SAMPLES random volatile keys, delete the expired ones, and draw again
+ * while more than 25% of a draw had expired — the sign that many more are waiting. Stops when the budget
+ * is spent (checked after each draw, so every call makes some progress). Also moves a few buckets of any
+ * pending rehash, like redis's activerehashing, so an idle table does not keep two tables forever.
+ */
+size_t store_expire_cycle(store_t *s, long long budget_us)
+{
+    long long start = clock_us_monotonic();
+    long long now = clock_ms();
+    size_t removed = 0;
+
+    if (budget_us <= 0)
+        return 0;
+    for (int i = 0; i < s->ndb; i++) {
+        int db = s->expire_db;
+        store_db_t *d = &s->db[db];
+
+        /* Advance first, as redis does: a db full of expired keys cannot starve the next ones. */
+        s->expire_db = (db + 1) % s->ndb;
+        dict_rehash(&d->keys, ACTIVE_REHASH_BUCKETS);
+        for (;;) {
+            size_t sampled = 0, expired = 0;
+            while (sampled < EXPIRE_SAMPLES && d->nvol > 0) {
+                store_entry_t *e = d->vol[rng_next(&s->rng) % d->nvol];
+                sampled++;
+                if (entry_expired(e, now)) {
+                    delete_entry(s, d, e);
+                    s->stats.expired_keys++;
+                    expired++;
+                }
+            }
+            removed += expired;
+            if (clock_us_monotonic() - start >= budget_us)
+                return removed;
+            if (sampled == 0 || expired * 100 <= sampled * EXPIRE_REPEAT_PERCENT)
+                break;
+        }
+    }
+    return removed;
+}
+
+/* ---- glob matching ------------------------------------------------------------------------------ */
+
+static inline unsigned char fold(unsigned char c, int nocase)
+{
+    return nocase ? (unsigned char)tolower(c) : c;
+}
+
+/*
+ * Does the single-character token of pattern p at index i ('?', a [class], \x or a literal) match c?
+ * *next receives the index after the token. Parsing is redis's stringmatchlen, bounds-checked (redis
+ * reads the terminating NUL): in a class, \x is x (compared case-sensitively, as redis does), a-z is a
+ * range (reversed ends are swapped), ^ first negates, and a class left open runs to the end of the
+ * pattern. A lone trailing backslash is a literal backslash.
+ */
+static int token_match(const unsigned char *p, size_t plen, size_t i, size_t *next, unsigned char c,
+                       int nocase)
+{
+    switch (p[i]) {
+    case '?':
+        *next = i + 1;
+        return 1;
+    case '[': {
+        int neg = 0, match = 0;
+        i++;
+        if (i < plen && p[i] == '^') {
+            neg = 1;
+            i++;
+        }
+        while (i < plen) {
+            if (p[i] == '\\' && plen - i >= 2) {
+                i++;
+                if (p[i] == c)
+                    match = 1;
+            } else if (p[i] == ']') {
+                break;
+            } else if (plen - i >= 3 && p[i + 1] == '-') {
+                unsigned char lo = fold(p[i], nocase), hi = fold(p[i + 2], nocase), x = fold(c, nocase);
+                if (lo > hi) {
+                    unsigned char t = lo;
+                    lo = hi;
+                    hi = t;
+                }
+                if (x >= lo && x <= hi)
+                    match = 1;
+                i += 2;
+            } else if (fold(p[i], nocase) == fold(c, nocase)) {
+                match = 1;
+            }
+            i++;
+        }
+        *next = i < plen ? i + 1 : plen;
+        return neg ? !match : match;
+    }
+    case '\\':
+        if (plen - i >= 2)
+            i++;
+        /* fall through */
+    default:
+        *next = i + 1;
+        return fold(p[i], nocase) == fold(c, nocase);
+    }
+}
+
+/*
+ * Glob match with redis's syntax, without recursion: every token but '*' matches exactly one byte, so
+ * on a mismatch it is enough to go back to the most recent '*' and let it swallow one more byte (an
+ * earlier '*' never needs to be retried: anything it could match longer, the later one can absorb).
+ * That is redis 7's skipLongerMatches argument, and it bounds the work by plen * slen with constant
+ * stack, so neither "a*a*a*...b" (exponential in naive backtracking) nor thousands of stars (stack
+ * depth; redis caps nesting at 1000) can hurt. Same answers as redis, except that bytes >= 0x80 in
+ * ranges compare as unsigned, and a pattern of only stars matches the empty string (redis answers no,
+ * but its KEYS * and SCAN special-case "*" so the empty key is still listed).
+ */
+int store_match(const char *pattern, size_t plen, const char *string, size_t slen, int nocase)
+{
+    const unsigned char *p = (const unsigned char *)pattern, *s = (const unsigned char *)string;
+    size_t pi = 0, si = 0;
+    size_t star_pi = SIZE_MAX, star_si = 0;     /* token after the last '*', and where it was tried */
+
+    while (si < slen) {
+        if (pi < plen && p[pi] == '*') {
+            while (pi < plen && p[pi] == '*')
+                pi++;
+            if (pi == plen)
+                return 1;
+            star_pi = pi;
+            star_si = si;
+            continue;
+        }
+        size_t next;
+        if (pi < plen && token_match(p, plen, pi, &next, s[si], nocase)) {
+            pi = next;
+            si++;
+            continue;
+        }
+        if (star_pi == SIZE_MAX)
+            return 0;
+        pi = star_pi;
+        si = ++star_si;
+    }
+    while (pi < plen && p[pi] == '*')
+        pi++;
+    return pi == plen;
+}

@@ -1,0 +1,1296 @@
+/*
+ * Unit tests for src/store/store.c: the keyspace (set/lookup/delete/rename), expiry (lazy and active,
+ * with a frozen clock), memory accounting, every eviction policy, SCAN, RANDOMKEY and glob matching.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "store/store.h"
+#include "util/clock.h"
+
+#define T0 1700000000000LL      /* a fixed "now" (2023-11-14) */
+
+static int setup(void **state)
+{
+    clock_set_ms(T0);
+    *state = store_create(16);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    store_destroy(*state);
+    return 0;
+}
+
+static void set_kv(store_t *s, int db, const char *k, const char *v, long long exp)
+{
+    store_set(s, db, k, strlen(k), v, strlen(v), exp, 0);
+}
+
+static store_entry_t *peek(store_t *s, int db, const char *k)
+{
+    return store_lookup(s, db, k, strlen(k), STORE_LOOKUP_NOTOUCH);
+}
+
+/* The value of k as a NUL-terminated string (static buffer), or NULL. */
+static const char *get_str(store_t *s, int db, const char *k)
+{
+    static char buf[4096];
+    store_entry_t *e = peek(s, db, k);
+    size_t n;
+    const char *v;
+
+    if (e == NULL)
+        return NULL;
+    v = store_entry_value(e, &n);
+    assert_true(n < sizeof(buf));
+    memcpy(buf, v, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+static size_t cost_of(const char *k, const char *v)
+{
+    return store_entry_cost(strlen(k), strlen(v));
+}
+
+static char *keyname(char *buf, const char *prefix, int i)
+{
+    sprintf(buf, "%s:%05d", prefix, i);
+    return buf;
+}
+
+/* Two arguments: buf and the length of "<prefix>:<i>" (i on 5 digits, so that keys of one prefix all
+ * cost the same) written into it (filled before the callee runs,
+ * whatever the order the arguments are evaluated in). */
+#define KEY(buf, prefix, i) (buf), (size_t)sprintf((buf), "%s:%05d", (prefix), (i))
+
+/* ---- basics ------------------------------------------------------------------------------------- */
+
+static void test_set_get_delete(void **state)
+{
+    store_t *s = *state;
+
+    assert_null(peek(s, 0, "a"));
+    set_kv(s, 0, "a", "hello", -1);
+    assert_string_equal(get_str(s, 0, "a"), "hello");
+    assert_int_equal(store_dbsize(s, 0), 1);
+
+    /* Overwrite with the same length (in place) and with other lengths (new entry). */
+    set_kv(s, 0, "a", "world", -1);
+    assert_string_equal(get_str(s, 0, "a"), "world");
+    set_kv(s, 0, "a", "a much longer value than before", -1);
+    assert_string_equal(get_str(s, 0, "a"), "a much longer value than before");
+    set_kv(s, 0, "a", "", -1);
+    assert_string_equal(get_str(s, 0, "a"), "");
+    assert_int_equal(store_dbsize(s, 0), 1);
+
+    /* Key bytes come back as stored. */
+    size_t klen;
+    const char *k = store_entry_key(peek(s, 0, "a"), &klen);
+    assert_int_equal(klen, 1);
+    assert_memory_equal(k, "a", 1);
+
+    /* Databases are separate. */
+    assert_null(peek(s, 1, "a"));
+    set_kv(s, 1, "a", "one", -1);
+    assert_string_equal(get_str(s, 1, "a"), "one");
+    assert_string_equal(get_str(s, 0, "a"), "");
+
+    assert_int_equal(store_delete(s, 0, "a", 1), 1);
+    assert_int_equal(store_delete(s, 0, "a", 1), 0);
+    assert_null(peek(s, 0, "a"));
+    assert_string_equal(get_str(s, 1, "a"), "one");
+    assert_int_equal(store_dbsize(s, 0), 0);
+    assert_int_equal(store_dbsize(s, 1), 1);
+}
+
+static void test_binary_keys_and_values(void **state)
+{
+    store_t *s = *state;
+    const char key[] = { 'k', 0, 'e', 0, 'y' };
+    const char val[] = { 0, 1, 2, 0, (char)255 };
+    size_t n;
+
+    store_set(s, 0, key, sizeof(key), val, sizeof(val), -1, 0);
+    store_set(s, 0, key, 1, "short", 5, -1, 0);       /* "k" alone is another key */
+    store_set(s, 0, "", 0, "empty key", 9, -1, 0);
+    assert_int_equal(store_dbsize(s, 0), 3);
+
+    store_entry_t *e = store_lookup(s, 0, key, sizeof(key), 0);
+    assert_non_null(e);
+    const char *v = store_entry_value(e, &n);
+    assert_int_equal(n, sizeof(val));
+    assert_memory_equal(v, val, sizeof(val));
+    e = store_lookup(s, 0, "", 0, 0);
+    assert_non_null(e);
+    assert_memory_equal(store_entry_value(e, &n), "empty key", 9);
+    assert_int_equal(store_delete(s, 0, "", 0), 1);
+    assert_int_equal(store_delete(s, 0, key, sizeof(key)), 1);
+    assert_int_equal(store_dbsize(s, 0), 1);
+}
+
+/* Overwriting a key with its own value (the caller passing the entry's bytes) is safe. */
+static void test_set_from_own_value(void **state)
+{
+    store_t *s = *state;
+    size_t n;
+
+    set_kv(s, 0, "k", "0123456789", -1);
+    const char *v = store_entry_value(peek(s, 0, "k"), &n);
+    store_set(s, 0, "k", 1, v, n, -1, 0);              /* same length: in place */
+    assert_string_equal(get_str(s, 0, "k"), "0123456789");
+    v = store_entry_value(peek(s, 0, "k"), &n);
+    store_set(s, 0, "k", 1, v + 2, n - 2, -1, 0);      /* shorter: new entry copied from the old */
+    assert_string_equal(get_str(s, 0, "k"), "23456789");
+}
+
+/* ---- accounting ---------------------------------------------------------------------------------- */
+
+static void test_entry_cost_formula(void **state)
+{
+    (void)state;
+    size_t overhead = store_entry_cost(0, 0);
+    /* 32-byte header + a bucket slot + a volatile slot, on a 64-bit build. */
+    if (sizeof(void *) == 8)
+        assert_int_equal(overhead, 48);
+    assert_int_equal(store_entry_cost(10, 1000), overhead + 1010);
+    assert_int_equal(store_entry_cost(SIZE_MAX, 1), SIZE_MAX);     /* saturates */
+}
+
+static void test_used_accounting(void **state)
+{
+    store_t *s = *state;
+    char k[32];
+    size_t expect = 0;
+
+    assert_int_equal(store_used(s), 0);
+    set_kv(s, 0, "a", "12345", -1);
+    expect += cost_of("a", "12345");
+    assert_int_equal(store_used(s), expect);
+
+    /* An expiry does not change the figure (its slot is charged to every key). */
+    set_kv(s, 2, "b", "xyz", T0 + 10000);
+    expect += cost_of("b", "xyz");
+    assert_int_equal(store_used(s), expect);
+    store_set_expire(s, 2, "b", 1, -1);
+    assert_int_equal(store_used(s), expect);
+
+    /* Overwrite: the difference only. */
+    set_kv(s, 0, "a", "1234567890", -1);
+    expect += 5;
+    assert_int_equal(store_used(s), expect);
+    set_kv(s, 0, "a", "1", -1);
+    expect -= 9;
+    assert_int_equal(store_used(s), expect);
+
+    /* Many keys in several dbs, through growth and rehash, then all deleted: back to 0. */
+    for (int i = 0; i < 20000; i++) {
+        int db = i % 3;
+        set_kv(s, db, keyname(k, "key", i), "some value", i % 2 ? T0 + 100000 : -1);
+        expect += cost_of(k, "some value");
+        if (i % 5 == 0) {
+            set_kv(s, db, k, "v", -1);
+            expect -= 9;
+        }
+    }
+    assert_int_equal(store_used(s), expect);
+    for (int i = 0; i < 20000; i++)
+        assert_int_equal(store_delete(s, i % 3, KEY(k, "key", i)), 1);
+    assert_int_equal(store_delete(s, 0, "a", 1), 1);
+    assert_int_equal(store_delete(s, 2, "b", 1), 1);
+    assert_int_equal(store_used(s), 0);
+    for (int db = 0; db < 16; db++) {
+        assert_int_equal(store_dbsize(s, db), 0);
+        assert_int_equal(store_expires(s, db), 0);
+    }
+}
+
+static void test_flush(void **state)
+{
+    store_t *s = *state;
+    char k[32];
+
+    for (int i = 0; i < 3000; i++) {
+        set_kv(s, 0, keyname(k, "a", i), "x", -1);
+        set_kv(s, 1, keyname(k, "b", i), "yy", T0 + 5000);
+        set_kv(s, 15, keyname(k, "c", i), "zzz", -1);
+    }
+    size_t before = store_used(s);
+    size_t db1 = 0;
+    for (int i = 0; i < 3000; i++)
+        db1 += store_entry_cost(strlen(keyname(k, "b", i)), 2);
+
+    store_flush(s, 1);
+    assert_int_equal(store_dbsize(s, 1), 0);
+    assert_int_equal(store_expires(s, 1), 0);
+    assert_int_equal(store_used(s), before - db1);
+    assert_int_equal(store_dbsize(s, 0), 3000);
+    assert_string_equal(get_str(s, 15, "c:00007"), "zzz");
+    assert_int_equal(store_expire_cycle(s, 100000), 0);    /* nothing left pointing into db 1 */
+
+    /* The db is usable after a flush. */
+    set_kv(s, 1, "again", "1", T0 + 1);
+    assert_int_equal(store_expires(s, 1), 1);
+
+    store_flush(s, -1);
+    assert_int_equal(store_used(s), 0);
+    for (int db = 0; db < 16; db++)
+        assert_int_equal(store_dbsize(s, db), 0);
+    set_kv(s, 0, "after", "flush", -1);
+    assert_string_equal(get_str(s, 0, "after"), "flush");
+}
+
+/* ---- expiry ------------------------------------------------------------------------------------- */
+
+static void test_lazy_expiry(void **state)
+{
+    store_t *s = *state;
+    const store_stats_t *st = store_stats(s);
+
+    set_kv(s, 0, "k1", "v", T0 + 1000);
+    set_kv(s, 0, "k2", "v", T0 + 1000);
+    set_kv(s, 0, "k3", "v", T0 + 1000);
+    set_kv(s, 0, "k4", "v", T0 + 1000);
+    set_kv(s, 0, "keep", "v", -1);
+    assert_int_equal(store_expires(s, 0), 4);
+    assert_int_equal(store_entry_expire(peek(s, 0, "k1")), T0 + 1000);
+
+    clock_set_ms(T0 + 999);
+    assert_non_null(peek(s, 0, "k1"));
+    assert_int_equal(st->expired_keys, 0);
+
+    /* At the expiry instant the key no longer exists. */
+    clock_set_ms(T0 + 1000);
+    assert_int_equal(store_dbsize(s, 0), 5);            /* not reclaimed until touched */
+    assert_null(store_lookup(s, 0, "k1", 2, 0));
+    assert_int_equal(st->expired_keys, 1);
+    assert_int_equal(st->keyspace_misses, 1);
+    assert_int_equal(store_dbsize(s, 0), 4);
+    assert_null(peek(s, 0, "k1"));
+    assert_int_equal(st->expired_keys, 1);              /* already gone: not counted twice */
+
+    /* Every call that reads a key expires it lazily. */
+    assert_int_equal(store_delete(s, 0, "k2", 2), 0);
+    assert_int_equal(st->expired_keys, 2);
+    assert_int_equal(store_set_expire(s, 0, "k3", 2, T0 + 99999), 0);
+    assert_int_equal(st->expired_keys, 3);
+    assert_int_equal(store_rename(s, 0, "k4", 2, "k5", 2, 0), -1);
+    assert_int_equal(st->expired_keys, 4);
+    assert_null(peek(s, 0, "k5"));
+    assert_int_equal(store_dbsize(s, 0), 1);
+    assert_int_equal(store_expires(s, 0), 0);
+    assert_non_null(peek(s, 0, "keep"));
+}
+
+/* Writing a key with an expiry already in the past deletes it (as SET PXAT <past>): not an expiry. */
+static void test_set_with_past_expiry(void **state)
+{
+    store_t *s = *state;
+
+    set_kv(s, 0, "k", "v", T0);
+    assert_null(peek(s, 0, "k"));
+    assert_int_equal(store_dbsize(s, 0), 0);
+    set_kv(s, 0, "k", "v", -1);
+    set_kv(s, 0, "k", "other", T0 - 5);
+    assert_null(peek(s, 0, "k"));
+    assert_int_equal(store_dbsize(s, 0), 0);
+    assert_int_equal(store_used(s), 0);
+    assert_int_equal(store_stats(s)->expired_keys, 0);
+}
+
+static void test_keepttl(void **state)
+{
+    store_t *s = *state;
+
+    set_kv(s, 0, "k", "v1", T0 + 5000);
+    store_set(s, 0, "k", 1, "value two", 9, -1, STORE_SET_KEEPTTL);     /* new entry: moved */
+    assert_string_equal(get_str(s, 0, "k"), "value two");
+    assert_int_equal(store_entry_expire(peek(s, 0, "k")), T0 + 5000);
+    assert_int_equal(store_expires(s, 0), 1);
+    store_set(s, 0, "k", 1, "value 333", 9, T0 + 1, STORE_SET_KEEPTTL); /* expire_at ignored */
+    assert_int_equal(store_entry_expire(peek(s, 0, "k")), T0 + 5000);
+
+    /* Without KEEPTTL a write removes the expiry. */
+    set_kv(s, 0, "k", "v3", -1);
+    assert_int_equal(store_entry_expire(peek(s, 0, "k")), -1);
+    assert_int_equal(store_expires(s, 0), 0);
+    /* ... or sets a new one. */
+    set_kv(s, 0, "k", "v4", T0 + 7000);
+    assert_int_equal(store_entry_expire(peek(s, 0, "k")), T0 + 7000);
+
+    /* KEEPTTL on an absent key: a plain new key. */
+    store_set(s, 0, "new", 3, "x", 1, -1, STORE_SET_KEEPTTL);
+    assert_int_equal(store_entry_expire(peek(s, 0, "new")), -1);
+
+    /* KEEPTTL on an expired key: the old key is gone (counted), the new one has no expiry. */
+    clock_set_ms(T0 + 7000);
+    store_set(s, 0, "k", 1, "v5", 2, -1, STORE_SET_KEEPTTL);
+    assert_int_equal(store_stats(s)->expired_keys, 1);
+    assert_string_equal(get_str(s, 0, "k"), "v5");
+    assert_int_equal(store_entry_expire(peek(s, 0, "k")), -1);
+    assert_int_equal(store_expires(s, 0), 0);
+
+    /* The moved entry's volatile slot was kept right: active expiry can still find it. */
+    set_kv(s, 0, "m", "1", T0 + 8000);
+    store_set(s, 0, "m", 1, "1234567", 7, -1, STORE_SET_KEEPTTL);
+    store_set(s, 0, "m", 1, "12", 2, -1, STORE_SET_KEEPTTL);
+    clock_set_ms(T0 + 8000);
+    assert_int_equal(store_expire_cycle(s, 1000000), 1);
+    assert_int_equal(store_dbsize(s, 0), 2);
+}
+
+static void test_set_expire(void **state)
+{
+    store_t *s = *state;
+
+    assert_int_equal(store_set_expire(s, 0, "nope", 4, T0 + 100), 0);
+    set_kv(s, 0, "k", "v", -1);
+    assert_int_equal(store_set_expire(s, 0, "k", 1, T0 + 100), 1);
+    assert_int_equal(store_entry_expire(peek(s, 0, "k")), T0 + 100);
+    assert_int_equal(store_expires(s, 0), 1);
+    assert_int_equal(store_set_expire(s, 0, "k", 1, T0 + 200), 1);     /* change */
+    assert_int_equal(store_expires(s, 0), 1);
+    assert_int_equal(store_set_expire(s, 0, "k", 1, -1), 1);           /* PERSIST */
+    assert_int_equal(store_entry_expire(peek(s, 0, "k")), -1);
+    assert_int_equal(store_expires(s, 0), 0);
+    assert_int_equal(store_set_expire(s, 0, "k", 1, -1), 1);           /* persistent already */
+
+    /* An expiry at or before now deletes, and is not counted as an expiry. */
+    assert_int_equal(store_set_expire(s, 0, "k", 1, T0), 1);
+    assert_null(peek(s, 0, "k"));
+    assert_int_equal(store_stats(s)->expired_keys, 0);
+    assert_int_equal(store_used(s), 0);
+}
+
+static void test_rename(void **state)
+{
+    store_t *s = *state;
+    const store_stats_t *st = store_stats(s);
+
+    set_kv(s, 0, "src", "value", T0 + 3000);
+    assert_int_equal(store_rename(s, 0, "src", 3, "a longer destination", 20, 0), 1);
+    assert_null(peek(s, 0, "src"));
+    assert_string_equal(get_str(s, 0, "a longer destination"), "value");
+    assert_int_equal(store_entry_expire(peek(s, 0, "a longer destination")), T0 + 3000);
+    assert_int_equal(store_expires(s, 0), 1);
+    assert_int_equal(store_used(s), cost_of("a longer destination", "value"));
+
+    /* Missing source. */
+    assert_int_equal(store_rename(s, 0, "src", 3, "x", 1, 0), -1);
+
+    /* dst replaced (losing its own expiry), unless nx. */
+    set_kv(s, 0, "d", "old", T0 + 99999);
+    set_kv(s, 0, "p", "persistent", -1);
+    assert_int_equal(store_rename(s, 0, "p", 1, "d", 1, 1), 0);
+    assert_string_equal(get_str(s, 0, "d"), "old");
+    assert_string_equal(get_str(s, 0, "p"), "persistent");
+    assert_int_equal(store_rename(s, 0, "p", 1, "d", 1, 0), 1);
+    assert_string_equal(get_str(s, 0, "d"), "persistent");
+    assert_int_equal(store_entry_expire(peek(s, 0, "d")), -1);
+    assert_int_equal(store_expires(s, 0), 1);
+    assert_int_equal(store_dbsize(s, 0), 2);
+
+    /* Renaming a key to itself. */
+    assert_int_equal(store_rename(s, 0, "d", 1, "d", 1, 0), 1);
+    assert_int_equal(store_rename(s, 0, "d", 1, "d", 1, 1), 0);
+    assert_string_equal(get_str(s, 0, "d"), "persistent");
+
+    /* An expired dst does not block RENAMENX. */
+    set_kv(s, 0, "e", "soon", T0 + 10);
+    clock_set_ms(T0 + 10);
+    assert_int_equal(store_rename(s, 0, "d", 1, "e", 1, 1), 1);
+    assert_int_equal(st->expired_keys, 1);
+    assert_string_equal(get_str(s, 0, "e"), "persistent");
+
+    /* The renamed key still expires, actively too (its volatile slot points to the new entry). */
+    clock_set_ms(T0 + 3000);
+    assert_int_equal(store_expire_cycle(s, 1000000), 1);
+    assert_null(peek(s, 0, "a longer destination"));
+    assert_int_equal(store_dbsize(s, 0), 1);
+    assert_int_equal(store_used(s), cost_of("e", "persistent"));
+}
+
+static void test_stats(void **state)
+{
+    store_t *s = *state;
+    const store_stats_t *st = store_stats(s);
+
+    set_kv(s, 0, "k", "v", -1);
+    assert_non_null(store_lookup(s, 0, "k", 1, 0));
+    assert_non_null(store_lookup(s, 0, "k", 1, 0));
+    assert_null(store_lookup(s, 0, "x", 1, 0));
+    assert_non_null(store_lookup(s, 0, "k", 1, STORE_LOOKUP_NOTOUCH));
+    assert_null(store_lookup(s, 0, "x", 1, STORE_LOOKUP_NOTOUCH));
+    assert_int_equal(st->keyspace_hits, 2);
+    assert_int_equal(st->keyspace_misses, 1);
+    store_stats_reset(s);
+    assert_int_equal(st->keyspace_hits, 0);
+    assert_int_equal(st->keyspace_misses, 0);
+}
+
+/* ---- active expiry ------------------------------------------------------------------------------ */
+
+static void test_expire_cycle_all(void **state)
+{
+    store_t *s = *state;
+    char k[32];
+
+    for (int i = 0; i < 1000; i++) {
+        set_kv(s, 0, keyname(k, "vol", i), "v", T0 + 1000 + i % 7);
+        set_kv(s, 3, keyname(k, "vol", i), "v", T0 + 1000);
+        set_kv(s, 0, keyname(k, "persist", i), "v", -1);
+    }
+    set_kv(s, 3, "later", "v", T0 + 5000);
+    assert_int_equal(store_expire_cycle(s, 1000000), 0);       /* nothing due yet */
+
+    clock_set_ms(T0 + 2000);
+    /* All expired: every draw is 100% expired, so the cycle goes on until the dbs are clean. */
+    assert_int_equal(store_expire_cycle(s, 10 * 1000000), 2000);
+    assert_int_equal(store_stats(s)->expired_keys, 2000);
+    assert_int_equal(store_dbsize(s, 0), 1000);
+    assert_int_equal(store_dbsize(s, 3), 1);
+    assert_int_equal(store_expires(s, 0), 0);
+    assert_int_equal(store_expires(s, 3), 1);
+    assert_non_null(peek(s, 3, "later"));
+}
+
+/* With few expired keys a cycle stops early (<= 25% of a draw expired); repeated cycles still get
+ * them all. */
+static void test_expire_cycle_sparse(void **state)
+{
+    store_t *s = *state;
+    char k[32];
+
+    for (int i = 0; i < 2000; i++)
+        set_kv(s, 0, keyname(k, "k", i), "v", i % 10 == 0 ? T0 + 100 : T0 + 1000000);
+    clock_set_ms(T0 + 100);
+    size_t first = store_expire_cycle(s, 1000000);
+    assert_true(first < 200);
+    size_t total = first;
+    for (int round = 0; round < 100000 && total < 200; round++)
+        total += store_expire_cycle(s, 1000000);
+    assert_int_equal(total, 200);
+    assert_int_equal(store_expires(s, 0), 1800);
+    assert_int_equal(store_stats(s)->expired_keys, 200);
+}
+
+/* A tiny budget: progress each call, but not everything at once; dbs take turns. */
+static void test_expire_cycle_budget(void **state)
+{
+    store_t *s = *state;
+    char k[32];
+
+    for (int i = 0; i < 100000; i++)
+        set_kv(s, i % 2, keyname(k, "k", i), "v", T0 + 1);
+    clock_set_ms(T0 + 1);
+    size_t r1 = store_expire_cycle(s, 1);
+    assert_true(r1 >= 1 && r1 < 100000);
+    size_t d0 = store_dbsize(s, 0), d1 = store_dbsize(s, 1);
+    assert_true(d0 < 50000 || d1 < 50000);
+    /* Calls rotate over the dbs, so both shrink over a few calls. */
+    for (int i = 0; i < 4; i++)
+        store_expire_cycle(s, 1);
+    assert_true(store_dbsize(s, 0) < 50000);
+    assert_true(store_dbsize(s, 1) < 50000);
+    assert_int_equal(store_expire_cycle(s, 0), 0);
+    while (store_expires(s, 0) + store_expires(s, 1) > 0)
+        store_expire_cycle(s, 1000000);
+    assert_int_equal(store_stats(s)->expired_keys, 100000);
+    assert_int_equal(store_used(s), 0);
+}
+
+/* ---- scan / random ------------------------------------------------------------------------------ */
+
+typedef struct seen {
+    int n;
+    unsigned char *hits;        /* per key index */
+    int expired_emitted;
+} seen_t;
+
+static void seen_cb(void *priv, const store_entry_t *e)
+{
+    seen_t *sn = priv;
+    size_t klen;
+    const char *k = store_entry_key(e, &klen);
+    char buf[32];
+
+    if (store_entry_expire(e) >= 0 && store_entry_expire(e) <= clock_ms())
+        sn->expired_emitted++;
+    assert_true(klen < sizeof(buf));
+    memcpy(buf, k, klen);
+    buf[klen] = '\0';
+    int i = atoi(strchr(buf, ':') + 1);
+    assert_true(i >= 0 && i < sn->n);
+    if (sn->hits[i] < 255)
+        sn->hits[i]++;
+}
+
+static void test_scan_skips_and_reclaims_expired(void **state)
+{
+    store_t *s = *state;
+    char k[32];
+    seen_t sn = { .n = 1000, .hits = calloc(1000, 1) };
+
+    for (int i = 0; i < 1000; i++)
+        set_kv(s, 0, keyname(k, "k", i), "v", i % 10 == 0 ? T0 + 50 : -1);
+    clock_set_ms(T0 + 50);
+    uint64_t cursor = 0;
+    int calls = 0;
+    do {
+        cursor = store_scan(s, 0, cursor, 10, seen_cb, &sn);
+        calls++;
+    } while (cursor != 0);
+    assert_true(calls > 10);
+    for (int i = 0; i < 1000; i++) {
+        if (i % 10 == 0)
+            assert_int_equal(sn.hits[i], 0);
+        else
+            assert_true(sn.hits[i] >= 1);
+    }
+    assert_int_equal(sn.expired_emitted, 0);
+    assert_int_equal(store_dbsize(s, 0), 900);
+    assert_int_equal(store_stats(s)->expired_keys, 100);
+    assert_int_equal(store_scan(s, 5, 0, 10, seen_cb, &sn), 0);    /* empty db */
+    free(sn.hits);
+}
+
+/* Keys present for the whole scan are all returned, while the keyspace grows and then shrinks. */
+static void test_scan_across_resizes(void **state)
+{
+    store_t *s = *state;
+    char k[32];
+    enum { STABLE = 300, OTHER = 20000 };
+    seen_t sn = { .n = STABLE + OTHER, .hits = calloc(STABLE + OTHER, 1) };
+    int next = STABLE, step = 0;
+    uint64_t cursor = 0;
+
+    for (int i = 0; i < STABLE; i++)
+        set_kv(s, 0, keyname(k, "k", i), "v", -1);
+    do {
+        cursor = store_scan(s, 0, cursor, 5, seen_cb, &sn);
+        if (step < 60) {
+            for (int j = 0; j < 300 && next < STABLE + OTHER; j++)
+                set_kv(s, 0, keyname(k, "k", next++), "v", -1);
+        } else {
+            for (int j = 0; j < 300 && next > STABLE; j++)
+                store_delete(s, 0, KEY(k, "k", --next));
+        }
+        step++;
+        assert_true(step < 1000000);
+    } while (cursor != 0);
+    for (int i = 0; i < STABLE; i++)
+        assert_true(sn.hits[i] >= 1);
+    free(sn.hits);
+}
+
+static void test_random(void **state)
+{
+    store_t *s = *state;
+    char k[32];
+    int hits[50] = { 0 };
+
+    assert_null(store_random(s, 0));
+    for (int i = 0; i < 50; i++)
+        set_kv(s, 0, keyname(k, "k", i), "v", -1);
+    for (int i = 0; i < 50; i++)
+        set_kv(s, 0, keyname(k, "x", i), "v", T0 + 10);
+    clock_set_ms(T0 + 10);
+    for (int r = 0; r < 5000; r++) {
+        store_entry_t *e = store_random(s, 0);
+        assert_non_null(e);
+        size_t klen;
+        const char *key = store_entry_key(e, &klen);
+        assert_true(key[0] == 'k');                     /* never an expired one */
+        char buf[32];
+        memcpy(buf, key, klen);
+        buf[klen] = '\0';
+        hits[atoi(buf + 2)]++;
+    }
+    for (int i = 0; i < 50; i++)
+        assert_true(hits[i] > 0);
+    assert_true(store_stats(s)->expired_keys > 0);
+
+    /* Only expired keys: NULL, and they are reclaimed on the way. */
+    store_flush(s, 0);
+    store_stats_reset(s);
+    for (int i = 0; i < 30; i++)
+        set_kv(s, 1, keyname(k, "x", i), "v", T0 + 20);
+    clock_set_ms(T0 + 20);
+    assert_null(store_random(s, 1));
+    assert_int_equal(store_dbsize(s, 1), 0);
+    assert_int_equal(store_stats(s)->expired_keys, 30);
+}
+
+/* ---- eviction ----------------------------------------------------------------------------------- */
+
+/* Fill db 0 with n keys "<prefix>:<i>" of value vlen, expiring at exp (-1 = none). */
+static void fill(store_t *s, const char *prefix, int n, size_t vlen, long long exp)
+{
+    char k[32], v[256];
+    memset(v, 'v', sizeof(v));
+    assert_true(vlen <= sizeof(v));
+    for (int i = 0; i < n; i++) {
+        keyname(k, prefix, i);
+        store_set(s, 0, k, strlen(k), v, vlen, exp, 0);
+    }
+}
+
+static int count_present(store_t *s, const char *prefix, int n)
+{
+    char k[32];
+    int c = 0;
+    for (int i = 0; i < n; i++)
+        c += peek(s, 0, keyname(k, prefix, i)) != NULL;
+    return c;
+}
+
+static void test_no_limit(void **state)
+{
+    store_t *s = *state;
+    fill(s, "k", 100, 10, -1);
+    assert_int_equal(store_maxmemory(s), 0);
+    assert_int_equal(store_make_room(s, SIZE_MAX), 0);
+    assert_int_equal(store_dbsize(s, 0), 100);
+}
+
+static void test_noeviction(void **state)
+{
+    store_t *s = *state;
+
+    fill(s, "k", 100, 10, -1);
+    store_set_limit(s, store_used(s) + 100, STORE_NOEVICTION);
+    assert_int_equal(store_policy(s), STORE_NOEVICTION);
+    assert_int_equal(store_maxmemory(s), store_used(s) + 100);
+    assert_int_equal(store_make_room(s, 100), 0);
+    assert_int_equal(store_make_room(s, 101), -1);
+    assert_int_equal(store_dbsize(s, 0), 100);
+    assert_int_equal(store_stats(s)->evicted_keys, 0);
+}
+
+/* A request larger than the whole limit fails without evicting anything. */
+static void test_needed_beyond_limit(void **state)
+{
+    store_t *s = *state;
+
+    fill(s, "k", 100, 10, -1);
+    store_set_limit(s, store_used(s), STORE_ALLKEYS_LRU);
+    assert_int_equal(store_make_room(s, store_used(s) + 1), -1);
+    assert_int_equal(store_dbsize(s, 0), 100);
+    assert_int_equal(store_stats(s)->evicted_keys, 0);
+}
+
+/* LRU evicts keys not touched for a while, not the hot ones; NOTOUCH lookups do not count as use. */
+static void test_allkeys_lru(void **state)
+{
+    store_t *s = *state;
+    char k[32], val[100];
+    size_t c = store_entry_cost(strlen("cold:00000"), 100);
+
+    memset(val, 'n', sizeof(val));
+
+    store_set_limit(s, 0, STORE_ALLKEYS_LRU);
+    fill(s, "cold", 200, 100, -1);
+    clock_set_ms(T0 + 100000);
+    for (int i = 0; i < 10; i++)
+        assert_non_null(store_lookup(s, 0, KEY(k, "cold", 100 + i), 0));
+    /* Peeking at the others does not save them. */
+    for (int i = 0; i < 100; i++)
+        assert_non_null(peek(s, 0, keyname(k, "cold", i)));
+
+    store_set_limit(s, store_used(s), STORE_ALLKEYS_LRU);
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(store_make_room(s, c), 0);
+        store_set(s, 0, KEY(k, "new", i), val, 100, -1, 0);
+        assert_true(store_used(s) <= store_maxmemory(s));
+    }
+    for (int i = 0; i < 10; i++)
+        assert_non_null(peek(s, 0, keyname(k, "cold", 100 + i)));
+    assert_int_equal(count_present(s, "new", 50), 50);
+    assert_int_equal(store_stats(s)->evicted_keys, 50);
+}
+
+/* Exact LRU order on a keyspace small enough that every key is a candidate. */
+static void test_lru_order_small(void **state)
+{
+    store_t *s = *state;
+
+    store_set_limit(s, 0, STORE_ALLKEYS_LRU);
+    set_kv(s, 0, "a", "1", -1);
+    clock_set_ms(T0 + 10000);
+    set_kv(s, 0, "b", "1", -1);
+    clock_set_ms(T0 + 20000);
+    set_kv(s, 0, "c", "1", -1);
+    clock_set_ms(T0 + 30000);
+    assert_non_null(store_lookup(s, 0, "a", 1, 0));    /* a is now the most recent */
+    store_set_limit(s, store_used(s), STORE_ALLKEYS_LRU);
+    assert_int_equal(store_make_room(s, 1), 0);
+    assert_null(peek(s, 0, "b"));
+    assert_int_equal(store_make_room(s, cost_of("c", "1") + 1), 0);
+    assert_null(peek(s, 0, "c"));
+    assert_non_null(peek(s, 0, "a"));
+}
+
+static void test_allkeys_lfu(void **state)
+{
+    store_t *s = *state;
+    char k[32];
+    size_t c = store_entry_cost(strlen("k:00000"), 50);
+
+    store_set_limit(s, 0, STORE_ALLKEYS_LFU);
+    fill(s, "k", 200, 50, -1);
+    for (int r = 0; r < 50; r++)
+        for (int i = 0; i < 10; i++)
+            assert_non_null(store_lookup(s, 0, KEY(k, "k", 100 + i), 0));
+    store_set_limit(s, store_used(s), STORE_ALLKEYS_LFU);
+    assert_int_equal(store_make_room(s, 40 * c), 0);
+    assert_int_equal(store_stats(s)->evicted_keys, 40);
+    for (int i = 0; i < 10; i++)
+        assert_non_null(peek(s, 0, keyname(k, "k", 100 + i)));
+    assert_int_equal(count_present(s, "k", 200), 160);
+}
+
+/* The LFU counter decays with idle time: a key used a lot long ago loses to a fresh one. */
+static void test_lfu_decay(void **state)
+{
+    store_t *s = *state;
+
+    store_set_limit(s, 0, STORE_ALLKEYS_LFU);
+    set_kv(s, 0, "old", "1", -1);
+    for (int i = 0; i < 1000; i++)
+        store_lookup(s, 0, "old", 3, 0);
+    clock_set_ms(T0 + 30 * 60000);                      /* 30 idle minutes: counter - 30 */
+    set_kv(s, 0, "fresh", "1", -1);                     /* LFU_INIT_VAL */
+    store_set_limit(s, store_used(s), STORE_ALLKEYS_LFU);
+    assert_int_equal(store_make_room(s, 1), 0);
+    assert_null(peek(s, 0, "old"));
+    assert_non_null(peek(s, 0, "fresh"));
+}
+
+static void test_volatile_lru(void **state)
+{
+    store_t *s = *state;
+    size_t c = store_entry_cost(strlen("vol:00000"), 20);
+
+    store_set_limit(s, 0, STORE_VOLATILE_LRU);
+    fill(s, "persist", 100, 20, -1);
+    fill(s, "vol", 50, 20, T0 + 1000000);
+    store_set_limit(s, store_used(s), STORE_VOLATILE_LRU);
+    assert_int_equal(store_make_room(s, 20 * c), 0);
+    assert_int_equal(count_present(s, "persist", 100), 100);
+    assert_int_equal(count_present(s, "vol", 50), 30);
+    assert_int_equal(store_expires(s, 0), 30);
+    /* More than the volatile keys can free: they all go, then -1; persistent keys stay. */
+    assert_int_equal(store_make_room(s, 60 * c), -1);
+    assert_int_equal(count_present(s, "vol", 50), 0);
+    assert_int_equal(count_present(s, "persist", 100), 100);
+    assert_int_equal(store_stats(s)->evicted_keys, 50);
+    assert_int_equal(store_make_room(s, 50 * c), 0);     /* fits in what was freed */
+    assert_int_equal(store_make_room(s, 50 * c + 1), -1); /* nothing evictable */
+}
+
+static void test_volatile_lfu(void **state)
+{
+    store_t *s = *state;
+    char k[32];
+
+    store_set_limit(s, 0, STORE_VOLATILE_LFU);
+    fill(s, "persist", 50, 20, -1);
+    fill(s, "vol", 100, 20, T0 + 1000000);
+    for (int r = 0; r < 50; r++)
+        for (int i = 0; i < 5; i++)
+            store_lookup(s, 0, KEY(k, "vol", i), 0);
+    store_set_limit(s, store_used(s), STORE_VOLATILE_LFU);
+    assert_int_equal(store_make_room(s, 30 * store_entry_cost(strlen("vol:00000"), 20)), 0);
+    assert_int_equal(count_present(s, "persist", 50), 50);
+    assert_int_equal(count_present(s, "vol", 5), 5);      /* the frequently used ones */
+    assert_true(count_present(s, "vol", 100) <= 75);
+}
+
+/* volatile-ttl evicts the soonest-expiring keys (exactly, when all volatile keys are sampled). */
+static void test_volatile_ttl(void **state)
+{
+    store_t *s = *state;
+    static const int order[5] = { 3, 1, 4, 0, 2 };    /* insertion order scrambled */
+    char k[32];
+
+    store_set_limit(s, 0, STORE_VOLATILE_TTL);
+    fill(s, "persist", 5, 10, -1);
+    for (int j = 0; j < 5; j++)
+        set_kv(s, 0, keyname(k, "ttl", order[j]), "v", T0 + 1000 * (order[j] + 1));
+    store_set_limit(s, store_used(s), STORE_VOLATILE_TTL);
+    assert_int_equal(store_make_room(s, cost_of("ttl:00000", "v") + 1), 0);
+    assert_null(peek(s, 0, "ttl:00000"));
+    assert_null(peek(s, 0, "ttl:00001"));
+    assert_non_null(peek(s, 0, "ttl:00002"));
+    assert_non_null(peek(s, 0, "ttl:00003"));
+    assert_non_null(peek(s, 0, "ttl:00004"));
+    assert_int_equal(count_present(s, "persist", 5), 5);
+    assert_int_equal(store_stats(s)->evicted_keys, 2);
+}
+
+/* With many volatile keys, sampling makes it approximate, but clearly biased to the soonest. */
+static void test_volatile_ttl_many(void **state)
+{
+    store_t *s = *state;
+    char k[32];
+    int ranksum = 0, evicted = 0;
+
+    store_set_limit(s, 0, STORE_VOLATILE_TTL);
+    for (int i = 0; i < 100; i++)   /* key i expires (i+1) seconds from now */
+        set_kv(s, 0, keyname(k, "t", (i * 37) % 100), "v", T0 + 1000 * ((i * 37) % 100 + 1));
+    store_set_limit(s, store_used(s), STORE_VOLATILE_TTL);
+    assert_int_equal(store_make_room(s, 10 * cost_of("t:00010", "v")), 0);
+    for (int i = 0; i < 100; i++) {
+        if (peek(s, 0, keyname(k, "t", i)) == NULL) {
+            ranksum += i;
+            evicted++;
+        }
+    }
+    assert_true(evicted >= 10 && evicted <= 11);
+    assert_true(ranksum / evicted < 40);       /* random choice would average 49.5 */
+}
+
+static void test_allkeys_random(void **state)
+{
+    store_t *s = *state;
+    size_t c = store_entry_cost(strlen("k:00000"), 30);
+
+    fill(s, "k", 100, 30, -1);
+    store_set_limit(s, store_used(s), STORE_ALLKEYS_RANDOM);
+    assert_int_equal(store_make_room(s, 25 * c), 0);
+    assert_true(store_used(s) + 25 * c <= store_maxmemory(s));
+    assert_true(store_stats(s)->evicted_keys >= 25 && store_stats(s)->evicted_keys <= 26);
+}
+
+static void test_volatile_random(void **state)
+{
+    store_t *s = *state;
+    size_t c = store_entry_cost(strlen("vol:00000"), 30);
+
+    fill(s, "persist", 100, 30, -1);
+    fill(s, "vol", 20, 30, T0 + 100000);
+    store_set_limit(s, store_used(s), STORE_VOLATILE_RANDOM);
+    assert_int_equal(store_make_room(s, 10 * c), 0);
+    assert_int_equal(count_present(s, "persist", 100), 100);
+    assert_int_equal(count_present(s, "vol", 20), 10);
+    assert_int_equal(store_make_room(s, 30 * c), -1);
+    assert_int_equal(count_present(s, "vol", 20), 0);
+    assert_int_equal(count_present(s, "persist", 100), 100);
+}
+
+/* Expired keys met while making room are removed first, and counted as expired, not evicted. */
+static void test_evict_prefers_expired(void **state)
+{
+    store_t *s = *state;
+
+    store_set_limit(s, 0, STORE_VOLATILE_LRU);
+    fill(s, "persist", 20, 10, -1);
+    fill(s, "gone", 10, 10, T0 + 5);
+    clock_set_ms(T0 + 5);
+    store_set_limit(s, store_used(s), STORE_VOLATILE_LRU);
+    assert_int_equal(store_make_room(s, 3 * store_entry_cost(strlen("gone:00000"), 10)), 0);
+    assert_int_equal(store_stats(s)->expired_keys, 3);
+    assert_int_equal(store_stats(s)->evicted_keys, 0);
+}
+
+/* Under every policy, make_room + set never leaves used above maxmemory, whatever the sizes. */
+static void test_limit_holds_all_policies(void **state)
+{
+    static const store_policy_t policies[] = {
+        STORE_ALLKEYS_LRU, STORE_VOLATILE_LRU, STORE_ALLKEYS_LFU, STORE_VOLATILE_LFU,
+        STORE_VOLATILE_TTL, STORE_ALLKEYS_RANDOM, STORE_VOLATILE_RANDOM,
+    };
+    char k[32], v[600];
+    memset(v, 'x', sizeof(v));
+    (void)state;
+
+    for (size_t p = 0; p < sizeof(policies) / sizeof(policies[0]); p++) {
+        store_t *s = store_create(4);
+        unsigned seed = 12345;
+        int refused = 0;
+        store_set_limit(s, 64 * 1024, policies[p]);
+        for (int i = 0; i < 5000; i++) {
+            seed = seed * 1103515245 + 12345;
+            size_t vlen = (seed >> 8) % sizeof(v);
+            int db = (int)((seed >> 20) % 4);
+            long long exp = (seed >> 4) % 3 ? T0 + 1000 + (seed >> 12) % 100000 : -1;
+            keyname(k, "k", (int)((seed >> 3) % 3000));
+            if (i % 7 == 0)
+                store_lookup(s, db, k, strlen(k), 0);
+            if (store_make_room(s, store_entry_cost(strlen(k), vlen)) < 0) {
+                refused++;
+                continue;
+            }
+            store_set(s, db, k, strlen(k), v, vlen, exp, 0);
+            assert_true(store_used(s) <= store_maxmemory(s));
+        }
+        assert_true(store_stats(s)->evicted_keys > 0);
+        if (policies[p] == STORE_ALLKEYS_LRU || policies[p] == STORE_ALLKEYS_LFU ||
+            policies[p] == STORE_ALLKEYS_RANDOM)
+            assert_int_equal(refused, 0);
+        /* Delete what is left: accounting returns to zero. */
+        for (int db = 0; db < 4; db++) {
+            for (int i = 0; i < 3000; i++)
+                store_delete(s, db, KEY(k, "k", i));
+            assert_int_equal(store_dbsize(s, db), 0);
+        }
+        assert_int_equal(store_used(s), 0);
+        store_destroy(s);
+    }
+}
+
+/*
+ * The eviction pool holds entry pointers across calls: entries moved (overwritten with another size),
+ * renamed, deleted, expired or flushed meanwhile must not leave it dangling (ASan would catch it).
+ */
+static void test_pool_survives_changes(void **state)
+{
+    store_t *s = *state;
+    char k[32], k2[32];
+    size_t c = store_entry_cost(strlen("k:00000"), 20);
+
+    store_set_limit(s, 0, STORE_ALLKEYS_LRU);
+    fill(s, "k", 200, 20, -1);
+    store_set_limit(s, store_used(s), STORE_ALLKEYS_LRU);
+    assert_int_equal(store_make_room(s, c), 0);            /* fills the pool */
+    for (int i = 0; i < 200; i += 4)
+        store_set(s, 0, KEY(k, "k", i), "a different length", 18, -1, 0);
+    for (int i = 1; i < 200; i += 4)
+        store_delete(s, 0, KEY(k, "k", i));
+    for (int i = 2; i < 200; i += 4)
+        store_rename(s, 0, KEY(k, "k", i), KEY(k2, "r", i), 0);
+    for (int i = 3; i < 200; i += 8)
+        store_set_expire(s, 0, KEY(k, "k", i), T0 + 1);
+    clock_set_ms(T0 + 1);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(store_make_room(s, 20 * c), 0);
+    store_flush(s, 0);
+    fill(s, "n", 50, 20, -1);
+    assert_int_equal(store_make_room(s, store_maxmemory(s) - store_used(s) + c), 0);
+
+    /* A policy switch empties the pool; volatile policies drop candidates that lost their TTL. */
+    store_set_limit(s, store_maxmemory(s), STORE_VOLATILE_LRU);
+    fill(s, "v", 50, 20, T0 + 100000);
+    assert_int_equal(store_make_room(s, store_maxmemory(s) - store_used(s) + c), 0);
+    for (int i = 0; i < 50; i++)
+        store_set_expire(s, 0, KEY(k, "v", i), -1);
+    assert_int_equal(store_make_room(s, store_maxmemory(s) - store_used(s) + c), -1);
+}
+
+/* ---- glob matching ------------------------------------------------------------------------------ */
+
+static int m(const char *pat, const char *str)
+{
+    return store_match(pat, strlen(pat), str, strlen(str), 0);
+}
+
+static int mi(const char *pat, const char *str)
+{
+    return store_match(pat, strlen(pat), str, strlen(str), 1);
+}
+
+static void test_match_basic(void **state)
+{
+    (void)state;
+    assert_true(m("*", "anything"));
+    assert_true(m("*", ""));
+    assert_true(m("", ""));
+    assert_false(m("", "a"));
+    assert_false(m("?", ""));
+    assert_true(m("hello", "hello"));
+    assert_false(m("hello", "hell"));
+    assert_false(m("hell", "hello"));
+    assert_true(m("h?llo", "hello"));
+    assert_false(m("h?llo", "hllo"));
+    assert_true(m("h*llo", "hllo"));
+    assert_true(m("h*llo", "heeeeello"));
+    assert_false(m("h*llo", "heeeeellox"));
+    assert_true(m("a*", "a"));
+    assert_false(m("a*b", "a"));
+    assert_false(m("*a", ""));
+    assert_true(m("*a*", "bab"));
+    assert_true(m("**a**", "a"));
+    assert_true(m("*?", "a"));
+    assert_false(m("*?", ""));
+    assert_true(m("user:*:name", "user:1234:name"));
+    assert_false(m("user:*:name", "user:1234:email"));
+}
+
+static void test_match_classes(void **state)
+{
+    (void)state;
+    assert_true(m("h[ae]llo", "hello"));
+    assert_true(m("h[ae]llo", "hallo"));
+    assert_false(m("h[ae]llo", "hillo"));
+    assert_true(m("h[^e]llo", "hallo"));
+    assert_false(m("h[^e]llo", "hello"));
+    assert_true(m("h[a-b]llo", "hbllo"));
+    assert_false(m("h[a-b]llo", "hcllo"));
+    assert_true(m("[z-a]", "m"));                      /* reversed range */
+    assert_false(m("[z-a]", "A"));
+    assert_true(m("[\\]]", "]"));                      /* escaped ] in a class */
+    assert_true(m("[\\-]", "-"));
+    assert_false(m("[\\-]", "\\"));
+    assert_true(m("[a-]", "]"));                       /* redis: "a-]" is the range ]..a */
+    assert_true(m("[abc", "b"));                       /* unterminated class runs to the end */
+    assert_false(m("[abc", "d"));
+    assert_false(m("ab[", "abx"));
+    assert_false(m("ab[", "ab"));
+    assert_true(m("[]", "x") == 0);
+}
+
+static void test_match_escapes_and_case(void **state)
+{
+    (void)state;
+    assert_true(m("h\\*llo", "h*llo"));
+    assert_false(m("h\\*llo", "hello"));
+    assert_true(m("\\?", "?"));
+    assert_false(m("\\?", "a"));
+    assert_true(m("a\\", "a\\"));                      /* trailing backslash is literal */
+    assert_true(mi("HELLO", "hello"));
+    assert_false(m("HELLO", "hello"));
+    assert_true(mi("h[A-Z]llo", "hello"));
+    assert_true(mi("h[E]llo", "hello"));
+    assert_false(m("h[E]llo", "hello"));
+    assert_true(mi("*O", "hello"));
+    /* Binary bytes, including NUL and bytes >= 0x80. */
+    assert_true(store_match("a\0*", 3, "a\0bc", 4, 0));
+    assert_false(store_match("a\0*", 3, "a\1bc", 4, 0));
+    assert_true(store_match("[\x80-\xff]", 5, "\xc3", 1, 0));
+    assert_false(store_match("[\x80-\xff]", 5, "a", 1, 0));
+}
+
+/* Patterns that blow up naive backtracking or recursion finish fast. */
+static void test_match_pathological(void **state)
+{
+    (void)state;
+    size_t n = 20000;
+    char *str = malloc(n + 2), *pat = malloc(n * 2 + 2);
+    long long t = clock_us_monotonic();
+
+    memset(str, 'a', n);
+    str[n] = '\0';
+    size_t p = 0;
+    for (int i = 0; i < 60; i++) {
+        pat[p++] = 'a';
+        pat[p++] = '*';
+    }
+    pat[p++] = 'b';
+    assert_false(store_match(pat, p, str, n, 0));
+    str[n] = 'b';
+    assert_true(store_match(pat, p, str, n + 1, 0));
+
+    /* 40000 stars: no recursion, no stack to exhaust. */
+    memset(pat, '*', 2 * n);
+    assert_true(store_match(pat, 2 * n, str, n + 1, 0));
+    pat[2 * n] = 'c';
+    assert_false(store_match(pat, 2 * n + 1, str, n + 1, 0));
+
+    /* "*?*?*?..." against a long string. */
+    for (size_t i = 0; i < 2000; i++)
+        pat[i] = i % 2 ? '?' : '*';
+    assert_true(store_match(pat, 2000, str, n + 1, 0));
+    assert_false(store_match(pat, 2000, str, 999, 0));
+
+    assert_true(clock_us_monotonic() - t < 5 * 1000000);
+    free(str);
+    free(pat);
+}
+
+/*
+ * Oracle: redis's stringmatchlen algorithm written recursively (as redis does it, over NUL-terminated
+ * buffers), used to check store_match on every pattern and string over small alphabets.
+ */
+static int oracle(const char *p, int plen, const char *s, int slen)
+{
+    while (plen && slen) {
+        switch (p[0]) {
+        case '*':
+            while (plen > 1 && p[1] == '*') {
+                p++;
+                plen--;
+            }
+            if (plen == 1)
+                return 1;
+            while (slen) {
+                if (oracle(p + 1, plen - 1, s, slen))
+                    return 1;
+                s++;
+                slen--;
+            }
+            return 0;
+        case '?':
+            break;
+        case '[': {
+            int neg, match = 0;
+            p++;
+            plen--;
+            neg = plen > 0 && p[0] == '^';
+            if (neg) {
+                p++;
+                plen--;
+            }
+            for (;;) {
+                if (plen == 0) {
+                    p--;
+                    plen++;
+                    break;
+                }
+                if (p[0] == '\\' && plen >= 2) {
+                    p++;
+                    plen--;
+                    if (p[0] == s[0])
+                        match = 1;
+                } else if (p[0] == ']') {
+                    break;
+                } else if (plen >= 3 && p[1] == '-') {
+                    int a = (unsigned char)p[0], b = (unsigned char)p[2], c = (unsigned char)s[0];
+                    if (a > b) {
+                        int t = a;
+                        a = b;
+                        b = t;
+                    }
+                    if (c >= a && c <= b)
+                        match = 1;
+                    p += 2;
+                    plen -= 2;
+                } else if (p[0] == s[0]) {
+                    match = 1;
+                }
+                p++;
+                plen--;
+            }
+            if (neg)
+                match = !match;
+            if (!match)
+                return 0;
+            break;
+        }
+        case '\\':
+            if (plen >= 2) {
+                p++;
+                plen--;
+            }
+            /* fall through */
+        default:
+            if (p[0] != s[0])
+                return 0;
+            break;
+        }
+        s++;
+        slen--;
+        p++;
+        plen--;
+        if (slen == 0) {
+            while (plen && p[0] == '*') {
+                p++;
+                plen--;
+            }
+            break;
+        }
+    }
+    return plen == 0 && slen == 0;
+}
+
+static void test_match_against_oracle(void **state)
+{
+    static const char palpha[] = "ab*?[]^-\\";
+    static const char salpha[] = "ab-]";
+    (void)state;
+    char pat[8], str[8];
+    unsigned long checked = 0;
+    unsigned seed = 99;
+
+    /* Every string of length 0..4 against many random patterns of length 0..7. */
+    for (int pi = 0; pi < 30000; pi++) {
+        seed = seed * 1103515245 + 12345;
+        int plen = (int)((seed >> 16) % 8);
+        for (int i = 0; i < plen; i++) {
+            seed = seed * 1103515245 + 12345;
+            pat[i] = palpha[(seed >> 16) % (sizeof(palpha) - 1)];
+        }
+        int allstars = 1;
+        for (int i = 0; i < plen; i++)
+            allstars &= pat[i] == '*';
+        for (int slen = 0; slen <= 4; slen++) {
+            int total = 1;
+            for (int i = 0; i < slen; i++)
+                total *= 4;
+            for (int code = 0; code < total; code++) {
+                int c = code;
+                for (int i = 0; i < slen; i++) {
+                    str[i] = salpha[c % 4];
+                    c /= 4;
+                }
+                int want = oracle(pat, plen, str, slen);
+                if (slen == 0 && allstars && plen > 0)
+                    want = 1;       /* the documented difference */
+                int got = store_match(pat, (size_t)plen, str, (size_t)slen, 0);
+                if (got != want) {
+                    fprintf(stderr, "pattern '%.*s' string '%.*s': got %d, redis %d\n", plen, pat,
+                            slen, str, got, want);
+                    fail();
+                }
+                checked++;
+            }
+        }
+    }
+    assert_true(checked > 1000000);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_set_get_delete),
+        T(test_binary_keys_and_values),
+        T(test_set_from_own_value),
+        T(test_entry_cost_formula),
+        T(test_used_accounting),
+        T(test_flush),
+        T(test_lazy_expiry),
+        T(test_set_with_past_expiry),
+        T(test_keepttl),
+        T(test_set_expire),
+        T(test_rename),
+        T(test_stats),
+        T(test_expire_cycle_all),
+        T(test_expire_cycle_sparse),
+        T(test_expire_cycle_budget),
+        T(test_scan_skips_and_reclaims_expired),
+        T(test_scan_across_resizes),
+        T(test_random),
+        T(test_no_limit),
+        T(test_noeviction),
+        T(test_needed_beyond_limit),
+        T(test_allkeys_lru),
+        T(test_lru_order_small),
+        T(test_allkeys_lfu),
+        T(test_lfu_decay),
+        T(test_volatile_lru),
+        T(test_volatile_lfu),
+        T(test_volatile_ttl),
+        T(test_volatile_ttl_many),
+        T(test_allkeys_random),
+        T(test_volatile_random),
+        T(test_evict_prefers_expired),
+        T(test_limit_holds_all_policies),
+        T(test_pool_survives_changes),
+        T(test_match_basic),
+        T(test_match_classes),
+        T(test_match_escapes_and_case),
+        T(test_match_pathological),
+        T(test_match_against_oracle),
+    };
+    return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}
