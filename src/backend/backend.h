@@ -105,6 +105,9 @@ typedef struct backend_vtable {
     void (*submit)(backend_t *b, const backend_op_t *op, backend_cb *cb, void *ctx);
     void (*info)(backend_t *b, const char *section, buf_t *out);    /* append INFO fields, may be NULL */
     void (*cron)(backend_t *b);                                     /* background work, hz times a second */
+    int (*over_limit)(backend_t *b, size_t needed); /* 1 if needed more bytes do not fit under its memory
+                                           limit even after evicting: the write is refused before it runs
+                                           or is queued (redis's denyoom); may be NULL */
     void (*destroy)(backend_t *b);
 } backend_vtable_t;
 

@@ -360,6 +360,11 @@ static void memory_cron(backend_t *b)
     store_expire_cycle(m->store, 1000000LL / m->hz / 4);
 }
 
+static int memory_over_limit(backend_t *b, size_t needed)
+{
+    return store_make_room(((memory_backend_t *)b)->store, needed) < 0;
+}
+
 static void memory_destroy(backend_t *b)
 {
     memory_backend_t *m = (memory_backend_t *)b;
@@ -374,6 +379,7 @@ static const backend_vtable_t memory_vtable = {
     .submit = memory_submit,
     .info = memory_info,
     .cron = memory_cron,
+    .over_limit = memory_over_limit,
     .destroy = memory_destroy,
 };
 

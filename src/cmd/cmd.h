@@ -42,6 +42,8 @@ typedef struct cmd_def {
     const char *since;          /* COMMAND DOCS */
     const char *summary;        /* COMMAND DOCS */
     const char *acl;            /* COMMAND INFO categories, space separated ("@read @string @fast") */
+    const struct cmd_def *subs; /* container commands (CLIENT, CONFIG...): the subcommands, names as
+                                   "client|list"; NULL-named entry ends the list */
 } cmd_def_t;
 
 void cmd_setup(void);

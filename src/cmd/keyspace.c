@@ -185,7 +185,7 @@ static void ttl_done_cb(void *ctx, const backend_result_t *res)
         switch (r->variant) {
         case TTL_SEC: v = (ttl + 500) / 1000; break;
         case TTL_MS: v = ttl; break;
-        case TTL_ABS_SEC: v = at / 1000; break;
+        case TTL_ABS_SEC: v = (at + 500) / 1000; break;
         default: v = at; break;
         }
     }

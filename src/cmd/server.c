@@ -17,6 +17,14 @@
 #include "util/mem.h"
 #include "version.h"
 
+/* A HELP subcommand's reply: one status line each. */
+static void help_reply(buf_t *out, const char *const *lines, size_t n)
+{
+    reply_array(out, n);
+    for (size_t i = 0; i < n; i++)
+        reply_status(out, lines[i]);
+}
+
 /* PING [message] */
 int cmd_ping(req_t *r, int argc, bytes_t *argv)
 {
@@ -188,8 +196,12 @@ int cmd_select(req_t *r, int argc, bytes_t *argv)
 {
     long long db;
 
-    if (cmd_parse_ll(argv[1], &db) < 0 || db < INT32_MIN || db > INT32_MAX) {
+    if (cmd_parse_ll(argv[1], &db) < 0) {
         reply_error(req_out(r), ERR_NOT_INT);
+        return CMD_DONE;
+    }
+    if (db < INT32_MIN || db > INT32_MAX) {
+        reply_error(req_out(r), "ERR value is out of range, value must between -2147483648 and 2147483647");
         return CMD_DONE;
     }
     if (db < 0 || db >= server->cfg->databases) {
@@ -199,12 +211,6 @@ int cmd_select(req_t *r, int argc, bytes_t *argv)
     r->c->db = (int)db;
     REPLY_OK(req_out(r));
     return CMD_DONE;
-}
-
-static void client_reply_subcmd_error(buf_t *out, bytes_t sub, const char *cmd)
-{
-    reply_errorf(out, "ERR unknown subcommand or wrong number of arguments for '%.*s'. Try %s HELP.",
-                 (int)(sub.len > 128 ? 128 : sub.len), sub.ptr, cmd);
 }
 
 /* CLIENT LIST [TYPE normal] [ID id ...]: one line per client. */
@@ -339,7 +345,7 @@ int cmd_client(req_t *r, int argc, bytes_t *argv)
         buf_deinit(&text);
     } else if (bytes_eq_nocase(sub, "kill") && argc >= 3) {
         client_kill(r, argc, argv);
-    } else if (bytes_eq_nocase(sub, "help") && argc == 2) {
+    } else {
         static const char *const help[] = {
             "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "GETNAME", "    Return the name of the current connection.",
@@ -350,11 +356,7 @@ int cmd_client(req_t *r, int argc, bytes_t *argv)
             "SETINFO <LIB-NAME|LIB-VER> <value>", "    Set client library name or version.",
             "SETNAME <name>", "    Assign the name <name> to the current connection.",
         };
-        reply_array(out, sizeof(help) / sizeof(help[0]));
-        for (size_t i = 0; i < sizeof(help) / sizeof(help[0]); i++)
-            reply_status(out, help[i]);
-    } else {
-        client_reply_subcmd_error(out, sub, "CLIENT");
+        help_reply(out, help, sizeof(help) / sizeof(help[0]));
     }
     return CMD_DONE;
 }
@@ -469,7 +471,15 @@ int cmd_command(req_t *r, int argc, bytes_t *argv)
             }
         }
     } else {
-        client_reply_subcmd_error(out, argv[1], "COMMAND");
+        static const char *const help[] = {
+            "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "(no subcommand)", "    Return details about all commands.",
+            "COUNT", "    Return the total number of commands.",
+            "DOCS [<command-name> ...]", "    Return documentary information about commands.",
+            "INFO [<command-name> ...]", "    Return details about the given commands, or all of them.",
+            "LIST", "    Return a list of all commands.",
+        };
+        help_reply(out, help, sizeof(help) / sizeof(help[0]));
     }
     return CMD_DONE;
 }
@@ -602,6 +612,18 @@ static void config_collect_cb(void *priv, const char *name, const char *value)
     cc->n++;
 }
 
+/* Redis options that clients and tools ask for (redis-benchmark reads save and appendonly) and that
+ * have one fixed value here: cachetoryd never persists. */
+static const char *const config_fixed[][2] = {
+    {"save", ""},
+    {"appendonly", "no"},
+};
+
+static int config_glob(const char *pat, const char *name)
+{
+    return store_match(pat, strlen(pat), name, strlen(name), 1);
+}
+
 /* CONFIG GET parameter [parameter ...] | CONFIG RESETSTAT | CONFIG HELP */
 int cmd_config(req_t *r, int argc, bytes_t *argv)
 {
@@ -613,6 +635,9 @@ int cmd_config(req_t *r, int argc, bytes_t *argv)
         for (int i = 2; i < argc; i++) {
             char *pat = mem_strndup(argv[i].ptr, argv[i].len);
             config_get(server->cfg, pat, config_collect_cb, &cc);
+            for (size_t k = 0; k < sizeof(config_fixed) / sizeof(config_fixed[0]); k++)
+                if (config_glob(pat, config_fixed[k][0]))
+                    config_collect_cb(&cc, config_fixed[k][0], config_fixed[k][1]);
             mem_free(pat);
         }
         reply_map(out, req_proto(r), cc.n);
@@ -625,7 +650,12 @@ int cmd_config(req_t *r, int argc, bytes_t *argv)
             store_stats_reset(st);
         REPLY_OK(out);
     } else {
-        client_reply_subcmd_error(out, argv[1], "CONFIG");
+        static const char *const help[] = {
+            "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
+            "RESETSTAT", "    Reset statistics reported by the INFO command.",
+        };
+        help_reply(out, help, sizeof(help) / sizeof(help[0]));
     }
     return CMD_DONE;
 }

@@ -349,7 +349,7 @@ static int setrange_fn(void *arg, const bytes_t *old, buf_t *nv, backend_result_
         res->integer = (long long)oldlen;
         return 1;
     }
-    if (offset + (long long)a->arg.len > max_string_len()) {
+    if (offset > max_string_len() - (long long)a->arg.len) {
         res->err = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
         return -1;
     }
@@ -491,7 +491,7 @@ static int incrbyfloat_fn(void *arg, const bytes_t *old, buf_t *nv, backend_resu
 /* INCRBYFLOAT key increment */
 int cmd_incrbyfloat(req_t *r, int argc, bytes_t *argv)
 {
-    if (cmd_parse_ld(argv[2], &r->auxf) < 0 || isinf(r->auxf)) {
+    if (cmd_parse_ld(argv[2], &r->auxf) < 0) {
         reply_error(req_out(r), ERR_NOT_FLOAT);
         return CMD_DONE;
     }

@@ -21,7 +21,36 @@
 #define NA CMD_NOAUTH
 #define NQ CMD_NOQUEUE
 
-/* name, proc, arity, flags, first, last, step, group, since, summary, acl */
+/* Subcommands: arity and flags are checked by cmd_dispatch; the container's handler does the work. */
+static const cmd_def_t client_subs[] = {
+    {"client|id", cmd_client, 2, F, 0, 0, 0, "connection", "5.0.0", "Returns the unique client ID of the connection.", "@slow @connection"},
+    {"client|getname", cmd_client, 2, F, 0, 0, 0, "connection", "2.6.9", "Returns the name of the connection.", "@slow @connection"},
+    {"client|setname", cmd_client, 3, F, 0, 0, 0, "connection", "2.6.9", "Sets the connection name.", "@slow @connection"},
+    {"client|setinfo", cmd_client, 4, F, 0, 0, 0, "connection", "7.2.0", "Sets information specific to the client or connection.", "@slow @connection"},
+    {"client|list", cmd_client, -2, A, 0, 0, 0, "connection", "2.4.0", "Lists open connections.", "@admin @slow @dangerous @connection"},
+    {"client|info", cmd_client, 2, 0, 0, 0, 0, "connection", "6.2.0", "Returns information about the connection.", "@slow @connection"},
+    {"client|kill", cmd_client, -3, A, 0, 0, 0, "connection", "2.4.0", "Terminates open connections.", "@admin @slow @dangerous @connection"},
+    {"client|help", cmd_client, 2, 0, 0, 0, 0, "connection", "5.0.0", "Returns helpful text about the different subcommands.", "@slow @connection"},
+    {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL},
+};
+
+static const cmd_def_t command_subs[] = {
+    {"command|count", cmd_command, 2, 0, 0, 0, 0, "server", "2.8.13", "Returns a count of commands.", "@slow @connection"},
+    {"command|list", cmd_command, -2, 0, 0, 0, 0, "server", "7.0.0", "Returns a list of command names.", "@slow @connection"},
+    {"command|info", cmd_command, -2, 0, 0, 0, 0, "server", "2.8.13", "Returns information about one, multiple or all commands.", "@slow @connection"},
+    {"command|docs", cmd_command, -2, 0, 0, 0, 0, "server", "7.0.0", "Returns documentary information about one, multiple or all commands.", "@slow @connection"},
+    {"command|help", cmd_command, 2, 0, 0, 0, 0, "server", "5.0.0", "Returns helpful text about the different subcommands.", "@slow @connection"},
+    {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL},
+};
+
+static const cmd_def_t config_subs[] = {
+    {"config|get", cmd_config, -3, A, 0, 0, 0, "server", "2.0.0", "Returns the effective values of configuration parameters.", "@admin @slow @dangerous"},
+    {"config|resetstat", cmd_config, 2, A, 0, 0, 0, "server", "2.0.0", "Resets the server's statistics.", "@admin @slow @dangerous"},
+    {"config|help", cmd_config, 2, 0, 0, 0, 0, "server", "5.0.0", "Returns helpful text about the different subcommands.", "@slow"},
+    {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL},
+};
+
+/* name, proc, arity, flags, first, last, step, group, since, summary, acl[, subcommands] */
 const cmd_def_t cmd_table[] = {
     /* strings */
     {"get", cmd_get, 2, R | F, 1, 1, 1, "string", "1.0.0", "Returns the string value of a key.", "@read @string @fast"},
@@ -75,10 +104,10 @@ const cmd_def_t cmd_table[] = {
     {"hello", cmd_hello, -1, NA | F, 0, 0, 0, "connection", "6.0.0", "Handshakes with the Redis server.", "@fast @connection"},
     {"auth", cmd_auth, -2, NA | F, 0, 0, 0, "connection", "1.0.0", "Authenticates the connection.", "@fast @connection"},
     {"select", cmd_select, 2, F, 0, 0, 0, "connection", "1.0.0", "Changes the selected database.", "@fast @connection"},
-    {"client", cmd_client, -2, A, 0, 0, 0, "connection", "2.4.0", "A container for client connection commands.", "@slow @connection"},
-    {"command", cmd_command, -1, 0, 0, 0, 0, "server", "2.8.13", "Returns detailed information about all commands.", "@slow @connection"},
+    {"client", cmd_client, -2, A, 0, 0, 0, "connection", "2.4.0", "A container for client connection commands.", "@slow @connection", client_subs},
+    {"command", cmd_command, -1, 0, 0, 0, 0, "server", "2.8.13", "Returns detailed information about all commands.", "@slow @connection", command_subs},
     {"info", cmd_info, -1, 0, 0, 0, 0, "server", "1.0.0", "Returns information and statistics about the server.", "@slow @dangerous"},
-    {"config", cmd_config, -2, A, 0, 0, 0, "server", "2.0.0", "A container for server configuration commands.", "@slow"},
+    {"config", cmd_config, -2, A, 0, 0, 0, "server", "2.0.0", "A container for server configuration commands.", "@slow", config_subs},
     {"time", cmd_time, 1, F, 0, 0, 0, "server", "2.6.0", "Returns the server time.", "@fast"},
     /* transactions */
     {"multi", cmd_multi, 1, F | NQ, 0, 0, 0, "transactions", "1.2.0", "Starts a transaction.", "@fast @transaction"},
@@ -150,6 +179,51 @@ static int cmd_arity_ok(const cmd_def_t *d, int argc)
     return d->arity > 0 ? argc == d->arity : argc >= -d->arity;
 }
 
+/* The subcommand of container d named by arg ("list" finds "client|list"), or NULL. */
+static const cmd_def_t *cmd_lookup_sub(const cmd_def_t *d, bytes_t arg)
+{
+    size_t plen = strlen(d->name) + 1;
+    for (const cmd_def_t *s = d->subs; s->name != NULL; s++)
+        if (strlen(s->name) - plen == arg.len && strncasecmp(s->name + plen, arg.ptr, arg.len) == 0)
+            return s;
+    return NULL;
+}
+
+/* Check argv against the table: redis's errors for an unknown command, an unknown subcommand, a wrong
+ * number of arguments. Returns the definition to run, or NULL after writing the error to out. */
+static const cmd_def_t *cmd_resolve(buf_t *out, int argc, bytes_t *argv)
+{
+    const cmd_def_t *d = cmd_lookup(argv[0]);
+
+    if (d == NULL) {
+        cmd_reply_unknown(out, argc, argv);
+        return NULL;
+    }
+    if (!cmd_arity_ok(d, argc)) {
+        cmd_reply_arity(out, d->name);
+        return NULL;
+    }
+    if (d->subs != NULL && argc >= 2) {
+        const cmd_def_t *sub = cmd_lookup_sub(d, argv[1]);
+        if (sub == NULL) {
+            char upper[CMD_NAME_MAX + 1];
+            size_t i;
+            for (i = 0; d->name[i] && i < CMD_NAME_MAX; i++)
+                upper[i] = (char)toupper((unsigned char)d->name[i]);
+            upper[i] = '\0';
+            reply_errorf(out, "ERR unknown subcommand '%.*s'. Try %s HELP.",
+                         (int)(argv[1].len > 128 ? 128 : argv[1].len), argv[1].ptr, upper);
+            return NULL;
+        }
+        if (!cmd_arity_ok(sub, argc)) {
+            cmd_reply_arity(out, sub->name);
+            return NULL;
+        }
+        d = sub;
+    }
+    return d;
+}
+
 static void cmd_multi_queue(client_t *c, int argc, bytes_t *argv)
 {
     size_t bytes = 0;
@@ -180,15 +254,27 @@ void cmd_multi_reset(client_t *c)
     c->flags &= ~(CLIENT_MULTI | CLIENT_DIRTY_EXEC);
 }
 
-/* Run a command that passed the checks. */
-static void cmd_call(client_t *c, const cmd_def_t *d, int argc, bytes_t *argv)
+/* Run a command that passed the checks, in its req r. */
+static void cmd_call(client_t *c, req_t *r, const cmd_def_t *d, int argc, bytes_t *argv)
 {
-    req_t *r = req_create(c);
-
     c->last_cmd = d->name;
     server->stats.total_commands++;
     if (d->proc(r, argc, argv) == CMD_DONE)
         req_done(r);
+}
+
+/* Would a write of these arguments' size fit the backend's memory limit? Asked before a write runs or
+ * is queued in MULTI, as redis refuses denyoom commands up front. */
+static int cmd_over_limit(int argc, bytes_t *argv)
+{
+    backend_t *b = server->backend;
+    size_t bytes = 0;
+
+    if (b->vt->over_limit == NULL)
+        return 0;
+    for (int i = 1; i < argc; i++)
+        bytes += argv[i].len;
+    return b->vt->over_limit(b, bytes);
 }
 
 /*
@@ -197,23 +283,17 @@ static void cmd_call(client_t *c, const cmd_def_t *d, int argc, bytes_t *argv)
  */
 void cmd_dispatch(client_t *c, int argc, bytes_t *argv)
 {
-    const cmd_def_t *d = cmd_lookup(argv[0]);
-    req_t *r;
+    req_t *r = req_create(c);
+    const cmd_def_t *d = cmd_resolve(req_out(r), argc, argv);
+    const char *refuse = NULL;
 
-    if (d == NULL || !cmd_arity_ok(d, argc)) {
-        r = req_create(c);
-        if (d == NULL)
-            cmd_reply_unknown(req_out(r), argc, argv);
-        else
-            cmd_reply_arity(req_out(r), d->name);
-        if (c->flags & CLIENT_MULTI)
-            c->flags |= CLIENT_DIRTY_EXEC;
-        req_done(r);
-        return;
-    }
-    if (!c->authenticated && !(d->flags & CMD_NOAUTH)) {
-        r = req_create(c);
-        reply_error(req_out(r), ERR_NOAUTH);
+    if (d != NULL && !c->authenticated && !(d->flags & CMD_NOAUTH))
+        refuse = ERR_NOAUTH;
+    else if (d != NULL && (d->flags & CMD_DENYOOM) && cmd_over_limit(argc, argv))
+        refuse = ERR_OOM;
+    if (refuse != NULL)
+        reply_error(req_out(r), refuse);
+    if (d == NULL || refuse != NULL) {
         if (c->flags & CLIENT_MULTI)
             c->flags |= CLIENT_DIRTY_EXEC;
         req_done(r);
@@ -221,12 +301,11 @@ void cmd_dispatch(client_t *c, int argc, bytes_t *argv)
     }
     if ((c->flags & CLIENT_MULTI) && !(d->flags & CMD_NOQUEUE)) {
         cmd_multi_queue(c, argc, argv);
-        r = req_create(c);
         REPLY_QUEUED(req_out(r));
         req_done(r);
         return;
     }
-    cmd_call(c, d, argc, argv);
+    cmd_call(c, r, d, argc, argv);
 }
 
 /* MULTI */
@@ -280,8 +359,14 @@ int cmd_exec(req_t *r, int argc, bytes_t *argv)
     reply_array(req_out(r), (size_t)n);
     req_done(r);
     for (int i = 0; i < n; i++) {
-        if (!(c->flags & CLIENT_CLOSING))
-            cmd_call(c, cmd_lookup(q[i].argv[0]), q[i].argc, q[i].argv);
+        if (!(c->flags & CLIENT_CLOSING)) {
+            req_t *qr = req_create(c);
+            const cmd_def_t *qd = cmd_resolve(req_out(qr), q[i].argc, q[i].argv);
+            if (qd != NULL)
+                cmd_call(c, qr, qd, q[i].argc, q[i].argv);
+            else
+                req_done(qr);
+        }
         mem_free(q[i].argv);
     }
     mem_free(q);

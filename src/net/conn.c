@@ -173,6 +173,14 @@ static void conn_write_cb(uv_write_t *wr, int status)
         conn_flush(c);
 }
 
+static void conn_output_over_limit(client_t *c)
+{
+    log_notice("closing client id=%llu addr=%s: output of %zu bytes is over client-output-buffer-limit",
+               (unsigned long long)c->id, c->addr, c->out.len + c->wbuf.len - c->wbuf_off);
+    c->srv->stats.output_limit_disconnections++;
+    conn_close(c);
+}
+
 /*
  * Send c->out: as much as the socket takes now, the rest through uv_write. Enforces the output limit
  * and closes a client whose last reply (QUIT, protocol error) has left.
@@ -214,10 +222,7 @@ static void conn_flush(client_t *c)
         }
     }
     if (limit > 0 && c->out.len + (c->writing ? c->wbuf.len - c->wbuf_off : 0) > (unsigned long long)limit) {
-        log_notice("closing client id=%llu addr=%s: output of %zu bytes is over client-output-buffer-limit",
-                   (unsigned long long)c->id, c->addr, c->out.len + c->wbuf.len - c->wbuf_off);
-        c->srv->stats.output_limit_disconnections++;
-        conn_close(c);
+        conn_output_over_limit(c);
         return;
     }
     if ((c->flags & CLIENT_CLOSE_AFTER_REPLY) && !c->writing && c->out.len == 0 && c->npending == 0)
@@ -250,8 +255,15 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static size_t conn_process(client_t *c, char *buf, size_t len)
 {
     size_t off = 0;
+    unsigned long long limit = (unsigned long long)c->srv->cfg->client_output_buffer_limit;
 
     while (off < len && !(c->flags & (CLIENT_CLOSING | CLIENT_CLOSE_AFTER_REPLY))) {
+        /* The output limit holds after every command, not only per batch: one read of pipelined GETs
+         * of a large value could otherwise build hundreds of MB of replies before the check. */
+        if (limit > 0 && c->out.len > limit) {
+            conn_output_over_limit(c);
+            return len;
+        }
         int rc = resp_parse(&c->parser, buf + off, len - off);
         if (rc == RESP_AGAIN)
             break;
@@ -279,6 +291,15 @@ static size_t conn_process(client_t *c, char *buf, size_t len)
     return off;
 }
 
+static void conn_query_over_limit(client_t *c)
+{
+    log_notice("closing client id=%llu addr=%s: query buffer of %zu bytes is over client-query-buffer-limit",
+               (unsigned long long)c->id, c->addr, c->qbuf.len);
+    c->srv->stats.query_limit_disconnections++;
+    c->flags &= ~CLIENT_PROCESSING;
+    conn_close(c);
+}
+
 static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     client_t *c = stream->data;
@@ -299,6 +320,10 @@ static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
             buf_append(&c->qbuf, buf->base + used, (size_t)nread - used);
     } else {
         c->qbuf.len += (size_t)nread;
+        if ((long long)c->qbuf.len > s->cfg->client_query_buffer_limit) {
+            conn_query_over_limit(c);
+            return;
+        }
         size_t used = conn_process(c, c->qbuf.data, c->qbuf.len);
         buf_consume(&c->qbuf, used);
     }
@@ -311,10 +336,7 @@ static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
     } else if (c->qbuf.len == 0 && c->qbuf.cap > 0) {
         buf_deinit(&c->qbuf);
     } else if ((long long)c->qbuf.len > s->cfg->client_query_buffer_limit) {
-        log_notice("closing client id=%llu addr=%s: query buffer of %zu bytes is over client-query-buffer-limit",
-                   (unsigned long long)c->id, c->addr, c->qbuf.len);
-        s->stats.query_limit_disconnections++;
-        conn_close(c);
+        conn_query_over_limit(c);
         return;
     }
     conn_flush(c);
