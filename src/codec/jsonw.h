@@ -1,0 +1,37 @@
+/*
+ * codec/jsonw: write JSON text exactly as Python's json.dumps does with its defaults
+ * (ensure_ascii=True, separators ", " and ": ", floats as repr(), NaN / Infinity / -Infinity), so that a
+ * value cachetory's Python side would render and the one cachetoryd renders are the same bytes.
+ *
+ * Used by the json codec (a client value is written as a JSON string) and by the msgpack and pickle
+ * decoders (a stored value that is not bytes or str — an int, a list, a map — is returned as its JSON
+ * text).
+ */
+#ifndef CACHETORYD_CODEC_JSONW_H
+#define CACHETORYD_CODEC_JSONW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/buf.h"
+
+/* A JSON string of UTF-8 text: '"', escapes as Python (\" \\ \n \r \t \b \f, other controls and every
+ * non-ASCII character as \uXXXX in lower-case hex, characters above U+FFFF as a surrogate pair), '"'.
+ * Returns 0, or -1 if s is not valid UTF-8 (nothing is guaranteed about out then). */
+int jsonw_string(buf_t *out, const char *s, size_t n);
+
+/* A string that may not be UTF-8 (msgpack bin, pickle bytes inside a structure): each byte as the
+ * code point of the same value (latin-1), so any bytes have a JSON form. */
+void jsonw_latin1(buf_t *out, const char *s, size_t n);
+
+void jsonw_int(buf_t *out, long long v);
+void jsonw_uint(buf_t *out, unsigned long long v);
+void jsonw_double(buf_t *out, double v);     /* Python's repr: 1.0, 0.1, 1e+16, 1e-05, NaN, Infinity */
+void jsonw_bool(buf_t *out, int v);          /* true / false */
+void jsonw_null(buf_t *out);                 /* null */
+
+/* Between elements of an array or pairs of an object: ", "; between a key and its value: ": ". */
+static inline void jsonw_sep(buf_t *out) { buf_append(out, ", ", 2); }
+static inline void jsonw_colon(buf_t *out) { buf_append(out, ": ", 2); }
+
+#endif
