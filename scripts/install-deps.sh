@@ -25,6 +25,8 @@ redis-tools
 python3
 python3-redis
 python3-pytest
+python3-msgpack
+python3-zstd
 procps
 "
 
