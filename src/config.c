@@ -146,7 +146,7 @@ static const config_option_t config_options[] = {
       "listen() backlog (the kernel caps it at net.core.somaxconn)" },
     { "requirepass", "server", CONFIG_STRING, F(requirepass), 0, 0, NULL, "",
       "password clients must give with AUTH; empty = no password" },
-    { "proto-max-bulk-len", "server", CONFIG_MEMORY, F(proto_max_bulk_len), MB, LLONG_MAX, NULL, "512mb",
+    { "proto-max-bulk-len", "server", CONFIG_MEMORY, F(proto_max_bulk_len), MB, 4 * GB - 1, NULL, "512mb",
       "largest bulk string a client may send" },
     { "client-query-buffer-limit", "server", CONFIG_MEMORY, F(client_query_buffer_limit), MB, LLONG_MAX,
       NULL, "1gb", "largest unprocessed input of one client; beyond it the client is closed" },
@@ -161,6 +161,9 @@ static const config_option_t config_options[] = {
       "where values are kept: memory://, dummy:// (caching off) or redis://host:port/db" },
     { "serializer", "cache", CONFIG_URL, F(serializer), 0, 0, NULL, "null://",
       "codec chain applied to values, e.g. null:// or zstd://?compression-level=3" },
+    { "codec-thread-min-size", "cache", CONFIG_MEMORY, F(codec_thread_min_size), 0, LLONG_MAX, NULL, "64kb",
+      "values at least this large are encoded and decoded on the thread pool, so that one big value does "
+      "not stall other clients; 0 = always on the loop thread" },
     { "maxmemory", "cache", CONFIG_MEMORY, F(maxmemory), 0, LLONG_MAX, NULL, "0",
       "memory:// limit; keys are evicted by maxmemory-policy beyond it; 0 = no limit" },
     { "maxmemory-policy", "cache", CONFIG_ENUM, F(maxmemory_policy), 0, 0, &policy_enum, "allkeys-lru",

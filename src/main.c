@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "backend/backend.h"
+#include "cache/cache.h"
 #include "cmd/cmd.h"
 #include "config.h"
 #include "net/server.h"
@@ -109,8 +110,18 @@ int main(int argc, char **argv)
         config_deinit(&cfg);
         return 1;
     }
+    uv_loop_t *loop = uv_default_loop();
+    cache_t *cache = cache_create("default", cfg.serializer, backend, loop, (size_t)cfg.codec_thread_min_size,
+                                  (size_t)cfg.proto_max_bulk_len, err, sizeof(err));
+    if (cache == NULL) {
+        fprintf(stderr, "cachetoryd: %s\n", err);
+        backend_destroy(backend);
+        config_deinit(&cfg);
+        return 1;
+    }
     if (test_only) {
         printf("cachetoryd: configuration %s is valid\n", path ? path : "(defaults)");
+        cache_destroy(cache);
         backend_destroy(backend);
         config_deinit(&cfg);
         return 0;
@@ -123,11 +134,11 @@ int main(int argc, char **argv)
     raise_fd_limit(cfg.maxclients);
     cmd_setup();
 
-    uv_loop_t *loop = uv_default_loop();
     static server_t srv;
-    if (server_setup(&srv, loop, &cfg, backend) < 0) {
+    if (server_setup(&srv, loop, &cfg, backend, cache) < 0) {
         server_teardown(&srv);
         uv_run(loop, UV_RUN_NOWAIT);
+        cache_destroy(cache);
         backend_destroy(backend);
         config_deinit(&cfg);
         return 1;
@@ -151,6 +162,7 @@ int main(int argc, char **argv)
     server_free(&srv);
     if (cfg.pidfile && cfg.pidfile[0])
         unlink(cfg.pidfile);
+    cache_destroy(cache);
     backend_destroy(backend);
     config_deinit(&cfg);
     log_notice("bye");

@@ -53,6 +53,8 @@ void cmd_multi_reset(client_t *c);      /* drop queued MULTI commands */
 
 /* Send op to the server's backend; cb completes r. Returns CMD_PENDING for the handler to return. */
 int cmd_submit(req_t *r, backend_op_t *op, backend_cb *cb);
+/* The same, straight to the backend: the stored bytes, no codec chain (CACHE RAWGET / RAWSET). */
+int cmd_submit_raw(req_t *r, backend_op_t *op, backend_cb *cb);
 
 /* Number parsing with redis's strictness (string2ll, strtold without spaces, no nan). 0 or -1. */
 int cmd_parse_ll(bytes_t a, long long *out);
@@ -71,6 +73,7 @@ cmd_proc_t cmd_del, cmd_exists, cmd_type, cmd_touch, cmd_expire, cmd_pexpire, cm
 cmd_proc_t cmd_ping, cmd_echo, cmd_quit, cmd_hello, cmd_auth, cmd_select, cmd_client, cmd_command,
     cmd_info, cmd_config, cmd_time;
 cmd_proc_t cmd_multi, cmd_exec, cmd_discard;
+cmd_proc_t cmd_cache;
 
 /* For COMMAND: the table. */
 extern const cmd_def_t cmd_table[];

@@ -11,6 +11,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "cache/cache.h"
 #include "net/server.h"
 #include "store/store.h"
 #include "util/clock.h"
@@ -272,33 +273,73 @@ static void client_kill(req_t *r, int argc, bytes_t *argv)
         reply_error(out, "ERR No such client");
         return;
     }
-    long long killed = 0;
+    /* The filter form: every filter given must match; SKIPME yes (the default) spares the caller. */
+    long long id = 0, maxage = 0;
+    bytes_t addr = { NULL, 0 }, laddr = { NULL, 0 }, user = { NULL, 0 };
+    int skipme = 1, type_ok = 1;
     for (int i = 2; i < argc; i += 2) {
-        if (i + 1 >= argc) {
+        bytes_t v = i + 1 < argc ? argv[i + 1] : (bytes_t){ NULL, 0 };
+        if (v.ptr == NULL) {
             reply_error(out, ERR_SYNTAX);
             return;
         }
-        if (!bytes_eq_nocase(argv[i], "id")) {
-            reply_error(out, ERR_SYNTAX);
-            return;
-        }
-        long long id;
-        if (cmd_parse_ll(argv[i + 1], &id) < 0 || id <= 0) {
-            reply_error(out, "ERR client-id should be greater than 0");
-            return;
-        }
-        client_t *c = server->clients;
-        while (c != NULL) {
-            client_t *next = c->next;
-            if (c->id == (uint64_t)id) {
-                killed++;
-                if (c == r->c)
-                    conn_close_after_reply(c);
-                else
-                    conn_close(c);
+        if (bytes_eq_nocase(argv[i], "id")) {
+            if (cmd_parse_ll(v, &id) < 0 || id <= 0) {
+                reply_error(out, "ERR client-id should be greater than 0");
+                return;
             }
-            c = next;
+        } else if (bytes_eq_nocase(argv[i], "addr")) {
+            addr = v;
+        } else if (bytes_eq_nocase(argv[i], "laddr")) {
+            laddr = v;
+        } else if (bytes_eq_nocase(argv[i], "user")) {
+            user = v;
+        } else if (bytes_eq_nocase(argv[i], "maxage")) {
+            if (cmd_parse_ll(v, &maxage) < 0) {
+                reply_error(out, ERR_NOT_INT);
+                return;
+            }
+        } else if (bytes_eq_nocase(argv[i], "type")) {
+            if (bytes_eq_nocase(v, "normal"))
+                type_ok = 1;
+            else if (bytes_eq_nocase(v, "master") || bytes_eq_nocase(v, "replica") || bytes_eq_nocase(v, "slave") ||
+                     bytes_eq_nocase(v, "pubsub"))
+                type_ok = 0;
+            else {
+                reply_errorf(out, "ERR Unknown client type '%.*s'", (int)(v.len > 128 ? 128 : v.len), v.ptr);
+                return;
+            }
+        } else if (bytes_eq_nocase(argv[i], "skipme")) {
+            if (bytes_eq_nocase(v, "yes"))
+                skipme = 1;
+            else if (bytes_eq_nocase(v, "no"))
+                skipme = 0;
+            else {
+                reply_error(out, ERR_SYNTAX);
+                return;
+            }
+        } else {
+            reply_error(out, ERR_SYNTAX);
+            return;
         }
+    }
+    long long killed = 0, now = clock_ms();
+    client_t *c = server->clients;
+    while (c != NULL && type_ok) {
+        client_t *next = c->next;
+        int match = (id == 0 || c->id == (uint64_t)id) &&
+                    (addr.ptr == NULL || (strlen(c->addr) == addr.len && !memcmp(c->addr, addr.ptr, addr.len))) &&
+                    (laddr.ptr == NULL || (strlen(c->laddr) == laddr.len && !memcmp(c->laddr, laddr.ptr, laddr.len))) &&
+                    (user.ptr == NULL || bytes_eq_nocase(user, "default")) &&
+                    (maxage == 0 || (now - c->ctime_ms) / 1000 >= maxage) && !(skipme && c == r->c);
+        if (match) {
+            killed++;
+            if (c == r->c)
+                conn_close_after_reply(c);
+            else
+                conn_close(c);
+        }
+        c = next;
     }
     reply_int(out, killed);
 }
@@ -587,6 +628,10 @@ int cmd_info(req_t *r, int argc, bytes_t *argv)
         else
             buf_append_str(&t, "expired_keys:0\r\nevicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\n");
     }
+    if (info_wants(argc, argv, "cache", 1)) {
+        info_section(&t, "Cache");
+        cache_info(s->cache, &t);
+    }
     if (info_wants(argc, argv, "keyspace", 1)) {
         info_section(&t, "Keyspace");
         if (s->backend->vt->info)
@@ -648,6 +693,7 @@ int cmd_config(req_t *r, int argc, bytes_t *argv)
         memset(&server->stats, 0, sizeof(server->stats));
         if (st)
             store_stats_reset(st);
+        cache_stats_reset(server->cache);
         REPLY_OK(out);
     } else {
         static const char *const help[] = {

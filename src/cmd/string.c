@@ -287,6 +287,32 @@ int cmd_msetnx(req_t *r, int argc, bytes_t *argv)
     return mset_generic(r, argc, argv, 1);
 }
 
+/*
+ * CACHE RAWGET key | CACHE RAWSET key bytes | CACHE HELP: the bytes as the backend holds them, past the
+ * codec chain — to look at what a serializer wrote, or to store a value another program encoded.
+ */
+int cmd_cache(req_t *r, int argc, bytes_t *argv)
+{
+    if (bytes_eq_nocase(argv[1], "rawget")) {
+        backend_op_t op = { .code = BE_GET, .key = argv[2], .expire_at = -1 };
+        return cmd_submit_raw(r, &op, get_done_cb);
+    }
+    if (bytes_eq_nocase(argv[1], "rawset")) {
+        backend_op_t op = { .code = BE_SET, .key = argv[2], .value = argv[3], .expire_at = -1 };
+        r->variant = REPLY_SET_OK;
+        return cmd_submit_raw(r, &op, set_done_cb);
+    }
+    static const char *const help[] = {
+        "CACHE <subcommand> [<arg> ...]. Subcommands are:",
+        "RAWGET <key>", "    Return the bytes stored for <key>, as the serializer wrote them.",
+        "RAWSET <key> <bytes>", "    Store <bytes> for <key> as they are, without encoding them.",
+    };
+    reply_array(req_out(r), sizeof(help) / sizeof(help[0]));
+    for (size_t i = 0; i < sizeof(help) / sizeof(help[0]); i++)
+        reply_status(req_out(r), help[i]);
+    return CMD_DONE;
+}
+
 /* ---- read-modify-write ---------------------------------------------------------------------------- */
 
 static void update_done_cb(void *ctx, const backend_result_t *res)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "cache/cache.h"
 #include "net/server.h"
 #include "util/mem.h"
 
@@ -47,6 +48,13 @@ static const cmd_def_t config_subs[] = {
     {"config|get", cmd_config, -3, A, 0, 0, 0, "server", "2.0.0", "Returns the effective values of configuration parameters.", "@admin @slow @dangerous"},
     {"config|resetstat", cmd_config, 2, A, 0, 0, 0, "server", "2.0.0", "Resets the server's statistics.", "@admin @slow @dangerous"},
     {"config|help", cmd_config, 2, 0, 0, 0, 0, "server", "5.0.0", "Returns helpful text about the different subcommands.", "@slow"},
+    {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL},
+};
+
+static const cmd_def_t cache_subs[] = {
+    {"cache|rawget", cmd_cache, 3, R | A, 2, 2, 1, "cachetoryd", "0.1.0", "Returns the bytes stored for a key, not decoded.", "@admin @read @string"},
+    {"cache|rawset", cmd_cache, 4, W | M | A, 2, 2, 1, "cachetoryd", "0.1.0", "Stores bytes for a key as they are, not encoded.", "@admin @write @string"},
+    {"cache|help", cmd_cache, 2, 0, 0, 0, 0, "cachetoryd", "0.1.0", "Returns helpful text about the different subcommands.", "@slow"},
     {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL},
 };
 
@@ -109,6 +117,7 @@ const cmd_def_t cmd_table[] = {
     {"info", cmd_info, -1, 0, 0, 0, 0, "server", "1.0.0", "Returns information and statistics about the server.", "@slow @dangerous"},
     {"config", cmd_config, -2, A, 0, 0, 0, "server", "2.0.0", "A container for server configuration commands.", "@slow", config_subs},
     {"time", cmd_time, 1, F, 0, 0, 0, "server", "2.6.0", "Returns the server time.", "@fast"},
+    {"cache", cmd_cache, -2, A, 0, 0, 0, "cachetoryd", "0.1.0", "A container for commands on the stored (encoded) bytes.", "@slow", cache_subs},
     /* transactions */
     {"multi", cmd_multi, 1, F | NQ, 0, 0, 0, "transactions", "1.2.0", "Starts a transaction.", "@fast @transaction"},
     {"exec", cmd_exec, 1, NQ, 0, 0, 0, "transactions", "1.2.0", "Executes all commands in a transaction.", "@slow @transaction"},
@@ -358,6 +367,7 @@ int cmd_exec(req_t *r, int argc, bytes_t *argv)
     c->flags &= ~CLIENT_MULTI;
     reply_array(req_out(r), (size_t)n);
     req_done(r);
+    c->flags |= CLIENT_IN_EXEC;
     for (int i = 0; i < n; i++) {
         if (!(c->flags & CLIENT_CLOSING)) {
             req_t *qr = req_create(c);
@@ -369,11 +379,25 @@ int cmd_exec(req_t *r, int argc, bytes_t *argv)
         }
         mem_free(q[i].argv);
     }
+    c->flags &= ~CLIENT_IN_EXEC;
     mem_free(q);
     return CMD_PENDING;
 }
 
 int cmd_submit(req_t *r, backend_op_t *op, backend_cb *cb)
+{
+    client_t *c = r->c;
+
+    op->db = c->db;
+    if (cache_submit(server->cache, op, cb, r, !(c->flags & CLIENT_IN_EXEC))) {
+        /* its values went to the thread pool: the client's next commands wait for it */
+        r->blocking = 1;
+        c->flags |= CLIENT_BLOCKED;
+    }
+    return CMD_PENDING;
+}
+
+int cmd_submit_raw(req_t *r, backend_op_t *op, backend_cb *cb)
 {
     op->db = r->c->db;
     backend_submit(server->backend, op, cb, r);

@@ -7,15 +7,18 @@
  * emptied) and never write more than the limits say.
  *
  * Contexts: compressors keep their state (ZSTD_CCtx / ZSTD_DCtx, z_stream) in a context created once
- * per thread and reused for every value (ctx_create / ctx_reset are optional for stateless codecs).
- * A context is used by one thread at a time.
+ * per thread and reused for every value (ctx_create / ctx_destroy are NULL for stateless codecs; the
+ * compressors also accept a NULL ctx and then use a temporary one). A context is used by one thread at a
+ * time; the functions must keep no mutable state outside it: threads with their own contexts run them
+ * at once.
  *
  * Errors: encode() fails only on input the format cannot hold (json: not UTF-8). decode() tells apart
  * input that is not in its format at all or is damaged (CODEC_EFORMAT: in mixed mode the chain returns
  * the stored value as it is) from input that would decode to more than params->max_decoded bytes
- * (CODEC_ETOOBIG: always an error — a decompression bomb never gets memory). err receives a message for
- * the client, without the "ERR " prefix, e.g. "zstd: frame declares 1099511627776 bytes, more than
- * the largest decoded value (536870912)".
+ * (CODEC_ETOOBIG: always an error — a decompression bomb never gets memory; zstd also says it of a frame
+ * whose window is larger than the decoder allows, see zstd.c). err receives a message for the client,
+ * without the "ERR " prefix, e.g. "zstd: frame declares 1099511627776 bytes, more than the largest
+ * decoded value (536870912)".
  */
 #ifndef CACHETORYD_CODEC_CODEC_H
 #define CACHETORYD_CODEC_CODEC_H

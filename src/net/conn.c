@@ -33,6 +33,9 @@
 #define FREE_REQS_MAX      16
 
 static void conn_flush(client_t *c);
+static void conn_resume(client_t *c);
+static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
 static void conn_free(client_t *c)
 {
@@ -101,6 +104,7 @@ req_t *req_create(client_t *c)
     r->next = NULL;
     r->c = c;
     r->done = 0;
+    r->blocking = 0;
     r->variant = 0;
     r->aux = 0;
     if (c->tail)
@@ -133,11 +137,15 @@ static void req_recycle(client_t *c, req_t *r, int depth)
 void req_done(req_t *r)
 {
     client_t *c = r->c;
-    int nfree = 0;
+    int nfree = 0, resume = r->blocking;
 
     r->done = 1;
-    if (c->head != r)
+    r->blocking = 0;
+    if (c->head != r) {
+        if (resume && !(c->flags & CLIENT_CLOSING))
+            conn_resume(c);
         return;
+    }
     for (req_t *f = c->free_reqs; f != NULL && nfree < FREE_REQS_MAX; f = f->next)
         nfree++;
     while (c->head != NULL && c->head->done) {
@@ -152,6 +160,8 @@ void req_done(req_t *r)
     }
     if (c->flags & CLIENT_CLOSING)
         conn_free(c);
+    else if (resume)
+        conn_resume(c);
     else if (!(c->flags & CLIENT_PROCESSING))
         conn_flush(c);
 }
@@ -257,7 +267,7 @@ static size_t conn_process(client_t *c, char *buf, size_t len)
     size_t off = 0;
     unsigned long long limit = (unsigned long long)c->srv->cfg->client_output_buffer_limit;
 
-    while (off < len && !(c->flags & (CLIENT_CLOSING | CLIENT_CLOSE_AFTER_REPLY))) {
+    while (off < len && !(c->flags & (CLIENT_CLOSING | CLIENT_CLOSE_AFTER_REPLY | CLIENT_BLOCKED))) {
         /* The output limit holds after every command, not only per batch: one read of pipelined GETs
          * of a large value could otherwise build hundreds of MB of replies before the check. */
         if (limit > 0 && c->out.len > limit) {
@@ -330,6 +340,8 @@ static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
     c->flags &= ~CLIENT_PROCESSING;
     if (c->flags & CLIENT_CLOSING)
         return;
+    if (c->flags & CLIENT_BLOCKED)
+        uv_read_stop(&c->h.stream);     /* input waits in the socket until the command completes */
     if (c->flags & CLIENT_CLOSE_AFTER_REPLY) {
         buf_deinit(&c->qbuf);
         uv_read_stop(&c->h.stream);
@@ -339,6 +351,26 @@ static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
         conn_query_over_limit(c);
         return;
     }
+    conn_flush(c);
+}
+
+/*
+ * A command that held the client's input (its values went to the thread pool) has completed: run the
+ * commands that arrived meanwhile, then read again.
+ */
+static void conn_resume(client_t *c)
+{
+    c->flags &= ~CLIENT_BLOCKED;
+    c->flags |= CLIENT_PROCESSING;
+    if (c->qbuf.len > 0) {
+        size_t used = conn_process(c, c->qbuf.data, c->qbuf.len);
+        buf_consume(&c->qbuf, used);
+    }
+    c->flags &= ~CLIENT_PROCESSING;
+    if (c->flags & CLIENT_CLOSING)
+        return;
+    if (!(c->flags & (CLIENT_BLOCKED | CLIENT_CLOSE_AFTER_REPLY)))
+        uv_read_start(&c->h.stream, conn_alloc_cb, conn_read_cb);
     conn_flush(c);
 }
 

@@ -30,6 +30,7 @@ struct req {
     long long aux, aux2;        /* for the command's callback: numbers it needs */
     long double auxf;           /* INCRBYFLOAT's increment */
     bytes_t arg;                /* APPEND / SETRANGE: the bytes to write (into the query buffer) */
+    int blocking;               /* the client holds its next commands until this one completes */
 };
 
 /* A command queued by MULTI: its arguments copied, since the query buffer moves on. */
@@ -43,6 +44,8 @@ typedef struct queued_cmd {
 #define CLIENT_MULTI              (1u << 2)     /* inside MULTI */
 #define CLIENT_DIRTY_EXEC         (1u << 3)     /* a command failed to queue: EXEC will abort */
 #define CLIENT_UNIX               (1u << 4)     /* connected through the unix socket */
+#define CLIENT_BLOCKED            (1u << 5)     /* a command waits for the thread pool: hold the next ones */
+#define CLIENT_IN_EXEC            (1u << 6)     /* running EXEC's commands: nothing may wait */
 
 struct client {
     union {

@@ -100,12 +100,13 @@ static void server_cron_cb(uv_timer_t *t)
     }
 }
 
-int server_setup(server_t *s, uv_loop_t *loop, config_t *cfg, backend_t *b)
+int server_setup(server_t *s, uv_loop_t *loop, config_t *cfg, backend_t *b, struct cache *cache)
 {
     memset(s, 0, sizeof(*s));
     s->loop = loop;
     s->cfg = cfg;
     s->backend = b;
+    s->cache = cache;
     s->read_buf = mem_alloc(SERVER_READ_BUF);
     s->start_ms = clock_refresh();
     s->port = cfg->port;

@@ -12,6 +12,7 @@
 
 typedef struct client client_t;
 struct backend;
+struct cache;
 
 #define SERVER_MAX_LISTENERS (CONFIG_MAX_BIND + 1)
 #define SERVER_READ_BUF (64 * 1024)
@@ -30,6 +31,7 @@ typedef struct server {
     uv_loop_t *loop;
     config_t *cfg;                      /* the running configuration (owned by main) */
     struct backend *backend;            /* where values live (owned by main) */
+    struct cache *cache;                /* the codec chain in front of it (owned by main) */
     union {
         uv_handle_t handle;
         uv_stream_t stream;
@@ -51,7 +53,7 @@ typedef struct server {
 extern server_t *server;                /* the one server of this process */
 
 /* Bind and listen on every configured address. 0, or -1 after logging why. */
-int server_setup(server_t *s, uv_loop_t *loop, config_t *cfg, struct backend *b);
+int server_setup(server_t *s, uv_loop_t *loop, config_t *cfg, struct backend *b, struct cache *cache);
 /* Close listeners and clients; run the loop afterwards so the close callbacks happen. */
 void server_teardown(server_t *s);
 /* Free what server_setup allocated, after the loop has closed every handle. */

@@ -1,0 +1,52 @@
+/*
+ * cache: a codec chain in front of a backend — what cachetory calls a Cache (serializer + backend).
+ *
+ * Commands submit backend ops through cache_submit(). Values on their way in are encoded by the chain,
+ * values on their way out decoded; keys never are. Read-modify-write ops (BE_UPDATE: APPEND, INCR...)
+ * decode the old value, let the command modify it, and encode the new one, inside the backend's atomic
+ * step. With null:// the op goes straight to the backend.
+ *
+ * Values of codec-thread-min-size bytes or more are encoded and decoded on libuv's thread pool, so that
+ * one large value does not stall every other client. cache_submit() returns 1 when it sent the op's
+ * values to the thread pool before the backend has seen the op: the caller must then hold the client's
+ * following commands until the callback, so that its commands still reach the backend in order.
+ */
+#ifndef CACHETORYD_CACHE_CACHE_H
+#define CACHETORYD_CACHE_CACHE_H
+
+#include <uv.h>
+
+#include "backend/backend.h"
+#include "codec/chain.h"
+
+typedef struct cache_stats {
+    unsigned long long encodes;             /* values encoded */
+    unsigned long long encode_bytes_in;     /* their size before encoding */
+    unsigned long long encode_bytes_out;    /* their size after */
+    unsigned long long encode_usec;
+    unsigned long long encode_errors;       /* values the serializer refused */
+    unsigned long long decodes;             /* stored values decoded */
+    unsigned long long decode_bytes_in;     /* their stored size */
+    unsigned long long decode_bytes_out;    /* their decoded size */
+    unsigned long long decode_usec;
+    unsigned long long decode_errors;       /* strict mode, or past max-decoded-size */
+    unsigned long long undecoded;           /* returned as stored: not in the chain's format (mixed mode) */
+    unsigned long long offloaded;           /* encodes and decodes done on the thread pool */
+} cache_stats_t;
+
+typedef struct cache cache_t;
+
+cache_t *cache_create(const char *name, const char *serializer, backend_t *backend, uv_loop_t *loop,
+                      size_t thread_min, size_t max_bulk, char *err, size_t errlen);
+void cache_destroy(cache_t *c);
+
+/* Submit op; cb(ctx, result) exactly once. may_offload 0 keeps every codec step on this thread
+ * (inside EXEC). Returns 1 if the op waits for the thread pool before reaching the backend. */
+int cache_submit(cache_t *c, const backend_op_t *op, backend_cb *cb, void *ctx, int may_offload);
+
+/* Append the cache's INFO fields. */
+void cache_info(cache_t *c, buf_t *out);
+void cache_stats_reset(cache_t *c);
+backend_t *cache_backend(cache_t *c);
+
+#endif
