@@ -64,6 +64,13 @@ typedef struct backend_result backend_result_t;
  */
 typedef int backend_update_fn(void *arg, const bytes_t *old, buf_t *newval, backend_result_t *res);
 
+/*
+ * A check of the current value before an op that both returns and changes it (SET ... GET, GETDEL,
+ * GETEX): returns 0 to go on, or -1 after setting *err, and the op then changes nothing. The cache
+ * layer decodes the old value here, so that a value it cannot return is not lost on the way.
+ */
+typedef int backend_check_fn(void *arg, const bytes_t *old, const char **err);
+
 typedef struct backend_op {
     backend_opcode_t code;
     int db;                     /* database index */
@@ -81,6 +88,8 @@ typedef struct backend_op {
     int type_string;            /* SCAN TYPE: 1 "string", 0 any other type name */
     backend_update_fn *update;  /* BE_UPDATE */
     void *update_arg;
+    backend_check_fn *check;    /* BE_SET with GETOLD, BE_GET with GETDEL / SETTTL; may be NULL */
+    void *check_arg;
 } backend_op_t;
 
 enum backend_status { BE_OK, BE_NIL, BE_ERR };

@@ -61,6 +61,16 @@ static int memory_expired(long long at)
     return at >= 0 && at <= clock_ms();
 }
 
+/* The op's check of the value it is about to return and change; on failure the op stops here. */
+static int memory_check(const backend_op_t *op, const bytes_t *old, backend_result_t *res)
+{
+    if (op->check == NULL || op->check(op->check_arg, old, &res->err) == 0)
+        return 0;
+    res->status = BE_ERR;
+    res->has_value = 0;
+    return -1;
+}
+
 static void memory_get(memory_backend_t *m, const backend_op_t *op, backend_result_t *res)
 {
     store_entry_t *e = store_lookup(m->store, op->db, op->key.ptr, op->key.len, 0);
@@ -77,6 +87,8 @@ static void memory_get(memory_backend_t *m, const backend_op_t *op, backend_resu
         return;
     }
     res->value = memory_keep(m, v, vlen);
+    if (memory_check(op, &res->value, res) < 0)
+        return;
     if (op->flags & BE_GETDEL)
         store_delete(m->store, op->db, op->key.ptr, op->key.len);
     else if (memory_expired(op->expire_at))
@@ -95,6 +107,8 @@ static void memory_set(memory_backend_t *m, const backend_op_t *op, backend_resu
         const char *v = store_entry_value(e, &vlen);
         res->value = memory_keep(m, v, vlen);
         res->has_value = 1;
+        if (memory_check(op, &res->value, res) < 0)
+            return;
     }
     if ((op->flags & BE_NX && e != NULL) || (op->flags & BE_XX && e == NULL)) {
         res->status = BE_NIL;

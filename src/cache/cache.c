@@ -25,6 +25,7 @@ typedef struct call {
     backend_update_fn *update;          /* BE_UPDATE: the command's modify step */
     void *update_arg;
     int may_offload;
+    int checked;                        /* the old value was decoded by cache_check_fn: it is c->vec[0] */
 } call_t;
 
 struct cache {
@@ -178,6 +179,7 @@ static int cache_code_all(cache_t *c, int decode, const bytes_t *vals, size_t n,
 /* ---- the thread pool ------------------------------------------------------------------------------ */
 
 static void cache_done_cb(void *ctx, const backend_result_t *res);
+static int cache_check_fn(void *arg, const bytes_t *old, const char **err);
 
 static job_t *job_create(call_t *k, int decode, size_t n)
 {
@@ -304,6 +306,10 @@ static void job_after_cb(uv_work_t *w, int status)
             j->op.value = vals[0];
         else
             j->op.vals = vals;
+        if (j->op.flags & BE_GETOLD) {
+            j->op.check = cache_check_fn;
+            j->op.check_arg = k;
+        }
         backend_submit(c->backend, &j->op, cache_done_cb, k);
         mem_free(vals);
     }
@@ -371,6 +377,24 @@ static const bytes_t *result_values(const backend_result_t *res, size_t *n)
     return &res->value;
 }
 
+/*
+ * Decode the value an op is about to return and change (SET ... GET, GETDEL, GETEX) before it changes
+ * anything: a value that cannot be returned (strict mode, past max-decoded-size) is then left as it
+ * was. The decoded value waits in c->vec[0] for cache_done_cb.
+ */
+static int cache_check_fn(void *arg, const bytes_t *old, const char **err)
+{
+    call_t *k = arg;
+    cache_t *c = k->cache;
+
+    if (cache_code_all(c, 1, old, 1, &c->dec) < 0) {
+        *err = c->err;
+        return -1;
+    }
+    k->checked = 1;
+    return 0;
+}
+
 /* The backend answered an op with values to decode (GET family, SET ... GET, MGET). */
 static void cache_done_cb(void *ctx, const backend_result_t *res)
 {
@@ -379,6 +403,13 @@ static void cache_done_cb(void *ctx, const backend_result_t *res)
     size_t n, total = 0;
     const bytes_t *vals = result_values(res, &n);
 
+    if (n == 1 && k->checked) {
+        backend_result_t out = *res;
+        out.value = c->vec[0];
+        k->cb(k->ctx, &out);
+        call_put(k);
+        return;
+    }
     if (n == 0) {
         k->cb(k->ctx, res);
         call_put(k);
@@ -458,7 +489,14 @@ int cache_submit(cache_t *c, const backend_op_t *op, backend_cb *cb, void *ctx, 
     case BE_GET:
     case BE_MGET:
         k = call_get(c, cb, ctx, may_offload);
-        backend_submit(c->backend, op, cache_done_cb, k);
+        if (op->flags & (BE_GETDEL | BE_SETTTL)) {
+            op2 = *op;
+            op2.check = cache_check_fn;
+            op2.check_arg = k;
+            backend_submit(c->backend, &op2, cache_done_cb, k);
+        } else {
+            backend_submit(c->backend, op, cache_done_cb, k);
+        }
         return 0;
     case BE_UPDATE:
         k = call_get(c, cb, ctx, 0);
@@ -496,6 +534,10 @@ int cache_submit(cache_t *c, const backend_op_t *op, backend_cb *cb, void *ctx, 
         op2.value = c->vec[0];
     else
         op2.vals = c->vec;
+    if (op->flags & BE_GETOLD) {
+        op2.check = cache_check_fn;
+        op2.check_arg = k;
+    }
     backend_submit(c->backend, &op2, cache_done_cb, k);
     if (c->enc.cap > (1u << 20))
         buf_deinit(&c->enc);

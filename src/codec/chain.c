@@ -154,6 +154,14 @@ static int chain_configure(chain_t *ch, url_t *u, size_t max_bulk, char *err, si
         }
         ch->params.max_decoded = (size_t)sz;
     }
+    /* A short value stored as it is must not look like the chain's output. Compressors' outputs start
+     * with a header that plain data fails; a serializer's outputs (the msgpack int 53 is "5") do not. */
+    if (ch->min_size > 0 && (ch->nlayers == 0 || (ch->layers[ch->nlayers - 1] != &codec_zstd &&
+                                                 ch->layers[ch->nlayers - 1] != &codec_zlib))) {
+        snprintf(err, errlen, "compression-min-size needs a chain that ends with a compressor (zlib or zstd): "
+                 "a short value stored as it is could not be told apart from a serialized one");
+        goto out;
+    }
     if ((v = url_param(u, "strict")) != NULL && parse_bool(v, &ch->strict) < 0) {
         snprintf(err, errlen, "strict '%s': must be yes or no", v);
         goto out;
@@ -286,6 +294,13 @@ static int chain_run(chain_t *ch, chain_ctx_t *ctx, int forward, const char *in,
             return rc;
         in = dst->data ? dst->data : "";
         n = dst->len;
+        /* Writing, every layer's output but the last is what a layer decodes to when reading: it must
+         * fit max-decoded-size, or the value could be stored and never read back. */
+        if (forward && step < nl - 1 && n > ch->params.max_decoded) {
+            snprintf(why, CODEC_ERRLEN, "%s makes %zu bytes of it, more than max-decoded-size (%zu)",
+                     c->name, n, ch->params.max_decoded);
+            return CODEC_ETOOBIG;
+        }
     }
     if (ctx->tmp.cap > (1u << 20))
         buf_deinit(&ctx->tmp);      /* do not keep a big intermediate buffer per thread */
@@ -298,6 +313,11 @@ int chain_encode(chain_t *ch, chain_ctx_t *ctx, const char *in, size_t n, buf_t 
 
     if (ch->nlayers == 0 || n < ch->min_size)
         return CHAIN_AS_IS;
+    if (n > ch->params.max_decoded) {
+        snprintf(err, CODEC_ERRLEN + 32, "ERR value of %zu bytes is larger than max-decoded-size (%zu): it "
+                 "could not be read back", n, ch->params.max_decoded);
+        return CHAIN_ERROR;
+    }
     why[0] = '\0';
     if (chain_run(ch, ctx, 1, in, n, out, why) != CODEC_OK) {
         snprintf(err, CODEC_ERRLEN + 32, "ERR value refused by the serializer: %s", why);

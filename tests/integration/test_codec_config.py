@@ -59,6 +59,10 @@ BAD = [
     ("zstd://?strict=maybe", ["strict", "maybe"]),
     ("zstd://?compression-min-size=lots", ["compression-min-size", "lots"]),
     ("zstd://?max-decoded-size=0", ["max-decoded-size"]),
+    # a short value stored as it is could be mistaken for a serialized one (b"5" is the msgpack int 53)
+    ("msgpack://?compression-min-size=100", ["compression-min-size", "compressor"]),
+    ("json://?compression-min-size=100", ["compression-min-size", "compressor"]),
+    ("zstd+pickle://?compression-min-size=100", ["compression-min-size", "compressor"]),
 ]
 
 

