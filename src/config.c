@@ -146,7 +146,7 @@ static const config_option_t config_options[] = {
       "listen() backlog (the kernel caps it at net.core.somaxconn)" },
     { "requirepass", "server", CONFIG_STRING, F(requirepass), 0, 0, NULL, "",
       "password clients must give with AUTH; empty = no password" },
-    { "proto-max-bulk-len", "server", CONFIG_MEMORY, F(proto_max_bulk_len), MB, 4 * GB - 1, NULL, "512mb",
+    { "proto-max-bulk-len", "server", CONFIG_MEMORY, F(proto_max_bulk_len), MB, 2 * GB, NULL, "512mb",
       "largest bulk string a client may send" },
     { "client-query-buffer-limit", "server", CONFIG_MEMORY, F(client_query_buffer_limit), MB, LLONG_MAX,
       NULL, "1gb", "largest unprocessed input of one client; beyond it the client is closed" },

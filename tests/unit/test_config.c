@@ -356,7 +356,10 @@ static void test_memory_bounds(void **state)
 
     expect_file_error("[server]\nproto-max-bulk-len = 1000000\n", 2, "proto-max-bulk-len = 1000000",
                       "proto-max-bulk-len must be a size such as 100mb (units b, k, kb, m, mb, g, gb) "
-                      "of at least 1mb");
+                      "between 1mb and 2gb");
+    expect_file_error("[server]\nproto-max-bulk-len = 3gb\n", 2, "proto-max-bulk-len = 3gb",
+                      "proto-max-bulk-len must be a size such as 100mb (units b, k, kb, m, mb, g, gb) "
+                      "between 1mb and 2gb");
     expect_file_ok(&cfg, "[server]\nproto-max-bulk-len = 1mb\nclient-query-buffer-limit = 1048576\n");
     assert_true(cfg.proto_max_bulk_len == 1048576);
     assert_true(cfg.client_query_buffer_limit == 1048576);
@@ -666,7 +669,7 @@ static void test_config_get(void **state)
     assert_int_equal(c.n, 0);
     assert_string_equal(get(&cfg, "appendonly", &c), "");
     get(&cfg, "*", &c);
-    assert_int_equal(c.n, 21);
+    assert_int_equal(c.n, 22);
     assert_string_equal(get(&cfg, "?ort", &c), "port=6380;");
     assert_string_equal(get(&cfg, "[pq]ort", &c), "port=6380;");
     assert_string_equal(get(&cfg, "[^p]ort", &c), "");
@@ -716,7 +719,7 @@ static void test_print_help(void **state)
     assert_non_null(strstr(text, "[server]\n  --bind <addresses>  (default: 127.0.0.1)\n      IPv4/IPv6"));
     assert_non_null(strstr(text, "  --port <integer 0..65535>  (default: 6380)\n"));
     assert_non_null(strstr(text, "  --unixsocket <text>  (default: none)\n"));
-    assert_non_null(strstr(text, "  --proto-max-bulk-len <size >= 1mb>  (default: 512mb)\n"));
+    assert_non_null(strstr(text, "  --proto-max-bulk-len <size 1mb..2gb>  (default: 512mb)\n"));
     assert_non_null(strstr(text, "  --maxmemory-policy <noeviction|allkeys-lru|"));
     assert_non_null(strstr(text, "\n[log]\n  --loglevel <debug|verbose|notice|warning>  (default: notice)\n"));
     free(text);
