@@ -3,10 +3,11 @@
 #   make run                  install missing packages, build, serve on 127.0.0.1:6380
 #   make test                 unit + integration tests, ends with "N passed, M failed"
 #   make SANITIZER=address    (or undefined) instrumented build in build/
-#   make install PREFIX=/usr/local DESTDIR=
+#   make install PREFIX=/usr/local [SYSCONFDIR=/etc] DESTDIR=
 #   make V=1                  show the commands
 
 PREFIX    ?= /usr/local
+SYSCONFDIR ?= $(PREFIX)/etc
 DESTDIR   ?=
 BUILD     ?= build
 CC        ?= cc
@@ -74,9 +75,9 @@ test: deps
 	$(Q)BUILD=$(BUILD) tests/run.sh
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/cachetoryd
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSCONFDIR)/cachetoryd
 	install -m 0755 $(BUILD)/cachetoryd $(DESTDIR)$(PREFIX)/bin/cachetoryd
-	install -m 0644 conf/cachetoryd.conf $(DESTDIR)$(PREFIX)/etc/cachetoryd/cachetoryd.conf
+	install -m 0644 conf/cachetoryd.conf $(DESTDIR)$(SYSCONFDIR)/cachetoryd/cachetoryd.conf
 
 clean:
 	rm -rf $(BUILD)
