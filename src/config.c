@@ -38,7 +38,7 @@
 #include "util/mem.h"
 
 typedef enum config_type {
-    CONFIG_BOOL,        /* yes | no -> int 1 / 0 (no option uses it yet) */
+    CONFIG_BOOL,        /* yes | no -> int 1 / 0 */
     CONFIG_INT,         /* decimal integer in [min, max] -> int */
     CONFIG_MEMORY,      /* size with optional unit (config_parse_memory) in [min, max] -> long long */
     CONFIG_OCTAL,       /* file mode written in octal, in [min, max] -> int */
@@ -171,6 +171,17 @@ static const config_option_t config_options[] = {
     { "hz", "cache", CONFIG_INT, F(hz), 1, 500, NULL, "10",
       "background tasks (active expiry) per second" },
 
+    { "upstream-pool-size", "upstream", CONFIG_INT, F(upstream_pool_size), 1, 256, NULL, "4",
+      "connections to a redis:// backend; each carries many commands at once (pipelined)" },
+    { "upstream-connect-timeout", "upstream", CONFIG_INT, F(upstream_connect_timeout), 1, 600000, NULL, "1000",
+      "milliseconds to wait for a connection to the upstream before giving up and retrying" },
+    { "upstream-command-timeout", "upstream", CONFIG_INT, F(upstream_command_timeout), 1, 600000, NULL, "2000",
+      "milliseconds an upstream command may take; then it fails with an error and the connection is renewed" },
+    { "upstream-retry-max", "upstream", CONFIG_INT, F(upstream_retry_max), 1, 600000, NULL, "2000",
+      "longest wait between reconnection attempts, in milliseconds (the wait doubles from 50 ms)" },
+    { "passthrough", "upstream", CONFIG_BOOL, F(passthrough), 0, 1, NULL, "no",
+      "forward commands cachetoryd does not know (hashes, lists, sets...) to the upstream as they are" },
+
     { "loglevel", "log", CONFIG_ENUM, F(loglevel), 0, 0, &loglevel_enum, "notice",
       "least important messages that are logged" },
     { "logfile", "log", CONFIG_STRING, F(logfile), 0, 0, NULL, "",
@@ -181,7 +192,7 @@ static const config_option_t config_options[] = {
 
 #define CONFIG_NOPTIONS (sizeof(config_options) / sizeof(config_options[0]))
 
-static const char *const config_sections[] = { "server", "cache", "log" };
+static const char *const config_sections[] = { "server", "cache", "upstream", "log" };
 
 static const config_option_t *config_find(const char *name)
 {
@@ -557,7 +568,7 @@ static char *config_file_read_cb(char *str, int num, void *stream)
         }
         if (!config_section_known(s + 1, (size_t)(end - s - 1))) {
             char reason[128];
-            snprintf(reason, sizeof(reason), "unknown section '%.*s' (expected [server], [cache] or [log])",
+            snprintf(reason, sizeof(reason), "unknown section '%.*s' (expected [server], [cache], [upstream] or [log])",
                      (int)(end - s - 1 > 40 ? 40 : end - s - 1), s + 1);
             config_file_fail(cf, reason);
             return NULL;

@@ -43,6 +43,13 @@ typedef struct config {
     int maxmemory_policy;               /* store_policy_t */
     int hz;                             /* background tasks (active expiry) per second */
 
+    /* [upstream] */
+    int upstream_pool_size;             /* connections to a redis:// backend */
+    int upstream_connect_timeout;       /* ms */
+    int upstream_command_timeout;       /* ms */
+    int upstream_retry_max;             /* ms, the longest reconnection backoff */
+    int passthrough;                    /* forward unknown commands to the upstream */
+
     /* [log] */
     int loglevel;                       /* enum config_loglevel */
     char *logfile;                      /* NULL or "" = stderr */

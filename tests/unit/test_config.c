@@ -472,7 +472,7 @@ static void test_unknown_section(void **state)
     (void)state;
 
     expect_file_error("[server]\nport = 1\n\n[sever]\nmaxclients = 5\n", 4, "[sever]",
-                      "unknown section 'sever' (expected [server], [cache] or [log])");
+                      "unknown section 'sever' (expected [server], [cache], [upstream] or [log])");
     expect_file_error("[server\n", 1, "[server", "a section header must end with ']'");
     expect_file_error("[server] port = 1\n", 1, "[server] port = 1",
                       "nothing but a comment may follow a section header");
@@ -669,7 +669,7 @@ static void test_config_get(void **state)
     assert_int_equal(c.n, 0);
     assert_string_equal(get(&cfg, "appendonly", &c), "");
     get(&cfg, "*", &c);
-    assert_int_equal(c.n, 22);
+    assert_int_equal(c.n, 27);
     assert_string_equal(get(&cfg, "?ort", &c), "port=6380;");
     assert_string_equal(get(&cfg, "[pq]ort", &c), "port=6380;");
     assert_string_equal(get(&cfg, "[^p]ort", &c), "");
