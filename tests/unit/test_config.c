@@ -689,7 +689,8 @@ static void test_config_get(void **state)
     assert_string_equal(get(&cfg, "h[^a-y", &c), "hz=10;");
     assert_string_equal(get(&cfg, "*[h]z", &c), "hz=10;");
     assert_string_equal(get(&cfg, "*e*o*", &c), "timeout=0;client-output-buffer-limit=268435456;"
-                        "maxmemory=0;maxmemory-policy=allkeys-lru;");
+                        "maxmemory=0;maxmemory-policy=allkeys-lru;upstream-pool-size=4;"
+                        "upstream-connect-timeout=1000;upstream-command-timeout=2000;");
     assert_string_equal(get(&cfg, "p**t", &c), "port=6380;");
     assert_string_equal(get(&cfg, "**", &c), get(&cfg, "*", &c2));
     assert_string_equal(get(&cfg, "", &c), "");
