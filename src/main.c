@@ -104,13 +104,13 @@ int main(int argc, char **argv)
         config_deinit(&cfg);
         return 1;
     }
-    backend_t *backend = backend_create(&cfg, err, sizeof(err));
+    uv_loop_t *loop = uv_default_loop();
+    backend_t *backend = backend_create(&cfg, loop, err, sizeof(err));
     if (backend == NULL) {
         fprintf(stderr, "cachetoryd: %s\n", err);
         config_deinit(&cfg);
         return 1;
     }
-    uv_loop_t *loop = uv_default_loop();
     cache_t *cache = cache_create("default", cfg.serializer, backend, loop, (size_t)cfg.codec_thread_min_size,
                                   (size_t)cfg.proto_max_bulk_len, err, sizeof(err));
     if (cache == NULL) {

@@ -6,7 +6,7 @@
 
 #include "config.h"
 
-backend_t *backend_create(const config_t *cfg, char *err, size_t errlen)
+backend_t *backend_create(const config_t *cfg, void *loop, char *err, size_t errlen)
 {
     const char *url = cfg->backend;
 
@@ -15,12 +15,10 @@ backend_t *backend_create(const config_t *cfg, char *err, size_t errlen)
     if (strcmp(url, "dummy://") == 0 || strcmp(url, "dummy:") == 0)
         return backend_dummy_create();
     if (strncmp(url, "redis://", 8) == 0 || strncmp(url, "redis+unix://", 13) == 0 ||
-        strncmp(url, "rediss://", 9) == 0) {
-        snprintf(err, errlen, "backend '%s': the redis upstream backend is not available in this build; "
-                 "use memory:// or dummy://", url);
-        return NULL;
-    }
-    snprintf(err, errlen, "backend '%s': unknown backend; use memory://, dummy:// or redis://host:port/db", url);
+        strncmp(url, "rediss://", 9) == 0 || strncmp(url, "unix://", 7) == 0)
+        return backend_redis_create(cfg, loop, err, errlen);
+    snprintf(err, errlen, "backend '%s': unknown backend; use memory://, dummy://, redis://[user:password@]host:port/db "
+             "or redis+unix:///path?db=N", url);
     return NULL;
 }
 

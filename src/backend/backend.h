@@ -38,7 +38,9 @@ typedef enum backend_opcode {
     BE_RENAME,      /* key key2 [NX]                         -> OK | integer (NX) | ERR no such key */
     BE_DBSIZE,      /*                                       -> integer */
     BE_FLUSH,       /* [ALLDB]                               -> OK */
-    BE_UPDATE,      /* key update-fn                         -> what the fn says */
+    BE_UPDATE,      /* key update-fn [argv: the native command] -> what the fn says */
+    BE_COMMAND,     /* argv, forwarded as it is (passthrough) -> resp: the reply's RESP bytes */
+    BE_INFO,        /* the upstream's INFO <pattern>          -> value: its text */
 } backend_opcode_t;
 
 /* backend_op_t.flags */
@@ -86,6 +88,10 @@ typedef struct backend_op {
     size_t count;               /* SCAN COUNT hint */
     bytes_t pattern;            /* KEYS, SCAN MATCH (ptr NULL = match all) */
     int type_string;            /* SCAN TYPE: 1 "string", 0 any other type name */
+    bytes_t type_name;          /* SCAN TYPE as the client wrote it */
+    int argc;                   /* BE_COMMAND, and BE_UPDATE's native form (a backend that can run the */
+    const bytes_t *argv;        /* command itself runs it instead of the update fn); argc 0 = none */
+    uint64_t affinity;          /* ops with the same affinity (one client's) reach the backend in order */
     backend_update_fn *update;  /* BE_UPDATE */
     void *update_arg;
     backend_check_fn *check;    /* BE_SET with GETOLD, BE_GET with GETDEL / SETTTL; may be NULL */
@@ -103,6 +109,8 @@ struct backend_result {
     size_t nvalues;
     uint64_t cursor;            /* SCAN */
     const char *err;            /* BE_ERR: the full error text for the client ("ERR ...", "OOM ...") */
+    bytes_t resp;               /* BE_COMMAND: the reply, as RESP bytes */
+    int type_known;             /* BE_TYPE: value holds the type's name ("hash"...) */
 };
 
 typedef void backend_cb(void *ctx, const backend_result_t *res);
@@ -114,6 +122,9 @@ typedef struct backend_vtable {
     void (*submit)(backend_t *b, const backend_op_t *op, backend_cb *cb, void *ctx);
     void (*info)(backend_t *b, const char *section, buf_t *out);    /* append INFO fields, may be NULL */
     void (*cron)(backend_t *b);                                     /* background work, hz times a second */
+    void (*batch)(backend_t *b, int begin, uint64_t affinity);  /* MULTI/EXEC: ops between begin and end
+                                           run as one transaction; may be NULL (ops already atomic) */
+    int forwards;                       /* 1: can run BE_COMMAND and native BE_UPDATE (an upstream) */
     int (*over_limit)(backend_t *b, size_t needed); /* 1 if needed more bytes do not fit under its memory
                                            limit even after evicting: the write is refused before it runs
                                            or is queued (redis's denyoom); may be NULL */
@@ -127,7 +138,7 @@ struct backend {
 struct config;
 
 /* Create the backend named by cfg->backend. NULL with a message in err for a bad URL. */
-backend_t *backend_create(const struct config *cfg, char *err, size_t errlen);
+backend_t *backend_create(const struct config *cfg, void *loop, char *err, size_t errlen);
 
 static inline void backend_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, void *ctx)
 {
@@ -139,6 +150,7 @@ void backend_destroy(backend_t *b);
 /* The concrete backends (backend/memory.c, backend/dummy.c). */
 backend_t *backend_memory_create(const struct config *cfg);
 backend_t *backend_dummy_create(void);
+backend_t *backend_redis_create(const struct config *cfg, void *loop, char *err, size_t errlen);
 
 /* Memory backend's store, for INFO memory / CONFIG SET maxmemory; NULL for other backends. */
 struct store;

@@ -343,6 +343,11 @@ static void memory_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, 
     case BE_UPDATE:
         memory_update(m, op, &res);
         break;
+    case BE_COMMAND:
+    case BE_INFO:
+        res.status = BE_ERR;
+        res.err = "ERR this command needs an upstream backend (redis://)";
+        break;
     }
     cb(ctx, &res);
 }

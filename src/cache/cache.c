@@ -25,7 +25,10 @@ typedef struct call {
     backend_update_fn *update;          /* BE_UPDATE: the command's modify step */
     void *update_arg;
     int may_offload;
-    int checked;                        /* the old value was decoded by cache_check_fn: it is c->vec[0] */
+    int checked;                        /* the old value was decoded by cache_check_fn, into kept */
+    int kept_as_is;                     /* ... and is the stored value itself */
+    buf_t kept;                         /* a decoded old value, or an update's plain result, kept until the
+                                           callback (a backend may call back after other ops ran) */
 } call_t;
 
 struct cache {
@@ -77,11 +80,19 @@ static void *vec_grow(void *p, size_t *cap, size_t n, size_t elem)
 static call_t *call_get(cache_t *c, backend_cb *cb, void *ctx, int may_offload)
 {
     call_t *k = c->free_calls;
-    if (k != NULL)
+    buf_t kept;
+    if (k != NULL) {
         c->free_calls = k->next;
-    else
+        kept = k->kept;
+    } else {
         k = mem_alloc(sizeof(*k));
+        buf_init(&kept);
+    }
     memset(k, 0, sizeof(*k));
+    buf_reset(&kept);
+    if (kept.cap > (64u << 10))
+        buf_deinit(&kept);
+    k->kept = kept;
     k->cache = c;
     k->cb = cb;
     k->ctx = ctx;
@@ -392,6 +403,9 @@ static int cache_check_fn(void *arg, const bytes_t *old, const char **err)
         return -1;
     }
     k->checked = 1;
+    k->kept_as_is = c->vec[0].ptr == old->ptr;
+    if (!k->kept_as_is)
+        buf_append(&k->kept, c->vec[0].ptr, c->vec[0].len);
     return 0;
 }
 
@@ -405,7 +419,8 @@ static void cache_done_cb(void *ctx, const backend_result_t *res)
 
     if (n == 1 && k->checked) {
         backend_result_t out = *res;
-        out.value = c->vec[0];
+        if (!k->kept_as_is)
+            out.value = (bytes_t){ k->kept.data ? k->kept.data : "", k->kept.len };
         k->cb(k->ctx, &out);
         call_put(k);
         return;
@@ -457,6 +472,12 @@ static int cache_update_fn(void *arg, const bytes_t *old, buf_t *newval, backend
     int rc = k->update(k->update_arg, old ? &dold : NULL, &c->upd, res);
     if (rc != 0)
         return rc;
+    if (res->has_value) {
+        /* INCRBYFLOAT's reply is the new value: keep it with the call, c->upd is reused */
+        buf_reset(&k->kept);
+        buf_append(&k->kept, res->value.ptr, res->value.len);
+        res->value = (bytes_t){ k->kept.data, k->kept.len };
+    }
     rc = cache_encode_one(c, (bytes_t){ c->upd.data ? c->upd.data : "", c->upd.len }, &c->enc);
     if (rc == CHAIN_ERROR) {
         res->err = c->err;
@@ -505,6 +526,8 @@ int cache_submit(cache_t *c, const backend_op_t *op, backend_cb *cb, void *ctx, 
         op2 = *op;
         op2.update = cache_update_fn;
         op2.update_arg = k;
+        op2.argc = 0;           /* the backend must not run the command itself on encoded values */
+        op2.argv = NULL;
         backend_submit(c->backend, &op2, cache_update_done_cb, k);
         return 0;
     case BE_SET:
@@ -570,6 +593,7 @@ void cache_destroy(cache_t *c)
     while (c->free_calls != NULL) {
         call_t *k = c->free_calls;
         c->free_calls = k->next;
+        buf_deinit(&k->kept);
         mem_free(k);
     }
     chain_destroy(c->chain);

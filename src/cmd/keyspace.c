@@ -60,10 +60,16 @@ int cmd_touch(req_t *r, int argc, bytes_t *argv)
 static void type_done_cb(void *ctx, const backend_result_t *res)
 {
     req_t *r = ctx;
-    if (res->status == BE_ERR)
+    char name[32];
+
+    if (res->status == BE_ERR) {
         reply_error(req_out(r), res->err);
-    else
+    } else if (res->type_known) {
+        snprintf(name, sizeof(name), "%.*s", (int)res->value.len, res->value.ptr);
+        reply_status(req_out(r), name);
+    } else {
         reply_status(req_out(r), res->integer ? "string" : "none");
+    }
     req_done(r);
 }
 
@@ -296,6 +302,7 @@ int cmd_scan(req_t *r, int argc, bytes_t *argv)
         } else if (bytes_eq_nocase(argv[i], "type")) {
             op.flags |= BE_TYPEFILTER;
             op.type_string = bytes_eq_nocase(argv[i + 1], "string");
+            op.type_name = argv[i + 1];
         } else {
             reply_error(out, ERR_SYNTAX);
             return CMD_DONE;

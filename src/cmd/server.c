@@ -572,6 +572,26 @@ static void info_section(buf_t *t, const char *name)
     buf_printf(t, "# %s\r\n", name);
 }
 
+/* The upstream's "INFO keyspace" arrived: its lines after its own "# Keyspace" header complete ours. */
+static void info_keyspace_done_cb(void *ctx, const backend_result_t *res)
+{
+    req_t *r = ctx;
+    buf_t *t = &r->keep;
+
+    if (res->status == BE_ERR) {
+        buf_printf(t, "upstream_error:%s\r\n", res->err);
+    } else if (res->has_value) {
+        const char *p = res->value.ptr, *end = p + res->value.len;
+        if (res->value.len > 0 && p[0] == '#') {
+            const char *nl = memchr(p, '\n', res->value.len);
+            p = nl ? nl + 1 : end;
+        }
+        buf_append(t, p, (size_t)(end - p));
+    }
+    reply_verbatim(req_out(r), req_proto(r), t->data ? t->data : "", t->len);
+    req_done(r);
+}
+
 /* INFO [section ...]: redis's sections and field names, so existing tools read them. */
 int cmd_info(req_t *r, int argc, bytes_t *argv)
 {
@@ -632,8 +652,19 @@ int cmd_info(req_t *r, int argc, bytes_t *argv)
         info_section(&t, "Cache");
         cache_info(s->cache, &t);
     }
+    if (s->backend->vt->forwards && info_wants(argc, argv, "upstream", 1)) {
+        info_section(&t, "Upstream");
+        s->backend->vt->info(s->backend, "upstream", &t);
+    }
     if (info_wants(argc, argv, "keyspace", 1)) {
         info_section(&t, "Keyspace");
+        if (s->backend->vt->forwards) {
+            /* the keyspace is the upstream's: ask it, and reply when it answers */
+            buf_deinit(&r->keep);
+            r->keep = t;
+            backend_op_t op = { .code = BE_INFO, .pattern = BYTES("keyspace") };
+            return cmd_submit_raw(r, &op, info_keyspace_done_cb);
+        }
         if (s->backend->vt->info)
             s->backend->vt->info(s->backend, "keyspace", &t);
     }

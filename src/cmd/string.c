@@ -329,10 +329,38 @@ static void update_done_cb(void *ctx, const backend_result_t *res)
     req_done(r);
 }
 
-static int update_generic(req_t *r, bytes_t key, backend_update_fn *fn, void *arg)
+/*
+ * A read-modify-write op. argv is the command itself: a backend that can run it (an upstream, with
+ * values not encoded) sends it as it is; otherwise the backend runs fn atomically. An upstream may call
+ * fn after this returns, so the bytes fn reads (r->arg) are copied into the req first.
+ */
+static int update_generic(req_t *r, int argc, bytes_t *argv, backend_update_fn *fn, void *arg)
 {
-    backend_op_t op = { .code = BE_UPDATE, .key = key, .update = fn, .update_arg = arg };
+    backend_op_t op = { .code = BE_UPDATE, .key = argv[1], .update = fn, .update_arg = arg, .argc = argc,
+                        .argv = argv };
+    if (server->backend->vt->forwards && r->arg.ptr != NULL) {
+        buf_reset(&r->keep);
+        buf_append(&r->keep, r->arg.ptr, r->arg.len);
+        r->arg.ptr = r->keep.data ? r->keep.data : "";
+    }
     return cmd_submit(r, &op, update_done_cb);
+}
+
+static void forward_done_cb(void *ctx, const backend_result_t *res)
+{
+    req_t *r = ctx;
+    if (res->status == BE_ERR)
+        reply_error(req_out(r), res->err);
+    else
+        buf_append(req_out(r), res->resp.ptr, res->resp.len);
+    req_done(r);
+}
+
+/* Any other command, with passthrough = yes and an upstream: sent as it is, its reply relayed. */
+int cmd_forward(req_t *r, int argc, bytes_t *argv)
+{
+    backend_op_t op = { .code = BE_COMMAND, .argc = argc, .argv = argv };
+    return cmd_submit_raw(r, &op, forward_done_cb);
 }
 
 static long long max_string_len(void)
@@ -361,7 +389,7 @@ static int append_fn(void *arg, const bytes_t *old, buf_t *nv, backend_result_t 
 int cmd_append(req_t *r, int argc, bytes_t *argv)
 {
     r->arg = argv[2];
-    return update_generic(r, argv[1], append_fn, &r->arg);
+    return update_generic(r, argc, argv, append_fn, &r->arg);
 }
 
 /* SETRANGE's arguments travel in the req: offset in aux, the bytes in arg. */
@@ -404,7 +432,7 @@ int cmd_setrange(req_t *r, int argc, bytes_t *argv)
         return CMD_DONE;
     }
     r->arg = argv[3];
-    return update_generic(r, argv[1], setrange_fn, r);
+    return update_generic(r, argc, argv, setrange_fn, r);
 }
 
 static int incr_fn(void *arg, const bytes_t *old, buf_t *nv, backend_result_t *res)
@@ -425,22 +453,23 @@ static int incr_fn(void *arg, const bytes_t *old, buf_t *nv, backend_result_t *r
     return 0;
 }
 
-static int incr_generic(req_t *r, bytes_t key, long long by)
+static int incr_generic(req_t *r, int argc, bytes_t *argv, long long by)
 {
     r->aux = by;
-    return update_generic(r, key, incr_fn, &r->aux);
+    r->arg = (bytes_t){ NULL, 0 };
+    return update_generic(r, argc, argv, incr_fn, &r->aux);
 }
 
 /* INCR key */
 int cmd_incr(req_t *r, int argc, bytes_t *argv)
 {
-    return incr_generic(r, argv[1], 1);
+    return incr_generic(r, argc, argv, 1);
 }
 
 /* DECR key */
 int cmd_decr(req_t *r, int argc, bytes_t *argv)
 {
-    return incr_generic(r, argv[1], -1);
+    return incr_generic(r, argc, argv, -1);
 }
 
 /* INCRBY key increment */
@@ -451,7 +480,7 @@ int cmd_incrby(req_t *r, int argc, bytes_t *argv)
         reply_error(req_out(r), ERR_NOT_INT);
         return CMD_DONE;
     }
-    return incr_generic(r, argv[1], by);
+    return incr_generic(r, argc, argv, by);
 }
 
 /* DECRBY key decrement */
@@ -466,7 +495,7 @@ int cmd_decrby(req_t *r, int argc, bytes_t *argv)
         reply_error(req_out(r), "ERR decrement would overflow");
         return CMD_DONE;
     }
-    return incr_generic(r, argv[1], -by);
+    return incr_generic(r, argc, argv, -by);
 }
 
 /* Format as redis's ld2string(LD_STR_HUMAN): %.17Lf, then trailing zeros and a bare point trimmed. */
@@ -521,7 +550,8 @@ int cmd_incrbyfloat(req_t *r, int argc, bytes_t *argv)
         reply_error(req_out(r), ERR_NOT_FLOAT);
         return CMD_DONE;
     }
-    return update_generic(r, argv[1], incrbyfloat_fn, &r->auxf);
+    r->arg = (bytes_t){ NULL, 0 };
+    return update_generic(r, argc, argv, incrbyfloat_fn, &r->auxf);
 }
 
 /* ---- reads of part of a value --------------------------------------------------------------------- */

@@ -200,11 +200,52 @@ static const cmd_def_t *cmd_lookup_sub(const cmd_def_t *d, bytes_t arg)
 
 /* Check argv against the table: redis's errors for an unknown command, an unknown subcommand, a wrong
  * number of arguments. Returns the definition to run, or NULL after writing the error to out. */
+/* Commands that block or subscribe: a proxy that multiplexes clients over shared connections cannot
+ * hold a connection for one client. */
+static int cmd_is_blocking(bytes_t name)
+{
+    static const char *const names[] = {
+        "blpop", "brpop", "brpoplpush", "blmove", "blmpop", "bzpopmin", "bzpopmax", "bzmpop", "subscribe",
+        "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe", "monitor", "wait",
+        "sync", "psync", "watch", "unwatch", "xread", "xreadgroup",
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (bytes_eq_nocase(name, names[i]))
+            return 1;
+    return 0;
+}
+
+/* Forwarded to the upstream as it is (passthrough = yes). */
+static const cmd_def_t cmd_forward_def = {
+    "passthrough", cmd_forward, -1, CMD_WRITE | CMD_DENYOOM, 1, 1, 1, "cachetoryd", "0.1.0",
+    "A command forwarded to the upstream as it is.", "@slow",
+};
+
 static const cmd_def_t *cmd_resolve(buf_t *out, int argc, bytes_t *argv)
 {
     const cmd_def_t *d = cmd_lookup(argv[0]);
 
     if (d == NULL) {
+        if (cmd_is_blocking(argv[0])) {
+            reply_errorf(out, "ERR '%.*s' is not supported by cachetoryd: blocking, watching and pub/sub "
+                         "commands need a connection of their own; connect to Redis directly for them",
+                         (int)(argv[0].len > 32 ? 32 : argv[0].len), argv[0].ptr);
+            return NULL;
+        }
+        if (server->backend->vt->forwards && server->cfg->passthrough)
+            return &cmd_forward_def;
+        if (server->backend->vt->forwards) {
+            char msg[600];
+            buf_t tmp;
+            buf_init(&tmp);
+            cmd_reply_unknown(&tmp, argc, argv);
+            /* redis's text, then the setting that would forward it */
+            snprintf(msg, sizeof(msg), "%.*s(cachetoryd forwards it to the upstream with passthrough = yes)",
+                     (int)(tmp.len - 3), tmp.data + 1);
+            reply_error(out, msg);
+            buf_deinit(&tmp);
+            return NULL;
+        }
         cmd_reply_unknown(out, argc, argv);
         return NULL;
     }
@@ -368,6 +409,8 @@ int cmd_exec(req_t *r, int argc, bytes_t *argv)
     reply_array(req_out(r), (size_t)n);
     req_done(r);
     c->flags |= CLIENT_IN_EXEC;
+    if (server->backend->vt->batch)
+        server->backend->vt->batch(server->backend, 1, c->id);
     for (int i = 0; i < n; i++) {
         if (!(c->flags & CLIENT_CLOSING)) {
             req_t *qr = req_create(c);
@@ -379,6 +422,8 @@ int cmd_exec(req_t *r, int argc, bytes_t *argv)
         }
         mem_free(q[i].argv);
     }
+    if (server->backend->vt->batch)
+        server->backend->vt->batch(server->backend, 0, c->id);
     c->flags &= ~CLIENT_IN_EXEC;
     mem_free(q);
     return CMD_PENDING;
@@ -389,6 +434,7 @@ int cmd_submit(req_t *r, backend_op_t *op, backend_cb *cb)
     client_t *c = r->c;
 
     op->db = c->db;
+    op->affinity = c->id;
     if (cache_submit(server->cache, op, cb, r, !(c->flags & CLIENT_IN_EXEC))) {
         /* its values went to the thread pool: the client's next commands wait for it */
         r->blocking = 1;
@@ -400,6 +446,7 @@ int cmd_submit(req_t *r, backend_op_t *op, backend_cb *cb)
 int cmd_submit_raw(req_t *r, backend_op_t *op, backend_cb *cb)
 {
     op->db = r->c->db;
+    op->affinity = r->c->id;
     backend_submit(server->backend, op, cb, r);
     return CMD_PENDING;
 }

@@ -46,6 +46,7 @@ static void conn_free(client_t *c)
     while ((r = c->free_reqs) != NULL) {
         c->free_reqs = r->next;
         buf_deinit(&r->out);
+        buf_deinit(&r->keep);
         mem_free(r);
     }
     cmd_multi_reset(c);
@@ -100,6 +101,7 @@ req_t *req_create(client_t *c)
     } else {
         r = mem_alloc(sizeof(*r));
         buf_init(&r->out);
+        buf_init(&r->keep);
     }
     r->next = NULL;
     r->c = c;
@@ -120,11 +122,14 @@ static void req_recycle(client_t *c, req_t *r, int depth)
 {
     if (depth >= FREE_REQS_MAX) {
         buf_deinit(&r->out);
+        buf_deinit(&r->keep);
         mem_free(r);
         return;
     }
     buf_reset(&r->out);
     buf_shrink(&r->out, 0);
+    buf_reset(&r->keep);
+    buf_shrink(&r->keep, 0);
     r->next = c->free_reqs;
     c->free_reqs = r;
 }

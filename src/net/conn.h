@@ -31,6 +31,7 @@ struct req {
     long double auxf;           /* INCRBYFLOAT's increment */
     bytes_t arg;                /* APPEND / SETRANGE: the bytes to write (into the query buffer) */
     int blocking;               /* the client holds its next commands until this one completes */
+    buf_t keep;                 /* bytes the command keeps until its callback (an upstream answers later) */
 };
 
 /* A command queued by MULTI: its arguments copied, since the query buffer moves on. */
