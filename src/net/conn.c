@@ -33,6 +33,7 @@
 #define FREE_REQS_MAX      16
 
 static void conn_flush(client_t *c);
+static void conn_flush_pending_cb(uv_check_t *h);
 static void conn_resume(client_t *c);
 static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
@@ -41,7 +42,7 @@ static void conn_free(client_t *c)
 {
     req_t *r;
 
-    if (!(c->flags & CLIENT_CLOSED) || c->npending > 0)
+    if (!(c->flags & CLIENT_CLOSED) || c->npending > 0 || c->in_flush_list)
         return;
     while ((r = c->free_reqs) != NULL) {
         c->free_reqs = r->next;
@@ -135,6 +136,48 @@ static void req_recycle(client_t *c, req_t *r, int depth)
 }
 
 /*
+ * Replies that complete outside a read batch (an upstream answered) are written once per loop turn,
+ * not once per reply: an upstream read of 16 pipelined replies makes one write to the client.
+ */
+static void conn_flush_later(client_t *c)
+{
+    server_t *s = c->srv;
+
+    if (c->in_flush_list)
+        return;
+    c->in_flush_list = 1;
+    c->flush_next = s->flush_list;
+    s->flush_list = c;
+    if (!s->flush_active) {
+        uv_check_start(&s->flush, conn_flush_pending_cb);
+        s->flush_active = 1;
+    }
+}
+
+void conn_flush_pending(server_t *s)
+{
+    client_t *list = s->flush_list;
+
+    s->flush_list = NULL;
+    uv_check_stop(&s->flush);
+    s->flush_active = 0;
+    while (list != NULL) {
+        client_t *c = list;
+        list = c->flush_next;
+        c->in_flush_list = 0;
+        if (c->flags & CLIENT_CLOSING)
+            conn_free(c);
+        else
+            conn_flush(c);
+    }
+}
+
+static void conn_flush_pending_cb(uv_check_t *h)
+{
+    conn_flush_pending(h->data);
+}
+
+/*
  * Mark r complete. If it is the oldest command in flight, release it and every following command that
  * has completed too, moving their replies (written aside, in their own buffers) to the output in order.
  * Outside a read batch (a backend answered later), flush right away.
@@ -168,7 +211,7 @@ void req_done(req_t *r)
     else if (resume)
         conn_resume(c);
     else if (!(c->flags & CLIENT_PROCESSING))
-        conn_flush(c);
+        conn_flush_later(c);
 }
 
 static void conn_write_cb(uv_write_t *wr, int status)

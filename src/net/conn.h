@@ -57,6 +57,8 @@ struct client {
     } h;                        /* first: the libuv handle, h.handle.data = this client */
     struct server *srv;
     client_t *prev, *next;      /* the server's client list */
+    client_t *flush_next;       /* in the server's flush list */
+    int in_flush_list;
     uint64_t id;
     unsigned flags;             /* CLIENT_* */
 
@@ -116,6 +118,9 @@ static inline int req_proto(const req_t *r)
 
 /* The command's reply is complete: release it and everything after it that is also complete. */
 void req_done(req_t *r);
+
+/* Write the replies of every client that completed commands since the last loop turn (uv_check). */
+void conn_flush_pending(struct server *s);
 
 /* Render CLIENT LIST's line for c into out. */
 void conn_describe(const client_t *c, buf_t *out);

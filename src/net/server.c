@@ -123,6 +123,8 @@ int server_setup(server_t *s, uv_loop_t *loop, config_t *cfg, backend_t *b, stru
         log_warn("nothing to listen on: set port (and bind) or unixsocket");
         return -1;
     }
+    uv_check_init(loop, &s->flush);
+    s->flush.data = s;
     uv_timer_init(loop, &s->cron);
     s->cron.data = s;
     uv_timer_start(&s->cron, server_cron_cb, 1000 / (unsigned)cfg->hz, 1000 / (unsigned)cfg->hz);
@@ -141,6 +143,10 @@ void server_teardown(server_t *s)
             uv_close(&s->listeners[i].handle, server_handle_closed_cb);
     if (s->cron.loop != NULL && !uv_is_closing((uv_handle_t *)&s->cron))
         uv_close((uv_handle_t *)&s->cron, server_handle_closed_cb);
+    if (s->flush.loop != NULL && !uv_is_closing((uv_handle_t *)&s->flush)) {
+        conn_flush_pending(s);
+        uv_close((uv_handle_t *)&s->flush, server_handle_closed_cb);
+    }
     while (s->clients != NULL)
         conn_close(s->clients);
     if (s->cfg->unixsocket && s->cfg->unixsocket[0])

@@ -40,6 +40,9 @@ typedef struct server {
     } listeners[SERVER_MAX_LISTENERS];
     int nlisteners;
     uv_timer_t cron;                    /* hz times a second: backend cron, client timeouts */
+    uv_check_t flush;                   /* after each loop turn's I/O: write the clients in flush_list */
+    client_t *flush_list;               /* clients whose replies completed outside a read batch */
+    int flush_active;
     client_t *clients;                  /* doubly linked list of connected clients */
     unsigned nclients;
     uint64_t next_client_id;
