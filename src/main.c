@@ -83,6 +83,15 @@ int main(int argc, char **argv)
     int argi = 1, test_only = 0;
 
     config_init(&cfg);
+    /* -t / --test-config may stand anywhere: take it out before the options are read */
+    for (int i = 1, j = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-t") == 0 || strcmp(argv[i], "--test-config") == 0)
+            test_only = 1;
+        else
+            argv[j++] = argv[i];
+        if (i == argc - 1)
+            argc = j;
+    }
     for (; argi < argc; argi++) {
         const char *a = argv[argi];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {

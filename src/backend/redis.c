@@ -71,6 +71,7 @@ typedef struct up_slot {
 
 struct up_task {
     up_task_t *next;            /* in the connection's queue */
+    upstream_t *up;
     int kind;                   /* enum up_kind */
     backend_op_t op;            /* a copy; its slices point into data */
     buf_t data;                 /* owned bytes: the formatted command (plain), or the op's keys and values */
@@ -84,7 +85,8 @@ struct up_task {
     up_task_t **members;        /* TASK_BATCH: the ops, in order */
     int nmembers;
     long long queued_us;
-    int sent;                   /* plain: its bytes are on the wire */
+    int sent;                   /* plain: its bytes are on the wire; batch member: it is inside MULTI */
+    int reads;                  /* TASK_BATCH: some members read-modify-write, a WATCH + MGET comes first */
 };
 
 struct up_conn {
@@ -145,6 +147,9 @@ static void conn_connect(up_conn_t *c);
 static void conn_fail(up_conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void conn_pump(up_conn_t *c);
 static void up_flush_cb(uv_check_t *h);
+static void batch_read(up_conn_t *c, up_task_t *t);
+static void batch_send(up_conn_t *c, up_task_t *t);
+static void batch_got_old(up_conn_t *c, up_task_t *t, const redisReply *r);
 static void task_finish(up_task_t *t, const backend_result_t *res);
 
 /* ---- writing commands ---------------------------------------------------------------------------- */
@@ -506,6 +511,8 @@ static void task_finish(up_task_t *t, const backend_result_t *res)
 static void task_fail(up_task_t *t, const char *err)
 {
     backend_result_t res = { .status = BE_ERR, .err = err };
+    if (!t->done && t->kind != TASK_BATCH && t->up != NULL)
+        t->up->nerrors++;
     if (t->kind == TASK_BATCH) {
         for (int i = 0; i < t->nmembers; i++)
             task_fail(t->members[i], err);
@@ -606,9 +613,14 @@ static void flush_schedule(upstream_t *up)
     }
 }
 
-/* Append a command with a slot for its reply; SELECT first when the op is for another database. */
+/*
+ * Append a command with a slot for its reply; SELECT first when the op is for another database. A
+ * client's database 0 is the URL's database; SELECT n reaches database n.
+ */
 static void conn_send(up_conn_t *c, up_task_t *t, int kind, int db, void (*put)(buf_t *, const void *), const void *arg)
 {
+    if (db == 0)
+        db = c->up->db;
     if (db >= 0 && db != c->db) {
         char num[16];
         int len = snprintf(num, sizeof(num), "%d", db);
@@ -772,9 +784,40 @@ static void conn_release(up_conn_t *c, up_task_t *t)
 static void tx_exec_reply(up_conn_t *c, up_task_t *t, const redisReply *r)
 {
     if (t->kind == TASK_BATCH) {
-        if (r->type == REDIS_REPLY_ARRAY && (int)r->elements == t->nmembers) {
-            for (int i = 0; i < t->nmembers; i++)
-                deliver(t->members[i], &t->members[i]->op, r->element[i]);
+        int nsent = 0;
+        for (int i = 0; i < t->nmembers; i++)
+            nsent += t->members[i]->sent;
+        if (r->type == REDIS_REPLY_NIL && t->reads) {
+            /* a key read for a read-modify-write changed before EXEC: read and compute again */
+            if (++t->retries > UP_TX_RETRIES) {
+                task_fail(t, "ERR upstream: the keys kept changing during a transaction, try again");
+                for (int i = 0; i < t->nmembers; i++)
+                    task_free(t->members[i]);
+                t->nmembers = 0;
+                conn_release(c, t);
+                return;
+            }
+            batch_read(c, t);
+            return;
+        }
+        if (r->type == REDIS_REPLY_ARRAY && (int)r->elements == nsent) {
+            size_t e = 0;
+            for (int i = 0; i < t->nmembers; i++) {
+                up_task_t *m = t->members[i];
+                if (!m->sent)
+                    continue;               /* failed before MULTI: already answered */
+                const redisReply *el = r->element[e++];
+                if (m->kind == TASK_TX && m->op.code == BE_UPDATE) {
+                    if (el->type == REDIS_REPLY_ERROR) {
+                        task_fail(m, el->str);
+                    } else {
+                        m->txres.status = BE_OK;
+                        task_finish(m, &m->txres);
+                    }
+                } else {
+                    deliver(m, &m->op, el);
+                }
+            }
         } else {
             const char *err = r->type == REDIS_REPLY_ERROR ? r->str : "ERR upstream: the transaction was aborted";
             for (int i = 0; i < t->nmembers; i++)
@@ -810,6 +853,219 @@ static void tx_exec_reply(up_conn_t *c, up_task_t *t, const redisReply *r)
     conn_release(c, t);
 }
 
+/* ---- a client's MULTI ... EXEC ------------------------------------------------------------------- */
+
+/* The keys the batch's read-modify-write members read, each once. */
+static int batch_keys(up_task_t *t, bytes_t **keys)
+{
+    int n = 0;
+    *keys = mem_alloc((size_t)(t->nmembers ? t->nmembers : 1) * sizeof(**keys));
+    for (int i = 0; i < t->nmembers; i++) {
+        const up_task_t *m = t->members[i];
+        int dup = 0;
+        if (m->kind != TASK_TX)
+            continue;
+        for (int j = 0; j < n && !dup; j++)
+            dup = (*keys)[j].len == m->op.key.len && memcmp((*keys)[j].ptr, m->op.key.ptr, m->op.key.len) == 0;
+        if (!dup)
+            (*keys)[n++] = m->op.key;
+    }
+    return n;
+}
+
+/* WATCH the keys the batch reads, and MGET them: the computation needs their values. */
+static void batch_read(up_conn_t *c, up_task_t *t)
+{
+    bytes_t *keys;
+    int n = batch_keys(t, &keys);
+    bytes_t *argv = mem_alloc((size_t)(n + 1) * sizeof(*argv));
+
+    argv[0] = B("WATCH");
+    memcpy(argv + 1, keys, (size_t)n * sizeof(*argv));
+    conn_send_argv(c, t, SLOT_IGNORE, t->op.db, n + 1, argv);
+    argv[0] = B("MGET");
+    conn_send_argv(c, t, SLOT_TX_GET, t->op.db, n + 1, argv);
+    mem_free(argv);
+    mem_free(keys);
+}
+
+/* MULTI, the members still to run (a read-modify-write as SET ... KEEPTTL of what it computed), EXEC. */
+static void batch_send(up_conn_t *c, up_task_t *t)
+{
+    bytes_t multi[1] = { B("MULTI") }, exec[1] = { B("EXEC") };
+
+    conn_send_argv(c, t, SLOT_IGNORE, t->op.db, 1, multi);
+    for (int i = 0; i < t->nmembers; i++) {
+        up_task_t *m = t->members[i];
+        if (m->done)
+            continue;
+        m->sent = 1;
+        if (m->kind == TASK_TX && m->op.code == BE_UPDATE) {
+            bytes_t set[4] = { B("SET"), m->op.key, { m->newval.data ? m->newval.data : "", m->newval.len },
+                               B("KEEPTTL") };
+            conn_send_argv(c, t, SLOT_IGNORE, m->op.db, 4, set);
+        } else {
+            conn_send(c, t, SLOT_IGNORE, m->op.db, put_op_cb, &m->op);
+        }
+    }
+    conn_send_argv(c, t, SLOT_TX_EXEC, -1, 1, exec);
+}
+
+/* What the batch knows of a key as its members run in order: the stored (encoded) bytes, or absent. */
+typedef struct overlay {
+    bytes_t key;
+    bytes_t val;                /* ptr NULL: absent */
+} overlay_t;
+
+static overlay_t *overlay_find(overlay_t *ov, int n, bytes_t key)
+{
+    for (int i = 0; i < n; i++)
+        if (ov[i].key.len == key.len && memcmp(ov[i].key.ptr, key.ptr, key.len) == 0)
+            return &ov[i];
+    return NULL;
+}
+
+static void overlay_set(overlay_t **ov, int *n, int *cap, bytes_t key, bytes_t val)
+{
+    overlay_t *o = overlay_find(*ov, *n, key);
+    if (o == NULL) {
+        if (*n == *cap) {
+            *cap = *cap ? *cap * 2 : 8;
+            *ov = mem_realloc(*ov, (size_t)*cap * sizeof(**ov));
+        }
+        o = &(*ov)[(*n)++];
+        o->key = key;
+    }
+    o->val = val;
+}
+
+/* Does a read-modify-write member after member i read key? */
+static int later_reads(const up_task_t *t, int i, bytes_t key)
+{
+    for (int j = i + 1; j < t->nmembers; j++) {
+        const up_task_t *m = t->members[j];
+        if (m->kind == TASK_TX && m->op.key.len == key.len && memcmp(m->op.key.ptr, key.ptr, key.len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * The values arrived: run the members in order over them, as Redis would inside the transaction. Writes
+ * of earlier members are followed (SET, MSET, DEL, GETDEL, and the read-modify-writes themselves); a
+ * member that changes a later-read key in a way that cannot be followed here (a conditional SET, RENAME,
+ * FLUSH, a forwarded command) makes the whole transaction fail, with nothing run.
+ */
+static void batch_got_old(up_conn_t *c, up_task_t *t, const redisReply *r)
+{
+    bytes_t *keys;
+    int nkeys = batch_keys(t, &keys), nov = 0, cap = 0;
+    overlay_t *ov = NULL;
+    const char *bail = NULL;
+
+    if (r->type != REDIS_REPLY_ARRAY || (int)r->elements != nkeys) {
+        bail = r->type == REDIS_REPLY_ERROR ? r->str : "ERR upstream: unexpected reply to MGET";
+        goto out;
+    }
+    for (int i = 0; i < nkeys; i++) {
+        const redisReply *e = r->element[i];
+        overlay_set(&ov, &nov, &cap, keys[i], e->type == REDIS_REPLY_STRING ? (bytes_t){ e->str, e->len }
+                                                                           : (bytes_t){ NULL, 0 });
+    }
+    for (int i = 0; i < t->nmembers && bail == NULL; i++) {
+        up_task_t *m = t->members[i];
+        const backend_op_t *op = &m->op;
+        m->sent = 0;
+        if (m->done)
+            continue;
+        if (m->kind == TASK_TX) {
+            overlay_t *o = overlay_find(ov, nov, op->key);
+            bytes_t *old = o && o->val.ptr ? &o->val : NULL;
+            if (op->code == BE_UPDATE) {
+                memset(&m->txres, 0, sizeof(m->txres));
+                buf_reset(&m->newval);
+                int rc = op->update(op->update_arg, old, &m->newval, &m->txres);
+                if (rc < 0) {
+                    m->txres.status = BE_ERR;
+                    task_finish(m, &m->txres);      /* as Redis: this one fails, the others run */
+                } else if (rc > 0) {
+                    task_finish(m, &m->txres);
+                } else {
+                    overlay_set(&ov, &nov, &cap, op->key, (bytes_t){ m->newval.data ? m->newval.data : "",
+                                                                      m->newval.len });
+                }
+                continue;
+            }
+            const char *err = NULL;
+            if (op->check && old && op->check(op->check_arg, old, &err) != 0) {
+                backend_result_t res = { .status = BE_ERR, .err = err };
+                task_finish(m, &res);
+                continue;
+            }
+        }
+        /* follow what this member writes, where a later member may read it */
+        switch (op->code) {
+        case BE_SET:
+            if (later_reads(t, i, op->key) && (op->flags & (BE_NX | BE_XX)))
+                bail = "a conditional SET";
+            else if (overlay_find(ov, nov, op->key))
+                overlay_set(&ov, &nov, &cap, op->key, op->value);
+            break;
+        case BE_GET:
+            if ((op->flags & BE_GETDEL) && overlay_find(ov, nov, op->key))
+                overlay_set(&ov, &nov, &cap, op->key, (bytes_t){ NULL, 0 });
+            break;
+        case BE_MSET:
+            for (size_t k = 0; k < op->nkeys; k++) {
+                if (!overlay_find(ov, nov, op->keys[k]))
+                    continue;
+                if ((op->flags & BE_NX) && later_reads(t, i, op->keys[k]))
+                    bail = "MSETNX";
+                else
+                    overlay_set(&ov, &nov, &cap, op->keys[k], op->vals[k]);
+            }
+            break;
+        case BE_DEL:
+            for (size_t k = 0; k < op->nkeys; k++)
+                if (overlay_find(ov, nov, op->keys[k]))
+                    overlay_set(&ov, &nov, &cap, op->keys[k], (bytes_t){ NULL, 0 });
+            break;
+        case BE_RENAME:
+            if (later_reads(t, i, op->key) || later_reads(t, i, op->key2))
+                bail = "RENAME";
+            break;
+        case BE_FLUSH:
+        case BE_COMMAND:
+            for (int j = i + 1; j < t->nmembers && bail == NULL; j++)
+                if (t->members[j]->kind == TASK_TX)
+                    bail = op->code == BE_FLUSH ? "FLUSHDB / FLUSHALL" : "a forwarded command";
+            break;
+        default:
+            break;
+        }
+    }
+out:
+    mem_free(keys);
+    mem_free(ov);
+    if (bail != NULL) {
+        char err[300];
+        bytes_t unwatch[1] = { B("UNWATCH") };
+        if (strncmp(bail, "ERR", 3) == 0)
+            snprintf(err, sizeof(err), "%s", bail);
+        else
+            snprintf(err, sizeof(err), "ERR upstream: in this transaction %s changes a key that a later "
+                     "read-modify-write on encoded values reads; split the transaction or use null://", bail);
+        conn_send_argv(c, NULL, SLOT_INTERNAL, -1, 1, unwatch);
+        task_fail(t, err);
+        for (int i = 0; i < t->nmembers; i++)
+            task_free(t->members[i]);
+        t->nmembers = 0;
+        conn_release(c, t);
+        return;
+    }
+    batch_send(c, t);
+}
+
 /* ---- dispatching tasks --------------------------------------------------------------------------- */
 
 /* Send what the connection can: plain tasks at once, one transaction or batch at a time. */
@@ -830,11 +1086,10 @@ static void conn_pump(up_conn_t *c)
             tx_start(c, t);
         } else {
             c->active = t;
-            bytes_t multi[1] = { B("MULTI") }, exec[1] = { B("EXEC") };
-            conn_send_argv(c, t, SLOT_IGNORE, t->op.db, 1, multi);
-            for (int i = 0; i < t->nmembers; i++)
-                conn_send(c, t, SLOT_IGNORE, t->members[i]->op.db, put_op_cb, &t->members[i]->op);
-            conn_send_argv(c, t, SLOT_TX_EXEC, -1, 1, exec);
+            if (t->reads)
+                batch_read(c, t);
+            else
+                batch_send(c, t);
         }
     }
 }
@@ -880,6 +1135,9 @@ static void conn_handle_reply(up_conn_t *c, redisReply *r)
             return;
         }
         if (c->state == UP_HANDSHAKE && --c->handshake_left == 0) {
+            if (c->last_error[0])
+                log_notice("upstream %s connection %d: connected again", up->name, c->index);
+            c->last_error[0] = '\0';
             c->state = UP_READY;
             c->retry_ms = 0;
             conn_pump(c);
@@ -890,6 +1148,10 @@ static void conn_handle_reply(up_conn_t *c, redisReply *r)
         task_free(t);
         break;
     case SLOT_TX_GET:
+        if (t->kind == TASK_BATCH) {
+            batch_got_old(c, t, r);
+            break;
+        }
         tx_got_old(c, t, r);
         if (t->done)
             conn_release(c, t);
@@ -967,7 +1229,8 @@ static void conn_fail(up_conn_t *c, const char *fmt, ...)
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
     snprintf(err, sizeof(err), "ERR upstream %s: %s", up->name, why);
-    if (c->state != UP_DOWN)
+    /* one warning when a working connection fails, and when the reason changes; not one per retry */
+    if (c->state == UP_READY || strcmp(c->last_error, why) != 0)
         log_warn("upstream %s connection %d: %s", up->name, c->index, why);
     snprintf(c->last_error, sizeof(c->last_error), "%s", why);
 
@@ -1122,9 +1385,10 @@ static void up_tick_cb(uv_timer_t *h)
 
 /* ---- the backend interface ----------------------------------------------------------------------- */
 
-static up_task_t *task_create(const backend_op_t *op, backend_cb *cb, void *ctx, int kind)
+static up_task_t *task_create(upstream_t *up, const backend_op_t *op, backend_cb *cb, void *ctx, int kind)
 {
     up_task_t *t = mem_calloc(1, sizeof(*t));
+    t->up = up;
     t->kind = kind;
     t->cb = cb;
     t->ctx = ctx;
@@ -1149,33 +1413,27 @@ static void redis_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, v
         char err[320];
         snprintf(err, sizeof(err), "ERR upstream %s: %s", up->name, c->last_error[0] ? c->last_error : "not connected");
         backend_result_t res = { .status = BE_ERR, .err = err };
+        up->nerrors++;
         cb(ctx, &res);
         return;
     }
     if (up->batching) {
-        if (op_needs_tx(op)) {
-            backend_result_t res = { .status = BE_ERR,
-                                     .err = "ERR inside MULTI, read-modify-write commands on encoded values "
-                                            "(APPEND, SETRANGE, INCR..., GETSET, GETDEL, GETEX) need serializer "
-                                            "null:// with an upstream" };
-            cb(ctx, &res);
-            return;
-        }
-        up_task_t *t = task_create(op, cb, ctx, TASK_PLAIN);
+        up_task_t *t = task_create(up, op, cb, ctx, op_needs_tx(op) ? TASK_TX : TASK_PLAIN);
         task_own_op(t, op);
         up_task_t *bt = up->batch;
+        bt->reads |= t->kind == TASK_TX;
         bt->members = mem_realloc(bt->members, (size_t)(bt->nmembers + 1) * sizeof(*bt->members));
         bt->members[bt->nmembers++] = t;
         return;
     }
     if (op_needs_tx(op)) {
-        up_task_t *t = task_create(op, cb, ctx, TASK_TX);
+        up_task_t *t = task_create(up, op, cb, ctx, TASK_TX);
         task_own_op(t, op);
         conn_enqueue(c, t);
         conn_pump(c);
         return;
     }
-    up_task_t *t = task_create(op, cb, ctx, TASK_PLAIN);
+    up_task_t *t = task_create(up, op, cb, ctx, TASK_PLAIN);
     if (c->state == UP_READY && c->active == NULL && c->tasks == NULL) {
         conn_send(c, t, SLOT_RESULT, op->db, put_op_cb, op);   /* the fast path: straight to the wire */
         t->sent = 1;
@@ -1194,7 +1452,7 @@ static void redis_batch(backend_t *b, int begin, uint64_t affinity)
         backend_op_t none = { .code = BE_COMMAND };
         up->batching = 1;
         up->batch_affinity = affinity;
-        up->batch = task_create(&none, NULL, NULL, TASK_BATCH);
+        up->batch = task_create(up, &none, NULL, NULL, TASK_BATCH);
         return;
     }
     up->batching = 0;
@@ -1258,10 +1516,13 @@ static void redis_destroy(backend_t *b)
         if (c->state != UP_DOWN)
             conn_fail(c, "shutting down");
         uv_timer_stop(&c->retry);
-        uv_close((uv_handle_t *)&c->retry, up_handle_closed_cb);
+        if (!uv_is_closing((uv_handle_t *)&c->retry))
+            uv_close((uv_handle_t *)&c->retry, up_handle_closed_cb);
     }
-    uv_close((uv_handle_t *)&up->tick, up_handle_closed_cb);
-    uv_close((uv_handle_t *)&up->flush, up_handle_closed_cb);
+    if (!uv_is_closing((uv_handle_t *)&up->tick))
+        uv_close((uv_handle_t *)&up->tick, up_handle_closed_cb);
+    if (!uv_is_closing((uv_handle_t *)&up->flush))
+        uv_close((uv_handle_t *)&up->flush, up_handle_closed_cb);
     uv_run(up->loop, UV_RUN_NOWAIT);
     for (int i = 0; i < up->npool; i++) {
         buf_deinit(&up->pool[i].out);
