@@ -136,6 +136,8 @@ struct upstream {
     int flush_active;
     char *read_buf;
     up_slot_t *free_slots;
+    up_task_t *free_tasks;      /* recycled tasks */
+    int nfree_tasks;
     int batching;               /* inside batch(begin) */
     uint64_t batch_affinity;
     up_task_t *batch;           /* the batch being collected */
@@ -490,13 +492,26 @@ static void deliver(up_task_t *t, const backend_op_t *op, const redisReply *r)
 
 /* ---- tasks --------------------------------------------------------------------------------------- */
 
+/* Tasks are recycled: a plain task per client command is the hot path. Small buffers stay with them. */
+#define UP_FREE_TASKS_MAX 1024
+
 static void task_free(up_task_t *t)
 {
-    buf_deinit(&t->data);
-    buf_deinit(&t->newval);
+    upstream_t *up = t->up;
+
     mem_free(t->slices);
     mem_free(t->members);
-    mem_free(t);
+    t->slices = NULL;
+    t->members = NULL;
+    if (up == NULL || up->nfree_tasks >= UP_FREE_TASKS_MAX || t->data.cap > 4096 || t->newval.cap > 4096) {
+        buf_deinit(&t->data);
+        buf_deinit(&t->newval);
+        mem_free(t);
+        return;
+    }
+    t->next = up->free_tasks;
+    up->free_tasks = t;
+    up->nfree_tasks++;
 }
 
 /* Call the callback once; a batch's members are finished one by one by the batch. */
@@ -1387,14 +1402,29 @@ static void up_tick_cb(uv_timer_t *h)
 
 static up_task_t *task_create(upstream_t *up, const backend_op_t *op, backend_cb *cb, void *ctx, int kind)
 {
-    up_task_t *t = mem_calloc(1, sizeof(*t));
+    up_task_t *t = up->free_tasks;
+    buf_t data, newval;
+
+    if (t != NULL) {
+        up->free_tasks = t->next;
+        up->nfree_tasks--;
+        data = t->data;
+        newval = t->newval;
+        buf_reset(&data);
+        buf_reset(&newval);
+    } else {
+        t = mem_alloc(sizeof(*t));
+        buf_init(&data);
+        buf_init(&newval);
+    }
+    memset(t, 0, sizeof(*t));
+    t->data = data;
+    t->newval = newval;
     t->up = up;
     t->kind = kind;
     t->cb = cb;
     t->ctx = ctx;
     t->op = *op;
-    buf_init(&t->data);
-    buf_init(&t->newval);
     return t;
 }
 
@@ -1527,6 +1557,13 @@ static void redis_destroy(backend_t *b)
     for (int i = 0; i < up->npool; i++) {
         buf_deinit(&up->pool[i].out);
         buf_deinit(&up->pool[i].wbuf);
+    }
+    while (up->free_tasks) {
+        up_task_t *t = up->free_tasks;
+        up->free_tasks = t->next;
+        buf_deinit(&t->data);
+        buf_deinit(&t->newval);
+        mem_free(t);
     }
     while (up->free_slots) {
         up_slot_t *s = up->free_slots;
