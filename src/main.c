@@ -18,7 +18,9 @@
 #include "cmd/cmd.h"
 #include "config.h"
 #include "net/server.h"
+#include "store/store.h"
 #include "util/log.h"
+#include "util/notify.h"
 #include "version.h"
 
 static void usage(FILE *f)
@@ -54,10 +56,101 @@ static void raise_fd_limit(int maxclients)
     }
 }
 
+static server_t srv;
+static config_t cfg;
+static const char *cfg_path;
+static int cfg_argc;
+static char **cfg_argv;
+
+/* SIGTERM / SIGINT: finish what is in flight, then stop (a second signal stops at once). */
 static void on_signal(uv_signal_t *h, int signum)
 {
-    log_notice("received %s, shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
-    uv_stop(h->loop);
+    if (srv.shutting_down) {
+        log_notice("received %s again, stopping now", signum == SIGINT ? "SIGINT" : "SIGTERM");
+        uv_stop(h->loop);
+        return;
+    }
+    log_notice("received %s, shutting down: finishing the commands in flight", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    notify_send("STOPPING=1");
+    server_drain(&srv, 5000);
+}
+
+typedef struct option_pair {
+    char name[64];
+    char value[512];
+} option_pair_t;
+
+typedef struct option_list {
+    option_pair_t v[128];
+    int n;
+} option_list_t;
+
+static void collect_cb(void *priv, const char *name, const char *value)
+{
+    option_list_t *l = priv;
+    if (l->n < 128) {
+        snprintf(l->v[l->n].name, sizeof(l->v[l->n].name), "%s", name);
+        snprintf(l->v[l->n].value, sizeof(l->v[l->n].value), "%s", value);
+        l->n++;
+    }
+}
+
+/* Options a reload changes in place; the others need a restart. */
+static int reload_is_live(const char *name)
+{
+    static const char *const live[] = {
+        "loglevel", "logfile", "maxmemory", "maxmemory-policy", "timeout", "client-output-buffer-limit",
+        "client-query-buffer-limit", "requirepass", "tcp-keepalive",
+    };
+    for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
+        if (strcmp(name, live[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/*
+ * SIGHUP: read the configuration again. An invalid file changes nothing. Options that can change
+ * while clients stay connected change; the others are logged as needing a restart.
+ */
+static void on_reload(uv_signal_t *h, int signum)
+{
+    config_t next;
+    char err[512];
+    static option_list_t before, after;
+
+    notify_send("RELOADING=1");
+    config_init(&next);
+    if (config_load(&next, cfg_path, cfg_argc, cfg_argv, err, sizeof(err)) < 0) {
+        log_warn("reload: %s; the running configuration is unchanged", err);
+        config_deinit(&next);
+        notify_send("READY=1");
+        return;
+    }
+    before.n = after.n = 0;
+    config_get(&cfg, "*", collect_cb, &before);
+    config_get(&next, "*", collect_cb, &after);
+    for (int i = 0; i < before.n && i < after.n; i++) {
+        if (strcmp(before.v[i].value, after.v[i].value) == 0)
+            continue;
+        if (!reload_is_live(before.v[i].name)) {
+            log_warn("reload: %s changed from '%s' to '%s': this needs a restart", before.v[i].name,
+                     before.v[i].value, after.v[i].value);
+            continue;
+        }
+        if (config_set(&cfg, after.v[i].name, after.v[i].value, err, sizeof(err)) < 0) {
+            log_warn("reload: %s", err);
+            continue;
+        }
+        log_notice("reload: %s is now '%s'", after.v[i].name, after.v[i].value);
+    }
+    config_deinit(&next);
+    if (log_setup(cfg.loglevel, cfg.logfile) < 0)
+        log_warn("reload: cannot open logfile '%s': %s", cfg.logfile, strerror(errno));
+    struct store *st = backend_memory_store(srv.backend);
+    if (st != NULL)
+        store_set_limit(st, (size_t)cfg.maxmemory, (store_policy_t)cfg.maxmemory_policy);
+    log_notice("configuration reloaded");
+    notify_send("READY=1");
 }
 
 static int write_pidfile(const char *path)
@@ -77,7 +170,6 @@ static void close_walk_cb(uv_handle_t *h, void *arg)
 
 int main(int argc, char **argv)
 {
-    config_t cfg;
     char err[512];
     const char *path = NULL;
     int argi = 1, test_only = 0;
@@ -108,6 +200,9 @@ int main(int argc, char **argv)
             break;
         }
     }
+    cfg_path = path;
+    cfg_argc = argc - argi;
+    cfg_argv = argv + argi;
     if (config_load(&cfg, path, argc - argi, argv + argi, err, sizeof(err)) < 0) {
         fprintf(stderr, "cachetoryd: %s\n", err);
         config_deinit(&cfg);
@@ -143,7 +238,6 @@ int main(int argc, char **argv)
     raise_fd_limit(cfg.maxclients);
     cmd_setup();
 
-    static server_t srv;
     if (server_setup(&srv, loop, &cfg, backend, cache) < 0) {
         server_teardown(&srv);
         uv_run(loop, UV_RUN_NOWAIT);
@@ -155,11 +249,14 @@ int main(int argc, char **argv)
     if (cfg.pidfile && cfg.pidfile[0] && write_pidfile(cfg.pidfile) < 0)
         log_warn("could not write pidfile %s: %s", cfg.pidfile, strerror(errno));
 
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
     uv_signal_init(loop, &sigint);
     uv_signal_init(loop, &sigterm);
+    uv_signal_init(loop, &sighup);
     uv_signal_start(&sigint, on_signal, SIGINT);
     uv_signal_start(&sigterm, on_signal, SIGTERM);
+    uv_signal_start(&sighup, on_reload, SIGHUP);
+    notify_send("READY=1");
     log_notice("cachetoryd %s ready, backend %s, pid %d", CACHETORYD_VERSION, cfg.backend, (int)getpid());
 
     uv_run(loop, UV_RUN_DEFAULT);

@@ -93,6 +93,15 @@ void conn_close_after_reply(client_t *c)
     c->flags |= CLIENT_CLOSE_AFTER_REPLY;
 }
 
+void conn_drain(client_t *c)
+{
+    if (c->flags & CLIENT_CLOSING)
+        return;
+    uv_read_stop(&c->h.stream);
+    c->flags |= CLIENT_CLOSE_AFTER_REPLY;
+    conn_flush(c);
+}
+
 req_t *req_create(client_t *c)
 {
     req_t *r = c->free_reqs;

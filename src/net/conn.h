@@ -102,6 +102,9 @@ void conn_close(client_t *c);
 /* Close after the replies already queued are written (QUIT). */
 void conn_close_after_reply(client_t *c);
 
+/* Shutting down: read no more, finish the commands in flight, write their replies, then close. */
+void conn_drain(client_t *c);
+
 /* A req for the command about to run, queued at the tail. */
 req_t *req_create(client_t *c);
 

@@ -136,6 +136,39 @@ static void server_handle_closed_cb(uv_handle_t *h)
     (void)h;
 }
 
+static void server_drain_cb(uv_timer_t *t)
+{
+    server_t *s = t->data;
+    long long now = clock_refresh();
+
+    if (s->nclients == 0 || now >= s->drain_deadline_ms) {
+        if (s->nclients > 0)
+            log_warn("shutdown: %u clients still had commands in flight after the timeout", s->nclients);
+        uv_timer_stop(t);
+        uv_stop(s->loop);
+    }
+}
+
+void server_drain(server_t *s, unsigned timeout_ms)
+{
+    if (s->shutting_down)
+        return;
+    s->shutting_down = 1;
+    for (int i = 0; i < s->nlisteners; i++)
+        if (!uv_is_closing(&s->listeners[i].handle))
+            uv_close(&s->listeners[i].handle, server_handle_closed_cb);
+    client_t *c = s->clients;
+    while (c != NULL) {
+        client_t *next = c->next;
+        conn_drain(c);
+        c = next;
+    }
+    s->drain_deadline_ms = clock_refresh() + timeout_ms;
+    uv_timer_init(s->loop, &s->drain);
+    s->drain.data = s;
+    uv_timer_start(&s->drain, server_drain_cb, 0, 20);
+}
+
 void server_teardown(server_t *s)
 {
     for (int i = 0; i < s->nlisteners; i++)

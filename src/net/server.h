@@ -51,6 +51,8 @@ typedef struct server {
     int port;                           /* the TCP port actually bound (config port 0 is not allowed) */
     server_stats_t stats;
     int shutting_down;
+    uv_timer_t drain;                   /* shutdown: watches the clients leave */
+    long long drain_deadline_ms;
 } server_t;
 
 extern server_t *server;                /* the one server of this process */
@@ -59,6 +61,12 @@ extern server_t *server;                /* the one server of this process */
 int server_setup(server_t *s, uv_loop_t *loop, config_t *cfg, struct backend *b, struct cache *cache);
 /* Close listeners and clients; run the loop afterwards so the close callbacks happen. */
 void server_teardown(server_t *s);
+/*
+ * Graceful shutdown: stop accepting, let every client's commands in flight finish and their replies
+ * leave, then stop the loop — or stop it after timeout_ms whatever is left.
+ */
+void server_drain(server_t *s, unsigned timeout_ms);
+
 /* Free what server_setup allocated, after the loop has closed every handle. */
 void server_free(server_t *s);
 
