@@ -154,6 +154,10 @@ static const config_option_t config_options[] = {
       NULL, "256mb", "largest pending output of one client; beyond it the client is closed; 0 = unlimited" },
     { "pidfile", "server", CONFIG_STRING, F(pidfile), 0, 0, NULL, "",
       "write the process id to this file; empty = none" },
+    { "slowlog-log-slower-than", "server", CONFIG_INT, F(slowlog_log_slower_than), -1, INT_MAX, NULL, "10000",
+      "log commands that take this many microseconds or more in SLOWLOG; -1 = off, 0 = every command" },
+    { "slowlog-max-len", "server", CONFIG_INT, F(slowlog_max_len), 0, 1000000, NULL, "128",
+      "entries kept by SLOWLOG" },
     { "databases", "server", CONFIG_INT, F(databases), 1, 10000, NULL, "16",
       "number of databases (SELECT 0 to databases-1)" },
 

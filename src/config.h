@@ -34,6 +34,8 @@ typedef struct config {
     long long client_output_buffer_limit;/* largest pending output of one client, bytes; 0 = none */
     char *pidfile;                      /* write the pid here, or NULL */
     int databases;                      /* number of databases (SELECT 0..n-1) */
+    int slowlog_log_slower_than;        /* microseconds; -1 = off */
+    int slowlog_max_len;                /* SLOWLOG entries kept */
 
     /* [cache] */
     char *backend;                      /* backend URL: memory://, dummy://, redis://... */

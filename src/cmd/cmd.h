@@ -73,7 +73,13 @@ cmd_proc_t cmd_del, cmd_exists, cmd_type, cmd_touch, cmd_expire, cmd_pexpire, cm
 cmd_proc_t cmd_ping, cmd_echo, cmd_quit, cmd_hello, cmd_auth, cmd_select, cmd_client, cmd_command,
     cmd_info, cmd_config, cmd_time;
 cmd_proc_t cmd_multi, cmd_exec, cmd_discard;
-cmd_proc_t cmd_cache, cmd_forward;
+cmd_proc_t cmd_cache, cmd_forward, cmd_slowlog;
+
+/* cmd/stats.c: INFO commandstats / latencystats, SLOWLOG. */
+void cmd_stats_record(client_t *c, const cmd_def_t *d, int argc, bytes_t *argv, long long usec);
+void cmd_stats_rejected(const cmd_def_t *d);
+void cmd_stats_info(buf_t *out, int latency);
+void cmd_stats_reset(void);
 
 /* For COMMAND: the table. */
 extern const cmd_def_t cmd_table[];

@@ -648,6 +648,14 @@ int cmd_info(req_t *r, int argc, bytes_t *argv)
         else
             buf_append_str(&t, "expired_keys:0\r\nevicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\n");
     }
+    if (info_wants(argc, argv, "commandstats", 0)) {
+        info_section(&t, "Commandstats");
+        cmd_stats_info(&t, 0);
+    }
+    if (info_wants(argc, argv, "latencystats", 0)) {
+        info_section(&t, "Latencystats");
+        cmd_stats_info(&t, 1);
+    }
     if (info_wants(argc, argv, "cache", 1)) {
         info_section(&t, "Cache");
         cache_info(s->cache, &t);
@@ -725,6 +733,7 @@ int cmd_config(req_t *r, int argc, bytes_t *argv)
         if (st)
             store_stats_reset(st);
         cache_stats_reset(server->cache);
+        cmd_stats_reset();
         REPLY_OK(out);
     } else {
         static const char *const help[] = {

@@ -12,6 +12,7 @@
 
 #include "cache/cache.h"
 #include "net/server.h"
+#include "util/clock.h"
 #include "util/mem.h"
 
 #define R  CMD_READONLY
@@ -41,6 +42,14 @@ static const cmd_def_t command_subs[] = {
     {"command|info", cmd_command, -2, 0, 0, 0, 0, "server", "2.8.13", "Returns information about one, multiple or all commands.", "@slow @connection"},
     {"command|docs", cmd_command, -2, 0, 0, 0, 0, "server", "7.0.0", "Returns documentary information about one, multiple or all commands.", "@slow @connection"},
     {"command|help", cmd_command, 2, 0, 0, 0, 0, "server", "5.0.0", "Returns helpful text about the different subcommands.", "@slow @connection"},
+    {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL},
+};
+
+static const cmd_def_t slowlog_subs[] = {
+    {"slowlog|get", cmd_slowlog, -2, A, 0, 0, 0, "server", "2.2.12", "Returns the slow log's entries.", "@admin @slow @dangerous"},
+    {"slowlog|len", cmd_slowlog, 2, A, 0, 0, 0, "server", "2.2.12", "Returns the number of entries in the slow log.", "@admin @slow @dangerous"},
+    {"slowlog|reset", cmd_slowlog, 2, A, 0, 0, 0, "server", "2.2.12", "Clears all entries from the slow log.", "@admin @slow @dangerous"},
+    {"slowlog|help", cmd_slowlog, 2, 0, 0, 0, 0, "server", "6.2.0", "Show helpful text about the different subcommands.", "@slow"},
     {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL},
 };
 
@@ -117,6 +126,7 @@ const cmd_def_t cmd_table[] = {
     {"info", cmd_info, -1, 0, 0, 0, 0, "server", "1.0.0", "Returns information and statistics about the server.", "@slow @dangerous"},
     {"config", cmd_config, -2, A, 0, 0, 0, "server", "2.0.0", "A container for server configuration commands.", "@slow", config_subs},
     {"time", cmd_time, 1, F, 0, 0, 0, "server", "2.6.0", "Returns the server time.", "@fast"},
+    {"slowlog", cmd_slowlog, -2, A, 0, 0, 0, "server", "2.2.12", "A container for slow log commands.", "@slow", slowlog_subs},
     {"cache", cmd_cache, -2, A, 0, 0, 0, "cachetoryd", "0.1.0", "A container for commands on the stored (encoded) bytes.", "@slow", cache_subs},
     /* transactions */
     {"multi", cmd_multi, 1, F | NQ, 0, 0, 0, "transactions", "1.2.0", "Starts a transaction.", "@fast @transaction"},
@@ -307,10 +317,13 @@ void cmd_multi_reset(client_t *c)
 /* Run a command that passed the checks, in its req r. */
 static void cmd_call(client_t *c, req_t *r, const cmd_def_t *d, int argc, bytes_t *argv)
 {
+    long long t0 = clock_us_monotonic();
+
     c->last_cmd = d->name;
     server->stats.total_commands++;
     if (d->proc(r, argc, argv) == CMD_DONE)
         req_done(r);
+    cmd_stats_record(c, d, argc, argv, clock_us_monotonic() - t0);
 }
 
 /* Would a write of these arguments' size fit the backend's memory limit? Asked before a write runs or
@@ -341,8 +354,10 @@ void cmd_dispatch(client_t *c, int argc, bytes_t *argv)
         refuse = ERR_NOAUTH;
     else if (d != NULL && (d->flags & CMD_DENYOOM) && cmd_over_limit(argc, argv))
         refuse = ERR_OOM;
-    if (refuse != NULL)
+    if (refuse != NULL) {
         reply_error(req_out(r), refuse);
+        cmd_stats_rejected(d);
+    }
     if (d == NULL || refuse != NULL) {
         if (c->flags & CLIENT_MULTI)
             c->flags |= CLIENT_DIRTY_EXEC;

@@ -1,0 +1,240 @@
+/*
+ * cmd/stats: per-command counters (INFO commandstats), latency percentiles (INFO latencystats), and the
+ * slow log (SLOWLOG), with redis's field names so that existing dashboards and exporters read them.
+ *
+ * Time is the command's execution on the loop thread, measured around its handler, as redis measures
+ * it; an upstream's round trip is in INFO upstream.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "net/server.h"
+#include "util/clock.h"
+#include "util/mem.h"
+
+/* Latency histogram: 4 buckets per power of two of microseconds, up to 2^40 us. */
+#define HIST_SUB 4
+#define HIST_BUCKETS (41 * HIST_SUB)
+
+typedef struct cmd_stat {
+    const cmd_def_t *def;
+    unsigned long long calls;
+    unsigned long long usec;
+    unsigned long long rejected;
+    unsigned hist[HIST_BUCKETS];
+} cmd_stat_t;
+
+#define STAT_SLOTS 512
+static cmd_stat_t *stats[STAT_SLOTS];
+
+static cmd_stat_t *stat_for(const cmd_def_t *d)
+{
+    unsigned h = (unsigned)(((uintptr_t)d >> 4) * 2654435761u) % STAT_SLOTS;
+    for (unsigned i = 0; i < STAT_SLOTS; i++, h = (h + 1) % STAT_SLOTS) {
+        if (stats[h] == NULL) {
+            stats[h] = mem_calloc(1, sizeof(cmd_stat_t));
+            stats[h]->def = d;
+            return stats[h];
+        }
+        if (stats[h]->def == d)
+            return stats[h];
+    }
+    return NULL;        /* more commands than slots: cannot happen with the table's size */
+}
+
+static int hist_bucket(long long us)
+{
+    if (us < 1)
+        return 0;
+    int e = 63 - __builtin_clzll((unsigned long long)us);         /* 2^e <= us < 2^(e+1) */
+    int sub = e >= 2 ? (int)((us >> (e - 2)) & 3) : (int)(us & ((1 << e) - 1)) * (HIST_SUB >> e);
+    int b = e * HIST_SUB + sub;
+    return b < HIST_BUCKETS ? b : HIST_BUCKETS - 1;
+}
+
+/* The upper bound of bucket b, in microseconds. */
+static double hist_upper(int b)
+{
+    int e = b / HIST_SUB, sub = b % HIST_SUB;
+    return (double)(1ULL << e) * (1.0 + (sub + 1) / (double)HIST_SUB);
+}
+
+typedef struct slowlog_entry {
+    long long id;
+    long long time_s;
+    long long usec;
+    int argc;                   /* arguments kept (at most 32, the last saying how many more) */
+    bytes_t *argv;              /* one block with the bytes */
+    char addr[64];
+    char name[64];
+} slowlog_entry_t;
+
+static slowlog_entry_t *slowlog;        /* ring of slowlog_max entries, newest at slowlog_head - 1 */
+static int slowlog_cap, slowlog_len, slowlog_head;
+static long long slowlog_next_id;
+
+static void slowlog_entry_free(slowlog_entry_t *e)
+{
+    mem_free(e->argv);
+    e->argv = NULL;
+}
+
+static void slowlog_push(client_t *c, int argc, bytes_t *argv, long long usec)
+{
+    int max = server->cfg->slowlog_max_len;
+
+    if (max <= 0)
+        return;
+    if (slowlog_cap != max) {           /* the length changed (reload): start over */
+        for (int i = 0; i < slowlog_cap; i++)
+            slowlog_entry_free(&slowlog[i]);
+        mem_free(slowlog);
+        slowlog = mem_calloc((size_t)max, sizeof(*slowlog));
+        slowlog_cap = max;
+        slowlog_len = slowlog_head = 0;
+    }
+    slowlog_entry_t *e = &slowlog[slowlog_head];
+    slowlog_entry_free(e);
+    int keep = argc > 32 ? 32 : argc;
+    size_t bytes = 0;
+    char more[64];
+    for (int i = 0; i < keep; i++)
+        bytes += argv[i].len > 128 ? 128 + 32 : argv[i].len;
+    e->argv = mem_alloc((size_t)keep * sizeof(bytes_t) + bytes + sizeof(more));
+    char *p = (char *)(e->argv + keep);
+    for (int i = 0; i < keep; i++) {
+        const bytes_t *a = &argv[i];
+        if (i == 31 && argc > 32) {
+            int n = snprintf(more, sizeof(more), "... (%d more arguments)", argc - 31);
+            memcpy(p, more, (size_t)n);
+            e->argv[i] = (bytes_t){ p, (size_t)n };
+            p += n;
+        } else if (a->len > 128) {
+            int n = snprintf(p, 128 + 32, "%.128s... (%zu more bytes)", a->ptr, a->len - 128);
+            e->argv[i] = (bytes_t){ p, (size_t)n };
+            p += n;
+        } else {
+            memcpy(p, a->ptr, a->len);
+            e->argv[i] = (bytes_t){ p, a->len };
+            p += a->len;
+        }
+    }
+    e->argc = keep;
+    e->id = slowlog_next_id++;
+    e->time_s = clock_ms() / 1000;
+    e->usec = usec;
+    snprintf(e->addr, sizeof(e->addr), "%s", c->addr);
+    snprintf(e->name, sizeof(e->name), "%s", c->name ? c->name : "");
+    slowlog_head = (slowlog_head + 1) % slowlog_cap;
+    if (slowlog_len < slowlog_cap)
+        slowlog_len++;
+}
+
+void cmd_stats_record(client_t *c, const cmd_def_t *d, int argc, bytes_t *argv, long long usec)
+{
+    cmd_stat_t *s = stat_for(d);
+
+    if (s != NULL) {
+        s->calls++;
+        s->usec += (unsigned long long)usec;
+        s->hist[hist_bucket(usec)]++;
+    }
+    long long slower = server->cfg->slowlog_log_slower_than;
+    if (slower >= 0 && usec >= slower)
+        slowlog_push(c, argc, argv, usec);
+}
+
+void cmd_stats_rejected(const cmd_def_t *d)
+{
+    cmd_stat_t *s = stat_for(d);
+    if (s != NULL)
+        s->rejected++;
+}
+
+void cmd_stats_reset(void)
+{
+    for (int i = 0; i < STAT_SLOTS; i++)
+        if (stats[i] != NULL)
+            memset(&stats[i]->calls, 0, sizeof(*stats[i]) - offsetof(cmd_stat_t, calls));
+}
+
+/* "get" or "client|list" as redis names them in INFO. */
+void cmd_stats_info(buf_t *out, int latency)
+{
+    for (int i = 0; i < STAT_SLOTS; i++) {
+        const cmd_stat_t *s = stats[i];
+        if (s == NULL || (s->calls == 0 && s->rejected == 0))
+            continue;
+        if (!latency) {
+            buf_printf(out, "cmdstat_%s:calls=%llu,usec=%llu,usec_per_call=%.2f,rejected_calls=%llu,failed_calls=0\r\n",
+                       s->def->name, s->calls, s->usec, s->calls ? (double)s->usec / (double)s->calls : 0.0,
+                       s->rejected);
+            continue;
+        }
+        if (s->calls == 0)
+            continue;
+        static const double pct[] = { 50.0, 99.0, 99.9 };
+        double v[3];
+        for (int k = 0; k < 3; k++) {
+            unsigned long long want = (unsigned long long)((double)s->calls * pct[k] / 100.0 + 0.999999);
+            unsigned long long seen = 0;
+            v[k] = hist_upper(HIST_BUCKETS - 1);
+            for (int b = 0; b < HIST_BUCKETS; b++) {
+                seen += s->hist[b];
+                if (seen >= want) {
+                    v[k] = hist_upper(b);
+                    break;
+                }
+            }
+        }
+        buf_printf(out, "latency_percentiles_usec_%s:p50=%.3f,p99=%.3f,p99.9=%.3f\r\n", s->def->name, v[0], v[1], v[2]);
+    }
+}
+
+/* SLOWLOG GET [count] | LEN | RESET | HELP */
+int cmd_slowlog(req_t *r, int argc, bytes_t *argv)
+{
+    buf_t *out = req_out(r);
+
+    if (bytes_eq_nocase(argv[1], "len")) {
+        reply_int(out, slowlog_len);
+    } else if (bytes_eq_nocase(argv[1], "reset")) {
+        for (int i = 0; i < slowlog_cap; i++)
+            slowlog_entry_free(&slowlog[i]);
+        slowlog_len = slowlog_head = 0;
+        REPLY_OK(out);
+    } else if (bytes_eq_nocase(argv[1], "get")) {
+        long long n = 10;
+        if (argc == 3 && (cmd_parse_ll(argv[2], &n) < 0 || n < -1)) {
+            reply_error(out, "ERR count should be greater than or equal to -1");
+            return CMD_DONE;
+        }
+        if (n == -1 || n > slowlog_len)
+            n = slowlog_len;
+        reply_array(out, (size_t)n);
+        for (long long i = 0; i < n; i++) {
+            const slowlog_entry_t *e = &slowlog[(slowlog_head - 1 - i + 2 * slowlog_cap) % slowlog_cap];
+            reply_array(out, 6);
+            reply_int(out, e->id);
+            reply_int(out, e->time_s);
+            reply_int(out, e->usec);
+            reply_array(out, (size_t)e->argc);
+            for (int k = 0; k < e->argc; k++)
+                reply_bulk(out, e->argv[k].ptr, e->argv[k].len);
+            reply_bulk_str(out, e->addr);
+            reply_bulk_str(out, e->name);
+        }
+    } else {
+        static const char *const help[] = {
+            "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "GET [<count>]", "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+            "LEN", "    Return the length of the slowlog.",
+            "RESET", "    Reset the slowlog.",
+        };
+        reply_array(out, sizeof(help) / sizeof(help[0]));
+        for (size_t i = 0; i < sizeof(help) / sizeof(help[0]); i++)
+            reply_status(out, help[i]);
+    }
+    return CMD_DONE;
+}
