@@ -158,6 +158,10 @@ static const config_option_t config_options[] = {
       "log commands that take this many microseconds or more in SLOWLOG; -1 = off, 0 = every command" },
     { "slowlog-max-len", "server", CONFIG_INT, F(slowlog_max_len), 0, 1000000, NULL, "128",
       "entries kept by SLOWLOG" },
+    { "metrics-port", "server", CONFIG_INT, F(metrics_port), 0, 65535, NULL, "0",
+      "serve Prometheus metrics over HTTP on this port (GET /metrics); 0 = off" },
+    { "metrics-bind", "server", CONFIG_STRING, F(metrics_bind), 0, 0, NULL, "127.0.0.1",
+      "address the metrics port listens on" },
     { "databases", "server", CONFIG_INT, F(databases), 1, 10000, NULL, "16",
       "number of databases (SELECT 0 to databases-1)" },
 

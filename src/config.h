@@ -36,6 +36,8 @@ typedef struct config {
     int databases;                      /* number of databases (SELECT 0..n-1) */
     int slowlog_log_slower_than;        /* microseconds; -1 = off */
     int slowlog_max_len;                /* SLOWLOG entries kept */
+    int metrics_port;                   /* Prometheus HTTP port, 0 = off */
+    char *metrics_bind;                 /* its address */
 
     /* [cache] */
     char *backend;                      /* backend URL: memory://, dummy://, redis://... */

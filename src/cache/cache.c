@@ -617,6 +617,19 @@ void cache_stats_reset(cache_t *c)
     memset(&c->stats, 0, sizeof(c->stats));
 }
 
+void cache_metrics(cache_t *c, buf_t *out)
+{
+    const cache_stats_t *s = &c->stats;
+    static const char *const names[] = { "encodes", "encode_bytes_in", "encode_bytes_out", "decodes",
+                                         "decode_bytes_in", "decode_bytes_out", "values_undecoded",
+                                         "decode_errors", "encode_errors", "offloaded" };
+    unsigned long long v[] = { s->encodes, s->encode_bytes_in, s->encode_bytes_out, s->decodes, s->decode_bytes_in,
+                               s->decode_bytes_out, s->undecoded, s->decode_errors, s->encode_errors, s->offloaded };
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+        buf_printf(out, "# TYPE cachetoryd_cache_%s_total counter\ncachetoryd_cache_%s_total{cache=\"%s\"} %llu\n",
+                   names[i], names[i], c->name, v[i]);
+}
+
 void cache_info(cache_t *c, buf_t *out)
 {
     const cache_stats_t *s = &c->stats;

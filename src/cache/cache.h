@@ -47,6 +47,7 @@ int cache_submit(cache_t *c, const backend_op_t *op, backend_cb *cb, void *ctx, 
 /* Append the cache's INFO fields. */
 void cache_info(cache_t *c, buf_t *out);
 void cache_stats_reset(cache_t *c);
+void cache_metrics(cache_t *c, buf_t *out);        /* Prometheus lines */
 backend_t *cache_backend(cache_t *c);
 
 #endif

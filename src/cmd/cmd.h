@@ -80,6 +80,7 @@ void cmd_stats_record(client_t *c, const cmd_def_t *d, int argc, bytes_t *argv, 
 void cmd_stats_rejected(const cmd_def_t *d);
 void cmd_stats_info(buf_t *out, int latency);
 void cmd_stats_reset(void);
+void cmd_stats_prometheus(buf_t *out);
 
 /* For COMMAND: the table. */
 extern const cmd_def_t cmd_table[];

@@ -192,6 +192,32 @@ void cmd_stats_info(buf_t *out, int latency)
     }
 }
 
+/* Per-command calls and a latency histogram, as Prometheus reads them (seconds, cumulative buckets). */
+void cmd_stats_prometheus(buf_t *out)
+{
+    buf_append_str(out, "# HELP cachetoryd_command_duration_seconds Time a command took on the loop thread.\n"
+                        "# TYPE cachetoryd_command_duration_seconds histogram\n");
+    for (int i = 0; i < STAT_SLOTS; i++) {
+        const cmd_stat_t *s = stats[i];
+        if (s == NULL || s->calls == 0)
+            continue;
+        unsigned long long cum = 0;
+        int last = 0;
+        for (int b = 0; b < HIST_BUCKETS; b++)
+            if (s->hist[b])
+                last = b;
+        for (int b = 0; b <= last; b++) {
+            cum += s->hist[b];
+            if (b % HIST_SUB == HIST_SUB - 1 || b == last)
+                buf_printf(out, "cachetoryd_command_duration_seconds_bucket{cmd=\"%s\",le=\"%.9g\"} %llu\n",
+                           s->def->name, hist_upper(b) / 1e6, cum);
+        }
+        buf_printf(out, "cachetoryd_command_duration_seconds_bucket{cmd=\"%s\",le=\"+Inf\"} %llu\n", s->def->name, s->calls);
+        buf_printf(out, "cachetoryd_command_duration_seconds_sum{cmd=\"%s\"} %.9g\n", s->def->name, (double)s->usec / 1e6);
+        buf_printf(out, "cachetoryd_command_duration_seconds_count{cmd=\"%s\"} %llu\n", s->def->name, s->calls);
+    }
+}
+
 /* SLOWLOG GET [count] | LEN | RESET | HELP */
 int cmd_slowlog(req_t *r, int argc, bytes_t *argv)
 {

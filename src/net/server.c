@@ -11,6 +11,7 @@
 
 #include "backend/backend.h"
 #include "net/conn.h"
+#include "net/metrics.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -125,6 +126,8 @@ int server_setup(server_t *s, uv_loop_t *loop, config_t *cfg, backend_t *b, stru
     }
     uv_check_init(loop, &s->flush);
     s->flush.data = s;
+    if (metrics_setup(s) < 0)
+        return -1;
     uv_timer_init(loop, &s->cron);
     s->cron.data = s;
     uv_timer_start(&s->cron, server_cron_cb, 1000 / (unsigned)cfg->hz, 1000 / (unsigned)cfg->hz);
@@ -171,6 +174,7 @@ void server_drain(server_t *s, unsigned timeout_ms)
 
 void server_teardown(server_t *s)
 {
+    metrics_teardown(s);
     for (int i = 0; i < s->nlisteners; i++)
         if (!uv_is_closing(&s->listeners[i].handle))
             uv_close(&s->listeners[i].handle, server_handle_closed_cb);

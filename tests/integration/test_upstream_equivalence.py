@@ -95,6 +95,13 @@ def _script(far):
         ["RENAMENX", "ap2", "m1"], ["RENAMENX", "ap2", "ap3"], ["GET", "ap3"], ["RENAMENX", "missing", "y"],
         ["RENAME", "ap3", "ap3"],
         ["DBSIZE"],
+        # odd keys are keys too (never encoded)
+        ["SET", "", "empty key"], ["GET", ""], ["SET", b"k\x00\r\n y", b"v\x00"], ["GET", b"k\x00\r\n y"],
+        ["MGET", "", b"k\x00\r\n y"], ["APPEND", b"k\x00\r\n y", "+"], ["STRLEN", b"k\x00\r\n y"],
+        ["KEYS", "k*"], ["DEL", "", b"k\x00\r\n y"],
+        # RANDOMKEY on a database with one key, then none
+        ["SELECT", "7"], ["RANDOMKEY"], ["SET", "only", "1"], ["RANDOMKEY"], ["FLUSHDB"], ["RANDOMKEY"],
+        ["SELECT", "0"],
         # wrong arity / syntax, handled the same way
         ["GET"], ["MGET"], ["MSETNX", "a"], ["INCRBY", "n"], ["EXPIRE", "m1"], ["GETEX", "m1", "BOGUS"],
         ["DEL"],

@@ -124,6 +124,25 @@ def test_upstream_down_at_start_then_appears(start_daemon, upstreams):
     assert decode("zstd://", up.client(0).get("k")) == b"v"
 
 
+def test_connect_timeout(start_daemon, upstreams):
+    """An upstream that accepts TCP connections but never answers the handshake (stopped, with a password
+    to send): commands fail within about the connect timeout, not the much longer command timeout."""
+    up = upstreams(password="pw")
+    up.pause()
+    try:
+        d = proxy(start_daemon, up, "null://", upstream_connect_timeout=300, upstream_command_timeout=5000,
+                  upstream_retry_max=200)
+        c = d.conn(timeout=15.0)
+        for _ in range(3):
+            r, dt = timed(c, "SET", "k", "v")
+            assert is_upstream_err(r), "SET while the upstream never completes the handshake: %r" % (r,)
+            assert dt < 1.5, "SET took %.2fs to fail (connect timeout 300 ms, command timeout 5000 ms): %r" % (dt, r)
+    finally:
+        up.resume()
+    ok = wait_for(lambda: c.cmd("SET", "k", "v") == "OK", 5.0)
+    assert ok, "no service after the upstream resumed: %r" % (c.cmd("SET", "k", "v"),)
+
+
 def test_slow_upstream_times_out_and_memory_stays_bounded(start_daemon, upstreams):
     cmd_timeout = 500
     up = upstreams()
@@ -142,6 +161,7 @@ def test_slow_upstream_times_out_and_memory_stays_bounded(start_daemon, upstream
         inflight = int(info.get("upstream_commands_in_flight", "-1"))
         r = p.read_reply()
         assert is_upstream_err(r), "GET with the upstream stopped: %r" % (r,)
+        assert "timed out" in r, "the first command to a stopped upstream should time out: %r" % (r,)
         # single commands: an "ERR upstream" error within about the command timeout
         for cmd in (["GET", "pre:1"], ["SET", "x", "y"], ["MGET", "pre:1", "pre:2"], ["INCR", "n"]):
             r, dt = timed(c, *cmd)
@@ -220,3 +240,62 @@ def test_slow_upstream_times_out_and_memory_stays_bounded(start_daemon, upstream
     assert c.cmd("SET", "after", "ok") == "OK" and c.cmd("GET", "after") == b"ok"
     wait_for(lambda: upstream_info(d)[0].get("upstream_commands_in_flight") == "0", 3.0)
     assert upstream_info(d)[0].get("upstream_commands_in_flight") == "0", "commands in flight when idle"
+
+
+@pytest.mark.parametrize("serializer", ["null://", "zstd://"])
+def test_clients_leaving_with_commands_in_flight(start_daemon, upstreams, serializer):
+    """Clients that close their connection while their commands (plain, read-modify-write, MULTI) wait for
+    a stopped upstream: cachetoryd survives the late replies and timeouts, and serves everyone afterwards."""
+    up = upstreams()
+    d = proxy(start_daemon, up, serializer, upstream_command_timeout=1500, upstream_pool_size=2)
+    with d.conn() as c:
+        assert c.cmd("SET", "k", "v") == "OK"
+    up.pause()
+    try:
+        for n in range(6):
+            g = d.conn()
+            cmds = [["GET", "k"], ["SET", "s:%d" % n, "v"], ["INCR", "ctr"], ["APPEND", "ap", "x"],
+                    ["MGET", "k", "s:0"], ["MULTI"], ["SET", "t", "1"], ["INCR", "t"], ["EXEC"]] * 20
+            g.send(b"".join(encode_command(*x) for x in cmds))
+            time.sleep(0.02)
+            g.close()
+        time.sleep(0.2)
+    finally:
+        up.resume()                               # the upstream answers while the clients are gone
+    time.sleep(0.3)
+    up.pause()
+    try:
+        for n in range(3):                        # and clients leaving while their commands time out
+            g = d.conn()
+            g.send(b"".join(encode_command("INCR", "late") for _ in range(50)))
+            g.close()
+        time.sleep(1.8)                           # past the command timeout
+    finally:
+        up.resume()
+    assert d.alive(), "cachetoryd died after clients left with commands in flight"
+    c = d.conn()
+    ok = wait_for(lambda: c.cmd("GET", "k") == b"v", 5.0)
+    assert ok, "no service after the upstream resumed: %r" % (c.cmd("GET", "k"),)
+    for i in range(50):
+        assert c.cmd("SET", "after:%d" % i, str(i)) == "OK"
+        assert c.cmd("GET", "after:%d" % i) == str(i).encode()
+    assert isinstance(c.cmd("INCR", "ctr"), int)
+
+
+def test_upstream_closing_connections(start_daemon, upstreams):
+    """Redis closing cachetoryd's connections (its idle `timeout`, or CLIENT KILL) is noticed and mended
+    before the next command: clients see no error."""
+    up = upstreams(extra=["--timeout", "1"])
+    d = proxy(start_daemon, up, "zstd://")
+    c = d.conn()
+    assert c.cmd("SET", "k", "v") == "OK"
+    time.sleep(1.8)                               # Redis closes the idle pool connections after 1 s
+    for _ in range(3):
+        r = c.cmd("GET", "k")
+        assert r == b"v", "GET after Redis closed idle connections: %r" % (r,)
+    with up.conn() as u:
+        assert u.cmd("CLIENT", "KILL", "SKIPME", "yes") >= 1
+    time.sleep(0.3)
+    for _ in range(3):
+        r = c.cmd("INCR", "n")
+        assert isinstance(r, int), "INCR after CLIENT KILL of cachetoryd's connections: %r" % (r,)

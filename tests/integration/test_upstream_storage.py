@@ -5,7 +5,8 @@ reflecting the upstream."""
 import pytest
 
 from helpers import parse_info, parse_keyspace_value
-from upstream_support import ZSTD_MAGIC, decode, encode_check, proxy, upstreams  # noqa: F401
+from helpers import Err
+from upstream_support import ZSTD_MAGIC, decode, encode_check, proxy, upstreams, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.needs_cachetoryd
 
@@ -96,10 +97,29 @@ def test_legacy_plain_values_read_through_zstd(start_daemon, upstreams):
     assert c.cmd("TYPE", "legacy:text") == "string"
     for k, v in legacy.items():
         assert raw.get(k) == v, "reading %s through cachetoryd rewrote it upstream: %r" % (k, raw.get(k))
-    # a legacy integer stays usable by the read-modify-write path
+    # a legacy integer stays usable by the read-modify-write path (as in memory mode, where INCR and
+    # APPEND on a value stored raw decode it as it is and store the result encoded)
     assert c.cmd("INCR", "legacy:num") == 18
     assert c.cmd("GET", "legacy:num") == b"18"
     assert decode("zstd://", raw.get("legacy:num")) == b"18"
+    assert c.cmd("APPEND", "legacy:text", b" + more") == len(legacy["legacy:text"]) + 7
+    assert c.cmd("GET", "legacy:text") == legacy["legacy:text"] + b" + more"
+    assert decode("zstd://", raw.get("legacy:text")) == legacy["legacy:text"] + b" + more"
+
+
+def test_strict_chain_refuses_legacy_values(start_daemon, upstreams):
+    """zstd://?strict=yes: a plain value upstream is an error (as in memory mode), encoded values read."""
+    up = upstreams()
+    up.client(0).set("legacy", b"plain")
+    d = proxy(start_daemon, up, "zstd://?strict=yes")
+    c = d.conn()
+    assert c.cmd("SET", "new", b"value") == "OK"
+    assert c.cmd("GET", "new") == b"value"
+    r = c.cmd("GET", "legacy")
+    assert isinstance(r, Err) and "strict" in r, "GET of a plain value with strict=yes: %r" % (r,)
+    r = c.cmd("MGET", "new", "legacy")
+    assert isinstance(r, Err) and "strict" in r, "MGET with a plain value, strict=yes: %r" % (r,)
+    assert up.client(0).get("legacy") == b"plain"
 
 
 @pytest.mark.parametrize("serializer", ["null://", "zstd://"])
@@ -135,6 +155,74 @@ def test_select_reaches_upstream_database(start_daemon, upstreams, serializer):
 
 
 @pytest.mark.parametrize("serializer", ["null://", "zstd://"])
+def test_select_with_every_kind_of_command(start_daemon, upstreams, serializer):
+    """One upstream connection shared by clients in databases 0, 3 and 5, each sending plain commands,
+    MSET, read-modify-write commands, a MULTI ... EXEC and a passthrough command: every key lands in its
+    client's database upstream."""
+    up = upstreams()
+    d = proxy(start_daemon, up, serializer, upstream_pool_size=1, passthrough="yes")
+    dbs = [0, 3, 5]
+    conns = {}
+    for db in dbs:
+        conns[db] = d.conn()
+        assert conns[db].cmd("SELECT", str(db)) == "OK"
+    for rnd in range(3):
+        batch = {}
+        for db in dbs:
+            tag = "d%d-r%d" % (db, rnd)
+            cmds = [["SET", "plain:" + tag, tag], ["MSET", "ms1:" + tag, tag, "ms2:" + tag, tag],
+                    ["INCR", "ctr:" + tag], ["APPEND", "app:" + tag, tag],
+                    ["MULTI"], ["SET", "tx:" + tag, tag], ["INCR", "txctr:" + tag], ["EXEC"],
+                    ["HSET", "hash:" + tag, "f", tag], ["SET", "px:" + tag, tag, "PX", "100000"]]
+            conns[db].send(b"".join(_enc(*x) for x in cmds))
+            batch[db] = cmds
+        for db in dbs:
+            tag = "d%d-r%d" % (db, rnd)
+            got = [conns[db].read_reply() for _ in batch[db]]
+            assert got == ["OK", "OK", 1, len(tag), "OK", "QUEUED", "QUEUED", ["OK", 1], 1, "OK"], \
+                "client in db %d, round %d: %r" % (db, rnd, got)
+    for db in dbs:
+        keys = sorted(k.decode() for k in up.client(db).keys("*"))
+        want = sorted("%s:d%d-r%d" % (p, db, rnd) for p in ("plain", "ms1", "ms2", "ctr", "app", "tx", "txctr",
+                                                             "hash", "px") for rnd in range(3))
+        assert keys == want, "db %d upstream: %d keys, unexpected %r, missing %r" % (
+            db, len(keys), sorted(set(keys) - set(want))[:6], sorted(set(want) - set(keys))[:6])
+        tag = "d%d-r0" % db
+        encode_check(serializer, up.client(db).get("app:" + tag), tag.encode(), "APPEND in db %d" % db)
+        encode_check(serializer, up.client(db).get("ctr:" + tag), b"1", "INCR in db %d" % db)
+        assert conns[db].cmd("GET", "tx:" + tag) == tag.encode()
+        assert conns[db].cmd("DBSIZE") == len(want)
+
+
+@pytest.mark.parametrize("serializer", ["null://", "zstd://"])
+def test_large_values_pipelined(start_daemon, upstreams, serializer):
+    """Values past codec-thread-min-size (encoded on the thread pool) next to small ones, pipelined: every
+    reply in order, the upstream holds each one encoded."""
+    up = upstreams()
+    d = proxy(start_daemon, up, serializer)
+    c = d.conn(timeout=30.0)
+    vals = {}
+    for i in range(12):
+        size = [10, 200 * 1024, 3, 3 * 1024 * 1024, 70000, 0][i % 6]
+        vals["big:%d" % i] = (b"%08d|" % i + bytes(range(256)) * (size // 256 + 1))[:size]
+    cmds = []
+    for k, v in vals.items():
+        cmds += [["SET", k, v], ["GET", k], ["STRLEN", k]]
+    c.send(b"".join(_enc(*x) for x in cmds))
+    replies = [c.read_reply() for _ in cmds]
+    for n, (k, v) in enumerate(vals.items()):
+        assert replies[3 * n] == "OK", (k, replies[3 * n])
+        assert replies[3 * n + 1] == v, "GET %s (%d bytes) in a pipeline: got %r..." % (
+            k, len(v), (replies[3 * n + 1] or b"")[:40])
+        assert replies[3 * n + 2] == len(v), (k, replies[3 * n + 2])
+    raw = up.client(0)
+    for k, v in vals.items():
+        if v:
+            encode_check(serializer, raw.get(k), v, k)
+    assert c.cmd("MGET", *vals.keys()) == list(vals.values())
+
+
+@pytest.mark.parametrize("serializer", ["null://", "zstd://"])
 def test_url_database(start_daemon, upstreams, serializer):
     up = upstreams()
     d = proxy(start_daemon, up, serializer, db=5)
@@ -144,6 +232,14 @@ def test_url_database(start_daemon, upstreams, serializer):
     encode_check(serializer, up.client(5).get("k"), b"v5", "key written with redis://.../5")
     assert up.client(0).dbsize() == 0, "redis://.../5 wrote into db 0"
     assert up.client(5).dbsize() == 2
+    assert c.cmd("DBSIZE") == 2
+    # a client's SELECT n reaches database n upstream, whatever the URL's database
+    assert c.cmd("SELECT", "3") == "OK"
+    assert c.cmd("SET", "k3", b"v3") == "OK"
+    assert c.cmd("INCR", "n3") == 1
+    encode_check(serializer, up.client(3).get("k3"), b"v3", "SELECT 3 with redis://.../5")
+    assert sorted(up.client(3).keys("*")) == [b"k3", b"n3"]
+    assert up.client(8).dbsize() == 0, "SELECT 3 with redis://.../5 reached db 8"
     assert c.cmd("DBSIZE") == 2
 
 
@@ -190,6 +286,13 @@ def test_keyspace_commands_reflect_upstream(start_daemon, upstreams):
     assert c.cmd("SET", "again", "v") == "OK"
     assert c.cmd("FLUSHALL") == "OK"
     assert r0.dbsize() == 0 and r2.dbsize() == 0, "FLUSHALL through cachetoryd left keys upstream"
+    r0.set("x", "1")
+    r2.set("y", "1")
+    assert c.cmd("FLUSHALL", "ASYNC") == "OK"
+    assert wait_for(lambda: r0.dbsize() == 0 and r2.dbsize() == 0, 3.0), "FLUSHALL ASYNC left keys upstream"
+    r2.set("y", "1")
+    assert c.cmd("FLUSHDB", "SYNC") == "OK"          # the client is in db 2
+    assert r2.dbsize() == 0
     ks = parse_info(c.cmd("INFO", "keyspace"))
     assert not any(k.startswith("db") for k in ks), "INFO keyspace after FLUSHALL: %r" % ks
 

@@ -223,3 +223,70 @@ def test_rmw_pipelined_by_one_client_keeps_order(start_daemon, upstreams):
     for i in range(100):
         assert replies[4 * i:4 * i + 4] == [i + 1, str(i + 1).encode(), i + 1, i + 1], \
             "pipelined round %d: %r" % (i, replies[4 * i:4 * i + 4])
+
+
+@pytest.mark.parametrize("serializer", CHAINS)
+def test_commands_reach_upstream_whole(start_daemon, upstreams, serializer):
+    """MONITOR upstream: MGET is one MGET, MSET one MSET, MSETNX one MSETNX (never split); with null://
+    INCR / APPEND are forwarded as they are, with zstd:// they run as WATCH ... MULTI ... EXEC."""
+    up = upstreams()
+    d = proxy(start_daemon, up, serializer)
+    c = d.conn()
+    mon = start_monitor(up)
+    keys = ["mk:%d" % i for i in range(25)]
+    assert c.cmd("MSET", *[x for k in keys for x in (k, k + "-v")]) == "OK"
+    assert c.cmd("MGET", *keys) == [(k + "-v").encode() for k in keys]
+    assert c.cmd("MSETNX", "nx:a", "1", "nx:b", "2", "nx:c", "3") == 1
+    assert c.cmd("INCR", "ctr") == 1
+    assert c.cmd("APPEND", "ap", "xyz") == 3
+    assert c.cmd("SET", "marker:end", "1") == "OK"
+    entries = read_monitor(mon, lambda es: any(e[2][:2] == ["SET", "marker:end"] for e in es), timeout=5.0)
+    mon.close()
+    cmds = [e[2] for e in entries if e[2]]
+    names = [a[0].upper() for a in cmds]
+    msets = [a for a in cmds if a[0].upper() == "MSET"]
+    assert len(msets) == 1 and len(msets[0]) == 1 + 2 * len(keys), \
+        "MSET of %d keys reached the upstream as %r" % (len(keys), [len(a) for a in msets])
+    mgets = [a for a in cmds if a[0].upper() == "MGET"]
+    assert len(mgets) == 1 and mgets[0][1:] == keys, "MGET reached the upstream as %r" % (mgets,)
+    msetnx = [a for a in cmds if a[0].upper() == "MSETNX"]
+    assert len(msetnx) == 1 and msetnx[0][1::2] == ["nx:a", "nx:b", "nx:c"], msetnx
+    assert not any(n in ("SET", "GET", "SETNX") and a[1].startswith(("mk:", "nx:")) for n, a in zip(names, cmds)), \
+        "multi-key commands were split into single-key ones upstream: %r" % cmds[:10]
+    ctr_cmds = [a[0].upper() for a in cmds if len(a) > 1 and a[1] == "ctr"]
+    if serializer == "null://":
+        assert ctr_cmds == ["INCR"], "INCR with null:// reached the upstream as %r" % ctr_cmds
+        assert [a[0].upper() for a in cmds if len(a) > 1 and a[1] == "ap"] == ["APPEND"]
+    else:
+        assert "WATCH" in ctr_cmds and "INCR" not in ctr_cmds, \
+            "INCR with zstd:// reached the upstream as %r (expected WATCH/GET ... MULTI SET EXEC)" % ctr_cmds
+        assert "MULTI" in names and "EXEC" in names
+
+
+def test_rmw_hot_key_many_connections(start_daemon, upstreams):
+    """A hot counter (rate limiter style): 48 clients pipelining INCR on one key over a pool of 24
+    connections. Every INCR succeeds (a read-modify-write retries until it wins; a Redis INCR never asks
+    the client to try again) and none is lost."""
+    up = upstreams()
+    d = proxy(start_daemon, up, "zstd://", upstream_pool_size=24)
+    nthreads, per = 48, 100
+    conns = [d.conn(timeout=30.0) for _ in range(nthreads)]
+    errors = []
+
+    def work(c):
+        for _ in range(per // 10):
+            c.send(b"".join(encode_command("INCR", "hot") for _ in range(10)))
+            for _ in range(10):
+                r = c.read_reply()
+                if not isinstance(r, int):
+                    errors.append(r)
+
+    ts = [threading.Thread(target=work, args=(c,)) for c in conns]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    final = int(d.conn().cmd("GET", "hot"))
+    assert final + len(errors) == nthreads * per, "INCRs lost: %d applied + %d errors != %d" % (
+        final, len(errors), nthreads * per)
+    assert not errors, "%d of %d INCRs on a hot key failed, e.g. %r" % (len(errors), nthreads * per, errors[:2])

@@ -669,7 +669,7 @@ static void test_config_get(void **state)
     assert_int_equal(c.n, 0);
     assert_string_equal(get(&cfg, "appendonly", &c), "");
     get(&cfg, "*", &c);
-    assert_int_equal(c.n, 29);
+    assert_int_equal(c.n, 31);
     assert_string_equal(get(&cfg, "?ort", &c), "port=6380;");
     assert_string_equal(get(&cfg, "[pq]ort", &c), "port=6380;");
     assert_string_equal(get(&cfg, "[^p]ort", &c), "");
@@ -688,7 +688,7 @@ static void test_config_get(void **state)
     assert_string_equal(get(&cfg, "h[z", &c), "hz=10;");       /* unterminated set: to the end */
     assert_string_equal(get(&cfg, "h[^a-y", &c), "hz=10;");
     assert_string_equal(get(&cfg, "*[h]z", &c), "hz=10;");
-    assert_string_equal(get(&cfg, "*e*o*", &c), "timeout=0;client-output-buffer-limit=268435456;"
+    assert_string_equal(get(&cfg, "*e*o*", &c), "timeout=0;client-output-buffer-limit=268435456;metrics-port=0;"
                         "maxmemory=0;maxmemory-policy=allkeys-lru;upstream-pool-size=4;"
                         "upstream-connect-timeout=1000;upstream-command-timeout=2000;");
     assert_string_equal(get(&cfg, "p**t", &c), "port=6380;");
