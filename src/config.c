@@ -169,6 +169,8 @@ static const config_option_t config_options[] = {
       "where values are kept: memory://, dummy:// (caching off) or redis://host:port/db" },
     { "serializer", "cache", CONFIG_URL, F(serializer), 0, 0, NULL, "null://",
       "codec chain applied to values, e.g. null:// or zstd://?compression-level=3" },
+    { "default-ttl", "cache", CONFIG_INT, F(default_ttl), 0, INT_MAX, NULL, "0",
+      "seconds to live of keys written without a TTL (SET, MSET and their kin); 0 = they live until deleted or evicted" },
     { "codec-thread-min-size", "cache", CONFIG_MEMORY, F(codec_thread_min_size), 0, LLONG_MAX, NULL, "64kb",
       "values at least this large are encoded and decoded on the thread pool, so that one big value does "
       "not stall other clients; 0 = always on the loop thread" },

@@ -42,6 +42,7 @@ typedef struct config {
     /* [cache] */
     char *backend;                      /* backend URL: memory://, dummy://, redis://... */
     char *serializer;                   /* codec chain URL, e.g. null:// or zstd://?compression-level=3 */
+    int default_ttl;                    /* seconds given to keys written without a TTL, 0 = none */
     long long codec_thread_min_size;    /* values this large are encoded / decoded on the thread pool; 0 = never */
     long long maxmemory;                /* memory:// limit in bytes, 0 = none */
     int maxmemory_policy;               /* store_policy_t */

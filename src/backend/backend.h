@@ -25,7 +25,7 @@ typedef enum backend_opcode {
     BE_GET,         /* key [GETDEL | expire change]          -> VALUE | NIL */
     BE_SET,         /* key value [NX|XX] [expire|KEEPTTL] [GETOLD] -> OK | NIL (condition false); GETOLD: value */
     BE_MGET,        /* keys                                  -> values (ptr NULL = missing) */
-    BE_MSET,        /* keys vals [NX]                        -> OK; NX: integer 1 set all, 0 set none */
+    BE_MSET,        /* keys vals [NX] [expire_at]            -> OK; NX: integer 1 set all, 0 set none */
     BE_DEL,         /* keys                                  -> integer removed */
     BE_EXISTS,      /* keys (repeats count again)            -> integer */
     BE_TOUCH,       /* keys                                  -> integer */

@@ -145,7 +145,8 @@ static void memory_mset(memory_backend_t *m, const backend_op_t *op, backend_res
         return;
     }
     for (size_t i = 0; i < op->nkeys; i++)
-        store_set(m->store, op->db, op->keys[i].ptr, op->keys[i].len, op->vals[i].ptr, op->vals[i].len, -1, 0);
+        store_set(m->store, op->db, op->keys[i].ptr, op->keys[i].len, op->vals[i].ptr, op->vals[i].len,
+                  op->expire_at, 0);
     res->integer = 1;
 }
 

@@ -265,6 +265,28 @@ static void put_op(buf_t *out, const backend_op_t *op)
             ab_add(&a, op->keys[k]);
         break;
     case BE_MSET:
+        if (op->expire_at >= 0) {
+            /* MSET has no expiry: one script sets every key with it, atomically (MSETNX: if none exists) */
+            static const char script[] =
+                "local n=#KEYS "
+                "if ARGV[n+2]=='1' then for i=1,n do if redis.call('EXISTS',KEYS[i])==1 then return 0 end end end "
+                "for i=1,n do redis.call('SET',KEYS[i],ARGV[i],'PXAT',ARGV[n+1]) end return 1";
+            char nk[24];
+            int len = snprintf(nk, sizeof(nk), "%zu", op->nkeys);
+            ab_init(&a, (int)op->nkeys * 2 + 5);
+            ab_add(&a, B("EVAL"));
+            ab_add(&a, (bytes_t){ script, sizeof(script) - 1 });
+            ab_add(&a, (bytes_t){ nk, (size_t)len });
+            for (k = 0; k < op->nkeys; k++)
+                ab_add(&a, op->keys[k]);
+            for (k = 0; k < op->nkeys; k++)
+                ab_add(&a, op->vals[k]);
+            ab_num(&a, op->expire_at);
+            ab_add(&a, (op->flags & BE_NX) ? B("1") : B("0"));
+            put_command(out, a.n, a.v);
+            ab_free(&a);
+            return;
+        }
         ab_init(&a, (int)op->nkeys * 2 + 1);
         ab_add(&a, (op->flags & BE_NX) ? B("MSETNX") : B("MSET"));
         for (k = 0; k < op->nkeys; k++) {

@@ -120,8 +120,17 @@ static void set_done_cb(void *ctx, const backend_result_t *res)
     req_done(r);
 }
 
+/* default-ttl: the expiry of a key written without one. */
+static long long default_expiry(void)
+{
+    int ttl = server->cfg->default_ttl;
+    return ttl > 0 ? clock_ms() + (long long)ttl * 1000 : -1;
+}
+
 static int set_generic(req_t *r, bytes_t key, bytes_t val, unsigned flags, long long at, int variant)
 {
+    if (at < 0 && !(flags & SET_KEEPTTL))
+        at = default_expiry();
     backend_op_t op = {
         .code = BE_SET,
         .key = key,
@@ -267,7 +276,8 @@ static int mset_generic(req_t *r, int argc, bytes_t *argv, int nx)
         kv[i] = argv[1 + 2 * i];
         kv[n + i] = argv[2 + 2 * i];
     }
-    backend_op_t op = { .code = BE_MSET, .keys = kv, .vals = kv + n, .nkeys = n, .flags = nx ? BE_NX : 0 };
+    backend_op_t op = { .code = BE_MSET, .keys = kv, .vals = kv + n, .nkeys = n, .flags = nx ? BE_NX : 0,
+                        .expire_at = default_expiry() };
     r->variant = nx ? REPLY_INT : REPLY_SET_OK;
     int rc = cmd_submit(r, &op, set_done_cb);
     if (kv != small)

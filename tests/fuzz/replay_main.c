@@ -5,25 +5,51 @@
  *   build/fuzz-replay/<target> PATH...     each PATH a file, or a directory whose files are all run
  *
  * Files are run in name order, each once, through LLVMFuzzerTestOneInput (and LLVMFuzzerInitialize
- * first, if the harness has one). A failed check in the harness aborts, so the exit status is non-zero
- * and the last "running" line names the input (with FUZZ_REPLAY_VERBOSE=1 every file is named before it
- * runs). At the end one line: "<target>: N inputs replayed in T s". Exit status 2 if a PATH cannot be
- * read or holds no input at all: an empty corpus would otherwise pass unnoticed.
+ * first, if the harness has one). A failed check in the harness aborts, and a crash or a sanitizer
+ * report ends the process: the exit status is non-zero and "replay: crashed on FILE" names the input
+ * (FUZZ_REPLAY_VERBOSE=1 names every file before it runs). At the end one line: "<target>: N inputs
+ * replayed in T s". Exit status 2 if a PATH cannot be read or holds no input at all: an empty corpus
+ * would otherwise pass unnoticed.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fuzz.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
 
+/* the sanitizers' hook, when one is linked in (the replay build with SANITIZER=address|undefined) */
+void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
+
 static int verbose;
+static const char *volatile current;       /* the input being run, for the crash message */
+
+/* Name the input that crashed; async-signal-safe (write only). */
+static void say_crashed(void)
+{
+    const char *p = current;
+    if (p == NULL)
+        return;
+    current = NULL;
+    (void)!write(2, "replay: crashed on ", 19);
+    (void)!write(2, p, strlen(p));
+    (void)!write(2, "\n", 1);
+}
+
+static void crash_handler(int sig)
+{
+    say_crashed();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
 
 static int cmp_names(const void *a, const void *b)
 {
@@ -60,7 +86,9 @@ static int replay_file(const char *path)
     free(data);
     if (verbose)
         fprintf(stderr, "replay: running %s (%zu bytes)\n", path, n);
+    current = path;
     LLVMFuzzerTestOneInput(exact, n);
+    current = NULL;
     free(exact);
     return 0;
 }
@@ -125,6 +153,17 @@ int main(int argc, char **argv)
     if (argc < 2) {
         fprintf(stderr, "usage: %s FILE-OR-DIRECTORY...\n", argv[0]);
         return 2;
+    }
+    /* A sanitizer reports SEGV and friends itself (and then calls the death callback): keep its
+     * handlers, take only SIGABRT (failed checks, assert). Without one, name the input on any crash. */
+    signal(SIGABRT, crash_handler);
+    if (__sanitizer_set_death_callback != NULL) {
+        __sanitizer_set_death_callback(say_crashed);
+    } else {
+        signal(SIGSEGV, crash_handler);
+        signal(SIGBUS, crash_handler);
+        signal(SIGFPE, crash_handler);
+        signal(SIGILL, crash_handler);
     }
     if (LLVMFuzzerInitialize != NULL)
         LLVMFuzzerInitialize(&argc, &argv);
