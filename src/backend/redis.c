@@ -43,7 +43,7 @@
 #include "util/mem.h"
 
 #define UP_READ_BUF      (64 * 1024)
-#define UP_TX_RETRIES    64
+#define UP_TX_RETRIES    5000   /* optimistic: each round one contender wins; bounded all the same */
 #define UP_RETRY_MIN_MS  50
 
 typedef struct upstream upstream_t;

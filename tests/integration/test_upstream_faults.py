@@ -3,8 +3,11 @@
     load of SETs: cachetoryd stays up, answers "ERR upstream" errors promptly while it is down, recovers
     within a few seconds, and every SET it acknowledged is in Redis afterwards;
   - the upstream is down when cachetoryd starts, then appears: service starts without a restart;
+  - an upstream that never completes the handshake: commands fail within about the connect timeout;
   - a stopped upstream (SIGSTOP): commands time out with an error within about the command timeout,
-    cachetoryd's RSS stays bounded while clients keep sending, replies never get crossed after SIGCONT."""
+    cachetoryd's RSS stays bounded while clients keep sending, replies never get crossed after SIGCONT;
+  - clients leaving with commands in flight, and Redis closing cachetoryd's connections (idle timeout,
+    CLIENT KILL): cachetoryd survives and clients see no error afterwards."""
 import statistics
 import threading
 import time

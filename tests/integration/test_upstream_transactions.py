@@ -134,7 +134,6 @@ def test_mset_mget_and_transactions_never_seen_half_done(start_daemon, upstreams
     d = proxy(start_daemon, up, serializer)
     w1, w2, reader = d.conn(), d.conn(), d.conn()
     assert w1.cmd("MSET", "x", "0", "y", "0") == "OK"
-    done = threading.Event()
     errors = []
 
     def writer_mset():

@@ -16,7 +16,6 @@ import os
 import re
 import signal
 import subprocess
-import tempfile
 import time
 
 import pytest
