@@ -74,12 +74,129 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory all unit
 	$(Q)BUILD=$(BUILD) tests/run.sh
 
+# Install layout. PREFIX=/usr SYSCONFDIR=/etc gives Debian's: /usr/bin/cachetoryd,
+# /etc/cachetoryd/cachetoryd.conf, /usr/lib/systemd/system/cachetoryd.service, /usr/share/man/man{5,8}.
+# The unit and the man pages name the binary, the config and the unit by these paths (@BINDIR@,
+# @SYSCONFDIR@, @UNITDIR@ filled in by sed), without DESTDIR. An existing, edited config file is kept
+# (a reinstall does not undo the operator's edits) and the shipped one goes next to it as
+# cachetoryd.conf.dist. Man pages are gzipped (-9n, as dh_compress does) unless GZIP_MAN=no.
+BINDIR    ?= $(PREFIX)/bin
+MANDIR    ?= $(PREFIX)/share/man
+UNITDIR   ?= $(PREFIX)/lib/systemd/system
+GZIP_MAN  ?= yes
+INSTALL   ?= install
+SUBST_PATHS = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@UNITDIR@|$(UNITDIR)|g'
+MANPAGES  := man/cachetoryd.8 man/cachetoryd.conf.5
+STAGE     := $(BUILD)/install
+.PHONY: uninstall
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSCONFDIR)/cachetoryd
-	install -m 0755 $(BUILD)/cachetoryd $(DESTDIR)$(PREFIX)/bin/cachetoryd
-	install -m 0644 conf/cachetoryd.conf $(DESTDIR)$(SYSCONFDIR)/cachetoryd/cachetoryd.conf
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/cachetoryd $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	$(INSTALL) -m 0755 $(BUILD)/cachetoryd $(DESTDIR)$(BINDIR)/cachetoryd
+	@conf=$(DESTDIR)$(SYSCONFDIR)/cachetoryd/cachetoryd.conf; \
+	if [ -e "$$conf" ] && ! cmp -s conf/cachetoryd.conf "$$conf"; then \
+		echo "$(INSTALL) -m 0644 conf/cachetoryd.conf $$conf.dist  (keeping the existing $$conf)"; \
+		$(INSTALL) -m 0644 conf/cachetoryd.conf "$$conf.dist"; \
+	else \
+		echo "$(INSTALL) -m 0644 conf/cachetoryd.conf $$conf"; \
+		$(INSTALL) -m 0644 conf/cachetoryd.conf "$$conf"; \
+	fi
+	$(INSTALL) -d $(STAGE)
+	$(SUBST_PATHS) systemd/cachetoryd.service > $(STAGE)/cachetoryd.service
+	$(INSTALL) -m 0644 $(STAGE)/cachetoryd.service $(DESTDIR)$(UNITDIR)/cachetoryd.service
+	@set -e; for page in $(MANPAGES); do \
+		name=$${page#man/}; sec=$${name##*.}; dest=$(DESTDIR)$(MANDIR)/man$$sec/$$name; \
+		$(SUBST_PATHS) $$page > $(STAGE)/$$name; \
+		rm -f $$dest $$dest.gz; \
+		if [ "$(GZIP_MAN)" = yes ]; then \
+			gzip -9n -c $(STAGE)/$$name > $(STAGE)/$$name.gz; \
+			echo "$(INSTALL) -m 0644 $(STAGE)/$$name.gz $$dest.gz"; \
+			$(INSTALL) -m 0644 $(STAGE)/$$name.gz $$dest.gz; \
+		else \
+			echo "$(INSTALL) -m 0644 $(STAGE)/$$name $$dest"; \
+			$(INSTALL) -m 0644 $(STAGE)/$$name $$dest; \
+		fi; \
+	done
+
+# Removes what install put in place, with the same PREFIX/SYSCONFDIR/DESTDIR. The config file goes
+# only if it is unchanged from the shipped one; an edited one is kept, and said so.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/cachetoryd $(DESTDIR)$(UNITDIR)/cachetoryd.service \
+		$(DESTDIR)$(MANDIR)/man8/cachetoryd.8 $(DESTDIR)$(MANDIR)/man8/cachetoryd.8.gz \
+		$(DESTDIR)$(MANDIR)/man5/cachetoryd.conf.5 $(DESTDIR)$(MANDIR)/man5/cachetoryd.conf.5.gz \
+		$(DESTDIR)$(SYSCONFDIR)/cachetoryd/cachetoryd.conf.dist
+	@conf=$(DESTDIR)$(SYSCONFDIR)/cachetoryd/cachetoryd.conf; \
+	if [ -e "$$conf" ] && ! cmp -s conf/cachetoryd.conf "$$conf"; then \
+		echo "keeping $$conf: it differs from conf/cachetoryd.conf (remove it by hand)"; \
+	else \
+		echo "rm -f $$conf"; rm -f "$$conf"; \
+		rmdir $(DESTDIR)$(SYSCONFDIR)/cachetoryd 2>/dev/null || true; \
+	fi
 
 clean:
 	rm -rf $(BUILD)
 
 -include $(OBJ:.o=.d) $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)
+
+# ==== fuzzing (tests/fuzz/README.md) =============================================================
+#   make fuzz          libFuzzer harnesses build/fuzz/<target>, clang + ASan + UBSan, objects in
+#                      build/fuzz/obj (never mixed with the $(CC) build); run one: scripts/fuzz TARGET SECONDS
+#   make fuzz-replay   every harness linked with tests/fuzz/replay_main.c by $(CC) with the project's flags
+#                      (SANITIZER= applies) into build/fuzz-replay/<target>, run once over
+#                      tests/fuzz/corpus/<target>/; one line per target; non-zero if any input fails.
+# A target is a file tests/fuzz/fuzz_<target>.c defining LLVMFuzzerTestOneInput.
+
+FUZZ_CC       ?= clang
+FUZZ_SAN      ?= -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS   ?= -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -MMD -MP -Isrc -Itests/fuzz $(PC_CFLAGS) \
+                 -fsanitize=fuzzer-no-link $(FUZZ_SAN)
+FUZZ_LDFLAGS  ?= -fsanitize=fuzzer $(FUZZ_SAN)
+FUZZ_REPLAY_TIMEOUT ?= 600
+
+FUZZ_DIR      := $(BUILD)/fuzz
+FUZZ_OBJDIR   := $(FUZZ_DIR)/obj
+FUZZ_SRC      := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_TARGETS  := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+FUZZ_BIN      := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%)
+# the project without main.c, as an archive: each harness takes only the objects it uses
+FUZZ_LIB_OBJ  := $(patsubst %.c,$(FUZZ_OBJDIR)/%.o,$(filter-out src/main.c,$(SRC)))
+FUZZ_LIB      := $(FUZZ_OBJDIR)/libcachetoryd.a
+FUZZ_HARN_OBJ := $(FUZZ_SRC:%.c=$(FUZZ_OBJDIR)/%.o)
+
+FUZZ_REPLAY_DIR := $(BUILD)/fuzz-replay
+FUZZ_REPLAY_BIN := $(FUZZ_TARGETS:%=$(FUZZ_REPLAY_DIR)/%)
+
+.PHONY: fuzz fuzz-replay
+fuzz: $(FUZZ_BIN)
+
+$(FUZZ_LIB_OBJ) $(FUZZ_HARN_OBJ): $(FUZZ_OBJDIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCC $<"
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_LIB): $(FUZZ_LIB_OBJ)
+	@echo "  AR    $@"
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(FUZZ_DIR)/%: $(FUZZ_OBJDIR)/tests/fuzz/fuzz_%.o $(FUZZ_LIB)
+	@echo "  LINK  $@"
+	$(Q)$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $@ $^ $(PROJ_LDLIBS)
+
+# replay: the harnesses and replay_main.c are compiled by the ordinary $(BUILD)/%.o rule
+$(FUZZ_REPLAY_DIR)/%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay_main.o $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  LINK  $@"
+	$(Q)$(CC) $(PROJ_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PROJ_LDLIBS) $(LDLIBS)
+
+fuzz-replay: $(FUZZ_REPLAY_BIN)
+	$(Q)fail=0; \
+	for t in $(FUZZ_TARGETS); do \
+	    timeout -k 10 $(FUZZ_REPLAY_TIMEOUT) $(FUZZ_REPLAY_DIR)/$$t tests/fuzz/corpus/$$t || \
+	        { echo "fuzz-replay: $$t FAILED (exit $$?)"; fail=1; }; \
+	done; \
+	exit $$fail
+
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_HARN_OBJ:.o=.d) $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/fuzz/%.d) \
+         $(BUILD)/tests/fuzz/replay_main.d
+# ==== end of fuzzing =============================================================================

@@ -28,6 +28,9 @@ python3-pytest
 python3-msgpack
 python3-zstd
 procps
+groff-base
+man-db
+systemd
 "
 
 usage() {

