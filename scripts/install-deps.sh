@@ -31,6 +31,8 @@ procps
 groff-base
 man-db
 systemd
+nutcracker
+gnuplot-nox
 "
 
 usage() {
