@@ -399,7 +399,8 @@ def cmd_report(a):
     for key, rows in groups.items():
         med[key] = (statistics.median(float(x["rps"]) for x in rows),
                     statistics.median(float(x["p50_ms"]) for x in rows),
-                    statistics.median(float(x["p99_ms"]) for x in rows), len(rows))
+                    statistics.median(float(x["p99_ms"]) for x in rows), len(rows),
+                    min(float(x["rps"]) for x in rows), max(float(x["rps"]) for x in rows))
     if med:
         P("#### Throughput and latency")
         P("")
@@ -407,8 +408,8 @@ def cmd_report(a):
           "interleaved, median of %s round(s); ratios are ops/s against redis-server direct and against "
           "nutcracker → redis." % (meta.get("requests", "?"), meta.get("rounds", "?")))
         P("")
-        P("| setup | test | pipeline | ops/s | p50 ms | p99 ms | ×redis | ×nutcracker |")
-        P("|---|---|---:|---:|---:|---:|---:|---:|")
+        P("| setup | test | pipeline | ops/s | range of rounds | p50 ms | p99 ms | ×redis | ×nutcracker |")
+        P("|---|---|---:|---:|---:|---:|---:|---:|---:|")
         rows_csv = []
         for t in tests:
             for p in pipes:
@@ -421,14 +422,16 @@ def cmd_report(a):
                     is_ctd = s.startswith("ctd")
                     xr = m[0] / rr[0] if (is_ctd and rr and rr[0]) else None
                     xn = m[0] / rn[0] if (is_ctd and rn and rn[0]) else None
-                    P("| %s | %s | %d | %s | %s | %s | %s | %s |" % (
-                        labels.get(s, s), t, p, fnum(m[0]), fnum(m[1], 3), fnum(m[2], 3),
+                    P("| %s | %s | %d | %s | %s | %s | %s | %s | %s |" % (
+                        labels.get(s, s), t, p, fnum(m[0]),
+                        "%.0fk–%.0fk" % (m[4] / 1e3, m[5] / 1e3) if m[3] > 1 else "", fnum(m[1], 3), fnum(m[2], 3),
                         ("%.2f" % xr) if xr else "", ("%.2f" % xn) if xn else ""))
                     rows_csv.append([s, labels.get(s, s), t, p, "%.2f" % m[0], "%.3f" % m[1], "%.3f" % m[2],
-                                     m[3], ("%.3f" % xr) if xr else "", ("%.3f" % xn) if xn else ""])
+                                     m[3], "%.2f" % m[4], "%.2f" % m[5],
+                                     ("%.3f" % xr) if xr else "", ("%.3f" % xn) if xn else ""])
         write_csv(os.path.join(d, "throughput.csv"),
                   ["setup", "label", "test", "pipeline", "rps_median", "p50_ms_median", "p99_ms_median",
-                   "rounds", "ratio_vs_redis", "ratio_vs_nutcracker"], rows_csv)
+                   "rounds", "rps_min", "rps_max", "ratio_vs_redis", "ratio_vs_nutcracker"], rows_csv)
         # gnuplot data: one row per test@pipeline, one column per setup
         with open(os.path.join(d, "throughput.dat"), "w") as f:
             f.write("case\t" + "\t".join(labels.get(s, s) for s in order) + "\n")
