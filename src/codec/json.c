@@ -50,14 +50,7 @@
 #define JSON_EMIT_KEY     4         /* the comparison form of a key into keys (see json_member_t) */
 
 /* A member of an object being rendered. */
-typedef struct json_member {
-    size_t key_off;         /* its key in json_parser_t.keys: UTF-8 with each surrogate code point
-                               encoded on its own (3 bytes), so equal bytes <=> equal Python str */
-    size_t key_len;
-    size_t key_at;          /* offset in out of the key's text ("key": ) */
-    size_t val_at;          /* offset in out of the value's text */
-    size_t end;             /* offset in out after the value */
-} json_member_t;
+typedef jsonw_member_t json_member_t;
 
 typedef struct json_parser {
     const unsigned char *s; /* the input, as UTF-8 (transcoded if it was UTF-16 / UTF-32) */
@@ -492,25 +485,7 @@ static void json_fold_repeats(json_parser_t *jp, size_t base, size_t obj_at)
         i = j;
     }
 
-    buf_t *out = jp->out;
-    size_t len = out->len - obj_at;
-    char *old = mem_alloc(len);
-    memcpy(old, out->data + obj_at, len);
-    out->len = obj_at;
-    buf_append(out, "{", 1);
-    int first = 1;
-    for (size_t i = 0; i < cnt; i++) {
-        if (take[i] == SIZE_MAX)
-            continue;
-        if (!first)
-            jsonw_sep(out);
-        first = 0;
-        const json_member_t *v = &m[take[i]];
-        buf_append(out, old + (m[i].key_at - obj_at), m[i].val_at - m[i].key_at);
-        buf_append(out, old + (v->val_at - obj_at), v->end - v->val_at);
-    }
-    buf_append(out, "}", 1);
-    mem_free(old);
+    jsonw_object_rewrite(jp->out, obj_at, m, cnt, take);
     mem_free(take);
     mem_free(ref);
 }

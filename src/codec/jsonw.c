@@ -16,6 +16,8 @@
  */
 #include "codec/jsonw.h"
 
+#include "util/mem.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -298,4 +300,27 @@ void jsonw_double(buf_t *out, double v)
         }
     }
     buf_append(out, text, (size_t)len);
+}
+
+void jsonw_object_rewrite(buf_t *out, size_t obj_at, const jsonw_member_t *m, size_t cnt, const size_t *take)
+{
+    size_t len = out->len - obj_at;
+    char *old = mem_alloc(len ? len : 1);
+    int first = 1;
+
+    memcpy(old, out->data + obj_at, len);
+    out->len = obj_at;
+    buf_append(out, "{", 1);
+    for (size_t i = 0; i < cnt; i++) {
+        if (take[i] == SIZE_MAX)
+            continue;
+        if (!first)
+            jsonw_sep(out);
+        first = 0;
+        const jsonw_member_t *v = &m[take[i]];
+        buf_append(out, old + (m[i].key_at - obj_at), m[i].val_at - m[i].key_at);
+        buf_append(out, old + (v->val_at - obj_at), v->end - v->val_at);
+    }
+    buf_append(out, "}", 1);
+    mem_free(old);
 }

@@ -30,6 +30,19 @@ void jsonw_double(buf_t *out, double v);     /* Python's repr: 1.0, 0.1, 1e+16, 
 void jsonw_bool(buf_t *out, int v);          /* true / false */
 void jsonw_null(buf_t *out);                 /* null */
 
+/* A member of an object being rendered, for folding repeated keys as a Python dict does. */
+typedef struct jsonw_member {
+    size_t key_off;             /* the key's comparison form, in the renderer's own key store */
+    size_t key_len;
+    size_t key_at;              /* offset in out of the key's text ("key": ) */
+    size_t val_at;              /* offset in out of the value's text */
+    size_t end;                 /* offset in out after the value */
+} jsonw_member_t;
+
+/* Rewrite the object rendered at out[obj_at..]: member i keeps its place and takes the value of member
+ * take[i]; take[i] == SIZE_MAX drops it (a later repeat of an earlier key). */
+void jsonw_object_rewrite(buf_t *out, size_t obj_at, const jsonw_member_t *m, size_t cnt, const size_t *take);
+
 /* Between elements of an array or pairs of an object: ", "; between a key and its value: ": ". */
 static inline void jsonw_sep(buf_t *out) { buf_append(out, ", ", 2); }
 static inline void jsonw_colon(buf_t *out) { buf_append(out, ": ", 2); }

@@ -57,13 +57,7 @@
 #define MP_AS_KEY   1           /* a map key: rendered as a JSON string, and its comparison form kept */
 
 /* A member of a map being rendered. */
-typedef struct mp_member {
-    size_t key_off;         /* the key's comparison form in mp_reader_t.keys (see mp_key_number) */
-    size_t key_len;
-    size_t key_at;          /* offset in out of the key's text ("key": ) */
-    size_t val_at;          /* offset in out of the value's text */
-    size_t end;             /* offset in out after the value */
-} mp_member_t;
+typedef jsonw_member_t mp_member_t;
 
 typedef struct mp_reader {
     const unsigned char *s; /* the input */
@@ -342,25 +336,7 @@ static void mp_fold_repeats(mp_reader_t *r, size_t base, size_t map_at)
         i = j;
     }
 
-    buf_t *out = r->out;
-    size_t len = out->len - map_at;
-    char *old = mem_alloc(len);
-    memcpy(old, out->data + map_at, len);
-    out->len = map_at;
-    buf_append(out, "{", 1);
-    int first = 1;
-    for (size_t i = 0; i < cnt; i++) {
-        if (take[i] == SIZE_MAX)
-            continue;
-        if (!first)
-            jsonw_sep(out);
-        first = 0;
-        const mp_member_t *v = &m[take[i]];
-        buf_append(out, old + (m[i].key_at - map_at), m[i].val_at - m[i].key_at);
-        buf_append(out, old + (v->val_at - map_at), v->end - v->val_at);
-    }
-    buf_append(out, "}", 1);
-    mem_free(old);
+    jsonw_object_rewrite(r->out, map_at, m, cnt, take);
     mem_free(take);
     mem_free(ref);
 }
