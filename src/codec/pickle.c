@@ -15,29 +15,36 @@
  *          GLOBAL '__builtin__\nbytes', BINPUT 0, EMPTY_TUPLE, REDUCE, BINPUT 1, STOP.
  *
  * Decode. A small pickle machine that understands the data opcodes of protocols 0 to 5 — bytes, str,
- * int, float, bool, None, list, tuple, dict, the memo, MARK, FRAME — and, of everything that calls code,
- * exactly the two forms above (protocol 0..2 pickles of bytes). Any other global, REDUCE of anything
- * else, BUILD, INST, OBJ, NEWOBJ, PERSID, extension codes, sets and out-of-band buffers are refused
- * (CODEC_EFORMAT: in mixed mode the stored value is returned as it is). Where it accepts a pickle it
- * does what CPython's C unpickler does: the stack and its MARK fence, memo numbering (MEMOIZE uses the
- * number of memo entries), trailing bytes after STOP ignored, objects below a MARK left at STOP ignored,
- * dict keys that compare equal in Python (1, 1.0 and True) merged, FRAME only checked for its length.
+ * int, float, bool, None, list, tuple, dict, the memo, MARK, POP, DUP, FRAME — and, of everything that
+ * calls code, exactly the two forms above (which are also what protocols 0 and 1 write for bytes). Any
+ * other global, REDUCE of anything else, BUILD, INST, OBJ, NEWOBJ, PERSID, extension codes, sets and
+ * out-of-band buffers are refused (CODEC_EFORMAT: in mixed mode the stored value is returned as it is).
+ * Where it accepts a pickle it does what CPython 3.11's C unpickler does: the stack and its MARK fence,
+ * memo numbering (MEMOIZE uses the number of memo entries), bytes after STOP ignored, objects left under
+ * the result ignored, dict keys that are equal in Python (1, 1.0 and True) merged — first key, last
+ * value — and FRAME only checked for its length. What it refuses although CPython accepts it (none of
+ * it is ever written by CPython's pickler): number and memo-key spellings other than CPython's (INT
+ * "+1", "010", "1 "; LONG "1_000"), APPEND / SETITEM into anything but a list / dict (bytearray.extend,
+ * list.__setitem__), _codecs.encode with arguments other than (str, 'latin1'), bytes() with arguments,
+ * memo keys larger than the pickle could number (input size + 256), str holding a lone surrogate.
  *
  * The result: bytes (and bytearray) give their bytes, str its UTF-8; anything else its JSON text as
  * json.dumps(pickle.loads(x)) writes it (codec/jsonw): tuples as arrays, dict keys str / int / float /
  * bool / None converted as json.dumps does. Where json.dumps would fail, decoding fails (CODEC_EFORMAT):
- * a circular structure, nesting deeper than CPython's recursion limit, an int of more than 4300 digits,
- * a key of another type. One deliberate difference: bytes inside a structure are rendered as a JSON
- * string of their latin-1 text (as the msgpack codec renders bin), where json.dumps raises TypeError.
+ * a circular structure, nesting deeper than 1000 levels (CPython's recursion limit), an int of more
+ * than 4300 digits (sys.get_int_max_str_digits()), a key of another type. One deliberate difference:
+ * bytes inside a structure are rendered as a JSON string of their latin-1 text (as the msgpack codec
+ * renders bin), where json.dumps raises TypeError.
  *
  * Bounds. Declared lengths are checked against the bytes present before anything is read or allocated.
  * Strings and bytes point into the input; what the machine allocates (objects, stack, marks, memo,
  * container arrays, decoded text) is counted and limited to PK_WORK_PER_BYTE times the input plus
- * PK_WORK_MIN, so no pickle gets more memory than a fixed multiple of its own size (CODEC_ETOOBIG past
- * it). The rendered text never grows past params->max_decoded (CODEC_ETOOBIG): a memo bomb — one list
- * referenced many times, many levels deep — costs rendering time proportional to max_decoded at most.
- * Work per input byte is bounded too: dict key merging is done once per dict, by sorting; tuple
- * hashability is computed once, when the tuple is built.
+ * PK_WORK_MIN (CODEC_ETOOBIG past it), so no pickle gets more memory than a fixed multiple of its own
+ * size. The rendered text never grows past params->max_decoded (CODEC_ETOOBIG). Time is bounded too:
+ * each opcode does work proportional to the input that built its operands (dict keys are merged once
+ * per dict, by sorting; tuple hashability is settled when the tuple is built), and an object referenced
+ * again is not rendered again but copied from its first rendering, so a memo bomb — one list referenced
+ * 50 times at each of ten levels — costs memcpy time up to max_decoded.
  *
  * Reentrant: a decode's whole state is a pk_dec_t on the caller's stack; no static mutable state.
  */
@@ -224,7 +231,8 @@ static int pickle_encode(void *ctx, const codec_params_t *p, const char *in, siz
  * Decode: objects and memory
  * ---------------------------------------------------------------------------------------------------- */
 
-#define PK_WORK_PER_BYTE 64             /* working memory allowed per byte of input ... */
+#define PK_WORK_PER_BYTE 64             /* working memory allowed per byte of input (CPython's pickles need
+                                           up to about 34: a list of empty lists at protocol 5) ... */
 #define PK_WORK_MIN (1u << 20)          /* ... plus this much */
 #define PK_MAX_DEPTH 1000               /* CPython's recursion limit: json.dumps fails about there */
 #define PK_MAX_STR_DIGITS 4300          /* sys.get_int_max_str_digits(): int <-> str refuses longer */
@@ -250,10 +258,18 @@ static const char *const pk_typenames[] = {
 #define PK_F_UNHASHABLE 0x10    /* tuple holding a list, dict, bytearray or unhashable tuple */
 #define PK_F_MERGED     0x20    /* dict whose equal keys have been merged */
 
+/*
+ * A Python object. Objects are immutable once the pickle is read, so an object's JSON text is the same
+ * wherever it is referenced: the first rendering is remembered as a range of the output (out_off,
+ * out_len), and later references copy it from there — a memo bomb costs a memcpy per reference, not a
+ * rendering of the whole subtree (and of every float in it) again.
+ */
 typedef struct pk_obj pk_obj_t;
 struct pk_obj {
     unsigned char type;             /* enum pk_type */
     unsigned char flags;            /* PK_F_* */
+    uint16_t height;                /* containers, once rendered: levels of containers, itself included */
+    size_t out_off, out_len;        /* its JSON text in the output; out_len 0: not rendered yet */
     union {
         int64_t i;                  /* PK_BOOL (0 / 1), PK_INT */
         double f;                   /* PK_FLOAT */
@@ -262,12 +278,21 @@ struct pk_obj {
             size_t n;
         } s;
         struct {
-            pk_obj_t **v;           /* PK_LIST, PK_TUPLE; PK_DICT: key, value, key, value... (heap) */
-            size_t n;               /* used */
-            size_t cap;             /* allocated */
+            pk_obj_t **v;           /* PK_LIST, PK_TUPLE; PK_DICT: key, value, key, value... (heap:
+                                       n for a tuple, pk_seq_cap(n) for a list or dict) */
+            size_t n;
         } seq;
     } u;
 };
+
+/* The allocated length of a list's or dict's array of n: what pk_reserve grows it to. */
+static size_t pk_seq_cap(size_t n)
+{
+    size_t cap = 0;
+    while (cap < n)
+        cap = cap ? cap * 2 : 8;
+    return cap;
+}
 
 typedef struct pk_chunk {
     struct pk_chunk *next;
@@ -1073,8 +1098,18 @@ static int pk_build_seq(pk_dec_t *d, int type, size_t from)
     if (type == PK_TUPLE && n == 0)
         return pk_push(d, &d->empty_tuple);
     pk_obj_t *o = pk_new(d, type);
-    if (o == NULL || pk_reserve(d, (void **)&o->u.seq.v, &o->u.seq.cap, n, sizeof(pk_obj_t *)) < 0)
+    if (o == NULL)
         return -1;
+    if (type == PK_TUPLE) {
+        /* never grows: exactly n */
+        if (pk_charge(d, n * sizeof(pk_obj_t *)) < 0)
+            return -1;
+        o->u.seq.v = mem_alloc(n * sizeof(pk_obj_t *));
+    } else {
+        size_t cap = 0;
+        if (pk_reserve(d, (void **)&o->u.seq.v, &cap, n, sizeof(pk_obj_t *)) < 0)
+            return -1;
+    }
     for (size_t i = 0; i < n; i++) {
         o->u.seq.v[i] = d->stack[from + i];
         if (type == PK_TUPLE && !pk_hashable(o->u.seq.v[i]))
@@ -1097,7 +1132,8 @@ static int pk_append(pk_dec_t *d, size_t from)
         return pk_fail(d, CODEC_EFORMAT, "pickle: %s to a %s at offset %zu", pk_opname(d->op),
                        pk_typenames[list->type], d->op_at);
     size_t k = d->sp - from;
-    if (pk_reserve(d, (void **)&list->u.seq.v, &list->u.seq.cap, list->u.seq.n + k, sizeof(pk_obj_t *)) < 0)
+    size_t cap = pk_seq_cap(list->u.seq.n);
+    if (pk_reserve(d, (void **)&list->u.seq.v, &cap, list->u.seq.n + k, sizeof(pk_obj_t *)) < 0)
         return -1;
     memcpy(list->u.seq.v + list->u.seq.n, d->stack + from, k * sizeof(pk_obj_t *));
     list->u.seq.n += k;
@@ -1117,7 +1153,8 @@ static int pk_dict_add(pk_dec_t *d, pk_obj_t *dict, pk_obj_t **kv, size_t n)
                            pk_typenames[kv[i]->type], d->op_at);
     if (n == 0)
         return 0;
-    if (pk_reserve(d, (void **)&dict->u.seq.v, &dict->u.seq.cap, dict->u.seq.n + n, sizeof(pk_obj_t *)) < 0)
+    size_t cap = pk_seq_cap(dict->u.seq.n);
+    if (pk_reserve(d, (void **)&dict->u.seq.v, &cap, dict->u.seq.n + n, sizeof(pk_obj_t *)) < 0)
         return -1;
     memcpy(dict->u.seq.v + dict->u.seq.n, kv, n * sizeof(pk_obj_t *));
     dict->u.seq.n += n;
@@ -1272,7 +1309,7 @@ static int pk_load_reduce(pk_dec_t *d)
 static int pk_step(pk_dec_t *d, pk_obj_t **result)
 {
     const unsigned char *p;
-    size_t len, from;
+    size_t len = 0, from = 0;
     pk_obj_t *o;
 
     d->op_at = d->pos;
@@ -1680,119 +1717,123 @@ static int pk_out_check(pk_dec_t *d, const buf_t *out, size_t more)
     return 0;
 }
 
-static int pk_render_int(pk_dec_t *d, const pk_obj_t *o, buf_t *out)
-{
-    if (o->type != PK_BIGINT) {
-        jsonw_int(out, (long long)o->u.i);
-        return 0;
-    }
-    if (o->flags & PK_F_HUGE)
-        return pk_fail(d, CODEC_EFORMAT, "pickle: an int of more than %d digits (json.dumps refuses it)",
-                       PK_MAX_STR_DIGITS);
-    if (o->flags & PK_F_NEG)
-        buf_append(out, "-", 1);
-    buf_append(out, o->u.s.p, o->u.s.n);
-    return 0;
-}
-
-static int pk_render_str(pk_dec_t *d, const pk_obj_t *o, buf_t *out)
-{
-    if (o->flags & PK_F_SURROGATE)
-        return pk_fail(d, CODEC_EFORMAT, "pickle: a str with a lone surrogate cannot be returned");
-    if (pk_out_check(d, out, o->u.s.n + 2) < 0)
-        return -1;
-    if (jsonw_string(out, o->u.s.p, o->u.s.n) < 0)      /* checked when loaded: cannot happen */
-        return pk_fail(d, CODEC_EFORMAT, "pickle: a str that is not UTF-8");
-    return 0;
-}
-
-/* A dict key as json.dumps writes it: str as a JSON string, numbers, bools and None quoted. */
-static int pk_render_key(pk_dec_t *d, const pk_obj_t *k, buf_t *out)
-{
-    switch (k->type) {
-    case PK_STR:
-        return pk_render_str(d, k, out);
-    case PK_NONE:
-        buf_append(out, "\"null\"", 6);
-        return 0;
-    case PK_BOOL:
-        buf_append(out, k->u.i ? "\"true\"" : "\"false\"", k->u.i ? 6 : 7);
-        return 0;
-    case PK_FLOAT:
-        buf_append(out, "\"", 1);
-        jsonw_double(out, k->u.f);
-        buf_append(out, "\"", 1);
-        return 0;
-    case PK_INT: case PK_BIGINT:
-        buf_append(out, "\"", 1);
-        if (pk_render_int(d, k, out) < 0)
-            return -1;
-        buf_append(out, "\"", 1);
-        return 0;
-    default:
-        return pk_bad_key(d, k);
-    }
-}
-
 static int pk_render(pk_dec_t *d, pk_obj_t *o, buf_t *out, int depth);
 
+/* The height of a container's contents, rendered: -1 on error. */
 static int pk_render_container(pk_dec_t *d, pk_obj_t *o, buf_t *out, int depth)
 {
+    int dict = o->type == PK_DICT, height = 0;
+
     if (o->flags & PK_F_ACTIVE)
         return pk_fail(d, CODEC_EFORMAT, "pickle: circular reference (json.dumps refuses it)");
     if (depth >= PK_MAX_DEPTH)
         return pk_fail(d, CODEC_EFORMAT, "pickle: nested deeper than %d levels (json.dumps refuses it)",
                        PK_MAX_DEPTH);
-    if (o->type == PK_DICT && !(o->flags & PK_F_MERGED) && pk_dict_merge(d, o) < 0)
+    if (dict && !(o->flags & PK_F_MERGED) && pk_dict_merge(d, o) < 0)
         return -1;
 
-    int dict = o->type == PK_DICT;
     o->flags |= PK_F_ACTIVE;
     buf_append(out, dict ? "{" : "[", 1);
     for (size_t i = 0; i < o->u.seq.n; i += dict ? 2 : 1) {
         if (i > 0)
             jsonw_sep(out);
         if (dict) {
-            if (pk_render_key(d, o->u.seq.v[i], out) < 0)
+            /* a key as json.dumps converts it: str as it is, numbers, bools and None as their JSON, quoted */
+            pk_obj_t *k = o->u.seq.v[i];
+            int t = k->type;
+            if (t != PK_STR && t != PK_NONE && t != PK_BOOL && t != PK_INT && t != PK_BIGINT && t != PK_FLOAT)
+                return pk_bad_key(d, k);
+            if (t != PK_STR)
+                buf_append(out, "\"", 1);
+            if (pk_render(d, k, out, depth + 1) < 0)
                 return -1;
+            if (t != PK_STR)
+                buf_append(out, "\"", 1);
             jsonw_colon(out);
         }
-        if (pk_render(d, o->u.seq.v[i + (size_t)dict], out, depth + 1) < 0 || pk_out_check(d, out, 0) < 0)
+        int h = pk_render(d, o->u.seq.v[i + (size_t)dict], out, depth + 1);
+        if (h < 0 || pk_out_check(d, out, 0) < 0)
             return -1;
+        if (h > height)
+            height = h;
     }
     buf_append(out, dict ? "}" : "]", 1);
     o->flags &= (unsigned char)~PK_F_ACTIVE;
-    return 0;
+    return height;
 }
 
+/*
+ * Append o's JSON text (json.dumps, but bytes as latin-1 text). Returns the number of container levels
+ * in it (0 for a scalar), or -1 on error. depth: containers around it.
+ */
 static int pk_render(pk_dec_t *d, pk_obj_t *o, buf_t *out, int depth)
 {
+    int height = 0;
+
+    if (o->out_len > 0) {
+        /* rendered before: the same text again (it is already in out, so no more than out holds) */
+        if (depth + o->height > PK_MAX_DEPTH)
+            return pk_fail(d, CODEC_EFORMAT, "pickle: nested deeper than %d levels (json.dumps refuses it)",
+                           PK_MAX_DEPTH);
+        if (pk_out_check(d, out, o->out_len) < 0)
+            return -1;
+        buf_reserve(out, o->out_len);
+        memcpy(out->data + out->len, out->data + o->out_off, o->out_len);
+        out->len += o->out_len;
+        return o->height;
+    }
+
+    size_t off = out->len;
     switch (o->type) {
     case PK_NONE:
         jsonw_null(out);
-        return 0;
+        break;
     case PK_BOOL:
         jsonw_bool(out, (int)o->u.i);
-        return 0;
-    case PK_INT: case PK_BIGINT:
-        return pk_render_int(d, o, out);
+        break;
+    case PK_INT:
+        jsonw_int(out, (long long)o->u.i);
+        break;
+    case PK_BIGINT:
+        if (o->flags & PK_F_HUGE)
+            return pk_fail(d, CODEC_EFORMAT, "pickle: an int of more than %d digits (json.dumps refuses it)",
+                           PK_MAX_STR_DIGITS);
+        if (pk_out_check(d, out, o->u.s.n + 1) < 0)
+            return -1;
+        if (o->flags & PK_F_NEG)
+            buf_append(out, "-", 1);
+        buf_append(out, o->u.s.p, o->u.s.n);
+        break;
     case PK_FLOAT:
         jsonw_double(out, o->u.f);
-        return 0;
+        break;
     case PK_STR:
-        return pk_render_str(d, o, out);
+        if (o->flags & PK_F_SURROGATE)
+            return pk_fail(d, CODEC_EFORMAT, "pickle: a str with a lone surrogate cannot be returned");
+        if (pk_out_check(d, out, o->u.s.n + 2) < 0)
+            return -1;
+        if (jsonw_string(out, o->u.s.p, o->u.s.n) < 0)  /* checked when loaded: cannot happen */
+            return pk_fail(d, CODEC_EFORMAT, "pickle: a str that is not UTF-8");
+        break;
     case PK_BYTES: case PK_BYTEARRAY:
         /* not json.dumps (TypeError there): the msgpack codec's rendering of bin */
         if (pk_out_check(d, out, o->u.s.n + 2) < 0)
             return -1;
         jsonw_latin1(out, o->u.s.p, o->u.s.n);
-        return 0;
+        break;
     case PK_LIST: case PK_TUPLE: case PK_DICT:
-        return pk_render_container(d, o, out, depth);
+        if ((height = pk_render_container(d, o, out, depth)) < 0)
+            return -1;
+        height++;
+        break;
     default:
         return pk_fail(d, CODEC_EFORMAT, "pickle: a %s cannot be rendered (json.dumps refuses it)",
                        pk_typenames[o->type]);
     }
+    o->out_off = off;
+    o->out_len = out->len - off;
+    o->height = (uint16_t)height;
+    return height;
 }
 
 /* ----------------------------------------------------------------------------------------------------
@@ -1838,7 +1879,7 @@ static int pickle_decode(void *ctx, const codec_params_t *p, const char *in, siz
                 buf_append(out, result->u.s.p, result->u.s.n);
             break;
         default:
-            if (pk_render(&d, result, out, 0) == 0)
+            if (pk_render(&d, result, out, 0) >= 0)
                 pk_out_check(&d, out, 0);
             break;
         }

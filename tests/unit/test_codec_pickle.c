@@ -584,6 +584,29 @@ static void test_malicious_nesting(void **state)
         buf_deinit(&out);
     }
 
+    /* a 600-level list D, then (D, X) where X is D inside 500 more lists: D alone renders, but at depth
+     * 501 it goes past 1000 levels, even though its text is copied from its first rendering */
+    buf_reset(&pk);
+    repeat(&pk, "(", 1, 599);
+    buf_append(&pk, "]", 1);
+    repeat(&pk, "l", 1, 599);
+    APPEND_LIT(&pk, "q\x00");
+    repeat(&pk, "(", 1, 500);
+    APPEND_LIT(&pk, "h\x00");
+    repeat(&pk, "l", 1, 500);
+    APPEND_LIT(&pk, "\x86.");
+    expect_error(pk.data, pk.len, CODEC_EFORMAT, "nested deeper than 1000 levels");
+    pk.len -= 2;
+    APPEND_LIT(&pk, "0h\x00h\x00\x86.");        /* (D, D) instead: fine */
+    {
+        buf_t out;
+        char err[CODEC_ERRLEN];
+        buf_init(&out);
+        assert_int_equal(decode(pk.data, pk.len, &out, err), CODEC_OK);
+        assert_int_equal(out.len, 1 + 1200 + 2 + 1200 + 1);     /* [D, D], D = "[[...]]" 600 deep */
+        buf_deinit(&out);
+    }
+
     /* a tuple key 100000 deep: refused, not recursed into */
     buf_reset(&pk);
     buf_append(&pk, "}", 1);
@@ -641,6 +664,32 @@ static void test_malicious_memo_bomb(void **state)
     assert_non_null(strstr(err, "larger than the largest decoded value (4194304)"));
     assert_int_equal(out.len, 0);
     assert_true(t1.tv_sec - t0.tv_sec < 5);
+
+    /* floats: each is rendered once (float repr is slow), then copied */
+    buf_reset(&pk);
+    APPEND_LIT(&pk, "\x80\x02](G?\xf1\x99\x99\x99\x99\x99\x9aG@\x01\x99\x99\x99\x99\x99\x9a" "eq\x00");
+    for (int level = 1; level <= 10; level++) {
+        char get[2] = { 'h', (char)(level - 1) };
+        char put[2] = { 'q', (char)level };
+        buf_append(&pk, "](", 2);
+        repeat(&pk, get, 2, 50);
+        buf_append(&pk, "e", 1);
+        buf_append(&pk, put, 2);
+    }
+    buf_append(&pk, ".", 1);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(decode_max(pk.data, pk.len, 64 * MIB, &out, err), CODEC_ETOOBIG);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true(t1.tv_sec - t0.tv_sec < 5);
+    assert_int_equal(decode_max(pk.data, 40 + 5 * 104 + 1, 64 * MIB, &out, err), CODEC_EFORMAT);   /* cut */
+    pk.len = 40 + 3 * 104;
+    buf_append(&pk, ".", 1);       /* three levels: 2 * 50^3 floats */
+    assert_int_equal(decode_max(pk.data, pk.len, 64 * MIB, &out, err), CODEC_OK);
+    assert_memory_equal(out.data, "[[[[1.1, 2.2], [1.1, 2.2]", 25);
+    size_t len = 10;                /* "[1.1, 2.2]" */
+    for (int level = 1; level <= 3; level++)
+        len = 2 + 50 * len + 49 * 2;
+    assert_int_equal(out.len, len);
 
     /* the same structure, two levels: small enough, rendered in full */
     buf_reset(&pk);

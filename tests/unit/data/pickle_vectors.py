@@ -11,13 +11,17 @@ whatever the size; the test rebuilds the payload with the same formula (pv_paylo
 Decode vectors: pickle.dumps(obj, protocol=P) for P = 0..5 and what cachetoryd must return for it: the
 bytes of a bytes value, the UTF-8 of a str, json.dumps(obj) for anything else (bytes inside a
 structure as their latin-1 text). Every proper prefix is checked here to be refused by CPython too.
+
+Edge vectors: hand-made pickles (EDGES) with CPython's verdict, or cachetoryd's where a note says why it
+differs. An audit hook (refuse_globals) stops pickle.loads before it imports anything but the two
+callables cachetoryd allows: the malicious pickles among them are never run here.
 """
 import json
-import warnings
 import math
 import pickle
 import pickletools
 import sys
+import warnings
 
 assert sys.version_info[:2] == (3, 11), "vectors are CPython 3.11's"
 
