@@ -9,7 +9,12 @@
 PREFIX    ?= /usr/local
 SYSCONFDIR ?= $(PREFIX)/etc
 DESTDIR   ?=
+# an instrumented build lives apart, so that switching never mixes objects
+ifdef SANITIZER
+BUILD     ?= build-$(SANITIZER)
+else
 BUILD     ?= build
+endif
 CC        ?= cc
 PKG_CONFIG ?= pkg-config
 
@@ -135,7 +140,7 @@ uninstall:
 	fi
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-address build-undefined
 
 -include $(OBJ:.o=.d) $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)
 
@@ -148,7 +153,10 @@ clean:
 # A target is a file tests/fuzz/fuzz_<target>.c defining LLVMFuzzerTestOneInput.
 
 FUZZ_CC       ?= clang
-FUZZ_SAN      ?= -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+# pointer-overflow stays recoverable only so that tests/fuzz/ubsan.supp can list known findings; scripts/fuzz
+# runs with UBSAN_OPTIONS=halt_on_error=1, so anything else still stops the run
+FUZZ_SAN      ?= -fsanitize=address,undefined -fno-sanitize-recover=undefined -fsanitize-recover=pointer-overflow \
+                 -fno-omit-frame-pointer
 FUZZ_CFLAGS   ?= -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -MMD -MP -Isrc -Itests/fuzz $(PC_CFLAGS) \
                  -fsanitize=fuzzer-no-link $(FUZZ_SAN)
 FUZZ_LDFLAGS  ?= -fsanitize=fuzzer $(FUZZ_SAN)
@@ -167,13 +175,26 @@ FUZZ_HARN_OBJ := $(FUZZ_SRC:%.c=$(FUZZ_OBJDIR)/%.o)
 FUZZ_REPLAY_DIR := $(BUILD)/fuzz-replay
 FUZZ_REPLAY_BIN := $(FUZZ_TARGETS:%=$(FUZZ_REPLAY_DIR)/%)
 
-.PHONY: fuzz fuzz-replay
+.PHONY: fuzz fuzz-replay fuzz-flags-check
 fuzz: $(FUZZ_BIN)
 
-$(FUZZ_LIB_OBJ) $(FUZZ_HARN_OBJ): $(FUZZ_OBJDIR)/%.o: %.c
+# objects are rebuilt when the compiler or the flags change (they are not in the .d files)
+FUZZ_STAMP := $(FUZZ_OBJDIR)/flags
+$(FUZZ_STAMP): fuzz-flags-check
+	@mkdir -p $(dir $@)
+	@echo '$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_LDFLAGS) $(PROJ_LDLIBS)' | cmp -s - $@ || \
+	    echo '$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_LDFLAGS) $(PROJ_LDLIBS)' >$@
+
+$(FUZZ_LIB_OBJ): $(FUZZ_OBJDIR)/%.o: %.c $(FUZZ_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZCC $<"
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+# harnesses without coverage instrumentation: their checks and oracles would only slow the search down
+$(FUZZ_HARN_OBJ): $(FUZZ_OBJDIR)/%.o: %.c $(FUZZ_STAMP)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCC $<"
+	$(Q)$(FUZZ_CC) $(filter-out -fsanitize=fuzzer-no-link,$(FUZZ_CFLAGS)) -c -o $@ $<
 
 $(FUZZ_LIB): $(FUZZ_LIB_OBJ)
 	@echo "  AR    $@"
@@ -181,7 +202,7 @@ $(FUZZ_LIB): $(FUZZ_LIB_OBJ)
 
 $(FUZZ_DIR)/%: $(FUZZ_OBJDIR)/tests/fuzz/fuzz_%.o $(FUZZ_LIB)
 	@echo "  LINK  $@"
-	$(Q)$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $@ $^ $(PROJ_LDLIBS)
+	$(Q)$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $@ $(filter %.o %.a,$^) $(PROJ_LDLIBS)
 
 # replay: the harnesses and replay_main.c are compiled by the ordinary $(BUILD)/%.o rule
 $(FUZZ_REPLAY_DIR)/%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay_main.o $(LIB_OBJ)

@@ -261,6 +261,12 @@ int main(int argc, char **argv)
 
     uv_run(loop, UV_RUN_DEFAULT);
 
+    /* Teardown in dependency order: values still on the thread pool come back first (they go on to
+     * the backend), then the backend fails what it still holds (its callbacks reach the cache and the
+     * clients, still alive), then the clients and listeners close, then the loop. */
+    for (int i = 0; i < 1000 && cache_jobs(cache) > 0; i++)
+        uv_run(loop, UV_RUN_ONCE);
+    backend_destroy(backend);
     server_teardown(&srv);
     uv_walk(loop, close_walk_cb, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
@@ -269,7 +275,6 @@ int main(int argc, char **argv)
     if (cfg.pidfile && cfg.pidfile[0])
         unlink(cfg.pidfile);
     cache_destroy(cache);
-    backend_destroy(backend);
     config_deinit(&cfg);
     log_notice("bye");
     log_teardown();

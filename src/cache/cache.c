@@ -47,6 +47,7 @@ struct cache {
     size_t *offs;                       /* their offsets into enc / dec while those grow */
     size_t offs_cap;
     call_t *free_calls;
+    int jobs;                           /* on the thread pool */
     char err[CACHE_ERRLEN];
 };
 
@@ -266,6 +267,7 @@ static void job_after_cb(uv_work_t *w, int status)
     int failed = 0;
 
     c->stats.offloaded += j->n;
+    c->jobs--;
     for (size_t i = 0; i < j->n; i++) {
         if (j->in[i].ptr == NULL)
             continue;
@@ -341,6 +343,7 @@ static void cache_offload_encode(cache_t *c, call_t *k, const backend_op_t *op)
 
     memcpy(all, vals, n * sizeof(*all));
     memcpy(all + n, keys, nk * sizeof(*all));
+    c->jobs++;
     job_own(j, all, owned, n + nk, offs);
     memcpy(j->in, owned, n * sizeof(*owned));
     j->op = *op;
@@ -365,6 +368,7 @@ static void cache_offload_decode(cache_t *c, call_t *k, const backend_result_t *
     job_t *j = job_create(k, 1, n);
     size_t *offs = mem_alloc((n ? n : 1) * sizeof(*offs));
 
+    c->jobs++;
     job_own(j, vals, j->in, n, offs);
     mem_free(offs);
     j->res = *res;
@@ -605,6 +609,11 @@ void cache_destroy(cache_t *c)
     mem_free(c->offs);
     mem_free(c->name);
     mem_free(c);
+}
+
+int cache_jobs(const cache_t *c)
+{
+    return c->jobs;
 }
 
 backend_t *cache_backend(cache_t *c)

@@ -49,5 +49,6 @@ void cache_info(cache_t *c, buf_t *out);
 void cache_stats_reset(cache_t *c);
 void cache_metrics(cache_t *c, buf_t *out);        /* Prometheus lines */
 backend_t *cache_backend(cache_t *c);
+int cache_jobs(const cache_t *c);          /* encodes / decodes on the thread pool right now */
 
 #endif
