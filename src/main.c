@@ -100,7 +100,9 @@ static int reload_is_live(const char *name)
 {
     static const char *const live[] = {
         "loglevel", "logfile", "maxmemory", "maxmemory-policy", "timeout", "client-output-buffer-limit",
-        "client-query-buffer-limit", "requirepass", "tcp-keepalive",
+        "client-query-buffer-limit", "requirepass", "tcp-keepalive", "upstream-connect-timeout",
+        "upstream-command-timeout", "upstream-retry-max", "serializer", "default-ttl", "passthrough",
+        "slowlog-log-slower-than", "slowlog-max-len",
     };
     for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
         if (strcmp(name, live[i]) == 0)
@@ -137,6 +139,11 @@ static void on_reload(uv_signal_t *h, int signum)
                      before.v[i].value, after.v[i].value);
             continue;
         }
+        if (strcmp(after.v[i].name, "serializer") == 0 &&
+            cache_set_serializer(srv.cache, after.v[i].value, (size_t)cfg.proto_max_bulk_len, err, sizeof(err)) < 0) {
+            log_warn("reload: %s", err);
+            continue;
+        }
         if (config_set(&cfg, after.v[i].name, after.v[i].value, err, sizeof(err)) < 0) {
             log_warn("reload: %s", err);
             continue;
@@ -146,6 +153,8 @@ static void on_reload(uv_signal_t *h, int signum)
     config_deinit(&next);
     if (log_setup(cfg.loglevel, cfg.logfile) < 0)
         log_warn("reload: cannot open logfile '%s': %s", cfg.logfile, strerror(errno));
+    if (srv.backend->vt->reconfigure)
+        srv.backend->vt->reconfigure(srv.backend, &cfg);
     struct store *st = backend_memory_store(srv.backend);
     if (st != NULL)
         store_set_limit(st, (size_t)cfg.maxmemory, (store_policy_t)cfg.maxmemory_policy);

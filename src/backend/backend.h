@@ -116,6 +116,7 @@ struct backend_result {
 typedef void backend_cb(void *ctx, const backend_result_t *res);
 
 typedef struct backend backend_t;
+struct config;
 
 typedef struct backend_vtable {
     const char *scheme;
@@ -129,6 +130,7 @@ typedef struct backend_vtable {
                                            limit even after evicting: the write is refused before it runs
                                            or is queued (redis's denyoom); may be NULL */
     void (*destroy)(backend_t *b);
+    void (*reconfigure)(backend_t *b, const struct config *cfg);   /* reload: timeouts; may be NULL */
 } backend_vtable_t;
 
 struct backend {

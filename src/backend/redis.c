@@ -1602,7 +1602,17 @@ static void redis_destroy(backend_t *b)
     mem_free(up);
 }
 
+/* A reload changes the timeouts and the backoff of the running connections. */
+static void redis_reconfigure(backend_t *b, const config_t *cfg)
+{
+    upstream_t *up = (upstream_t *)b;
+    up->connect_timeout_us = (long long)cfg->upstream_connect_timeout * 1000;
+    up->command_timeout_us = (long long)cfg->upstream_command_timeout * 1000;
+    up->retry_max_ms = (unsigned)cfg->upstream_retry_max;
+}
+
 static const backend_vtable_t redis_vtable = {
+    .reconfigure = redis_reconfigure,
     .scheme = "redis",
     .submit = redis_submit,
     .info = redis_info,

@@ -48,6 +48,8 @@ struct cache {
     size_t offs_cap;
     call_t *free_calls;
     int jobs;                           /* on the thread pool */
+    chain_t *retired[16];               /* chains replaced by a reload, kept for jobs that still use them */
+    int nretired;
     char err[CACHE_ERRLEN];
 };
 
@@ -56,6 +58,7 @@ typedef struct job {
     uv_work_t work;
     call_t *call;
     int decode;                         /* 0 encode, 1 decode */
+    chain_t *chain;                     /* the chain when the job was made (a reload may replace it) */
     backend_op_t op;                    /* ENCODE: the op to submit afterwards (slices into owned) */
     backend_result_t res;               /* DECODE: the backend's result, values into owned */
     buf_t owned;                        /* the copied keys and values */
@@ -198,6 +201,7 @@ static job_t *job_create(call_t *k, int decode, size_t n)
     job_t *j = mem_calloc(1, sizeof(*j));
     j->work.data = j;
     j->call = k;
+    j->chain = k->cache->chain;
     j->decode = decode;
     j->n = n;
     j->in = mem_calloc(n ? n : 1, sizeof(*j->in));
@@ -232,8 +236,8 @@ static void job_own(job_t *j, const bytes_t *src, bytes_t *dst, size_t n, size_t
 static void job_work_cb(uv_work_t *w)
 {
     job_t *j = w->data;
-    cache_t *c = j->call->cache;
-    chain_ctx_t *ctx = chain_ctx_get(c->chain);
+    chain_t *ch = j->chain;
+    chain_ctx_t *ctx = chain_ctx_get(ch);
     long long t0 = clock_us_monotonic();
 
     for (size_t i = 0; i < j->n; i++) {
@@ -241,13 +245,13 @@ static void job_work_cb(uv_work_t *w)
         if (j->in[i].ptr == NULL)
             continue;
         j->state[i] = j->decode
-                          ? chain_decode(c->chain, ctx, j->in[i].ptr, j->in[i].len, &j->out[i], j->err, &undecoded)
-                          : chain_encode(c->chain, ctx, j->in[i].ptr, j->in[i].len, &j->out[i], j->err);
+                          ? chain_decode(ch, ctx, j->in[i].ptr, j->in[i].len, &j->out[i], j->err, &undecoded)
+                          : chain_encode(ch, ctx, j->in[i].ptr, j->in[i].len, &j->out[i], j->err);
         j->undecoded += (unsigned long long)undecoded;
         if (j->state[i] == CHAIN_ERROR)
             break;
     }
-    chain_ctx_put(c->chain, ctx);
+    chain_ctx_put(ch, ctx);
     j->usec = (unsigned long long)(clock_us_monotonic() - t0);
 }
 
@@ -601,6 +605,8 @@ void cache_destroy(cache_t *c)
         mem_free(k);
     }
     chain_destroy(c->chain);
+    for (int i = 0; i < c->nretired; i++)
+        chain_destroy(c->retired[i]);
     buf_deinit(&c->enc);
     buf_deinit(&c->dec);
     buf_deinit(&c->upd);
@@ -609,6 +615,31 @@ void cache_destroy(cache_t *c)
     mem_free(c->offs);
     mem_free(c->name);
     mem_free(c);
+}
+
+/*
+ * A reload names another serializer: new writes use it; reads decode with it too (a value written with
+ * the old chain reads back as stored in mixed mode). The old chain stays alive for thread-pool jobs that
+ * hold it, until the cache goes (a few reloads' worth; past that the oldest is freed once no job runs).
+ */
+int cache_set_serializer(cache_t *c, const char *serializer, size_t max_bulk, char *err, size_t errlen)
+{
+    chain_t *ch = chain_create(serializer, max_bulk, err, errlen);
+    if (ch == NULL)
+        return -1;
+    if (c->nretired == (int)(sizeof(c->retired) / sizeof(c->retired[0]))) {
+        if (c->jobs > 0) {
+            chain_destroy(ch);
+            snprintf(err, errlen, "too many serializer changes while values are being encoded; try again");
+            return -1;
+        }
+        for (int i = 0; i < c->nretired; i++)
+            chain_destroy(c->retired[i]);
+        c->nretired = 0;
+    }
+    c->retired[c->nretired++] = c->chain;
+    c->chain = ch;
+    return 0;
 }
 
 int cache_jobs(const cache_t *c)

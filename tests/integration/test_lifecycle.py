@@ -151,3 +151,22 @@ def test_notify_socket_protocol(procs, tmp_path):
         assert d.p.wait(10) == 0
     finally:
         s.close()
+
+
+def test_sighup_changes_the_serializer_for_new_writes(procs):
+    d = procs("[cache]\nserializer = null://\n")
+    c = d.conn()
+    assert c.cmd("SET", "old", "x" * 100) == "OK"
+    assert c.cmd("CACHE", "RAWGET", "old") == b"x" * 100
+    d.write_conf("[cache]\nserializer = zstd://\n[upstream]\nupstream-command-timeout = 1500\n")
+    d.p.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: "serializer is now 'zstd://'" in d.text(), 5), d.text()
+    assert c.cmd("SET", "new", "y" * 100) == "OK"
+    assert c.cmd("CACHE", "RAWGET", "new")[:4] == b"\x28\xb5\x2f\xfd"       # a zstd frame
+    assert c.cmd("GET", "new") == b"y" * 100
+    assert c.cmd("GET", "old") == b"x" * 100                                  # stored plain: mixed mode
+    assert c.cmd("CONFIG", "GET", "upstream-command-timeout") == [b"upstream-command-timeout", b"1500"]
+    d.write_conf("[cache]\nserializer = nope://\n")
+    d.p.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: "unknown scheme 'nope'" in d.text(), 5), d.text()
+    assert c.cmd("CONFIG", "GET", "serializer") == [b"serializer", b"zstd://"]
