@@ -10,8 +10,9 @@ PREFIX    ?= /usr/local
 SYSCONFDIR ?= $(PREFIX)/etc
 DESTDIR   ?=
 # an instrumented build lives apart, so that switching never mixes objects
+comma := ,
 ifdef SANITIZER
-BUILD     ?= build-$(SANITIZER)
+BUILD     ?= build-$(subst $(comma),-,$(SANITIZER))
 else
 BUILD     ?= build
 endif
@@ -27,12 +28,10 @@ WARN      := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wn
 PROJ_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -MMD -MP -Isrc $(PC_CFLAGS)
 PROJ_LDLIBS := $(PC_LIBS) -lm
 
-ifeq ($(SANITIZER),address)
-  PROJ_CFLAGS += -fsanitize=address -fno-omit-frame-pointer
-  PROJ_LDFLAGS += -fsanitize=address
-else ifeq ($(SANITIZER),undefined)
-  PROJ_CFLAGS += -fsanitize=undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-  PROJ_LDFLAGS += -fsanitize=undefined
+# SANITIZER=address, undefined, or both: address,undefined (what CI runs the suite under)
+ifneq ($(SANITIZER),)
+  PROJ_CFLAGS += -fsanitize=$(SANITIZER) -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+  PROJ_LDFLAGS += -fsanitize=$(SANITIZER)
 endif
 
 ifeq ($(V),1)
@@ -140,7 +139,7 @@ uninstall:
 	fi
 
 clean:
-	rm -rf $(BUILD) build-address build-undefined
+	rm -rf $(BUILD) build-address build-undefined build-address-undefined
 
 -include $(OBJ:.o=.d) $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)
 
@@ -209,6 +208,10 @@ $(FUZZ_REPLAY_DIR)/%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay_ma
 	@mkdir -p $(dir $@)
 	@echo "  LINK  $@"
 	$(Q)$(CC) $(PROJ_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PROJ_LDLIBS) $(LDLIBS)
+
+# the harness objects are made only through the pattern above: keep them (make would delete them as
+# intermediate files, and rebuild them every time)
+.SECONDARY: $(FUZZ_SRC:%.c=$(BUILD)/%.o) $(BUILD)/tests/fuzz/replay_main.o
 
 fuzz-replay: $(FUZZ_REPLAY_BIN)
 	$(Q)fail=0; \

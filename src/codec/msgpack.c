@@ -304,12 +304,12 @@ static int mp_keyref_same(const mp_keyref_t *x, const mp_keyref_t *y)
 static void mp_fold_repeats(mp_reader_t *r, size_t base, size_t map_at)
 {
     size_t cnt = r->nmem - base, nrep = 0;
-    const mp_member_t *m = r->mem + base;
     mp_keyref_t *ref;
     size_t *take;           /* for each member: the member whose value it gets, or SIZE_MAX: dropped */
 
     if (cnt < 2)
-        return;
+        return;             /* (and r->mem may still be NULL: no offset from it) */
+    const mp_member_t *m = r->mem + base;
     ref = mem_alloc(cnt * sizeof(*ref));
     for (size_t i = 0; i < cnt; i++) {
         ref[i].key = r->keys.data + m[i].key_off;

@@ -1135,7 +1135,8 @@ static int pk_append(pk_dec_t *d, size_t from)
     size_t cap = pk_seq_cap(list->u.seq.n);
     if (pk_reserve(d, (void **)&list->u.seq.v, &cap, list->u.seq.n + k, sizeof(pk_obj_t *)) < 0)
         return -1;
-    memcpy(list->u.seq.v + list->u.seq.n, d->stack + from, k * sizeof(pk_obj_t *));
+    if (k > 0)
+        memcpy(list->u.seq.v + list->u.seq.n, d->stack + from, k * sizeof(pk_obj_t *));
     list->u.seq.n += k;
     d->sp = from;
     return 0;
@@ -1175,7 +1176,7 @@ static int pk_setitems(pk_dec_t *d, size_t from)
     if (dict->type != PK_DICT)
         return pk_fail(d, CODEC_EFORMAT, "pickle: %s on a %s at offset %zu", pk_opname(d->op),
                        pk_typenames[dict->type], d->op_at);
-    if (pk_dict_add(d, dict, d->stack + from, d->sp - from) < 0)
+    if (d->sp > from && pk_dict_add(d, dict, d->stack + from, d->sp - from) < 0)
         return -1;
     d->sp = from;
     return 0;
@@ -1190,7 +1191,8 @@ static int pk_load_dict(pk_dec_t *d)
     if ((d->sp - from) % 2 != 0)
         return pk_fail(d, CODEC_EFORMAT, "pickle: odd number of items for DICT at offset %zu", d->op_at);
     pk_obj_t *dict = pk_new(d, PK_DICT);
-    if (dict == NULL || pk_dict_add(d, dict, d->stack + from, d->sp - from) < 0)
+    /* an empty DICT: the stack may never have been allocated, so no pointer is made from it */
+    if (dict == NULL || (d->sp > from && pk_dict_add(d, dict, d->stack + from, d->sp - from) < 0))
         return -1;
     d->sp = from;
     return pk_push(d, dict);
