@@ -1,14 +1,16 @@
 /*
  * fuzz_codec: the checks every codec harness (fuzz_codec_<name>.c) runs on one codec_t.
  *
- * decode, with max_decoded 1 MiB, on the codec's context (created once and reused, as a thread does)
- * and, chosen by the input, on no context (a temporary one):
+ * decode, with max_decoded 64 KiB (1 MiB for one input in 32: the limit logic is the same at any size,
+ * and the bombs a corpus collects cost less), on the codec's context (created once and reused, as a
+ * thread does) and, for one input in 16, also on no context (a temporary one):
  *   - the result is CODEC_OK, CODEC_EFORMAT or CODEC_ETOOBIG, with a message that fits CODEC_ERRLEN on
  *     an error; CODEC_OK never gives more than max_decoded bytes;
- *   - decoding again (the other context) gives the same result and bytes: no state leaks between values;
- *   - a value that decodes to L bytes gives CODEC_ETOOBIG with a limit of L - 1, and with a limit of
- *     exactly L gives the same L bytes (compressors, FUZZ_EXACT_LIMIT) or at worst CODEC_ETOOBIG
- *     (serializers check the limit while rendering, see json.c).
+ *   - decoding again (the same context, or none) gives the same result and bytes: no state leaks between
+ *     values;
+ *   - a value that decodes to L bytes (L up to 64 KiB; beyond, one input in 8) gives CODEC_ETOOBIG with a
+ *     limit of L - 1, and with a limit of exactly L gives the same L bytes (compressors,
+ *     FUZZ_EXACT_LIMIT) or at worst CODEC_ETOOBIG (serializers check the limit while rendering, json.c).
  * encode then decode: the input, as the client's value, encoded with data-derived parameters (level,
  * pickle protocol) must encode (json: exactly when the input is UTF-8 without surrogates) and decode back
  * to itself.
@@ -23,7 +25,8 @@
 #include "fuzz.h"
 #include "util/buf.h"
 
-#define FUZZ_MAX_DECODED ((size_t)1 << 20)
+#define FUZZ_MAX_DECODED ((size_t)1 << 20)      /* the limit for one input in 32, and for round trips */
+#define FUZZ_SMALL_DECODED ((size_t)64 << 10)   /* the limit for the others: a bomb is refused sooner */
 
 #define FUZZ_EXACT_LIMIT 0x01   /* a limit of exactly the decoded size must decode */
 #define FUZZ_UTF8_ONLY   0x02   /* encode takes only UTF-8 text (json) */
@@ -108,16 +111,22 @@ static inline void fuzz_codec_run(const codec_t *c, void *ctx, int flags, const 
     uint8_t *in = malloc(n ? n : 1);
     memcpy(in, data, n);
 
-    void *first = (h & 1) ? ctx : NULL, *second = (h & 1) ? NULL : ctx;
-    rc = fuzz_codec_decode(c, first, FUZZ_MAX_DECODED, in, n, &out, err);
-    fuzz_codec_check_rc(c, rc, err, &out, FUZZ_MAX_DECODED, "decode");
+    /* Mostly the long-lived context (as the server runs); one input in 16 also without one, which makes
+     * a compressor set up and free a whole temporary context (slow, and rare in the server). */
+    int no_ctx = (h & 15) == 0;
+    void *first = ctx, *second = no_ctx ? NULL : ctx;
+    size_t max = ((h >> 24) & 31) == 0 ? FUZZ_MAX_DECODED : FUZZ_SMALL_DECODED;
+    rc = fuzz_codec_decode(c, first, max, in, n, &out, err);
+    fuzz_codec_check_rc(c, rc, err, &out, max, "decode");
 
-    rc2 = fuzz_codec_decode(c, second, FUZZ_MAX_DECODED, in, n, &again, err);
-    fuzz_codec_check_rc(c, rc2, err, &again, FUZZ_MAX_DECODED, "decode again");
+    rc2 = fuzz_codec_decode(c, second, max, in, n, &again, err);
+    fuzz_codec_check_rc(c, rc2, err, &again, max, "decode again");
     FUZZ_CHECK(rc == rc2 && (rc != CODEC_OK || fuzz_codec_same(&out, &again)),
                "%s: decoding twice gave %d (%zu bytes) then %d (%zu bytes)", c->name, rc, out.len, rc2, again.len);
 
-    if (rc == CODEC_OK) {
+    /* the limit at the exact size: always for small values, one in 8 for big ones (each costs a decode of
+     * up to 1 MiB, and inputs that expand that much are many in a corpus: compression bombs) */
+    if (rc == CODEC_OK && (out.len <= ((size_t)64 << 10) || ((h >> 20) & 7) == 0)) {
         size_t len = out.len;
         rc2 = fuzz_codec_decode(c, ctx, len, in, n, &again, err);
         fuzz_codec_check_rc(c, rc2, err, &again, len, "decode with max_decoded = its size");
@@ -142,11 +151,13 @@ static inline void fuzz_codec_run(const codec_t *c, void *ctx, int flags, const 
     memset(&pe, 0, sizeof(pe));
     pe.max_decoded = FUZZ_MAX_DECODED;
     pe.pickle_protocol = 2 + (int)((h >> 8) % 4);
-    pe.level_set = (int)((h >> 12) & 1);
+    /* a chain's level is fixed, so a context keeps its compressor set up for it; a new level makes it set
+     * up again (zlib: deflateEnd + deflateInit2, 256 KiB zeroed): only one input in 8 asks for one */
+    pe.level_set = ((h >> 12) & 7) == 0;
     pe.compression_level = strcmp(c->name, "zstd") == 0 ? (int)((h >> 16) % 15) - 5 : (int)((h >> 16) % 11) - 1;
     buf_reset(&out);
     err[0] = '\0';
-    rc = c->encode((h & 2) ? ctx : NULL, &pe, (const char *)in, n, &out, err);
+    rc = c->encode(no_ctx ? NULL : ctx, &pe, (const char *)in, n, &out, err);
     if (flags & FUZZ_UTF8_ONLY) {
         int valid = fuzz_utf8_valid(in, n);
         FUZZ_CHECK(rc == (valid ? CODEC_OK : CODEC_EINPUT), "%s encode: %d for %s input", c->name, rc,
@@ -155,7 +166,7 @@ static inline void fuzz_codec_run(const codec_t *c, void *ctx, int flags, const 
         FUZZ_CHECK(rc == CODEC_OK, "%s encode: %d (%s)", c->name, rc, err);
     }
     if (rc == CODEC_OK) {
-        rc2 = fuzz_codec_decode(c, (h & 4) ? ctx : NULL, FUZZ_MAX_DECODED, (const uint8_t *)out.data, out.len,
+        rc2 = fuzz_codec_decode(c, ctx, FUZZ_MAX_DECODED, (const uint8_t *)out.data, out.len,
                                 &again, err);
         FUZZ_CHECK(rc2 == CODEC_OK, "%s: own encoding of %zu bytes (level %d%s, protocol %d) does not decode: %d %s",
                    c->name, n, pe.compression_level, pe.level_set ? "" : " unset", pe.pickle_protocol, rc2, err);
