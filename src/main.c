@@ -20,6 +20,7 @@
 #include "net/server.h"
 #include "store/store.h"
 #include "util/log.h"
+#include "util/clock.h"
 #include "util/notify.h"
 #include "version.h"
 
@@ -95,6 +96,47 @@ static void collect_cb(void *priv, const char *name, const char *value)
     }
 }
 
+/*
+ * A reload that names another upstream (or another pool size): a new backend takes the new commands at
+ * once; the old one finishes what it has in flight, then goes.
+ */
+static backend_t *retired_backend;
+static uv_timer_t retire_timer;
+static long long retire_deadline_ms;
+
+static void retire_cb(uv_timer_t *t)
+{
+    backend_t *old = retired_backend;
+    if (old == NULL || (old->vt->idle && !old->vt->idle(old) && clock_refresh() < retire_deadline_ms))
+        return;
+    uv_timer_stop(t);
+    retired_backend = NULL;
+    backend_destroy(old);
+}
+
+static int reload_backend(const config_t *next, char *err, size_t errlen)
+{
+    if (!srv.backend->vt->forwards || strncmp(next->backend, "redis", 5) != 0) {
+        snprintf(err, errlen, "backend changed from '%s' to '%s': this needs a restart", cfg.backend, next->backend);
+        return -1;
+    }
+    if (retired_backend != NULL) {
+        snprintf(err, errlen, "the previous upstream is still finishing its commands; reload again shortly");
+        return -1;
+    }
+    backend_t *nb = backend_create(next, srv.loop, err, errlen);
+    if (nb == NULL)
+        return -1;
+    retired_backend = srv.backend;
+    srv.backend = nb;
+    cache_set_backend(srv.cache, nb);
+    retire_deadline_ms = clock_refresh() + next->upstream_command_timeout + 1000;
+    if (retire_timer.loop == NULL)
+        uv_timer_init(srv.loop, &retire_timer);
+    uv_timer_start(&retire_timer, retire_cb, 20, 20);
+    return 0;
+}
+
 /* Options a reload changes in place; the others need a restart. */
 static int reload_is_live(const char *name)
 {
@@ -131,6 +173,20 @@ static void on_reload(uv_signal_t *h, int signum)
     before.n = after.n = 0;
     config_get(&cfg, "*", collect_cb, &before);
     config_get(&next, "*", collect_cb, &after);
+    if (strcmp(cfg.backend, next.backend) != 0 || cfg.upstream_pool_size != next.upstream_pool_size) {
+        if (reload_backend(&next, err, sizeof(err)) < 0) {
+            log_warn("reload: %s", err);
+        } else {
+            log_notice("reload: backend is now '%s' with %d connections", next.backend, next.upstream_pool_size);
+            config_set(&cfg, "backend", next.backend, err, sizeof(err));
+            char n[16];
+            snprintf(n, sizeof(n), "%d", next.upstream_pool_size);
+            config_set(&cfg, "upstream-pool-size", n, err, sizeof(err));
+            before.n = after.n = 0;         /* compare the rest again, the backend now equal */
+            config_get(&cfg, "*", collect_cb, &before);
+            config_get(&next, "*", collect_cb, &after);
+        }
+    }
     for (int i = 0; i < before.n && i < after.n; i++) {
         if (strcmp(before.v[i].value, after.v[i].value) == 0)
             continue;
@@ -236,6 +292,8 @@ int main(int argc, char **argv)
         printf("cachetoryd: configuration %s is valid\n", path ? path : "(defaults)");
         cache_destroy(cache);
         backend_destroy(backend);
+        uv_run(loop, UV_RUN_DEFAULT);          /* the backend's handles close */
+        uv_loop_close(loop);
         config_deinit(&cfg);
         return 0;
     }
@@ -275,6 +333,11 @@ int main(int argc, char **argv)
      * clients, still alive), then the clients and listeners close, then the loop. */
     for (int i = 0; i < 1000 && cache_jobs(cache) > 0; i++)
         uv_run(loop, UV_RUN_ONCE);
+    if (retired_backend != NULL) {
+        uv_timer_stop(&retire_timer);
+        backend_destroy(retired_backend);
+    }
+    backend = srv.backend;
     backend_destroy(backend);
     server_teardown(&srv);
     uv_walk(loop, close_walk_cb, NULL);

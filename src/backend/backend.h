@@ -131,6 +131,7 @@ typedef struct backend_vtable {
                                            or is queued (redis's denyoom); may be NULL */
     void (*destroy)(backend_t *b);
     void (*reconfigure)(backend_t *b, const struct config *cfg);   /* reload: timeouts; may be NULL */
+    int (*idle)(backend_t *b);          /* nothing in flight (a replaced backend can go); may be NULL */
 } backend_vtable_t;
 
 struct backend {

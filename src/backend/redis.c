@@ -140,6 +140,8 @@ struct upstream {
     up_slot_t *free_slots;
     up_task_t *free_tasks;      /* recycled tasks */
     int nfree_tasks;
+    int destroying;             /* redis_destroy ran: handles are closing */
+    int closing;                /* handles still to close before the memory goes */
     int batching;               /* inside batch(begin) */
     uint64_t batch_affinity;
     up_task_t *batch;           /* the batch being collected */
@@ -152,6 +154,7 @@ static void conn_fail(up_conn_t *c, const char *fmt, ...) __attribute__((format(
 static void conn_pump(up_conn_t *c);
 static void up_flush_cb(uv_check_t *h);
 static void batch_read(up_conn_t *c, up_task_t *t);
+static void up_closed_one(upstream_t *up);
 static void batch_send(up_conn_t *c, up_task_t *t);
 static void batch_got_old(up_conn_t *c, up_task_t *t, const redisReply *r);
 static void task_finish(up_task_t *t, const backend_result_t *res);
@@ -1240,6 +1243,8 @@ static void conn_closed_cb(uv_handle_t *h)
 {
     up_conn_t *c = h->data;
     c->handle_open = 0;
+    if (c->up->destroying)
+        up_closed_one(c->up);
 }
 
 static void conn_retry_cb(uv_timer_t *t)
@@ -1554,29 +1559,9 @@ static void redis_info(backend_t *b, const char *section, buf_t *out)
                up->nreconnects, up->latency_n ? up->latency_sum_us / up->latency_n : 0, up->latency_max_us);
 }
 
-static void up_handle_closed_cb(uv_handle_t *h)
-{
-    (void)h;
-}
 
-static void redis_destroy(backend_t *b)
+static void up_free(upstream_t *up)
 {
-    upstream_t *up = (upstream_t *)b;
-
-    /* The loop has stopped; close the handles, run the loop once, free. */
-    for (int i = 0; i < up->npool; i++) {
-        up_conn_t *c = &up->pool[i];
-        if (c->state != UP_DOWN)
-            conn_fail(c, "shutting down");
-        uv_timer_stop(&c->retry);
-        if (!uv_is_closing((uv_handle_t *)&c->retry))
-            uv_close((uv_handle_t *)&c->retry, up_handle_closed_cb);
-    }
-    if (!uv_is_closing((uv_handle_t *)&up->tick))
-        uv_close((uv_handle_t *)&up->tick, up_handle_closed_cb);
-    if (!uv_is_closing((uv_handle_t *)&up->flush))
-        uv_close((uv_handle_t *)&up->flush, up_handle_closed_cb);
-    uv_run(up->loop, UV_RUN_NOWAIT);
     for (int i = 0; i < up->npool; i++) {
         buf_deinit(&up->pool[i].out);
         buf_deinit(&up->pool[i].wbuf);
@@ -1602,6 +1587,59 @@ static void redis_destroy(backend_t *b)
     mem_free(up);
 }
 
+/* One of the handles closed by redis_destroy is gone; the last one frees the backend. */
+static void up_closed_one(upstream_t *up)
+{
+    if (--up->closing == 0)
+        up_free(up);
+}
+
+static void up_timer_closed_cb(uv_handle_t *h)
+{
+    up_closed_one(((up_conn_t *)h->data)->up);
+}
+
+static void up_own_closed_cb(uv_handle_t *h)
+{
+    up_closed_one(h->data);
+}
+
+/*
+ * Fail what is still held, close every handle, and free the backend when the last one is closed (the
+ * loop runs the close callbacks: at shutdown main runs it once more; after a reload it is running).
+ */
+static void redis_destroy(backend_t *b)
+{
+    upstream_t *up = (upstream_t *)b;
+
+    up->destroying = 1;
+    up->closing = 1;            /* held until every close below is issued */
+    for (int i = 0; i < up->npool; i++) {
+        up_conn_t *c = &up->pool[i];
+        if (c->state != UP_DOWN)
+            conn_fail(c, "shutting down");
+        uv_timer_stop(&c->retry);
+        up->closing++;
+        uv_close((uv_handle_t *)&c->retry, up_timer_closed_cb);
+        if (c->handle_open)
+            up->closing++;      /* conn_closed_cb counts it */
+    }
+    up->closing += 2;
+    uv_close((uv_handle_t *)&up->tick, up_own_closed_cb);
+    uv_close((uv_handle_t *)&up->flush, up_own_closed_cb);
+    up_closed_one(up);
+}
+
+/* Nothing in flight or queued: a backend replaced by a reload can go. */
+static int redis_idle(backend_t *b)
+{
+    upstream_t *up = (upstream_t *)b;
+    for (int i = 0; i < up->npool; i++)
+        if (up->pool[i].nslots || up->pool[i].tasks || up->pool[i].active)
+            return 0;
+    return 1;
+}
+
 /* A reload changes the timeouts and the backoff of the running connections. */
 static void redis_reconfigure(backend_t *b, const config_t *cfg)
 {
@@ -1613,6 +1651,7 @@ static void redis_reconfigure(backend_t *b, const config_t *cfg)
 
 static const backend_vtable_t redis_vtable = {
     .reconfigure = redis_reconfigure,
+    .idle = redis_idle,
     .scheme = "redis",
     .submit = redis_submit,
     .info = redis_info,

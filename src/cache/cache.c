@@ -642,6 +642,11 @@ int cache_set_serializer(cache_t *c, const char *serializer, size_t max_bulk, ch
     return 0;
 }
 
+void cache_set_backend(cache_t *c, backend_t *b)
+{
+    c->backend = b;
+}
+
 int cache_jobs(const cache_t *c)
 {
     return c->jobs;

@@ -170,3 +170,43 @@ def test_sighup_changes_the_serializer_for_new_writes(procs):
     d.p.send_signal(signal.SIGHUP)
     assert wait_until(lambda: "unknown scheme 'nope'" in d.text(), 5), d.text()
     assert c.cmd("CONFIG", "GET", "serializer") == [b"serializer", b"zstd://"]
+
+
+def _redis(port):
+    p = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                          "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def up():
+        try:
+            with Conn(("127.0.0.1", port), timeout=1) as c:
+                return c.cmd("PING") == "PONG"
+        except OSError:
+            return False
+    assert wait_until(up, 10, 0.05)
+    return p
+
+
+def test_sighup_moves_to_another_upstream(procs):
+    """A reload naming another upstream (and pool size): new commands go there, the client stays
+    connected, the old upstream's commands in flight finish."""
+    pa, pb = free_port(), free_port()
+    ra, rb = _redis(pa), _redis(pb)
+    try:
+        d = procs("[cache]\nbackend = redis://127.0.0.1:%d/0\n" % pa)
+        c = d.conn()
+        assert c.cmd("SET", "x", "on-a") == "OK"
+        d.write_conf("[cache]\nbackend = redis://127.0.0.1:%d/0\n[upstream]\nupstream-pool-size = 2\n" % pb)
+        d.p.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: "backend is now" in d.text(), 5), d.text()
+        assert c.cmd("SET", "y", "on-b") == "OK"
+        assert c.cmd("GET", "x") is None            # x lives on the first upstream
+        with Conn(("127.0.0.1", pa)) as a, Conn(("127.0.0.1", pb)) as b:
+            assert a.cmd("GET", "x") == b"on-a" and a.cmd("EXISTS", "y") == 0
+            assert b.cmd("GET", "y") == b"on-b"
+            assert wait_until(lambda: len([l for l in a.cmd("CLIENT", "LIST").decode().splitlines()
+                                           if "cmd=client|list" not in l]) == 0, 5)
+        assert parse_info(c.cmd("INFO", "upstream").decode())["upstream_connections"] == "2"
+    finally:
+        for r in (ra, rb):
+            r.terminate()
+            r.wait(10)
