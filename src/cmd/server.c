@@ -658,6 +658,7 @@ int cmd_info(req_t *r, int argc, bytes_t *argv)
     }
     if (info_wants(argc, argv, "cache", 1)) {
         info_section(&t, "Cache");
+        buf_printf(&t, "cache_hits:%llu\r\ncache_misses:%llu\r\n", s->stats.cache_hits, s->stats.cache_misses);
         cache_info(s->cache, &t);
     }
     if (s->backend->vt->forwards && info_wants(argc, argv, "upstream", 1)) {

@@ -193,12 +193,15 @@ static void get_done_cb(void *ctx, const backend_result_t *res)
     req_t *r = ctx;
     buf_t *out = req_out(r);
 
-    if (res->status == BE_ERR)
+    if (res->status == BE_ERR) {
         reply_error(out, res->err);
-    else if (!res->has_value)
+    } else if (!res->has_value) {
+        server->stats.cache_misses++;
         reply_null(out, req_proto(r));
-    else
+    } else {
+        server->stats.cache_hits++;
         reply_bulk(out, res->value.ptr, res->value.len);
+    }
     req_done(r);
 }
 
@@ -241,10 +244,13 @@ static void mget_done_cb(void *ctx, const backend_result_t *res)
     } else {
         reply_array(out, res->nvalues);
         for (size_t i = 0; i < res->nvalues; i++) {
-            if (res->values[i].ptr == NULL)
+            if (res->values[i].ptr == NULL) {
+                server->stats.cache_misses++;
                 reply_null(out, req_proto(r));
-            else
+            } else {
+                server->stats.cache_hits++;
                 reply_bulk(out, res->values[i].ptr, res->values[i].len);
+            }
         }
     }
     req_done(r);

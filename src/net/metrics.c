@@ -76,6 +76,8 @@ static void metrics_render(server_t *s, buf_t *b)
             if (store_dbsize(st, db) > 0)
                 buf_printf(b, "cachetoryd_db_keys{db=\"%d\"} %zu\n", db, store_dbsize(st, db));
     }
+    buf_printf(b, "# TYPE cachetoryd_cache_hits_total counter\ncachetoryd_cache_hits_total %llu\n", s->stats.cache_hits);
+    buf_printf(b, "# TYPE cachetoryd_cache_misses_total counter\ncachetoryd_cache_misses_total %llu\n", s->stats.cache_misses);
     cache_metrics(s->cache, b);
     cmd_stats_prometheus(b);
 }

@@ -25,6 +25,8 @@ typedef struct server_stats {
     unsigned long long net_output_bytes;
     unsigned long long output_limit_disconnections;
     unsigned long long query_limit_disconnections;
+    unsigned long long cache_hits;              /* GET family and MGET values found, whatever the backend */
+    unsigned long long cache_misses;            /* ... and not found */
 } server_stats_t;
 
 typedef struct server {

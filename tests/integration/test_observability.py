@@ -60,3 +60,16 @@ def test_slowlog(start_daemon):
     assert len(c.cmd("SLOWLOG", "GET", "-1")) == 3
     assert c.cmd("SLOWLOG", "GET", "-2") == Err("ERR count should be greater than or equal to -1")
     assert c.cmd("SLOWLOG", "NOPE") == Err("ERR unknown subcommand 'NOPE'. Try SLOWLOG HELP.")
+
+
+def test_cache_hits_and_misses(start_daemon):
+    d = start_daemon(serializer="zstd://")
+    c = d.conn()
+    assert c.cmd("CONFIG", "RESETSTAT") == "OK"
+    assert c.cmd("SET", "a", "1") == "OK"
+    c.cmd("GET", "a")
+    c.cmd("GET", "nope")
+    c.cmd("MGET", "a", "nope", "nope2")
+    info = parse_info(c.cmd("INFO", "cache").decode())
+    assert info["cache_hits"] == "2" and info["cache_misses"] == "3"
+    assert float(info["cache_encode_ratio"]) > 0
