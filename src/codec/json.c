@@ -426,68 +426,11 @@ static int json_array(json_parser_t *jp)
     return 0;
 }
 
-typedef struct json_keyref {
-    const char *key;
-    size_t len;
-    size_t ord;             /* the member's position in its object */
-} json_keyref_t;
-
-static int json_keyref_cmp(const void *a, const void *b)
-{
-    const json_keyref_t *x = a, *y = b;
-    size_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->key, y->key, n);
-
-    if (c != 0)
-        return c;
-    if (x->len != y->len)
-        return x->len < y->len ? -1 : 1;
-    return x->ord < y->ord ? -1 : x->ord > y->ord;
-}
-
-/*
- * The object just rendered at out[obj_at..] has the members mem[base..nmem). If keys repeat, rebuild its
- * text as Python's dict would be: each key once, where it first appeared, with its last value.
- */
+/* Repeated keys in the object just rendered: folded as Python's dict folds them. */
 static void json_fold_repeats(json_parser_t *jp, size_t base, size_t obj_at)
 {
-    size_t cnt = jp->nmem - base, nrep = 0;
-    json_member_t *m = jp->mem + base;
-    json_keyref_t *ref;
-    size_t *take;           /* for each member: the member whose value it gets, or SIZE_MAX: dropped */
-
-    if (cnt < 2)
-        return;
-    ref = mem_alloc(cnt * sizeof(*ref));
-    for (size_t i = 0; i < cnt; i++) {
-        ref[i].key = jp->keys.data + m[i].key_off;
-        ref[i].len = m[i].key_len;
-        ref[i].ord = i;
-    }
-    qsort(ref, cnt, sizeof(*ref), json_keyref_cmp);
-    for (size_t i = 1; i < cnt; i++)
-        if (ref[i].len == ref[i - 1].len && memcmp(ref[i].key, ref[i - 1].key, ref[i].len) == 0)
-            nrep++;
-    if (nrep == 0) {
-        mem_free(ref);
-        return;
-    }
-
-    take = mem_alloc(cnt * sizeof(*take));
-    for (size_t i = 0; i < cnt;) {
-        size_t j = i + 1;
-        while (j < cnt && ref[j].len == ref[i].len && memcmp(ref[j].key, ref[i].key, ref[i].len) == 0)
-            j++;
-        /* ref[i..j) are one key, in input order */
-        take[ref[i].ord] = ref[j - 1].ord;
-        for (size_t k = i + 1; k < j; k++)
-            take[ref[k].ord] = SIZE_MAX;
-        i = j;
-    }
-
-    jsonw_object_rewrite(jp->out, obj_at, m, cnt, take);
-    mem_free(take);
-    mem_free(ref);
+    if (jp->nmem - base >= 2)
+        jsonw_fold_repeats(jp->out, obj_at, jp->mem + base, jp->nmem - base, jp->keys.data);
 }
 
 static int json_object(json_parser_t *jp)

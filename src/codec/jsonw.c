@@ -302,7 +302,9 @@ void jsonw_double(buf_t *out, double v)
     buf_append(out, text, (size_t)len);
 }
 
-void jsonw_object_rewrite(buf_t *out, size_t obj_at, const jsonw_member_t *m, size_t cnt, const size_t *take)
+/* Rewrite the object rendered at out[obj_at..]: member i keeps its place and takes the value of member
+ * take[i]; take[i] == SIZE_MAX drops it (a later repeat of an earlier key). */
+static void jsonw_object_rewrite(buf_t *out, size_t obj_at, const jsonw_member_t *m, size_t cnt, const size_t *take)
 {
     size_t len = out->len - obj_at;
     char *old = mem_alloc(len ? len : 1);
@@ -323,4 +325,66 @@ void jsonw_object_rewrite(buf_t *out, size_t obj_at, const jsonw_member_t *m, si
     }
     buf_append(out, "}", 1);
     mem_free(old);
+}
+
+typedef struct jsonw_keyref {
+    const char *key;
+    size_t len;
+    size_t ord;                 /* the member's position in its object */
+} jsonw_keyref_t;
+
+static int jsonw_keyref_cmp(const void *a, const void *b)
+{
+    const jsonw_keyref_t *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->key, y->key, n);
+
+    if (c != 0)
+        return c;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return x->ord < y->ord ? -1 : x->ord > y->ord;
+}
+
+static int jsonw_keyref_same(const jsonw_keyref_t *x, const jsonw_keyref_t *y)
+{
+    return x->len == y->len && memcmp(x->key, y->key, x->len) == 0;
+}
+
+void jsonw_fold_repeats(buf_t *out, size_t obj_at, const jsonw_member_t *m, size_t cnt, const char *keys)
+{
+    size_t nrep = 0;
+    jsonw_keyref_t *ref;
+    size_t *take;           /* for each member: the member whose value it gets, or SIZE_MAX: dropped */
+
+    if (cnt < 2)
+        return;
+    ref = mem_alloc(cnt * sizeof(*ref));
+    for (size_t i = 0; i < cnt; i++) {
+        ref[i].key = keys + m[i].key_off;
+        ref[i].len = m[i].key_len;
+        ref[i].ord = i;
+    }
+    qsort(ref, cnt, sizeof(*ref), jsonw_keyref_cmp);
+    for (size_t i = 1; i < cnt; i++)
+        if (jsonw_keyref_same(&ref[i], &ref[i - 1]))
+            nrep++;
+    if (nrep == 0) {
+        mem_free(ref);
+        return;
+    }
+    take = mem_alloc(cnt * sizeof(*take));
+    for (size_t i = 0; i < cnt;) {
+        size_t j = i + 1;
+        while (j < cnt && jsonw_keyref_same(&ref[j], &ref[i]))
+            j++;
+        /* ref[i..j) are one key, in input order */
+        take[ref[i].ord] = ref[j - 1].ord;
+        for (size_t k = i + 1; k < j; k++)
+            take[ref[k].ord] = SIZE_MAX;
+        i = j;
+    }
+    jsonw_object_rewrite(out, obj_at, m, cnt, take);
+    mem_free(take);
+    mem_free(ref);
 }

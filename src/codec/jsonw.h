@@ -39,9 +39,10 @@ typedef struct jsonw_member {
     size_t end;                 /* offset in out after the value */
 } jsonw_member_t;
 
-/* Rewrite the object rendered at out[obj_at..]: member i keeps its place and takes the value of member
- * take[i]; take[i] == SIZE_MAX drops it (a later repeat of an earlier key). */
-void jsonw_object_rewrite(buf_t *out, size_t obj_at, const jsonw_member_t *m, size_t cnt, const size_t *take);
+/* The object just rendered at out[obj_at..] has the members m[0..cnt), whose comparison keys are at
+ * keys + key_off. If keys repeat, rebuild its text as Python's dict would be: each key once, where it
+ * first appeared, with its last value. */
+void jsonw_fold_repeats(buf_t *out, size_t obj_at, const jsonw_member_t *m, size_t cnt, const char *keys);
 
 /* Between elements of an array or pairs of an object: ", "; between a key and its value: ": ". */
 static inline void jsonw_sep(buf_t *out) { buf_append(out, ", ", 2); }

@@ -273,72 +273,11 @@ static int mp_array(mp_reader_t *r, uint64_t count)
     return 0;
 }
 
-typedef struct mp_keyref {
-    const char *key;
-    size_t len;
-    size_t ord;             /* the member's position in its map */
-} mp_keyref_t;
-
-static int mp_keyref_cmp(const void *a, const void *b)
-{
-    const mp_keyref_t *x = a, *y = b;
-    size_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->key, y->key, n);
-
-    if (c != 0)
-        return c;
-    if (x->len != y->len)
-        return x->len < y->len ? -1 : 1;
-    return x->ord < y->ord ? -1 : x->ord > y->ord;
-}
-
-static int mp_keyref_same(const mp_keyref_t *x, const mp_keyref_t *y)
-{
-    return x->len == y->len && memcmp(x->key, y->key, x->len) == 0;
-}
-
-/*
- * The map just rendered at out[map_at..] has the members mem[base..nmem). If keys repeat, rebuild its
- * text as Python's dict would be: each key once, where it first appeared, with its last value.
- */
+/* Repeated keys in the map just rendered: folded as Python's dict folds them. */
 static void mp_fold_repeats(mp_reader_t *r, size_t base, size_t map_at)
 {
-    size_t cnt = r->nmem - base, nrep = 0;
-    mp_keyref_t *ref;
-    size_t *take;           /* for each member: the member whose value it gets, or SIZE_MAX: dropped */
-
-    if (cnt < 2)
-        return;             /* (and r->mem may still be NULL: no offset from it) */
-    const mp_member_t *m = r->mem + base;
-    ref = mem_alloc(cnt * sizeof(*ref));
-    for (size_t i = 0; i < cnt; i++) {
-        ref[i].key = r->keys.data + m[i].key_off;
-        ref[i].len = m[i].key_len;
-        ref[i].ord = i;
-    }
-    qsort(ref, cnt, sizeof(*ref), mp_keyref_cmp);
-    for (size_t i = 1; i < cnt; i++)
-        if (mp_keyref_same(&ref[i], &ref[i - 1]))
-            nrep++;
-    if (nrep == 0) {
-        mem_free(ref);
-        return;
-    }
-
-    take = mem_alloc(cnt * sizeof(*take));
-    for (size_t i = 0; i < cnt;) {
-        size_t j = i + 1;
-        while (j < cnt && mp_keyref_same(&ref[j], &ref[i]))
-            j++;
-        take[ref[i].ord] = ref[j - 1].ord;
-        for (size_t k = i + 1; k < j; k++)
-            take[ref[k].ord] = SIZE_MAX;
-        i = j;
-    }
-
-    jsonw_object_rewrite(r->out, map_at, m, cnt, take);
-    mem_free(take);
-    mem_free(ref);
+    if (r->nmem - base >= 2)     /* (fewer: r->mem may still be NULL, no offset from it) */
+        jsonw_fold_repeats(r->out, map_at, r->mem + base, r->nmem - base, r->keys.data);
 }
 
 static int mp_map(mp_reader_t *r, uint64_t count)
