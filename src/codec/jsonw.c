@@ -337,7 +337,7 @@ static int jsonw_keyref_cmp(const void *a, const void *b)
 {
     const jsonw_keyref_t *x = a, *y = b;
     size_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->key, y->key, n);
+    int c = n > 0 ? memcmp(x->key, y->key, n) : 0;
 
     if (c != 0)
         return c;
@@ -348,7 +348,7 @@ static int jsonw_keyref_cmp(const void *a, const void *b)
 
 static int jsonw_keyref_same(const jsonw_keyref_t *x, const jsonw_keyref_t *y)
 {
-    return x->len == y->len && memcmp(x->key, y->key, x->len) == 0;
+    return x->len == y->len && (x->len == 0 || memcmp(x->key, y->key, x->len) == 0);
 }
 
 void jsonw_fold_repeats(buf_t *out, size_t obj_at, const jsonw_member_t *m, size_t cnt, const char *keys)
@@ -359,6 +359,8 @@ void jsonw_fold_repeats(buf_t *out, size_t obj_at, const jsonw_member_t *m, size
 
     if (cnt < 2)
         return;
+    if (keys == NULL)       /* every key empty: the key buffer was never allocated */
+        keys = "";
     ref = mem_alloc(cnt * sizeof(*ref));
     for (size_t i = 0; i < cnt; i++) {
         ref[i].key = keys + m[i].key_off;
