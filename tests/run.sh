@@ -83,7 +83,8 @@ done
 echo "=== integration: $PYTHON -m pytest -p no:cacheprovider -q tests/integration $*"
 junit="$tmp/junit.xml"
 itout="$tmp/pytest.out"
-BUILD="$BUILD" CACHETORYD_BIN="${CACHETORYD_BIN:-$BUILD/cachetoryd}" \
+figures="$tmp/figures.txt"
+BUILD="$BUILD" CACHETORYD_BIN="${CACHETORYD_BIN:-$BUILD/cachetoryd}" CACHETORYD_FIGURES="$figures" \
     timeout -k 10 "$IT_TIMEOUT" "$PYTHON" -m pytest -p no:cacheprovider -q \
     --junitxml="$junit" -o junit_family=xunit2 tests/integration "$@" 2>&1 | tee "$itout"
 prc=${PIPESTATUS[0]}
@@ -150,6 +151,10 @@ if [[ -z ${CACHETORYD_NO_SMOKE:-} ]]; then
 fi
 
 # ---- summary ----------------------------------------------------------------------------------
+if [[ -s $figures ]]; then
+    echo "=== figures measured by the integration tests (helpers.report_figure):"
+    sort "$figures" | sed 's/^/  /'
+fi
 status=0
 if ((${#problems[@]} > 0)); then
     echo "=== problems:"

@@ -356,3 +356,15 @@ def parse_reply_bytes(data):
     if c.pos != len(data):
         raise ProtocolViolation("%d bytes after the reply" % (len(data) - c.pos))
     return v
+
+
+def report_figure(name, value, unit=""):
+    """Record a measured figure (largest memory seen, restarts survived, ...) for the run's report:
+    appended as "name: value unit" to the file named by $CACHETORYD_FIGURES (tests/run.sh prints them
+    before its summary). A figure never decides a test; the test's own assertions do."""
+    import os
+    path = os.environ.get("CACHETORYD_FIGURES")
+    if not path:
+        return
+    with open(path, "a") as f:
+        f.write("%s: %s%s\n" % (name, value, (" " + unit) if unit else ""))
