@@ -163,9 +163,7 @@ static void task_finish(up_task_t *t, const backend_result_t *res);
 
 static void put_header(buf_t *out, char type, size_t n)
 {
-    char tmp[24];
-    int len = snprintf(tmp, sizeof(tmp), "%c%zu\r\n", type, n);
-    buf_append(out, tmp, (size_t)len);
+    buf_append_header(out, type, (long long)n);
 }
 
 /* One command as a RESP multibulk of bulk strings. */
@@ -205,8 +203,7 @@ static void ab_add(argv_builder_t *a, bytes_t b)
 static void ab_num(argv_builder_t *a, long long v)
 {
     char *p = a->nums[a->nnums++];
-    int len = snprintf(p, 24, "%lld", v);
-    ab_add(a, (bytes_t){ p, (size_t)len });
+    ab_add(a, (bytes_t){ p, fmt_ll(p, v) });
 }
 
 static void ab_free(argv_builder_t *a)
@@ -403,7 +400,7 @@ static void put_reply(buf_t *out, const redisReply *r)
             put_reply(out, r->element[i]);
         break;
     case REDIS_REPLY_INTEGER:
-        buf_printf(out, ":%lld\r\n", r->integer);
+        buf_append_header(out, ':', r->integer);
         break;
     case REDIS_REPLY_NIL:
         buf_append(out, "$-1\r\n", 5);

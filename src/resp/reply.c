@@ -4,23 +4,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-/* Append "<type><n>\r\n" without printf: this runs for every reply. */
-static void reply_header(buf_t *out, char type, long long n)
+static inline void reply_header(buf_t *out, char type, long long n)
 {
-    char tmp[24];
-    char *p = tmp + sizeof(tmp);
-    unsigned long long u = n < 0 ? -(unsigned long long)n : (unsigned long long)n;
-
-    *--p = '\n';
-    *--p = '\r';
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (n < 0)
-        *--p = '-';
-    *--p = type;
-    buf_append(out, p, (size_t)(tmp + sizeof(tmp) - p));
+    buf_append_header(out, type, n);
 }
 
 void reply_status(buf_t *out, const char *s)
@@ -78,9 +64,8 @@ void reply_bulk_str(buf_t *out, const char *s)
 
 void reply_bulk_ll(buf_t *out, long long v)
 {
-    char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%lld", v);
-    reply_bulk(out, tmp, (size_t)n);
+    char tmp[FMT_LL_MAX];
+    reply_bulk(out, tmp, fmt_ll(tmp, v));
 }
 
 void reply_null(buf_t *out, int proto)

@@ -83,3 +83,39 @@ void buf_shrink(buf_t *b, size_t keep_cap)
     b->data = mem_realloc(b->data, keep_cap ? keep_cap : 1);
     b->cap = keep_cap;
 }
+
+/* Digits of v written backwards ending at end; returns the first. */
+static char *fmt_digits(char *end, long long v)
+{
+    unsigned long long u = v < 0 ? -(unsigned long long)v : (unsigned long long)v;
+
+    do {
+        *--end = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--end = '-';
+    return end;
+}
+
+size_t fmt_ll(char *dst, long long v)
+{
+    char tmp[FMT_LL_MAX];
+    char *p = fmt_digits(tmp + sizeof(tmp), v);
+    size_t n = (size_t)(tmp + sizeof(tmp) - p);
+
+    memcpy(dst, p, n);
+    return n;
+}
+
+void buf_append_header(buf_t *b, char type, long long n)
+{
+    char tmp[FMT_LL_MAX + 3];
+    char *end = tmp + sizeof(tmp) - 2;
+    char *p = fmt_digits(end, n);
+
+    end[0] = '\r';
+    end[1] = '\n';
+    *--p = type;
+    buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
+}

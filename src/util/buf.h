@@ -28,6 +28,12 @@ void buf_reserve(buf_t *b, size_t extra);           /* room for extra more bytes
 void buf_append(buf_t *b, const void *p, size_t n);
 void buf_append_str(buf_t *b, const char *s);
 void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_append_header(buf_t *b, char type, long long n);  /* "<type><n>\r\n", as RESP frames lengths */
+
+/* The decimal text of v into dst (at least FMT_LL_MAX bytes, not terminated); returns its length.
+ * Replies and upstream commands format numbers on every request, so this is not snprintf. */
+#define FMT_LL_MAX 21
+size_t fmt_ll(char *dst, long long v);
 void buf_consume(buf_t *b, size_t n);               /* drop the first n bytes */
 void buf_shrink(buf_t *b, size_t keep_cap);         /* give back a large idle block */
 
