@@ -174,6 +174,9 @@ static const config_option_t config_options[] = {
     { "codec-thread-min-size", "cache", CONFIG_MEMORY, F(codec_thread_min_size), 0, LLONG_MAX, NULL, "64kb",
       "values at least this large are encoded and decoded on the thread pool, so that one big value does "
       "not stall other clients; 0 = always on the loop thread" },
+    { "codec-thread-nice", "cache", CONFIG_INT, F(codec_thread_nice), 0, 19, NULL, "10",
+      "nice value of the thread-pool threads while they encode and decode, so that big values do not take "
+      "CPU from the event loop serving the other clients; 0 = same priority as the loop" },
     { "maxmemory", "cache", CONFIG_MEMORY, F(maxmemory), 0, LLONG_MAX, NULL, "0",
       "memory:// limit; keys are evicted by maxmemory-policy beyond it; 0 = no limit" },
     { "maxmemory-policy", "cache", CONFIG_ENUM, F(maxmemory_policy), 0, 0, &policy_enum, "allkeys-lru",

@@ -44,6 +44,7 @@ typedef struct config {
     char *serializer;                   /* codec chain URL, e.g. null:// or zstd://?compression-level=3 */
     int default_ttl;                    /* seconds given to keys written without a TTL, 0 = none */
     long long codec_thread_min_size;    /* values this large are encoded / decoded on the thread pool; 0 = never */
+    int codec_thread_nice;              /* nice value of pool threads while they run codec jobs */
     long long maxmemory;                /* memory:// limit in bytes, 0 = none */
     int maxmemory_policy;               /* store_policy_t */
     int hz;                             /* background tasks (active expiry) per second */

@@ -144,7 +144,7 @@ static int reload_is_live(const char *name)
         "loglevel", "logfile", "maxmemory", "maxmemory-policy", "timeout", "client-output-buffer-limit",
         "client-query-buffer-limit", "requirepass", "tcp-keepalive", "upstream-connect-timeout",
         "upstream-command-timeout", "upstream-retry-max", "serializer", "default-ttl", "passthrough",
-        "slowlog-log-slower-than", "slowlog-max-len",
+        "slowlog-log-slower-than", "slowlog-max-len", "codec-thread-nice",
     };
     for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
         if (strcmp(name, live[i]) == 0)
@@ -211,6 +211,7 @@ static void on_reload(uv_signal_t *h, int signum)
         log_warn("reload: cannot open logfile '%s': %s", cfg.logfile, strerror(errno));
     if (srv.backend->vt->reconfigure)
         srv.backend->vt->reconfigure(srv.backend, &cfg);
+    cache_set_thread_nice(cfg.codec_thread_nice);
     struct store *st = backend_memory_store(srv.backend);
     if (st != NULL)
         store_set_limit(st, (size_t)cfg.maxmemory, (store_policy_t)cfg.maxmemory_policy);
@@ -280,6 +281,7 @@ int main(int argc, char **argv)
         config_deinit(&cfg);
         return 1;
     }
+    cache_set_thread_nice(cfg.codec_thread_nice);
     cache_t *cache = cache_create("default", cfg.serializer, backend, loop, (size_t)cfg.codec_thread_min_size,
                                   (size_t)cfg.proto_max_bulk_len, err, sizeof(err));
     if (cache == NULL) {

@@ -10,6 +10,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "util/clock.h"
 #include "util/mem.h"
@@ -233,10 +236,36 @@ static void job_own(job_t *j, const bytes_t *src, bytes_t *dst, size_t n, size_t
         dst[i] = (bytes_t){ src[i].ptr ? j->owned.data + offs[i] : NULL, src[i].len };
 }
 
+/*
+ * Codec jobs run at a lower priority than the event loop (codec-thread-nice): on a machine with few
+ * cores, a level-19 compression of a large value otherwise competes on equal terms with the loop thread
+ * and every small request waits behind it. Linux keeps a nice value per thread, so each pool thread
+ * lowers its own the first time it runs a job; zstd's worker threads, created from it, inherit it.
+ */
+static int thread_nice_wanted;
+static _Thread_local int thread_nice_applied = -1;
+
+void cache_set_thread_nice(int nice)
+{
+    __atomic_store_n(&thread_nice_wanted, nice, __ATOMIC_RELAXED);
+}
+
+static void job_thread_priority(void)
+{
+    int want = __atomic_load_n(&thread_nice_wanted, __ATOMIC_RELAXED);
+
+    if (thread_nice_applied == want)
+        return;
+    thread_nice_applied = want;
+    /* raising a lowered priority back may be refused (no CAP_SYS_NICE); the job runs all the same */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), want);
+}
+
 static void job_work_cb(uv_work_t *w)
 {
     job_t *j = w->data;
     chain_t *ch = j->chain;
+    job_thread_priority();
     chain_ctx_t *ctx = chain_ctx_get(ch);
     long long t0 = clock_us_monotonic();
 

@@ -39,6 +39,8 @@ typedef struct cache cache_t;
 cache_t *cache_create(const char *name, const char *serializer, backend_t *backend, uv_loop_t *loop,
                       size_t thread_min, size_t max_bulk, char *err, size_t errlen);
 void cache_destroy(cache_t *c);
+/* Nice value (0..19) a thread-pool thread takes when it first runs a codec job; process-wide. */
+void cache_set_thread_nice(int nice);
 
 /* Submit op; cb(ctx, result) exactly once. may_offload 0 keeps every codec step on this thread
  * (inside EXEC). Returns 1 if the op waits for the thread pool before reaching the backend. */

@@ -143,3 +143,40 @@ def test_big_encodes_do_not_stall_other_clients(start_daemon):
     if enc > 1.0:
         assert worst < enc / 4, "worst probe %.3fs vs one big encode %.2fs" % (worst, enc)
     assert _n(d, "cache_offloaded") >= 2
+
+
+def _thread_nices(pid):
+    """{thread id: (name, nice)} of a process, from /proc/PID/task/TID/stat (nice is field 19)."""
+    import os
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[int(tid)] = (name, int(fields[16]))
+    return out
+
+
+@pytest.mark.parametrize("nice", [0, 15])
+def test_codec_jobs_run_at_codec_thread_nice(start_daemon, nice):
+    """A pool thread takes codec-thread-nice when it runs a codec job; the loop thread keeps its own."""
+    d = start_daemon(serializer="zstd://", codec_thread_min_size="1kb", codec_thread_nice=nice)
+    before = _thread_nices(d.pid)
+    assert before[d.pid][1] == 0, "loop thread nice before any job: %r" % (before[d.pid],)
+    with conn(d) as c:
+        for i in range(8):                   # several jobs, so that more than one pool thread may run one
+            assert c.cmd("SET", "big%d" % i, BIG2) == "OK"
+            assert c.cmd("GET", "big%d" % i) == BIG2
+    after = _thread_nices(d.pid)
+    assert after[d.pid][1] == 0, "loop thread nice after codec jobs: %r" % (after[d.pid],)
+    pool = {tid: v for tid, v in after.items() if tid != d.pid and v[0].startswith("libuv-worker")}
+    if not pool:   # older libuv names no thread: every thread but the loop's belongs to the pool
+        pool = {tid: v for tid, v in after.items() if tid != d.pid}
+    reniced = [tid for tid, (_, n) in pool.items() if n == nice]
+    assert reniced, "no pool thread at nice %d after codec jobs: %r" % (nice, after)
+    assert all(n in (0, nice) for _, n in pool.values()), "pool threads with other nice values: %r" % (pool,)
+    assert _n(d, "cache_offloaded") >= 8
