@@ -144,6 +144,20 @@ class RedisServer:
         self.paused = False
         return self.proc.returncode
 
+    def kill(self, timeout=STOP_TIMEOUT):
+        """SIGKILL by PID (no shutdown: no AOF rewrite, connections dropped as they are), then wait for the
+        process to be gone. Returns the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout)
+        self.paused = False
+        return self.proc.returncode
+
     def log_tail(self, n=3000):
         try:
             with open(self.log_path, "rb") as f:
