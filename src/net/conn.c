@@ -327,7 +327,7 @@ static size_t conn_process(client_t *c, char *buf, size_t len)
     while (off < len && !(c->flags & (CLIENT_CLOSING | CLIENT_CLOSE_AFTER_REPLY | CLIENT_BLOCKED))) {
         /* The output limit holds after every command, not only per batch: one read of pipelined GETs
          * of a large value could otherwise build hundreds of MB of replies before the check. */
-        if (limit > 0 && c->out.len > limit) {
+        if (limit > 0 && c->out.len + (c->writing ? c->wbuf.len - c->wbuf_off : 0) > limit) {
             conn_output_over_limit(c);
             return len;
         }

@@ -5,7 +5,7 @@ import errno
 import socket
 import time
 
-from helpers import Conn, encode_command, parse_info, wait_until
+from helpers import Conn, encode_command, parse_info, report_figure, wait_until
 
 VALUE_SIZE = 100_000
 GETS = 1000                     # 100 MB of replies if the daemon kept them all
@@ -147,4 +147,39 @@ def test_output_limit_bounds_memory(start_daemon):
         slow.close()
     assert fast.cmd("PING") == "PONG"
     grown_mb = (_vm_hwm_kb(d.pid) - before) / 1024
+    report_figure("buffer limits: peak RSS growth, slow reader of 100 MB of replies (1mb output limit)",
+                  "%.1f" % grown_mb, "MB")
     assert grown_mb < 25, "peak RSS grew by %.0f MB for a client limited to 1 MB of output" % grown_mb
+
+
+def test_output_limit_counts_the_write_in_flight(start_daemon):
+    """The limit covers all pending output: the replies queued after the command and the bytes of an
+    earlier write the socket has not taken yet. A client is closed with at most about one reply over the
+    limit (redis: the same), not with nearly twice the limit pending."""
+    import re
+    limit, size = 1 << 20, 60_000
+    d = start_daemon(client_output_buffer_limit="1mb")
+    fast = d.conn()
+    assert fast.cmd("SET", "v", b"y" * size) == "OK"
+    slow = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.settimeout(5)
+    slow.connect(d.addr)
+    try:
+        for _ in range(40):                          # bounded: about 38 MB of replies asked for in all
+            try:
+                slow.sendall(b"GET v\r\n" * 16)
+            except OSError:
+                break
+            if "over client-output-buffer-limit" in d.log_tail(1 << 16):
+                break
+            time.sleep(0.1)
+        assert Conn.from_socket(slow).is_closed(wait=5), "client that never reads not closed"
+    finally:
+        slow.close()
+    m = re.findall(r"output of (\d+) bytes is over client-output-buffer-limit", d.log_tail(1 << 16))
+    assert m, "no output-limit line in the log:\n%s" % d.log_tail()
+    pending = int(m[-1])
+    assert pending <= limit + 2 * (size + 16), \
+        "closed with %d bytes pending for a limit of %d (replies of %d bytes)" % (pending, limit, size)
+    assert fast.cmd("PING") == "PONG"
