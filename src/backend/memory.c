@@ -99,8 +99,11 @@ static void memory_get(memory_backend_t *m, const backend_op_t *op, backend_resu
 
 static void memory_set(memory_backend_t *m, const backend_op_t *op, backend_result_t *res)
 {
-    store_entry_t *e = store_lookup(m->store, op->db, op->key.ptr, op->key.len,
-                                    (op->flags & BE_GETOLD) ? 0 : STORE_LOOKUP_NOTOUCH);
+    /* a plain SET needs no lookup of its own: store_set finds the key once */
+    store_entry_t *e = NULL;
+    if (op->flags & (BE_GETOLD | BE_NX | BE_XX))
+        e = store_lookup(m->store, op->db, op->key.ptr, op->key.len,
+                         (op->flags & BE_GETOLD) ? 0 : STORE_LOOKUP_NOTOUCH);
 
     if (e != NULL && (op->flags & BE_GETOLD)) {
         size_t vlen;

@@ -212,10 +212,11 @@ static int locate_hashed(dict_t *d, uint64_t h, const void *key, size_t len, dic
 
 int dict_locate(dict_t *d, const void *key, size_t len, dict_pos_t *pos)
 {
+    pos->hash = dict_hash(d, key, len);
     if (dict_size(d) == 0)
         return 0;
     rehash_step(d);
-    return locate_hashed(d, dict_hash(d, key, len), key, len, pos);
+    return locate_hashed(d, pos->hash, key, len, pos);
 }
 
 dict_node_t *dict_find(dict_t *d, const void *key, size_t len)
@@ -251,11 +252,10 @@ void dict_replace_at(dict_t *d, const dict_pos_t *pos, dict_node_t *n)
  * Insert n. Grows the table first when it is full (load 1): to twice the node count, rounded to a power
  * of two. During a rehash the node goes to the new table, so the old one only ever empties.
  */
-void dict_add(dict_t *d, dict_node_t *n)
+static void add_hashed(dict_t *d, dict_node_t *n, uint64_t h)
 {
     size_t len;
     const void *key = d->key(n, &len);
-    uint64_t h = dict_hash(d, key, len);
     dict_pos_t pos;
 
     rehash_step(d);
@@ -270,6 +270,18 @@ void dict_add(dict_t *d, dict_node_t *n)
     n->next = d->table[t][idx];
     d->table[t][idx] = n;
     d->used[t]++;
+}
+
+void dict_add(dict_t *d, dict_node_t *n)
+{
+    size_t len;
+    const void *key = d->key(n, &len);
+    add_hashed(d, n, dict_hash(d, key, len));
+}
+
+void dict_add_located(dict_t *d, dict_node_t *n, const dict_pos_t *pos)
+{
+    add_hashed(d, n, pos->hash);
 }
 
 dict_node_t *dict_unlink(dict_t *d, const void *key, size_t len)

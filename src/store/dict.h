@@ -49,6 +49,7 @@ typedef struct dict {
 typedef struct dict_pos {
     dict_node_t **ref;
     int table;
+    uint64_t hash;          /* of the key looked up, found or not: dict_add_located reuses it */
 } dict_pos_t;
 
 /* Set up an empty dict (no memory is allocated until the first insert). */
@@ -78,6 +79,9 @@ void dict_replace_at(dict_t *d, const dict_pos_t *pos, dict_node_t *n);
 
 /* Insert n, whose key must not be in the dict (checked: a duplicate aborts). */
 void dict_add(dict_t *d, dict_node_t *n);
+/* The same for a key dict_locate just did not find (pos from it, with only dict_remove_at since): the
+ * key is not hashed again. */
+void dict_add_located(dict_t *d, dict_node_t *n, const dict_pos_t *pos);
 
 /* Unlink and return the node with this key, or NULL. */
 dict_node_t *dict_unlink(dict_t *d, const void *key, size_t len);

@@ -576,7 +576,7 @@ void store_set(store_t *s, int db, const char *key, size_t klen, const char *val
         e = entry_create(key, klen, val, vlen);
         entry_init_access(s, e);
         entry_set_expire(d, e, expire_at);
-        dict_add(&d->keys, &e->node);
+        dict_add_located(&d->keys, &e->node, &pos);
         s->used += entry_cost(e);
         return;
     }

@@ -246,6 +246,38 @@ static void test_dict_many_rehashes(void **state)
     free(v);
 }
 
+/* dict_add_located: a key looked up and not found is added with the hash of that lookup, through
+ * growths and rehashes, and after a removal made between the lookup and the add. */
+static void test_dict_add_located(void **state)
+{
+    enum { N = 5000 };
+    dict_t d;
+    tnode_t *v = make_nodes(N);
+    size_t during_rehash = 0;
+
+    dict_init(&d, tnode_key, test_seed, 11);
+    for (size_t i = 0; i < N; i++) {
+        dict_pos_t pos;
+        assert_int_equal(dict_locate(&d, v[i].key, v[i].len, &pos), 0);
+        if (i % 5 == 4 && v[i - 1].in) {        /* a removal between the lookup and the add */
+            dict_pos_t other;
+            assert_int_equal(dict_locate(&d, v[i - 1].key, v[i - 1].len, &other), 1);
+            dict_remove_at(&d, &other);
+            v[i - 1].in = 0;
+        }
+        if (dict_is_rehashing(&d))
+            during_rehash++;
+        dict_add_located(&d, &v[i].node, &pos);
+        v[i].in = 1;
+        if (i % 113 == 0)
+            check_all(&d, v, i + 1);
+    }
+    check_all(&d, v, N);
+    assert_true(during_rehash > 10);
+    dict_clear(&d, NULL, NULL);
+    free(v);
+}
+
 /* After most keys go, the table shrinks to a size in proportion to what is left. */
 static void test_dict_shrink(void **state)
 {
@@ -491,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_dict_binary_keys),
         cmocka_unit_test(test_dict_many_rehashes),
         cmocka_unit_test(test_dict_shrink),
+        cmocka_unit_test(test_dict_add_located),
         cmocka_unit_test(test_dict_scan_growing),
         cmocka_unit_test(test_dict_scan_shrinking),
         cmocka_unit_test(test_dict_scan_mixed),
