@@ -2,6 +2,8 @@
 #   make                      build build/cachetoryd
 #   make run                  install missing packages, build, serve on 127.0.0.1:6380
 #   make test                 unit + integration tests, ends with "N passed, M failed"
+#   make test VALGRIND=1      the same with every test daemon and unit test binary under valgrind
+#                             (memory errors and definite leaks fail the test; tests/run.sh)
 #   make SANITIZER=address    (or undefined) instrumented build in build/
 #   make install PREFIX=/usr/local [SYSCONFDIR=/etc] DESTDIR=
 #   make V=1                  show the commands
@@ -18,6 +20,13 @@ BUILD     ?= build
 endif
 CC        ?= cc
 PKG_CONFIG ?= pkg-config
+# 1: make test runs the daemons and the unit tests under valgrind (the plain build: not with SANITIZER)
+VALGRIND  ?=
+ifneq ($(filter-out 0 no,$(VALGRIND)),)
+ifneq ($(SANITIZER),)
+$(error VALGRIND=1 runs the plain build under valgrind, which cannot run a SANITIZER=$(SANITIZER) binary)
+endif
+endif
 
 LIBS_PC   := libuv hiredis zlib libzstd msgpack inih
 PC_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(LIBS_PC) 2>/dev/null)
@@ -76,7 +85,7 @@ unit: $(UNIT_BIN)
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all unit
-	$(Q)BUILD=$(BUILD) tests/run.sh
+	$(Q)BUILD=$(BUILD) VALGRIND=$(VALGRIND) tests/run.sh
 
 # Install layout. PREFIX=/usr SYSCONFDIR=/etc gives Debian's: /usr/bin/cachetoryd,
 # /etc/cachetoryd/cachetoryd.conf, /usr/lib/systemd/system/cachetoryd.service, /usr/share/man/man{5,8}.

@@ -9,7 +9,8 @@
 set -eu
 
 # Build: compiler and pkg-config, then one -dev package per library in the Makefile's LIBS_PC.
-# Tests: cmocka (unit), a real redis and python (integration, compared against redis), procps (pgrep).
+# Tests: cmocka (unit), a real redis and python (integration, compared against redis), procps (pgrep),
+# valgrind (make test VALGRIND=1, and the valgrind smoke of make test).
 PACKAGES="
 build-essential
 pkg-config
@@ -28,6 +29,7 @@ python3-pytest
 python3-msgpack
 python3-zstd
 procps
+valgrind
 groff-base
 man-db
 systemd

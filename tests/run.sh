@@ -8,7 +8,15 @@
 #    non-zero without saying how many tests failed counts as one failure more.
 # 2. the integration suite: /usr/bin/python3 -m pytest -p no:cacheprovider -q tests/integration, counted
 #    from its junit XML (errors count as failures), or from pytest's last line if there is no XML.
+# 3. smoke checks, one result each: the fuzz corpora replayed, scripts/bench --quick, and a few
+#    integration files under valgrind (VALGRIND=1 below).
 # Exit status: non-zero if anything failed or crashed, or if no test ran at all.
+#
+# VALGRIND=1 (make test VALGRIND=1): each unit test binary runs under valgrind (a memory error or a
+# definite leak fails it), and so does every daemon of the integration suite (tests/integration/conftest.py:
+# the test that used the daemon fails, quoting valgrind's report; tests marked `timing` or `long_double`
+# are deselected and counted). The time limits grow; the smoke checks are skipped. Unit test binaries
+# that assert time bounds (UNIT_NO_VALGRIND) run natively, and are listed at the end.
 set -u
 
 cd "$(dirname "$0")/.."
@@ -17,16 +25,52 @@ BUILD=${BUILD:-build}
 # bound the daemon's memory would read as growth: keep it small.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-quarantine_size_mb=16:detect_leaks=1}
 PYTHON=${PYTHON:-/usr/bin/python3}
-UNIT_TIMEOUT=${UNIT_TIMEOUT:-300}
-IT_TIMEOUT=${IT_TIMEOUT:-900}
+case ${VALGRIND:-} in
+'' | 0 | no | false) VALGRIND= ;;
+*) VALGRIND=1 ;;
+esac
+export VALGRIND
+if [[ -n $VALGRIND ]]; then
+    UNIT_TIMEOUT=${UNIT_TIMEOUT:-3600}
+    IT_TIMEOUT=${IT_TIMEOUT:-5400}
+else
+    UNIT_TIMEOUT=${UNIT_TIMEOUT:-300}
+    IT_TIMEOUT=${IT_TIMEOUT:-900}
+fi
+# valgrind for the unit tests; the integration suite's conftest.py has the same options
+VALGRIND_CMD=(valgrind --tool=memcheck --leak-check=full --errors-for-leak-kinds=definite
+              --show-leak-kinds=definite --num-callers=30)
+# unit test binaries that run natively under VALGRIND=1: they assert time bounds
+# (test_codec_pickle: test_malicious_memo_bomb decodes in under 5 s)
+UNIT_NO_VALGRIND=(test_codec_pickle)
 
 passed=0
 failed=0
 skipped=0
 problems=()
+native_units=()
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cachetoryd-tests.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
+
+# true if the binary is built with a sanitizer (make SANITIZER=...): valgrind is for the plain build
+sanitizer_binary() {
+    grep -qa -e __asan_init -e __ubsan_handle "$1" 2>/dev/null
+}
+
+if [[ -n $VALGRIND ]]; then
+    if ! command -v valgrind >/dev/null 2>&1; then
+        echo "VALGRIND=1: valgrind is not installed (scripts/install-deps.sh installs it)"
+        echo "0 passed, 1 failed"
+        exit 1
+    fi
+    if sanitizer_binary "${CACHETORYD_BIN:-$BUILD/cachetoryd}"; then
+        echo "VALGRIND=1: ${CACHETORYD_BIN:-$BUILD/cachetoryd} is built with a sanitizer; valgrind needs the plain build"
+        echo "0 passed, 1 failed"
+        exit 1
+    fi
+    echo "=== VALGRIND=1: unit tests and integration daemons under ${VALGRIND_CMD[*]}"
+fi
 
 # ---- unit tests -------------------------------------------------------------------------------
 shopt -s nullglob
@@ -40,8 +84,20 @@ for bin in "${unit_bins[@]}"; do
     name=$(basename "$bin")
     echo "=== unit: $name"
     out="$tmp/$name.out"
+    vglog="$tmp/$name.valgrind"
+    run=("$bin")
+    under_valgrind=
+    if [[ -n $VALGRIND ]]; then
+        if [[ " ${UNIT_NO_VALGRIND[*]} " == *" $name "* ]]; then
+            echo "    (not under valgrind: it asserts time bounds)"
+            native_units+=("$name")
+        else
+            under_valgrind=1
+            run=("${VALGRIND_CMD[@]}" --log-file="$vglog" "$bin")
+        fi
+    fi
     # cmocka writes its standard summary to stdout; keep it out of XML/TAP mode
-    CMOCKA_MESSAGE_OUTPUT=STDOUT timeout -k 10 "$UNIT_TIMEOUT" "$bin" >"$out" 2>&1
+    CMOCKA_MESSAGE_OUTPUT=STDOUT timeout -k 10 "$UNIT_TIMEOUT" "${run[@]}" >"$out" 2>&1
     rc=$?
     cat "$out"
     p=0
@@ -74,6 +130,22 @@ for bin in "${unit_bins[@]}"; do
         noted=1
     fi
     ((f > 0 && !noted)) && problems+=("$name: $f failed")
+    if [[ -n $under_valgrind ]]; then
+        # valgrind's verdict: "ERROR SUMMARY: N errors" (definite leaks included); none if it was killed
+        vgerr=$(sed -n 's/^==[0-9]*== ERROR SUMMARY: \([0-9]*\) errors.*/\1/p' "$vglog" 2>/dev/null | tail -n 1)
+        if [[ -z $vgerr ]]; then
+            problems+=("$name: no valgrind summary in its log (killed or timed out)")
+            ((f == 0)) && f=1
+        elif ((vgerr > 0)); then
+            echo "--- valgrind: $vgerr error(s) in $name:"
+            sed -e 's/^==[0-9]*== \{0,1\}//' "$vglog" |
+                grep -v -e '^Memcheck, a memory' -e '^Copyright' -e '^Using Valgrind' -e '^Command:' -e '^Parent PID' \
+                    -e '^HEAP SUMMARY' -e '^ *in use at exit' -e '^ *total heap usage' -e '^For lists of' \
+                    -e '^Reachable blocks' -e '^To see them' | cat -s | head -n 300
+            problems+=("$name: valgrind reported $vgerr error(s) (memory errors or definite leaks)")
+            f=$((f + 1))
+        fi
+    fi
     passed=$((passed + p))
     failed=$((failed + f))
 done
@@ -125,13 +197,16 @@ case $prc in
     *) problems+=("pytest: exit status $prc (interrupted, internal or usage error)"); if_=$((if_ + 1)) ;;
 esac
 ((if_ > 0)) && problems+=("integration: $if_ failed")
+# conftest.py's lines "N tests deselected under VALGRIND=1: ..." (printed at the start and at the end)
+deselected=$(grep -E '^[0-9]+ tests deselected under VALGRIND=1' "$itout" | awk '!seen[$0]++')
 passed=$((passed + ip))
 failed=$((failed + if_))
 skipped=$((skipped + is))
 
 # ---- smoke checks: each is one test ------------------------------------------------------------
-# The fuzz corpora replayed through every harness (no libFuzzer needed), and the benchmark script once
-# in --quick mode (no thresholds: the figures belong to the full run's report).
+# The fuzz corpora replayed through every harness (no libFuzzer needed), the benchmark script once
+# in --quick mode (no thresholds: the figures belong to the full run's report), and a few integration
+# files (memory backend, codecs, upstream, transactions) under valgrind, so that VALGRIND=1 keeps working.
 smoke() {
     local name=$1
     shift
@@ -145,9 +220,26 @@ smoke() {
         tail -n 30 "$tmp/smoke-$name.out" | sed 's/^/    /'
     fi
 }
-if [[ -z ${CACHETORYD_NO_SMOKE:-} ]]; then
+# about 90 s on 2 cores: the memory backend, transactions, codecs through every command, an upstream
+VALGRIND_SMOKE_FILES=(test_strings.py test_keyspace.py test_transactions.py test_codec_commands.py
+                      test_upstream_storage.py)
+if [[ -n ${CACHETORYD_NO_SMOKE:-} ]]; then
+    :
+elif [[ -n $VALGRIND ]]; then
+    echo "=== smoke: skipped under VALGRIND=1 (fuzz-replay, bench-quick, valgrind subset)"
+else
     smoke fuzz-replay make --no-print-directory fuzz-replay BUILD="$BUILD"
     smoke bench-quick scripts/bench --quick --no-install --bin "$BUILD/cachetoryd" --out "$tmp/bench"
+    if sanitizer_binary "${CACHETORYD_BIN:-$BUILD/cachetoryd}"; then
+        echo "=== smoke: valgrind: skipped (a sanitizer build; the plain build's make test runs it)"
+    elif ! command -v valgrind >/dev/null 2>&1; then
+        echo "=== smoke: valgrind: valgrind is not installed (scripts/install-deps.sh installs it)"
+        failed=$((failed + 1))
+        problems+=("smoke valgrind: valgrind is not installed")
+    else
+        smoke valgrind env VALGRIND=1 BUILD="$BUILD" CACHETORYD_BIN="${CACHETORYD_BIN:-$BUILD/cachetoryd}" \
+            "$PYTHON" -m pytest -p no:cacheprovider -q "${VALGRIND_SMOKE_FILES[@]/#/tests/integration/}"
+    fi
 fi
 
 # ---- summary ----------------------------------------------------------------------------------
@@ -161,6 +253,8 @@ if ((${#problems[@]} > 0)); then
     printf '  %s\n' "${problems[@]}"
 fi
 ((skipped > 0)) && echo "=== $skipped skipped"
+[[ -n $deselected ]] && sed 's/^/=== /' <<<"$deselected"
+((${#native_units[@]} > 0)) && echo "=== unit tests run without valgrind under VALGRIND=1 (time bounds): ${native_units[*]}"
 if ((passed + failed == 0)); then
     echo "=== no test ran"
     status=1

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import conftest
 from test_codec_support import conn
 
 pytestmark = pytest.mark.needs_cachetoryd
@@ -31,7 +32,7 @@ def _run_bad(url, *extra):
     argv = [str(BIN), "--bind", "127.0.0.1", "--port", str(_free_port()), "--serializer", url] + list(extra)
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
     try:
-        out, err = p.communicate(timeout=5)
+        out, err = p.communicate(timeout=5 * conftest.SLOW)
     except subprocess.TimeoutExpired:
         p.kill()                        # the process we started, by its handle
         p.communicate()
@@ -83,7 +84,7 @@ def test_bad_serializer_in_config_file(tmp_path):
     argv = [str(BIN), str(cfg), "--bind", "127.0.0.1", "--port", str(_free_port())]
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
     try:
-        out, err = p.communicate(timeout=5)
+        out, err = p.communicate(timeout=5 * conftest.SLOW)
     except subprocess.TimeoutExpired:
         p.kill()
         p.communicate()

@@ -104,6 +104,7 @@ def test_below_threshold_is_inline(start_daemon):
         assert _n(d, "cache_offloaded") >= 2
 
 
+@pytest.mark.timing
 def test_big_encodes_do_not_stall_other_clients(start_daemon):
     d = start_daemon(serializer="zstd://?compression-level=19", codec_thread_min_size="64kb")
     with conn(d) as c:

@@ -92,6 +92,7 @@ def _same(cmd, a, b):
     return a == b and type(a) is type(b)
 
 
+@pytest.mark.long_double
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_same_replies_as_redis(start_daemon, reference_redis, seed):
     rng = random.Random(seed)

@@ -2,6 +2,8 @@
 STRLEN GETRANGE SETRANGE INCR DECR INCRBY DECRBY INCRBYFLOAT."""
 import time
 
+import pytest
+
 from helpers import Err
 
 NOT_INT = Err("ERR value is not an integer or out of range")
@@ -338,6 +340,7 @@ def test_incr_errors(c):
     assert c.cmd("INCR", "almost") == LLONG_MAX
 
 
+@pytest.mark.long_double
 def test_incrbyfloat(c):
     assert c.cmd("INCRBYFLOAT", "f", "10.5") == b"10.5"
     assert c.cmd("INCRBYFLOAT", "f", "0.1") == b"10.6"
@@ -353,6 +356,7 @@ def test_incrbyfloat(c):
     assert 99 <= c.cmd("TTL", "t") <= 100
 
 
+@pytest.mark.long_double
 def test_incrbyfloat_errors(c):
     c.cmd("SET", "s", "abc")
     assert c.cmd("INCRBYFLOAT", "s", "1") == NOT_FLOAT
@@ -366,6 +370,7 @@ def test_incrbyfloat_errors(c):
     assert c.cmd("EXISTS", "f") == 0
 
 
+@pytest.mark.long_double
 def test_incrbyfloat_infinite_increment(c):
     # redis parses "inf" as a float, and then refuses the infinite result
     assert c.cmd("INCRBYFLOAT", "f", "inf") == Err("ERR increment would produce NaN or Infinity")
@@ -373,6 +378,7 @@ def test_incrbyfloat_infinite_increment(c):
     assert c.cmd("EXISTS", "f") == 0
 
 
+@pytest.mark.long_double
 def test_incrbyfloat_formatting(c):
     # redis formats the long double result with %.17Lf and trims trailing zeros (never an exponent)
     assert c.cmd("INCRBYFLOAT", "a", "1e20") == b"100000000000000000000"

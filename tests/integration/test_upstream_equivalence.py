@@ -246,6 +246,7 @@ def _generators(rng, far):
     ]
 
 
+@pytest.mark.long_double
 @pytest.mark.parametrize("serializer,seed", [("null://", 11), ("zstd://", 11), ("zstd://", 12)])
 def test_random_same_as_redis(start_daemon, reference_redis, upstreams, serializer, seed):
     up = upstreams()
