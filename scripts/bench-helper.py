@@ -444,6 +444,37 @@ def cmd_report(a):
                     f.write('%s P%d\t%s\n' % (t.replace(" (10 keys)", "x10"), p, "\t".join(vals)))
         P("")
 
+    # CPU: is the client the ceiling? ----------------------------------------------------------
+    cpu = read_csv(os.path.join(d, "cpu-raw.csv"))
+    cg = {}
+    for r in cpu:
+        if float(r["wall_s"]) > 0 and int(r["commands"]) > 0:
+            cg.setdefault((r["setup"], int(r["pipeline"])), []).append(r)
+    if cg:
+        P("#### CPU per run")
+        P("")
+        P("Each redis-benchmark run above (SET, GET and MSET: %s commands): the client's CPU as a share of "
+          "the run's wall time, and the server's own CPU (user + system, the proxy alone for proxied "
+          "setups) per command; medians over the rounds. A client near 100%% is the ceiling of that run: "
+          "the servers behind it are then told apart by their CPU, not by ops/s." % fnum(cpu[0]["commands"]))
+        P("")
+        P("| setup | pipeline | client CPU | server CPU µs/command |")
+        P("|---|---:|---:|---:|")
+        rows_csv = []
+        for p in sorted({k[1] for k in cg}):
+            for s in order:
+                rows = cg.get((s, p))
+                if not rows:
+                    continue
+                client = statistics.median(float(x["client_cpu_s"]) / float(x["wall_s"]) for x in rows)
+                server = statistics.median(float(x["server_cpu_s"]) * 1e6 / int(x["commands"]) for x in rows)
+                P("| %s | %d | %.0f%% | %.2f |" % (labels.get(s, s), p, client * 100, server))
+                rows_csv.append([s, labels.get(s, s), p, "%.3f" % client, "%.3f" % server, len(rows)])
+        write_csv(os.path.join(d, "cpu.csv"),
+                  ["setup", "label", "pipeline", "client_cpu_share", "server_cpu_us_per_command", "rounds"],
+                  rows_csv)
+        P("")
+
     # memory -----------------------------------------------------------------------------------
     mem = read_csv(os.path.join(d, "memory.csv"))
     if mem:
