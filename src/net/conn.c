@@ -240,10 +240,16 @@ static void conn_write_cb(uv_write_t *wr, int status)
         conn_flush(c);
 }
 
+/* Output the client has not taken yet: replies queued in c->out and what is left of the write in flight. */
+static size_t conn_pending_output(const client_t *c)
+{
+    return c->out.len + (c->writing ? c->wbuf.len - c->wbuf_off : 0);
+}
+
 static void conn_output_over_limit(client_t *c)
 {
     log_notice("closing client id=%llu addr=%s: output of %zu bytes is over client-output-buffer-limit",
-               (unsigned long long)c->id, c->addr, c->out.len + c->wbuf.len - c->wbuf_off);
+               (unsigned long long)c->id, c->addr, conn_pending_output(c));
     c->srv->stats.output_limit_disconnections++;
     conn_close(c);
 }
@@ -288,7 +294,7 @@ static void conn_flush(client_t *c)
             c->writing = 1;
         }
     }
-    if (limit > 0 && c->out.len + (c->writing ? c->wbuf.len - c->wbuf_off : 0) > (unsigned long long)limit) {
+    if (limit > 0 && conn_pending_output(c) > (unsigned long long)limit) {
         conn_output_over_limit(c);
         return;
     }
@@ -327,7 +333,7 @@ static size_t conn_process(client_t *c, char *buf, size_t len)
     while (off < len && !(c->flags & (CLIENT_CLOSING | CLIENT_CLOSE_AFTER_REPLY | CLIENT_BLOCKED))) {
         /* The output limit holds after every command, not only per batch: one read of pipelined GETs
          * of a large value could otherwise build hundreds of MB of replies before the check. */
-        if (limit > 0 && c->out.len + (c->writing ? c->wbuf.len - c->wbuf_off : 0) > limit) {
+        if (limit > 0 && conn_pending_output(c) > limit) {
             conn_output_over_limit(c);
             return len;
         }

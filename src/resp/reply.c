@@ -4,11 +4,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-static inline void reply_header(buf_t *out, char type, long long n)
-{
-    buf_append_header(out, type, n);
-}
-
 void reply_status(buf_t *out, const char *s)
 {
     size_t n = strlen(s);
@@ -44,12 +39,12 @@ void reply_errorf(buf_t *out, const char *fmt, ...)
 
 void reply_int(buf_t *out, long long v)
 {
-    reply_header(out, ':', v);
+    buf_append_header(out, ':', v);
 }
 
 void reply_bulk(buf_t *out, const void *p, size_t n)
 {
-    reply_header(out, '$', (long long)n);
+    buf_append_header(out, '$', (long long)n);
     buf_reserve(out, n + 2);
     memcpy(out->data + out->len, p, n);
     out->len += n;
@@ -86,20 +81,20 @@ void reply_null_array(buf_t *out, int proto)
 
 void reply_array(buf_t *out, size_t n)
 {
-    reply_header(out, '*', (long long)n);
+    buf_append_header(out, '*', (long long)n);
 }
 
 void reply_map(buf_t *out, int proto, size_t pairs)
 {
     if (proto >= 3)
-        reply_header(out, '%', (long long)pairs);
+        buf_append_header(out, '%', (long long)pairs);
     else
-        reply_header(out, '*', (long long)pairs * 2);
+        buf_append_header(out, '*', (long long)pairs * 2);
 }
 
 void reply_set(buf_t *out, int proto, size_t n)
 {
-    reply_header(out, proto >= 3 ? '~' : '*', (long long)n);
+    buf_append_header(out, proto >= 3 ? '~' : '*', (long long)n);
 }
 
 /* RESP3 doubles as redis writes them ("inf", "-inf", "nan", else %.17g); RESP2 gets the same text as a
@@ -137,7 +132,7 @@ void reply_verbatim(buf_t *out, int proto, const char *p, size_t n)
         reply_bulk(out, p, n);
         return;
     }
-    reply_header(out, '=', (long long)n + 4);
+    buf_append_header(out, '=', (long long)n + 4);
     buf_append(out, "txt:", 4);
     buf_append(out, p, n);
     buf_append(out, "\r\n", 2);

@@ -326,6 +326,15 @@ def parse_keyspace_value(v):
     return out
 
 
+def proc_status_kb(pid, field):
+    """A field of /proc/PID/status in kB: VmRSS (resident now), VmHWM (peak resident), VmPeak ..."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
+
+
 def wait_until(pred, timeout, interval=0.02):
     """Poll pred() until true or timeout; returns the last value of pred()."""
     deadline = time.monotonic() + timeout

@@ -5,7 +5,7 @@ import errno
 import socket
 import time
 
-from helpers import Conn, encode_command, parse_info, report_figure, wait_until
+from helpers import Conn, encode_command, parse_info, proc_status_kb, report_figure, wait_until
 
 VALUE_SIZE = 100_000
 GETS = 1000                     # 100 MB of replies if the daemon kept them all
@@ -119,22 +119,13 @@ def test_query_buffer_limit(start_daemon):
     assert other.cmd("PING") == "PONG"
 
 
-def _vm_hwm_kb(pid):
-    """Peak resident set size of a process, from /proc (kB)."""
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmHWM for pid %d" % pid)
-
-
 def test_output_limit_bounds_memory(start_daemon):
     """The limit bounds what the daemon holds for a slow reader: its peak memory must not grow by the
     100 MB of replies requested in one go (redis: +1 MB; it checks the limit after every reply)."""
     d = start_daemon(client_output_buffer_limit="1mb")
     fast = d.conn()
     assert fast.cmd("SET", "big", b"x" * VALUE_SIZE) == "OK"
-    before = _vm_hwm_kb(d.pid)
+    before = proc_status_kb(d.pid, "VmHWM")
     slow = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     slow.settimeout(5)
@@ -146,7 +137,7 @@ def test_output_limit_bounds_memory(start_daemon):
     finally:
         slow.close()
     assert fast.cmd("PING") == "PONG"
-    grown_mb = (_vm_hwm_kb(d.pid) - before) / 1024
+    grown_mb = (proc_status_kb(d.pid, "VmHWM") - before) / 1024
     report_figure("buffer limits: peak RSS growth, slow reader of 100 MB of replies (1mb output limit)",
                   "%.1f" % grown_mb, "MB")
     assert grown_mb < 25, "peak RSS grew by %.0f MB for a client limited to 1 MB of output" % grown_mb

@@ -38,7 +38,7 @@ import msgpack
 import pytest
 import zstd
 
-from helpers import Conn, Err
+from helpers import Conn, Err, proc_status_kb
 
 # ------------------------------------------------------------------------------------------------
 # libzstd (the library the daemon links) through ctypes
@@ -327,19 +327,11 @@ def info(d):
 
 
 def vm_hwm_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmHWM in /proc/%d/status" % pid)
+    return proc_status_kb(pid, "VmHWM")
 
 
 def vm_rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+    return proc_status_kb(pid, "VmRSS")
 
 
 def is_err(r):

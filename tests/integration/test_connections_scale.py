@@ -3,7 +3,7 @@ import socket
 import time
 
 from conftest import raise_nofile
-from helpers import Conn, parse_info, report_figure, wait_until
+from helpers import Conn, parse_info, proc_status_kb, report_figure, wait_until
 
 MAXCLIENTS_ERR = b"-ERR max number of clients reached\r\n"
 N = 10000
@@ -47,15 +47,6 @@ def _connect_many(addr, n, batch=250, timeout=10.0):
     return socks
 
 
-def _vm_rss_kb(pid):
-    """Resident set size of a process, from /proc (kB)."""
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for pid %d" % pid)
-
-
 def _wait_clients(d, conn, expected, timeout=10):
     def ok():
         return int(parse_info(conn.cmd("INFO", "clients"))["connected_clients"]) == expected
@@ -69,7 +60,7 @@ def test_10000_concurrent_connections(start_daemon):
     probe = d.conn()
     assert _wait_clients(d, probe, 1), "stray connections before the test"
     probe.close()
-    rss_before = _vm_rss_kb(d.pid)
+    rss_before = proc_status_kb(d.pid, "VmRSS")
     t0 = time.monotonic()
     socks = _connect_many(d.addr, N)
     try:
@@ -89,7 +80,7 @@ def test_10000_concurrent_connections(start_daemon):
                 got += chunk
             assert got == want, "connection #%d" % i
         report_figure("connections: RSS per idle client, %s connected" % format(N, ","),
-                      "%.1f" % ((_vm_rss_kb(d.pid) - rss_before) / N), "kB")
+                      "%.1f" % ((proc_status_kb(d.pid, "VmRSS") - rss_before) / N), "kB")
         # the daemon counts them all
         c0 = Conn.from_socket(socks[0])
         info = parse_info(c0.cmd("INFO", "clients"))

@@ -40,22 +40,13 @@ import time
 import pytest
 
 from conftest import target_mode
-from helpers import Conn, Err, encode_command, parse_info, report_figure
+from helpers import Conn, Err, encode_command, parse_info, proc_status_kb, report_figure
 
 MB = 1024               # the /proc figures are in kB
 
 
 # --------------------------------------------------------------------------------------------------
 # measuring
-
-
-def _status_kb(pid, field):
-    """A field of /proc/PID/status in kB (VmHWM, VmRSS, VmPeak ...)."""
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
 
 
 class Peak:
@@ -65,16 +56,16 @@ class Peak:
     def __init__(self, d):
         assert d.pid is not None, "memory can only be measured on a daemon the tests started"
         self.d = d
-        self.hwm0 = _status_kb(d.pid, "VmHWM")
-        self.peak0 = _status_kb(d.pid, "VmPeak")
+        self.hwm0 = proc_status_kb(d.pid, "VmHWM")
+        self.peak0 = proc_status_kb(d.pid, "VmPeak")
 
     def rss_kb(self):
         assert self.d.alive(), "the daemon died:\n" + self.d.status_text()
-        return _status_kb(self.d.pid, "VmHWM") - self.hwm0
+        return proc_status_kb(self.d.pid, "VmHWM") - self.hwm0
 
     def virt_kb(self):
         assert self.d.alive(), "the daemon died:\n" + self.d.status_text()
-        return _status_kb(self.d.pid, "VmPeak") - self.peak0
+        return proc_status_kb(self.d.pid, "VmPeak") - self.peak0
 
 
 def _stats(d):
