@@ -1,12 +1,8 @@
 """default-ttl: keys written without a TTL get it (memory:// and through an upstream); explicit TTLs and
 KEEPTTL win."""
-import subprocess
-import time
-
 import pytest
 
-from conftest import free_port
-from helpers import Conn, wait_until
+from upstream_support import upstreams  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.needs_cachetoryd
 
@@ -36,22 +32,9 @@ def test_default_ttl_memory(start_daemon):
 
 
 @pytest.mark.parametrize("serializer", ["null://", "zstd://"])
-def test_default_ttl_upstream(start_daemon, serializer):
-    port = free_port()
-    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                              "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        def up():
-            try:
-                with Conn(("127.0.0.1", port), timeout=1) as c:
-                    return c.cmd("PING") == "PONG"
-            except OSError:
-                return False
-        assert wait_until(up, 10, 0.05)
-        d = start_daemon(default_ttl="60", backend="redis://127.0.0.1:%d/0" % port, serializer=serializer)
-        check_default_ttl(d.conn())
-        with Conn(("127.0.0.1", port)) as direct:
-            assert 50 <= direct.cmd("TTL", "m2") <= 60
-    finally:
-        redis.terminate()
-        redis.wait(10)
+def test_default_ttl_upstream(start_daemon, upstreams, serializer):
+    up = upstreams()
+    d = start_daemon(default_ttl="60", backend=up.url(), serializer=serializer)
+    check_default_ttl(d.conn())
+    with up.conn() as direct:
+        assert 50 <= direct.cmd("TTL", "m2") <= 60

@@ -12,6 +12,7 @@ import pytest
 
 from conftest import BIN, REPO, free_port
 from helpers import Conn, parse_info, wait_until
+from upstream_support import upstreams  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.needs_cachetoryd
 
@@ -98,41 +99,28 @@ def test_sighup_with_an_invalid_file_changes_nothing(procs):
     assert c.cmd("PING") == "PONG"
 
 
-def test_sigterm_finishes_commands_in_flight(procs, tmp_path):
+def test_sigterm_finishes_commands_in_flight(procs, tmp_path, upstreams):
     """A command waiting for a paused upstream when SIGTERM arrives still gets its reply, then the daemon
     exits 0; a second client connecting meanwhile is refused (listeners closed)."""
-    rport = free_port()
-    redis = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
-                              "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    redis = upstreams()  # resumed and stopped by the fixture, also when an assertion fails
+    rport = redis.port
+    d = procs("", extra=["--backend", "redis://127.0.0.1:%d/0" % rport, "--upstream-command-timeout", "5000"])
+    c = d.conn()
+    assert c.cmd("SET", "k", "before") == "OK"
+    redis.pause()
     try:
-        def redis_up():
-            try:
-                with Conn(("127.0.0.1", rport), timeout=1) as c:
-                    return c.cmd("PING") == "PONG"
-            except OSError:
-                return False
-        assert wait_until(redis_up, 10, 0.05)
-        d = procs("", extra=["--backend", "redis://127.0.0.1:%d/0" % rport, "--upstream-command-timeout", "5000"])
-        c = d.conn()
-        assert c.cmd("SET", "k", "before") == "OK"
-        redis.send_signal(signal.SIGSTOP)
-        try:
-            c.send(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n")
-            time.sleep(0.2)
-            d.p.send_signal(signal.SIGTERM)
-            time.sleep(0.3)
-            assert d.p.poll() is None, "the daemon stopped with a command in flight"
-            with pytest.raises(OSError):
-                Conn(("127.0.0.1", d.port), timeout=1).cmd("PING")
-        finally:
-            redis.send_signal(signal.SIGCONT)
-        assert c.read_reply() == b"before"
-        assert d.p.wait(10) == 0
-        assert "shutting down" in d.text()
+        c.send(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n")
+        time.sleep(0.2)
+        d.p.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        assert d.p.poll() is None, "the daemon stopped with a command in flight"
+        with pytest.raises(OSError):
+            Conn(("127.0.0.1", d.port), timeout=1).cmd("PING")
     finally:
-        redis.send_signal(signal.SIGCONT)
-        redis.terminate()
-        redis.wait(10)
+        redis.resume()
+    assert c.read_reply() == b"before"
+    assert d.p.wait(10) == 0
+    assert "shutting down" in d.text()
 
 
 def test_notify_socket_protocol(procs, tmp_path):
@@ -172,41 +160,21 @@ def test_sighup_changes_the_serializer_for_new_writes(procs):
     assert c.cmd("CONFIG", "GET", "serializer") == [b"serializer", b"zstd://"]
 
 
-def _redis(port):
-    p = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def up():
-        try:
-            with Conn(("127.0.0.1", port), timeout=1) as c:
-                return c.cmd("PING") == "PONG"
-        except OSError:
-            return False
-    assert wait_until(up, 10, 0.05)
-    return p
-
-
-def test_sighup_moves_to_another_upstream(procs):
+def test_sighup_moves_to_another_upstream(procs, upstreams):
     """A reload naming another upstream (and pool size): new commands go there, the client stays
     connected, the old upstream's commands in flight finish."""
-    pa, pb = free_port(), free_port()
-    ra, rb = _redis(pa), _redis(pb)
-    try:
-        d = procs("[cache]\nbackend = redis://127.0.0.1:%d/0\n" % pa)
-        c = d.conn()
-        assert c.cmd("SET", "x", "on-a") == "OK"
-        d.write_conf("[cache]\nbackend = redis://127.0.0.1:%d/0\n[upstream]\nupstream-pool-size = 2\n" % pb)
-        d.p.send_signal(signal.SIGHUP)
-        assert wait_until(lambda: "backend is now" in d.text(), 5), d.text()
-        assert c.cmd("SET", "y", "on-b") == "OK"
-        assert c.cmd("GET", "x") is None            # x lives on the first upstream
-        with Conn(("127.0.0.1", pa)) as a, Conn(("127.0.0.1", pb)) as b:
-            assert a.cmd("GET", "x") == b"on-a" and a.cmd("EXISTS", "y") == 0
-            assert b.cmd("GET", "y") == b"on-b"
-            assert wait_until(lambda: len([l for l in a.cmd("CLIENT", "LIST").decode().splitlines()
-                                           if "cmd=client|list" not in l]) == 0, 5)
-        assert parse_info(c.cmd("INFO", "upstream").decode())["upstream_connections"] == "2"
-    finally:
-        for r in (ra, rb):
-            r.terminate()
-            r.wait(10)
+    pa, pb = upstreams().port, upstreams().port
+    d = procs("[cache]\nbackend = redis://127.0.0.1:%d/0\n" % pa)
+    c = d.conn()
+    assert c.cmd("SET", "x", "on-a") == "OK"
+    d.write_conf("[cache]\nbackend = redis://127.0.0.1:%d/0\n[upstream]\nupstream-pool-size = 2\n" % pb)
+    d.p.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: "backend is now" in d.text(), 5), d.text()
+    assert c.cmd("SET", "y", "on-b") == "OK"
+    assert c.cmd("GET", "x") is None            # x lives on the first upstream
+    with Conn(("127.0.0.1", pa)) as a, Conn(("127.0.0.1", pb)) as b:
+        assert a.cmd("GET", "x") == b"on-a" and a.cmd("EXISTS", "y") == 0
+        assert b.cmd("GET", "y") == b"on-b"
+        assert wait_until(lambda: len([l for l in a.cmd("CLIENT", "LIST").decode().splitlines()
+                                       if "cmd=client|list" not in l]) == 0, 5)
+    assert parse_info(c.cmd("INFO", "upstream").decode())["upstream_connections"] == "2"
