@@ -10,7 +10,8 @@ set -eu
 
 # Build: compiler and pkg-config, then one -dev package per library in the Makefile's LIBS_PC.
 # Tests: cmocka (unit), a real redis and python (integration, compared against redis), procps (pgrep),
-# valgrind (make test VALGRIND=1, and the valgrind smoke of make test).
+# valgrind (make test VALGRIND=1, and the valgrind smoke of make test), faketime (a daemon whose clock
+# differs from the upstream's).
 PACKAGES="
 build-essential
 pkg-config
@@ -30,6 +31,7 @@ python3-msgpack
 python3-zstd
 procps
 valgrind
+faketime
 groff-base
 man-db
 systemd

@@ -31,7 +31,8 @@ typedef enum backend_opcode {
     BE_TOUCH,       /* keys                                  -> integer */
     BE_TYPE,        /* key                                   -> integer 1 string, 0 none */
     BE_EXPIRE,      /* key expire_at (-1 = PERSIST) [NX|XX|GT|LT] -> integer 1 changed, 0 not */
-    BE_TTL,         /* key                                   -> integer absolute expiry ms, -1 none, -2 missing */
+    BE_TTL,         /* key [REL]                             -> integer absolute expiry ms (REL: ms left), -1 none,
+                                                                -2 missing */
     BE_KEYS,        /* pattern                               -> values (the keys) */
     BE_SCAN,        /* cursor count [pattern] [type]         -> cursor, values (the keys) */
     BE_RANDOMKEY,   /*                                       -> VALUE (a key) | NIL */
@@ -41,6 +42,7 @@ typedef enum backend_opcode {
     BE_UPDATE,      /* key update-fn [argv: the native command] -> what the fn says */
     BE_COMMAND,     /* argv, forwarded as it is (passthrough) -> resp: the reply's RESP bytes */
     BE_INFO,        /* the upstream's INFO <pattern>          -> value: its text */
+    BE_SELECT,      /* db2: the database a client SELECTs     -> OK | ERR (the upstream refused it) */
 } backend_opcode_t;
 
 /* backend_op_t.flags */
@@ -54,6 +56,10 @@ typedef enum backend_opcode {
 #define BE_SETTTL   (1u << 7)   /* GET: set the expiry to expire_at (-1 = remove it), as GETEX */
 #define BE_ALLDB    (1u << 8)   /* FLUSH: every database */
 #define BE_TYPEFILTER (1u << 9) /* SCAN: only keys of type `type_string` (1) or of no known type (0) */
+/* SET / GET (SETTTL) / EXPIRE / MSET: the client gave a relative time, rel_ms. expire_at is that time
+ * from this host's clock; an upstream is sent rel_ms itself, so that a clock difference between the
+ * hosts shifts no TTL. TTL: answer the milliseconds left instead of the absolute time. */
+#define BE_REL      (1u << 10)
 
 typedef struct backend_result backend_result_t;
 
@@ -84,6 +90,8 @@ typedef struct backend_op {
     const bytes_t *vals;        /* MSET: nkeys values */
     size_t nkeys;
     long long expire_at;        /* absolute unix ms, -1 = none */
+    long long rel_ms;           /* with BE_REL: the expiry as the client gave it, ms from now */
+    int db2;                    /* BE_SELECT: the database to switch to */
     uint64_t cursor;            /* SCAN */
     size_t count;               /* SCAN COUNT hint */
     bytes_t pattern;            /* KEYS, SCAN MATCH (ptr NULL = match all) */

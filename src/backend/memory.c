@@ -304,6 +304,8 @@ static void memory_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, 
     case BE_TTL: {
         store_entry_t *e = store_lookup(m->store, op->db, op->key.ptr, op->key.len, STORE_LOOKUP_NOTOUCH);
         res.integer = e ? store_entry_expire(e) : -2;
+        if (res.integer >= 0 && (op->flags & BE_REL))
+            res.integer = res.integer > clock_ms() ? res.integer - clock_ms() : 0;
         break;
     }
     case BE_KEYS:
@@ -346,6 +348,8 @@ static void memory_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, 
         break;
     case BE_UPDATE:
         memory_update(m, op, &res);
+        break;
+    case BE_SELECT:             /* every database below `databases` exists (the command checked) */
         break;
     case BE_COMMAND:
     case BE_INFO:

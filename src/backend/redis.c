@@ -19,7 +19,12 @@
  * changing it) runs WATCH + GET, computes, then MULTI + command + EXEC, retried when EXEC reports that
  * the key changed; it holds back the tasks queued after it on its connection until it is done, so that a
  * client's later commands still follow it. A batch task (a client's MULTI ... EXEC) sends MULTI, the
- * commands and EXEC in one piece.
+ * commands and EXEC in one piece; its read-modify-write members first WATCH and MGET what they read,
+ * database by database. A select task (a client's SELECT) answers once the database is known to exist.
+ *
+ * Databases: see "databases" below: a database is SELECTed alone, with nothing pipelined behind it,
+ * until Redis has once said it exists; the connection's database is followed from Redis's answers
+ * (a SELECT inside MULTI counts only when EXEC runs).
  *
  * Failures: a connection that fails (refused, reset, timed out) fails every task it holds with
  * "ERR upstream HOST:PORT: reason" and reconnects with backoff (50 ms doubling to upstream-retry-max).
@@ -46,17 +51,19 @@
 #define UP_READ_BUF      (64 * 1024)
 #define UP_TX_RETRIES    5000   /* optimistic: each round one contender wins; bounded all the same */
 #define UP_RETRY_MIN_MS  50
+#define UP_KNOWN_DBS     1024   /* databases below this are remembered as existing once selected */
 
 typedef struct upstream upstream_t;
 typedef struct up_conn up_conn_t;
 typedef struct up_task up_task_t;
 
 enum up_state { UP_DOWN, UP_CONNECTING, UP_HANDSHAKE, UP_READY };
-enum up_kind { TASK_PLAIN, TASK_TX, TASK_BATCH };
+enum up_kind { TASK_PLAIN, TASK_TX, TASK_BATCH, TASK_SELECT };
 
 /* What a reply in flight is for. */
 enum up_slot_kind {
-    SLOT_INTERNAL,      /* AUTH / SELECT / UNWATCH: an error fails the connection during the handshake */
+    SLOT_INTERNAL,      /* AUTH / SELECT / UNWATCH / PING: an error fails the connection */
+    SLOT_SELECT,        /* a SELECT of a database not yet known to exist: the connection waits for it */
     SLOT_RESULT,        /* the task's result */
     SLOT_TX_GET,        /* transaction: the GET after WATCH */
     SLOT_TX_EXEC,       /* transaction / batch: EXEC's array */
@@ -67,6 +74,7 @@ typedef struct up_slot {
     struct up_slot *next;
     up_task_t *task;            /* NULL for internal commands */
     int kind;
+    int db;                     /* SLOT_SELECT: the database selected */
     long long sent_us;
 } up_slot_t;
 
@@ -88,6 +96,10 @@ struct up_task {
     long long queued_us;
     int sent;                   /* plain: its bytes are on the wire; batch member: it is inside MULTI */
     int reads;                  /* TASK_BATCH: some members read-modify-write, a WATCH + MGET comes first */
+    int reads_left;             /* TASK_BATCH: MGET replies (one per database read) still to come */
+    buf_t olds;                 /* TASK_BATCH: the values they brought, as [u32 len | bytes], 0xffffffff absent */
+    int db_start;               /* TASK_BATCH: the connection's database at MULTI */
+    int db_end;                 /* TASK_BATCH: the database its SELECT members leave if EXEC runs */
 };
 
 struct up_conn {
@@ -113,7 +125,10 @@ struct up_conn {
     up_task_t *tasks, *tasks_tail;  /* tasks not yet sent (behind a transaction, or before READY) */
     up_task_t *active;          /* the transaction or batch owning the connection, or NULL */
     int handshake_left;         /* AUTH / SELECT replies still awaited */
-    int db;                     /* database currently SELECTed */
+    int db;                     /* the database after every command sent so far has run */
+    int db_before;              /* with select_wait: the database if the awaited SELECT fails */
+    int select_wait;            /* a SLOT_SELECT is in flight: nothing else is sent until it answers */
+    uint64_t known_dbs[UP_KNOWN_DBS / 64];  /* databases a SELECT succeeded for on this connection */
     long long state_since_us;
     unsigned retry_ms;
     char last_error[160];
@@ -156,7 +171,8 @@ static void up_flush_cb(uv_check_t *h);
 static void batch_read(up_conn_t *c, up_task_t *t);
 static void up_closed_one(upstream_t *up);
 static void batch_send(up_conn_t *c, up_task_t *t);
-static void batch_got_old(up_conn_t *c, up_task_t *t, const redisReply *r);
+static void batch_got_old(up_conn_t *c, up_task_t *t);
+static void batch_got_values(up_conn_t *c, up_task_t *t, const redisReply *r);
 static void task_finish(up_task_t *t, const backend_result_t *res);
 
 /* ---- writing commands ---------------------------------------------------------------------------- */
@@ -229,6 +245,9 @@ static void put_op(buf_t *out, const backend_op_t *op)
             ab_add(&a, op->key);
             if (op->expire_at < 0) {
                 ab_add(&a, B("PERSIST"));
+            } else if (op->flags & BE_REL) {
+                ab_add(&a, B("PX"));
+                ab_num(&a, op->rel_ms);
             } else {
                 ab_add(&a, B("PXAT"));
                 ab_num(&a, op->expire_at);
@@ -251,6 +270,9 @@ static void put_op(buf_t *out, const backend_op_t *op)
             ab_add(&a, B("GET"));
         if (op->flags & BE_KEEPTTL) {
             ab_add(&a, B("KEEPTTL"));
+        } else if (op->expire_at >= 0 && (op->flags & BE_REL)) {
+            ab_add(&a, B("PX"));
+            ab_num(&a, op->rel_ms);
         } else if (op->expire_at >= 0) {
             ab_add(&a, B("PXAT"));
             ab_num(&a, op->expire_at);
@@ -272,10 +294,10 @@ static void put_op(buf_t *out, const backend_op_t *op)
             static const char script[] =
                 "local n=#KEYS "
                 "if ARGV[n+2]=='1' then for i=1,n do if redis.call('EXISTS',KEYS[i])==1 then return 0 end end end "
-                "for i=1,n do redis.call('SET',KEYS[i],ARGV[i],'PXAT',ARGV[n+1]) end return 1";
+                "for i=1,n do redis.call('SET',KEYS[i],ARGV[i],ARGV[n+3],ARGV[n+1]) end return 1";
             char nk[24];
             int len = snprintf(nk, sizeof(nk), "%zu", op->nkeys);
-            ab_init(&a, (int)op->nkeys * 2 + 5);
+            ab_init(&a, (int)op->nkeys * 2 + 6);
             ab_add(&a, B("EVAL"));
             ab_add(&a, (bytes_t){ script, sizeof(script) - 1 });
             ab_add(&a, (bytes_t){ nk, (size_t)len });
@@ -283,8 +305,9 @@ static void put_op(buf_t *out, const backend_op_t *op)
                 ab_add(&a, op->keys[k]);
             for (k = 0; k < op->nkeys; k++)
                 ab_add(&a, op->vals[k]);
-            ab_num(&a, op->expire_at);
+            ab_num(&a, (op->flags & BE_REL) ? op->rel_ms : op->expire_at);
             ab_add(&a, (op->flags & BE_NX) ? B("1") : B("0"));
+            ab_add(&a, (op->flags & BE_REL) ? B("PX") : B("PXAT"));
             put_command(out, a.n, a.v);
             ab_free(&a);
             return;
@@ -308,9 +331,9 @@ static void put_op(buf_t *out, const backend_op_t *op)
             ab_add(&a, op->key);
             break;
         }
-        ab_add(&a, B("PEXPIREAT"));
+        ab_add(&a, (op->flags & BE_REL) ? B("PEXPIRE") : B("PEXPIREAT"));
         ab_add(&a, op->key);
-        ab_num(&a, op->expire_at);
+        ab_num(&a, (op->flags & BE_REL) ? op->rel_ms : op->expire_at);
         if (op->flags & BE_NX)
             ab_add(&a, B("NX"));
         else if (op->flags & BE_XX)
@@ -322,7 +345,7 @@ static void put_op(buf_t *out, const backend_op_t *op)
         break;
     case BE_TTL:
         ab_init(&a, 2);
-        ab_add(&a, B("PEXPIRETIME"));
+        ab_add(&a, (op->flags & BE_REL) ? B("PTTL") : B("PEXPIRETIME"));
         ab_add(&a, op->key);
         break;
     case BE_KEYS:
@@ -372,6 +395,11 @@ static void put_op(buf_t *out, const backend_op_t *op)
         ab_init(&a, 2);
         ab_add(&a, B("INFO"));
         ab_add(&a, op->pattern);
+        break;
+    case BE_SELECT:             /* db2: the upstream's database number */
+        ab_init(&a, 2);
+        ab_add(&a, B("SELECT"));
+        ab_num(&a, op->db2);
         break;
     case BE_UPDATE:
     case BE_COMMAND:
@@ -527,9 +555,11 @@ static void task_free(up_task_t *t)
     mem_free(t->members);
     t->slices = NULL;
     t->members = NULL;
-    if (up == NULL || up->nfree_tasks >= UP_FREE_TASKS_MAX || t->data.cap > 4096 || t->newval.cap > 4096) {
+    if (up == NULL || up->nfree_tasks >= UP_FREE_TASKS_MAX || t->data.cap > 4096 || t->newval.cap > 4096 ||
+        t->olds.cap > 4096) {
         buf_deinit(&t->data);
         buf_deinit(&t->newval);
+        buf_deinit(&t->olds);
         mem_free(t);
         return;
     }
@@ -652,21 +682,81 @@ static void flush_schedule(upstream_t *up)
     }
 }
 
+/* ---- databases ------------------------------------------------------------------------------------ */
+
 /*
- * Append a command with a slot for its reply; SELECT first when the op is for another database. A
- * client's database 0 is the URL's database; SELECT n reaches database n.
+ * A client's database 0 is the URL's database; SELECT n reaches database n.
+ *
+ * Commands for many clients share a connection, so the connection SELECTs whichever database the next
+ * command is for. Redis answers a SELECT of a database it does not have with an error and stays where
+ * it was: pipelined behind such a SELECT, the next command would run in the wrong database. So a
+ * connection SELECTs a database it has not yet seen succeed alone, and sends nothing more until Redis
+ * answers (conn_db_ready); once one succeeded, that database is known on this connection and is
+ * SELECTed in the pipeline. Known databases are forgotten when the connection is made again, and an
+ * error to a pipelined SELECT (or any command of our own) fails the connection.
+ */
+static int up_db(const upstream_t *up, int db)
+{
+    return db == 0 ? up->db : db;
+}
+
+static int db_known(const up_conn_t *c, int udb)
+{
+    if (udb == c->up->db)
+        return 1;               /* the handshake selected it */
+    return udb >= 0 && udb < UP_KNOWN_DBS && ((c->known_dbs[udb / 64] >> (udb % 64)) & 1);
+}
+
+static void db_learn(up_conn_t *c, int udb)
+{
+    if (udb >= 0 && udb < UP_KNOWN_DBS)
+        c->known_dbs[udb / 64] |= 1ull << (udb % 64);
+}
+
+static void put_select(buf_t *out, int udb)
+{
+    char num[24];
+    bytes_t argv[2] = { B("SELECT"), { num, fmt_ll(num, udb) } };
+    put_command(out, 2, argv);
+}
+
+/*
+ * Can commands for client database db be sent on c now? 1 if the connection is there or the database
+ * is known; otherwise a lone SELECT is sent (if none is awaited already) and 0 returned: conn_pump
+ * goes on when Redis answers it.
+ */
+static int conn_db_ready(up_conn_t *c, int db)
+{
+    int udb = up_db(c->up, db);
+
+    if (c->select_wait)
+        return 0;
+    if (udb == c->db || db_known(c, udb))
+        return 1;
+    put_select(&c->out, udb);
+    up_slot_t *s = slot_push(c, NULL, SLOT_SELECT);
+    s->db = udb;
+    c->db_before = c->db;
+    c->db = udb;
+    c->select_wait = 1;
+    flush_schedule(c->up);
+    return 0;
+}
+
+/*
+ * Append a command with a slot for its reply; SELECT first when it is for another database than the
+ * connection's (db -1: wherever the connection is). The caller made sure the database is known
+ * (conn_db_ready).
  */
 static void conn_send(up_conn_t *c, up_task_t *t, int kind, int db, void (*put)(buf_t *, const void *), const void *arg)
 {
-    if (db == 0)
-        db = c->up->db;
-    if (db >= 0 && db != c->db) {
-        char num[16];
-        int len = snprintf(num, sizeof(num), "%d", db);
-        bytes_t argv[2] = { B("SELECT"), { num, (size_t)len } };
-        put_command(&c->out, 2, argv);
-        slot_push(c, NULL, SLOT_INTERNAL);
-        c->db = db;
+    if (db >= 0) {
+        int udb = up_db(c->up, db);
+        if (udb != c->db) {
+            put_select(&c->out, udb);
+            slot_push(c, NULL, SLOT_INTERNAL);
+            c->db = udb;
+        }
     }
     put(&c->out, arg);
     slot_push(c, t, kind);
@@ -820,52 +910,70 @@ static void conn_release(up_conn_t *c, up_task_t *t)
     conn_pump(c);
 }
 
+/* Free the members of a batch that is over. */
+static void batch_free_members(up_task_t *t)
+{
+    for (int i = 0; i < t->nmembers; i++)
+        task_free(t->members[i]);
+    t->nmembers = 0;
+}
+
+/*
+ * EXEC of a client's MULTI answered. An array: each member sent gets its element, and the connection is
+ * in the database of the last SELECT member that succeeded. Anything else (the transaction aborted,
+ * nothing ran): the connection stays where it was at MULTI; a null reply with read-modify-write members
+ * means a key they read changed, and the batch reads and computes again.
+ */
+static void batch_exec_reply(up_conn_t *c, up_task_t *t, const redisReply *r)
+{
+    int nsent = 0;
+
+    for (int i = 0; i < t->nmembers; i++)
+        nsent += t->members[i]->sent;
+    c->db = t->db_start;
+    if (r->type == REDIS_REPLY_NIL && t->reads) {
+        if (++t->retries > UP_TX_RETRIES) {
+            task_fail(t, "ERR upstream: the keys kept changing during a transaction, try again");
+            batch_free_members(t);
+            conn_release(c, t);
+            return;
+        }
+        batch_read(c, t);
+        return;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && (int)r->elements == nsent) {
+        size_t e = 0;
+        for (int i = 0; i < t->nmembers; i++) {
+            up_task_t *m = t->members[i];
+            if (!m->sent)
+                continue;               /* failed before MULTI: already answered */
+            const redisReply *el = r->element[e++];
+            if (m->op.code == BE_SELECT && el->type != REDIS_REPLY_ERROR)
+                c->db = up_db(c->up, m->op.db2);
+            if (m->kind == TASK_TX && m->op.code == BE_UPDATE) {
+                if (el->type == REDIS_REPLY_ERROR) {
+                    task_fail(m, el->str);
+                } else {
+                    m->txres.status = BE_OK;
+                    task_finish(m, &m->txres);
+                }
+            } else {
+                deliver(m, &m->op, el);
+            }
+        }
+    } else {
+        const char *err = r->type == REDIS_REPLY_ERROR ? r->str : "ERR upstream: the transaction was aborted";
+        for (int i = 0; i < t->nmembers; i++)
+            task_fail(t->members[i], err);
+    }
+    batch_free_members(t);
+    conn_release(c, t);
+}
+
 static void tx_exec_reply(up_conn_t *c, up_task_t *t, const redisReply *r)
 {
     if (t->kind == TASK_BATCH) {
-        int nsent = 0;
-        for (int i = 0; i < t->nmembers; i++)
-            nsent += t->members[i]->sent;
-        if (r->type == REDIS_REPLY_NIL && t->reads) {
-            /* a key read for a read-modify-write changed before EXEC: read and compute again */
-            if (++t->retries > UP_TX_RETRIES) {
-                task_fail(t, "ERR upstream: the keys kept changing during a transaction, try again");
-                for (int i = 0; i < t->nmembers; i++)
-                    task_free(t->members[i]);
-                t->nmembers = 0;
-                conn_release(c, t);
-                return;
-            }
-            batch_read(c, t);
-            return;
-        }
-        if (r->type == REDIS_REPLY_ARRAY && (int)r->elements == nsent) {
-            size_t e = 0;
-            for (int i = 0; i < t->nmembers; i++) {
-                up_task_t *m = t->members[i];
-                if (!m->sent)
-                    continue;               /* failed before MULTI: already answered */
-                const redisReply *el = r->element[e++];
-                if (m->kind == TASK_TX && m->op.code == BE_UPDATE) {
-                    if (el->type == REDIS_REPLY_ERROR) {
-                        task_fail(m, el->str);
-                    } else {
-                        m->txres.status = BE_OK;
-                        task_finish(m, &m->txres);
-                    }
-                } else {
-                    deliver(m, &m->op, el);
-                }
-            }
-        } else {
-            const char *err = r->type == REDIS_REPLY_ERROR ? r->str : "ERR upstream: the transaction was aborted";
-            for (int i = 0; i < t->nmembers; i++)
-                task_fail(t->members[i], err);
-        }
-        for (int i = 0; i < t->nmembers; i++)
-            task_free(t->members[i]);
-        t->nmembers = 0;
-        conn_release(c, t);
+        batch_exec_reply(c, t, r);
         return;
     }
     if (r->type == REDIS_REPLY_NIL) {             /* the key changed between GET and EXEC: again */
@@ -894,36 +1002,85 @@ static void tx_exec_reply(up_conn_t *c, up_task_t *t, const redisReply *r)
 
 /* ---- a client's MULTI ... EXEC ------------------------------------------------------------------- */
 
-/* The keys the batch's read-modify-write members read, each once. */
-static int batch_keys(up_task_t *t, bytes_t **keys)
+/*
+ * The database each member runs in, as Redis will run them: the client's database at EXEC, changed by
+ * each SELECT member still to run (one whose database Redis refused was answered already and changes
+ * nothing, as in Redis). Members' op.db is set to it; SELECT members keep theirs (where they start).
+ */
+static void batch_assign_dbs(up_task_t *t)
+{
+    int db = t->op.db;
+
+    for (int i = 0; i < t->nmembers; i++) {
+        up_task_t *m = t->members[i];
+        if (m->op.code == BE_SELECT) {
+            m->op.db = db;
+            if (!m->done)
+                db = m->op.db2;
+        } else {
+            m->op.db = db;
+        }
+    }
+}
+
+/* A key that a read-modify-write member reads, in the database it reads it from. */
+typedef struct dbkey {
+    int db;
+    bytes_t key;
+} dbkey_t;
+
+static int dbkey_eq(int db, bytes_t a, int db2, bytes_t b)
+{
+    return db == db2 && a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
+}
+
+/*
+ * The keys the batch's read-modify-write members read, each once, grouped by database (the groups in
+ * the order their databases first appear): one WATCH + MGET per group.
+ */
+static int batch_keys(up_task_t *t, dbkey_t **keys)
 {
     int n = 0;
     *keys = mem_alloc((size_t)(t->nmembers ? t->nmembers : 1) * sizeof(**keys));
     for (int i = 0; i < t->nmembers; i++) {
         const up_task_t *m = t->members[i];
-        int dup = 0;
-        if (m->kind != TASK_TX)
+        int dup = 0, at = n;
+        if (m->kind != TASK_TX || m->done)
             continue;
-        for (int j = 0; j < n && !dup; j++)
-            dup = (*keys)[j].len == m->op.key.len && memcmp((*keys)[j].ptr, m->op.key.ptr, m->op.key.len) == 0;
-        if (!dup)
-            (*keys)[n++] = m->op.key;
+        for (int j = 0; j < n && !dup; j++) {
+            dup = dbkey_eq((*keys)[j].db, (*keys)[j].key, m->op.db, m->op.key);
+            if ((*keys)[j].db == m->op.db)
+                at = j + 1;     /* after the last key of its database */
+        }
+        if (dup)
+            continue;
+        memmove(*keys + at + 1, *keys + at, (size_t)(n - at) * sizeof(**keys));
+        (*keys)[at] = (dbkey_t){ m->op.db, m->op.key };
+        n++;
     }
     return n;
 }
 
-/* WATCH the keys the batch reads, and MGET them: the computation needs their values. */
+/* WATCH the keys the batch reads and MGET them, database by database: the computation needs them. */
 static void batch_read(up_conn_t *c, up_task_t *t)
 {
-    bytes_t *keys;
+    dbkey_t *keys;
     int n = batch_keys(t, &keys);
     bytes_t *argv = mem_alloc((size_t)(n + 1) * sizeof(*argv));
 
-    argv[0] = B("WATCH");
-    memcpy(argv + 1, keys, (size_t)n * sizeof(*argv));
-    conn_send_argv(c, t, SLOT_IGNORE, t->op.db, n + 1, argv);
-    argv[0] = B("MGET");
-    conn_send_argv(c, t, SLOT_TX_GET, t->op.db, n + 1, argv);
+    buf_reset(&t->olds);
+    t->reads_left = 0;
+    for (int i = 0; i < n;) {
+        int j = i, db = keys[i].db;
+        for (; j < n && keys[j].db == db; j++)
+            argv[1 + j - i] = keys[j].key;
+        argv[0] = B("WATCH");
+        conn_send_argv(c, t, SLOT_IGNORE, db, j - i + 1, argv);
+        argv[0] = B("MGET");
+        conn_send_argv(c, t, SLOT_TX_GET, db, j - i + 1, argv);
+        t->reads_left++;
+        i = j;
+    }
     mem_free(argv);
     mem_free(keys);
 }
@@ -934,17 +1091,22 @@ static void batch_send(up_conn_t *c, up_task_t *t)
     bytes_t multi[1] = { B("MULTI") }, exec[1] = { B("EXEC") };
 
     conn_send_argv(c, t, SLOT_IGNORE, t->op.db, 1, multi);
+    t->db_start = c->db;
     for (int i = 0; i < t->nmembers; i++) {
         up_task_t *m = t->members[i];
         if (m->done)
             continue;
         m->sent = 1;
-        if (m->kind == TASK_TX && m->op.code == BE_UPDATE) {
+        if (m->op.code == BE_SELECT) {
+            /* inside MULTI: it takes effect if EXEC runs (batch_exec_reply) */
+            c->db = up_db(c->up, m->op.db2);
+            conn_send(c, t, SLOT_IGNORE, -1, put_op_cb, &(backend_op_t){ .code = BE_SELECT, .db2 = c->db });
+        } else if (m->kind == TASK_TX && m->op.code == BE_UPDATE) {
             bytes_t set[4] = { B("SET"), m->op.key, { m->newval.data ? m->newval.data : "", m->newval.len },
                                B("KEEPTTL") };
-            conn_send_argv(c, t, SLOT_IGNORE, m->op.db, 4, set);
+            conn_send_argv(c, t, SLOT_IGNORE, -1, 4, set);
         } else {
-            conn_send(c, t, SLOT_IGNORE, m->op.db, put_op_cb, &m->op);
+            conn_send(c, t, SLOT_IGNORE, -1, put_op_cb, &m->op);
         }
     }
     conn_send_argv(c, t, SLOT_TX_EXEC, -1, 1, exec);
@@ -952,41 +1114,61 @@ static void batch_send(up_conn_t *c, up_task_t *t)
 
 /* What the batch knows of a key as its members run in order: the stored (encoded) bytes, or absent. */
 typedef struct overlay {
+    int db;
     bytes_t key;
     bytes_t val;                /* ptr NULL: absent */
 } overlay_t;
 
-static overlay_t *overlay_find(overlay_t *ov, int n, bytes_t key)
+static overlay_t *overlay_find(overlay_t *ov, int n, int db, bytes_t key)
 {
     for (int i = 0; i < n; i++)
-        if (ov[i].key.len == key.len && memcmp(ov[i].key.ptr, key.ptr, key.len) == 0)
+        if (dbkey_eq(ov[i].db, ov[i].key, db, key))
             return &ov[i];
     return NULL;
 }
 
-static void overlay_set(overlay_t **ov, int *n, int *cap, bytes_t key, bytes_t val)
+static void overlay_set(overlay_t **ov, int *n, int *cap, int db, bytes_t key, bytes_t val)
 {
-    overlay_t *o = overlay_find(*ov, *n, key);
+    overlay_t *o = overlay_find(*ov, *n, db, key);
     if (o == NULL) {
         if (*n == *cap) {
             *cap = *cap ? *cap * 2 : 8;
             *ov = mem_realloc(*ov, (size_t)*cap * sizeof(**ov));
         }
         o = &(*ov)[(*n)++];
+        o->db = db;
         o->key = key;
     }
     o->val = val;
 }
 
-/* Does a read-modify-write member after member i read key? */
-static int later_reads(const up_task_t *t, int i, bytes_t key)
+/* Does a read-modify-write member after member i read key in db? */
+static int later_reads(const up_task_t *t, int i, int db, bytes_t key)
 {
     for (int j = i + 1; j < t->nmembers; j++) {
         const up_task_t *m = t->members[j];
-        if (m->kind == TASK_TX && m->op.key.len == key.len && memcmp(m->op.key.ptr, key.ptr, key.len) == 0)
+        if (m->kind == TASK_TX && dbkey_eq(m->op.db, m->op.key, db, key))
             return 1;
     }
     return 0;
+}
+
+/* One MGET of batch_read answered: keep its values ([u32 length | bytes], 0xffffffff for none). */
+static void batch_got_values(up_conn_t *c, up_task_t *t, const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY) {
+        conn_fail(c, "unexpected reply to MGET: %s", r->type == REDIS_REPLY_ERROR ? r->str : "not an array");
+        return;
+    }
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        uint32_t len = e->type == REDIS_REPLY_STRING ? (uint32_t)e->len : UINT32_MAX;
+        buf_append(&t->olds, &len, sizeof(len));
+        if (e->type == REDIS_REPLY_STRING)
+            buf_append(&t->olds, e->str, e->len);
+    }
+    if (--t->reads_left == 0)
+        batch_got_old(c, t);
 }
 
 /*
@@ -995,21 +1177,26 @@ static int later_reads(const up_task_t *t, int i, bytes_t key)
  * member that changes a later-read key in a way that cannot be followed here (a conditional SET, RENAME,
  * FLUSH, a forwarded command) makes the whole transaction fail, with nothing run.
  */
-static void batch_got_old(up_conn_t *c, up_task_t *t, const redisReply *r)
+static void batch_got_old(up_conn_t *c, up_task_t *t)
 {
-    bytes_t *keys;
+    dbkey_t *keys;
     int nkeys = batch_keys(t, &keys), nov = 0, cap = 0;
     overlay_t *ov = NULL;
     const char *bail = NULL;
+    size_t off = 0;
 
-    if (r->type != REDIS_REPLY_ARRAY || (int)r->elements != nkeys) {
-        bail = r->type == REDIS_REPLY_ERROR ? r->str : "ERR upstream: unexpected reply to MGET";
-        goto out;
-    }
     for (int i = 0; i < nkeys; i++) {
-        const redisReply *e = r->element[i];
-        overlay_set(&ov, &nov, &cap, keys[i], e->type == REDIS_REPLY_STRING ? (bytes_t){ e->str, e->len }
-                                                                           : (bytes_t){ NULL, 0 });
+        uint32_t len = UINT32_MAX;
+        bytes_t v = { NULL, 0 };
+        if (off + sizeof(len) <= t->olds.len) {
+            memcpy(&len, t->olds.data + off, sizeof(len));
+            off += sizeof(len);
+        }
+        if (len != UINT32_MAX && off + len <= t->olds.len) {
+            v = (bytes_t){ t->olds.data + off, len };
+            off += len;
+        }
+        overlay_set(&ov, &nov, &cap, keys[i].db, keys[i].key, v);
     }
     for (int i = 0; i < t->nmembers && bail == NULL; i++) {
         up_task_t *m = t->members[i];
@@ -1018,7 +1205,7 @@ static void batch_got_old(up_conn_t *c, up_task_t *t, const redisReply *r)
         if (m->done)
             continue;
         if (m->kind == TASK_TX) {
-            overlay_t *o = overlay_find(ov, nov, op->key);
+            overlay_t *o = overlay_find(ov, nov, op->db, op->key);
             bytes_t *old = o && o->val.ptr ? &o->val : NULL;
             if (op->code == BE_UPDATE) {
                 memset(&m->txres, 0, sizeof(m->txres));
@@ -1030,8 +1217,8 @@ static void batch_got_old(up_conn_t *c, up_task_t *t, const redisReply *r)
                 } else if (rc > 0) {
                     task_finish(m, &m->txres);
                 } else {
-                    overlay_set(&ov, &nov, &cap, op->key, (bytes_t){ m->newval.data ? m->newval.data : "",
-                                                                      m->newval.len });
+                    overlay_set(&ov, &nov, &cap, op->db, op->key,
+                                (bytes_t){ m->newval.data ? m->newval.data : "", m->newval.len });
                 }
                 continue;
             }
@@ -1045,32 +1232,32 @@ static void batch_got_old(up_conn_t *c, up_task_t *t, const redisReply *r)
         /* follow what this member writes, where a later member may read it */
         switch (op->code) {
         case BE_SET:
-            if (later_reads(t, i, op->key) && (op->flags & (BE_NX | BE_XX)))
+            if (later_reads(t, i, op->db, op->key) && (op->flags & (BE_NX | BE_XX)))
                 bail = "a conditional SET";
-            else if (overlay_find(ov, nov, op->key))
-                overlay_set(&ov, &nov, &cap, op->key, op->value);
+            else if (overlay_find(ov, nov, op->db, op->key))
+                overlay_set(&ov, &nov, &cap, op->db, op->key, op->value);
             break;
         case BE_GET:
-            if ((op->flags & BE_GETDEL) && overlay_find(ov, nov, op->key))
-                overlay_set(&ov, &nov, &cap, op->key, (bytes_t){ NULL, 0 });
+            if ((op->flags & BE_GETDEL) && overlay_find(ov, nov, op->db, op->key))
+                overlay_set(&ov, &nov, &cap, op->db, op->key, (bytes_t){ NULL, 0 });
             break;
         case BE_MSET:
             for (size_t k = 0; k < op->nkeys; k++) {
-                if (!overlay_find(ov, nov, op->keys[k]))
+                if (!overlay_find(ov, nov, op->db, op->keys[k]))
                     continue;
-                if ((op->flags & BE_NX) && later_reads(t, i, op->keys[k]))
+                if ((op->flags & BE_NX) && later_reads(t, i, op->db, op->keys[k]))
                     bail = "MSETNX";
                 else
-                    overlay_set(&ov, &nov, &cap, op->keys[k], op->vals[k]);
+                    overlay_set(&ov, &nov, &cap, op->db, op->keys[k], op->vals[k]);
             }
             break;
         case BE_DEL:
             for (size_t k = 0; k < op->nkeys; k++)
-                if (overlay_find(ov, nov, op->keys[k]))
-                    overlay_set(&ov, &nov, &cap, op->keys[k], (bytes_t){ NULL, 0 });
+                if (overlay_find(ov, nov, op->db, op->keys[k]))
+                    overlay_set(&ov, &nov, &cap, op->db, op->keys[k], (bytes_t){ NULL, 0 });
             break;
         case BE_RENAME:
-            if (later_reads(t, i, op->key) || later_reads(t, i, op->key2))
+            if (later_reads(t, i, op->db, op->key) || later_reads(t, i, op->db, op->key2))
                 bail = "RENAME";
             break;
         case BE_FLUSH:
@@ -1083,22 +1270,16 @@ static void batch_got_old(up_conn_t *c, up_task_t *t, const redisReply *r)
             break;
         }
     }
-out:
     mem_free(keys);
     mem_free(ov);
     if (bail != NULL) {
         char err[300];
         bytes_t unwatch[1] = { B("UNWATCH") };
-        if (strncmp(bail, "ERR", 3) == 0)
-            snprintf(err, sizeof(err), "%s", bail);
-        else
-            snprintf(err, sizeof(err), "ERR upstream: in this transaction %s changes a key that a later "
-                     "read-modify-write on encoded values reads; split the transaction or use null://", bail);
+        snprintf(err, sizeof(err), "ERR upstream: in this transaction %s changes a key that a later "
+                 "read-modify-write on encoded values reads; split the transaction or use null://", bail);
         conn_send_argv(c, NULL, SLOT_INTERNAL, -1, 1, unwatch);
         task_fail(t, err);
-        for (int i = 0; i < t->nmembers; i++)
-            task_free(t->members[i]);
-        t->nmembers = 0;
+        batch_free_members(t);
         conn_release(c, t);
         return;
     }
@@ -1107,16 +1288,71 @@ out:
 
 /* ---- dispatching tasks --------------------------------------------------------------------------- */
 
+/*
+ * Are the databases task t uses known on c (conn_db_ready)? A batch starts in the client's database and
+ * may SELECT others: all must be known before its MULTI leaves, so that the connection's database after
+ * EXEC is known too.
+ */
+static int task_dbs_ready(up_conn_t *c, up_task_t *t)
+{
+    if (t->kind == TASK_SELECT)
+        return conn_db_ready(c, t->op.db2);
+    if (!conn_db_ready(c, t->op.db))
+        return 0;
+    if (t->kind == TASK_BATCH)
+        for (int i = 0; i < t->nmembers; i++)
+            if (t->members[i]->op.code == BE_SELECT && !t->members[i]->done &&
+                !conn_db_ready(c, t->members[i]->op.db2))
+                return 0;
+    return 1;
+}
+
+/*
+ * Redis refused to SELECT database udb (it has fewer databases): the task at the head of the queue
+ * asked for it. A client's SELECT gets Redis's error; a batch whose SELECT member asked for it runs
+ * without that member, which gets the error (as Redis runs a transaction whose SELECT fails); any other
+ * task for that database fails with the error, nothing of it sent.
+ */
+static void conn_select_refused(up_conn_t *c, int udb, const char *err)
+{
+    up_task_t *t = c->tasks;
+
+    if (t == NULL)
+        return;
+    if (t->kind == TASK_BATCH && up_db(c->up, t->op.db) != udb) {
+        backend_result_t res = { .status = BE_ERR, .err = err };
+        for (int i = 0; i < t->nmembers; i++) {
+            up_task_t *m = t->members[i];
+            if (m->op.code == BE_SELECT && !m->done && up_db(c->up, m->op.db2) == udb)
+                task_finish(m, &res);
+        }
+        return;
+    }
+    if (up_db(c->up, t->kind == TASK_SELECT ? t->op.db2 : t->op.db) != udb)
+        return;
+    c->tasks = t->next;
+    if (c->tasks == NULL)
+        c->tasks_tail = NULL;
+    task_fail(t, err);
+    if (t->kind == TASK_BATCH)
+        batch_free_members(t);
+    task_free(t);
+}
+
 /* Send what the connection can: plain tasks at once, one transaction or batch at a time. */
 static void conn_pump(up_conn_t *c)
 {
-    while (c->state == UP_READY && c->active == NULL && c->tasks != NULL) {
+    while (c->state == UP_READY && c->active == NULL && c->tasks != NULL && task_dbs_ready(c, c->tasks)) {
         up_task_t *t = c->tasks;
         c->tasks = t->next;
         if (c->tasks == NULL)
             c->tasks_tail = NULL;
         t->next = NULL;
-        if (t->kind == TASK_PLAIN) {
+        if (t->kind == TASK_SELECT) {
+            backend_result_t res = { .status = BE_OK };
+            task_finish(t, &res);
+            task_free(t);
+        } else if (t->kind == TASK_PLAIN) {
             /* its bytes were formatted when it was queued */
             conn_send(c, t, SLOT_RESULT, t->op.db, put_bytes_cb, &t->data);
             t->sent = 1;
@@ -1125,6 +1361,7 @@ static void conn_pump(up_conn_t *c)
             tx_start(c, t);
         } else {
             c->active = t;
+            batch_assign_dbs(t);
             if (t->reads)
                 batch_read(c, t);
             else
@@ -1165,11 +1402,13 @@ static void conn_handle_reply(up_conn_t *c, redisReply *r)
         up->nerrors++;
 
     up_task_t *t = s->task;
-    int kind = s->kind;
+    int kind = s->kind, sdb = s->db;
     slot_put(up, s);
     switch (kind) {
     case SLOT_INTERNAL:
-        if (r->type == REDIS_REPLY_ERROR && c->state == UP_HANDSHAKE) {
+        if (r->type == REDIS_REPLY_ERROR) {
+            /* AUTH, SELECT, PING of the handshake, or a pipelined SELECT / UNWATCH: the connection is not
+             * in the state the commands behind it expect */
             conn_fail(c, "%s", r->str);
             return;
         }
@@ -1186,9 +1425,19 @@ static void conn_handle_reply(up_conn_t *c, redisReply *r)
         deliver(t, &t->op, r);
         task_free(t);
         break;
+    case SLOT_SELECT:
+        c->select_wait = 0;
+        if (r->type == REDIS_REPLY_ERROR) {
+            c->db = c->db_before;           /* Redis stays where it was */
+            conn_select_refused(c, sdb, r->str);
+        } else {
+            db_learn(c, sdb);
+        }
+        conn_pump(c);
+        break;
     case SLOT_TX_GET:
         if (t->kind == TASK_BATCH) {
-            batch_got_old(c, t, r);
+            batch_got_values(c, t, r);
             break;
         }
         tx_got_old(c, t, r);
@@ -1287,6 +1536,7 @@ static void conn_fail(up_conn_t *c, const char *fmt, ...)
     c->tasks = c->tasks_tail = NULL;
     c->active = NULL;
     c->state = UP_DOWN;
+    c->select_wait = 0;
     c->out.len = 0;
     if (c->handle_open && !uv_is_closing(&c->h.handle))
         uv_close(&c->h.handle, conn_closed_cb);
@@ -1348,6 +1598,8 @@ static void conn_connect_cb(uv_connect_t *req, int status)
     c->state_since_us = clock_us_monotonic();
     c->handshake_left = 0;
     c->db = 0;
+    c->select_wait = 0;
+    memset(c->known_dbs, 0, sizeof(c->known_dbs));   /* a new server may have other databases */
     if (up->password) {
         bytes_t argv[3] = { B("AUTH"), { up->user ? up->user : "", up->user ? strlen(up->user) : 0 },
                             { up->password, strlen(up->password) } };
@@ -1428,23 +1680,27 @@ static void up_tick_cb(uv_timer_t *h)
 static up_task_t *task_create(upstream_t *up, const backend_op_t *op, backend_cb *cb, void *ctx, int kind)
 {
     up_task_t *t = up->free_tasks;
-    buf_t data, newval;
+    buf_t data, newval, olds;
 
     if (t != NULL) {
         up->free_tasks = t->next;
         up->nfree_tasks--;
         data = t->data;
         newval = t->newval;
+        olds = t->olds;
         buf_reset(&data);
         buf_reset(&newval);
+        buf_reset(&olds);
     } else {
         t = mem_alloc(sizeof(*t));
         buf_init(&data);
         buf_init(&newval);
+        buf_init(&olds);
     }
     memset(t, 0, sizeof(*t));
     t->data = data;
     t->newval = newval;
+    t->olds = olds;
     t->up = up;
     t->kind = kind;
     t->cb = cb;
@@ -1481,20 +1737,22 @@ static void redis_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, v
         bt->members[bt->nmembers++] = t;
         return;
     }
-    if (op_needs_tx(op)) {
-        up_task_t *t = task_create(up, op, cb, ctx, TASK_TX);
+    if (op_needs_tx(op) || op->code == BE_SELECT) {
+        /* a client's SELECT waits its turn among its commands; it answers OK at once where the database
+         * is known on the connection, else when Redis has answered a SELECT of it */
+        up_task_t *t = task_create(up, op, cb, ctx, op->code == BE_SELECT ? TASK_SELECT : TASK_TX);
         task_own_op(t, op);
         conn_enqueue(c, t);
         conn_pump(c);
         return;
     }
     up_task_t *t = task_create(up, op, cb, ctx, TASK_PLAIN);
-    if (c->state == UP_READY && c->active == NULL && c->tasks == NULL) {
+    if (c->state == UP_READY && c->active == NULL && c->tasks == NULL && conn_db_ready(c, op->db)) {
         conn_send(c, t, SLOT_RESULT, op->db, put_op_cb, op);   /* the fast path: straight to the wire */
         t->sent = 1;
         return;
     }
-    /* behind a transaction, or before the connection is ready: keep the command's bytes */
+    /* behind a transaction, a SELECT awaited, or before the connection is ready: keep the command's bytes */
     put_op(&t->data, op);
     conn_enqueue(c, t);
 }
@@ -1568,6 +1826,7 @@ static void up_free(upstream_t *up)
         up->free_tasks = t->next;
         buf_deinit(&t->data);
         buf_deinit(&t->newval);
+        buf_deinit(&t->olds);
         mem_free(t);
     }
     while (up->free_slots) {

@@ -131,10 +131,13 @@ static int expire_generic(req_t *r, int argc, bytes_t *argv, int unit, const cha
         reply_errorf(out, "ERR invalid expire time in '%s' command", name);
         return CMD_DONE;
     }
+    long long rel = when;       /* EXPIRE / PEXPIRE: an upstream is sent this, relative to its own clock */
     when += base;
     if (when < 0)
         when = 0;       /* in the past all the same: the key is deleted */
-    backend_op_t op = { .code = BE_EXPIRE, .key = argv[1], .expire_at = when, .flags = flags };
+    if (base != 0)
+        flags |= BE_REL;
+    backend_op_t op = { .code = BE_EXPIRE, .key = argv[1], .expire_at = when, .rel_ms = rel, .flags = flags };
     return cmd_submit(r, &op, int_done_cb);
 }
 
@@ -171,7 +174,8 @@ int cmd_persist(req_t *r, int argc, bytes_t *argv)
 
 enum { TTL_SEC, TTL_MS, TTL_ABS_SEC, TTL_ABS_MS };
 
-/* The backend gives the absolute expiry (-1 none, -2 no key); each command shows it its way. */
+/* The backend gives the absolute expiry, or for TTL and PTTL the ms left (-1 none, -2 no key); each
+ * command shows it its way. */
 static void ttl_done_cb(void *ctx, const backend_result_t *res)
 {
     req_t *r = ctx;
@@ -185,12 +189,9 @@ static void ttl_done_cb(void *ctx, const backend_result_t *res)
     if (at < 0) {
         v = at;
     } else {
-        long long ttl = at - clock_ms();
-        if (ttl < 0)
-            ttl = 0;
         switch (r->variant) {
-        case TTL_SEC: v = (ttl + 500) / 1000; break;
-        case TTL_MS: v = ttl; break;
+        case TTL_SEC: v = (at + 500) / 1000; break;     /* ms left */
+        case TTL_MS: v = at; break;
         case TTL_ABS_SEC: v = (at + 500) / 1000; break;
         default: v = at; break;
         }
@@ -201,7 +202,8 @@ static void ttl_done_cb(void *ctx, const backend_result_t *res)
 
 static int ttl_generic(req_t *r, bytes_t key, int variant)
 {
-    backend_op_t op = { .code = BE_TTL, .key = key };
+    backend_op_t op = { .code = BE_TTL, .key = key,
+                        .flags = (variant == TTL_SEC || variant == TTL_MS) ? BE_REL : 0 };
     r->variant = variant;
     return cmd_submit(r, &op, ttl_done_cb);
 }

@@ -31,10 +31,12 @@ enum { REPLY_SET_OK, REPLY_SET_OLD, REPLY_SET_INT, REPLY_INT };
 
 /*
  * Turn an expiry argument into an absolute unix ms time, as redis's getExpireMillisecondsOrReply: the
- * number must be an integer, positive, and stay in range once scaled and offset. Returns 0, or -1 after
- * writing the error.
+ * number must be an integer, positive, and stay in range once scaled and offset. *rel is the relative
+ * time in ms for EX / PX (an upstream is sent that, not this host's idea of when), -1 for EXAT / PXAT.
+ * Returns 0, or -1 after writing the error.
  */
-static int expire_parse(buf_t *out, bytes_t arg, unsigned unit, const char *cmdname, long long *at)
+static int expire_parse(buf_t *out, bytes_t arg, unsigned unit, const char *cmdname, long long *at,
+                        long long *rel)
 {
     long long v;
 
@@ -48,6 +50,7 @@ static int expire_parse(buf_t *out, bytes_t arg, unsigned unit, const char *cmdn
     }
     if (unit & (SET_EX | SET_EXAT))
         v *= 1000;
+    *rel = (unit & (SET_EX | SET_PX)) ? v : -1;
     if (unit & (SET_EX | SET_PX)) {
         if (v > LLONG_MAX - clock_ms()) {
             reply_errorf(out, "ERR invalid expire time in '%s' command", cmdname);
@@ -64,7 +67,7 @@ static int expire_parse(buf_t *out, bytes_t arg, unsigned unit, const char *cmdn
  * the set of options the command takes. Returns 0, or -1 after writing the error.
  */
 static int set_options(buf_t *out, int argc, bytes_t *argv, int from, unsigned allowed, const char *cmdname,
-                       unsigned *flags, long long *at)
+                       unsigned *flags, long long *at, long long *rel)
 {
     static const struct { const char *name; unsigned flag; unsigned excludes; } opts[] = {
         {"nx", SET_NX, SET_XX},
@@ -81,6 +84,7 @@ static int set_options(buf_t *out, int argc, bytes_t *argv, int from, unsigned a
 
     *flags = 0;
     *at = -1;
+    *rel = -1;
     for (int i = from; i < argc; i++) {
         size_t k;
         for (k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
@@ -95,7 +99,7 @@ static int set_options(buf_t *out, int argc, bytes_t *argv, int from, unsigned a
         if (opts[k].flag & SET_EXPIRES)
             expire_arg = argv[++i];
     }
-    if ((*flags & SET_EXPIRES) && expire_parse(out, expire_arg, *flags & SET_EXPIRES, cmdname, at) < 0)
+    if ((*flags & SET_EXPIRES) && expire_parse(out, expire_arg, *flags & SET_EXPIRES, cmdname, at, rel) < 0)
         return -1;
     return 0;
 }
@@ -120,24 +124,34 @@ static void set_done_cb(void *ctx, const backend_result_t *res)
     req_done(r);
 }
 
-/* default-ttl: the expiry of a key written without one. */
-static long long default_expiry(void)
+/* default-ttl: the expiry of a key written without one, relative (*rel ms) and absolute (returned). */
+static long long default_expiry(long long *rel)
 {
     int ttl = server->cfg->default_ttl;
-    return ttl > 0 ? clock_ms() + (long long)ttl * 1000 : -1;
+    *rel = ttl > 0 ? (long long)ttl * 1000 : -1;
+    return ttl > 0 ? clock_ms() + *rel : -1;
 }
 
-static int set_generic(req_t *r, bytes_t key, bytes_t val, unsigned flags, long long at, int variant)
+/* The BE_REL flag and rel_ms of an op whose expiry was given as rel ms from now (-1: absolute or none). */
+static unsigned rel_flag(long long rel)
+{
+    return rel >= 0 ? BE_REL : 0;
+}
+
+static int set_generic(req_t *r, bytes_t key, bytes_t val, unsigned flags, long long at, long long rel,
+                       int variant)
 {
     if (at < 0 && !(flags & SET_KEEPTTL))
-        at = default_expiry();
+        at = default_expiry(&rel);
     backend_op_t op = {
         .code = BE_SET,
         .key = key,
         .value = val,
         .expire_at = at,
+        .rel_ms = rel,
         .flags = ((flags & SET_NX) ? BE_NX : 0) | ((flags & SET_XX) ? BE_XX : 0) |
-                 ((flags & SET_KEEPTTL) ? BE_KEEPTTL : 0) | ((flags & SET_GET) ? BE_GETOLD : 0),
+                 ((flags & SET_KEEPTTL) ? BE_KEEPTTL : 0) | ((flags & SET_GET) ? BE_GETOLD : 0) |
+                 (at >= 0 ? rel_flag(rel) : 0),
     };
     r->variant = variant;
     return cmd_submit(r, &op, set_done_cb);
@@ -148,26 +162,26 @@ static int set_generic(req_t *r, bytes_t key, bytes_t val, unsigned flags, long 
 int cmd_set(req_t *r, int argc, bytes_t *argv)
 {
     unsigned flags;
-    long long at;
+    long long at, rel;
 
     if (set_options(req_out(r), argc, argv, 3, SET_NX | SET_XX | SET_GET | SET_KEEPTTL | SET_EXPIRES, "set",
-                    &flags, &at) < 0)
+                    &flags, &at, &rel) < 0)
         return CMD_DONE;
-    return set_generic(r, argv[1], argv[2], flags, at, (flags & SET_GET) ? REPLY_SET_OLD : REPLY_SET_OK);
+    return set_generic(r, argv[1], argv[2], flags, at, rel, (flags & SET_GET) ? REPLY_SET_OLD : REPLY_SET_OK);
 }
 
 /* SETNX key value */
 int cmd_setnx(req_t *r, int argc, bytes_t *argv)
 {
-    return set_generic(r, argv[1], argv[2], SET_NX, -1, REPLY_SET_INT);
+    return set_generic(r, argv[1], argv[2], SET_NX, -1, -1, REPLY_SET_INT);
 }
 
 static int setex_generic(req_t *r, bytes_t *argv, unsigned unit, const char *name)
 {
-    long long at;
-    if (expire_parse(req_out(r), argv[2], unit, name, &at) < 0)
+    long long at, rel;
+    if (expire_parse(req_out(r), argv[2], unit, name, &at, &rel) < 0)
         return CMD_DONE;
-    return set_generic(r, argv[1], argv[3], 0, at, REPLY_SET_OK);
+    return set_generic(r, argv[1], argv[3], 0, at, rel, REPLY_SET_OK);
 }
 
 /* SETEX key seconds value */
@@ -185,7 +199,7 @@ int cmd_psetex(req_t *r, int argc, bytes_t *argv)
 /* GETSET key value */
 int cmd_getset(req_t *r, int argc, bytes_t *argv)
 {
-    return set_generic(r, argv[1], argv[2], SET_GET, -1, REPLY_SET_OLD);
+    return set_generic(r, argv[1], argv[2], SET_GET, -1, -1, REPLY_SET_OLD);
 }
 
 static void get_done_cb(void *ctx, const backend_result_t *res)
@@ -205,33 +219,34 @@ static void get_done_cb(void *ctx, const backend_result_t *res)
     req_done(r);
 }
 
-static int get_generic(req_t *r, bytes_t key, unsigned flags, long long at)
+static int get_generic(req_t *r, bytes_t key, unsigned flags, long long at, long long rel)
 {
-    backend_op_t op = { .code = BE_GET, .key = key, .flags = flags, .expire_at = at };
+    backend_op_t op = { .code = BE_GET, .key = key, .flags = flags | (at >= 0 ? rel_flag(rel) : 0),
+                        .expire_at = at, .rel_ms = rel };
     return cmd_submit(r, &op, get_done_cb);
 }
 
 /* GET key */
 int cmd_get(req_t *r, int argc, bytes_t *argv)
 {
-    return get_generic(r, argv[1], 0, -1);
+    return get_generic(r, argv[1], 0, -1, -1);
 }
 
 /* GETDEL key */
 int cmd_getdel(req_t *r, int argc, bytes_t *argv)
 {
-    return get_generic(r, argv[1], BE_GETDEL, -1);
+    return get_generic(r, argv[1], BE_GETDEL, -1, -1);
 }
 
 /* GETEX key [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | PERSIST] */
 int cmd_getex(req_t *r, int argc, bytes_t *argv)
 {
     unsigned flags;
-    long long at;
+    long long at, rel;
 
-    if (set_options(req_out(r), argc, argv, 2, SET_EXPIRES | SET_PERSIST, "getex", &flags, &at) < 0)
+    if (set_options(req_out(r), argc, argv, 2, SET_EXPIRES | SET_PERSIST, "getex", &flags, &at, &rel) < 0)
         return CMD_DONE;
-    return get_generic(r, argv[1], (flags & (SET_EXPIRES | SET_PERSIST)) ? BE_SETTTL : 0, at);
+    return get_generic(r, argv[1], (flags & (SET_EXPIRES | SET_PERSIST)) ? BE_SETTTL : 0, at, rel);
 }
 
 static void mget_done_cb(void *ctx, const backend_result_t *res)
@@ -282,8 +297,9 @@ static int mset_generic(req_t *r, int argc, bytes_t *argv, int nx)
         kv[i] = argv[1 + 2 * i];
         kv[n + i] = argv[2 + 2 * i];
     }
-    backend_op_t op = { .code = BE_MSET, .keys = kv, .vals = kv + n, .nkeys = n, .flags = nx ? BE_NX : 0,
-                        .expire_at = default_expiry() };
+    long long rel, at = default_expiry(&rel);
+    backend_op_t op = { .code = BE_MSET, .keys = kv, .vals = kv + n, .nkeys = n,
+                        .flags = (nx ? BE_NX : 0) | (at >= 0 ? rel_flag(rel) : 0), .expire_at = at, .rel_ms = rel };
     r->variant = nx ? REPLY_INT : REPLY_SET_OK;
     int rc = cmd_submit(r, &op, set_done_cb);
     if (kv != small)

@@ -422,9 +422,10 @@ def _redis_equivalent(opts):
     return args
 
 
-def spawn_daemon(options=None, nofile=None, cwd=None, stop_list=None, config_file=None, redis=None):
+def spawn_daemon(options=None, nofile=None, cwd=None, stop_list=None, config_file=None, redis=None, env=None):
     """Start a daemon with options (dict; keys as on the command line, '_' allowed for '-'; a value of
-    None leaves the option out), after config_file if given (cachetoryd only). Returns a ready Daemon.
+    None leaves the option out), after config_file if given (cachetoryd only), with env (a dict) added
+    to this process's environment. Returns a ready Daemon.
     --port and --bind default to a free loopback port and 127.0.0.1. It is cachetoryd, or a real
     redis-server with equivalent options in target mode or when redis=True."""
     if redis is None:
@@ -466,7 +467,8 @@ def spawn_daemon(options=None, nofile=None, cwd=None, stop_list=None, config_fil
         d.argv = argv
         try:
             d.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, cwd=run_cwd,
-                                      preexec_fn=_make_preexec(nofile), close_fds=True)
+                                      preexec_fn=_make_preexec(nofile), close_fds=True,
+                                      env=dict(os.environ, **env) if env else None)
         finally:
             os.close(fd)
         d.pid = d.proc.pid
@@ -623,8 +625,9 @@ class _Factory:
         self.request = request
         self.started = []
 
-    def __call__(self, nofile=None, cwd=None, config_file=None, **options):
-        d = spawn_daemon(options, nofile=nofile, cwd=cwd, stop_list=self.started, config_file=config_file)
+    def __call__(self, nofile=None, cwd=None, config_file=None, env=None, **options):
+        d = spawn_daemon(options, nofile=nofile, cwd=cwd, stop_list=self.started, config_file=config_file,
+                         env=env)
         node = self.request.node
         if isinstance(node, pytest.Item):
             d.touched_by.add(node.nodeid)
