@@ -129,6 +129,7 @@ static int reload_backend(const config_t *next, char *err, size_t errlen)
         return -1;
     retired_backend = srv.backend;
     srv.backend = nb;
+    srv.default_db = nb->default_db;       /* for clients from now on; connected ones keep theirs */
     cache_set_backend(srv.cache, nb);
     retire_deadline_ms = clock_refresh() + next->upstream_command_timeout + 1000;
     if (retire_timer.loop == NULL)

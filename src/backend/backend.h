@@ -144,6 +144,7 @@ typedef struct backend_vtable {
 
 struct backend {
     const backend_vtable_t *vt;
+    int default_db;             /* the database a new client starts in: the URL's for an upstream, else 0 */
 };
 
 struct config;

@@ -67,7 +67,7 @@ static const backend_vtable_t dummy_vtable = {
 
 backend_t *backend_dummy_create(void)
 {
-    backend_t *b = mem_alloc(sizeof(*b));
+    backend_t *b = mem_calloc(1, sizeof(*b));
     b->vt = &dummy_vtable;
     return b;
 }

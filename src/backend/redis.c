@@ -685,7 +685,7 @@ static void flush_schedule(upstream_t *up)
 /* ---- databases ------------------------------------------------------------------------------------ */
 
 /*
- * A client's database 0 is the URL's database; SELECT n reaches database n.
+ * A client starts in the URL's database (backend_t.default_db) and SELECT n reaches database n.
  *
  * Commands for many clients share a connection, so the connection SELECTs whichever database the next
  * command is for. Redis answers a SELECT of a database it does not have with an error and stays where
@@ -695,28 +695,23 @@ static void flush_schedule(upstream_t *up)
  * SELECTed in the pipeline. Known databases are forgotten when the connection is made again, and an
  * error to a pipelined SELECT (or any command of our own) fails the connection.
  */
-static int up_db(const upstream_t *up, int db)
+static int db_known(const up_conn_t *c, int db)
 {
-    return db == 0 ? up->db : db;
-}
-
-static int db_known(const up_conn_t *c, int udb)
-{
-    if (udb == c->up->db)
+    if (db == c->up->db)
         return 1;               /* the handshake selected it */
-    return udb >= 0 && udb < UP_KNOWN_DBS && ((c->known_dbs[udb / 64] >> (udb % 64)) & 1);
+    return db >= 0 && db < UP_KNOWN_DBS && ((c->known_dbs[db / 64] >> (db % 64)) & 1);
 }
 
-static void db_learn(up_conn_t *c, int udb)
+static void db_learn(up_conn_t *c, int db)
 {
-    if (udb >= 0 && udb < UP_KNOWN_DBS)
-        c->known_dbs[udb / 64] |= 1ull << (udb % 64);
+    if (db >= 0 && db < UP_KNOWN_DBS)
+        c->known_dbs[db / 64] |= 1ull << (db % 64);
 }
 
-static void put_select(buf_t *out, int udb)
+static void put_select(buf_t *out, int db)
 {
     char num[24];
-    bytes_t argv[2] = { B("SELECT"), { num, fmt_ll(num, udb) } };
+    bytes_t argv[2] = { B("SELECT"), { num, fmt_ll(num, db) } };
     put_command(out, 2, argv);
 }
 
@@ -727,17 +722,15 @@ static void put_select(buf_t *out, int udb)
  */
 static int conn_db_ready(up_conn_t *c, int db)
 {
-    int udb = up_db(c->up, db);
-
     if (c->select_wait)
         return 0;
-    if (udb == c->db || db_known(c, udb))
+    if (db == c->db || db_known(c, db))
         return 1;
-    put_select(&c->out, udb);
+    put_select(&c->out, db);
     up_slot_t *s = slot_push(c, NULL, SLOT_SELECT);
-    s->db = udb;
+    s->db = db;
     c->db_before = c->db;
-    c->db = udb;
+    c->db = db;
     c->select_wait = 1;
     flush_schedule(c->up);
     return 0;
@@ -750,13 +743,10 @@ static int conn_db_ready(up_conn_t *c, int db)
  */
 static void conn_send(up_conn_t *c, up_task_t *t, int kind, int db, void (*put)(buf_t *, const void *), const void *arg)
 {
-    if (db >= 0) {
-        int udb = up_db(c->up, db);
-        if (udb != c->db) {
-            put_select(&c->out, udb);
-            slot_push(c, NULL, SLOT_INTERNAL);
-            c->db = udb;
-        }
+    if (db >= 0 && db != c->db) {
+        put_select(&c->out, db);
+        slot_push(c, NULL, SLOT_INTERNAL);
+        c->db = db;
     }
     put(&c->out, arg);
     slot_push(c, t, kind);
@@ -949,7 +939,7 @@ static void batch_exec_reply(up_conn_t *c, up_task_t *t, const redisReply *r)
                 continue;               /* failed before MULTI: already answered */
             const redisReply *el = r->element[e++];
             if (m->op.code == BE_SELECT && el->type != REDIS_REPLY_ERROR)
-                c->db = up_db(c->up, m->op.db2);
+                c->db = m->op.db2;
             if (m->kind == TASK_TX && m->op.code == BE_UPDATE) {
                 if (el->type == REDIS_REPLY_ERROR) {
                     task_fail(m, el->str);
@@ -1099,7 +1089,7 @@ static void batch_send(up_conn_t *c, up_task_t *t)
         m->sent = 1;
         if (m->op.code == BE_SELECT) {
             /* inside MULTI: it takes effect if EXEC runs (batch_exec_reply) */
-            c->db = up_db(c->up, m->op.db2);
+            c->db = m->op.db2;
             conn_send(c, t, SLOT_IGNORE, -1, put_op_cb, &(backend_op_t){ .code = BE_SELECT, .db2 = c->db });
         } else if (m->kind == TASK_TX && m->op.code == BE_UPDATE) {
             bytes_t set[4] = { B("SET"), m->op.key, { m->newval.data ? m->newval.data : "", m->newval.len },
@@ -1308,27 +1298,27 @@ static int task_dbs_ready(up_conn_t *c, up_task_t *t)
 }
 
 /*
- * Redis refused to SELECT database udb (it has fewer databases): the task at the head of the queue
+ * Redis refused to SELECT database db (it has fewer databases): the task at the head of the queue
  * asked for it. A client's SELECT gets Redis's error; a batch whose SELECT member asked for it runs
  * without that member, which gets the error (as Redis runs a transaction whose SELECT fails); any other
  * task for that database fails with the error, nothing of it sent.
  */
-static void conn_select_refused(up_conn_t *c, int udb, const char *err)
+static void conn_select_refused(up_conn_t *c, int db, const char *err)
 {
     up_task_t *t = c->tasks;
 
     if (t == NULL)
         return;
-    if (t->kind == TASK_BATCH && up_db(c->up, t->op.db) != udb) {
+    if (t->kind == TASK_BATCH && t->op.db != db) {
         backend_result_t res = { .status = BE_ERR, .err = err };
         for (int i = 0; i < t->nmembers; i++) {
             up_task_t *m = t->members[i];
-            if (m->op.code == BE_SELECT && !m->done && up_db(c->up, m->op.db2) == udb)
+            if (m->op.code == BE_SELECT && !m->done && m->op.db2 == db)
                 task_finish(m, &res);
         }
         return;
     }
-    if (up_db(c->up, t->kind == TASK_SELECT ? t->op.db2 : t->op.db) != udb)
+    if ((t->kind == TASK_SELECT ? t->op.db2 : t->op.db) != db)
         return;
     c->tasks = t->next;
     if (c->tasks == NULL)
@@ -1985,6 +1975,7 @@ backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, siz
     up->user = u.user ? mem_strdup(u.user) : NULL;
     up->password = u.password ? mem_strdup(u.password) : NULL;
     up->db = (int)db;
+    up->base.default_db = up->db;
     up->npool = cfg->upstream_pool_size;
     up->connect_timeout_us = (long long)cfg->upstream_connect_timeout * 1000;
     up->command_timeout_us = (long long)cfg->upstream_command_timeout * 1000;

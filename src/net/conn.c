@@ -505,6 +505,7 @@ void conn_accept(server_t *s, uv_stream_t *listener, int is_unix)
     }
     c->id = ++s->next_client_id;
     c->proto = 2;
+    c->db = s->default_db;
     c->authenticated = s->cfg->requirepass == NULL || s->cfg->requirepass[0] == '\0';
     resp_parse_init(&c->parser);
     c->parser.max_bulk_len = s->cfg->proto_max_bulk_len;

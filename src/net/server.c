@@ -107,6 +107,7 @@ int server_setup(server_t *s, uv_loop_t *loop, config_t *cfg, backend_t *b, stru
     s->loop = loop;
     s->cfg = cfg;
     s->backend = b;
+    s->default_db = b->default_db;
     s->cache = cache;
     s->read_buf = mem_alloc(SERVER_READ_BUF);
     s->start_ms = clock_refresh();

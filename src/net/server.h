@@ -51,6 +51,7 @@ typedef struct server {
     char *read_buf;                     /* shared read buffer: clients without partial input read here */
     long long start_ms;                 /* unix ms at start, for INFO uptime */
     int port;                           /* the TCP port actually bound (config port 0 is not allowed) */
+    int default_db;                     /* a new client's database (the backend's default_db) */
     server_stats_t stats;
     int shutting_down;
     uv_timer_t drain;                   /* shutdown: watches the clients leave */

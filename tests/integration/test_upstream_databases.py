@@ -195,3 +195,21 @@ def test_relative_ttls_do_not_depend_on_the_daemons_clock(upstreams, start_daemo
     assert 98 <= c.cmd("TTL", "ex") <= 100
     assert 199000 <= c.cmd("PTTL", "px") <= 200000
     assert c.cmd("TTL", "missing") == -2
+
+
+@pytest.mark.parametrize("serializer", ["zstd://", "null://"])
+def test_url_database_is_where_clients_start(upstreams, start_daemon, serializer):
+    """redis://host/3: a client starts in database 3, SELECT 0 reaches database 0 and SELECT 3 comes
+    back to where it started; no two client databases are one upstream database."""
+    up = upstreams()
+    d = proxy(start_daemon, up, serializer=serializer, db=3)
+    c = d.conn()
+    assert c.cmd("SET", "start", "s") == "OK"
+    assert c.cmd("SELECT", "0") == "OK"
+    assert c.cmd("GET", "start") is None
+    assert c.cmd("SET", "zero", "z") == "OK"
+    assert c.cmd("SELECT", "3") == "OK"
+    assert c.cmd("GET", "start") == b"s"
+    assert c.cmd("GET", "zero") is None
+    assert keyspace(up, serializer) == {0: {b"zero": b"z"}, 3: {b"start": b"s"}}
+    assert "db=3" in d.conn().cmd("CLIENT", "INFO").decode()
