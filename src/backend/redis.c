@@ -51,6 +51,7 @@
 #define UP_READ_BUF      (64 * 1024)
 #define UP_TX_RETRIES    5000   /* optimistic: each round one contender wins; bounded all the same */
 #define UP_RETRY_MIN_MS  50
+#define UP_WRITE_CHUNK   ((size_t)1 << 30)  /* largest uv_buf_t written at once */
 #define UP_KNOWN_DBS     1024   /* databases below this are remembered as existing once selected */
 
 typedef struct upstream upstream_t;
@@ -118,7 +119,9 @@ struct up_conn {
     int handle_open;            /* h is initialised and not yet closed */
     int writing;
     buf_t out;                  /* bytes to send */
-    buf_t wbuf;                 /* bytes owned by the write in flight */
+    buf_t wbuf;                 /* bytes owned by the writes in flight, written from wbuf_off */
+    size_t wbuf_off;
+    size_t wchunk;              /* bytes of the uv_write in flight (a uv_buf_t holds less than 4 GB) */
     redisReader *reader;
     up_slot_t *slots, *slots_tail;  /* replies awaited, in order */
     unsigned nslots;
@@ -781,16 +784,41 @@ static void conn_send_argv(up_conn_t *c, up_task_t *t, int kind, int db, int arg
     conn_send(c, t, kind, db, put_cmdv_cb, &v);
 }
 
+static void conn_write_cb(uv_write_t *w, int status);
+
+/* Write the next piece of wbuf, at most UP_WRITE_CHUNK bytes. */
+static void conn_write_next(up_conn_t *c)
+{
+    size_t n = c->wbuf.len - c->wbuf_off;
+
+    c->wchunk = n < UP_WRITE_CHUNK ? n : UP_WRITE_CHUNK;
+    uv_buf_t b = uv_buf_init(c->wbuf.data + c->wbuf_off, (unsigned)c->wchunk);
+    c->wreq.data = c;
+    if (uv_write(&c->wreq, &c->h.stream, &b, 1, conn_write_cb) < 0) {
+        conn_fail(c, "write failed");
+        return;
+    }
+    c->writing = 1;
+}
+
 static void conn_write_cb(uv_write_t *w, int status)
 {
     up_conn_t *c = w->data;
     c->writing = 0;
-    buf_reset(&c->wbuf);
     if (status < 0) {
+        buf_reset(&c->wbuf);
+        c->wbuf_off = 0;
         if (c->state != UP_DOWN)
             conn_fail(c, "write failed: %s", uv_strerror(status));
         return;
     }
+    c->wbuf_off += c->wchunk;
+    if (c->wbuf_off < c->wbuf.len) {
+        conn_write_next(c);
+        return;
+    }
+    buf_reset(&c->wbuf);
+    c->wbuf_off = 0;
     if (c->out.len > 0)
         flush_schedule(c->up);
 }
@@ -799,7 +827,7 @@ static void conn_flush(up_conn_t *c)
 {
     if (c->writing || c->out.len == 0 || c->state == UP_DOWN || c->state == UP_CONNECTING)
         return;
-    uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+    uv_buf_t b = uv_buf_init(c->out.data, (unsigned)(c->out.len < UP_WRITE_CHUNK ? c->out.len : UP_WRITE_CHUNK));
     int n = uv_try_write(&c->h.stream, &b, 1);
     if (n == UV_EAGAIN || n == UV_ENOSYS)
         n = 0;
@@ -815,13 +843,8 @@ static void conn_flush(up_conn_t *c)
     c->wbuf = c->out;
     c->out = t;
     c->out.len = 0;
-    b = uv_buf_init(c->wbuf.data + n, (unsigned)(c->wbuf.len - (size_t)n));
-    c->wreq.data = c;
-    if (uv_write(&c->wreq, &c->h.stream, &b, 1, conn_write_cb) < 0) {
-        conn_fail(c, "write failed");
-        return;
-    }
-    c->writing = 1;
+    c->wbuf_off = (size_t)n;
+    conn_write_next(c);
 }
 
 static void up_flush_cb(uv_check_t *h)
@@ -1626,6 +1649,7 @@ static void conn_connect(up_conn_t *c)
     c->writing = 0;
     buf_reset(&c->out);
     buf_reset(&c->wbuf);
+    c->wbuf_off = 0;
     c->creq.data = c;
     if (up->path) {
         uv_pipe_init(up->loop, &c->h.pipe, 0);
