@@ -134,9 +134,11 @@ typedef struct backend_vtable {
     void (*batch)(backend_t *b, int begin, uint64_t affinity);  /* MULTI/EXEC: ops between begin and end
                                            run as one transaction; may be NULL (ops already atomic) */
     int forwards;                       /* 1: can run BE_COMMAND and native BE_UPDATE (an upstream) */
-    int (*over_limit)(backend_t *b, size_t needed); /* 1 if needed more bytes do not fit under its memory
-                                           limit even after evicting: the write is refused before it runs
-                                           or is queued (redis's denyoom); may be NULL */
+    int (*over_limit)(backend_t *b);    /* 1 if it is over its memory limit even after evicting: a
+                                           write is then refused before it runs or is queued (redis's
+                                           denyoom; the size of the incoming value is not counted, the
+                                           write itself answers OOM if its stored size does not fit);
+                                           may be NULL */
     void (*destroy)(backend_t *b);
     void (*reconfigure)(backend_t *b, const struct config *cfg);   /* reload: timeouts; may be NULL */
     int (*idle)(backend_t *b);          /* nothing in flight (a replaced backend can go); may be NULL */

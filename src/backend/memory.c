@@ -47,13 +47,11 @@ static bytes_t memory_keep(memory_backend_t *m, const char *p, size_t n)
     return (bytes_t){ m->scratch.data ? m->scratch.data : "", n };
 }
 
-static int memory_room(memory_backend_t *m, size_t klen, size_t vlen, backend_result_t *res)
+/* The store's answer to a write that does not fit under maxmemory even after evicting: redis's error. */
+static void memory_oom(backend_result_t *res)
 {
-    if (store_make_room(m->store, store_entry_cost(klen, vlen)) == 0)
-        return 0;
     res->status = BE_ERR;
     res->err = "OOM command not allowed when used memory > 'maxmemory'.";
-    return -1;
 }
 
 static int memory_expired(long long at)
@@ -117,40 +115,23 @@ static void memory_set(memory_backend_t *m, const backend_op_t *op, backend_resu
         res->status = BE_NIL;
         return;
     }
-    if (memory_room(m, op->key.len, op->value.len, res) < 0)
-        return;
-    if (memory_expired(op->expire_at)) {
-        /* An absolute time already past: the key is gone at once, as redis does. */
-        store_delete(m->store, op->db, op->key.ptr, op->key.len);
-        return;
-    }
-    store_set(m->store, op->db, op->key.ptr, op->key.len, op->value.ptr, op->value.len,
-              op->expire_at, (op->flags & BE_KEEPTTL) ? STORE_SET_KEEPTTL : 0);
+    /* Charged the difference from the value replaced; an absolute time already past deletes the key
+     * (as redis does) and needs no room. */
+    if (store_set(m->store, op->db, op->key.ptr, op->key.len, op->value.ptr, op->value.len,
+                  op->expire_at, (op->flags & BE_KEEPTTL) ? STORE_SET_KEEPTTL : 0) == STORE_OOM)
+        memory_oom(res);
 }
 
+/* MSET / MSETNX: all or nothing, charged the sum of the differences. */
 static void memory_mset(memory_backend_t *m, const backend_op_t *op, backend_result_t *res)
 {
-    size_t need = 0;
+    int rc = store_mset(m->store, op->db, op->keys, op->vals, op->nkeys, op->expire_at,
+                        (op->flags & BE_NX) != 0);
 
-    if (op->flags & BE_NX) {
-        for (size_t i = 0; i < op->nkeys; i++) {
-            if (store_lookup(m->store, op->db, op->keys[i].ptr, op->keys[i].len, STORE_LOOKUP_NOTOUCH)) {
-                res->integer = 0;
-                return;
-            }
-        }
-    }
-    for (size_t i = 0; i < op->nkeys; i++)
-        need += store_entry_cost(op->keys[i].len, op->vals[i].len);
-    if (store_make_room(m->store, need) < 0) {
-        res->status = BE_ERR;
-        res->err = "OOM command not allowed when used memory > 'maxmemory'.";
-        return;
-    }
-    for (size_t i = 0; i < op->nkeys; i++)
-        store_set(m->store, op->db, op->keys[i].ptr, op->keys[i].len, op->vals[i].ptr, op->vals[i].len,
-                  op->expire_at, 0);
-    res->integer = 1;
+    if (rc == STORE_OOM)
+        memory_oom(res);
+    else
+        res->integer = rc;
 }
 
 static void memory_mget(memory_backend_t *m, const backend_op_t *op, backend_result_t *res)
@@ -266,10 +247,9 @@ static void memory_update(memory_backend_t *m, const backend_op_t *op, backend_r
     }
     if (rc > 0)
         return;
-    if (memory_room(m, op->key.len, nv->len, res) < 0)
-        return;
-    store_set(m->store, op->db, op->key.ptr, op->key.len, nv->data ? nv->data : "", nv->len, -1,
-              STORE_SET_KEEPTTL);
+    if (store_set(m->store, op->db, op->key.ptr, op->key.len, nv->data ? nv->data : "", nv->len, -1,
+                  STORE_SET_KEEPTTL) == STORE_OOM)
+        memory_oom(res);
 }
 
 static void memory_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, void *ctx)
@@ -333,7 +313,9 @@ static void memory_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, 
         }
         int rc = store_rename(m->store, op->db, op->key.ptr, op->key.len, op->key2.ptr, op->key2.len,
                               (op->flags & BE_NX) != 0);
-        if (rc < 0) {
+        if (rc == STORE_OOM) {
+            memory_oom(&res);
+        } else if (rc < 0) {
             res.status = BE_ERR;
             res.err = "ERR no such key";
         }
@@ -387,9 +369,10 @@ static void memory_cron(backend_t *b)
     store_expire_cycle(m->store, 1000000LL / m->hz / 4);
 }
 
-static int memory_over_limit(backend_t *b, size_t needed)
+/* Over the limit even after evicting (only possible once the limit was lowered: writes never go over). */
+static int memory_over_limit(backend_t *b)
 {
-    return store_make_room(((memory_backend_t *)b)->store, needed) < 0;
+    return store_make_room(((memory_backend_t *)b)->store, 0) < 0;
 }
 
 static void memory_destroy(backend_t *b)

@@ -326,18 +326,15 @@ static void cmd_call(client_t *c, req_t *r, const cmd_def_t *d, int argc, bytes_
     cmd_stats_record(c, d, argc, argv, clock_us_monotonic() - t0);
 }
 
-/* Would a write of these arguments' size fit the backend's memory limit? Asked before a write runs or
- * is queued in MULTI, as redis refuses denyoom commands up front. */
-static int cmd_over_limit(int argc, bytes_t *argv)
+/* Is the backend over its memory limit even after evicting? Asked before a write runs or is queued in
+ * MULTI, as redis refuses denyoom commands up front. The arguments' size is not counted: what a write
+ * costs is known only once the codec has run (a compressed value may take a thousandth of it), so the
+ * backend charges the stored size when the write runs. */
+static int cmd_over_limit(void)
 {
     backend_t *b = server->backend;
-    size_t bytes = 0;
 
-    if (b->vt->over_limit == NULL)
-        return 0;
-    for (int i = 1; i < argc; i++)
-        bytes += argv[i].len;
-    return b->vt->over_limit(b, bytes);
+    return b->vt->over_limit != NULL && b->vt->over_limit(b);
 }
 
 /*
@@ -352,7 +349,7 @@ void cmd_dispatch(client_t *c, int argc, bytes_t *argv)
 
     if (d != NULL && !c->authenticated && !(d->flags & CMD_NOAUTH))
         refuse = ERR_NOAUTH;
-    else if (d != NULL && (d->flags & CMD_DENYOOM) && cmd_over_limit(argc, argv))
+    else if (d != NULL && (d->flags & CMD_DENYOOM) && cmd_over_limit())
         refuse = ERR_OOM;
     if (refuse != NULL) {
         reply_error(req_out(r), refuse);

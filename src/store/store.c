@@ -20,6 +20,13 @@
  * i.e. 48 bytes of overhead per key on a 64-bit build. It ignores the allocator's own rounding, so it is
  * the same on every machine and for every allocator; RSS is usually a few percent above it.
  *
+ * Writes and the limit. A write is charged what it changes: the new entry's cost minus the cost of the
+ * entry it replaces (and, for MSET, the sum of that over its keys). Only a write that grows used beyond
+ * maxmemory evicts, and the entries it writes are pinned meanwhile (entry->pinned) so that eviction never
+ * takes the key being written (which would lose its TTL and count a bogus eviction). If even evicting
+ * every key the policy allows cannot make room, the write fails with STORE_OOM and changes nothing — so
+ * used never exceeds maxmemory, except after the limit is lowered (store_make_room(s, 0) catches up).
+ *
  * Eviction. LRU, LFU and volatile-ttl use redis's approximation: sample 5 keys per db, keep the best 16
  * candidates seen so far in an eviction pool (kept across calls), evict the best. The pool holds entry
  * pointers; entry_release() removes an entry from it and a moved entry is retargeted, so a pool slot
@@ -64,7 +71,8 @@ struct store_entry {
     uint32_t klen;              /* key bytes at data[0] */
     uint32_t vlen;              /* value bytes at data[klen] */
     uint32_t lru : 24;          /* LRU: clock in seconds mod 2^24; LFU: minutes mod 2^16 << 8 | counter */
-    uint32_t spare : 8;         /* unused */
+    uint32_t pinned : 1;        /* being written: eviction must not pick it (set only inside one call) */
+    uint32_t spare : 7;         /* unused */
     uint32_t vidx;              /* index in the db's volatile array while expire >= 0 */
     char data[];                /* key, then value; neither is NUL-terminated */
 };
@@ -100,6 +108,7 @@ typedef struct evict_cand {
 #define ACTIVE_REHASH_BUCKETS 100   /* buckets of a pending rehash moved per db per expire cycle */
 #define RANDOM_TRIES 100            /* store_random gives up after this many expired keys */
 #define SCAN_RECLAIM_MAX 64         /* expired keys a scan step can reclaim */
+#define PINNED_REDRAWS 4            /* random draws that met a pinned key before walking the db */
 
 struct store {
     store_db_t *db;             /* ndb databases */
@@ -152,6 +161,7 @@ static store_entry_t *entry_create(const char *key, size_t klen, const char *val
     e->klen = (uint32_t)klen;
     e->vlen = (uint32_t)vlen;
     e->lru = 0;
+    e->pinned = 0;
     e->spare = 0;
     e->vidx = 0;
     if (klen)
@@ -347,6 +357,8 @@ static unsigned long long evict_score(const store_t *s, const store_entry_t *e, 
 static void pool_consider(store_t *s, int db, store_entry_t *e, unsigned long long score)
 {
     pool_forget(s, e);
+    if (e->pinned)
+        return;                 /* being written: not a candidate (and dropped if it was one) */
     if (s->npool == EVPOOL_SIZE) {
         if (score <= s->pool[0].score)
             return;
@@ -498,6 +510,7 @@ static void entry_release(store_t *s, store_db_t *d, store_entry_t *e)
 {
     size_t cost = entry_cost(e);
 
+    STORE_CHECK(!e->pinned);
     if (e->expire >= 0)
         vol_remove(d, e);
     pool_forget(s, e);
@@ -550,26 +563,57 @@ store_entry_t *store_lookup(store_t *s, int db, const char *key, size_t klen, in
     return e;
 }
 
-/*
- * Insert or replace. An overwrite with a value of the same length is done in place; otherwise a new
- * entry replaces the old one in its chain, volatile slot and pool slot (one allocation either way, and
- * never a realloc of a block still referenced). An overwrite counts as an access (redis's SET goes
- * through lookupKeyWrite): the LRU clock is refreshed, the LFU counter kept and bumped. An expire_at
- * already in the past deletes the key instead, as redis's SET ... PXAT <past> does (not counted as an
- * expiry).
- */
-void store_set(store_t *s, int db, const char *key, size_t klen, const char *val, size_t vlen,
-               long long expire_at, int flags)
+static int make_room(store_t *s, size_t needed, size_t kept);
+
+static inline int fits(const store_t *s, size_t needed)
 {
-    store_db_t *d = get_db(s, db);
+    return s->used <= s->maxmemory && needed <= s->maxmemory - s->used;
+}
+
+/*
+ * Room for a write that replaces entries costing have bytes (pinned by the caller, 0 for a new key) with
+ * entries costing need bytes. 0 when it fits (at once, or after evicting other keys), -1 when it cannot.
+ * The fast path is a comparison: no limit, a write that does not grow, or one that fits.
+ */
+static int room_for(store_t *s, size_t need, size_t have)
+{
+    if (s->maxmemory == 0 || need <= have || fits(s, need - have))
+        return 0;
+    return make_room(s, need - have, have);
+}
+
+/*
+ * store_set's body. With room set, a write that grows used beyond the limit first evicts other keys,
+ * with this key pinned; without, the caller has made room for it (store_mset). Clears the key's pin.
+ */
+static int set_key(store_t *s, store_db_t *d, const char *key, size_t klen, const char *val, size_t vlen,
+                   long long expire_at, int flags, int room)
+{
     dict_pos_t pos;
     store_entry_t *e = lookup_live(s, d, key, klen, &pos);
     int keep = e && (flags & STORE_SET_KEEPTTL);
 
     if (!keep && expire_at >= 0 && expire_at <= clock_ms()) {
-        if (e)
+        if (e) {
+            e->pinned = 0;
             delete_at(s, d, &pos);
-        return;
+        }
+        return 0;
+    }
+    if (room && s->maxmemory != 0) {
+        size_t need = store_entry_cost(klen, vlen), have = e ? entry_cost(e) : 0;
+        if (need > have && !fits(s, need - have)) {
+            /* The slow path: evict with this key pinned, then find its link again (evicting moves
+             * other nodes of its chain, and may resize the table). */
+            if (e)
+                e->pinned = 1;
+            int rc = make_room(s, need - have, have);
+            if (e)
+                e->pinned = 0;
+            if (rc < 0)
+                return STORE_OOM;
+            STORE_CHECK(dict_locate(&d->keys, key, klen, &pos) == (e != NULL));
+        }
     }
 
     if (e == NULL) {
@@ -578,10 +622,11 @@ void store_set(store_t *s, int db, const char *key, size_t klen, const char *val
         entry_set_expire(d, e, expire_at);
         dict_add_located(&d->keys, &e->node, &pos);
         s->used += entry_cost(e);
-        return;
+        return 0;
     }
 
     long long expire = keep ? e->expire : expire_at;
+    e->pinned = 0;
     if (e->vlen == vlen) {
         if (vlen)
             memmove(e->data + e->klen, val, vlen);   /* val may alias the old value */
@@ -600,6 +645,74 @@ void store_set(store_t *s, int db, const char *key, size_t klen, const char *val
     }
     entry_set_expire(d, e, expire);
     entry_touch(s, e);
+    return 0;
+}
+
+/*
+ * Insert or replace. An overwrite with a value of the same length is done in place; otherwise a new
+ * entry replaces the old one in its chain, volatile slot and pool slot (one allocation either way, and
+ * never a realloc of a block still referenced). An overwrite counts as an access (redis's SET goes
+ * through lookupKeyWrite): the LRU clock is refreshed, the LFU counter kept and bumped. An expire_at
+ * already in the past deletes the key instead, as redis's SET ... PXAT <past> does (not counted as an
+ * expiry). The key is hashed once, unless the write has to evict.
+ */
+int store_set(store_t *s, int db, const char *key, size_t klen, const char *val, size_t vlen,
+              long long expire_at, int flags)
+{
+    return set_key(s, get_db(s, db), key, klen, val, vlen, expire_at, flags, 1);
+}
+
+/* Pin (on) or unpin the live entries of keys; returns the cost of those it pinned (a key given twice
+ * is pinned, and counted, once). */
+static size_t pin_keys(store_t *s, store_db_t *d, const bytes_t *keys, size_t n, int on)
+{
+    size_t cost = 0;
+    dict_pos_t pos;
+
+    for (size_t i = 0; i < n; i++) {
+        store_entry_t *e = lookup_live(s, d, keys[i].ptr, keys[i].len, &pos);
+        if (e == NULL || e->pinned == (unsigned)on)
+            continue;
+        e->pinned = on ? 1 : 0;
+        cost += entry_cost(e);
+    }
+    return cost;
+}
+
+/*
+ * All or nothing: the whole batch is charged first, then written without further checks. When the new
+ * entries' total cost fits as it is (the common case) no key is looked up twice; otherwise the present
+ * keys are pinned and their cost subtracted, eviction runs once for the difference, and the writes
+ * clear the pins. A key given twice is charged for both values (never less than the truth).
+ */
+int store_mset(store_t *s, int db, const bytes_t *keys, const bytes_t *vals, size_t n, long long expire_at,
+               int nx)
+{
+    store_db_t *d = get_db(s, db);
+    dict_pos_t pos;
+
+    if (nx) {
+        for (size_t i = 0; i < n; i++)
+            if (lookup_live(s, d, keys[i].ptr, keys[i].len, &pos))
+                return 0;
+    }
+    if (s->maxmemory != 0 && !(expire_at >= 0 && expire_at <= clock_ms())) {
+        size_t need = 0;
+        for (size_t i = 0; i < n; i++) {
+            size_t c = store_entry_cost(keys[i].len, vals[i].len);
+            need = need > SIZE_MAX - c ? SIZE_MAX : need + c;
+        }
+        if (!fits(s, need)) {
+            size_t have = pin_keys(s, d, keys, n, 1);
+            if (room_for(s, need, have) < 0) {
+                pin_keys(s, d, keys, n, 0);
+                return STORE_OOM;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        set_key(s, d, keys[i].ptr, keys[i].len, vals[i].ptr, vals[i].len, expire_at, 0, 0);
+    return 1;
 }
 
 int store_delete(store_t *s, int db, const char *key, size_t klen)
@@ -631,7 +744,7 @@ int store_set_expire(store_t *s, int db, const char *key, size_t klen, long long
 /*
  * The renamed key is a new entry (the key is inline, so its size changes) carrying the value, expiry
  * and LRU/LFU field of src. RENAME k k succeeds without change, RENAMENX k k answers 0, as redis does.
- * Does not evict: the caller may ask store_make_room for dlen - slen bytes first if it cares.
+ * A longer name to a new dst is charged dlen - slen, evicting (never src) if needed.
  */
 int store_rename(store_t *s, int db, const char *src, size_t slen, const char *dst, size_t dlen, int nx)
 {
@@ -643,11 +756,19 @@ int store_rename(store_t *s, int db, const char *src, size_t slen, const char *d
         return -1;
     if (slen == dlen && memcmp(src, dst, slen) == 0)
         return nx ? 0 : 1;
-    /* pos (src's) is stale after the next dict call: src is unlinked by pointer below. */
-    if (lookup_live(s, d, dst, dlen, &pos)) {
-        if (nx)
-            return 0;
-        delete_at(s, d, &pos);
+    /* pos (src's) is stale after the next dict call: src (and dst) are unlinked by pointer below. */
+    store_entry_t *old = lookup_live(s, d, dst, dlen, &pos);
+    if (old && nx)
+        return 0;
+    /* Replacing dst always frees more than the longer name costs; only a new dst may need room. */
+    if (old == NULL) {
+        e->pinned = 1;
+        int rc = room_for(s, store_entry_cost(dlen, e->vlen), entry_cost(e));
+        e->pinned = 0;
+        if (rc < 0)
+            return STORE_OOM;
+    } else {
+        delete_entry(s, d, old);
     }
 
     store_entry_t *n = entry_create(dst, dlen, e->data + e->klen, e->vlen);
@@ -670,22 +791,62 @@ static void evict_entry(store_t *s, int db, store_entry_t *e)
     delete_entry(s, &s->db[db], e);
 }
 
+static void unpinned_cb(void *priv, dict_node_t *n)
+{
+    store_entry_t **found = priv;
+
+    if (*found == NULL && !ENTRY_OF(n)->pinned)
+        *found = ENTRY_OF(n);
+}
+
+/* The first key of d the policy may evict (a volatile one under a volatile-* policy) that is not pinned,
+ * or NULL: a walk of the db, for when sampling met only pinned keys (a write pinning most of them). */
+static store_entry_t *first_unpinned(const store_t *s, store_db_t *d)
+{
+    store_entry_t *found = NULL;
+    uint64_t cursor = 0;
+
+    if (policy_is_volatile(s->policy)) {
+        for (size_t i = 0; i < d->nvol; i++)
+            if (!d->vol[i]->pinned)
+                return d->vol[i];
+        return NULL;
+    }
+    if (dict_size(&d->keys) == 0)
+        return NULL;
+    do
+        cursor = dict_scan(&d->keys, cursor, unpinned_cb, &found);
+    while (cursor != 0 && found == NULL);
+    return found;
+}
+
+/* A random key of d that the random policy may evict and that is not pinned, or NULL. */
+static store_entry_t *random_victim(store_t *s, store_db_t *d)
+{
+    for (int tries = 0; tries < PINNED_REDRAWS; tries++) {
+        store_entry_t *e;
+        if (s->policy == STORE_VOLATILE_RANDOM) {
+            if (d->nvol == 0)
+                return NULL;
+            e = d->vol[rng_next(&s->rng) % d->nvol];
+        } else {
+            dict_node_t *n = dict_random(&d->keys);
+            if (n == NULL)
+                return NULL;
+            e = ENTRY_OF(n);
+        }
+        if (!e->pinned)
+            return e;
+    }
+    return first_unpinned(s, d);
+}
+
 /* allkeys-random / volatile-random: a random key of the next db that has one. */
 static int evict_random(store_t *s)
 {
     for (int i = 0; i < s->ndb; i++) {
         int db = (s->evict_db + i) % s->ndb;
-        store_db_t *d = &s->db[db];
-        store_entry_t *e = NULL;
-
-        if (s->policy == STORE_VOLATILE_RANDOM) {
-            if (d->nvol > 0)
-                e = d->vol[rng_next(&s->rng) % d->nvol];
-        } else {
-            dict_node_t *n = dict_random(&d->keys);
-            if (n)
-                e = ENTRY_OF(n);
-        }
+        store_entry_t *e = random_victim(s, &s->db[db]);
         if (e) {
             s->evict_db = (db + 1) % s->ndb;
             evict_entry(s, db, e);
@@ -695,7 +856,8 @@ static int evict_random(store_t *s)
     return -1;
 }
 
-/* LRU / LFU / TTL: refresh the pool, add samples from every db, evict the best candidate. */
+/* LRU / LFU / TTL: refresh the pool, add samples from every db, evict the best candidate. When the
+ * samples held only pinned keys, any key the policy allows goes instead. */
 static int evict_pooled(store_t *s)
 {
     long long now = clock_ms();
@@ -703,28 +865,31 @@ static int evict_pooled(store_t *s)
     pool_refresh(s, now);
     for (int db = 0; db < s->ndb; db++)
         pool_populate(s, db, now);
-    if (s->npool == 0)
+    if (s->npool == 0) {
+        for (int db = 0; db < s->ndb; db++) {
+            store_entry_t *e = first_unpinned(s, &s->db[db]);
+            if (e) {
+                evict_entry(s, db, e);
+                return 0;
+            }
+        }
         return -1;
+    }
     evict_cand_t best = s->pool[--s->npool];
     evict_entry(s, best.db, best.e);
     return 0;
 }
 
-static inline int fits(const store_t *s, size_t needed)
-{
-    return s->used <= s->maxmemory && needed <= s->maxmemory - s->used;
-}
-
 /*
- * Evict one key at a time until needed more bytes fit. A request larger than the whole limit fails
- * at once rather than emptying the store for nothing. Each round removes one key or fails, so this
- * ends.
+ * Evict one unpinned key at a time until needed more bytes fit; kept is what the pinned entries cost
+ * (they stay whatever happens). A request that could not fit even with every other key gone fails at
+ * once rather than emptying the store for nothing. Each round removes one key or fails, so this ends.
  */
-int store_make_room(store_t *s, size_t needed)
+static int make_room(store_t *s, size_t needed, size_t kept)
 {
     if (s->maxmemory == 0)
         return 0;
-    if (needed > s->maxmemory)
+    if (needed > s->maxmemory || kept > s->maxmemory - needed)
         return -1;
     while (!fits(s, needed)) {
         int rc;
@@ -743,6 +908,11 @@ int store_make_room(store_t *s, size_t needed)
             return -1;
     }
     return 0;
+}
+
+int store_make_room(store_t *s, size_t needed)
+{
+    return make_room(s, needed, 0);
 }
 
 typedef struct scan_ctx {

@@ -9,11 +9,15 @@
  * lazily (counted in expired_keys), and store_expire_cycle() reclaims expired keys that are never read,
  * a bounded slice at a time, as redis's active expire cycle does.
  *
- * Memory accounting (store_used): for every key, its key and value bytes plus a fixed per-key overhead
- * (the entry header, its share of the hash table) — a deterministic figure reported in INFO memory and
- * compared with maxmemory. Before a write that grows the keyspace, the caller asks store_make_room() for
- * the bytes it will add; with a limit set, keys are evicted by the policy until it fits, or -1 is
- * returned (noeviction, or nothing evictable left) and the caller answers redis's OOM error.
+ * Memory accounting (store_used): for every key, its key and value bytes (as stored, i.e. encoded) plus a
+ * fixed per-key overhead (the entry header, its share of the hash table) — a deterministic figure
+ * reported in INFO memory and compared with maxmemory. The writes (store_set, store_mset, store_rename)
+ * enforce the limit themselves: a write is charged the difference between the cost of what it stores and
+ * of what it replaces; when that does not fit, other keys are evicted by the policy — never a key being
+ * written — and if it still cannot fit (noeviction, nothing evictable left, or more than the whole limit)
+ * the write returns STORE_OOM having changed nothing but the evictions, and the caller answers redis's
+ * OOM error. So store_used() <= maxmemory always holds, except after the limit was lowered:
+ * store_make_room(s, 0) evicts down to it (redis's check before a denyoom command).
  *
  * Layout, costs and the eviction method are described at the top of store.c.
  */
@@ -22,6 +26,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "util/buf.h"
 
 typedef struct store store_t;
 typedef struct store_entry store_entry_t;   /* a key with its value; private layout */
@@ -50,11 +56,14 @@ typedef struct store_stats {
 /* store_set flags. */
 #define STORE_SET_KEEPTTL     1     /* an existing key keeps its expiry; expire_at is ignored if so */
 
+/* A write that does not fit under maxmemory even after evicting (see the top of this file). */
+#define STORE_OOM             (-2)
+
 /* ndb >= 1 databases, numbered 0..ndb-1. Every call taking a db aborts on an index out of range (the
  * command layer validates SELECT). Seeds the hash tables from getrandom(). */
 store_t *store_create(int ndb);
 void store_destroy(store_t *s);                                             /* NULL is fine */
-/* 0 = no limit. Takes effect at the next store_make_room (lowering the limit evicts nothing by itself). */
+/* 0 = no limit. Takes effect at the next write or store_make_room (lowering it evicts nothing by itself). */
 void store_set_limit(store_t *s, size_t maxmemory, store_policy_t policy);
 int store_policy_parse(const char *name, store_policy_t *out);              /* "allkeys-lru"..., 0 or -1 */
 const char *store_policy_name(store_policy_t p);
@@ -67,7 +76,7 @@ const char *store_entry_key(const store_entry_t *e, size_t *klen);
 const char *store_entry_value(const store_entry_t *e, size_t *vlen);
 long long store_entry_expire(const store_entry_t *e);     /* absolute ms, or -1 for none */
 
-/* Bytes that storing a key of klen with a value of vlen adds to store_used() (for store_make_room):
+/* Bytes that a key of klen with a value of vlen counts for in store_used():
  * klen + vlen + a fixed overhead (48 on 64-bit: the 32-byte entry header, one hash-bucket slot, one
  * volatile-array slot; the same whether or not the key has an expiry). Saturates at SIZE_MAX. */
 size_t store_entry_cost(size_t klen, size_t vlen);
@@ -76,9 +85,17 @@ size_t store_entry_cost(size_t klen, size_t vlen);
  * absolute ms, or -1 for none (removes an existing expiry unless STORE_SET_KEEPTTL). An expire_at at or
  * before now deletes the key instead, like redis's SET ... PXAT <past> (not counted in expired_keys).
  * An overwrite counts as an access for LRU/LFU. Key and value must each be shorter than 4 GiB (aborts
- * otherwise; proto-max-bulk-len keeps them far below). Does not evict: call store_make_room() first. */
-void store_set(store_t *s, int db, const char *key, size_t klen, const char *val, size_t vlen,
-               long long expire_at, int flags);
+ * otherwise; proto-max-bulk-len keeps them far below). Returns 0, or STORE_OOM when the growth
+ * (store_entry_cost(klen, vlen) minus the cost of the entry replaced) does not fit even after evicting
+ * other keys: the key is then as it was (value and expiry). */
+int store_set(store_t *s, int db, const char *key, size_t klen, const char *val, size_t vlen,
+              long long expire_at, int flags);
+
+/* Set n keys (keys[i] to vals[i], expire_at as for store_set, no flags) as one write: charged the sum of
+ * the differences (a key given twice counts both values), all written or none. nx: only if none of the
+ * keys exists. Returns 1 written, 0 (nx) a key exists, STORE_OOM as store_set (nothing written). */
+int store_mset(store_t *s, int db, const bytes_t *keys, const bytes_t *vals, size_t n, long long expire_at,
+               int nx);
 
 /* Remove key; returns 1 if it existed (and was not expired), 0 otherwise. */
 int store_delete(store_t *s, int db, const char *key, size_t klen);
@@ -88,13 +105,16 @@ int store_delete(store_t *s, int db, const char *key, size_t klen);
 int store_set_expire(store_t *s, int db, const char *key, size_t klen, long long expire_at);
 
 /* Rename src to dst within db, keeping the value, the expiry and the LRU/LFU data; dst is replaced
- * unless nx. Returns 1 renamed, 0 dst exists and nx, -1 src does not exist. src == dst: 1 (0 if nx),
- * nothing changes. Does not evict (the key length may change the accounting by dlen - slen). */
+ * unless nx. Returns 1 renamed, 0 dst exists and nx, -1 src does not exist, STORE_OOM a longer name does
+ * not fit (as store_set; only possible when dst does not exist). src == dst: 1 (0 if nx), nothing
+ * changes. */
 int store_rename(store_t *s, int db, const char *src, size_t slen, const char *dst, size_t dlen, int nx);
 
 /* Evict until store_used() + needed fits in maxmemory. 0 on success (always with no limit), -1 if it
  * cannot (noeviction, no key the policy may evict, or needed > maxmemory: then nothing is evicted).
- * Expired keys met while sampling go first and count as expired_keys; the rest count as evicted_keys. */
+ * Expired keys met while sampling go first and count as expired_keys; the rest count as evicted_keys.
+ * The writes call it themselves; needed = 0 asks whether the store is within its limit, evicting to get
+ * there if it is not (the check before a command that may grow memory, as redis's denyoom). */
 int store_make_room(store_t *s, size_t needed);
 
 /* Redis's SCAN contract: start with cursor 0; every key present for the whole scan is returned at

@@ -986,6 +986,223 @@ static void test_pool_survives_changes(void **state)
     assert_int_equal(store_make_room(s, store_maxmemory(s) - store_used(s) + c), -1);
 }
 
+/* ---- writes under the limit: charged the difference, never evicting their own key ------------------ */
+
+/* With noeviction and the store full, an overwrite of the same size, or a smaller one, is accepted; a
+ * larger one answers STORE_OOM and leaves the key as it was (value and expiry). */
+static void test_overwrite_charged_difference(void **state)
+{
+    store_t *s = *state;
+    char big[3000];
+
+    memset(big, 'b', sizeof(big));
+    store_set(s, 0, "k", 1, big, 2000, T0 + 5000, 0);
+    set_kv(s, 0, "other", "v", -1);
+    store_set_limit(s, store_used(s), STORE_NOEVICTION);
+    assert_int_equal(store_set(s, 0, "k", 1, big, 2000, -1, STORE_SET_KEEPTTL), 0);
+    assert_int_equal(store_set(s, 0, "k", 1, big, 1999, -1, STORE_SET_KEEPTTL), 0);
+    assert_int_equal(store_set(s, 0, "k", 1, big, 2000, -1, STORE_SET_KEEPTTL), 0);
+    assert_int_equal(store_used(s), store_maxmemory(s));
+    assert_int_equal(store_set(s, 0, "k", 1, big, 2001, -1, 0), STORE_OOM);
+    assert_int_equal(store_set(s, 0, "new", 3, "", 0, -1, 0), STORE_OOM);
+    store_entry_t *e = peek(s, 0, "k");
+    size_t vlen;
+    assert_non_null(e);
+    store_entry_value(e, &vlen);
+    assert_int_equal(vlen, 2000);
+    assert_int_equal(store_entry_expire(e), T0 + 5000);
+    /* a past expiry deletes, which needs no room */
+    assert_int_equal(store_set(s, 0, "k", 1, big, 3000, T0, 0), 0);
+    assert_null(peek(s, 0, "k"));
+    assert_int_equal(store_stats(s)->evicted_keys, 0);
+}
+
+/* volatile-ttl: growing the key with the shortest TTL evicts the other volatile key, not itself, and
+ * keeps its TTL; when it is the only volatile key the write fails and changes nothing. */
+static void test_write_never_evicts_own_key_ttl(void **state)
+{
+    store_t *s = *state;
+    char v[3000];
+
+    memset(v, 'a', sizeof(v));
+    store_set(s, 0, "a", 1, v, 1000, T0 + 100000, 0);
+    store_set(s, 0, "b", 1, v, 1000, T0 + 900000, 0);
+    store_set(s, 0, "p", 1, v, 500, -1, 0);
+    store_set_limit(s, store_used(s) + 100, STORE_VOLATILE_TTL);
+    assert_int_equal(store_set(s, 0, "a", 1, v, 1100, -1, STORE_SET_KEEPTTL), 0);     /* fits */
+    assert_int_equal(store_stats(s)->evicted_keys, 0);
+    assert_int_equal(store_set(s, 0, "a", 1, v, 1500, -1, STORE_SET_KEEPTTL), 0);     /* evicts b */
+    assert_int_equal(store_stats(s)->evicted_keys, 1);
+    assert_null(peek(s, 0, "b"));
+    assert_int_equal(store_entry_expire(peek(s, 0, "a")), T0 + 100000);
+    assert_int_equal(store_set(s, 0, "a", 1, v, 2500, -1, STORE_SET_KEEPTTL), STORE_OOM);
+    assert_int_equal(store_stats(s)->evicted_keys, 1);
+    store_entry_t *e = peek(s, 0, "a");
+    size_t vlen;
+    store_entry_value(e, &vlen);
+    assert_int_equal(vlen, 1500);
+    assert_int_equal(store_entry_expire(e), T0 + 100000);
+    assert_non_null(peek(s, 0, "p"));
+}
+
+/* Every policy: a key written repeatedly while the store is full is never its own victim, whether it
+ * is the oldest, least used, or drawn at random; the limit holds throughout. */
+static void test_write_never_evicts_own_key_all_policies(void **state)
+{
+    static const store_policy_t policies[] = {
+        STORE_ALLKEYS_LRU, STORE_ALLKEYS_LFU, STORE_ALLKEYS_RANDOM,
+        STORE_VOLATILE_LRU, STORE_VOLATILE_LFU, STORE_VOLATILE_TTL, STORE_VOLATILE_RANDOM,
+    };
+    char v[500], k[32];
+
+    (void)state;
+    memset(v, 'x', sizeof(v));
+    for (size_t p = 0; p < sizeof(policies) / sizeof(policies[0]); p++) {
+        store_t *s = store_create(2);
+        int grew_by_evicting = 0;
+        store_set_limit(s, 20 * store_entry_cost(7, 200), policies[p]);
+        for (int round = 0; round < 200; round++) {
+            /* "target" has the shortest TTL and is never read: the best victim by LRU, LFU and TTL, so
+             * other writes evict it often (then it is written anew), but its own writes never do */
+            size_t len = 100 + (size_t)(round % 20) * 10;
+            if (peek(s, 0, "target") == NULL)
+                assert_int_equal(store_set(s, 0, "target", 6, v, 100, T0 + 1000, 0), 0);
+            else                                                /* shrinks: always fits */
+                assert_int_equal(store_set(s, 0, "target", 6, v, 100, -1, STORE_SET_KEEPTTL), 0);
+            assert_int_equal(store_set(s, round % 2, KEY(k, "k", round), v, 200, T0 + 5000 + round, 0), 0);
+            unsigned long long evicted = store_stats(s)->evicted_keys;
+            assert_int_equal(store_set(s, 0, "target", 6, v, len + 150, -1, STORE_SET_KEEPTTL), 0);
+            grew_by_evicting += store_stats(s)->evicted_keys > evicted;
+            store_entry_t *e = peek(s, 0, "target");
+            assert_non_null(e);
+            assert_int_equal(store_entry_expire(e), T0 + 1000);
+            assert_true(store_used(s) <= store_maxmemory(s));
+        }
+        assert_true(store_stats(s)->evicted_keys > 100);
+        assert_true(grew_by_evicting > 10);
+        store_destroy(s);
+    }
+}
+
+/* MSET: charged the sum of the differences, all or nothing, duplicates counted conservatively. */
+static void test_mset_accounting(void **state)
+{
+    store_t *s = *state;
+    char v[2000];
+    bytes_t keys[3], vals[3];
+
+    memset(v, 'm', sizeof(v));
+    store_set(s, 0, "a", 1, v, 1000, -1, 0);
+    store_set(s, 0, "b", 1, v, 500, -1, 0);
+    store_set_limit(s, store_used(s) + 10, STORE_NOEVICTION);
+    size_t used = store_used(s);
+
+    keys[0] = BYTES("a"), vals[0] = (bytes_t){ v, 500 };
+    keys[1] = BYTES("b"), vals[1] = (bytes_t){ v, 1000 };               /* net 0 */
+    assert_int_equal(store_mset(s, 0, keys, vals, 2, -1, 0), 1);
+    assert_int_equal(store_used(s), used);
+    keys[0] = BYTES("a"), vals[0] = (bytes_t){ v, 1 };
+    keys[1] = BYTES("c"), vals[1] = (bytes_t){ v, 400 };                /* -499 + 449 */
+    assert_int_equal(store_mset(s, 0, keys, vals, 2, -1, 0), 1);
+    assert_int_equal(store_used(s), used - 50);
+    keys[0] = BYTES("b"), vals[0] = (bytes_t){ v, 1 };
+    keys[1] = BYTES("d"), vals[1] = (bytes_t){ v, 1100 };               /* -999 + 1149: 150 > 60 */
+    assert_int_equal(store_mset(s, 0, keys, vals, 2, -1, 0), STORE_OOM);
+    assert_int_equal(store_used(s), used - 50);
+    assert_null(peek(s, 0, "d"));
+    assert_int_equal(strlen(get_str(s, 0, "b")), 1000);
+    /* the pins of a failed MSET are gone: the keys can be evicted again */
+    store_set_limit(s, store_maxmemory(s), STORE_ALLKEYS_LRU);
+    assert_int_equal(store_make_room(s, store_maxmemory(s)), 0);
+    assert_int_equal(store_used(s), 0);
+    /* a key given twice is charged both values */
+    store_set_limit(s, 3 * store_entry_cost(1, 1000) - 1, STORE_NOEVICTION);
+    keys[0] = BYTES("x"), vals[0] = (bytes_t){ v, 1000 };
+    keys[1] = BYTES("y"), vals[1] = (bytes_t){ v, 1000 };
+    keys[2] = BYTES("x"), vals[2] = (bytes_t){ v, 1000 };
+    assert_int_equal(store_mset(s, 0, keys, vals, 3, -1, 0), STORE_OOM);
+    assert_int_equal(store_mset(s, 0, keys, vals, 2, -1, 1), 1);
+    assert_int_equal(store_mset(s, 0, keys + 1, vals + 1, 2, -1, 1), 0);  /* nx: y exists */
+    assert_int_equal(store_dbsize(s, 0), 2);
+}
+
+/* An MSET that pins almost every key evicts the one left (sampling meets only pinned keys). */
+static void test_mset_pins_most_keys(void **state)
+{
+    static const store_policy_t policies[] = { STORE_ALLKEYS_LRU, STORE_ALLKEYS_RANDOM, STORE_VOLATILE_TTL,
+                                               STORE_VOLATILE_RANDOM };
+    char k[64][32], v[100];
+    bytes_t keys[64], vals[64];
+
+    (void)state;
+    memset(v, 'p', sizeof(v));
+    for (size_t p = 0; p < sizeof(policies) / sizeof(policies[0]); p++) {
+        store_t *s = store_create(1);
+        for (int i = 0; i < 64; i++) {
+            sprintf(k[i], "key:%05d", i);
+            keys[i] = (bytes_t){ k[i], strlen(k[i]) };
+            vals[i] = (bytes_t){ v, 50 };
+            store_set(s, 0, k[i], strlen(k[i]), v, 50, T0 + 1000 + i, 0);
+        }
+        store_set(s, 0, "spare", 5, v, 100, T0 + 5000, 0);
+        store_set_limit(s, store_used(s), policies[p]);
+        for (int i = 0; i < 64; i++)
+            vals[i].len = 51;                                   /* +64 bytes: "spare" must go */
+        assert_int_equal(store_mset(s, 0, keys, vals, 64, T0 + 2000, 0), 1);
+        assert_null(peek(s, 0, "spare"));
+        assert_int_equal(store_dbsize(s, 0), 64);
+        assert_int_equal(store_stats(s)->evicted_keys, 1);
+        for (int i = 0; i < 64; i++)
+            vals[i].len = 53;                                   /* nothing left to evict */
+        assert_int_equal(store_mset(s, 0, keys, vals, 64, T0 + 2000, 0), STORE_OOM);
+        assert_int_equal(store_dbsize(s, 0), 64);
+        assert_true(store_used(s) <= store_maxmemory(s));
+        store_destroy(s);
+    }
+}
+
+/* RENAME to a longer new name is charged the difference (never evicting src); onto an existing key it
+ * always fits. */
+static void test_rename_accounting(void **state)
+{
+    store_t *s = *state;
+
+    set_kv(s, 0, "src", "value", T0 + 1000);
+    set_kv(s, 0, "dst", "other", -1);
+    store_set_limit(s, store_used(s), STORE_VOLATILE_TTL);
+    assert_int_equal(store_rename(s, 0, "src", 3, "longer", 6, 0), STORE_OOM);
+    assert_string_equal(get_str(s, 0, "src"), "value");
+    assert_int_equal(store_rename(s, 0, "src", 3, "dst", 3, 0), 1);
+    assert_int_equal(store_rename(s, 0, "dst", 3, "longer", 6, 0), 1);  /* room freed by dst's old value */
+    assert_int_equal(store_entry_expire(peek(s, 0, "longer")), T0 + 1000);
+    assert_int_equal(store_stats(s)->evicted_keys, 0);
+    store_set_limit(s, store_used(s), STORE_ALLKEYS_LRU);
+    set_kv(s, 0, "x", "", -1);                                            /* evicts "longer" */
+    assert_null(peek(s, 0, "longer"));
+    /* x alone, and 10 bytes free: a name 17 bytes longer would need x itself evicted */
+    assert_int_equal(store_rename(s, 0, "x", 1, "a much longer name", 18, 0), STORE_OOM);
+    assert_non_null(peek(s, 0, "x"));
+    assert_int_equal(store_rename(s, 0, "x", 1, "a longer", 8, 0), 1);
+}
+
+/* Lowering the limit evicts nothing until store_make_room(s, 0), which evicts down to it. */
+static void test_make_room_zero_after_lowering(void **state)
+{
+    store_t *s = *state;
+
+    fill(s, "k", 100, 10, -1);
+    size_t used = store_used(s);
+    store_set_limit(s, used, STORE_NOEVICTION);
+    assert_int_equal(store_make_room(s, 0), 0);
+    store_set_limit(s, used / 2, STORE_NOEVICTION);
+    assert_int_equal(store_make_room(s, 0), -1);
+    assert_int_equal(store_dbsize(s, 0), 100);
+    store_set_limit(s, used / 2, STORE_ALLKEYS_RANDOM);
+    assert_int_equal(store_make_room(s, 0), 0);
+    assert_true(store_used(s) <= used / 2);
+    assert_int_equal(store_stats(s)->evicted_keys, 100 - store_dbsize(s, 0));
+}
+
 /* ---- glob matching ------------------------------------------------------------------------------ */
 
 static int m(const char *pat, const char *str)
@@ -1286,6 +1503,13 @@ int main(void)
         T(test_evict_prefers_expired),
         T(test_limit_holds_all_policies),
         T(test_pool_survives_changes),
+        T(test_overwrite_charged_difference),
+        T(test_write_never_evicts_own_key_ttl),
+        T(test_write_never_evicts_own_key_all_policies),
+        T(test_mset_accounting),
+        T(test_mset_pins_most_keys),
+        T(test_rename_accounting),
+        T(test_make_room_zero_after_lowering),
         T(test_match_basic),
         T(test_match_classes),
         T(test_match_escapes_and_case),
