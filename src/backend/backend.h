@@ -131,8 +131,11 @@ typedef struct backend_vtable {
     void (*submit)(backend_t *b, const backend_op_t *op, backend_cb *cb, void *ctx);
     void (*info)(backend_t *b, const char *section, buf_t *out);    /* append INFO fields, may be NULL */
     void (*cron)(backend_t *b);                                     /* background work, hz times a second */
-    void (*batch)(backend_t *b, int begin, uint64_t affinity);  /* MULTI/EXEC: ops between begin and end
-                                           run as one transaction; may be NULL (ops already atomic) */
+    /* MULTI/EXEC: ops submitted between begin and end run as one transaction; may be NULL (ops are
+     * atomic already). At end, cb(ctx, res) tells the transaction's outcome exactly once, before the
+     * callbacks of the ops still to answer: BE_OK, it ran (each op's result follows), or BE_ERR with
+     * the reason nothing ran (each op then fails with it). */
+    void (*batch)(backend_t *b, int begin, uint64_t affinity, backend_cb *cb, void *ctx);
     int forwards;                       /* 1: can run BE_COMMAND and native BE_UPDATE (an upstream) */
     int (*over_limit)(backend_t *b);    /* 1 if it is over its memory limit even after evicting: a
                                            write is then refused before it runs or is queued (redis's

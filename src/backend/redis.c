@@ -580,15 +580,26 @@ static void task_finish(up_task_t *t, const backend_result_t *res)
     t->cb(t->ctx, res);
 }
 
+/* A batch's outcome (the backend interface's batch end callback): OK, or the reason nothing ran. */
+static void batch_outcome(up_task_t *t, const char *err)
+{
+    backend_result_t res = { .status = err ? BE_ERR : BE_OK, .err = err };
+    if (t->done)
+        return;
+    t->done = 1;
+    if (t->cb)
+        t->cb(t->ctx, &res);
+}
+
 static void task_fail(up_task_t *t, const char *err)
 {
     backend_result_t res = { .status = BE_ERR, .err = err };
     if (!t->done && t->kind != TASK_BATCH && t->up != NULL)
         t->up->nerrors++;
     if (t->kind == TASK_BATCH) {
+        batch_outcome(t, err);
         for (int i = 0; i < t->nmembers; i++)
             task_fail(t->members[i], err);
-        t->done = 1;
         return;
     }
     task_finish(t, &res);
@@ -956,6 +967,7 @@ static void batch_exec_reply(up_conn_t *c, up_task_t *t, const redisReply *r)
     }
     if (r->type == REDIS_REPLY_ARRAY && (int)r->elements == nsent) {
         size_t e = 0;
+        batch_outcome(t, NULL);
         for (int i = 0; i < t->nmembers; i++) {
             up_task_t *m = t->members[i];
             if (!m->sent)
@@ -975,9 +987,7 @@ static void batch_exec_reply(up_conn_t *c, up_task_t *t, const redisReply *r)
             }
         }
     } else {
-        const char *err = r->type == REDIS_REPLY_ERROR ? r->str : "ERR upstream: the transaction was aborted";
-        for (int i = 0; i < t->nmembers; i++)
-            task_fail(t->members[i], err);
+        task_fail(t, r->type == REDIS_REPLY_ERROR ? r->str : "ERR upstream: unexpected reply to EXEC");
     }
     batch_free_members(t);
     conn_release(c, t);
@@ -1771,7 +1781,7 @@ static void redis_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, v
     conn_enqueue(c, t);
 }
 
-static void redis_batch(backend_t *b, int begin, uint64_t affinity)
+static void redis_batch(backend_t *b, int begin, uint64_t affinity, backend_cb *cb, void *ctx)
 {
     upstream_t *up = (upstream_t *)b;
 
@@ -1785,9 +1795,15 @@ static void redis_batch(backend_t *b, int begin, uint64_t affinity)
     up->batching = 0;
     up_task_t *bt = up->batch;
     up->batch = NULL;
-    if (bt == NULL)
+    if (bt == NULL) {
+        backend_result_t res = { .status = BE_OK };
+        cb(ctx, &res);
         return;
+    }
+    bt->cb = cb;
+    bt->ctx = ctx;
     if (bt->nmembers == 0) {
+        batch_outcome(bt, NULL);
         task_free(bt);
         return;
     }

@@ -396,9 +396,32 @@ int cmd_discard(req_t *r, int argc, bytes_t *argv)
 }
 
 /*
+ * The upstream's answer to a client's transaction (backend batch end): EXEC's array header, with the
+ * queued commands' replies to follow, or the upstream's error (EXECABORT: it refused a command when it
+ * was queued) as the one reply to EXEC, the commands' own replies dropped, as Redis answers.
+ */
+static void exec_outcome_cb(void *ctx, const backend_result_t *res)
+{
+    req_t *r = ctx;
+
+    if (res->status == BE_ERR) {
+        reply_error(req_out(r), res->err);
+        req_t *m = r->next;
+        for (long long i = 0; i < r->aux && m != NULL; i++, m = m->next) {
+            m->mute = 1;
+            buf_reset(&m->out);         /* answered already (refused before the upstream saw it) */
+        }
+    } else {
+        reply_array(req_out(r), (size_t)r->aux);
+    }
+    req_done(r);
+}
+
+/*
  * EXEC: the array header, then each queued command as a command of its own, so their replies follow
  * in order. With the memory backend they all complete within this call: nothing else runs in between,
- * which is what makes the transaction atomic and isolated.
+ * which is what makes the transaction atomic and isolated. A backend with batches (an upstream) runs
+ * them as one transaction and tells how it went before their replies (exec_outcome_cb).
  */
 int cmd_exec(req_t *r, int argc, bytes_t *argv)
 {
@@ -418,11 +441,15 @@ int cmd_exec(req_t *r, int argc, bytes_t *argv)
     c->mqueue = NULL;
     c->mcount = c->mcap = 0;
     c->flags &= ~CLIENT_MULTI;
-    reply_array(req_out(r), (size_t)n);
-    req_done(r);
+    backend_t *b = server->backend;
+    if (b->vt->batch == NULL) {
+        reply_array(req_out(r), (size_t)n);
+        req_done(r);
+    }
+    r->aux = n;
     c->flags |= CLIENT_IN_EXEC;
-    if (server->backend->vt->batch)
-        server->backend->vt->batch(server->backend, 1, c->id);
+    if (b->vt->batch)
+        b->vt->batch(b, 1, c->id, NULL, NULL);
     for (int i = 0; i < n; i++) {
         if (!(c->flags & CLIENT_CLOSING)) {
             req_t *qr = req_create(c);
@@ -434,9 +461,9 @@ int cmd_exec(req_t *r, int argc, bytes_t *argv)
         }
         mem_free(q[i].argv);
     }
-    if (server->backend->vt->batch)
-        server->backend->vt->batch(server->backend, 0, c->id);
     c->flags &= ~CLIENT_IN_EXEC;
+    if (b->vt->batch)
+        b->vt->batch(b, 0, c->id, exec_outcome_cb, r);
     mem_free(q);
     return CMD_PENDING;
 }

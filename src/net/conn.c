@@ -117,6 +117,7 @@ req_t *req_create(client_t *c)
     r->c = c;
     r->done = 0;
     r->blocking = 0;
+    r->mute = 0;
     r->variant = 0;
     r->aux = 0;
     if (c->tail)
@@ -211,7 +212,7 @@ void req_done(req_t *r)
         if (c->head == NULL)
             c->tail = NULL;
         c->npending--;
-        if (h != r && h->out.len > 0 && !(c->flags & CLIENT_CLOSING))
+        if (h != r && h->out.len > 0 && !h->mute && !(c->flags & CLIENT_CLOSING))
             buf_append(&c->out, h->out.data, h->out.len);
         req_recycle(c, h, nfree++);
     }

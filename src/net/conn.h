@@ -31,6 +31,7 @@ struct req {
     long double auxf;           /* INCRBYFLOAT's increment */
     bytes_t arg;                /* APPEND / SETRANGE: the bytes to write (into the query buffer) */
     int blocking;               /* the client holds its next commands until this one completes */
+    int mute;                   /* its reply is dropped: a command of a transaction the upstream refused */
     buf_t keep;                 /* bytes the command keeps until its callback (an upstream answers later) */
 };
 
@@ -111,7 +112,7 @@ req_t *req_create(client_t *c);
 /* The buffer a command writes its reply into (the client's output when it is at the head). */
 static inline buf_t *req_out(req_t *r)
 {
-    return r->c->head == r ? &r->c->out : &r->out;
+    return r->c->head == r && !r->mute ? &r->c->out : &r->out;
 }
 
 static inline int req_proto(const req_t *r)

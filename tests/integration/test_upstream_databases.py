@@ -87,7 +87,7 @@ def test_aborted_exec_leaves_the_connection_in_its_database(upstreams, start_dae
     assert a.cmd("SELECT", "1") == "QUEUED"
     a.cmd("HSET", "h")                      # wrong arity: Redis refuses it at queue time
     r = a.cmd("EXEC")
-    assert "EXECABORT Transaction discarded" in repr(r), r
+    assert r == Err("EXECABORT Transaction discarded because of previous errors."), r
     assert b.cmd("SELECT", "1") == "OK"
     assert b.cmd("SET", "mykey", "v") == "OK"
     assert a.cmd("SET", "other", "w") == "OK"      # a's SELECT never ran: still database 0
@@ -213,3 +213,18 @@ def test_url_database_is_where_clients_start(upstreams, start_daemon, serializer
     assert c.cmd("GET", "zero") is None
     assert keyspace(up, serializer) == {0: {b"zero": b"z"}, 3: {b"start": b"s"}}
     assert "db=3" in d.conn().cmd("CLIENT", "INFO").decode()
+
+
+@pytest.mark.parametrize("serializer", ["zstd://", "null://"])
+def test_exec_refused_upstream_is_one_error(upstreams, start_daemon, serializer):
+    """The upstream refuses a queued command (OOM at its maxmemory): EXEC answers Redis's EXECABORT as
+    its one reply, nothing ran, and the client's database is unchanged."""
+    up = upstreams(extra=["--maxmemory", "1", "--maxmemory-policy", "noeviction"])
+    d = proxy(start_daemon, up, serializer=serializer, upstream_pool_size=1)
+    c = d.conn()
+    assert c.pipeline([("MULTI",), ("GET", "a"), ("SELECT", "2"), ("SET", "k", "v"), ("PING",)]) == [
+        "OK", "QUEUED", "QUEUED", "QUEUED", "QUEUED"]
+    assert c.cmd("EXEC") == Err("EXECABORT Transaction discarded because of previous errors.")
+    assert c.cmd("GET", "k") is None          # still database 0
+    assert c.cmd("CLIENT", "INFO").decode().count(" db=0 ") == 1
+    assert keyspace(up, serializer) == {}
