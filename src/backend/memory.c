@@ -119,13 +119,15 @@ static void memory_set(memory_backend_t *m, const backend_op_t *op, backend_resu
     }
     if (memory_room(m, op->key.len, op->value.len, res) < 0)
         return;
-    if (memory_expired(op->expire_at)) {
+    /* KEEPTTL: an existing key keeps its expiry; a new one gets expire_at only with BE_NEWTTL */
+    long long at = (op->flags & BE_KEEPTTL) && !(op->flags & BE_NEWTTL) ? -1 : op->expire_at;
+    if (memory_expired(at)) {
         /* An absolute time already past: the key is gone at once, as redis does. */
         store_delete(m->store, op->db, op->key.ptr, op->key.len);
         return;
     }
-    store_set(m->store, op->db, op->key.ptr, op->key.len, op->value.ptr, op->value.len,
-              op->expire_at, (op->flags & BE_KEEPTTL) ? STORE_SET_KEEPTTL : 0);
+    store_set(m->store, op->db, op->key.ptr, op->key.len, op->value.ptr, op->value.len, at,
+              (op->flags & BE_KEEPTTL) ? STORE_SET_KEEPTTL : 0);
 }
 
 static void memory_mset(memory_backend_t *m, const backend_op_t *op, backend_result_t *res)
@@ -268,8 +270,9 @@ static void memory_update(memory_backend_t *m, const backend_op_t *op, backend_r
         return;
     if (memory_room(m, op->key.len, nv->len, res) < 0)
         return;
-    store_set(m->store, op->db, op->key.ptr, op->key.len, nv->data ? nv->data : "", nv->len, -1,
-              STORE_SET_KEEPTTL);
+    /* an existing key keeps its expiry; a key created here gets expire_at with BE_NEWTTL (default-ttl) */
+    store_set(m->store, op->db, op->key.ptr, op->key.len, nv->data ? nv->data : "", nv->len,
+              (op->flags & BE_NEWTTL) ? op->expire_at : -1, STORE_SET_KEEPTTL);
 }
 
 static void memory_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, void *ctx)

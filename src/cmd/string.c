@@ -127,9 +127,11 @@ static long long default_expiry(void)
     return ttl > 0 ? clock_ms() + (long long)ttl * 1000 : -1;
 }
 
+/* A write without an expiry of its own gets default-ttl. With KEEPTTL that is only for a key it creates
+ * (BE_NEWTTL): an existing key keeps its expiry, or its lack of one, as in redis. */
 static int set_generic(req_t *r, bytes_t key, bytes_t val, unsigned flags, long long at, int variant)
 {
-    if (at < 0 && !(flags & SET_KEEPTTL))
+    if (at < 0)
         at = default_expiry();
     backend_op_t op = {
         .code = BE_SET,
@@ -137,7 +139,8 @@ static int set_generic(req_t *r, bytes_t key, bytes_t val, unsigned flags, long 
         .value = val,
         .expire_at = at,
         .flags = ((flags & SET_NX) ? BE_NX : 0) | ((flags & SET_XX) ? BE_XX : 0) |
-                 ((flags & SET_KEEPTTL) ? BE_KEEPTTL : 0) | ((flags & SET_GET) ? BE_GETOLD : 0),
+                 ((flags & SET_KEEPTTL) ? BE_KEEPTTL : 0) | ((flags & SET_GET) ? BE_GETOLD : 0) |
+                 ((flags & SET_KEEPTTL) && at >= 0 ? BE_NEWTTL : 0),
     };
     r->variant = variant;
     return cmd_submit(r, &op, set_done_cb);
@@ -348,12 +351,14 @@ static void update_done_cb(void *ctx, const backend_result_t *res)
 /*
  * A read-modify-write op. argv is the command itself: a backend that can run it (an upstream, with
  * values not encoded) sends it as it is; otherwise the backend runs fn atomically. An upstream may call
- * fn after this returns, so the bytes fn reads (r->arg) are copied into the req first.
+ * fn after this returns, so the bytes fn reads (r->arg) are copied into the req first. A key the op
+ * creates gets default-ttl (BE_NEWTTL); an existing key keeps its expiry.
  */
 static int update_generic(req_t *r, int argc, bytes_t *argv, backend_update_fn *fn, void *arg)
 {
+    long long at = default_expiry();
     backend_op_t op = { .code = BE_UPDATE, .key = argv[1], .update = fn, .update_arg = arg, .argc = argc,
-                        .argv = argv };
+                        .argv = argv, .expire_at = at, .flags = at >= 0 ? BE_NEWTTL : 0 };
     if (server->backend->vt->forwards && r->arg.ptr != NULL) {
         buf_reset(&r->keep);
         buf_append(&r->keep, r->arg.ptr, r->arg.len);
