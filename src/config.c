@@ -150,8 +150,11 @@ static const config_option_t config_options[] = {
       "largest bulk string a client may send" },
     { "client-query-buffer-limit", "server", CONFIG_MEMORY, F(client_query_buffer_limit), MB, LLONG_MAX,
       NULL, "1gb", "largest unprocessed input of one client; beyond it the client is closed" },
+    /* 1gb: twice proto-max-bulk-len, so that the reply of the largest value a client may write (and a few
+     * others pipelined with it) fits; a write whose reply would not fit is refused (cmd_value_unreadable) */
     { "client-output-buffer-limit", "server", CONFIG_MEMORY, F(client_output_buffer_limit), 0, LLONG_MAX,
-      NULL, "256mb", "largest pending output of one client; beyond it the client is closed; 0 = unlimited" },
+      NULL, "1gb", "largest pending output of one client; beyond it the client is closed; 0 = unlimited. "
+      "Writes of values whose reply would exceed it are refused" },
     { "pidfile", "server", CONFIG_STRING, F(pidfile), 0, 0, NULL, "",
       "write the process id to this file; empty = none" },
     { "slowlog-log-slower-than", "server", CONFIG_INT, F(slowlog_log_slower_than), -1, INT_MAX, NULL, "10000",
@@ -170,7 +173,8 @@ static const config_option_t config_options[] = {
     { "serializer", "cache", CONFIG_URL, F(serializer), 0, 0, NULL, "null://",
       "codec chain applied to values, e.g. null:// or zstd://?compression-level=3" },
     { "default-ttl", "cache", CONFIG_INT, F(default_ttl), 0, INT_MAX, NULL, "0",
-      "seconds to live of keys written without a TTL (SET, MSET and their kin); 0 = they live until deleted or evicted" },
+      "seconds to live of keys written without a TTL (SET, MSET and their kin), and of keys that INCR, APPEND, "
+      "SETRANGE... or SET ... KEEPTTL create; 0 = they live until deleted or evicted" },
     { "codec-thread-min-size", "cache", CONFIG_MEMORY, F(codec_thread_min_size), 0, LLONG_MAX, NULL, "64kb",
       "values at least this large are encoded and decoded on the thread pool, so that one big value does "
       "not stall other clients; 0 = always on the loop thread" },

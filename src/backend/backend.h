@@ -23,7 +23,8 @@
 
 typedef enum backend_opcode {
     BE_GET,         /* key [GETDEL | expire change]          -> VALUE | NIL */
-    BE_SET,         /* key value [NX|XX] [expire|KEEPTTL] [GETOLD] -> OK | NIL (condition false); GETOLD: value */
+    BE_SET,         /* key value [NX|XX] [expire|KEEPTTL [NEWTTL expire]] [GETOLD] -> OK | NIL (condition false);
+                       GETOLD: value */
     BE_MGET,        /* keys                                  -> values (ptr NULL = missing) */
     BE_MSET,        /* keys vals [NX] [expire_at]            -> OK; NX: integer 1 set all, 0 set none */
     BE_DEL,         /* keys                                  -> integer removed */
@@ -39,7 +40,7 @@ typedef enum backend_opcode {
     BE_RENAME,      /* key key2 [NX]                         -> OK | integer (NX) | ERR no such key */
     BE_DBSIZE,      /*                                       -> integer */
     BE_FLUSH,       /* [ALLDB]                               -> OK */
-    BE_UPDATE,      /* key update-fn [argv: the native command] -> what the fn says */
+    BE_UPDATE,      /* key update-fn [argv: the native command] [NEWTTL expire_at] -> what the fn says */
     BE_COMMAND,     /* argv, forwarded as it is (passthrough) -> resp: the reply's RESP bytes */
     BE_INFO,        /* the upstream's INFO <pattern>          -> value: its text */
     BE_SELECT,      /* db2: the database a client SELECTs     -> OK | ERR (the upstream refused it) */
@@ -60,12 +61,15 @@ typedef enum backend_opcode {
  * from this host's clock; an upstream is sent rel_ms itself, so that a clock difference between the
  * hosts shifts no TTL. TTL: answer the milliseconds left instead of the absolute time. */
 #define BE_REL      (1u << 10)
+#define BE_NEWTTL   (1u << 11)  /* UPDATE, SET with KEEPTTL: a key the op creates gets expire_at (default-ttl);
+                                   a key that exists keeps its expiry. Without it expire_at is ignored there */
 
 typedef struct backend_result backend_result_t;
 
 /*
  * BE_UPDATE's modify step. old is the current value (NULL if the key does not exist); the fn writes the
- * new value into newval and returns 0 to store it (the key keeps its expiry), 1 to leave the key as it
+ * new value into newval and returns 0 to store it (the key keeps its expiry; a key it creates has none,
+ * or expire_at with BE_NEWTTL), 1 to leave the key as it
  * is, or -1 after setting res->err. It fills the rest of res (integer or value) for the reply. It may
  * be called more than once (an upstream backend retries when the key changed under it) and must not
  * keep pointers to old.

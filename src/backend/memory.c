@@ -115,10 +115,12 @@ static void memory_set(memory_backend_t *m, const backend_op_t *op, backend_resu
         res->status = BE_NIL;
         return;
     }
-    /* Charged the difference from the value replaced; an absolute time already past deletes the key
-     * (as redis does) and needs no room. */
-    if (store_set(m->store, op->db, op->key.ptr, op->key.len, op->value.ptr, op->value.len,
-                  op->expire_at, (op->flags & BE_KEEPTTL) ? STORE_SET_KEEPTTL : 0) == STORE_OOM)
+    /* KEEPTTL: an existing key keeps its expiry; a new one gets expire_at only with BE_NEWTTL. Charged
+     * the difference from the value replaced; an absolute time already past deletes the key (as redis
+     * does) and needs no room. */
+    long long at = (op->flags & BE_KEEPTTL) && !(op->flags & BE_NEWTTL) ? -1 : op->expire_at;
+    if (store_set(m->store, op->db, op->key.ptr, op->key.len, op->value.ptr, op->value.len, at,
+                  (op->flags & BE_KEEPTTL) ? STORE_SET_KEEPTTL : 0) == STORE_OOM)
         memory_oom(res);
 }
 
@@ -247,8 +249,9 @@ static void memory_update(memory_backend_t *m, const backend_op_t *op, backend_r
     }
     if (rc > 0)
         return;
-    if (store_set(m->store, op->db, op->key.ptr, op->key.len, nv->data ? nv->data : "", nv->len, -1,
-                  STORE_SET_KEEPTTL) == STORE_OOM)
+    /* an existing key keeps its expiry; a key created here gets expire_at with BE_NEWTTL (default-ttl) */
+    if (store_set(m->store, op->db, op->key.ptr, op->key.len, nv->data ? nv->data : "", nv->len,
+                  (op->flags & BE_NEWTTL) ? op->expire_at : -1, STORE_SET_KEEPTTL) == STORE_OOM)
         memory_oom(res);
 }
 

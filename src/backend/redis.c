@@ -101,6 +101,7 @@ struct up_task {
     buf_t olds;                 /* TASK_BATCH: the values they brought, as [u32 len | bytes], 0xffffffff absent */
     int db_start;               /* TASK_BATCH: the connection's database at MULTI */
     int db_end;                 /* TASK_BATCH: the database its SELECT members leave if EXEC runs */
+    int created;                /* TASK_TX update: the key did not exist (BE_NEWTTL: its write sets expire_at) */
 };
 
 struct up_conn {
@@ -231,6 +232,64 @@ static void ab_free(argv_builder_t *a)
         mem_free(a->v);
 }
 
+/*
+ * default-ttl for keys that a command creates without giving them an expiry (BE_NEWTTL): Redis has no
+ * option for "this expiry if the key is new, its own otherwise", so a short script decides on EXISTS, in
+ * one atomic step. The command's reply (or its error, through pcall) is the script's.
+ *
+ * SET ... KEEPTTL: KEYS[1] key, ARGV[1] value, ARGV[2] expire_at (ms), ARGV[3..] NX / XX / GET.
+ */
+static void put_set_newttl(buf_t *out, const backend_op_t *op)
+{
+    static const char script[] =
+        "local o={} for i=4,#ARGV do o[#o+1]=ARGV[i] end "
+        "if redis.call('EXISTS',KEYS[1])==1 then o[#o+1]='KEEPTTL' else o[#o+1]=ARGV[3] o[#o+1]=ARGV[2] end "
+        "return redis.pcall('SET',KEYS[1],ARGV[1],unpack(o))";
+    argv_builder_t a;
+
+    ab_init(&a, 10);
+    ab_add(&a, B("EVAL"));
+    ab_add(&a, (bytes_t){ script, sizeof(script) - 1 });
+    ab_add(&a, B("1"));
+    ab_add(&a, op->key);
+    ab_add(&a, op->value);
+    ab_num(&a, (op->flags & BE_REL) ? op->rel_ms : op->expire_at);
+    ab_add(&a, (op->flags & BE_REL) ? B("PX") : B("PXAT"));
+    if (op->flags & BE_NX)
+        ab_add(&a, B("NX"));
+    if (op->flags & BE_XX)
+        ab_add(&a, B("XX"));
+    if (op->flags & BE_GETOLD)
+        ab_add(&a, B("GET"));
+    put_command(out, a.n, a.v);
+    ab_free(&a);
+}
+
+/* A native read-modify-write (APPEND, SETRANGE, the INCR family): KEYS[1] key, ARGV[1] the expiry (ms
+ * from now with BE_REL, else unix ms), ARGV[2] PEXPIRE or PEXPIREAT, ARGV[3..] the command as the client
+ * sent it; the expiry is set only if the key did not exist and the command did not fail. */
+static void put_update_newttl(buf_t *out, const backend_op_t *op)
+{
+    static const char script[] =
+        "local e=redis.call('EXISTS',KEYS[1]) "
+        "local r=redis.pcall(unpack(ARGV,3)) "
+        "if e==0 and type(r)~='table' then redis.call(ARGV[2],KEYS[1],ARGV[1]) end "
+        "return r";
+    argv_builder_t a;
+
+    ab_init(&a, op->argc + 6);
+    ab_add(&a, B("EVAL"));
+    ab_add(&a, (bytes_t){ script, sizeof(script) - 1 });
+    ab_add(&a, B("1"));
+    ab_add(&a, op->key);
+    ab_num(&a, (op->flags & BE_REL) ? op->rel_ms : op->expire_at);
+    ab_add(&a, (op->flags & BE_REL) ? B("PEXPIRE") : B("PEXPIREAT"));
+    for (int i = 0; i < op->argc; i++)
+        ab_add(&a, op->argv[i]);
+    put_command(out, a.n, a.v);
+    ab_free(&a);
+}
+
 /* The Redis command for op, into out. A few ops also read their reply by the same code. */
 static void put_op(buf_t *out, const backend_op_t *op)
 {
@@ -261,6 +320,10 @@ static void put_op(buf_t *out, const backend_op_t *op)
         }
         break;
     case BE_SET:
+        if ((op->flags & BE_KEEPTTL) && (op->flags & BE_NEWTTL)) {
+            put_set_newttl(out, op);
+            return;
+        }
         ab_init(&a, 8);
         ab_add(&a, B("SET"));
         ab_add(&a, op->key);
@@ -405,6 +468,12 @@ static void put_op(buf_t *out, const backend_op_t *op)
         ab_num(&a, op->db2);
         break;
     case BE_UPDATE:
+        if (op->flags & BE_NEWTTL) {
+            put_update_newttl(out, op);
+            return;
+        }
+        put_command(out, op->argc, op->argv);
+        return;
     case BE_COMMAND:
     default:
         put_command(out, op->argc, op->argv);
@@ -877,6 +946,27 @@ static void tx_start(up_conn_t *c, up_task_t *t)
     conn_send_argv(c, t, SLOT_TX_GET, t->op.db, 2, get);
 }
 
+/*
+ * The write of a read-modify-write task m, computed from the old value: SET key newval KEEPTTL, or, for a
+ * key the update creates (m->created) when the op carries BE_NEWTTL (default-ttl), SET key newval PXAT
+ * expire_at. The WATCH makes "did not exist" still true when EXEC runs.
+ */
+static void send_update_write(up_conn_t *c, up_task_t *owner, const up_task_t *m, int db)
+{
+    char at[24];
+    bytes_t set[5] = { B("SET"), m->op.key, { m->newval.data ? m->newval.data : "", m->newval.len },
+                       B("KEEPTTL") };
+    int n = 4;
+
+    if (m->created && (m->op.flags & BE_NEWTTL)) {
+        int rel = (m->op.flags & BE_REL) != 0;
+        set[3] = rel ? B("PX") : B("PXAT");
+        set[4] = (bytes_t){ at, fmt_ll(at, rel ? m->op.rel_ms : m->op.expire_at) };
+        n = 5;
+    }
+    conn_send_argv(c, owner, SLOT_IGNORE, db, n, set);
+}
+
 /* The old value arrived: compute, then MULTI / the write / EXEC, all in one piece. */
 static void tx_got_old(up_conn_t *c, up_task_t *t, const redisReply *r)
 {
@@ -896,6 +986,7 @@ static void tx_got_old(up_conn_t *c, up_task_t *t, const redisReply *r)
     if (t->op.code == BE_UPDATE) {
         memset(&t->txres, 0, sizeof(t->txres));
         buf_reset(&t->newval);
+        t->created = oldp == NULL;
         int rc = t->op.update(t->op.update_arg, oldp, &t->newval, &t->txres);
         if (rc != 0) {
             conn_send_argv(c, NULL, SLOT_INTERNAL, -1, 1, unwatch);
@@ -917,8 +1008,7 @@ static void tx_got_old(up_conn_t *c, up_task_t *t, const redisReply *r)
     bytes_t multi[1] = { B("MULTI") }, exec[1] = { B("EXEC") };
     conn_send_argv(c, t, SLOT_IGNORE, -1, 1, multi);
     if (t->op.code == BE_UPDATE) {
-        bytes_t set[4] = { B("SET"), t->op.key, { t->newval.data ? t->newval.data : "", t->newval.len }, B("KEEPTTL") };
-        conn_send_argv(c, t, SLOT_IGNORE, -1, 4, set);
+        send_update_write(c, t, t, -1);
     } else {
         conn_send(c, t, SLOT_IGNORE, -1, put_op_cb, &t->op);
     }
@@ -1125,9 +1215,7 @@ static void batch_send(up_conn_t *c, up_task_t *t)
             c->db = m->op.db2;
             conn_send(c, t, SLOT_IGNORE, -1, put_op_cb, &(backend_op_t){ .code = BE_SELECT, .db2 = c->db });
         } else if (m->kind == TASK_TX && m->op.code == BE_UPDATE) {
-            bytes_t set[4] = { B("SET"), m->op.key, { m->newval.data ? m->newval.data : "", m->newval.len },
-                               B("KEEPTTL") };
-            conn_send_argv(c, t, SLOT_IGNORE, -1, 4, set);
+            send_update_write(c, t, m, -1);
         } else {
             conn_send(c, t, SLOT_IGNORE, -1, put_op_cb, &m->op);
         }
@@ -1233,6 +1321,7 @@ static void batch_got_old(up_conn_t *c, up_task_t *t)
             if (op->code == BE_UPDATE) {
                 memset(&m->txres, 0, sizeof(m->txres));
                 buf_reset(&m->newval);
+                m->created = old == NULL;
                 int rc = op->update(op->update_arg, old, &m->newval, &m->txres);
                 if (rc < 0) {
                     m->txres.status = BE_ERR;

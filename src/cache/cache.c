@@ -140,14 +140,18 @@ static int cache_encode_one(cache_t *c, bytes_t v, buf_t *out)
     return rc;
 }
 
-/* Decode one stored value into out (emptied first). As cache_encode_one. */
-static int cache_decode_one(cache_t *c, bytes_t v, buf_t *out)
+/* Decode one stored value into out (emptied first), giving up past budget decoded bytes
+ * (CHAIN_OVER_BUDGET, not counted as a decode: the thread pool will do it). Otherwise as cache_encode_one. */
+static int cache_decode_one(cache_t *c, bytes_t v, size_t budget, buf_t *out)
 {
     int undecoded;
     long long t0 = clock_us_monotonic();
-    int rc = chain_decode(c->chain, chain_main_ctx(c->chain), v.ptr, v.len, out, c->err, &undecoded);
+    int rc = chain_decode_budget(c->chain, chain_main_ctx(c->chain), v.ptr, v.len, budget, out, c->err,
+                                 &undecoded);
 
     c->stats.decode_usec += (unsigned long long)(clock_us_monotonic() - t0);
+    if (rc == CHAIN_OVER_BUDGET)
+        return rc;
     if (rc == CHAIN_ERROR) {
         c->stats.decode_errors++;
         return rc;
@@ -162,10 +166,13 @@ static int cache_decode_one(cache_t *c, bytes_t v, buf_t *out)
 /*
  * Run encode (or decode) over n values into c->vec. One value is coded straight into dst; several are
  * coded one by one through c->tmp and gathered in dst, and their slices made once dst stops moving.
- * Returns 0, or -1 with c->err.
+ * Decoding, the values may make budget bytes together (SIZE_MAX: no budget). Returns 0, -1 with c->err,
+ * or -2 when the values decode to more than the budget (nothing is delivered; the stats count none).
  */
-static int cache_code_all(cache_t *c, int decode, const bytes_t *vals, size_t n, buf_t *dst)
+static int cache_code_all(cache_t *c, int decode, const bytes_t *vals, size_t n, buf_t *dst, size_t budget)
 {
+    size_t used = 0;
+
     c->vec = vec_grow(c->vec, &c->vec_cap, n, sizeof(*c->vec));
     c->offs = vec_grow(c->offs, &c->offs_cap, n, sizeof(*c->offs));
     buf_reset(dst);
@@ -173,9 +180,18 @@ static int cache_code_all(cache_t *c, int decode, const bytes_t *vals, size_t n,
         buf_t *out = n == 1 ? dst : &c->tmp;
         int rc = CHAIN_AS_IS;
         if (vals[i].ptr != NULL)
-            rc = decode ? cache_decode_one(c, vals[i], out) : cache_encode_one(c, vals[i], out);
+            rc = decode ? cache_decode_one(c, vals[i], budget == SIZE_MAX ? SIZE_MAX : budget - used, out)
+                        : cache_encode_one(c, vals[i], out);
         if (rc == CHAIN_ERROR)
             return -1;
+        if (rc == CHAIN_OVER_BUDGET)
+            return -2;
+        size_t len = rc == CHAIN_AS_IS ? vals[i].len : out->len;
+        if (budget != SIZE_MAX) {
+            if (len > budget - used)
+                return -2;
+            used += len;
+        }
         if (rc == CHAIN_AS_IS) {
             c->vec[i] = vals[i];
             c->offs[i] = SIZE_MAX;
@@ -435,7 +451,7 @@ static int cache_check_fn(void *arg, const bytes_t *old, const char **err)
     call_t *k = arg;
     cache_t *c = k->cache;
 
-    if (cache_code_all(c, 1, old, 1, &c->dec) < 0) {
+    if (cache_code_all(c, 1, old, 1, &c->dec, SIZE_MAX) < 0) {
         *err = c->err;
         return -1;
     }
@@ -467,14 +483,26 @@ static void cache_done_cb(void *ctx, const backend_result_t *res)
         call_put(k);
         return;
     }
+    /* The thread pool takes values that decode to codec-thread-min-size bytes or more. Their stored size
+     * does not tell (128 MB of zeros are 4 KB of zstd): a value stored that large goes at once, smaller
+     * ones are decoded here within a budget of thread_min - 1 decoded bytes, and go if they exceed it.
+     * A zstd frame declares its size, so it is sent without any work done; a zlib stream, which does
+     * not, costs at most the inflating of thread_min bytes before it is sent (what a value just under
+     * the threshold costs anyway), where a ratio bound (zlib's ~1032:1) would send every zlib value of
+     * 64 stored bytes or more to the pool. */
     for (size_t i = 0; i < n; i++)
         total += vals[i].len;
-    if (k->may_offload && c->thread_min > 0 && total >= c->thread_min) {
+    int offload = k->may_offload && c->thread_min > 0;
+    if (offload && total >= c->thread_min) {
         cache_offload_decode(c, k, res, vals, n);
         return;
     }
-
-    if (cache_code_all(c, 1, vals, n, &c->dec) < 0) {
+    int rc = cache_code_all(c, 1, vals, n, &c->dec, offload ? c->thread_min - 1 : SIZE_MAX);
+    if (rc == -2) {
+        cache_offload_decode(c, k, res, vals, n);
+        return;
+    }
+    if (rc < 0) {
         call_fail(k, c->err);
         return;
     }
@@ -498,7 +526,7 @@ static int cache_update_fn(void *arg, const bytes_t *old, buf_t *newval, backend
     bytes_t dold;
 
     if (old != NULL) {
-        int rc = cache_decode_one(c, *old, &c->dec);
+        int rc = cache_decode_one(c, *old, SIZE_MAX, &c->dec);
         if (rc == CHAIN_ERROR) {
             res->err = c->err;
             return -1;
@@ -585,7 +613,7 @@ int cache_submit(cache_t *c, const backend_op_t *op, backend_cb *cb, void *ctx, 
         cache_offload_encode(c, k, op);
         return 1;
     }
-    if (cache_code_all(c, 0, vals, n, &c->enc) < 0) {
+    if (cache_code_all(c, 0, vals, n, &c->enc, SIZE_MAX) < 0) {
         call_fail(k, c->err);
         return 0;
     }

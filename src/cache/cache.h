@@ -7,7 +7,9 @@
  * step. With null:// the op goes straight to the backend.
  *
  * Values of codec-thread-min-size bytes or more are encoded and decoded on libuv's thread pool, so that
- * one large value does not stall every other client. cache_submit() returns 1 when it sent the op's
+ * one large value does not stall every other client. Decoding, the size is the decoded one: a value
+ * stored smaller is decoded inline within that budget and goes to the pool if it exceeds it
+ * (chain_decode_budget). Read-modify-write ops and the checks of GETSET / GETDEL / GETEX decode inline. cache_submit() returns 1 when it sent the op's
  * values to the thread pool before the backend has seen the op: the caller must then hold the client's
  * following commands until the callback, so that its commands still reach the backend in order.
  */

@@ -63,6 +63,11 @@ int cmd_parse_ld(bytes_t a, long double *out);
 /* Write "ERR wrong number of arguments for '<name>' command". */
 void cmd_reply_arity(buf_t *out, const char *name);
 
+/* NULL if a string value of len bytes can be stored, or the client's error when it could never be read
+ * back: its GET reply would exceed client-output-buffer-limit and close the reader. Every command that
+ * writes a value checks it (the message is in a static buffer, valid until the next call). */
+const char *cmd_value_unreadable(size_t len);
+
 /* The handlers, by file. */
 cmd_proc_t cmd_get, cmd_set, cmd_setnx, cmd_setex, cmd_psetex, cmd_getset, cmd_getdel, cmd_getex,
     cmd_mget, cmd_mset, cmd_msetnx, cmd_append, cmd_strlen, cmd_getrange, cmd_setrange, cmd_incr,

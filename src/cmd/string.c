@@ -124,6 +124,28 @@ static void set_done_cb(void *ctx, const backend_result_t *res)
     req_done(r);
 }
 
+/* A bulk reply's framing at most: "$", 20 digits, CRLF, and the CRLF after the value. */
+#define BULK_REPLY_FRAMING 32
+
+/*
+ * proto-max-bulk-len bounds what a client can send, client-output-buffer-limit what it can be sent: a
+ * value over the second could be written (by SET, or grown by APPEND / SETRANGE) but every client that
+ * GETs it would be closed. Such writes are refused, with the options named. (The defaults, 512mb and
+ * 1gb, never meet this; a max-decoded-size under proto-max-bulk-len is enforced by the codec chain.)
+ */
+const char *cmd_value_unreadable(size_t len)
+{
+    static char err[300];
+    long long limit = server->cfg->client_output_buffer_limit;
+
+    if (limit <= 0 || (unsigned long long)len + BULK_REPLY_FRAMING <= (unsigned long long)limit)
+        return NULL;
+    snprintf(err, sizeof(err), "ERR a value of %zu bytes could never be read back: its reply would exceed "
+             "client-output-buffer-limit (%lld bytes) and close the reader; raise client-output-buffer-limit "
+             "(0 = no limit) or lower proto-max-bulk-len", len, limit);
+    return err;
+}
+
 /* default-ttl: the expiry of a key written without one, relative (*rel ms) and absolute (returned). */
 static long long default_expiry(long long *rel)
 {
@@ -138,10 +160,17 @@ static unsigned rel_flag(long long rel)
     return rel >= 0 ? BE_REL : 0;
 }
 
+/* A write without an expiry of its own gets default-ttl. With KEEPTTL that is only for a key it creates
+ * (BE_NEWTTL): an existing key keeps its expiry, or its lack of one, as in redis. */
 static int set_generic(req_t *r, bytes_t key, bytes_t val, unsigned flags, long long at, long long rel,
                        int variant)
 {
-    if (at < 0 && !(flags & SET_KEEPTTL))
+    const char *unreadable = cmd_value_unreadable(val.len);
+    if (unreadable != NULL) {
+        reply_error(req_out(r), unreadable);
+        return CMD_DONE;
+    }
+    if (at < 0)
         at = default_expiry(&rel);
     backend_op_t op = {
         .code = BE_SET,
@@ -151,7 +180,7 @@ static int set_generic(req_t *r, bytes_t key, bytes_t val, unsigned flags, long 
         .rel_ms = rel,
         .flags = ((flags & SET_NX) ? BE_NX : 0) | ((flags & SET_XX) ? BE_XX : 0) |
                  ((flags & SET_KEEPTTL) ? BE_KEEPTTL : 0) | ((flags & SET_GET) ? BE_GETOLD : 0) |
-                 (at >= 0 ? rel_flag(rel) : 0),
+                 (at >= 0 ? rel_flag(rel) : 0) | ((flags & SET_KEEPTTL) && at >= 0 ? BE_NEWTTL : 0),
     };
     r->variant = variant;
     return cmd_submit(r, &op, set_done_cb);
@@ -292,6 +321,13 @@ static int mset_generic(req_t *r, int argc, bytes_t *argv, int nx)
         cmd_reply_arity(req_out(r), nx ? "msetnx" : "mset");
         return CMD_DONE;
     }
+    for (size_t i = 0; i < n; i++) {
+        const char *unreadable = cmd_value_unreadable(argv[2 + 2 * i].len);
+        if (unreadable != NULL) {
+            reply_error(req_out(r), unreadable);
+            return CMD_DONE;
+        }
+    }
     bytes_t *kv = n * 2 <= 64 ? small : mem_alloc(n * 2 * sizeof(*kv));
     for (size_t i = 0; i < n; i++) {
         kv[i] = argv[1 + 2 * i];
@@ -364,12 +400,14 @@ static void update_done_cb(void *ctx, const backend_result_t *res)
 /*
  * A read-modify-write op. argv is the command itself: a backend that can run it (an upstream, with
  * values not encoded) sends it as it is; otherwise the backend runs fn atomically. An upstream may call
- * fn after this returns, so the bytes fn reads (r->arg) are copied into the req first.
+ * fn after this returns, so the bytes fn reads (r->arg) are copied into the req first. A key the op
+ * creates gets default-ttl (BE_NEWTTL); an existing key keeps its expiry.
  */
 static int update_generic(req_t *r, int argc, bytes_t *argv, backend_update_fn *fn, void *arg)
 {
+    long long rel, at = default_expiry(&rel);
     backend_op_t op = { .code = BE_UPDATE, .key = argv[1], .update = fn, .update_arg = arg, .argc = argc,
-                        .argv = argv };
+                        .argv = argv, .expire_at = at, .rel_ms = rel, .flags = at >= 0 ? BE_NEWTTL | BE_REL : 0 };
     if (server->backend->vt->forwards && r->arg.ptr != NULL) {
         buf_reset(&r->keep);
         buf_append(&r->keep, r->arg.ptr, r->arg.len);
@@ -409,6 +447,8 @@ static int append_fn(void *arg, const bytes_t *old, buf_t *nv, backend_result_t 
         res->err = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
         return -1;
     }
+    if ((res->err = cmd_value_unreadable(oldlen + add->len)) != NULL)
+        return -1;
     buf_reserve(nv, oldlen + add->len);
     if (old)
         buf_append(nv, old->ptr, old->len);
@@ -441,6 +481,8 @@ static int setrange_fn(void *arg, const bytes_t *old, buf_t *nv, backend_result_
     }
     size_t end = (size_t)offset + a->arg.len;
     size_t len = end > oldlen ? end : oldlen;
+    if ((res->err = cmd_value_unreadable(len)) != NULL)
+        return -1;
     buf_reserve(nv, len);
     if (old)
         memcpy(nv->data, old->ptr, oldlen);

@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
@@ -154,10 +155,10 @@ static int chain_configure(chain_t *ch, url_t *u, size_t max_bulk, char *err, si
         }
         ch->params.max_decoded = (size_t)sz;
     }
-    /* A short value stored as it is must not look like the chain's output. Compressors' outputs start
-     * with a header that plain data fails; a serializer's outputs (the msgpack int 53 is "5") do not. */
-    if (ch->min_size > 0 && (ch->nlayers == 0 || (ch->layers[ch->nlayers - 1] != &codec_zstd &&
-                                                 ch->layers[ch->nlayers - 1] != &codec_zlib))) {
+    /* A short value is stored as it is only when it cannot be taken for the chain's output (see
+     * chain_encode): that needs a last layer that can tell, by a header. A serializer cannot (the msgpack
+     * int 53 is "5"). */
+    if (ch->min_size > 0 && (ch->nlayers == 0 || ch->layers[ch->nlayers - 1]->sniff == NULL)) {
         snprintf(err, errlen, "compression-min-size needs a chain that ends with a compressor (zlib or zstd): "
                  "a short value stored as it is could not be told apart from a serialized one");
         goto out;
@@ -275,8 +276,8 @@ void chain_ctx_put(chain_t *ch, chain_ctx_t *ctx)
  * Run the layers over in[0..n), forward or backward. Results alternate between out and ctx->tmp so
  * that the last one lands in out; no layer's input is its own output buffer.
  */
-static int chain_run(chain_t *ch, chain_ctx_t *ctx, int forward, const char *in, size_t n, buf_t *out,
-                     char *why)
+static int chain_run(chain_t *ch, chain_ctx_t *ctx, const codec_params_t *params, int forward, const char *in,
+                     size_t n, buf_t *out, char *why)
 {
     int nl = ch->nlayers;
     buf_t *bufs[2];
@@ -288,17 +289,17 @@ static int chain_run(chain_t *ch, chain_ctx_t *ctx, int forward, const char *in,
         const codec_t *c = ch->layers[li];
         buf_t *dst = bufs[(nl - 1 - step) % 2];
         buf_reset(dst);
-        int rc = forward ? c->encode(ctx->layer_ctx[li], &ch->params, in, n, dst, why)
-                         : c->decode(ctx->layer_ctx[li], &ch->params, in, n, dst, why);
+        int rc = forward ? c->encode(ctx->layer_ctx[li], params, in, n, dst, why)
+                         : c->decode(ctx->layer_ctx[li], params, in, n, dst, why);
         if (rc != CODEC_OK)
             return rc;
         in = dst->data ? dst->data : "";
         n = dst->len;
         /* Writing, every layer's output but the last is what a layer decodes to when reading: it must
          * fit max-decoded-size, or the value could be stored and never read back. */
-        if (forward && step < nl - 1 && n > ch->params.max_decoded) {
+        if (forward && step < nl - 1 && n > params->max_decoded) {
             snprintf(why, CODEC_ERRLEN, "%s makes %zu bytes of it, more than max-decoded-size (%zu)",
-                     c->name, n, ch->params.max_decoded);
+                     c->name, n, params->max_decoded);
             return CODEC_ETOOBIG;
         }
     }
@@ -307,11 +308,24 @@ static int chain_run(chain_t *ch, chain_ctx_t *ctx, int forward, const char *in,
     return CODEC_OK;
 }
 
+/*
+ * compression-min-size: a value shorter than min_size is stored as it is, unless it could be taken for
+ * the chain's output. Reading cannot know how a value was written, so it decodes whatever decodes; a
+ * short value stored as it is must therefore never decode. The last layer's sniff (the compressor's
+ * header check: zlib's two header bytes, zstd's magic number) is passed by every value that decodes (or
+ * is refused as too big), so a short value that fails it is stored as it is and reads back as it is; a
+ * short value that passes it (zlib.compress(b"secret"), a zstd frame, or 1 in ~2000 random strings) is
+ * encoded like a long one and reads back as itself through the decoder. Every value the chain writes
+ * thus reads back exactly, and what is stored encoded is always in cachetory's format. (cachetory itself
+ * has no compression-min-size: a short value stored as it is cannot be read by cachetory in any case.)
+ */
 int chain_encode(chain_t *ch, chain_ctx_t *ctx, const char *in, size_t n, buf_t *out, char *err)
 {
     char why[CODEC_ERRLEN];
 
-    if (ch->nlayers == 0 || n < ch->min_size)
+    if (ch->nlayers == 0)
+        return CHAIN_AS_IS;
+    if (n < ch->min_size && !ch->layers[ch->nlayers - 1]->sniff(in, n))
         return CHAIN_AS_IS;
     if (n > ch->params.max_decoded) {
         snprintf(err, CODEC_ERRLEN + 32, "ERR value of %zu bytes is larger than max-decoded-size (%zu): it "
@@ -319,7 +333,7 @@ int chain_encode(chain_t *ch, chain_ctx_t *ctx, const char *in, size_t n, buf_t 
         return CHAIN_ERROR;
     }
     why[0] = '\0';
-    if (chain_run(ch, ctx, 1, in, n, out, why) != CODEC_OK) {
+    if (chain_run(ch, ctx, &ch->params, 1, in, n, out, why) != CODEC_OK) {
         snprintf(err, CODEC_ERRLEN + 32, "ERR value refused by the serializer: %s", why);
         return CHAIN_ERROR;
     }
@@ -328,15 +342,32 @@ int chain_encode(chain_t *ch, chain_ctx_t *ctx, const char *in, size_t n, buf_t 
 
 int chain_decode(chain_t *ch, chain_ctx_t *ctx, const char *in, size_t n, buf_t *out, char *err, int *undecoded)
 {
+    return chain_decode_budget(ch, ctx, in, n, SIZE_MAX, out, err, undecoded);
+}
+
+int chain_decode_budget(chain_t *ch, chain_ctx_t *ctx, const char *in, size_t n, size_t budget, buf_t *out,
+                        char *err, int *undecoded)
+{
     char why[CODEC_ERRLEN];
+    codec_params_t params = ch->params;
 
     *undecoded = 0;
     if (ch->nlayers == 0)
         return CHAIN_AS_IS;
+    /* Within the budget, every layer stops at budget bytes as it would at max-decoded-size: a decode that
+     * stops there (CODEC_ETOOBIG) is over the budget, anything else is the value's real answer, since a
+     * decoder that fails or ends before a limit does the same under a larger one. */
+    int limited = budget < params.max_decoded;
+    if (limited)
+        params.max_decoded = budget;
     why[0] = '\0';
-    int rc = chain_run(ch, ctx, 0, in, n, out, why);
+    int rc = chain_run(ch, ctx, &params, 0, in, n, out, why);
     if (rc == CODEC_OK)
         return CHAIN_OUT;
+    if (rc == CODEC_ETOOBIG && limited) {
+        buf_reset(out);
+        return CHAIN_OVER_BUDGET;
+    }
     if (rc == CODEC_ETOOBIG) {
         snprintf(err, CODEC_ERRLEN + 32, "ERR stored value decodes past max-decoded-size: %s", why);
         return CHAIN_ERROR;

@@ -5,7 +5,8 @@
  *   compression-level     zlib -1..9 (default -1 = 6), zstd its whole range (default 3)
  *   compression-threads   zstd worker threads (default 0)
  *   pickle-protocol       2..5 (default 5)
- *   compression-min-size  values shorter than this are stored as they are (default 0: always encode)
+ *   compression-min-size  values shorter than this are stored as they are, unless they could be taken for
+ *                         encoded ones (see chain_encode); default 0: always encode
  *   strict                yes: a stored value that does not decode is an error; no (default): it is
  *                         returned as it is ("mixed mode": values written before cachetoryd still read)
  *   max-decoded-size      no value decodes to more than this (default: proto-max-bulk-len)
@@ -29,6 +30,7 @@
 #define CHAIN_AS_IS   1     /* the result is the input itself (null chain, below compression-min-size, or a
                                stored value not in the chain's format in mixed mode) */
 #define CHAIN_ERROR (-1)    /* err holds the client's message, with its "ERR " prefix */
+#define CHAIN_OVER_BUDGET 2 /* chain_decode_budget: the value decodes to more than the budget (out empty) */
 
 typedef struct chain chain_t;
 typedef struct chain_ctx chain_ctx_t;
@@ -52,5 +54,13 @@ int chain_encode(chain_t *ch, chain_ctx_t *ctx, const char *in, size_t n, buf_t 
 /* Decode a stored value. *undecoded is set to 1 when the value was returned as it is because it is not
  * in the chain's format (mixed mode). */
 int chain_decode(chain_t *ch, chain_ctx_t *ctx, const char *in, size_t n, buf_t *out, char *err, int *undecoded);
+
+/* As chain_decode, but give up with CHAIN_OVER_BUDGET as soon as a layer would produce more than budget
+ * bytes: the work done is bounded by the budget, whatever the stored value declares or holds. Any other
+ * answer is chain_decode's. (A zstd frame that declares its size is refused at once; zlib, which declares
+ * none, is inflated up to the budget.) The cache decodes on the loop thread within codec-thread-min-size
+ * this way, and sends a value over the budget to the thread pool. */
+int chain_decode_budget(chain_t *ch, chain_ctx_t *ctx, const char *in, size_t n, size_t budget, buf_t *out,
+                        char *err, int *undecoded);
 
 #endif

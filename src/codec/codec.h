@@ -48,6 +48,10 @@ typedef struct codec {
     void (*ctx_destroy)(void *ctx);
     int (*encode)(void *ctx, const codec_params_t *p, const char *in, size_t n, buf_t *out, char *err);
     int (*decode)(void *ctx, const codec_params_t *p, const char *in, size_t n, buf_t *out, char *err);
+    /* 1 if in[0..n) may be in this format: every input decode() accepts (or refuses as CODEC_ETOOBIG)
+     * passes it, so an input that fails it is surely not this codec's output. Cheap (a header check).
+     * NULL: the codec cannot tell (a serializer: any bytes may be some value's encoding). */
+    int (*sniff)(const char *in, size_t n);
 } codec_t;
 
 /* The codecs (one file each in src/codec/). null / noop is the identity and has no table. */

@@ -307,10 +307,18 @@ static int zlib_decode(void *ctx, const codec_params_t *p, const char *in, size_
     return rc;
 }
 
+/* The header check zlib_decode_with starts with: what fails it never decodes. */
+static int zlib_sniff(const char *in, size_t n)
+{
+    char err[CODEC_ERRLEN];
+    return zlib_check_header((const unsigned char *)in, n, err) == CODEC_OK;
+}
+
 const codec_t codec_zlib = {
     .name = "zlib",
     .ctx_create = zlib_ctx_create,
     .ctx_destroy = zlib_ctx_destroy,
     .encode = zlib_encode,
     .decode = zlib_decode,
+    .sniff = zlib_sniff,
 };

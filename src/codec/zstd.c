@@ -258,6 +258,14 @@ static int zstd_decode_stream(zstd_ctx_t *c, size_t limit, const char *in, size_
     return CODEC_OK;
 }
 
+/* The first check of zstd_decode_with: a standard frame's magic number (skippable frames are refused). */
+static int zstd_sniff(const char *in, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)in;
+    return n >= 4 && ((uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24) ==
+                     ZSTD_MAGICNUMBER;
+}
+
 /*
  * Decode in[0..n): exactly one standard frame, nothing before or after it. Checks, in order: the magic;
  * the frame header; a declared size over the limit (CODEC_ETOOBIG before anything is allocated, even if
@@ -269,8 +277,7 @@ static int zstd_decode_with(zstd_ctx_t *c, size_t limit, const char *in, size_t 
 {
     const unsigned char *u = (const unsigned char *)in;
 
-    if (n < 4 || ((uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24) !=
-                 ZSTD_MAGICNUMBER) {
+    if (!zstd_sniff(in, n)) {
         snprintf(err, CODEC_ERRLEN, "zstd: not a zstd frame (bad magic)");
         return CODEC_EFORMAT;
     }
@@ -367,4 +374,5 @@ const codec_t codec_zstd = {
     .ctx_destroy = zstd_ctx_destroy,
     .encode = zstd_encode,
     .decode = zstd_decode,
+    .sniff = zstd_sniff,
 };

@@ -9,7 +9,8 @@
  *     a value not in the chain's format in mixed mode (never in strict mode unless shorter than
  *     compression-min-size); CHAIN_ERROR with an "ERR " message; the same answer on another context.
  *   chain_encode then chain_decode: a value the chain encodes (CHAIN_OUT) decodes back to itself; a value
- *     it refuses gets an "ERR " message; a null chain stores everything as it is.
+ *     it stores as it is (CHAIN_AS_IS) reads back as it is; a value it refuses gets an "ERR " message; a
+ *     null chain stores everything as it is.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -121,6 +122,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
         const char *m = strstr(url, "compression-min-size=");
         FUZZ_CHECK(chain_is_null(ch) || (m != NULL && n < strtoul(m + 21, NULL, 10)),
                    "%s: %zu bytes stored as they are", url, n);
+        /* a value stored as it is must read back as it is, never be taken for an encoded one */
+        buf_reset(&back);
+        rc2 = chain_decode(ch, chain_main_ctx(ch), (const char *)in, n, &back, err, &undecoded);
+        FUZZ_CHECK(rc2 == CHAIN_AS_IS, "%s: %zu bytes stored as they are read back as %d", url, n, rc2);
     } else {
         FUZZ_CHECK(memchr(err, '\0', sizeof(err)) != NULL && strncmp(err, "ERR ", 4) == 0,
                    "%s encode: error message '%.40s'", url, err);

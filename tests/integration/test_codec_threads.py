@@ -2,11 +2,12 @@
 still leave in request order, and one client's big encodes do not stall other clients."""
 import threading
 import time
+import zlib
 
 import pytest
 import zstd
 
-from test_codec_support import conn, info, is_err, libzstd_decompress, random_bytes, text_value
+from test_codec_support import conn, info, is_err, libzstd_decompress, py_decode, random_bytes, text_value
 
 pytestmark = pytest.mark.needs_cachetoryd
 
@@ -181,3 +182,87 @@ def test_codec_jobs_run_at_codec_thread_nice(start_daemon, nice):
     assert reniced, "no pool thread at nice %d after codec jobs: %r" % (nice, after)
     assert all(n in (0, nice) for _, n in pool.values()), "pool threads with other nice values: %r" % (pool,)
     assert _n(d, "cache_offloaded") >= 8
+
+
+def zstd_rle_frame(size, byte=0):
+    """A zstd frame of `size` copies of `byte` made of RLE blocks (4 bytes per 128 KiB): 128 MB is 4 KB
+    stored, and the frame declares its content size (single segment), as cachetory's frames do."""
+    out = bytearray(b"\x28\xb5\x2f\xfd" + bytes([0xA0]) + size.to_bytes(4, "little"))
+    left = size
+    while left > 0:
+        n = min(128 << 10, left)
+        left -= n
+        out += ((1 if left == 0 else 0) | (1 << 1) | (n << 3)).to_bytes(3, "little") + bytes([byte])
+    return bytes(out)
+
+
+@pytest.mark.parametrize("url,stored", [
+    ("zstd://", lambda: zstd_rle_frame(128 << 20)),
+    ("zlib://", lambda: zlib.compress(b"\x00" * (48 << 20), 9)),
+])
+def test_small_stored_large_decoded_is_offloaded(start_daemon, url, stored):
+    """The thread-pool decision looks at the decoded size: a value stored in a few KB that decodes to tens
+    of MB (zstd declares it in the frame; zlib is found out by inflating within the threshold) is decoded
+    on the pool, for STRLEN, GET and MGET; small values still decode inline."""
+    d = start_daemon(serializer=url)                       # codec-thread-min-size: 64kb (default)
+    raw = stored()
+    assert len(raw) < 64 << 10
+    size = len(py_decode(url, raw))
+    with conn(d, timeout=60) as c:
+        assert c.cmd("CACHE", "RAWSET", "big", raw) == "OK"
+        assert c.cmd("SET", "small", "s" * 1000) == "OK"
+        off = _n(d, "cache_offloaded")
+        assert c.cmd("STRLEN", "big") == size
+        assert _n(d, "cache_offloaded") == off + 1
+        assert c.cmd("GETRANGE", "big", -3, -1) == b"\x00\x00\x00"
+        assert c.cmd("MGET", "small", "big") == [b"s" * 1000, b"\x00" * size]
+        assert _n(d, "cache_offloaded") == off + 4
+        assert c.cmd("GET", "small") == b"s" * 1000             # decodes to 1000 bytes: inline
+        assert c.cmd("STRLEN", "small") == 1000
+        assert _n(d, "cache_offloaded") == off + 4
+        assert _n(d, "cache_decode_errors") == 0
+
+
+def test_decode_just_under_and_at_the_threshold(start_daemon):
+    """codec-thread-min-size counts decoded bytes: min - 1 inline, min and more on the pool."""
+    d = start_daemon(serializer="zlib://", codec_thread_min_size="10kb")
+    with conn(d) as c:
+        for k, n in (("under", 10239), ("at", 10240), ("over", 10241)):
+            assert c.cmd("CACHE", "RAWSET", k, zlib.compress(b"a" * n)) == "OK"
+        off = _n(d, "cache_offloaded")
+        assert c.cmd("STRLEN", "under") == 10239
+        assert _n(d, "cache_offloaded") == off
+        assert c.cmd("STRLEN", "at") == 10240
+        assert _n(d, "cache_offloaded") == off + 1
+        assert c.cmd("STRLEN", "over") == 10241
+        assert _n(d, "cache_offloaded") == off + 2
+        # two values under the threshold each, over it together: the pool
+        assert c.cmd("MGET", "under", "under") == [b"a" * 10239] * 2
+        assert _n(d, "cache_offloaded") == off + 4
+
+
+@pytest.mark.timing
+def test_ping_answers_while_a_small_stored_value_decodes(start_daemon):
+    """STRLEN of 128 MB of zeros stored as 4 KB of zstd, and a PING from another client sent right after
+    it: the PING does not wait for the decode (before the fix it waited ~50 ms, the whole decode)."""
+    d = start_daemon(serializer="zstd://")
+    with conn(d, timeout=60) as c:
+        assert c.cmd("CACHE", "RAWSET", "big", zstd_rle_frame(128 << 20)) == "OK"
+    pings, strlens = [], []
+    with conn(d, timeout=60) as a, conn(d, timeout=60) as b:
+        assert b.cmd("PING") == "PONG"
+        for _ in range(5):
+            t0 = time.monotonic()
+            a.send(b"*2\r\n$6\r\nSTRLEN\r\n$3\r\nbig\r\n")
+            time.sleep(0.002)                   # the STRLEN is read first
+            t1 = time.monotonic()
+            assert b.cmd("PING") == "PONG"
+            pings.append(time.monotonic() - t1)
+            assert a.read_reply() == 128 << 20
+            strlens.append(time.monotonic() - t0)
+    pings.sort()
+    strlens.sort()
+    print("STRLEN of 128 MB: median %.4fs; PING meanwhile: median %.5fs, worst %.5fs" % (
+        strlens[2], pings[2], pings[-1]))
+    assert _n(d, "cache_offloaded") >= 5
+    assert pings[2] < 0.02 and pings[2] < strlens[2] / 2, (pings, strlens)

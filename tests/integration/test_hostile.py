@@ -12,7 +12,8 @@ must stay bounded and is recorded with helpers.report_figure. Error texts and li
     inline request" past 64 KB), "*" and "$" header lines that never end ("too big mbulk/bulk count
     string"), and a declared 100 MB bulk (under proto-max-bulk-len) whose bytes keep coming (closed by
     client-query-buffer-limit 1mb, no reply, nothing stored).
-  - client-output-buffer-limit is bounded by default (256mb; Redis's normal class is unlimited).
+  - client-output-buffer-limit is bounded by default (1gb, twice proto-max-bulk-len; Redis's normal class is
+    unlimited).
   - a client that pipelines 1,000,000 GETs of a 200-byte value (207 MB of replies) and never reads, with
     client-output-buffer-limit set to 16mb: it is closed; the PING/GET latency of 8 other clients during
     the flood is measured (max and p99, max < 1 s); peak memory stays within a small multiple of the limit;
@@ -332,7 +333,7 @@ GETS = 1_000_000
 VALUE = 200                     # bytes: 1,000,000 replies of 207 bytes = 207 MB
 OUTPUT_LIMIT_MB = 16
 PROBES = 8                      # clients measuring latency during the flood, one request in flight each
-DEFAULT_OUTPUT_LIMIT = 256 << 20
+DEFAULT_OUTPUT_LIMIT = 1 << 30
 
 
 def test_default_output_limit_is_bounded(start_daemon):
@@ -344,7 +345,7 @@ def test_default_output_limit_is_bounded(start_daemon):
         assert isinstance(r, list) and len(r) == 2, "CONFIG GET client-output-buffer-limit replied %r" % (r,)
         return
     assert r == [b"client-output-buffer-limit", str(DEFAULT_OUTPUT_LIMIT).encode()], \
-        "expected the default client-output-buffer-limit %d (256mb), CONFIG GET replied %r" % (
+        "expected the default client-output-buffer-limit %d (1gb), CONFIG GET replied %r" % (
             DEFAULT_OUTPUT_LIMIT, r)
 
 
@@ -393,7 +394,7 @@ def _latencies(conns, running, limit_s):
 
 def test_pipelined_gets_never_read(start_daemon):
     """1,000,000 pipelined GETs (207 MB of replies), never read, with client-output-buffer-limit 16mb set
-    explicitly: at the default 256mb the test would hold hundreds of MB, and a sanitizer build, whose
+    explicitly: at the default 1gb the test would hold hundreds of MB, and a sanitizer build, whose
     realloc copies the growing output buffer, stalls the loop for seconds on the large steps."""
     d = start_daemon(client_output_buffer_limit="%dmb" % OUTPUT_LIMIT_MB)
     probe = d.conn(timeout=10)

@@ -135,7 +135,7 @@ static void test_defaults(void **state)
     assert_null(cfg.requirepass);
     assert_true(cfg.proto_max_bulk_len == 512LL * 1024 * 1024);
     assert_true(cfg.client_query_buffer_limit == 1024LL * 1024 * 1024);
-    assert_true(cfg.client_output_buffer_limit == 256LL * 1024 * 1024);
+    assert_true(cfg.client_output_buffer_limit == 1024LL * 1024 * 1024);
     assert_null(cfg.pidfile);
     assert_int_equal(cfg.databases, 16);
     assert_string_equal(cfg.backend, "memory://");
@@ -676,7 +676,7 @@ static void test_config_get(void **state)
     assert_string_equal(get(&cfg, "*-policy", &c), "maxmemory-policy=allkeys-lru;");
     assert_string_equal(get(&cfg, "proto-max-bulk-len", &c), "proto-max-bulk-len=536870912;");
     assert_string_equal(get(&cfg, "client-*-limit", &c),
-                        "client-query-buffer-limit=1073741824;client-output-buffer-limit=268435456;");
+                        "client-query-buffer-limit=1073741824;client-output-buffer-limit=1073741824;");
     assert_string_equal(get(&cfg, "requirepass", &c), "requirepass=;");
     assert_string_equal(get(&cfg, "bind", &c), "bind=127.0.0.1;");
     assert_string_equal(get(&cfg, "log*", &c), "loglevel=notice;logfile=;");
@@ -688,7 +688,7 @@ static void test_config_get(void **state)
     assert_string_equal(get(&cfg, "h[z", &c), "hz=10;");       /* unterminated set: to the end */
     assert_string_equal(get(&cfg, "h[^a-y", &c), "hz=10;");
     assert_string_equal(get(&cfg, "*[h]z", &c), "hz=10;");
-    assert_string_equal(get(&cfg, "*e*o*", &c), "timeout=0;client-output-buffer-limit=268435456;metrics-port=0;"
+    assert_string_equal(get(&cfg, "*e*o*", &c), "timeout=0;client-output-buffer-limit=1073741824;metrics-port=0;"
                         "maxmemory=0;maxmemory-policy=allkeys-lru;upstream-pool-size=4;"
                         "upstream-connect-timeout=1000;upstream-command-timeout=2000;");
     assert_string_equal(get(&cfg, "p**t", &c), "port=6380;");
