@@ -19,7 +19,9 @@
 #include "config.h"
 #include "net/server.h"
 #include "store/store.h"
+#include "url.h"
 #include "util/log.h"
+#include "util/mem.h"
 #include "util/clock.h"
 #include "util/notify.h"
 #include "version.h"
@@ -114,10 +116,12 @@ static void retire_cb(uv_timer_t *t)
     backend_destroy(old);
 }
 
+/* Error messages of a reload name the URLs: redacted, as everywhere they are shown. */
 static int reload_backend(const config_t *next, char *err, size_t errlen)
 {
     if (!srv.backend->vt->forwards || strncmp(next->backend, "redis", 5) != 0) {
         snprintf(err, errlen, "backend changed from '%s' to '%s': this needs a restart", cfg.backend, next->backend);
+        url_redact_in(err, errlen);
         return -1;
     }
     if (retired_backend != NULL) {
@@ -152,9 +156,16 @@ static int reload_is_live(const char *name)
     return 0;
 }
 
+/* An option's value as a log line may show it: URLs redacted, secrets not at all. A new string. */
+static char *reload_shown(const char *name, const char *value)
+{
+    return config_is_secret(name) ? mem_strdup("(hidden)") : url_redact(value);
+}
+
 /*
  * SIGHUP: read the configuration again. An invalid file changes nothing. Options that can change
- * while clients stay connected change; the others are logged as needing a restart.
+ * while clients stay connected change; the others are logged as needing a restart. The values are
+ * compared raw (a backend whose password alone changed is another backend) and logged redacted.
  */
 static void on_reload(uv_signal_t *h, int signum)
 {
@@ -171,40 +182,50 @@ static void on_reload(uv_signal_t *h, int signum)
         return;
     }
     before.n = after.n = 0;
-    config_get(&cfg, "*", collect_cb, &before);
-    config_get(&next, "*", collect_cb, &after);
+    config_get_raw(&cfg, "*", collect_cb, &before);
+    config_get_raw(&next, "*", collect_cb, &after);
     if (strcmp(cfg.backend, next.backend) != 0 || cfg.upstream_pool_size != next.upstream_pool_size) {
         if (reload_backend(&next, err, sizeof(err)) < 0) {
             log_warn("reload: %s", err);
         } else {
-            log_notice("reload: backend is now '%s' with %d connections", next.backend, next.upstream_pool_size);
+            char *shown = url_redact(next.backend);
+            log_notice("reload: backend is now '%s' with %d connections", shown, next.upstream_pool_size);
+            mem_free(shown);
             config_set(&cfg, "backend", next.backend, err, sizeof(err));
             char n[16];
             snprintf(n, sizeof(n), "%d", next.upstream_pool_size);
             config_set(&cfg, "upstream-pool-size", n, err, sizeof(err));
             before.n = after.n = 0;         /* compare the rest again, the backend now equal */
-            config_get(&cfg, "*", collect_cb, &before);
-            config_get(&next, "*", collect_cb, &after);
+            config_get_raw(&cfg, "*", collect_cb, &before);
+            config_get_raw(&next, "*", collect_cb, &after);
         }
     }
     for (int i = 0; i < before.n && i < after.n; i++) {
         if (strcmp(before.v[i].value, after.v[i].value) == 0)
             continue;
+        char *was = reload_shown(before.v[i].name, before.v[i].value);
+        char *now = reload_shown(after.v[i].name, after.v[i].value);
         if (!reload_is_live(before.v[i].name)) {
-            log_warn("reload: %s changed from '%s' to '%s': this needs a restart", before.v[i].name,
-                     before.v[i].value, after.v[i].value);
-            continue;
+            log_warn("reload: %s changed from '%s' to '%s': this needs a restart", before.v[i].name, was, now);
+            goto next_option;
         }
         if (strcmp(after.v[i].name, "serializer") == 0 &&
             cache_set_serializer(srv.cache, after.v[i].value, (size_t)cfg.proto_max_bulk_len, err, sizeof(err)) < 0) {
+            url_redact_in(err, sizeof(err));
             log_warn("reload: %s", err);
-            continue;
+            goto next_option;
         }
         if (config_set(&cfg, after.v[i].name, after.v[i].value, err, sizeof(err)) < 0) {
+            url_redact_in(err, sizeof(err));
             log_warn("reload: %s", err);
-            continue;
+            goto next_option;
         }
-        log_notice("reload: %s is now '%s'", after.v[i].name, after.v[i].value);
+        log_notice("reload: %s is now '%s'", after.v[i].name, now);
+        if (strcmp(after.v[i].name, "requirepass") == 0)
+            cmd_auth_reconfigure();
+next_option:
+        mem_free(was);
+        mem_free(now);
     }
     config_deinit(&next);
     if (log_setup(cfg.loglevel, cfg.logfile) < 0)
@@ -326,7 +347,9 @@ int main(int argc, char **argv)
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_start(&sighup, on_reload, SIGHUP);
     notify_send("READY=1");
-    log_notice("cachetoryd %s ready, backend %s, pid %d", CACHETORYD_VERSION, cfg.backend, (int)getpid());
+    char *shown = url_redact(cfg.backend);
+    log_notice("cachetoryd %s ready, backend %s, pid %d", CACHETORYD_VERSION, shown, (int)getpid());
+    mem_free(shown);
 
     uv_run(loop, UV_RUN_DEFAULT);
 
