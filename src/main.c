@@ -65,11 +65,14 @@ static const char *cfg_path;
 static int cfg_argc;
 static char **cfg_argv;
 
+static int stop_now;             /* a second SIGTERM / SIGINT: stop without waiting for anything */
+
 /* SIGTERM / SIGINT: finish what is in flight, then stop (a second signal stops at once). */
 static void on_signal(uv_signal_t *h, int signum)
 {
     if (srv.shutting_down) {
         log_notice("received %s again, stopping now", signum == SIGINT ? "SIGINT" : "SIGTERM");
+        stop_now = 1;
         uv_stop(h->loop);
         return;
     }
@@ -249,6 +252,24 @@ static int write_pidfile(const char *path)
     return fclose(f);
 }
 
+/*
+ * A second signal while codec jobs still run: nothing that a job uses may be freed, and the process
+ * cannot even return from main (libuv's exit handler joins the pool threads, which would wait for the
+ * jobs). Leave the files a restart needs gone and exit at once; the kernel takes the memory back. The
+ * commands of those jobs get no reply, like every command of a process stopped mid-way.
+ */
+static void exit_with_jobs_running(int jobs)
+{
+    log_warn("shutdown: stopping now with %d codec jobs still running; their commands get no reply", jobs);
+    if (cfg.pidfile && cfg.pidfile[0])
+        unlink(cfg.pidfile);
+    if (cfg.unixsocket && cfg.unixsocket[0])
+        unlink(cfg.unixsocket);
+    log_notice("bye");
+    log_teardown();
+    _exit(0);
+}
+
 static void close_walk_cb(uv_handle_t *h, void *arg)
 {
     if (!uv_is_closing(h))
@@ -355,9 +376,15 @@ int main(int argc, char **argv)
 
     /* Teardown in dependency order: values still on the thread pool come back first (they go on to
      * the backend), then the backend fails what it still holds (its callbacks reach the cache and the
-     * clients, still alive), then the clients and listeners close, then the loop. */
-    for (int i = 0; i < 1000 && cache_jobs(cache) > 0; i++)
+     * clients, still alive), then the clients and listeners close, then the loop, then the cache.
+     * A codec job cannot be stopped in the middle of a value, and it uses the cache's chain: the wait
+     * is for the jobs, however many loop turns that takes (each is bounded by proto-max-bulk-len). */
+    if (cache_jobs(cache) > 0 && !stop_now)
+        log_notice("shutdown: waiting for %d codec jobs on the thread pool", cache_jobs(cache));
+    while (cache_jobs(cache) > 0 && !stop_now)
         uv_run(loop, UV_RUN_ONCE);
+    if (cache_jobs(cache) > 0)
+        exit_with_jobs_running(cache_jobs(cache));
     if (retired_backend != NULL) {
         uv_timer_stop(&retire_timer);
         backend_destroy(retired_backend);
