@@ -327,6 +327,7 @@ int main(int argc, char **argv)
     cache_t *cache = cache_create("default", cfg.serializer, backend, loop, (size_t)cfg.codec_thread_min_size,
                                   (size_t)cfg.proto_max_bulk_len, err, sizeof(err));
     if (cache == NULL) {
+        url_redact_in(err, sizeof(err));       /* config_load and backend_create redact their own */
         fprintf(stderr, "cachetoryd: %s\n", err);
         backend_destroy(backend);
         config_deinit(&cfg);
