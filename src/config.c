@@ -34,6 +34,7 @@
 #include <ini.h>
 
 #include "store/store.h"
+#include "url.h"
 #include "util/buf.h"
 #include "util/mem.h"
 
@@ -721,9 +722,13 @@ static int config_load_args(config_t *cfg, int argc, char **argv, char *err, siz
 
 int config_load(config_t *cfg, const char *path, int argc, char **argv, char *err, size_t errlen)
 {
-    if (path != NULL && config_load_file(cfg, path, err, errlen) < 0)
-        return -1;
-    return config_load_args(cfg, argc, argv, err, errlen);
+    int rc = -1;
+
+    if (path == NULL || config_load_file(cfg, path, err, errlen) == 0)
+        rc = config_load_args(cfg, argc, argv, err, errlen);
+    if (rc < 0)
+        url_redact_in(err, errlen);     /* the message quotes the line: never a backend's password */
+    return rc;
 }
 
 /* --- CONFIG GET and --help --------------------------------------------------------------------- */
@@ -814,8 +819,9 @@ static int config_glob(const char *p, const char *s)
 }
 
 /* Append o's value in cfg as CONFIG GET shows it: numbers in decimal (sizes in bytes), the mode in
- * octal, yes/no, names, "" for none, addresses joined by spaces. */
-static void config_render(buf_t *b, const config_t *cfg, const config_option_t *o)
+ * octal, yes/no, names, "" for none, addresses joined by spaces; URLs with their password redacted
+ * unless raw. */
+static void config_render(buf_t *b, const config_t *cfg, const config_option_t *o, int raw)
 {
     const void *field = config_field(cfg, o);
     const char *s;
@@ -834,9 +840,18 @@ static void config_render(buf_t *b, const config_t *cfg, const config_option_t *
         buf_printf(b, "%o", (unsigned)*(const int *)field);
         break;
     case CONFIG_STRING:
-    case CONFIG_URL:
         s = *(char *const *)field;
         buf_append_str(b, s ? s : "");
+        break;
+    case CONFIG_URL:
+        s = *(char *const *)field;
+        if (raw) {
+            buf_append_str(b, s ? s : "");
+        } else {
+            char *shown = url_redact(s ? s : "");
+            buf_append_str(b, shown);
+            mem_free(shown);
+        }
         break;
     case CONFIG_ENUM:
         s = o->values->name(*(const int *)field);
@@ -850,7 +865,7 @@ static void config_render(buf_t *b, const config_t *cfg, const config_option_t *
     buf_append(b, "", 1);
 }
 
-void config_get(const config_t *cfg, const char *pattern, config_get_fn *fn, void *priv)
+static void config_get_generic(const config_t *cfg, const char *pattern, int raw, config_get_fn *fn, void *priv)
 {
     buf_t b;
 
@@ -860,10 +875,25 @@ void config_get(const config_t *cfg, const char *pattern, config_get_fn *fn, voi
         if (!config_glob(pattern, o->name))
             continue;
         buf_reset(&b);
-        config_render(&b, cfg, o);
+        config_render(&b, cfg, o, raw);
         fn(priv, o->name, b.data);
     }
     buf_deinit(&b);
+}
+
+void config_get(const config_t *cfg, const char *pattern, config_get_fn *fn, void *priv)
+{
+    config_get_generic(cfg, pattern, 0, fn, priv);
+}
+
+void config_get_raw(const config_t *cfg, const char *pattern, config_get_fn *fn, void *priv)
+{
+    config_get_generic(cfg, pattern, 1, fn, priv);
+}
+
+int config_is_secret(const char *name)
+{
+    return strcasecmp(name, "requirepass") == 0;
 }
 
 /* What a value of o looks like, for --help: "<integer 0..65535>", "<size>"... */

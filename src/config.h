@@ -83,10 +83,17 @@ int config_set(config_t *cfg, const char *name, const char *value, char *err, si
 
 /* Call fn for every option whose name matches the glob pattern (case-insensitive), with the value
  * rendered as CONFIG GET shows it: sizes as a plain byte count, unixsocketperm in octal, names for
- * enums, "" for none, bind as a space-joined list. Only the options of the table exist: a name redis
- * has and cachetoryd does not (save, appendonly...) matches nothing, as an unknown name does in redis. */
+ * enums, "" for none, bind as a space-joined list, URLs with their password redacted (url_redact:
+ * "redis://app:***@host:6379/0"). Only the options of the table exist: a name redis has and cachetoryd
+ * does not (save, appendonly...) matches nothing, as an unknown name does in redis.
+ * config_get_raw shows URLs as they are: for comparing two configurations, never for display. */
 typedef void config_get_fn(void *priv, const char *name, const char *value);
 void config_get(const config_t *cfg, const char *pattern, config_get_fn *fn, void *priv);
+void config_get_raw(const config_t *cfg, const char *pattern, config_get_fn *fn, void *priv);
+
+/* 1 for an option whose value is a secret (requirepass): CONFIG GET shows it, as redis does to an
+ * authenticated client, but logs never do. */
+int config_is_secret(const char *name);
 
 /* Write the option list with defaults and help, for --help. */
 void config_print_help(FILE *f);

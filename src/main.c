@@ -19,7 +19,9 @@
 #include "config.h"
 #include "net/server.h"
 #include "store/store.h"
+#include "url.h"
 #include "util/log.h"
+#include "util/mem.h"
 #include "util/clock.h"
 #include "util/notify.h"
 #include "version.h"
@@ -63,11 +65,14 @@ static const char *cfg_path;
 static int cfg_argc;
 static char **cfg_argv;
 
+static int stop_now;             /* a second SIGTERM / SIGINT: stop without waiting for anything */
+
 /* SIGTERM / SIGINT: finish what is in flight, then stop (a second signal stops at once). */
 static void on_signal(uv_signal_t *h, int signum)
 {
     if (srv.shutting_down) {
         log_notice("received %s again, stopping now", signum == SIGINT ? "SIGINT" : "SIGTERM");
+        stop_now = 1;
         uv_stop(h->loop);
         return;
     }
@@ -114,10 +119,12 @@ static void retire_cb(uv_timer_t *t)
     backend_destroy(old);
 }
 
+/* Error messages of a reload name the URLs: redacted, as everywhere they are shown. */
 static int reload_backend(const config_t *next, char *err, size_t errlen)
 {
     if (!srv.backend->vt->forwards || strncmp(next->backend, "redis", 5) != 0) {
         snprintf(err, errlen, "backend changed from '%s' to '%s': this needs a restart", cfg.backend, next->backend);
+        url_redact_in(err, errlen);
         return -1;
     }
     if (retired_backend != NULL) {
@@ -153,9 +160,16 @@ static int reload_is_live(const char *name)
     return 0;
 }
 
+/* An option's value as a log line may show it: URLs redacted, secrets not at all. A new string. */
+static char *reload_shown(const char *name, const char *value)
+{
+    return config_is_secret(name) ? mem_strdup("(hidden)") : url_redact(value);
+}
+
 /*
  * SIGHUP: read the configuration again. An invalid file changes nothing. Options that can change
- * while clients stay connected change; the others are logged as needing a restart.
+ * while clients stay connected change; the others are logged as needing a restart. The values are
+ * compared raw (a backend whose password alone changed is another backend) and logged redacted.
  */
 static void on_reload(uv_signal_t *h, int signum)
 {
@@ -172,40 +186,50 @@ static void on_reload(uv_signal_t *h, int signum)
         return;
     }
     before.n = after.n = 0;
-    config_get(&cfg, "*", collect_cb, &before);
-    config_get(&next, "*", collect_cb, &after);
+    config_get_raw(&cfg, "*", collect_cb, &before);
+    config_get_raw(&next, "*", collect_cb, &after);
     if (strcmp(cfg.backend, next.backend) != 0 || cfg.upstream_pool_size != next.upstream_pool_size) {
         if (reload_backend(&next, err, sizeof(err)) < 0) {
             log_warn("reload: %s", err);
         } else {
-            log_notice("reload: backend is now '%s' with %d connections", next.backend, next.upstream_pool_size);
+            char *shown = url_redact(next.backend);
+            log_notice("reload: backend is now '%s' with %d connections", shown, next.upstream_pool_size);
+            mem_free(shown);
             config_set(&cfg, "backend", next.backend, err, sizeof(err));
             char n[16];
             snprintf(n, sizeof(n), "%d", next.upstream_pool_size);
             config_set(&cfg, "upstream-pool-size", n, err, sizeof(err));
             before.n = after.n = 0;         /* compare the rest again, the backend now equal */
-            config_get(&cfg, "*", collect_cb, &before);
-            config_get(&next, "*", collect_cb, &after);
+            config_get_raw(&cfg, "*", collect_cb, &before);
+            config_get_raw(&next, "*", collect_cb, &after);
         }
     }
     for (int i = 0; i < before.n && i < after.n; i++) {
         if (strcmp(before.v[i].value, after.v[i].value) == 0)
             continue;
+        char *was = reload_shown(before.v[i].name, before.v[i].value);
+        char *now = reload_shown(after.v[i].name, after.v[i].value);
         if (!reload_is_live(before.v[i].name)) {
-            log_warn("reload: %s changed from '%s' to '%s': this needs a restart", before.v[i].name,
-                     before.v[i].value, after.v[i].value);
-            continue;
+            log_warn("reload: %s changed from '%s' to '%s': this needs a restart", before.v[i].name, was, now);
+            goto next_option;
         }
         if (strcmp(after.v[i].name, "serializer") == 0 &&
             cache_set_serializer(srv.cache, after.v[i].value, (size_t)cfg.proto_max_bulk_len, err, sizeof(err)) < 0) {
+            url_redact_in(err, sizeof(err));
             log_warn("reload: %s", err);
-            continue;
+            goto next_option;
         }
         if (config_set(&cfg, after.v[i].name, after.v[i].value, err, sizeof(err)) < 0) {
+            url_redact_in(err, sizeof(err));
             log_warn("reload: %s", err);
-            continue;
+            goto next_option;
         }
-        log_notice("reload: %s is now '%s'", after.v[i].name, after.v[i].value);
+        log_notice("reload: %s is now '%s'", after.v[i].name, now);
+        if (strcmp(after.v[i].name, "requirepass") == 0)
+            cmd_auth_reconfigure();
+next_option:
+        mem_free(was);
+        mem_free(now);
     }
     config_deinit(&next);
     if (log_setup(cfg.loglevel, cfg.logfile) < 0)
@@ -227,6 +251,24 @@ static int write_pidfile(const char *path)
         return -1;
     fprintf(f, "%d\n", (int)getpid());
     return fclose(f);
+}
+
+/*
+ * A second signal while codec jobs still run: nothing that a job uses may be freed, and the process
+ * cannot even return from main (libuv's exit handler joins the pool threads, which would wait for the
+ * jobs). Leave the files a restart needs gone and exit at once; the kernel takes the memory back. The
+ * commands of those jobs get no reply, like every command of a process stopped mid-way.
+ */
+static void exit_with_jobs_running(int jobs)
+{
+    log_warn("shutdown: stopping now with %d codec jobs still running; their commands get no reply", jobs);
+    if (cfg.pidfile && cfg.pidfile[0])
+        unlink(cfg.pidfile);
+    if (cfg.unixsocket && cfg.unixsocket[0])
+        unlink(cfg.unixsocket);
+    log_notice("bye");
+    log_teardown();
+    _exit(0);
 }
 
 static void close_walk_cb(uv_handle_t *h, void *arg)
@@ -286,6 +328,7 @@ int main(int argc, char **argv)
     cache_t *cache = cache_create("default", cfg.serializer, backend, loop, (size_t)cfg.codec_thread_min_size,
                                   (size_t)cfg.proto_max_bulk_len, err, sizeof(err));
     if (cache == NULL) {
+        url_redact_in(err, sizeof(err));       /* config_load and backend_create redact their own */
         fprintf(stderr, "cachetoryd: %s\n", err);
         backend_destroy(backend);
         config_deinit(&cfg);
@@ -327,15 +370,23 @@ int main(int argc, char **argv)
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_start(&sighup, on_reload, SIGHUP);
     notify_send("READY=1");
-    log_notice("cachetoryd %s ready, backend %s, pid %d", CACHETORYD_VERSION, cfg.backend, (int)getpid());
+    char *shown = url_redact(cfg.backend);
+    log_notice("cachetoryd %s ready, backend %s, pid %d", CACHETORYD_VERSION, shown, (int)getpid());
+    mem_free(shown);
 
     uv_run(loop, UV_RUN_DEFAULT);
 
     /* Teardown in dependency order: values still on the thread pool come back first (they go on to
      * the backend), then the backend fails what it still holds (its callbacks reach the cache and the
-     * clients, still alive), then the clients and listeners close, then the loop. */
-    for (int i = 0; i < 1000 && cache_jobs(cache) > 0; i++)
+     * clients, still alive), then the clients and listeners close, then the loop, then the cache.
+     * A codec job cannot be stopped in the middle of a value, and it uses the cache's chain: the wait
+     * is for the jobs, however many loop turns that takes (each is bounded by proto-max-bulk-len). */
+    if (cache_jobs(cache) > 0 && !stop_now)
+        log_notice("shutdown: waiting for %d codec jobs on the thread pool", cache_jobs(cache));
+    while (cache_jobs(cache) > 0 && !stop_now)
         uv_run(loop, UV_RUN_ONCE);
+    if (cache_jobs(cache) > 0)
+        exit_with_jobs_running(cache_jobs(cache));
     if (retired_backend != NULL) {
         uv_timer_stop(&retire_timer);
         backend_destroy(retired_backend);

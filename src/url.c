@@ -189,3 +189,53 @@ const url_param_t *url_unused_param(const url_t *u)
             return &u->params[i];
     return NULL;
 }
+
+/* Where the userinfo of the URL starting after a "://" at p ends: the last '@' before a space, a
+ * quote or the end of the text; NULL when there is none. */
+static const char *url_userinfo_end(const char *p)
+{
+    const char *at = NULL;
+    for (; *p && !isspace((unsigned char)*p) && *p != '\'' && *p != '"'; p++)
+        if (*p == '@')
+            at = p;
+    return at;
+}
+
+char *url_redact(const char *text)
+{
+    size_t n = strlen(text), cap = n + 1;
+    const char *p = text;
+
+    /* every password is replaced by at most strlen(URL_REDACTED) bytes: count the URLs for the size */
+    for (const char *q = strstr(text, "://"); q != NULL; q = strstr(q + 3, "://"))
+        cap += sizeof(URL_REDACTED) - 1;
+    char *out = mem_alloc(cap), *o = out;
+
+    for (const char *q = strstr(p, "://"); q != NULL; q = strstr(p, "://")) {
+        const char *user = q + 3, *at = url_userinfo_end(user);
+        const char *colon = at ? memchr(user, ':', (size_t)(at - user)) : NULL;
+        if (colon == NULL) {
+            memcpy(o, p, (size_t)(user - p));
+            o += user - p;
+            p = user;
+            continue;
+        }
+        memcpy(o, p, (size_t)(colon + 1 - p));
+        o += colon + 1 - p;
+        memcpy(o, URL_REDACTED, sizeof(URL_REDACTED) - 1);
+        o += sizeof(URL_REDACTED) - 1;
+        p = at;
+    }
+    size_t rest = strlen(p);
+    memcpy(o, p, rest + 1);
+    return out;
+}
+
+void url_redact_in(char *s, size_t size)
+{
+    if (s == NULL || size == 0)
+        return;
+    char *r = url_redact(s);
+    snprintf(s, size, "%s", r);
+    mem_free(r);
+}

@@ -38,4 +38,19 @@ const char *url_param(url_t *u, const char *name);
 /* The first parameter not marked used, or NULL. */
 const url_param_t *url_unused_param(const url_t *u);
 
+/*
+ * Redaction: the one place that decides how a URL is shown to anyone but the code that connects with
+ * it (INFO, CONFIG GET, logs, error messages, metrics). In text, every "scheme://user:password@" has its
+ * password replaced by "***" ("redis://app:***@host:6379/0"); the rest of the text is kept as it is.
+ * It works on the text, not on a parse, so that a URL too malformed to parse (the subject of an error
+ * message) is redacted too: the userinfo runs from "://" to the last '@' before a space, a quote or
+ * the end, and its password from its first ':'. A URL without a password is unchanged.
+ *
+ * url_redact returns a new string (mem_free it); url_redact_in rewrites s (of size bytes) in place,
+ * cutting the result to fit.
+ */
+#define URL_REDACTED "***"
+char *url_redact(const char *text);
+void url_redact_in(char *s, size_t size);
+
 #endif

@@ -51,6 +51,12 @@ void cmd_dispatch(client_t *c, int argc, bytes_t *argv);
 const cmd_def_t *cmd_lookup(bytes_t name);
 void cmd_multi_reset(client_t *c);      /* drop queued MULTI commands */
 
+/* Must c still AUTH before running commands? Asked per command: a reload may add or remove requirepass
+ * (redis's authRequired). cmd_auth_reconfigure, after requirepass changed, gives each connected client's
+ * parser the pre-AUTH limits or lifts them accordingly. */
+int cmd_auth_required(const client_t *c);
+void cmd_auth_reconfigure(void);
+
 /* Send op to the server's backend; cb completes r. Returns CMD_PENDING for the handler to return. */
 int cmd_submit(req_t *r, backend_op_t *op, backend_cb *cb);
 /* The same, straight to the backend: the stored bytes, no codec chain (CACHE RAWGET / RAWSET). */

@@ -4,7 +4,7 @@
  */
 #include "cmd/cmd.h"
 
-#include <errno.h>
+#include <ctype.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -262,23 +262,49 @@ int cmd_keys(req_t *r, int argc, bytes_t *argv)
     return cmd_submit(r, &op, keys_done_cb);
 }
 
+/*
+ * A SCAN cursor as redis 7's parseScanCursorOrReply reads it, with strtoul: optional '+' or '-' then
+ * decimal digits, the value taken modulo 2^64 when negative ("-1" is 18446744073709551615); "" is 0; a
+ * leading space, no digits after a sign, other text after the digits, or a magnitude over 2^64 - 1 is
+ * an invalid cursor. The argument stops at a NUL byte, as redis's C string does. 0, or -1.
+ */
+static int scan_parse_cursor(bytes_t a, uint64_t *out)
+{
+    size_t i = 0, n = a.len;
+    int neg = 0;
+    uint64_t v = 0;
+
+    if (memchr(a.ptr, '\0', n) != NULL)
+        n = (size_t)((const char *)memchr(a.ptr, '\0', n) - a.ptr);
+    if (n == 0) {
+        *out = 0;
+        return 0;
+    }
+    if (isspace((unsigned char)a.ptr[0]))
+        return -1;
+    if (a.ptr[0] == '+' || a.ptr[0] == '-')
+        neg = a.ptr[i++] == '-';
+    if (i == n || !isdigit((unsigned char)a.ptr[i]))
+        return -1;
+    for (; i < n && isdigit((unsigned char)a.ptr[i]); i++) {
+        unsigned d = (unsigned)(a.ptr[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    if (i != n)
+        return -1;
+    *out = neg ? (uint64_t)0 - v : v;
+    return 0;
+}
+
 /* SCAN cursor [MATCH pattern] [COUNT count] [TYPE type] */
 int cmd_scan(req_t *r, int argc, bytes_t *argv)
 {
     backend_op_t op = { .code = BE_SCAN, .count = 10 };
     buf_t *out = req_out(r);
-    char tmp[24], *end;
 
-    /* The cursor is an unsigned 64-bit number, as redis's parseScanCursorOrReply wants it. */
-    if (argv[1].len == 0 || argv[1].len >= sizeof(tmp) || argv[1].ptr[0] == '-' || argv[1].ptr[0] == ' ') {
-        reply_error(out, "ERR invalid cursor");
-        return CMD_DONE;
-    }
-    memcpy(tmp, argv[1].ptr, argv[1].len);
-    tmp[argv[1].len] = '\0';
-    errno = 0;
-    op.cursor = strtoull(tmp, &end, 10);
-    if (*end != '\0' || errno == ERANGE) {
+    if (scan_parse_cursor(argv[1], &op.cursor) < 0) {
         reply_error(out, "ERR invalid cursor");
         return CMD_DONE;
     }

@@ -14,6 +14,7 @@
 #include "cache/cache.h"
 #include "net/server.h"
 #include "store/store.h"
+#include "url.h"
 #include "util/clock.h"
 #include "util/mem.h"
 #include "version.h"
@@ -53,18 +54,50 @@ int cmd_quit(req_t *r, int argc, bytes_t *argv)
     return CMD_DONE;
 }
 
-/* Compare a password with requirepass without leaking where they differ through timing. */
+/*
+ * Authentication, as redis 7 with only its default user: with no requirepass the default user has no
+ * password, any password opens it, and every client counts as authenticated — also one that connected
+ * while a password was set, once a reload removes it. A client authenticated once (by AUTH, or by
+ * connecting while there was no password) stays so when a reload adds a password. User names are
+ * case-sensitive: "DEFAULT" is another user, which does not exist.
+ */
+static int auth_nopass(void)
+{
+    const char *want = server->cfg->requirepass;
+    return want == NULL || want[0] == '\0';
+}
+
+int cmd_auth_required(const client_t *c)
+{
+    return !c->authenticated && !auth_nopass();
+}
+
+void cmd_auth_reconfigure(void)
+{
+    for (client_t *c = server->clients; c != NULL; c = c->next)
+        c->parser.authenticated = !cmd_auth_required(c);
+}
+
+static int auth_is_default_user(bytes_t user)
+{
+    return user.ptr == NULL || (user.len == 7 && memcmp(user.ptr, "default", 7) == 0);
+}
+
+/* Does user / pass open the default user? The password is compared with requirepass without leaking
+ * where they differ through timing. user.ptr NULL: AUTH's one-argument form. */
 static int auth_check(bytes_t user, bytes_t pass)
 {
     const char *want = server->cfg->requirepass;
     size_t wn = want ? strlen(want) : 0;
     unsigned diff = (unsigned)(pass.len ^ wn);
 
-    if (user.ptr != NULL && !bytes_eq_nocase(user, "default"))
+    if (!auth_is_default_user(user))
         return 0;
+    if (auth_nopass())
+        return 1;
     for (size_t i = 0; i < pass.len; i++)
-        diff |= (unsigned char)pass.ptr[i] ^ (unsigned char)(wn ? want[i % wn] : 0);
-    return diff == 0 && want != NULL;
+        diff |= (unsigned char)pass.ptr[i] ^ (unsigned char)want[i % wn];
+    return diff == 0;
 }
 
 static void auth_grant(client_t *c)
@@ -77,28 +110,17 @@ static void auth_grant(client_t *c)
 int cmd_auth(req_t *r, int argc, bytes_t *argv)
 {
     buf_t *out = req_out(r);
-    const char *pass = server->cfg->requirepass;
 
     if (argc > 3) {
         reply_error(out, ERR_SYNTAX);
         return CMD_DONE;
     }
-    if ((pass == NULL || pass[0] == '\0') && argc == 2) {
+    if (auth_nopass() && argc == 2) {
         reply_error(out, "ERR AUTH <password> called without any password configured for the default user. "
                          "Are you sure your configuration is correct?");
         return CMD_DONE;
     }
-    bytes_t user = argc == 3 ? argv[1] : (bytes_t){ NULL, 0 };
-    if (pass == NULL || pass[0] == '\0') {
-        /* no password: the default user is on with nopass, any password works for it */
-        if (bytes_eq_nocase(user, "default")) {
-            REPLY_OK(out);
-            return CMD_DONE;
-        }
-        reply_error(out, ERR_WRONGPASS);
-        return CMD_DONE;
-    }
-    if (!auth_check(user, argv[argc - 1])) {
+    if (!auth_check(argc == 3 ? argv[1] : (bytes_t){ NULL, 0 }, argv[argc - 1])) {
         reply_error(out, ERR_WRONGPASS);
         return CMD_DONE;
     }
@@ -158,14 +180,13 @@ int cmd_hello(req_t *r, int argc, bytes_t *argv)
         }
     }
     if (auth_at) {
-        if (!auth_check(argv[auth_at + 1], argv[auth_at + 2]) &&
-            !(server->cfg->requirepass == NULL && bytes_eq_nocase(argv[auth_at + 1], "default"))) {
+        if (!auth_check(argv[auth_at + 1], argv[auth_at + 2])) {
             reply_error(out, ERR_WRONGPASS);
             return CMD_DONE;
         }
         auth_grant(c);
     }
-    if (!c->authenticated) {
+    if (cmd_auth_required(c)) {
         reply_error(out, "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
                          "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
                          "select the RESP protocol version at the same time");
@@ -633,6 +654,7 @@ int cmd_info(req_t *r, int argc, bytes_t *argv)
     buf_init(&t);
     if (info_wants(argc, argv, "server", 1)) {
         struct utsname un;
+        char *backend = url_redact(s->cfg->backend);
         uname(&un);
         info_section(&t, "Server");
         buf_printf(&t,
@@ -642,7 +664,8 @@ int cmd_info(req_t *r, int argc, bytes_t *argv)
                    "hz:%d\r\nbackend:%s\r\n",
                    CACHETORYD_REDIS_VERSION, CACHETORYD_VERSION, un.sysname, un.release, un.machine,
                    (int)(sizeof(void *) * 8), uv_version_string(), (int)getpid(), s->port, now * 1000,
-                   (now - s->start_ms) / 1000, (now - s->start_ms) / 86400000, s->cfg->hz, s->cfg->backend);
+                   (now - s->start_ms) / 1000, (now - s->start_ms) / 86400000, s->cfg->hz, backend);
+        mem_free(backend);
     }
     if (info_wants(argc, argv, "clients", 1)) {
         info_section(&t, "Clients");

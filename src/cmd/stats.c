@@ -80,8 +80,49 @@ static void slowlog_entry_free(slowlog_entry_t *e)
     e->argv = NULL;
 }
 
+/*
+ * Arguments the slow log never keeps, as redis's redactClientCommandArgument: every argument of AUTH,
+ * the user and password after HELLO's AUTH, the password after MIGRATE's AUTH and the user and password
+ * after its AUTH2 (MIGRATE reaches an upstream by passthrough). A redacted argument reads "(redacted)".
+ * Marks those among the first nmark in mark[].
+ */
+#define SLOWLOG_ARGS_MAX 32
+static void slowlog_redact(int argc, const bytes_t *argv, char *mark, int nmark)
+{
+    char redact[SLOWLOG_ARGS_MAX + 2] = { 0 };  /* the arguments past it are not kept: no need to mark */
+
+    if (argc > SLOWLOG_ARGS_MAX + 2)
+        argc = SLOWLOG_ARGS_MAX + 2;
+    if (bytes_eq_nocase(argv[0], "auth")) {
+        for (int i = 1; i < argc; i++)
+            redact[i] = 1;
+    } else if (bytes_eq_nocase(argv[0], "hello")) {
+        for (int i = 2; i < argc; i++) {
+            if (bytes_eq_nocase(argv[i], "auth") && i + 2 < argc) {
+                redact[i + 1] = redact[i + 2] = 1;
+                i += 2;
+            } else if (bytes_eq_nocase(argv[i], "setname") && i + 1 < argc) {
+                i++;
+            }
+        }
+    } else if (bytes_eq_nocase(argv[0], "migrate")) {
+        for (int i = 6; i < argc; i++) {
+            if (bytes_eq_nocase(argv[i], "auth") && i + 1 < argc) {
+                redact[++i] = 1;
+            } else if (bytes_eq_nocase(argv[i], "auth2") && i + 2 < argc) {
+                redact[i + 1] = redact[i + 2] = 1;
+                i += 2;
+            } else if (bytes_eq_nocase(argv[i], "keys")) {
+                break;
+            }
+        }
+    }
+    memcpy(mark, redact, (size_t)nmark);
+}
+
 static void slowlog_push(client_t *c, int argc, bytes_t *argv, long long usec)
 {
+    static const bytes_t redacted = { "(redacted)", 10 };
     int max = server->cfg->slowlog_max_len;
 
     if (max <= 0)
@@ -96,16 +137,17 @@ static void slowlog_push(client_t *c, int argc, bytes_t *argv, long long usec)
     }
     slowlog_entry_t *e = &slowlog[slowlog_head];
     slowlog_entry_free(e);
-    int keep = argc > 32 ? 32 : argc;
+    int keep = argc > SLOWLOG_ARGS_MAX ? SLOWLOG_ARGS_MAX : argc;
     size_t bytes = 0;
-    char more[64];
+    char more[64], redact[SLOWLOG_ARGS_MAX];
+    slowlog_redact(argc, argv, redact, keep);
     for (int i = 0; i < keep; i++)
-        bytes += argv[i].len > 128 ? 128 + 32 : argv[i].len;
+        bytes += redact[i] ? redacted.len : argv[i].len > 128 ? 128 + 32 : argv[i].len;
     e->argv = mem_alloc((size_t)keep * sizeof(bytes_t) + bytes + sizeof(more));
     char *p = (char *)(e->argv + keep);
     for (int i = 0; i < keep; i++) {
-        const bytes_t *a = &argv[i];
-        if (i == 31 && argc > 32) {
+        const bytes_t *a = redact[i] ? &redacted : &argv[i];
+        if (i == SLOWLOG_ARGS_MAX - 1 && argc > SLOWLOG_ARGS_MAX) {
             int n = snprintf(more, sizeof(more), "... (%d more arguments)", argc - 31);
             memcpy(p, more, (size_t)n);
             e->argv[i] = (bytes_t){ p, (size_t)n };

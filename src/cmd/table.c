@@ -347,7 +347,7 @@ void cmd_dispatch(client_t *c, int argc, bytes_t *argv)
     const cmd_def_t *d = cmd_resolve(req_out(r), argc, argv);
     const char *refuse = NULL;
 
-    if (d != NULL && !c->authenticated && !(d->flags & CMD_NOAUTH))
+    if (d != NULL && cmd_auth_required(c) && !(d->flags & CMD_NOAUTH))
         refuse = ERR_NOAUTH;
     else if (d != NULL && (d->flags & CMD_DENYOOM) && cmd_over_limit())
         refuse = ERR_OOM;

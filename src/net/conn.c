@@ -9,7 +9,9 @@
  * Writing: the replies of one read batch accumulate in c->out and leave in one write: uv_try_write()
  * first (no request object, no callback when the socket takes it all), uv_write() for what is left, which
  * then owns its bytes (c->wbuf) until write_cb. Output above client-output-buffer-limit closes the
- * client: one that stops reading cannot grow our memory without bound.
+ * client: one that stops reading cannot grow our memory without bound. libuv takes a buffer's length
+ * as an unsigned int: output of 4 GB or more (possible with no output limit) leaves in writes of at most
+ * CONN_WRITE_MAX bytes, one after the other.
  */
 #include "net/conn.h"
 
@@ -28,6 +30,7 @@
 #define CLIENT_PROCESSING  (1u << 9)    /* inside a read batch: flush at its end */
 
 #define QBUF_READ_MIN      (16 * 1024)
+#define CONN_WRITE_MAX     ((size_t)1 << 30)    /* one uv_buf_t, well below UINT_MAX */
 #define QBUF_READ_MAX      (4 * 1024 * 1024)
 #define BUF_IDLE_KEEP      (16 * 1024)  /* larger idle buffers are given back */
 #define FREE_REQS_MAX      16
@@ -224,6 +227,30 @@ void req_done(req_t *r)
         conn_flush_later(c);
 }
 
+/* A libuv buffer over p[0..min(len, CONN_WRITE_MAX)): the length always fits its unsigned int. */
+static uv_buf_t conn_chunk(char *p, size_t len)
+{
+    return uv_buf_init(p, (unsigned)(len < CONN_WRITE_MAX ? len : CONN_WRITE_MAX));
+}
+
+static void conn_write_cb(uv_write_t *wr, int status);
+
+/* Write the next chunk of c->wbuf, from wbuf_off. 0, or -1 (the client is closed). */
+static int conn_write_next(client_t *c)
+{
+    uv_buf_t b = conn_chunk(c->wbuf.data + c->wbuf_off, c->wbuf.len - c->wbuf_off);
+
+    c->wlen = b.len;
+    c->wreq.data = c;
+    if (uv_write(&c->wreq, &c->h.stream, &b, 1, conn_write_cb) < 0) {
+        c->writing = 0;
+        conn_close(c);
+        return -1;
+    }
+    c->writing = 1;
+    return 0;
+}
+
 static void conn_write_cb(uv_write_t *wr, int status)
 {
     client_t *c = wr->data;
@@ -233,7 +260,13 @@ static void conn_write_cb(uv_write_t *wr, int status)
         conn_close(c);
         return;
     }
-    c->srv->stats.net_output_bytes += c->wbuf.len - c->wbuf_off;
+    c->srv->stats.net_output_bytes += c->wlen;
+    c->wbuf_off += c->wlen;
+    if (c->wbuf_off < c->wbuf.len) {            /* more than CONN_WRITE_MAX was handed over */
+        if (!(c->flags & CLIENT_CLOSING))
+            conn_write_next(c);
+        return;
+    }
     c->wbuf.len = 0;
     c->wbuf_off = 0;
     buf_shrink(&c->wbuf, 0);
@@ -266,7 +299,7 @@ static void conn_flush(client_t *c)
     if (c->flags & CLIENT_CLOSING)
         return;
     if (!c->writing && c->out.len > 0) {
-        uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+        uv_buf_t b = conn_chunk(c->out.data, c->out.len);
         int n = uv_try_write(&c->h.stream, &b, 1);
         if (n == UV_EAGAIN || n == UV_ENOSYS)
             n = 0;
@@ -274,7 +307,7 @@ static void conn_flush(client_t *c)
             conn_close(c);
             return;
         }
-        c->srv->stats.net_output_bytes += (unsigned)n;
+        c->srv->stats.net_output_bytes += (size_t)n;
         if ((size_t)n == c->out.len) {
             c->out.len = 0;
             if (c->out.cap > BUF_IDLE_KEEP)
@@ -286,13 +319,8 @@ static void conn_flush(client_t *c)
             c->out = t;
             c->out.len = 0;
             c->wbuf_off = (size_t)n;
-            b = uv_buf_init(c->wbuf.data + n, (unsigned)(c->wbuf.len - (size_t)n));
-            c->wreq.data = c;
-            if (uv_write(&c->wreq, &c->h.stream, &b, 1, conn_write_cb) < 0) {
-                conn_close(c);
+            if (conn_write_next(c) < 0)
                 return;
-            }
-            c->writing = 1;
         }
     }
     if (limit > 0 && conn_pending_output(c) > (unsigned long long)limit) {
@@ -318,7 +346,7 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         want = missing < QBUF_READ_MAX ? (missing > want ? missing : want) : QBUF_READ_MAX;
     }
     buf_reserve(&c->qbuf, want);
-    *buf = uv_buf_init(c->qbuf.data + c->qbuf.len, (unsigned)(c->qbuf.cap - c->qbuf.len));
+    *buf = conn_chunk(c->qbuf.data + c->qbuf.len, c->qbuf.cap - c->qbuf.len);
 }
 
 /*

@@ -69,8 +69,9 @@ struct client {
     size_t argv_cap;
 
     buf_t out;                  /* replies ready to send */
-    buf_t wbuf;                 /* bytes owned by the write in flight, from wbuf_off */
+    buf_t wbuf;                 /* bytes owned by the writes in flight, sent up to wbuf_off */
     size_t wbuf_off;
+    size_t wlen;                /* bytes of the uv_write in flight, from wbuf_off (at most CONN_WRITE_MAX) */
     uv_write_t wreq;
     int writing;                /* a uv_write is in flight */
 

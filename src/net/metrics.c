@@ -17,6 +17,8 @@
 typedef struct metrics_conn {
     uv_tcp_t tcp;
     uv_write_t wreq;
+    struct metrics_conn *prev, *next;   /* the open connections, oldest first */
+    long long deadline_ms;              /* closed then, answered or not */
     char head[METRICS_HEAD_MAX];
     size_t len;
     buf_t out;
@@ -24,7 +26,10 @@ typedef struct metrics_conn {
 } metrics_conn_t;
 
 static uv_tcp_t metrics_listener;
+static uv_timer_t metrics_timer;        /* closes the connections past their deadline */
 static int metrics_on;
+static metrics_conn_t *metrics_oldest, *metrics_newest;
+static unsigned metrics_nconns;
 
 static void metrics_closed_cb(uv_handle_t *h)
 {
@@ -33,10 +38,29 @@ static void metrics_closed_cb(uv_handle_t *h)
     mem_free(m);
 }
 
+/* Unlink m at once (it no longer counts against the limit) and free it once its handle has closed. */
 static void metrics_close(metrics_conn_t *m)
 {
-    if (!uv_is_closing((uv_handle_t *)&m->tcp))
-        uv_close((uv_handle_t *)&m->tcp, metrics_closed_cb);
+    if (uv_is_closing((uv_handle_t *)&m->tcp))
+        return;
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        metrics_oldest = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+    else
+        metrics_newest = m->prev;
+    metrics_nconns--;
+    uv_close((uv_handle_t *)&m->tcp, metrics_closed_cb);
+}
+
+/* Every METRICS_SWEEP_MS: close the connections whose deadline passed (the list is in deadline order). */
+static void metrics_sweep_cb(uv_timer_t *t)
+{
+    long long now = clock_refresh();
+    while (metrics_oldest != NULL && metrics_oldest->deadline_ms <= now)
+        metrics_close(metrics_oldest);
 }
 
 static void metrics_written_cb(uv_write_t *w, int status)
@@ -101,6 +125,13 @@ static void metrics_answer(metrics_conn_t *m)
     buf_append(&m->out, body.data, body.len);
     buf_deinit(&body);
     uv_read_stop((uv_stream_t *)&m->tcp);
+    /* the page is a few hundred KB at most (fixed figures and one histogram per command): far below
+     * the unsigned int of a libuv buffer */
+    if (m->out.len > METRICS_PAGE_MAX) {
+        log_warn("metrics: a page of %zu bytes is too large to send", m->out.len);
+        metrics_close(m);
+        return;
+    }
     uv_buf_t wb = uv_buf_init(m->out.data, (unsigned)m->out.len);
     m->wreq.data = m;
     if (uv_write(&m->wreq, (uv_stream_t *)&m->tcp, &wb, 1, metrics_written_cb) < 0)
@@ -129,6 +160,11 @@ static void metrics_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         metrics_close(m);           /* a head this long is no scrape */
 }
 
+/*
+ * A new connection: accepted always (libuv stops accepting until we do), and at METRICS_MAX_CONNS open
+ * ones closed at once — a scraper opens one; a client opening thousands, or never sending its request,
+ * cannot hold more than METRICS_MAX_CONNS * ~9 KB, nor any of it past METRICS_TIMEOUT_MS.
+ */
 static void metrics_connection_cb(uv_stream_t *l, int status)
 {
     if (status < 0)
@@ -137,7 +173,15 @@ static void metrics_connection_cb(uv_stream_t *l, int status)
     uv_tcp_init(l->loop, &m->tcp);
     m->tcp.data = m;
     buf_init(&m->out);
-    if (uv_accept(l, (uv_stream_t *)&m->tcp) < 0 ||
+    m->deadline_ms = clock_refresh() + METRICS_TIMEOUT_MS;
+    m->prev = metrics_newest;
+    if (metrics_newest)
+        metrics_newest->next = m;
+    else
+        metrics_oldest = m;
+    metrics_newest = m;
+    metrics_nconns++;
+    if (uv_accept(l, (uv_stream_t *)&m->tcp) < 0 || metrics_nconns > METRICS_MAX_CONNS ||
         uv_read_start((uv_stream_t *)&m->tcp, metrics_alloc_cb, metrics_read_cb) < 0)
         metrics_close(m);
 }
@@ -160,6 +204,9 @@ int metrics_setup(server_t *s)
         rc = uv_tcp_bind(&metrics_listener, (const struct sockaddr *)&ss, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&metrics_listener, 64, metrics_connection_cb);
+    uv_timer_init(s->loop, &metrics_timer);
+    uv_timer_start(&metrics_timer, metrics_sweep_cb, METRICS_SWEEP_MS, METRICS_SWEEP_MS);
+    uv_unref((uv_handle_t *)&metrics_timer);
     if (rc < 0) {
         log_warn("could not listen for metrics on %s:%d: %s", addr, s->cfg->metrics_port, uv_strerror(rc));
         return -1;
@@ -172,5 +219,9 @@ void metrics_teardown(server_t *s)
 {
     if (metrics_on && !uv_is_closing((uv_handle_t *)&metrics_listener))
         uv_close((uv_handle_t *)&metrics_listener, NULL);
+    if (metrics_on && !uv_is_closing((uv_handle_t *)&metrics_timer))
+        uv_close((uv_handle_t *)&metrics_timer, NULL);
+    while (metrics_oldest != NULL)
+        metrics_close(metrics_oldest);
     metrics_on = 0;
 }

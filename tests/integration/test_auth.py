@@ -147,3 +147,79 @@ def test_rejected_commands_counted_nowhere_harmful(authd):
     assert good.cmd("PING") == "PONG"
     info = parse_info(good.cmd("INFO", "clients"))
     assert int(info["connected_clients"]) >= 11
+
+
+AUTH_NO_PASSWORD = Err("ERR AUTH <password> called without any password configured for the default user. "
+                       "Are you sure your configuration is correct?")
+
+
+def test_user_names_are_case_sensitive(anon, c):
+    assert anon.cmd("AUTH", "DEFAULT", "secret") == WRONGPASS
+    assert anon.cmd("HELLO", "3", "AUTH", "Default", "secret") == WRONGPASS
+    assert anon.cmd("GET", "a") == NOAUTH
+    assert anon.cmd("AUTH", "default", "secret") == "OK"
+    # no password configured: the default user takes any password, and no other user exists
+    assert c.cmd("AUTH", "DEFAULT", "x") == WRONGPASS
+    assert c.cmd("AUTH", "nobody", "x") == WRONGPASS
+    assert c.cmd("AUTH", "default", "x") == "OK"
+
+
+@pytest.mark.needs_cachetoryd
+def test_reload_removing_and_adding_requirepass(tmp_path):
+    """As redis 7 with CONFIG SET requirepass (checked against redis-server 7.0.15): with no password every
+    client is the default user, authenticated, also one that connected while a password was set and never
+    gave it; a client authenticated once stays so when a password comes back; one that never authenticated
+    is refused again."""
+    import signal
+    from test_lifecycle import Proc
+    from helpers import Conn, wait_until
+
+    class AuthProc(Proc):
+        def _up(self):
+            try:
+                with Conn(("127.0.0.1", self.port), timeout=1) as x:
+                    return x.cmd("PING") == NOAUTH
+            except OSError:
+                return False
+
+    d = AuthProc("[server]\nrequirepass = pw1\n")
+    try:
+        never = d.conn()                       # connected with a password set, never authenticates
+        later = d.conn()                       # the same, authenticates once the password is gone
+        authed = d.conn()
+        assert authed.cmd("AUTH", "pw1") == "OK"
+        for x in (never, later):
+            assert x.cmd("GET", "k") == NOAUTH
+        d.write_conf("[server]\nrequirepass = \n")
+        d.p.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: "requirepass is now" in d.text(), 5), d.text()
+        fresh = d.conn()                       # connected with no password
+        for x in (never, later, authed, fresh):
+            assert x.cmd("SET", "k", "v") == "OK"
+            assert x.cmd("GET", "k") == b"v"
+        # the pre-AUTH protocol limits (10 arguments, 16 KB bulks) are lifted too
+        args = []
+        for i in range(20):
+            args += ["k%d" % i, "v"]
+        assert never.cmd("MSET", *args) == "OK"
+        assert never.cmd("SET", "big", b"x" * 20000) == "OK"
+        assert isinstance(never.cmd("HELLO", "2"), list)
+        assert later.cmd("AUTH", "x") == AUTH_NO_PASSWORD
+        assert later.cmd("AUTH", "DEFAULT", "x") == WRONGPASS
+        assert later.cmd("AUTH", "default", "anything") == "OK"
+        assert "pw1" not in d.text()           # no log line shows requirepass
+
+        d.write_conf("[server]\nrequirepass = pw2\n")
+        d.p.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: d.text().count("requirepass is now") == 2, 5), d.text()
+        for x in (later, authed, fresh):       # authenticated once (by AUTH, or by connecting without a password)
+            assert x.cmd("PING") == "PONG", x
+        assert never.cmd("GET", "k") == NOAUTH
+        assert never.cmd("MSET", *args) == Err("ERR Protocol error: unauthenticated multibulk length")
+        newer = d.conn()
+        assert newer.cmd("GET", "k") == NOAUTH
+        assert newer.cmd("AUTH", "pw1") == WRONGPASS
+        assert newer.cmd("AUTH", "pw2") == "OK"
+        assert "pw2" not in d.text()
+    finally:
+        d.stop()

@@ -352,3 +352,31 @@ def test_scan_guarantee_while_shrinking(c):
             break
     assert stable <= seen, "%d stable keys missed" % len(stable - seen)
     assert c.cmd("DBSIZE") == 500
+
+
+# Redis 7 reads the cursor with strtoul: a sign, then digits, modulo 2^64; "" is 0; no spaces, no junk,
+# nothing over 2^64 - 1 (checked against redis-server 7.0.15).
+SCAN_CURSORS_OK = ["-1", "18446744073709551615", "-18446744073709551615", "+1", "", "00", "-0",
+                   "9223372036854775808", "0" * 40 + "1"]
+SCAN_CURSORS_BAD = ["18446744073709551616", "-18446744073709551616", "abc", "1.5", " 1", "1 ", "0x10", "-",
+                    "+", "--1", "1a"]
+
+
+def test_scan_cursor_forms(c):
+    for cur in SCAN_CURSORS_OK:
+        assert c.cmd("SCAN", cur) == [b"0", []], "SCAN %r on an empty database" % cur
+    for cur in SCAN_CURSORS_BAD:
+        assert c.cmd("SCAN", cur) == Err("ERR invalid cursor"), "SCAN %r" % cur
+    for i in range(50):
+        c.cmd("SET", "k%d" % i, "v")
+    # -1 is the last cursor of the walk: some keys, then the end
+    cur, keys = c.cmd("SCAN", "-1", "COUNT", "1")
+    assert cur == b"0" and all(k.startswith(b"k") for k in keys)
+    # a walk from 0 still sees every key once at least
+    seen, cur = set(), b"0"
+    for _ in range(1000):
+        cur, keys = c.cmd("SCAN", cur)
+        seen.update(keys)
+        if cur == b"0":
+            break
+    assert seen == {b"k%d" % i for i in range(50)}

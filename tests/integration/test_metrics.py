@@ -75,3 +75,47 @@ def test_metrics_refuse_endless_heads(start_daemon):
         pass
     s.close()
     assert d.conn().cmd("PING") == "PONG"
+
+
+def _closed_by_server(s, timeout):
+    """True if the server closed s within timeout seconds (EOF or reset), False if it is still open."""
+    s.settimeout(timeout)
+    try:
+        return s.recv(1) == b""
+    except socket.timeout:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_metrics_connections_are_bounded_and_time_out(start_daemon):
+    """A client opening many connections to the metrics port, or never sending a request, holds at most
+    32 of them (METRICS_MAX_CONNS), and none for longer than 5 s (METRICS_TIMEOUT_MS); a scrape works
+    again afterwards, and the daemon's own clients are not affected."""
+    import time
+    port = free_port()
+    d = start_daemon(metrics_port=str(port))
+    socks = []
+    try:
+        for _ in range(300):
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        time.sleep(0.5)
+        open_now = [s for s in socks if not _closed_by_server(s, 0.01)]
+        assert len(open_now) <= 32, "%d idle metrics connections held" % len(open_now)
+        assert len(open_now) >= 1
+        assert d.conn().cmd("PING") == "PONG"
+        t0 = time.monotonic()
+        for s in open_now:
+            assert _closed_by_server(s, max(0.1, 8 - (time.monotonic() - t0))), \
+                "an idle metrics connection still open after 8 s"
+        assert time.monotonic() - t0 < 8
+        # one that sends half a request and stalls is closed too
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /metrics HTTP/1.1\r\n")
+        socks.append(s)
+        assert _closed_by_server(s, 8)
+        head, body = http_get(port)
+        assert head.startswith("HTTP/1.1 200 OK") and "cachetoryd_up 1" in body
+    finally:
+        for s in socks:
+            s.close()

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "url.h"
+#include "util/mem.h"
 
 static void test_serializer_urls(void **state)
 {
@@ -91,6 +92,44 @@ static void test_last_param_wins(void **state)
     url_free(&u);
 }
 
+static void check_redact(const char *in, const char *want)
+{
+    char *r = url_redact(in);
+    assert_string_equal(r, want);
+    mem_free(r);
+}
+
+/* Every password in a text is hidden, however malformed the URL around it; nothing else changes. */
+static void test_redact(void **state)
+{
+    check_redact("redis://app:S3cret@127.0.0.1:6379/0", "redis://app:***@127.0.0.1:6379/0");
+    check_redact("redis://:pw@h", "redis://:***@h");
+    check_redact("redis://:@h", "redis://:***@h");
+    check_redact("redis://user@h:1/2", "redis://user@h:1/2");
+    check_redact("redis://h:6379/0", "redis://h:6379/0");
+    check_redact("memory://", "memory://");
+    check_redact("zstd://?compression-level=3", "zstd://?compression-level=3");
+    check_redact("", "");
+    check_redact("no url here: a:b@c", "no url here: a:b@c");
+    /* a password with '@', '/', '?' or '://' in it, unescaped: the URL does not parse, and is hidden all the same */
+    check_redact("redis://u:p@ss@h", "redis://u:***@h");
+    check_redact("redis://u:pa/ss@h:1/0", "redis://u:***@h:1/0");
+    check_redact("redis://u:p?w@h", "redis://u:***@h");
+    check_redact("redis://u:a://b@h", "redis://u:***@h");
+    check_redact("redis://u:p%40ss@h", "redis://u:***@h");
+    /* in messages: each URL, up to a quote or a space */
+    check_redact("backend 'redis://a:x@h:70000/0': the port must be a number", "backend 'redis://a:***@h:70000/0': the port must be a number");
+    check_redact("from 'redis://a:x@h/0' to \"redis://b:yy@k/1\" now", "from 'redis://a:***@h/0' to \"redis://b:***@k/1\" now");
+    check_redact("redis://a:x@h redis://c@d redis://e:f@g", "redis://a:***@h redis://c@d redis://e:***@g");
+
+    char small[16] = "redis://u:p@h:1";
+    url_redact_in(small, sizeof(small));
+    assert_string_equal(small, "redis://u:***@h");  /* cut to fit, never the password */
+    char buf[64] = "x redis://u:longpassword@h y";
+    url_redact_in(buf, sizeof(buf));
+    assert_string_equal(buf, "x redis://u:***@h y");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -98,6 +137,7 @@ int main(void)
         cmocka_unit_test(test_redis_urls),
         cmocka_unit_test(test_bad_urls),
         cmocka_unit_test(test_last_param_wins),
+        cmocka_unit_test(test_redact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
