@@ -47,11 +47,11 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/uvbuf.h"
 
 #define UP_READ_BUF      (64 * 1024)
 #define UP_TX_RETRIES    5000   /* optimistic: each round one contender wins; bounded all the same */
 #define UP_RETRY_MIN_MS  50
-#define UP_WRITE_CHUNK   ((size_t)1 << 30)  /* largest uv_buf_t written at once */
 #define UP_KNOWN_DBS     1024   /* databases below this are remembered as existing once selected */
 
 typedef struct upstream upstream_t;
@@ -122,7 +122,7 @@ struct up_conn {
     buf_t out;                  /* bytes to send */
     buf_t wbuf;                 /* bytes owned by the writes in flight, written from wbuf_off */
     size_t wbuf_off;
-    size_t wchunk;              /* bytes of the uv_write in flight (a uv_buf_t holds less than 4 GB) */
+    size_t wchunk;              /* bytes of the uv_write in flight (util/uvbuf.h) */
     redisReader *reader;
     up_slot_t *slots, *slots_tail;  /* replies awaited, in order */
     unsigned nslots;
@@ -866,13 +866,13 @@ static void conn_send_argv(up_conn_t *c, up_task_t *t, int kind, int db, int arg
 
 static void conn_write_cb(uv_write_t *w, int status);
 
-/* Write the next piece of wbuf, at most UP_WRITE_CHUNK bytes. */
+/* Write the next piece of wbuf, at most UVBUF_MAX bytes. */
 static void conn_write_next(up_conn_t *c)
 {
     size_t n = c->wbuf.len - c->wbuf_off;
 
-    c->wchunk = n < UP_WRITE_CHUNK ? n : UP_WRITE_CHUNK;
-    uv_buf_t b = uv_buf_init(c->wbuf.data + c->wbuf_off, (unsigned)c->wchunk);
+    uv_buf_t b = uvbuf_piece(c->wbuf.data + c->wbuf_off, n);
+    c->wchunk = b.len;
     c->wreq.data = c;
     if (uv_write(&c->wreq, &c->h.stream, &b, 1, conn_write_cb) < 0) {
         conn_fail(c, "write failed");
@@ -907,7 +907,7 @@ static void conn_flush(up_conn_t *c)
 {
     if (c->writing || c->out.len == 0 || c->state == UP_DOWN || c->state == UP_CONNECTING)
         return;
-    uv_buf_t b = uv_buf_init(c->out.data, (unsigned)(c->out.len < UP_WRITE_CHUNK ? c->out.len : UP_WRITE_CHUNK));
+    uv_buf_t b = uvbuf_piece(c->out.data, c->out.len);
     int n = uv_try_write(&c->h.stream, &b, 1);
     if (n == UV_EAGAIN || n == UV_ENOSYS)
         n = 0;

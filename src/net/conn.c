@@ -11,7 +11,7 @@
  * then owns its bytes (c->wbuf) until write_cb. Output above client-output-buffer-limit closes the
  * client: one that stops reading cannot grow our memory without bound. libuv takes a buffer's length
  * as an unsigned int: output of 4 GB or more (possible with no output limit) leaves in writes of at most
- * CONN_WRITE_MAX bytes, one after the other.
+ * UVBUF_MAX bytes, one after the other.
  */
 #include "net/conn.h"
 
@@ -25,12 +25,12 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/uvbuf.h"
 
 #define CLIENT_CLOSED      (1u << 8)    /* close_cb ran: the handle is gone */
 #define CLIENT_PROCESSING  (1u << 9)    /* inside a read batch: flush at its end */
 
 #define QBUF_READ_MIN      (16 * 1024)
-#define CONN_WRITE_MAX     ((size_t)1 << 30)    /* one uv_buf_t, well below UINT_MAX */
 #define QBUF_READ_MAX      (4 * 1024 * 1024)
 #define BUF_IDLE_KEEP      (16 * 1024)  /* larger idle buffers are given back */
 #define FREE_REQS_MAX      16
@@ -227,18 +227,13 @@ void req_done(req_t *r)
         conn_flush_later(c);
 }
 
-/* A libuv buffer over p[0..min(len, CONN_WRITE_MAX)): the length always fits its unsigned int. */
-static uv_buf_t conn_chunk(char *p, size_t len)
-{
-    return uv_buf_init(p, (unsigned)(len < CONN_WRITE_MAX ? len : CONN_WRITE_MAX));
-}
 
 static void conn_write_cb(uv_write_t *wr, int status);
 
 /* Write the next chunk of c->wbuf, from wbuf_off. 0, or -1 (the client is closed). */
 static int conn_write_next(client_t *c)
 {
-    uv_buf_t b = conn_chunk(c->wbuf.data + c->wbuf_off, c->wbuf.len - c->wbuf_off);
+    uv_buf_t b = uvbuf_piece(c->wbuf.data + c->wbuf_off, c->wbuf.len - c->wbuf_off);
 
     c->wlen = b.len;
     c->wreq.data = c;
@@ -262,7 +257,7 @@ static void conn_write_cb(uv_write_t *wr, int status)
     }
     c->srv->stats.net_output_bytes += c->wlen;
     c->wbuf_off += c->wlen;
-    if (c->wbuf_off < c->wbuf.len) {            /* more than CONN_WRITE_MAX was handed over */
+    if (c->wbuf_off < c->wbuf.len) {            /* more than UVBUF_MAX was handed over */
         if (!(c->flags & CLIENT_CLOSING))
             conn_write_next(c);
         return;
@@ -299,7 +294,7 @@ static void conn_flush(client_t *c)
     if (c->flags & CLIENT_CLOSING)
         return;
     if (!c->writing && c->out.len > 0) {
-        uv_buf_t b = conn_chunk(c->out.data, c->out.len);
+        uv_buf_t b = uvbuf_piece(c->out.data, c->out.len);
         int n = uv_try_write(&c->h.stream, &b, 1);
         if (n == UV_EAGAIN || n == UV_ENOSYS)
             n = 0;
@@ -346,7 +341,7 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         want = missing < QBUF_READ_MAX ? (missing > want ? missing : want) : QBUF_READ_MAX;
     }
     buf_reserve(&c->qbuf, want);
-    *buf = conn_chunk(c->qbuf.data + c->qbuf.len, c->qbuf.cap - c->qbuf.len);
+    *buf = uvbuf_piece(c->qbuf.data + c->qbuf.len, c->qbuf.cap - c->qbuf.len);
 }
 
 /*
