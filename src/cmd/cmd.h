@@ -62,6 +62,12 @@ int cmd_parse_ld(bytes_t a, long double *out);
 
 /* Write "ERR wrong number of arguments for '<name>' command". */
 void cmd_reply_arity(buf_t *out, const char *name);
+/* Write redis's "ERR unknown command '<name>', with args beginning with: ..." */
+void cmd_reply_unknown(buf_t *out, int argc, bytes_t *argv);
+
+/* cmd/passthrough.c: a command not in cmd_table, by its Redis 7.0 class — the definition that forwards
+ * it to the upstream, or NULL after writing why not (unknown, wrong arity, refused) to out. */
+const cmd_def_t *cmd_passthrough_resolve(buf_t *out, int argc, bytes_t *argv);
 
 /* The handlers, by file. */
 cmd_proc_t cmd_get, cmd_set, cmd_setnx, cmd_setex, cmd_psetex, cmd_getset, cmd_getdel, cmd_getex,
@@ -70,7 +76,7 @@ cmd_proc_t cmd_get, cmd_set, cmd_setnx, cmd_setex, cmd_psetex, cmd_getset, cmd_g
 cmd_proc_t cmd_del, cmd_exists, cmd_type, cmd_touch, cmd_expire, cmd_pexpire, cmd_expireat,
     cmd_pexpireat, cmd_ttl, cmd_pttl, cmd_expiretime, cmd_pexpiretime, cmd_persist, cmd_keys, cmd_scan,
     cmd_randomkey, cmd_rename, cmd_renamenx, cmd_dbsize, cmd_flushdb, cmd_flushall;
-cmd_proc_t cmd_ping, cmd_echo, cmd_quit, cmd_hello, cmd_auth, cmd_select, cmd_client, cmd_command,
+cmd_proc_t cmd_ping, cmd_echo, cmd_quit, cmd_reset, cmd_hello, cmd_auth, cmd_select, cmd_client, cmd_command,
     cmd_info, cmd_config, cmd_time;
 cmd_proc_t cmd_multi, cmd_exec, cmd_discard;
 cmd_proc_t cmd_cache, cmd_forward, cmd_slowlog;

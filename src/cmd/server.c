@@ -53,6 +53,28 @@ int cmd_quit(req_t *r, int argc, bytes_t *argv)
     return CMD_DONE;
 }
 
+/*
+ * RESET: the client's session back to a new connection's, as redis 7's RESET does for its own state —
+ * MULTI discarded, database 0, RESP2, no name, and no longer authenticated when a password is set. It
+ * is cachetoryd's session that is reset: nothing reaches the upstream, whose connections other clients
+ * share (their database and authentication are the backend URL's and stay so).
+ */
+int cmd_reset(req_t *r, int argc, bytes_t *argv)
+{
+    client_t *c = r->c;
+    const char *pass = server->cfg->requirepass;
+
+    cmd_multi_reset(c);
+    c->db = 0;
+    c->proto = 2;
+    mem_free(c->name);
+    c->name = NULL;
+    c->authenticated = pass == NULL || pass[0] == '\0';
+    c->parser.authenticated = c->authenticated;
+    reply_status(req_out(r), "RESET");
+    return CMD_DONE;
+}
+
 /* Compare a password with requirepass without leaking where they differ through timing. */
 static int auth_check(bytes_t user, bytes_t pass)
 {
