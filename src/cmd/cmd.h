@@ -53,12 +53,18 @@ void cmd_multi_reset(client_t *c);      /* drop queued MULTI commands */
 
 /* Send op to the server's backend; cb completes r. Returns CMD_PENDING for the handler to return. */
 int cmd_submit(req_t *r, backend_op_t *op, backend_cb *cb);
+/* The same, saying whether the cache may encode / decode its values on the thread pool (0: all on this
+ * thread, so that with the memory backend the op completes before this returns). */
+int cmd_submit_opts(req_t *r, backend_op_t *op, backend_cb *cb, int may_offload);
 /* The same, straight to the backend: the stored bytes, no codec chain (CACHE RAWGET / RAWSET). */
 int cmd_submit_raw(req_t *r, backend_op_t *op, backend_cb *cb);
 
 /* Number parsing with redis's strictness (string2ll, strtold without spaces, no nan). 0 or -1. */
 int cmd_parse_ll(bytes_t a, long long *out);
 int cmd_parse_ld(bytes_t a, long double *out);
+
+/* default-ttl: the expiry (absolute unix ms) of a key written without one, or -1. */
+long long cmd_default_expiry(void);
 
 /* Write "ERR wrong number of arguments for '<name>' command". */
 void cmd_reply_arity(buf_t *out, const char *name);
@@ -73,6 +79,7 @@ const cmd_def_t *cmd_passthrough_resolve(buf_t *out, int argc, bytes_t *argv);
 cmd_proc_t cmd_get, cmd_set, cmd_setnx, cmd_setex, cmd_psetex, cmd_getset, cmd_getdel, cmd_getex,
     cmd_mget, cmd_mset, cmd_msetnx, cmd_append, cmd_strlen, cmd_getrange, cmd_setrange, cmd_incr,
     cmd_decr, cmd_incrby, cmd_decrby, cmd_incrbyfloat;
+cmd_proc_t cmd_getbit, cmd_setbit, cmd_bitcount, cmd_bitpos, cmd_bitfield, cmd_bitfield_ro, cmd_bitop, cmd_lcs;
 cmd_proc_t cmd_del, cmd_exists, cmd_type, cmd_touch, cmd_expire, cmd_pexpire, cmd_expireat,
     cmd_pexpireat, cmd_ttl, cmd_pttl, cmd_expiretime, cmd_pexpiretime, cmd_persist, cmd_keys, cmd_scan,
     cmd_randomkey, cmd_rename, cmd_renamenx, cmd_dbsize, cmd_flushdb, cmd_flushall;

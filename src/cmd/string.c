@@ -127,6 +127,11 @@ static long long default_expiry(void)
     return ttl > 0 ? clock_ms() + (long long)ttl * 1000 : -1;
 }
 
+long long cmd_default_expiry(void)
+{
+    return default_expiry();
+}
+
 static int set_generic(req_t *r, bytes_t key, bytes_t val, unsigned flags, long long at, int variant)
 {
     if (at < 0 && !(flags & SET_KEEPTTL))

@@ -92,6 +92,15 @@ const cmd_def_t cmd_table[] = {
     {"incrby", cmd_incrby, 3, W | M | F, 1, 1, 1, "string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", "@write @string @fast"},
     {"decrby", cmd_decrby, 3, W | M | F, 1, 1, 1, "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", "@write @string @fast"},
     {"incrbyfloat", cmd_incrbyfloat, 3, W | M | F, 1, 1, 1, "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", "@write @string @fast"},
+    /* bitmaps and LCS (cmd/bits.c) */
+    {"getbit", cmd_getbit, 3, R | F, 1, 1, 1, "bitmap", "2.2.0", "Returns a bit value by offset.", "@read @bitmap @fast"},
+    {"setbit", cmd_setbit, 4, W | M, 1, 1, 1, "bitmap", "2.2.0", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.", "@write @bitmap @slow"},
+    {"bitcount", cmd_bitcount, -2, R, 1, 1, 1, "bitmap", "2.6.0", "Counts the number of set bits (population counting) in a string.", "@read @bitmap @slow"},
+    {"bitpos", cmd_bitpos, -3, R, 1, 1, 1, "bitmap", "2.8.7", "Finds the first set (1) or clear (0) bit in a string.", "@read @bitmap @slow"},
+    {"bitfield", cmd_bitfield, -2, W | M, 1, 1, 1, "bitmap", "3.2.0", "Performs arbitrary bitfield integer operations on strings.", "@write @bitmap @slow"},
+    {"bitfield_ro", cmd_bitfield_ro, -2, R | F, 1, 1, 1, "bitmap", "6.0.0", "Performs arbitrary read-only bitfield integer operations on strings.", "@read @bitmap @fast"},
+    {"bitop", cmd_bitop, -4, W | M, 2, -1, 1, "bitmap", "2.6.0", "Performs bitwise operations on multiple strings, and stores the result.", "@write @bitmap @slow"},
+    {"lcs", cmd_lcs, -3, R, 1, 2, 1, "string", "7.0.0", "Finds the longest common substring.", "@read @string @slow"},
     /* keyspace */
     {"del", cmd_del, -2, W, 1, -1, 1, "generic", "1.0.0", "Deletes one or more keys.", "@keyspace @write @slow"},
     {"unlink", cmd_del, -2, W | F, 1, -1, 1, "generic", "4.0.0", "Asynchronously deletes one or more keys.", "@keyspace @write @fast"},
@@ -408,11 +417,16 @@ int cmd_exec(req_t *r, int argc, bytes_t *argv)
 
 int cmd_submit(req_t *r, backend_op_t *op, backend_cb *cb)
 {
+    return cmd_submit_opts(r, op, cb, !(r->c->flags & CLIENT_IN_EXEC));
+}
+
+int cmd_submit_opts(req_t *r, backend_op_t *op, backend_cb *cb, int may_offload)
+{
     client_t *c = r->c;
 
     op->db = c->db;
     op->affinity = c->id;
-    if (cache_submit(server->cache, op, cb, r, !(c->flags & CLIENT_IN_EXEC))) {
+    if (cache_submit(server->cache, op, cb, r, may_offload && !(c->flags & CLIENT_IN_EXEC))) {
         /* its values went to the thread pool: the client's next commands wait for it */
         r->blocking = 1;
         c->flags |= CLIENT_BLOCKED;
