@@ -452,15 +452,22 @@ static int bf_unsigned_add(uint64_t value, int64_t incr, int bits, int overflow,
     return dir;
 }
 
-/* The same for a signed field of bits (<= 64) bits; the sum is taken modulo 2^64 before wrapping. */
+/*
+ * The same for a signed field of bits (<= 64) bits. The limits are redis's to the letter, including
+ * its distances to them taken modulo 2^64: a SET of a value far below the minimum (-5e18 into an i63)
+ * wraps the distance to the maximum negative, so redis reports it as an overflow, which SAT turns into
+ * the maximum. The sum is taken modulo 2^64 before wrapping.
+ */
 static int bf_signed_add(int64_t value, int64_t incr, int bits, int overflow, int64_t *out)
 {
     int64_t max = bits == 64 ? INT64_MAX : (int64_t)(((uint64_t)1 << (bits - 1)) - 1), min = -max - 1;
+    int64_t maxincr = (int64_t)((uint64_t)max - (uint64_t)value);
+    int64_t minincr = (int64_t)((uint64_t)min - (uint64_t)value);
     int dir = 0;
 
-    if (value > max || (incr > 0 && value > max - incr))
+    if (value > max || (bits != 64 && incr > maxincr) || (value >= 0 && incr > 0 && incr > maxincr))
         dir = 1;
-    else if (value < min || (incr < 0 && value < min - incr))
+    else if (value < min || (bits != 64 && incr < minincr) || (value < 0 && incr < 0 && incr < minincr))
         dir = -1;
     if (dir == 0 || overflow == BF_WRAP) {
         uint64_t c = (uint64_t)value + (uint64_t)incr;
