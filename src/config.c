@@ -101,6 +101,29 @@ static int loglevel_parse(const char *s, int *out)
     return -1;
 }
 
+static const char *const passthrough_scripts_names[] = {
+    [PASSTHROUGH_SCRIPTS_REFUSE] = "refuse",
+    [PASSTHROUGH_SCRIPTS_STORED_BYTES] = "stored-bytes",
+};
+
+static const char *passthrough_scripts_name(int v)
+{
+    if (v < 0 || (size_t)v >= sizeof(passthrough_scripts_names) / sizeof(passthrough_scripts_names[0]))
+        return NULL;
+    return passthrough_scripts_names[v];
+}
+
+static int passthrough_scripts_parse(const char *s, int *out)
+{
+    for (int i = 0; passthrough_scripts_name(i) != NULL; i++) {
+        if (strcasecmp(s, passthrough_scripts_name(i)) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 /* store.h has no count of policies; store_policy_name() answers "unknown" past the last one. */
 static const char *policy_name(int v)
 {
@@ -119,6 +142,7 @@ static int policy_parse(const char *s, int *out)
 
 static const config_enum_t loglevel_enum = { loglevel_parse, loglevel_name };
 static const config_enum_t policy_enum = { policy_parse, policy_name };
+static const config_enum_t passthrough_scripts_enum = { passthrough_scripts_parse, passthrough_scripts_name };
 
 /* --- the table --------------------------------------------------------------------------------- */
 
@@ -198,7 +222,13 @@ static const config_option_t config_options[] = {
     { "upstream-retry-max", "upstream", CONFIG_INT, F(upstream_retry_max), 1, 600000, NULL, "2000",
       "longest wait between reconnection attempts, in milliseconds (the wait doubles from 50 ms)" },
     { "passthrough", "upstream", CONFIG_BOOL, F(passthrough), 0, 1, NULL, "no",
-      "forward commands cachetoryd does not know (hashes, lists, sets...) to the upstream as they are" },
+      "forward the commands of other types (hashes, lists, sets, streams...) to the upstream as they are; "
+      "string values always go through the serializer, and connection, blocking and admin commands are never "
+      "forwarded (README, Passthrough)" },
+    { "passthrough-scripts", "upstream", CONFIG_ENUM, F(passthrough_scripts), 0, 0, &passthrough_scripts_enum,
+      "refuse", "with passthrough and a serializer other than null://: refuse EVAL, EVALSHA, FCALL (and _RO), "
+      "SCRIPT / FUNCTION and SORT ... BY / GET patterns, which read string values inside Redis (refuse), or "
+      "forward them, the scripts then seeing the stored, encoded bytes (stored-bytes)" },
 
     { "loglevel", "log", CONFIG_ENUM, F(loglevel), 0, 0, &loglevel_enum, "notice",
       "least important messages that are logged" },

@@ -15,6 +15,8 @@
 #define CONFIG_MAX_BIND 16
 
 enum config_loglevel { LOG_LEVEL_DEBUG, LOG_LEVEL_VERBOSE, LOG_LEVEL_NOTICE, LOG_LEVEL_WARNING };
+/* passthrough-scripts: what scripts, functions and SORT ... BY / GET get with a serializer that encodes */
+enum config_passthrough_scripts { PASSTHROUGH_SCRIPTS_REFUSE, PASSTHROUGH_SCRIPTS_STORED_BYTES };
 
 typedef struct config {
     /* [server] */
@@ -54,7 +56,8 @@ typedef struct config {
     int upstream_connect_timeout;       /* ms */
     int upstream_command_timeout;       /* ms */
     int upstream_retry_max;             /* ms, the longest reconnection backoff */
-    int passthrough;                    /* forward unknown commands to the upstream */
+    int passthrough;                    /* forward the commands of other types to the upstream */
+    int passthrough_scripts;            /* enum config_passthrough_scripts */
 
     /* [log] */
     int loglevel;                       /* enum config_loglevel */

@@ -152,7 +152,7 @@ static int reload_is_live(const char *name)
         "loglevel", "logfile", "maxmemory", "maxmemory-policy", "timeout", "client-output-buffer-limit",
         "client-query-buffer-limit", "requirepass", "tcp-keepalive", "upstream-connect-timeout",
         "upstream-command-timeout", "upstream-retry-max", "serializer", "default-ttl", "passthrough",
-        "slowlog-log-slower-than", "slowlog-max-len", "codec-thread-nice",
+        "passthrough-scripts", "slowlog-log-slower-than", "slowlog-max-len", "codec-thread-nice",
     };
     for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
         if (strcmp(name, live[i]) == 0)

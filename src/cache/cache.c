@@ -714,6 +714,11 @@ backend_t *cache_backend(cache_t *c)
     return c->backend;
 }
 
+const chain_t *cache_chain(const cache_t *c)
+{
+    return c->chain;
+}
+
 void cache_stats_reset(cache_t *c)
 {
     memset(&c->stats, 0, sizeof(c->stats));

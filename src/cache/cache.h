@@ -53,6 +53,8 @@ void cache_info(cache_t *c, buf_t *out);
 void cache_stats_reset(cache_t *c);
 void cache_metrics(cache_t *c, buf_t *out);        /* Prometheus lines */
 backend_t *cache_backend(cache_t *c);
+/* The codec chain new values are written with (chain_is_null, chain_url). */
+const chain_t *cache_chain(const cache_t *c);
 int cache_jobs(const cache_t *c);
 void cache_set_backend(cache_t *c, backend_t *b);   /* reload: ops from now on go to b */
 /* Replace the codec chain (SIGHUP). 0, or -1 with err and the chain unchanged. */

@@ -59,6 +59,9 @@ void cmd_auth_reconfigure(void);
 
 /* Send op to the server's backend; cb completes r. Returns CMD_PENDING for the handler to return. */
 int cmd_submit(req_t *r, backend_op_t *op, backend_cb *cb);
+/* The same, saying whether the cache may encode / decode its values on the thread pool (0: all on this
+ * thread, so that with the memory backend the op completes before this returns). */
+int cmd_submit_opts(req_t *r, backend_op_t *op, backend_cb *cb, int may_offload);
 /* The same, straight to the backend: the stored bytes, no codec chain (CACHE RAWGET / RAWSET). */
 int cmd_submit_raw(req_t *r, backend_op_t *op, backend_cb *cb);
 
@@ -66,8 +69,18 @@ int cmd_submit_raw(req_t *r, backend_op_t *op, backend_cb *cb);
 int cmd_parse_ll(bytes_t a, long long *out);
 int cmd_parse_ld(bytes_t a, long double *out);
 
+/* default-ttl: the expiry (absolute unix ms) of a key written without one, or -1; *rel the same in ms
+ * from now (an upstream is sent that). */
+long long cmd_default_expiry(long long *rel);
+
 /* Write "ERR wrong number of arguments for '<name>' command". */
 void cmd_reply_arity(buf_t *out, const char *name);
+/* Write redis's "ERR unknown command '<name>', with args beginning with: ..." */
+void cmd_reply_unknown(buf_t *out, int argc, bytes_t *argv);
+
+/* cmd/passthrough.c: a command not in cmd_table, by its Redis 7.0 class — the definition that forwards
+ * it to the upstream, or NULL after writing why not (unknown, wrong arity, refused) to out. */
+const cmd_def_t *cmd_passthrough_resolve(buf_t *out, int argc, bytes_t *argv);
 
 /* NULL if a string value of len bytes can be stored, or the client's error when it could never be read
  * back: its GET reply would exceed client-output-buffer-limit and close the reader. Every command that
@@ -78,10 +91,11 @@ const char *cmd_value_unreadable(size_t len);
 cmd_proc_t cmd_get, cmd_set, cmd_setnx, cmd_setex, cmd_psetex, cmd_getset, cmd_getdel, cmd_getex,
     cmd_mget, cmd_mset, cmd_msetnx, cmd_append, cmd_strlen, cmd_getrange, cmd_setrange, cmd_incr,
     cmd_decr, cmd_incrby, cmd_decrby, cmd_incrbyfloat;
+cmd_proc_t cmd_getbit, cmd_setbit, cmd_bitcount, cmd_bitpos, cmd_bitfield, cmd_bitfield_ro, cmd_bitop, cmd_lcs;
 cmd_proc_t cmd_del, cmd_exists, cmd_type, cmd_touch, cmd_expire, cmd_pexpire, cmd_expireat,
     cmd_pexpireat, cmd_ttl, cmd_pttl, cmd_expiretime, cmd_pexpiretime, cmd_persist, cmd_keys, cmd_scan,
     cmd_randomkey, cmd_rename, cmd_renamenx, cmd_dbsize, cmd_flushdb, cmd_flushall;
-cmd_proc_t cmd_ping, cmd_echo, cmd_quit, cmd_hello, cmd_auth, cmd_select, cmd_client, cmd_command,
+cmd_proc_t cmd_ping, cmd_echo, cmd_quit, cmd_reset, cmd_hello, cmd_auth, cmd_select, cmd_client, cmd_command,
     cmd_info, cmd_config, cmd_time;
 cmd_proc_t cmd_multi, cmd_exec, cmd_discard;
 cmd_proc_t cmd_cache, cmd_forward, cmd_slowlog;

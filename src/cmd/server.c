@@ -55,6 +55,28 @@ int cmd_quit(req_t *r, int argc, bytes_t *argv)
 }
 
 /*
+ * RESET: the client's session back to a new connection's, as redis 7's RESET does for its own state —
+ * MULTI discarded, the database a new client starts in (the URL's upstream), RESP2, no name, and no longer authenticated when a password is set. It
+ * is cachetoryd's session that is reset: nothing reaches the upstream, whose connections other clients
+ * share (their database and authentication are the backend URL's and stay so).
+ */
+int cmd_reset(req_t *r, int argc, bytes_t *argv)
+{
+    client_t *c = r->c;
+    const char *pass = server->cfg->requirepass;
+
+    cmd_multi_reset(c);
+    c->db = server->default_db;
+    c->proto = 2;
+    mem_free(c->name);
+    c->name = NULL;
+    c->authenticated = pass == NULL || pass[0] == '\0';
+    c->parser.authenticated = c->authenticated;
+    reply_status(req_out(r), "RESET");
+    return CMD_DONE;
+}
+
+/*
  * Authentication, as redis 7 with only its default user: with no requirepass the default user has no
  * password, any password opens it, and every client counts as authenticated — also one that connected
  * while a password was set, once a reload removes it. A client authenticated once (by AUTH, or by

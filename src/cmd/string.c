@@ -147,7 +147,7 @@ const char *cmd_value_unreadable(size_t len)
 }
 
 /* default-ttl: the expiry of a key written without one, relative (*rel ms) and absolute (returned). */
-static long long default_expiry(long long *rel)
+long long cmd_default_expiry(long long *rel)
 {
     int ttl = server->cfg->default_ttl;
     *rel = ttl > 0 ? (long long)ttl * 1000 : -1;
@@ -171,7 +171,7 @@ static int set_generic(req_t *r, bytes_t key, bytes_t val, unsigned flags, long 
         return CMD_DONE;
     }
     if (at < 0)
-        at = default_expiry(&rel);
+        at = cmd_default_expiry(&rel);
     backend_op_t op = {
         .code = BE_SET,
         .key = key,
@@ -333,7 +333,7 @@ static int mset_generic(req_t *r, int argc, bytes_t *argv, int nx)
         kv[i] = argv[1 + 2 * i];
         kv[n + i] = argv[2 + 2 * i];
     }
-    long long rel, at = default_expiry(&rel);
+    long long rel, at = cmd_default_expiry(&rel);
     backend_op_t op = { .code = BE_MSET, .keys = kv, .vals = kv + n, .nkeys = n,
                         .flags = (nx ? BE_NX : 0) | (at >= 0 ? rel_flag(rel) : 0), .expire_at = at, .rel_ms = rel };
     r->variant = nx ? REPLY_INT : REPLY_SET_OK;
@@ -405,7 +405,7 @@ static void update_done_cb(void *ctx, const backend_result_t *res)
  */
 static int update_generic(req_t *r, int argc, bytes_t *argv, backend_update_fn *fn, void *arg)
 {
-    long long rel, at = default_expiry(&rel);
+    long long rel, at = cmd_default_expiry(&rel);
     backend_op_t op = { .code = BE_UPDATE, .key = argv[1], .update = fn, .update_arg = arg, .argc = argc,
                         .argv = argv, .expire_at = at, .rel_ms = rel, .flags = at >= 0 ? BE_NEWTTL | BE_REL : 0 };
     if (server->backend->vt->forwards && r->arg.ptr != NULL) {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "cache/cache.h"
+#include "cmd/classes.h"
 #include "net/server.h"
 #include "util/clock.h"
 #include "util/mem.h"
@@ -91,6 +92,15 @@ const cmd_def_t cmd_table[] = {
     {"incrby", cmd_incrby, 3, W | M | F, 1, 1, 1, "string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", "@write @string @fast"},
     {"decrby", cmd_decrby, 3, W | M | F, 1, 1, 1, "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", "@write @string @fast"},
     {"incrbyfloat", cmd_incrbyfloat, 3, W | M | F, 1, 1, 1, "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", "@write @string @fast"},
+    /* bitmaps and LCS (cmd/bits.c) */
+    {"getbit", cmd_getbit, 3, R | F, 1, 1, 1, "bitmap", "2.2.0", "Returns a bit value by offset.", "@read @bitmap @fast"},
+    {"setbit", cmd_setbit, 4, W | M, 1, 1, 1, "bitmap", "2.2.0", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.", "@write @bitmap @slow"},
+    {"bitcount", cmd_bitcount, -2, R, 1, 1, 1, "bitmap", "2.6.0", "Counts the number of set bits (population counting) in a string.", "@read @bitmap @slow"},
+    {"bitpos", cmd_bitpos, -3, R, 1, 1, 1, "bitmap", "2.8.7", "Finds the first set (1) or clear (0) bit in a string.", "@read @bitmap @slow"},
+    {"bitfield", cmd_bitfield, -2, W | M, 1, 1, 1, "bitmap", "3.2.0", "Performs arbitrary bitfield integer operations on strings.", "@write @bitmap @slow"},
+    {"bitfield_ro", cmd_bitfield_ro, -2, R | F, 1, 1, 1, "bitmap", "6.0.0", "Performs arbitrary read-only bitfield integer operations on strings.", "@read @bitmap @fast"},
+    {"bitop", cmd_bitop, -4, W | M, 2, -1, 1, "bitmap", "2.6.0", "Performs bitwise operations on multiple strings, and stores the result.", "@write @bitmap @slow"},
+    {"lcs", cmd_lcs, -3, R, 1, 2, 1, "string", "7.0.0", "Finds the longest common substring.", "@read @string @slow"},
     /* keyspace */
     {"del", cmd_del, -2, W, 1, -1, 1, "generic", "1.0.0", "Deletes one or more keys.", "@keyspace @write @slow"},
     {"unlink", cmd_del, -2, W | F, 1, -1, 1, "generic", "4.0.0", "Asynchronously deletes one or more keys.", "@keyspace @write @fast"},
@@ -118,6 +128,7 @@ const cmd_def_t cmd_table[] = {
     {"ping", cmd_ping, -1, F, 0, 0, 0, "connection", "1.0.0", "Returns the server's liveliness response.", "@fast @connection"},
     {"echo", cmd_echo, 2, F, 0, 0, 0, "connection", "1.0.0", "Returns the given string.", "@fast @connection"},
     {"quit", cmd_quit, -1, NA | F | NQ, 0, 0, 0, "connection", "1.0.0", "Closes the connection.", "@fast @connection"},
+    {"reset", cmd_reset, 1, NA | F | NQ, 0, 0, 0, "connection", "6.2.0", "Resets the connection.", "@fast @connection"},
     {"hello", cmd_hello, -1, NA | F, 0, 0, 0, "connection", "6.0.0", "Handshakes with the Redis server.", "@fast @connection"},
     {"auth", cmd_auth, -2, NA | F, 0, 0, 0, "connection", "1.0.0", "Authenticates the connection.", "@fast @connection"},
     {"select", cmd_select, 2, F, 0, 0, 0, "connection", "1.0.0", "Changes the selected database.", "@fast @connection"},
@@ -180,7 +191,7 @@ void cmd_reply_arity(buf_t *out, const char *name)
 
 /* "ERR unknown command 'x', with args beginning with: 'a' 'b' " — redis 7 quotes at most 128 bytes of
  * each part and stops at the text's room. */
-static void cmd_reply_unknown(buf_t *out, int argc, bytes_t *argv)
+void cmd_reply_unknown(buf_t *out, int argc, bytes_t *argv)
 {
     char msg[512];
     size_t n = 0;
@@ -209,62 +220,22 @@ static const cmd_def_t *cmd_lookup_sub(const cmd_def_t *d, bytes_t arg)
 }
 
 /* Check argv against the table: redis's errors for an unknown command, an unknown subcommand, a wrong
- * number of arguments. Returns the definition to run, or NULL after writing the error to out. */
-/* Commands that block or subscribe: a proxy that multiplexes clients over shared connections cannot
- * hold a connection for one client. */
-static int cmd_is_blocking(bytes_t name)
-{
-    static const char *const names[] = {
-        "blpop", "brpop", "brpoplpush", "blmove", "blmpop", "bzpopmin", "bzpopmax", "bzmpop", "subscribe",
-        "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe", "monitor", "wait",
-        "sync", "psync", "watch", "unwatch", "xread", "xreadgroup",
-    };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (bytes_eq_nocase(name, names[i]))
-            return 1;
-    return 0;
-}
-
-/* Forwarded to the upstream as it is (passthrough = yes). */
-static const cmd_def_t cmd_forward_def = {
-    "passthrough", cmd_forward, -1, CMD_WRITE | CMD_DENYOOM, 1, 1, 1, "cachetoryd", "0.1.0",
-    "A command forwarded to the upstream as it is.", "@slow",
-};
-
+ * number of arguments. A command cachetoryd does not run itself goes by its class (cmd/passthrough.c):
+ * forwarded, or refused. Returns the definition to run, or NULL after writing the error to out. */
 static const cmd_def_t *cmd_resolve(buf_t *out, int argc, bytes_t *argv)
 {
     const cmd_def_t *d = cmd_lookup(argv[0]);
 
-    if (d == NULL) {
-        if (cmd_is_blocking(argv[0])) {
-            reply_errorf(out, "ERR '%.*s' is not supported by cachetoryd: blocking, watching and pub/sub "
-                         "commands need a connection of their own; connect to Redis directly for them",
-                         (int)(argv[0].len > 32 ? 32 : argv[0].len), argv[0].ptr);
-            return NULL;
-        }
-        if (server->backend->vt->forwards && server->cfg->passthrough)
-            return &cmd_forward_def;
-        if (server->backend->vt->forwards) {
-            char msg[600];
-            buf_t tmp;
-            buf_init(&tmp);
-            cmd_reply_unknown(&tmp, argc, argv);
-            /* redis's text, then the setting that would forward it */
-            snprintf(msg, sizeof(msg), "%.*s(cachetoryd forwards it to the upstream with passthrough = yes)",
-                     (int)(tmp.len - 3), tmp.data + 1);
-            reply_error(out, msg);
-            buf_deinit(&tmp);
-            return NULL;
-        }
-        cmd_reply_unknown(out, argc, argv);
-        return NULL;
-    }
+    if (d == NULL)
+        return cmd_passthrough_resolve(out, argc, argv);
     if (!cmd_arity_ok(d, argc)) {
         cmd_reply_arity(out, d->name);
         return NULL;
     }
     if (d->subs != NULL && argc >= 2) {
         const cmd_def_t *sub = cmd_lookup_sub(d, argv[1]);
+        if (sub == NULL && cmd_class_lookup(argv[0]) != NULL)     /* CONFIG SET, CLIENT TRACKING... */
+            return cmd_passthrough_resolve(out, argc, argv);
         if (sub == NULL) {
             char upper[CMD_NAME_MAX + 1];
             size_t i;
@@ -470,11 +441,16 @@ int cmd_exec(req_t *r, int argc, bytes_t *argv)
 
 int cmd_submit(req_t *r, backend_op_t *op, backend_cb *cb)
 {
+    return cmd_submit_opts(r, op, cb, !(r->c->flags & CLIENT_IN_EXEC));
+}
+
+int cmd_submit_opts(req_t *r, backend_op_t *op, backend_cb *cb, int may_offload)
+{
     client_t *c = r->c;
 
     op->db = c->db;
     op->affinity = c->id;
-    if (cache_submit(server->cache, op, cb, r, !(c->flags & CLIENT_IN_EXEC))) {
+    if (cache_submit(server->cache, op, cb, r, may_offload && !(c->flags & CLIENT_IN_EXEC))) {
         /* its values went to the thread pool: the client's next commands wait for it */
         r->blocking = 1;
         c->flags |= CLIENT_BLOCKED;

@@ -1,0 +1,1140 @@
+/*
+ * cmd/bits: the bitmap commands and LCS — GETBIT, SETBIT, BITCOUNT, BITPOS, BITFIELD, BITFIELD_RO,
+ * BITOP, LCS — on decoded values, with redis 7.0's semantics and error texts.
+ *
+ * They are cachetoryd's own because the values are stored through the codec chain: forwarded as they
+ * are, they would read and change encoded bytes (README, "Passthrough"). Reads are a BE_GET (BE_MGET for
+ * several keys) that the cache layer decodes; writes of one key are a BE_UPDATE, which decodes, modifies
+ * and re-encodes atomically in the backend (memory: in one step; upstream: WATCH / GET / MULTI / SET
+ * KEEPTTL / EXEC, or the command itself when values are not encoded and the reply is a number).
+ *
+ * redis checks some arguments only after it has looked the key up (BITCOUNT and BITPOS answer a missing
+ * key before they parse their range; LCS checks the keys' types before its options). The handlers parse
+ * everything before the read, as the arguments do not outlive the handler, and keep the error to give
+ * in the order redis gives it.
+ *
+ * BITOP reads its sources and writes its destination. With the memory backend the read, the
+ * computation and the write complete within the handler (no thread-pool step in between), so no other
+ * command runs between them, as in redis. With an upstream the sources are read with one MGET and the
+ * result written with SET (or DEL) afterwards, and the client's following commands wait for the write;
+ * the read and the write are not one transaction upstream (that needs a WATCH of several keys in the
+ * backend), and BITOP inside MULTI is refused there for that reason.
+ */
+#include "cmd/cmd.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/server.h"
+#include "util/mem.h"
+
+#define ERR_BIT_OFFSET  "ERR bit offset is not an integer or out of range"
+#define ERR_BIT_VALUE   "ERR bit is not an integer or out of range"
+#define ERR_BF_TYPE     "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is."
+
+/* ---- helpers --------------------------------------------------------------------------------------- */
+
+static bytes_t value_of(const backend_result_t *res)
+{
+    return res->has_value ? res->value : (bytes_t){ "", 0 };
+}
+
+/*
+ * A bit offset, as redis's getBitOffsetFromArgument: an integer (with hash, "#n" means n * bits), not
+ * negative, and addressing a byte below proto-max-bulk-len (2^32 bits with the default 512mb).
+ */
+static int bit_offset_parse(bytes_t a, int hash, int bits, uint64_t *out)
+{
+    long long v;
+    int usehash = hash && bits > 0 && a.len > 0 && a.ptr[0] == '#';
+
+    if (cmd_parse_ll((bytes_t){ a.ptr + usehash, a.len - (size_t)usehash }, &v) < 0)
+        return -1;
+    if (usehash) {
+        if (v > LLONG_MAX / bits || v < LLONG_MIN / bits)
+            return -1;
+        v *= bits;
+    }
+    if (v < 0 || (v >> 3) >= server->cfg->proto_max_bulk_len)
+        return -1;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static int bit_get(const unsigned char *p, size_t len, uint64_t bit)
+{
+    uint64_t byte = bit >> 3;
+    return byte < len ? (p[byte] >> (7 - (bit & 7))) & 1 : 0;
+}
+
+static void bit_put(unsigned char *p, uint64_t bit, int on)
+{
+    unsigned char mask = (unsigned char)(1u << (7 - (bit & 7)));
+    if (on)
+        p[bit >> 3] |= mask;
+    else
+        p[bit >> 3] &= (unsigned char)~mask;
+}
+
+/* Copy old into nv, zero-padded to at least len bytes. Returns 1 if it grew (or old was absent). */
+static int value_grow(const bytes_t *old, buf_t *nv, size_t len)
+{
+    size_t oldlen = old ? old->len : 0, n = oldlen > len ? oldlen : len;
+
+    buf_reserve(nv, n);
+    if (oldlen)
+        memcpy(nv->data, old->ptr, oldlen);
+    if (n > oldlen)
+        memset(nv->data + oldlen, 0, n - oldlen);
+    nv->len = n;
+    return old == NULL || n > oldlen;
+}
+
+/*
+ * The arguments a handler parsed, kept in r->keep until its callback: the numbers, and an error redis
+ * would give only after looking the key up (err), or the early answer it would give then (early).
+ */
+typedef struct bits_args {
+    long long start, end;
+    int ranged;                 /* a start (and end) was given */
+    int end_given;
+    int isbit;                  /* BIT unit */
+    int bit;                    /* BITPOS: the bit looked for */
+    int zero_early;             /* BITCOUNT: negative start > end: 0 */
+    const char *err;
+} bits_args_t;
+
+static bits_args_t *args_new(req_t *r)
+{
+    bits_args_t a = { 0 };
+    buf_reset(&r->keep);
+    buf_append(&r->keep, &a, sizeof(a));
+    return (bits_args_t *)r->keep.data;
+}
+
+static bits_args_t *args_of(req_t *r)
+{
+    return (bits_args_t *)r->keep.data;
+}
+
+static int submit_get(req_t *r, bytes_t key, backend_cb *cb)
+{
+    backend_op_t op = { .code = BE_GET, .key = key, .expire_at = -1 };
+    return cmd_submit(r, &op, cb);
+}
+
+/* Turn a [start, end] range over len units into one within it, as BITCOUNT / BITPOS / GETRANGE do. */
+static void range_clamp(long long *start, long long *end, long long len)
+{
+    if (*start < 0)
+        *start = len + *start;
+    if (*end < 0)
+        *end = len + *end;
+    if (*start < 0)
+        *start = 0;
+    if (*end < 0)
+        *end = 0;
+    if (*end >= len)
+        *end = len - 1;
+}
+
+/* Parse "BIT" / "BYTE". 0, or -1. */
+static int unit_parse(bytes_t a, int *isbit)
+{
+    if (bytes_eq_nocase(a, "bit"))
+        *isbit = 1;
+    else if (bytes_eq_nocase(a, "byte"))
+        *isbit = 0;
+    else
+        return -1;
+    return 0;
+}
+
+/* ---- GETBIT, SETBIT --------------------------------------------------------------------------------- */
+
+static void getbit_done_cb(void *ctx, const backend_result_t *res)
+{
+    req_t *r = ctx;
+    bytes_t v = value_of(res);
+
+    if (res->status == BE_ERR)
+        reply_error(req_out(r), res->err);
+    else
+        reply_int(req_out(r), bit_get((const unsigned char *)v.ptr, v.len, (uint64_t)r->aux));
+    req_done(r);
+}
+
+/* GETBIT key offset */
+int cmd_getbit(req_t *r, int argc, bytes_t *argv)
+{
+    uint64_t off;
+
+    if (bit_offset_parse(argv[2], 0, 0, &off) < 0) {
+        reply_error(req_out(r), ERR_BIT_OFFSET);
+        return CMD_DONE;
+    }
+    r->aux = (long long)off;
+    return submit_get(r, argv[1], getbit_done_cb);
+}
+
+static void int_update_done_cb(void *ctx, const backend_result_t *res)
+{
+    req_t *r = ctx;
+    if (res->status == BE_ERR)
+        reply_error(req_out(r), res->err);
+    else
+        reply_int(req_out(r), res->integer);
+    req_done(r);
+}
+
+/* SETBIT's offset in r->aux, the bit in r->aux2. */
+static int setbit_fn(void *arg, const bytes_t *old, buf_t *nv, backend_result_t *res)
+{
+    const req_t *r = arg;
+    uint64_t off = (uint64_t)r->aux;
+    size_t need = (size_t)(off >> 3) + 1;
+    int prev = old ? bit_get((const unsigned char *)old->ptr, old->len, off) : 0;
+
+    res->integer = prev;
+    if (old != NULL && old->len >= need && prev == (int)r->aux2)
+        return 1;                       /* nothing changes */
+    value_grow(old, nv, need);
+    bit_put((unsigned char *)nv->data, off, (int)r->aux2);
+    return 0;
+}
+
+/* SETBIT key offset value */
+int cmd_setbit(req_t *r, int argc, bytes_t *argv)
+{
+    uint64_t off;
+    long long on;
+
+    if (bit_offset_parse(argv[2], 0, 0, &off) < 0) {
+        reply_error(req_out(r), ERR_BIT_OFFSET);
+        return CMD_DONE;
+    }
+    if (cmd_parse_ll(argv[3], &on) < 0 || (on & ~1LL) != 0) {
+        reply_error(req_out(r), ERR_BIT_VALUE);
+        return CMD_DONE;
+    }
+    r->aux = (long long)off;
+    r->aux2 = on;
+    /* the native form: an upstream with values not encoded runs SETBIT itself (its reply is a number) */
+    backend_op_t op = { .code = BE_UPDATE, .key = argv[1], .update = setbit_fn, .update_arg = r, .argc = argc,
+                        .argv = argv };
+    return cmd_submit(r, &op, int_update_done_cb);
+}
+
+/* ---- BITCOUNT, BITPOS ------------------------------------------------------------------------------- */
+
+static long long popcount(const unsigned char *p, size_t n)
+{
+    long long c = 0;
+    size_t i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        c += __builtin_popcountll(w);
+    }
+    for (; i < n; i++)
+        c += __builtin_popcount(p[i]);
+    return c;
+}
+
+static void bitcount_done_cb(void *ctx, const backend_result_t *res)
+{
+    req_t *r = ctx;
+    buf_t *out = req_out(r);
+    const bits_args_t *a = args_of(r);
+    bytes_t v = value_of(res);
+    const unsigned char *p = (const unsigned char *)v.ptr;
+
+    if (res->status == BE_ERR) {
+        reply_error(out, res->err);
+    } else if (!res->has_value || a->zero_early) {
+        reply_int(out, 0);
+    } else if (a->err != NULL) {
+        reply_error(out, a->err);
+    } else if (!a->ranged) {
+        reply_int(out, popcount(p, v.len));
+    } else {
+        long long start = a->start, end = a->end, len = (long long)v.len * (a->isbit ? 8 : 1);
+        range_clamp(&start, &end, len);
+        if (start > end) {
+            reply_int(out, 0);
+        } else if (!a->isbit) {
+            reply_int(out, popcount(p + start, (size_t)(end - start + 1)));
+        } else {
+            /* whole bytes between the edges, the edge bytes bit by bit */
+            long long n = 0, sb = start >> 3, eb = end >> 3;
+            if (sb == eb) {
+                for (long long b = start; b <= end; b++)
+                    n += bit_get(p, v.len, (uint64_t)b);
+            } else {
+                for (long long b = start; b < (sb + 1) * 8; b++)
+                    n += bit_get(p, v.len, (uint64_t)b);
+                n += popcount(p + sb + 1, (size_t)(eb - sb - 1));
+                for (long long b = eb * 8; b <= end; b++)
+                    n += bit_get(p, v.len, (uint64_t)b);
+            }
+            reply_int(out, n);
+        }
+    }
+    req_done(r);
+}
+
+/* BITCOUNT key [start end [BYTE | BIT]] */
+int cmd_bitcount(req_t *r, int argc, bytes_t *argv)
+{
+    bits_args_t *a = args_new(r);
+
+    if (argc == 4 || argc == 5) {
+        a->ranged = 1;
+        if (cmd_parse_ll(argv[2], &a->start) < 0 || cmd_parse_ll(argv[3], &a->end) < 0)
+            a->err = ERR_NOT_INT;
+        else if (a->start < 0 && a->end < 0 && a->start > a->end)
+            a->zero_early = 1;
+        else if (argc == 5 && unit_parse(argv[4], &a->isbit) < 0)
+            a->err = ERR_SYNTAX;
+    } else if (argc != 2) {
+        a->err = ERR_SYNTAX;
+    }
+    return submit_get(r, argv[1], bitcount_done_cb);
+}
+
+/* The first bit equal to bit in bits [from, to] of p, or -1. */
+static long long bit_find(const unsigned char *p, size_t len, int bit, long long from, long long to)
+{
+    long long b = from;
+    unsigned char skip = bit ? 0x00 : 0xff;    /* bytes that cannot hold it */
+
+    while (b <= to && (b & 7) != 0) {
+        if (bit_get(p, len, (uint64_t)b) == bit)
+            return b;
+        b++;
+    }
+    while (b + 7 <= to && p[b >> 3] == skip)
+        b += 8;
+    for (; b <= to; b++)
+        if (bit_get(p, len, (uint64_t)b) == bit)
+            return b;
+    return -1;
+}
+
+static void bitpos_done_cb(void *ctx, const backend_result_t *res)
+{
+    req_t *r = ctx;
+    buf_t *out = req_out(r);
+    const bits_args_t *a = args_of(r);
+    bytes_t v = value_of(res);
+
+    if (res->status == BE_ERR) {
+        reply_error(out, res->err);
+    } else if (!res->has_value) {
+        reply_int(out, a->bit ? -1 : 0);        /* an endless run of zeros */
+    } else if (a->err != NULL) {
+        reply_error(out, a->err);
+    } else {
+        long long len = (long long)v.len, start = 0, end = len - 1, from, to;
+        if (a->ranged) {
+            long long units = a->isbit ? len * 8 : len;
+            start = a->start;
+            end = a->end_given ? a->end : units - 1;
+            range_clamp(&start, &end, units);
+        }
+        if (start > end) {
+            reply_int(out, -1);
+        } else {
+            from = a->isbit ? start : start * 8;
+            to = a->isbit ? end : end * 8 + 7;
+            long long pos = bit_find((const unsigned char *)v.ptr, v.len, a->bit, from, to);
+            /* no clear bit: past the end of the value, unless the client gave the end */
+            if (pos < 0 && a->bit == 0 && !a->end_given)
+                pos = to + 1;
+            reply_int(out, pos);
+        }
+    }
+    req_done(r);
+}
+
+/* BITPOS key bit [start [end [BYTE | BIT]]] */
+int cmd_bitpos(req_t *r, int argc, bytes_t *argv)
+{
+    bits_args_t *a = args_new(r);
+    long long bit;
+
+    if (cmd_parse_ll(argv[2], &bit) < 0) {
+        reply_error(req_out(r), ERR_NOT_INT);
+        return CMD_DONE;
+    }
+    if (bit != 0 && bit != 1) {
+        reply_error(req_out(r), "ERR The bit argument must be 1 or 0.");
+        return CMD_DONE;
+    }
+    a->bit = (int)bit;
+    if (argc >= 4 && argc <= 6) {
+        a->ranged = 1;
+        if (cmd_parse_ll(argv[3], &a->start) < 0)
+            a->err = ERR_NOT_INT;
+        else if (argc == 6 && unit_parse(argv[5], &a->isbit) < 0)
+            a->err = ERR_SYNTAX;
+        else if (argc >= 5 && cmd_parse_ll(argv[4], &a->end) < 0)
+            a->err = ERR_NOT_INT;
+        a->end_given = argc >= 5;
+    } else if (argc != 3) {
+        a->err = ERR_SYNTAX;
+    }
+    return submit_get(r, argv[1], bitpos_done_cb);
+}
+
+/* ---- BITFIELD, BITFIELD_RO -------------------------------------------------------------------------- */
+
+enum { BF_GET, BF_SET, BF_INCRBY };
+enum { BF_WRAP, BF_SAT, BF_FAIL };
+
+typedef struct bf_op {
+    uint64_t offset;
+    int64_t arg;                /* SET's value, INCRBY's increment */
+    int opcode, overflow, bits, sign;
+    long long reply;            /* filled when run */
+    int nil;                    /* OVERFLOW FAIL hit: a nil reply */
+} bf_op_t;
+
+typedef struct bf_ops {
+    int n;
+    int readonly;               /* only GETs */
+    uint64_t highest;           /* the last bit a SET / INCRBY writes */
+    bf_op_t op[];
+} bf_ops_t;
+
+static uint64_t bf_get_unsigned(const unsigned char *p, size_t len, uint64_t off, int bits)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < bits; i++)
+        v = (v << 1) | (uint64_t)bit_get(p, len, off + (uint64_t)i);
+    return v;
+}
+
+static int64_t bf_get_signed(const unsigned char *p, size_t len, uint64_t off, int bits)
+{
+    uint64_t u = bf_get_unsigned(p, len, off, bits);
+    if (bits < 64 && (u & ((uint64_t)1 << (bits - 1))))
+        u |= UINT64_MAX << bits;           /* sign-extend */
+    return (int64_t)u;
+}
+
+static void bf_put(unsigned char *p, uint64_t off, int bits, uint64_t v)
+{
+    for (int i = 0; i < bits; i++)
+        bit_put(p, off + (uint64_t)i, (int)((v >> (bits - 1 - i)) & 1));
+}
+
+/*
+ * value + incr in an unsigned field of bits (< 64) bits: 0 if it fits (*out the sum), else 1 (above) or
+ * -1 (below) with *out what WRAP or SAT make of it.
+ */
+static int bf_unsigned_add(uint64_t value, int64_t incr, int bits, int overflow, uint64_t *out)
+{
+    uint64_t max = ((uint64_t)1 << bits) - 1;
+    int dir = 0;
+
+    if (value > max || (incr > 0 && (uint64_t)incr > max - value))
+        dir = 1;
+    else if (incr < 0 && (uint64_t)0 - (uint64_t)incr > value)
+        dir = -1;
+    if (dir == 0 || overflow == BF_WRAP)
+        *out = (value + (uint64_t)incr) & max;
+    else
+        *out = dir > 0 ? max : 0;
+    return dir;
+}
+
+/*
+ * The same for a signed field of bits (<= 64) bits. The limits are redis's to the letter, including
+ * its distances to them taken modulo 2^64: a SET of a value far below the minimum (-5e18 into an i63)
+ * wraps the distance to the maximum negative, so redis reports it as an overflow, which SAT turns into
+ * the maximum. The sum is taken modulo 2^64 before wrapping.
+ */
+static int bf_signed_add(int64_t value, int64_t incr, int bits, int overflow, int64_t *out)
+{
+    int64_t max = bits == 64 ? INT64_MAX : (int64_t)(((uint64_t)1 << (bits - 1)) - 1), min = -max - 1;
+    int64_t maxincr = (int64_t)((uint64_t)max - (uint64_t)value);
+    int64_t minincr = (int64_t)((uint64_t)min - (uint64_t)value);
+    int dir = 0;
+
+    if (value > max || (bits != 64 && incr > maxincr) || (value >= 0 && incr > 0 && incr > maxincr))
+        dir = 1;
+    else if (value < min || (bits != 64 && incr < minincr) || (value < 0 && incr < 0 && incr < minincr))
+        dir = -1;
+    if (dir == 0 || overflow == BF_WRAP) {
+        uint64_t c = (uint64_t)value + (uint64_t)incr;
+        if (bits < 64) {
+            uint64_t mask = UINT64_MAX << bits;
+            c = (c & ((uint64_t)1 << (bits - 1))) ? c | mask : c & ~mask;
+        }
+        *out = (int64_t)c;
+    } else {
+        *out = dir > 0 ? max : min;
+    }
+    return dir;
+}
+
+/* Run one SET / INCRBY on the value in nv; 1 if it changed the field. */
+static int bf_run_write(bf_op_t *o, unsigned char *p, size_t len)
+{
+    int dir;
+
+    o->nil = 0;
+    if (o->sign) {
+        int64_t old = bf_get_signed(p, len, o->offset, o->bits), nv;
+        dir = o->opcode == BF_INCRBY ? bf_signed_add(old, o->arg, o->bits, o->overflow, &nv)
+                                     : bf_signed_add(o->arg, 0, o->bits, o->overflow, &nv);
+        if (dir != 0 && o->overflow == BF_FAIL) {
+            o->nil = 1;
+            return 0;
+        }
+        o->reply = o->opcode == BF_INCRBY ? nv : old;
+        bf_put(p, o->offset, o->bits, (uint64_t)nv);
+        return nv != old;
+    }
+    uint64_t old = bf_get_unsigned(p, len, o->offset, o->bits), nv;
+    dir = o->opcode == BF_INCRBY ? bf_unsigned_add(old, o->arg, o->bits, o->overflow, &nv)
+                                 : bf_unsigned_add((uint64_t)o->arg, 0, o->bits, o->overflow, &nv);
+    if (dir != 0 && o->overflow == BF_FAIL) {
+        o->nil = 1;
+        return 0;
+    }
+    o->reply = (long long)(o->opcode == BF_INCRBY ? nv : old);
+    bf_put(p, o->offset, o->bits, nv);
+    return nv != old;
+}
+
+static void bf_run_get(bf_op_t *o, const unsigned char *p, size_t len)
+{
+    o->nil = 0;
+    o->reply = o->sign ? bf_get_signed(p, len, o->offset, o->bits)
+                       : (long long)bf_get_unsigned(p, len, o->offset, o->bits);
+}
+
+static void bf_reply(req_t *r, const bf_ops_t *ops)
+{
+    buf_t *out = req_out(r);
+    reply_array(out, (size_t)ops->n);
+    for (int i = 0; i < ops->n; i++) {
+        if (ops->op[i].nil)
+            reply_null(out, req_proto(r));
+        else
+            reply_int(out, ops->op[i].reply);
+    }
+}
+
+static void bitfield_read_cb(void *ctx, const backend_result_t *res)
+{
+    req_t *r = ctx;
+    bf_ops_t *ops = (bf_ops_t *)r->keep.data;
+    bytes_t v = value_of(res);
+
+    if (res->status == BE_ERR) {
+        reply_error(req_out(r), res->err);
+    } else {
+        for (int i = 0; i < ops->n; i++)
+            bf_run_get(&ops->op[i], (const unsigned char *)v.ptr, v.len);
+        bf_reply(r, ops);
+    }
+    req_done(r);
+}
+
+/* The write form: grow the value to the last bit written, then run the ops in order. */
+static int bitfield_fn(void *arg, const bytes_t *old, buf_t *nv, backend_result_t *res)
+{
+    req_t *r = arg;
+    bf_ops_t *ops = (bf_ops_t *)r->keep.data;
+    int changed = value_grow(old, nv, (size_t)(ops->highest >> 3) + 1);
+
+    for (int i = 0; i < ops->n; i++) {
+        bf_op_t *o = &ops->op[i];
+        if (o->opcode == BF_GET)
+            bf_run_get(o, (const unsigned char *)nv->data, nv->len);
+        else
+            changed |= bf_run_write(o, (unsigned char *)nv->data, nv->len);
+    }
+    return changed ? 0 : 1;
+}
+
+static void bitfield_write_cb(void *ctx, const backend_result_t *res)
+{
+    req_t *r = ctx;
+    if (res->status == BE_ERR)
+        reply_error(req_out(r), res->err);
+    else
+        bf_reply(r, (const bf_ops_t *)r->keep.data);
+    req_done(r);
+}
+
+/* i1..i64, u1..u63; case as redis: 'i' or 'u' only. */
+static int bf_type_parse(bytes_t a, int *sign, int *bits)
+{
+    long long n;
+
+    if (a.len < 2 || (a.ptr[0] != 'i' && a.ptr[0] != 'u'))
+        return -1;
+    *sign = a.ptr[0] == 'i';
+    if (cmd_parse_ll((bytes_t){ a.ptr + 1, a.len - 1 }, &n) < 0 || n < 1 || n > (*sign ? 64 : 63))
+        return -1;
+    *bits = (int)n;
+    return 0;
+}
+
+/* Parse the subcommands into r->keep. Returns the ops, or NULL after writing the error. */
+static bf_ops_t *bitfield_parse(req_t *r, int argc, bytes_t *argv)
+{
+    int overflow = BF_WRAP;
+    bf_ops_t head = { .n = 0, .readonly = 1, .highest = 0 };
+
+    buf_reset(&r->keep);
+    buf_append(&r->keep, &head, sizeof(head));
+    for (int j = 2; j < argc; j++) {
+        int more = argc - j - 1, opcode;
+        bf_op_t o = { 0 };
+        if (bytes_eq_nocase(argv[j], "get") && more >= 2) {
+            opcode = BF_GET;
+        } else if (bytes_eq_nocase(argv[j], "set") && more >= 3) {
+            opcode = BF_SET;
+        } else if (bytes_eq_nocase(argv[j], "incrby") && more >= 3) {
+            opcode = BF_INCRBY;
+        } else if (bytes_eq_nocase(argv[j], "overflow") && more >= 1) {
+            j++;
+            if (bytes_eq_nocase(argv[j], "wrap")) {
+                overflow = BF_WRAP;
+            } else if (bytes_eq_nocase(argv[j], "sat")) {
+                overflow = BF_SAT;
+            } else if (bytes_eq_nocase(argv[j], "fail")) {
+                overflow = BF_FAIL;
+            } else {
+                reply_error(req_out(r), "ERR Invalid OVERFLOW type specified");
+                return NULL;
+            }
+            continue;
+        } else {
+            reply_error(req_out(r), ERR_SYNTAX);
+            return NULL;
+        }
+        if (bf_type_parse(argv[j + 1], &o.sign, &o.bits) < 0) {
+            reply_error(req_out(r), ERR_BF_TYPE);
+            return NULL;
+        }
+        if (bit_offset_parse(argv[j + 2], 1, o.bits, &o.offset) < 0) {
+            reply_error(req_out(r), ERR_BIT_OFFSET);
+            return NULL;
+        }
+        if (opcode != BF_GET) {
+            long long v;
+            bf_ops_t *h = (bf_ops_t *)r->keep.data;
+            h->readonly = 0;
+            if (h->highest < o.offset + (uint64_t)o.bits - 1)
+                h->highest = o.offset + (uint64_t)o.bits - 1;
+            if (cmd_parse_ll(argv[j + 3], &v) < 0) {
+                reply_error(req_out(r), ERR_NOT_INT);
+                return NULL;
+            }
+            o.arg = v;
+        }
+        o.opcode = opcode;
+        o.overflow = overflow;
+        buf_append(&r->keep, &o, sizeof(o));
+        ((bf_ops_t *)r->keep.data)->n++;
+        j += opcode == BF_GET ? 2 : 3;
+    }
+    return (bf_ops_t *)r->keep.data;
+}
+
+static int bitfield_generic(req_t *r, int argc, bytes_t *argv, int ro)
+{
+    bf_ops_t *ops = bitfield_parse(r, argc, argv);
+
+    if (ops == NULL)
+        return CMD_DONE;
+    if (ops->readonly)
+        return submit_get(r, argv[1], bitfield_read_cb);
+    if (ro) {
+        reply_error(req_out(r), "ERR BITFIELD_RO only supports the GET subcommand");
+        return CMD_DONE;
+    }
+    /* no native form: the reply is an array, which a BE_UPDATE result cannot carry */
+    backend_op_t op = { .code = BE_UPDATE, .key = argv[1], .update = bitfield_fn, .update_arg = r };
+    return cmd_submit(r, &op, bitfield_write_cb);
+}
+
+/* BITFIELD key [GET type offset | [OVERFLOW WRAP | SAT | FAIL] SET type offset value |
+ *     [OVERFLOW WRAP | SAT | FAIL] INCRBY type offset increment ...] */
+int cmd_bitfield(req_t *r, int argc, bytes_t *argv)
+{
+    return bitfield_generic(r, argc, argv, 0);
+}
+
+/* BITFIELD_RO key [GET type offset ...] */
+int cmd_bitfield_ro(req_t *r, int argc, bytes_t *argv)
+{
+    return bitfield_generic(r, argc, argv, 1);
+}
+
+/* ---- several keys: BITOP, LCS ----------------------------------------------------------------------- */
+
+enum { MK_BITOP, MK_LCS };
+enum { BITOP_AND, BITOP_OR, BITOP_XOR, BITOP_NOT };
+
+/*
+ * A command that reads several keys. It reads them with one MGET; with an upstream, a key MGET found
+ * missing may hold another type (MGET answers nil for it), so each is asked its TYPE, one after the
+ * other, to give redis's error. Then it computes, and BITOP writes its destination.
+ */
+typedef struct mkeys {
+    req_t *r;
+    int kind;                   /* MK_BITOP / MK_LCS */
+    int op;                     /* BITOP_* */
+    size_t n;                   /* source keys */
+    buf_t keys;                 /* the source keys, then BITOP's destination */
+    size_t *koff;               /* n + 1 offsets into keys */
+    buf_t vals;                 /* the values read */
+    size_t *voff;               /* n + 1 offsets into vals */
+    unsigned char *present;     /* n: the key held a string */
+    size_t check;               /* next key whose type to ask */
+    int may_offload;            /* 0 with the memory backend: everything completes in the handler */
+    int in_handler;             /* the handler has not returned yet */
+    int finished;               /* the reply is written (the handler frees the context) */
+    /* LCS options */
+    int getlen, getidx, withmatchlen;
+    long long minmatchlen;
+    const char *err;            /* an option error, given after the type check */
+    long long result;           /* BITOP's reply */
+} mkeys_t;
+
+static bytes_t mk_key(const mkeys_t *m, size_t i)
+{
+    return (bytes_t){ m->keys.data + m->koff[i], m->koff[i + 1] - m->koff[i] };
+}
+
+static bytes_t mk_val(const mkeys_t *m, size_t i)
+{
+    return (bytes_t){ m->vals.data ? m->vals.data + m->voff[i] : "", m->voff[i + 1] - m->voff[i] };
+}
+
+static void mk_free(mkeys_t *m)
+{
+    buf_deinit(&m->keys);
+    buf_deinit(&m->vals);
+    mem_free(m->koff);
+    mem_free(m->voff);
+    mem_free(m->present);
+    mem_free(m);
+}
+
+/* The reply is written: complete the req; the context goes now, or when the handler returns. */
+static void mk_finish(mkeys_t *m)
+{
+    req_t *r = m->r;
+
+    m->finished = 1;
+    if (!m->in_handler)
+        mk_free(m);
+    req_done(r);
+}
+
+static void mk_fail(mkeys_t *m, const char *err)
+{
+    reply_error(req_out(m->r), err);
+    mk_finish(m);
+}
+
+/* The callbacks get the req; the context hangs from it (r->keep holds its address). */
+static mkeys_t *mk_of(void *ctx)
+{
+    mkeys_t *m;
+    memcpy(&m, ((req_t *)ctx)->keep.data, sizeof(m));
+    return m;
+}
+
+static int mk_submit(mkeys_t *m, backend_op_t *op, backend_cb *cb)
+{
+    return cmd_submit_opts(m->r, op, cb, m->may_offload);
+}
+
+static void mk_compute(mkeys_t *m);
+static void mk_check_types(mkeys_t *m);
+
+static void mk_read_cb(void *ctx, const backend_result_t *res)
+{
+    mkeys_t *m = mk_of(ctx);
+
+    if (res->status == BE_ERR) {
+        mk_fail(m, res->err);
+        return;
+    }
+    if (res->nvalues != m->n) {
+        mk_fail(m, "ERR the backend answered MGET with another number of values");
+        return;
+    }
+    buf_reset(&m->vals);
+    for (size_t i = 0; i < m->n; i++) {
+        m->voff[i] = m->vals.len;
+        m->present[i] = res->values[i].ptr != NULL;
+        if (m->present[i])
+            buf_append(&m->vals, res->values[i].ptr, res->values[i].len);
+    }
+    m->voff[m->n] = m->vals.len;
+    mk_check_types(m);
+}
+
+static void mk_type_cb(void *ctx, const backend_result_t *res)
+{
+    mkeys_t *m = mk_of(ctx);
+
+    if (res->status == BE_ERR) {
+        mk_fail(m, res->err);
+        return;
+    }
+    /* a key that appeared since the MGET read as missing; one of another type is an error */
+    if (res->integer && res->type_known && !(res->value.len == 6 && memcmp(res->value.ptr, "string", 6) == 0)) {
+        mk_fail(m, m->kind == MK_LCS ? "ERR The specified keys must contain string values" : ERR_WRONGTYPE);
+        return;
+    }
+    m->check++;
+    mk_check_types(m);
+}
+
+static void mk_check_types(mkeys_t *m)
+{
+    if (server->backend->vt->forwards) {
+        while (m->check < m->n && m->present[m->check])
+            m->check++;
+        if (m->check < m->n) {
+            backend_op_t op = { .code = BE_TYPE, .key = mk_key(m, m->check) };
+            mk_submit(m, &op, mk_type_cb);
+            return;
+        }
+    }
+    mk_compute(m);
+}
+
+/* BITOP: the result of op over the sources, into out. */
+static void bitop_compute(const mkeys_t *m, buf_t *out)
+{
+    size_t maxlen = 0;
+
+    for (size_t i = 0; i < m->n; i++)
+        if (mk_val(m, i).len > maxlen)
+            maxlen = mk_val(m, i).len;
+    buf_reset(out);
+    buf_reserve(out, maxlen);
+    out->len = maxlen;
+    if (maxlen == 0)
+        return;
+    unsigned char *d = (unsigned char *)out->data;
+    bytes_t first = mk_val(m, 0);
+    memset(d, 0, maxlen);
+    memcpy(d, first.ptr, first.len);
+    if (m->op == BITOP_NOT) {
+        for (size_t j = 0; j < maxlen; j++)
+            d[j] = (unsigned char)~d[j];
+        return;
+    }
+    for (size_t i = 1; i < m->n; i++) {
+        bytes_t v = mk_val(m, i);
+        const unsigned char *s = (const unsigned char *)v.ptr;
+        size_t j = 0;
+        /* missing bytes of a shorter source are zeros */
+        switch (m->op) {
+        case BITOP_AND:
+            for (; j < v.len; j++)
+                d[j] &= s[j];
+            memset(d + j, 0, maxlen - j);
+            break;
+        case BITOP_OR:
+            for (; j < v.len; j++)
+                d[j] |= s[j];
+            break;
+        case BITOP_XOR:
+            for (; j < v.len; j++)
+                d[j] ^= s[j];
+            break;
+        }
+    }
+}
+
+static void bitop_write_cb(void *ctx, const backend_result_t *res)
+{
+    mkeys_t *m = mk_of(ctx);
+
+    if (res->status == BE_ERR) {
+        mk_fail(m, res->err);
+        return;
+    }
+    reply_int(req_out(m->r), m->result);
+    mk_finish(m);
+}
+
+static void bitop_store(mkeys_t *m)
+{
+    buf_t result;
+
+    buf_init(&result);
+    bitop_compute(m, &result);
+    m->result = (long long)result.len;
+    bytes_t dest = mk_key(m, m->n);
+    if (result.len == 0) {
+        /* an empty result deletes the destination, as redis does */
+        backend_op_t op = { .code = BE_DEL, .keys = &dest, .nkeys = 1 };
+        mk_submit(m, &op, bitop_write_cb);
+    } else {
+        long long rel, at = cmd_default_expiry(&rel);
+        backend_op_t op = { .code = BE_SET, .key = dest, .value = { result.data, result.len },
+                            .expire_at = at, .rel_ms = rel, .flags = at >= 0 ? BE_REL : 0 };
+        mk_submit(m, &op, bitop_write_cb);
+    }
+    buf_deinit(&result);
+}
+
+/* One match LCS IDX reports: the ranges in a and in b. */
+typedef struct lcs_range {
+    uint32_t a0, a1, b0, b1;
+} lcs_range_t;
+
+/*
+ * LCS by the textbook table of prefix LCS lengths, walked back from the end to collect the common
+ * sequence and its contiguous matches, as redis's lcsCommand reports them (last match first).
+ */
+static void lcs_compute(mkeys_t *m)
+{
+    req_t *r = m->r;
+    buf_t *out = req_out(r);
+    bytes_t a = mk_val(m, 0), b = mk_val(m, 1);
+
+    if (m->err != NULL) {
+        mk_fail(m, m->err);
+        return;
+    }
+    if (a.len >= UINT32_MAX - 1 || b.len >= UINT32_MAX - 1) {
+        mk_fail(m, "ERR String too long for LCS");
+        return;
+    }
+    uint32_t alen = (uint32_t)a.len, blen = (uint32_t)b.len;
+    unsigned long long cells = (unsigned long long)(alen + 1ULL) * (blen + 1ULL);
+    if (cells * sizeof(uint32_t) > (unsigned long long)server->cfg->proto_max_bulk_len) {
+        mk_fail(m, "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len");
+        return;
+    }
+    /* plain malloc: a failure is the client's error, as in redis, not the process's end */
+    uint32_t *t = malloc((size_t)cells * sizeof(uint32_t));
+    if (t == NULL) {
+        mk_fail(m, "ERR Insufficient memory, failed allocating transient memory for LCS");
+        return;
+    }
+#define LCS_AT(i, j) t[(size_t)(i) * (blen + 1) + (j)]
+    for (uint32_t i = 0; i <= alen; i++) {
+        for (uint32_t j = 0; j <= blen; j++) {
+            if (i == 0 || j == 0)
+                LCS_AT(i, j) = 0;
+            else if (a.ptr[i - 1] == b.ptr[j - 1])
+                LCS_AT(i, j) = LCS_AT(i - 1, j - 1) + 1;
+            else
+                LCS_AT(i, j) = LCS_AT(i - 1, j) > LCS_AT(i, j - 1) ? LCS_AT(i - 1, j) : LCS_AT(i, j - 1);
+        }
+    }
+    uint32_t total = LCS_AT(alen, blen), idx = total;
+    int walk = m->getidx || !m->getlen;
+    char *seq = walk ? mem_alloc(total ? total : 1) : NULL;
+    lcs_range_t *ranges = NULL;
+    size_t nranges = 0, cap = 0;
+    uint32_t i = alen, j = blen;
+    uint32_t as = alen, ae = 0, bs = 0, be = 0;     /* as == alen: no range open */
+
+    while (walk && i > 0 && j > 0) {
+        int emit = 0;
+        if (a.ptr[i - 1] == b.ptr[j - 1]) {
+            seq[idx - 1] = a.ptr[i - 1];
+            if (as == alen) {
+                as = ae = i - 1;
+                bs = be = j - 1;
+            } else if (as == i && bs == j) {
+                as--;
+                bs--;
+            } else {
+                emit = 1;
+            }
+            if (as == 0 || bs == 0)
+                emit = 1;
+            idx--;
+            i--;
+            j--;
+        } else {
+            if (LCS_AT(i - 1, j) > LCS_AT(i, j - 1))
+                i--;
+            else
+                j--;
+            if (as != alen)
+                emit = 1;
+        }
+        if (emit) {
+            uint32_t len = ae - as + 1;
+            if (m->getidx && (m->minmatchlen == 0 || len >= m->minmatchlen)) {
+                if (nranges == cap) {
+                    cap = cap ? cap * 2 : 16;
+                    ranges = mem_realloc(ranges, cap * sizeof(*ranges));
+                }
+                ranges[nranges++] = (lcs_range_t){ as, ae, bs, be };
+            }
+            as = alen;
+        }
+    }
+#undef LCS_AT
+    free(t);
+    if (m->getidx) {
+        reply_map(out, req_proto(r), 2);
+        reply_bulk_str(out, "matches");
+        reply_array(out, nranges);
+        for (size_t k = 0; k < nranges; k++) {
+            reply_array(out, m->withmatchlen ? 3 : 2);
+            reply_array(out, 2);
+            reply_int(out, ranges[k].a0);
+            reply_int(out, ranges[k].a1);
+            reply_array(out, 2);
+            reply_int(out, ranges[k].b0);
+            reply_int(out, ranges[k].b1);
+            if (m->withmatchlen)
+                reply_int(out, (long long)ranges[k].a1 - ranges[k].a0 + 1);
+        }
+        reply_bulk_str(out, "len");
+        reply_int(out, total);
+    } else if (m->getlen) {
+        reply_int(out, total);
+    } else {
+        reply_bulk(out, seq, total);
+    }
+    mem_free(seq);
+    mem_free(ranges);
+    mk_finish(m);
+}
+
+static void mk_compute(mkeys_t *m)
+{
+    if (m->kind == MK_LCS)
+        lcs_compute(m);
+    else
+        bitop_store(m);
+}
+
+/* A context for n source keys at argv[first..], and dest (BITOP) after them. */
+static mkeys_t *mk_create(req_t *r, int kind, bytes_t *src, size_t n, const bytes_t *dest)
+{
+    mkeys_t *m = mem_calloc(1, sizeof(*m));
+
+    m->r = r;
+    m->kind = kind;
+    buf_reset(&r->keep);
+    buf_append(&r->keep, &m, sizeof(m));
+    m->n = n;
+    buf_init(&m->keys);
+    buf_init(&m->vals);
+    m->koff = mem_alloc((n + 2) * sizeof(*m->koff));
+    m->voff = mem_calloc(n + 1, sizeof(*m->voff));
+    m->present = mem_calloc(n ? n : 1, 1);
+    for (size_t i = 0; i < n; i++) {
+        m->koff[i] = m->keys.len;
+        buf_append(&m->keys, src[i].ptr, src[i].len);
+    }
+    m->koff[n] = m->keys.len;
+    if (dest != NULL)
+        buf_append(&m->keys, dest->ptr, dest->len);
+    m->koff[n + 1] = m->keys.len;
+    if (m->keys.data == NULL)
+        buf_reserve(&m->keys, 1);
+    /* memory backend: read, compute and write in this one call, with nothing in between */
+    m->may_offload = server->backend->vt->forwards;
+    return m;
+}
+
+/*
+ * Start m: MGET the sources. When it completes within this call (memory backend), the context is freed
+ * here; otherwise the last callback frees it. hold: the client's next commands wait for the reply
+ * (BITOP upstream, so that they see its write).
+ */
+static int mk_start(mkeys_t *m, bytes_t *src, int hold)
+{
+    req_t *r = m->r;
+    backend_op_t op = { .code = BE_MGET, .keys = src, .nkeys = m->n };
+
+    m->in_handler = 1;
+    mk_submit(m, &op, mk_read_cb);
+    m->in_handler = 0;
+    if (m->finished) {
+        mk_free(m);
+        return CMD_PENDING;
+    }
+    if (hold) {
+        r->blocking = 1;
+        r->c->flags |= CLIENT_BLOCKED;
+    }
+    return CMD_PENDING;
+}
+
+/* BITOP AND | OR | XOR | NOT destkey key [key ...] */
+int cmd_bitop(req_t *r, int argc, bytes_t *argv)
+{
+    int op;
+
+    if (bytes_eq_nocase(argv[1], "and"))
+        op = BITOP_AND;
+    else if (bytes_eq_nocase(argv[1], "or"))
+        op = BITOP_OR;
+    else if (bytes_eq_nocase(argv[1], "xor"))
+        op = BITOP_XOR;
+    else if (bytes_eq_nocase(argv[1], "not"))
+        op = BITOP_NOT;
+    else {
+        reply_error(req_out(r), ERR_SYNTAX);
+        return CMD_DONE;
+    }
+    if (op == BITOP_NOT && argc != 4) {
+        reply_error(req_out(r), "ERR BITOP NOT must be called with a single source key.");
+        return CMD_DONE;
+    }
+    if (server->backend->vt->forwards && (r->c->flags & CLIENT_IN_EXEC)) {
+        /* the write would land after the transaction's other commands */
+        reply_error(req_out(r), "ERR BITOP inside MULTI is not supported by cachetoryd with a redis:// backend: "
+                                "its result could not be written inside the transaction; run it outside MULTI");
+        return CMD_DONE;
+    }
+    mkeys_t *m = mk_create(r, MK_BITOP, argv + 3, (size_t)argc - 3, &argv[2]);
+    m->op = op;
+    return mk_start(m, argv + 3, server->backend->vt->forwards);
+}
+
+/* LCS key1 key2 [LEN] [IDX] [MINMATCHLEN min-match-len] [WITHMATCHLEN] */
+int cmd_lcs(req_t *r, int argc, bytes_t *argv)
+{
+    mkeys_t *m = mk_create(r, MK_LCS, argv + 1, 2, NULL);
+
+    for (int j = 3; j < argc && m->err == NULL; j++) {
+        if (bytes_eq_nocase(argv[j], "idx")) {
+            m->getidx = 1;
+        } else if (bytes_eq_nocase(argv[j], "len")) {
+            m->getlen = 1;
+        } else if (bytes_eq_nocase(argv[j], "withmatchlen")) {
+            m->withmatchlen = 1;
+        } else if (bytes_eq_nocase(argv[j], "minmatchlen") && j + 1 < argc) {
+            if (cmd_parse_ll(argv[j + 1], &m->minmatchlen) < 0)
+                m->err = ERR_NOT_INT;
+            else if (m->minmatchlen < 0)
+                m->minmatchlen = 0;
+            j++;
+        } else {
+            m->err = ERR_SYNTAX;
+        }
+    }
+    if (m->err == NULL && m->getlen && m->getidx)
+        m->err = "ERR If you want both the length and indexes, please just use IDX.";
+    return mk_start(m, argv + 1, 0);
+}

@@ -1,0 +1,265 @@
+/*
+ * cmd/passthrough: what happens to a command cachetoryd does not run itself, by its class in the table
+ * generated from Redis 7.0 (cmd/classes.c, README "Passthrough"):
+ *
+ *   VALUE    string-family values are cachetoryd's own (cmd/string.c, cmd/bits.c): one that is not
+ *            implemented is refused, never forwarded — Redis would see encoded bytes.
+ *   SCRIPT   forwarded (passthrough = yes) only when Redis would see the values clients wrote: the
+ *            serializer is null://, or passthrough-scripts = stored-bytes says scripts may see stored bytes.
+ *   SESSION  refused: connection state, transactions, pub/sub and blocking commands would act on an
+ *            upstream connection shared by many clients.
+ *   FORWARD  forwarded as they are (passthrough = yes), after a look at arguments that make some forms
+ *            blocking (XREAD BLOCK) or readers of string values (SORT BY / GET).
+ *   ADMIN    refused: a client of the proxy never reconfigures, stops or inspects the shared upstream.
+ *
+ * Without an upstream (memory://, dummy://) SCRIPT and FORWARD commands get Redis's unknown-command
+ * error, as a Redis without those commands would answer; with an upstream and passthrough = no, the same
+ * text followed by the setting that would forward them. A name Redis 7.0 does not know gets Redis's
+ * unknown-command error in every mode: nothing unknown is forwarded.
+ */
+#include "cmd/cmd.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cache/cache.h"
+#include "cmd/classes.h"
+#include "config.h"
+#include "net/server.h"
+
+/* Forwarded to the upstream as it is (passthrough = yes). */
+static const cmd_def_t cmd_forward_def = {
+    "passthrough", cmd_forward, -1, CMD_WRITE | CMD_DENYOOM, 1, 1, 1, "cachetoryd", "0.1.0",
+    "A command forwarded to the upstream as it is.", "@slow",
+};
+
+/* Compare a client's name (any case) with a table name (lower case), as strcmp orders them. */
+static int name_cmp(bytes_t a, const char *b)
+{
+    size_t i;
+    for (i = 0; i < a.len && b[i] != '\0'; i++) {
+        int ca = tolower((unsigned char)a.ptr[i]), cb = (unsigned char)b[i];
+        if (ca != cb)
+            return ca - cb;
+    }
+    if (i < a.len)
+        return 1;
+    return b[i] == '\0' ? 0 : -1;
+}
+
+static const cmd_class_t *class_search(const cmd_class_t *t, int n, bytes_t name)
+{
+    int lo = 0, hi = n - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2, c = name_cmp(name, t[mid].name);
+        if (c == 0)
+            return &t[mid];
+        if (c < 0)
+            hi = mid - 1;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+const cmd_class_t *cmd_class_lookup(bytes_t name)
+{
+    if (name.len == 0 || name.len > 64)
+        return NULL;
+    return class_search(cmd_classes, cmd_nclasses, name);
+}
+
+const cmd_class_t *cmd_class_lookup_sub(const cmd_class_t *container, bytes_t sub)
+{
+    char full[160];
+    size_t plen = strlen(container->name);
+
+    if (container->subs == NULL || sub.len == 0 || plen + 1 + sub.len > sizeof(full))
+        return NULL;
+    memcpy(full, container->name, plen);
+    full[plen] = '|';
+    memcpy(full + plen + 1, sub.ptr, sub.len);
+    return class_search(container->subs, container->nsubs, (bytes_t){ full, plen + 1 + sub.len });
+}
+
+/* "CONFIG SET" / "BLPOP": the command as the client would recognise it, upper case, for the messages. */
+static void display_name(const cmd_class_t *cl, char *out, size_t outlen)
+{
+    size_t i;
+    for (i = 0; cl->name[i] != '\0' && i + 1 < outlen; i++)
+        out[i] = cl->name[i] == '|' ? ' ' : (char)toupper((unsigned char)cl->name[i]);
+    out[i] = '\0';
+}
+
+static void refuse(buf_t *out, const cmd_class_t *cl, cmd_class_why_t why)
+{
+    static const char *const reasons[] = {
+        [CMD_WHY_NONE] = "it is not supported",
+        [CMD_WHY_BLOCKING] = "blocking commands would hold an upstream connection that many clients share; "
+                             "connect to Redis directly for them",
+        [CMD_WHY_PUBSUB] = "subscribing turns the connection into a pub/sub one, which a proxy that shares "
+                           "its upstream connections cannot do; connect to Redis directly for it",
+        [CMD_WHY_WATCH] = "WATCH would watch keys on an upstream connection that many clients share; "
+                          "MULTI / EXEC are run by cachetoryd itself",
+        [CMD_WHY_SESSION] = "it changes the state of the connection, and the upstream connection is shared by "
+                            "many clients; cachetoryd keeps each client's own state (SELECT, HELLO, AUTH, "
+                            "CLIENT SETNAME, RESET) itself",
+        [CMD_WHY_CLUSTER] = "cachetoryd talks to a single Redis, not a cluster",
+        [CMD_WHY_REPLICATION] = "it takes the connection over, and the upstream connection is shared by many "
+                                "clients; connect to Redis directly for it",
+        [CMD_WHY_ADMIN] = "server administration is not done through the proxy, whose upstream other clients "
+                          "share; connect to Redis directly for it",
+        [CMD_WHY_SCRIPT] = "it reads string values inside Redis, where they are stored encoded",
+    };
+    char name[64];
+
+    display_name(cl, name, sizeof(name));
+    reply_errorf(out, "ERR %s is refused by cachetoryd: %s", name, reasons[why]);
+}
+
+/* A script, function or SORT pattern would read values the serializer encoded. */
+static void refuse_script(buf_t *out, const cmd_class_t *cl, const char *what)
+{
+    char name[64];
+
+    display_name(cl, name, sizeof(name));
+    reply_errorf(out, "ERR %s%s is refused by cachetoryd: it reads string values inside Redis, where serializer "
+                 "%s stores them encoded; use serializer null://, or set passthrough-scripts stored-bytes to "
+                 "let it see the stored bytes", name, what, chain_url(cache_chain(server->cache)));
+}
+
+/* Scripts may run upstream: the values there are the clients' own bytes, or the user said it is fine. */
+static int scripts_allowed(void)
+{
+    return chain_is_null(cache_chain(server->cache)) ||
+           server->cfg->passthrough_scripts == PASSTHROUGH_SCRIPTS_STORED_BYTES;
+}
+
+/* Does a SORT BY / GET pattern read string values? It does when it has a '*' that a key name replaces,
+ * unless it names a hash field ("weight_*->f"); "#" is the element itself, and a BY pattern without '*'
+ * means no sorting. */
+static int sort_pattern_reads_strings(bytes_t p)
+{
+    const char *star = memchr(p.ptr, '*', p.len);
+
+    if (star == NULL)
+        return 0;
+    size_t rest = p.len - (size_t)(star - p.ptr);
+    for (size_t i = 1; i + 2 < rest; i++)
+        if (star[i] == '-' && star[i + 1] == '>')
+            return 0;
+    return 1;
+}
+
+/* SORT key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA] [STORE dest] */
+static int sort_reads_strings(int argc, bytes_t *argv)
+{
+    for (int i = 2; i < argc; i++) {
+        if (bytes_eq_nocase(argv[i], "limit")) {
+            i += 2;
+        } else if (bytes_eq_nocase(argv[i], "store")) {
+            i++;
+        } else if ((bytes_eq_nocase(argv[i], "by") || bytes_eq_nocase(argv[i], "get")) && i + 1 < argc) {
+            if (sort_pattern_reads_strings(argv[++i]))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* XREAD [COUNT n] [BLOCK ms] STREAMS ...: the options come before STREAMS. */
+static int xread_blocks(int argc, bytes_t *argv)
+{
+    for (int i = 1; i < argc && !bytes_eq_nocase(argv[i], "streams"); i++)
+        if (bytes_eq_nocase(argv[i], "block"))
+            return 1;
+    return 0;
+}
+
+/* Redis's unknown-command text, with the setting that would forward the command appended. */
+static void reply_not_forwarded(buf_t *out, int argc, bytes_t *argv)
+{
+    char msg[600];
+    buf_t tmp;
+
+    buf_init(&tmp);
+    cmd_reply_unknown(&tmp, argc, argv);
+    snprintf(msg, sizeof(msg), "%.*s(cachetoryd forwards it to the upstream with passthrough = yes)",
+             (int)(tmp.len - 3), tmp.data + 1);
+    reply_error(out, msg);
+    buf_deinit(&tmp);
+}
+
+static int arity_ok(int arity, int argc)
+{
+    return arity > 0 ? argc == arity : argc >= -arity;
+}
+
+const cmd_def_t *cmd_passthrough_resolve(buf_t *out, int argc, bytes_t *argv)
+{
+    const cmd_class_t *cl = cmd_class_lookup(argv[0]);
+    backend_t *b = server->backend;
+
+    if (cl == NULL) {
+        cmd_reply_unknown(out, argc, argv);
+        return NULL;
+    }
+    if (!arity_ok(cl->arity, argc)) {
+        cmd_reply_arity(out, cl->name);
+        return NULL;
+    }
+    if (cl->subs != NULL) {
+        const cmd_class_t *sub = cmd_class_lookup_sub(cl, argv[1]);
+        if (sub == NULL) {
+            char upper[64];
+            display_name(cl, upper, sizeof(upper));
+            reply_errorf(out, "ERR unknown subcommand '%.*s'. Try %s HELP.",
+                         (int)(argv[1].len > 128 ? 128 : argv[1].len), argv[1].ptr, upper);
+            return NULL;
+        }
+        if (!arity_ok(sub->arity, argc)) {
+            cmd_reply_arity(out, sub->name);
+            return NULL;
+        }
+        cl = sub;
+    }
+    switch (cl->cls) {
+    case CMD_CLASS_VALUE: {
+        char name[64];
+        display_name(cl, name, sizeof(name));
+        reply_errorf(out, "ERR %s is not implemented by cachetoryd: it reads or writes string values, which go "
+                     "through the serializer, so it is never forwarded as it is", name);
+        return NULL;
+    }
+    case CMD_CLASS_SESSION:
+    case CMD_CLASS_ADMIN:
+        refuse(out, cl, cl->why);
+        return NULL;
+    case CMD_CLASS_SCRIPT:
+    case CMD_CLASS_FORWARD:
+        break;
+    }
+    /* the argument checks come first: a refused form is refused whatever the backend */
+    if (cl->check == CMD_CHECK_XREAD_BLOCK && xread_blocks(argc, argv)) {
+        refuse(out, cl, CMD_WHY_BLOCKING);
+        return NULL;
+    }
+    if (!b->vt->forwards) {
+        cmd_reply_unknown(out, argc, argv);
+        return NULL;
+    }
+    if (!server->cfg->passthrough) {
+        reply_not_forwarded(out, argc, argv);
+        return NULL;
+    }
+    if (cl->cls == CMD_CLASS_SCRIPT && !scripts_allowed()) {
+        refuse_script(out, cl, "");
+        return NULL;
+    }
+    if (cl->check == CMD_CHECK_SORT_PATTERNS && !scripts_allowed() && sort_reads_strings(argc, argv)) {
+        refuse_script(out, cl, " with a BY or GET pattern");
+        return NULL;
+    }
+    return &cmd_forward_def;
+}
