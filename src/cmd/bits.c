@@ -224,6 +224,7 @@ int cmd_setbit(req_t *r, int argc, bytes_t *argv)
     /* the native form: an upstream with values not encoded runs SETBIT itself (its reply is a number) */
     backend_op_t op = { .code = BE_UPDATE, .key = argv[1], .update = setbit_fn, .update_arg = r, .argc = argc,
                         .argv = argv };
+    cmd_update_newttl(&op);
     return cmd_submit(r, &op, int_update_done_cb);
 }
 
@@ -665,6 +666,7 @@ static int bitfield_generic(req_t *r, int argc, bytes_t *argv, int ro)
     }
     /* no native form: the reply is an array, which a BE_UPDATE result cannot carry */
     backend_op_t op = { .code = BE_UPDATE, .key = argv[1], .update = bitfield_fn, .update_arg = r };
+    cmd_update_newttl(&op);
     return cmd_submit(r, &op, bitfield_write_cb);
 }
 

@@ -72,6 +72,8 @@ int cmd_parse_ld(bytes_t a, long double *out);
 /* default-ttl: the expiry (absolute unix ms) of a key written without one, or -1; *rel the same in ms
  * from now (an upstream is sent that). */
 long long cmd_default_expiry(long long *rel);
+/* A read-modify-write op (BE_UPDATE): a key it creates gets default-ttl (BE_NEWTTL), sent relative. */
+void cmd_update_newttl(backend_op_t *op);
 
 /* Write "ERR wrong number of arguments for '<name>' command". */
 void cmd_reply_arity(buf_t *out, const char *name);

@@ -403,11 +403,18 @@ static void update_done_cb(void *ctx, const backend_result_t *res)
  * fn after this returns, so the bytes fn reads (r->arg) are copied into the req first. A key the op
  * creates gets default-ttl (BE_NEWTTL); an existing key keeps its expiry.
  */
+void cmd_update_newttl(backend_op_t *op)
+{
+    op->expire_at = cmd_default_expiry(&op->rel_ms);
+    if (op->expire_at >= 0)
+        op->flags |= BE_NEWTTL | BE_REL;
+}
+
 static int update_generic(req_t *r, int argc, bytes_t *argv, backend_update_fn *fn, void *arg)
 {
-    long long rel, at = cmd_default_expiry(&rel);
     backend_op_t op = { .code = BE_UPDATE, .key = argv[1], .update = fn, .update_arg = arg, .argc = argc,
-                        .argv = argv, .expire_at = at, .rel_ms = rel, .flags = at >= 0 ? BE_NEWTTL | BE_REL : 0 };
+                        .argv = argv };
+    cmd_update_newttl(&op);
     if (server->backend->vt->forwards && r->arg.ptr != NULL) {
         buf_reset(&r->keep);
         buf_append(&r->keep, r->arg.ptr, r->arg.len);

@@ -47,9 +47,10 @@ def check_created_keys_get_default_ttl(c):
     new = [("INCR", "i"), ("INCRBY", "ib", "5"), ("DECR", "d"), ("DECRBY", "db", "2"),
            ("INCRBYFLOAT", "f", "1.5"), ("APPEND", "a", "xyz"), ("APPEND", "ae", ""),
            ("SETRANGE", "r", "3", "ab"), ("SET", "k", "v", "KEEPTTL"), ("SET", "kn", "v", "NX", "KEEPTTL"),
-           ("SET", "kg", "v", "KEEPTTL", "GET")]
+           ("SET", "kg", "v", "KEEPTTL", "GET"), ("SETBIT", "sb", "7", "1"),
+           ("BITFIELD", "bf", "SET", "u8", "0", "200")]
     replies = [c.cmd(*cmd) for cmd in new]
-    assert replies == [1, 5, -1, -2, b"1.5", 3, 0, 5, "OK", "OK", None]
+    assert replies == [1, 5, -1, -2, b"1.5", 3, 0, 5, "OK", "OK", None, 0, [0]]
     for cmd in new:
         assert 50 <= c.cmd("TTL", cmd[1]) <= 60, "%s on a new key: TTL %r" % (cmd[0], c.cmd("TTL", cmd[1]))
     # existing keys: a persistent one stays persistent, one with a TTL keeps it
