@@ -81,8 +81,9 @@ void cmd_reply_arity(buf_t *out, const char *name);
 void cmd_reply_unknown(buf_t *out, int argc, bytes_t *argv);
 
 /* cmd/passthrough.c: a command not in cmd_table, by its Redis 7.0 class — the definition that forwards
- * it to the upstream, or NULL after writing why not (unknown, wrong arity, refused) to out. */
-const cmd_def_t *cmd_passthrough_resolve(buf_t *out, int argc, bytes_t *argv);
+ * it to the upstream, or NULL after writing why not (unknown, wrong arity, refused) to out. noauth: the
+ * client has yet to authenticate, and a known command with the right arity gets NOAUTH (Redis's order). */
+const cmd_def_t *cmd_passthrough_resolve(buf_t *out, int argc, bytes_t *argv, int noauth);
 
 /* NULL if a string value of len bytes can be stored, or the client's error when it could never be read
  * back: its GET reply would exceed client-output-buffer-limit and close the reader. Every command that

@@ -196,7 +196,7 @@ static int arity_ok(int arity, int argc)
     return arity > 0 ? argc == arity : argc >= -arity;
 }
 
-const cmd_def_t *cmd_passthrough_resolve(buf_t *out, int argc, bytes_t *argv)
+const cmd_def_t *cmd_passthrough_resolve(buf_t *out, int argc, bytes_t *argv, int noauth)
 {
     const cmd_class_t *cl = cmd_class_lookup(argv[0]);
     backend_t *b = server->backend;
@@ -223,6 +223,10 @@ const cmd_def_t *cmd_passthrough_resolve(buf_t *out, int argc, bytes_t *argv)
             return NULL;
         }
         cl = sub;
+    }
+    if (noauth) {
+        reply_error(out, ERR_NOAUTH);
+        return NULL;
     }
     switch (cl->cls) {
     case CMD_CLASS_VALUE: {

@@ -221,13 +221,14 @@ static const cmd_def_t *cmd_lookup_sub(const cmd_def_t *d, bytes_t arg)
 
 /* Check argv against the table: redis's errors for an unknown command, an unknown subcommand, a wrong
  * number of arguments. A command cachetoryd does not run itself goes by its class (cmd/passthrough.c):
- * forwarded, or refused. Returns the definition to run, or NULL after writing the error to out. */
-static const cmd_def_t *cmd_resolve(buf_t *out, int argc, bytes_t *argv)
+ * forwarded, or refused (after NOAUTH, when noauth says the client has yet to authenticate). Returns
+ * the definition to run, or NULL after writing the error to out. */
+static const cmd_def_t *cmd_resolve(buf_t *out, int argc, bytes_t *argv, int noauth)
 {
     const cmd_def_t *d = cmd_lookup(argv[0]);
 
     if (d == NULL)
-        return cmd_passthrough_resolve(out, argc, argv);
+        return cmd_passthrough_resolve(out, argc, argv, noauth);
     if (!cmd_arity_ok(d, argc)) {
         cmd_reply_arity(out, d->name);
         return NULL;
@@ -235,7 +236,7 @@ static const cmd_def_t *cmd_resolve(buf_t *out, int argc, bytes_t *argv)
     if (d->subs != NULL && argc >= 2) {
         const cmd_def_t *sub = cmd_lookup_sub(d, argv[1]);
         if (sub == NULL && cmd_class_lookup(argv[0]) != NULL)     /* CONFIG SET, CLIENT TRACKING... */
-            return cmd_passthrough_resolve(out, argc, argv);
+            return cmd_passthrough_resolve(out, argc, argv, noauth);
         if (sub == NULL) {
             char upper[CMD_NAME_MAX + 1];
             size_t i;
@@ -315,7 +316,7 @@ static int cmd_over_limit(void)
 void cmd_dispatch(client_t *c, int argc, bytes_t *argv)
 {
     req_t *r = req_create(c);
-    const cmd_def_t *d = cmd_resolve(req_out(r), argc, argv);
+    const cmd_def_t *d = cmd_resolve(req_out(r), argc, argv, cmd_auth_required(c));
     const char *refuse = NULL;
 
     if (d != NULL && cmd_auth_required(c) && !(d->flags & CMD_NOAUTH))
@@ -424,7 +425,7 @@ int cmd_exec(req_t *r, int argc, bytes_t *argv)
     for (int i = 0; i < n; i++) {
         if (!(c->flags & CLIENT_CLOSING)) {
             req_t *qr = req_create(c);
-            const cmd_def_t *qd = cmd_resolve(req_out(qr), q[i].argc, q[i].argv);
+            const cmd_def_t *qd = cmd_resolve(req_out(qr), q[i].argc, q[i].argv, 0);
             if (qd != NULL)
                 cmd_call(c, qr, qd, q[i].argc, q[i].argv);
             else

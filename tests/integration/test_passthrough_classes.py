@@ -7,7 +7,7 @@ never reaches the shared upstream (item 4: it reset the pooled connection, and t
 landed in db 0 instead of the URL's db 3)."""
 import pytest
 
-from helpers import Err
+from helpers import Conn, Err
 from upstream_support import ZSTD_MAGIC, libzstd_decompress, proxy, upstreams  # noqa: F401
 
 pytestmark = pytest.mark.needs_cachetoryd
@@ -213,3 +213,23 @@ def test_move_and_copy_to_a_database(start_daemon, upstreams):
     assert c.cmd("SELECT", "1") == "OK" and c.cmd("GET", "k") == b"moved"
     assert c.cmd("SELECT", "0") == "OK" and c.cmd("GET", "b") == b"copied"
     assert up.client(1).get("k")[:4] == ZSTD_MAGIC
+
+
+def test_refusals_come_after_authentication(start_daemon, upstreams):
+    """Before AUTH, a refused command gets NOAUTH as on Redis; unknown commands and wrong arities keep
+    their own errors, which Redis gives first."""
+    ref = upstreams(password="pw")
+    up = upstreams()
+    d = proxy(start_daemon, up, "zstd://", passthrough="yes", requirepass="pw")
+    cmds = [("CONFIG", "SET", "maxmemory", "1"), ("WATCH", "k"), ("SUBSCRIBE", "ch"), ("BLPOP", "l", "0"),
+            ("HSET", "h", "f", "v"), ("EVAL", "return 1", "0"), ("BLPOP", "l"), ("WAITAOF", "0", "0", "0"),
+            ("CLIENT", "TRACKING", "on"), ("SHUTDOWN",), ("GET", "k")]
+    c = d.conn(auth=False)
+    r = Conn(ref.addr)
+    try:
+        for cmd in cmds:
+            assert c.cmd(*cmd) == r.cmd(*cmd), cmd
+    finally:
+        r.close()
+    assert c.cmd("AUTH", "pw") == "OK"
+    assert refused(c.cmd("WATCH", "k"), "WATCH", "")
