@@ -232,6 +232,17 @@ static void ab_free(argv_builder_t *a)
         mem_free(a->v);
 }
 
+/* SET's NX, XX and GET, from the op's flags. */
+static void ab_set_options(argv_builder_t *a, const backend_op_t *op)
+{
+    if (op->flags & BE_NX)
+        ab_add(a, B("NX"));
+    if (op->flags & BE_XX)
+        ab_add(a, B("XX"));
+    if (op->flags & BE_GETOLD)
+        ab_add(a, B("GET"));
+}
+
 /*
  * default-ttl for keys that a command creates without giving them an expiry (BE_NEWTTL): Redis has no
  * option for "this expiry if the key is new, its own otherwise", so a short script decides on EXISTS, in
@@ -255,12 +266,7 @@ static void put_set_newttl(buf_t *out, const backend_op_t *op)
     ab_add(&a, op->value);
     ab_num(&a, (op->flags & BE_REL) ? op->rel_ms : op->expire_at);
     ab_add(&a, (op->flags & BE_REL) ? B("PX") : B("PXAT"));
-    if (op->flags & BE_NX)
-        ab_add(&a, B("NX"));
-    if (op->flags & BE_XX)
-        ab_add(&a, B("XX"));
-    if (op->flags & BE_GETOLD)
-        ab_add(&a, B("GET"));
+    ab_set_options(&a, op);
     put_command(out, a.n, a.v);
     ab_free(&a);
 }
@@ -328,12 +334,7 @@ static void put_op(buf_t *out, const backend_op_t *op)
         ab_add(&a, B("SET"));
         ab_add(&a, op->key);
         ab_add(&a, op->value);
-        if (op->flags & BE_NX)
-            ab_add(&a, B("NX"));
-        if (op->flags & BE_XX)
-            ab_add(&a, B("XX"));
-        if (op->flags & BE_GETOLD)
-            ab_add(&a, B("GET"));
+        ab_set_options(&a, op);
         if (op->flags & BE_KEEPTTL) {
             ab_add(&a, B("KEEPTTL"));
         } else if (op->expire_at >= 0 && (op->flags & BE_REL)) {

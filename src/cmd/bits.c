@@ -179,16 +179,6 @@ int cmd_getbit(req_t *r, int argc, bytes_t *argv)
     return submit_get(r, argv[1], getbit_done_cb);
 }
 
-static void int_update_done_cb(void *ctx, const backend_result_t *res)
-{
-    req_t *r = ctx;
-    if (res->status == BE_ERR)
-        reply_error(req_out(r), res->err);
-    else
-        reply_int(req_out(r), res->integer);
-    req_done(r);
-}
-
 /* SETBIT's offset in r->aux, the bit in r->aux2. */
 static int setbit_fn(void *arg, const bytes_t *old, buf_t *nv, backend_result_t *res)
 {
@@ -225,7 +215,7 @@ int cmd_setbit(req_t *r, int argc, bytes_t *argv)
     backend_op_t op = { .code = BE_UPDATE, .key = argv[1], .update = setbit_fn, .update_arg = r, .argc = argc,
                         .argv = argv };
     cmd_update_newttl(&op);
-    return cmd_submit(r, &op, int_update_done_cb);
+    return cmd_submit(r, &op, cmd_int_done_cb);
 }
 
 /* ---- BITCOUNT, BITPOS ------------------------------------------------------------------------------- */

@@ -75,6 +75,9 @@ long long cmd_default_expiry(long long *rel);
 /* A read-modify-write op (BE_UPDATE): a key it creates gets default-ttl (BE_NEWTTL), sent relative. */
 void cmd_update_newttl(backend_op_t *op);
 
+/* A backend callback for commands that reply with the result's integer (or its error). */
+void cmd_int_done_cb(void *ctx, const backend_result_t *res);
+
 /* Write "ERR wrong number of arguments for '<name>' command". */
 void cmd_reply_arity(buf_t *out, const char *name);
 /* Write redis's "ERR unknown command '<name>', with args beginning with: ..." */

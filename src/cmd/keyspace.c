@@ -13,7 +13,7 @@
 #include "util/clock.h"
 
 /* Replies with the integer the backend computed (or its error). */
-static void int_done_cb(void *ctx, const backend_result_t *res)
+void cmd_int_done_cb(void *ctx, const backend_result_t *res)
 {
     req_t *r = ctx;
     if (res->status == BE_ERR)
@@ -36,7 +36,7 @@ static void ok_done_cb(void *ctx, const backend_result_t *res)
 static int keys_generic(req_t *r, backend_opcode_t code, int argc, bytes_t *argv)
 {
     backend_op_t op = { .code = code, .keys = argv + 1, .nkeys = (size_t)argc - 1 };
-    return cmd_submit(r, &op, int_done_cb);
+    return cmd_submit(r, &op, cmd_int_done_cb);
 }
 
 /* DEL key [key ...], UNLINK key [key ...] */
@@ -138,7 +138,7 @@ static int expire_generic(req_t *r, int argc, bytes_t *argv, int unit, const cha
     if (base != 0)
         flags |= BE_REL;
     backend_op_t op = { .code = BE_EXPIRE, .key = argv[1], .expire_at = when, .rel_ms = rel, .flags = flags };
-    return cmd_submit(r, &op, int_done_cb);
+    return cmd_submit(r, &op, cmd_int_done_cb);
 }
 
 /* EXPIRE key seconds [NX | XX | GT | LT] */
@@ -169,7 +169,7 @@ int cmd_pexpireat(req_t *r, int argc, bytes_t *argv)
 int cmd_persist(req_t *r, int argc, bytes_t *argv)
 {
     backend_op_t op = { .code = BE_EXPIRE, .key = argv[1], .expire_at = -1 };
-    return cmd_submit(r, &op, int_done_cb);
+    return cmd_submit(r, &op, cmd_int_done_cb);
 }
 
 enum { TTL_SEC, TTL_MS, TTL_ABS_SEC, TTL_ABS_MS };
@@ -370,14 +370,14 @@ int cmd_rename(req_t *r, int argc, bytes_t *argv)
 int cmd_renamenx(req_t *r, int argc, bytes_t *argv)
 {
     backend_op_t op = { .code = BE_RENAME, .key = argv[1], .key2 = argv[2], .flags = BE_NX };
-    return cmd_submit(r, &op, int_done_cb);
+    return cmd_submit(r, &op, cmd_int_done_cb);
 }
 
 /* DBSIZE */
 int cmd_dbsize(req_t *r, int argc, bytes_t *argv)
 {
     backend_op_t op = { .code = BE_DBSIZE };
-    return cmd_submit(r, &op, int_done_cb);
+    return cmd_submit(r, &op, cmd_int_done_cb);
 }
 
 static int flush_generic(req_t *r, int argc, bytes_t *argv, unsigned flags)

@@ -4,7 +4,7 @@ what is compared for zstd)."""
 import pytest
 import zstd
 
-from test_codec_support import CTRL, DaemonPool, check_stored, conn, libzstd_decompress, py_decode, random_bytes, \
+from test_codec_support import is_utf8, CTRL, DaemonPool, check_stored, conn, libzstd_decompress, py_decode, random_bytes, \
     text_value
 
 pytestmark = pytest.mark.needs_cachetoryd
@@ -64,18 +64,11 @@ BIG_URLS = ["null://", "zlib://", "zlib://?compression-level=0", "zstd://", "msg
             "pickle+zstd://"]
 
 
-def _utf8(v):
-    try:
-        v.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
-
 
 def _cases():
     for url in URLS:
         for name, v in VALUES.items():
-            if url.startswith("json") and not _utf8(v):
+            if url.startswith("json") and not is_utf8(v):
                 continue        # refused by the json serializer: test_codec_json
             if name.startswith("big_") and url not in BIG_URLS:
                 continue        # the MB values go through one URL per layer and parameter that matters

@@ -10,7 +10,7 @@ import zlib
 
 import pytest
 
-from test_codec_support import DaemonPool, conn, info, libzstd_compress, py_decode
+from test_codec_support import is_utf8, DaemonPool, conn, info, libzstd_compress, py_decode
 
 pytestmark = pytest.mark.needs_cachetoryd
 
@@ -65,7 +65,7 @@ def test_short_values_read_back_exactly(pool, url):
     d = pool.get(url)
     vals = short_values(hash(url) & 0xffff)
     if url.startswith("json"):
-        vals = [v for v in vals if _utf8(v)]
+        vals = [v for v in vals if is_utf8(v)]
     with conn(d) as c:
         c.cmd("FLUSHALL")
         res = c.pipeline([("SET", "k%d" % i, v) for i, v in enumerate(vals)])
@@ -84,13 +84,6 @@ def test_short_values_read_back_exactly(pool, url):
         assert stored_as_is > len(vals) // 2, "most short values are stored as they are"
         assert c.cmd("STRLEN", "k5") == len(vals[5])
 
-
-def _utf8(v):
-    try:
-        v.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
 
 
 def test_issue_example_zlib_frame_as_a_value(pool):

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 import redis
 
-from test_codec_support import CTRL, DaemonPool, conn, py_decode, random_bytes, text_value
+from test_codec_support import is_utf8, CTRL, DaemonPool, conn, py_decode, random_bytes, text_value
 
 pytestmark = pytest.mark.needs_cachetoryd
 
@@ -30,13 +30,6 @@ URLS = ["null://", "zlib://", "zstd://", "zstd://?compression-level=-3", "msgpac
 BIG_URLS = ["zlib://", "zstd://", "msgpack+zstd://", "json+zlib://", "pickle+zstd://"]
 
 
-def _utf8(v):
-    try:
-        v.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
-
 
 def _values(url):
     vals = dict(SMALL)
@@ -44,7 +37,7 @@ def _values(url):
         vals["5mb_random"] = RANDOM_5MB
         vals["5mb_text"] = TEXT_5MB
     if "json" in url:
-        vals = {k: v for k, v in vals.items() if _utf8(v)}
+        vals = {k: v for k, v in vals.items() if is_utf8(v)}
     return vals
 
 

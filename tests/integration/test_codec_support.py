@@ -336,3 +336,12 @@ def vm_rss_kb(pid):
 
 def is_err(r):
     return isinstance(r, Err) and str(r).startswith("ERR")
+
+
+def is_utf8(v):
+    """True if the bytes v are UTF-8 text (the json codec takes nothing else)."""
+    try:
+        v.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
