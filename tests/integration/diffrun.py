@@ -77,19 +77,14 @@ def refused_transaction(cfg, cmd, ours, queued):
     """True if ours is cachetoryd's documented refusal of a whole MULTI/EXEC block in front of an upstream
     with a codec (src/backend/redis.c: a read-modify-write on encoded values that reads a key an earlier
     command of the same block changes cannot run inside one upstream MULTI/EXEC): at least one element
-    is that error, the others are errors cachetoryd found itself (an argument that is not a number...)
-    or the "OK" of a SELECT, and nothing of the block ran. The runner then sends DISCARD instead
-    of EXEC to the reference, so that both sides go on from the same state."""
+    is that error; the others are what cachetoryd answered without the upstream (an argument that is
+    not a number, SELECT, SETRANGE with an empty value...), and nothing of the block ran. The runner
+    then sends DISCARD instead of EXEC to the reference, so that both sides go on from the same state;
+    had some of the block run, the keyspace comparison (or a later reply) would show it."""
     if not (cfg.upstream and cfg.serializer != "null://" and _name(cmd) == "EXEC" and isinstance(ours, list)
             and len(ours) == len(queued)):
         return False
-    refused = 0
-    for q, r in zip(queued, ours):
-        if isinstance(r, Err) and _REFUSED_TX.match(r):
-            refused += 1
-        elif not ((_name(q) == "SELECT" and r == "OK") or isinstance(r, Err)):
-            return False
-    return refused > 0
+    return any(isinstance(r, Err) and _REFUSED_TX.match(r) for r in ours)
 
 
 # Differences from Redis that are by design: (name, why, predicate(cfg, cmd, redis_reply, ours, queued)).
@@ -134,6 +129,11 @@ def _not_string_key(a):
     """diffgen's hash and list keys (h0 h1 l0 l1) are the only keys that can hold another type, as long
     as no RENAME moves them onto a string key (excluded with them)."""
     return isinstance(a, str) and a[:1] in ("h", "l")
+
+
+def _moves_other_type(op):
+    """RENAME / RENAMENX from or to a hash or list key: afterwards a string key may hold another type."""
+    return _name(op) in ("RENAME", "RENAMENX") and (_not_string_key(_arg(op, 1)) or _not_string_key(_arg(op, 2)))
 
 
 def _deletes_now(op):
@@ -186,7 +186,7 @@ KNOWN_OPEN = {
     "rmw-on-other-type-in-multi": dict(
         configs=UPSTREAM_ZSTD,
         match=lambda op, m: (m and _name(op) in _RMW_OR_SET and any(_not_string_key(a) for a in op[1:]))
-        or (_name(op) in ("RENAME", "RENAMENX") and (_not_string_key(op[1]) or _not_string_key(op[2]))),
+        or _moves_other_type(op),
         repro=[["LPUSH", "l1", "x"], ["RENAME", "l1", "k3"], ["MULTI"], ["INCRBYFLOAT", "k3", "1.5"], ["EXEC"]],
         why="inside MULTI in front of an upstream with zstd://, INCRBYFLOAT / APPEND... on a hash or a list "
             "do not answer WRONGTYPE: the key is overwritten with a string (data loss)"),
@@ -198,7 +198,7 @@ KNOWN_OPEN = {
             "k's value from before the EXPIRE (Redis: k is gone, DECRBY gives 1)"),
     "incrbyfloat-type-checked-after-argument": dict(
         configs=UPSTREAM,
-        match=lambda op, m: _name(op) == "INCRBYFLOAT" and _not_string_key(_arg(op, 1)),
+        match=lambda op, m: (_name(op) == "INCRBYFLOAT" and _not_string_key(_arg(op, 1))) or _moves_other_type(op),
         repro=[["HSET", "h1", "f", "1"], ["INCRBYFLOAT", "h1", "abc"]],
         why="INCRBYFLOAT <hash> abc: Redis answers WRONGTYPE (type first), cachetoryd 'not a valid float'"),
 }
@@ -342,6 +342,7 @@ class Outcome:
         self.allowed = {}        # ALLOWED_ERRORS name -> count
         self.ops = 0
         self.seconds = 0.0
+        self.offloaded = 0       # INFO cache_offloaded of cachetoryd at the end: thread-pool codec work
 
 
 def _track_multi(state, cmd, reply):
@@ -419,6 +420,11 @@ def run_sequence(cfg, ops, batch=64, keyspace=True):
             text = compare_keyspace(rig)
             if text:
                 out.mismatch = Mismatch("keyspace", len(ops) - 1 if ops else None, text=text)
+        if rig.daemon.alive():
+            try:
+                out.offloaded = int(rig.daemon.info("cache").get("cache_offloaded", 0))
+            except (AssertionError, ConnectionClosed, OSError, ValueError):
+                pass
         if out.mismatch is None and not rig.daemon.alive():
             out.mismatch = Mismatch("closed", text="cachetoryd died: %s\n--- log tail ---\n%s" % (
                 rig.daemon.status_text(), rig.daemon.log_tail(3000)))
@@ -611,13 +617,13 @@ def shortest_failing(cfg, ops, first, max_bisect=14, max_shrink=30, log=print):
     return best, seq, cur_m, stats["tries"]
 
 
-def report(cfg, seed, episode, ops, first, shrink_result, log_dir=None):
+def report(cfg, seed, episode, ops, first, shrink_result, log_dir=None, generated=None):
     """The text of a failure: seed, configuration, first mismatch, shortest prefix, shrunk sequence."""
     best, seq, m, tries = shrink_result if shrink_result is not None else (None, None, None, 0)
-    lines = ["DIFFERENTIAL MISMATCH  config=%s seed=%d episode=%d (sequence seed %d, %d ops)"
+    lines = ["DIFFERENTIAL MISMATCH  config=%s seed=%d episode=%d (sequence seed %d, %d ops sent)"
              % (cfg.name, seed, episode, episode_seed(seed, episode), len(ops)),
              "  reproduce: scripts/differential --seed %d --config %s --episode %d --ops %d"
-             % (seed, cfg.name, episode, len(ops)),
+             % (seed, cfg.name, episode, generated or len(ops)),
              "  first difference: " + first.describe()]
     if shrink_result is None or best is None:
         if shrink_result is None:
@@ -689,7 +695,7 @@ def run_config(cfg, seed, total_ops, features=None, excludes=(), log=print, shri
     run that episode alone (of min(total_ops, EPISODE_OPS) ops). Returns (failure text or None, stats:
     ops generated and run, seconds, ALLOWED_ERRORS counts, ops excluded per predicate index)."""
     features = cfg.features() if features is None else set(features)
-    stats = {"ops": 0, "generated": 0, "seconds": 0.0, "allowed": {}, "excluded": {}}
+    stats = {"ops": 0, "generated": 0, "seconds": 0.0, "allowed": {}, "excluded": {}, "offloaded": 0}
     episode = 0 if only_episode is None else only_episode
     while stats["generated"] < total_ops:
         n = min(EPISODE_OPS, total_ops - stats["generated"])
@@ -703,6 +709,7 @@ def run_config(cfg, seed, total_ops, features=None, excludes=(), log=print, shri
         o = run_sequence(cfg, ops)
         stats["ops"] += o.ops
         stats["seconds"] += o.seconds
+        stats["offloaded"] += o.offloaded
         for k, v in o.allowed.items():
             stats["allowed"][k] = stats["allowed"].get(k, 0) + v
         if o.mismatch is not None:
@@ -711,7 +718,7 @@ def run_config(cfg, seed, total_ops, features=None, excludes=(), log=print, shri
                 res = shortest_failing(cfg, ops, o.mismatch, max_bisect, max_shrink, log=log)
             else:
                 res = None
-            return report(cfg, seed, episode, ops, o.mismatch, res, log_dir), stats
+            return report(cfg, seed, episode, ops, o.mismatch, res, log_dir, generated=n), stats
         episode += 1
     return None, stats
 
