@@ -1005,8 +1005,11 @@ def run_multi(cfg, seed, clients=6, steps=400, flags=None, touched_by=None):
             t.join(120)
             if t.is_alive():
                 errors.append("client %d did not finish within 120 s" % t.n)
-        if not errors or len(errors) < 5:
-            errors += check_multi(rig, threads, written)
+        if len(errors) < 5:
+            try:
+                errors += check_multi(rig, threads, written)
+            except (AssertionError, ConnectionClosed, OSError) as e:
+                errors.append("reading the final keyspace: %s; %s" % (e, rig.daemon.status_text()))
         sent = sum(t.sent for t in threads)
     return errors, sent
 
