@@ -283,6 +283,7 @@ class Rig:
         self.cfg = cfg
         self.ref = self.up = self.daemon = None
         self._stop = []
+        self.problems = []
         try:
             if reference:
                 self.ref = RedisServer(extra=REDIS_EXTRA).start()
@@ -301,8 +302,13 @@ class Rig:
             raise
 
     def stop(self):
+        """Stop everything; cachetoryd's sanitizer (make SANITIZER=...) or valgrind (VALGRIND=1) findings
+        go to self.problems."""
         for d in self._stop:
             d.stop()
+            found = d.sanitizer_report() or d.valgrind_problem()
+            if found:
+                self.problems.append("%s\n%s" % (d.status_text(), found))
         for r in (self.ref, self.up):
             if r is not None:
                 r.stop()
@@ -319,7 +325,7 @@ class Rig:
 
 class Mismatch:
     """The first difference of a run: kind 'reply' (index, cmd, the two replies), 'keyspace' (text),
-    'closed' (cachetoryd closed the connection or died)."""
+    'closed' (cachetoryd closed the connection or died), 'memory' (sanitizer or valgrind findings)."""
 
     def __init__(self, kind, index=None, cmd=None, ref=None, ours=None, text=""):
         self.kind, self.index, self.cmd, self.ref, self.ours, self.text = kind, index, cmd, ref, ours, text
@@ -329,7 +335,7 @@ class Mismatch:
         are one kind (a wrong state shows as either, depending on where the sequence is cut); a closed
         connection is another. Requiring the same command would stop the shrinking as soon as the
         state goes wrong earlier and another read notices it first."""
-        return ("closed",) if self.kind == "closed" else ("differs",)
+        return (self.kind,) if self.kind in ("closed", "memory") else ("differs",)
 
     def describe(self):
         if self.kind == "reply":
@@ -432,6 +438,8 @@ def run_sequence(cfg, ops, batch=64, keyspace=True):
                 rig.daemon.status_text(), rig.daemon.log_tail(3000)))
         for c in refs:
             c.close()
+    if rig.problems and out.mismatch is None:
+        out.mismatch = Mismatch("memory", text="memory errors in cachetoryd:\n" + "\n".join(rig.problems))
     out.seconds = time.monotonic() - t0
     return out
 
@@ -1013,6 +1021,7 @@ def run_multi(cfg, seed, clients=6, steps=400, flags=None, touched_by=None):
             except (AssertionError, ConnectionClosed, OSError) as e:
                 errors.append("reading the final keyspace: %s; %s" % (e, rig.daemon.status_text()))
         sent = sum(t.sent for t in threads)
+    errors += ["memory errors in cachetoryd:\n" + p for p in rig.problems]
     return errors, sent
 
 
