@@ -41,7 +41,7 @@ typedef enum backend_opcode {
     BE_DBSIZE,      /*                                       -> integer */
     BE_FLUSH,       /* [ALLDB]                               -> OK */
     BE_UPDATE,      /* key update-fn [argv: the native command] [NEWTTL expire_at] -> what the fn says */
-    BE_COMMAND,     /* argv, forwarded as it is (passthrough) -> resp: the reply's RESP bytes */
+    BE_COMMAND,     /* argv, forwarded as it is (passthrough) [KEYSKNOWN keys] -> resp: the reply's RESP bytes */
     BE_INFO,        /* the upstream's INFO <pattern>          -> value: its text */
     BE_SELECT,      /* db2: the database a client SELECTs     -> OK | ERR (the upstream refused it) */
 } backend_opcode_t;
@@ -63,6 +63,8 @@ typedef enum backend_opcode {
 #define BE_REL      (1u << 10)
 #define BE_NEWTTL   (1u << 11)  /* UPDATE, SET with KEEPTTL: a key the op creates gets expire_at (default-ttl);
                                    a key that exists keeps its expiry. Without it expire_at is ignored there */
+
+#define BE_KEYSKNOWN (1u << 12) /* COMMAND: keys are every key the command reads or writes, all in db */
 
 typedef struct backend_result backend_result_t;
 

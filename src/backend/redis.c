@@ -1175,7 +1175,11 @@ static int batch_keys(up_task_t *t, dbkey_t **keys)
     return n;
 }
 
-/* WATCH the keys the batch reads and MGET them, database by database: the computation needs them. */
+/*
+ * WATCH the keys the batch reads, database by database, and GET each: the computation needs them. GET,
+ * not MGET: a key of another type must answer WRONGTYPE to the member that reads it, not look absent
+ * (the member would overwrite a hash with a string).
+ */
 static void batch_read(up_conn_t *c, up_task_t *t)
 {
     dbkey_t *keys;
@@ -1183,17 +1187,17 @@ static void batch_read(up_conn_t *c, up_task_t *t)
     bytes_t *argv = mem_alloc((size_t)(n + 1) * sizeof(*argv));
 
     buf_reset(&t->olds);
-    t->reads_left = 0;
+    t->reads_left = n;
     for (int i = 0; i < n;) {
         int j = i, db = keys[i].db;
         for (; j < n && keys[j].db == db; j++)
             argv[1 + j - i] = keys[j].key;
         argv[0] = B("WATCH");
         conn_send_argv(c, t, SLOT_IGNORE, db, j - i + 1, argv);
-        argv[0] = B("MGET");
-        conn_send_argv(c, t, SLOT_TX_GET, db, j - i + 1, argv);
-        t->reads_left++;
-        i = j;
+        for (; i < j; i++) {
+            bytes_t get[2] = { B("GET"), keys[i].key };
+            conn_send_argv(c, t, SLOT_TX_GET, -1, 2, get);
+        }
     }
     mem_free(argv);
     mem_free(keys);
@@ -1229,6 +1233,7 @@ typedef struct overlay {
     int db;
     bytes_t key;
     bytes_t val;                /* ptr NULL: absent */
+    const char *err;            /* not NULL: reading it gives this error (a key of another type) */
 } overlay_t;
 
 static overlay_t *overlay_find(overlay_t *ov, int n, int db, bytes_t key)
@@ -1252,6 +1257,45 @@ static void overlay_set(overlay_t **ov, int *n, int *cap, int db, bytes_t key, b
         o->key = key;
     }
     o->val = val;
+    o->err = NULL;
+}
+
+/*
+ * Follow RENAME / RENAMENX src dst where a later member reads one of them: dst takes src's value (or
+ * its other type), src goes. Returns -1 when the outcome depends on what the batch did not read: src's
+ * value, or whether dst exists for RENAMENX.
+ */
+static int overlay_rename(overlay_t **ov, int *n, int *cap, const backend_op_t *op)
+{
+    overlay_t *src = overlay_find(*ov, *n, op->db, op->key);
+    overlay_t *dst = overlay_find(*ov, *n, op->db, op->key2);
+
+    if (src == NULL)
+        return -1;
+    if (src->val.ptr == NULL && src->err == NULL)
+        return 0;                       /* ERR no such key: nothing changes */
+    if (dbkey_eq(op->db, op->key, op->db, op->key2))
+        return 0;
+    if (op->flags & BE_NX) {
+        if (dst == NULL)
+            return -1;
+        if (dst->val.ptr != NULL || dst->err != NULL)
+            return 0;                   /* RENAMENX onto an existing key does nothing */
+    }
+    bytes_t val = src->val;
+    const char *err = src->err;
+    overlay_set(ov, n, cap, op->db, op->key2, val);
+    overlay_find(*ov, *n, op->db, op->key2)->err = err;
+    overlay_set(ov, n, cap, op->db, op->key, (bytes_t){ NULL, 0 });
+    return 0;
+}
+
+/* Does op's expiry (EXPIRE, GETEX) delete the key when it runs? */
+static int expires_now(const backend_op_t *op)
+{
+    if (op->expire_at < 0)
+        return 0;                       /* PERSIST */
+    return (op->flags & BE_REL) ? op->rel_ms <= 0 : op->expire_at <= clock_ms();
 }
 
 /* Does a read-modify-write member after member i read key in db? */
@@ -1265,19 +1309,20 @@ static int later_reads(const up_task_t *t, int i, int db, bytes_t key)
     return 0;
 }
 
-/* One MGET of batch_read answered: keep its values ([u32 length | bytes], 0xffffffff for none). */
+/* What batch_read's GETs brought, kept in t->olds in key order: a tag, a length, the bytes. */
+enum { OLD_ABSENT, OLD_VALUE, OLD_ERROR };
+
+/* One GET of batch_read answered: keep what it said. */
 static void batch_got_values(up_conn_t *c, up_task_t *t, const redisReply *r)
 {
-    if (r->type != REDIS_REPLY_ARRAY) {
-        conn_fail(c, "unexpected reply to MGET: %s", r->type == REDIS_REPLY_ERROR ? r->str : "not an array");
-        return;
-    }
-    for (size_t i = 0; i < r->elements; i++) {
-        const redisReply *e = r->element[i];
-        uint32_t len = e->type == REDIS_REPLY_STRING ? (uint32_t)e->len : UINT32_MAX;
-        buf_append(&t->olds, &len, sizeof(len));
-        if (e->type == REDIS_REPLY_STRING)
-            buf_append(&t->olds, e->str, e->len);
+    char tag = r->type == REDIS_REPLY_STRING ? OLD_VALUE : r->type == REDIS_REPLY_ERROR ? OLD_ERROR : OLD_ABSENT;
+    size_t len = tag == OLD_ABSENT ? 0 : r->len;
+
+    buf_append(&t->olds, &tag, 1);
+    buf_append(&t->olds, &len, sizeof(len));
+    if (tag != OLD_ABSENT) {
+        buf_append(&t->olds, r->str, len);
+        buf_append(&t->olds, "", 1);            /* an error text is used as a C string */
     }
     if (--t->reads_left == 0)
         batch_got_old(c, t);
@@ -1297,18 +1342,16 @@ static void batch_got_old(up_conn_t *c, up_task_t *t)
     const char *bail = NULL;
     size_t off = 0;
 
-    for (int i = 0; i < nkeys; i++) {
-        uint32_t len = UINT32_MAX;
-        bytes_t v = { NULL, 0 };
-        if (off + sizeof(len) <= t->olds.len) {
-            memcpy(&len, t->olds.data + off, sizeof(len));
-            off += sizeof(len);
-        }
-        if (len != UINT32_MAX && off + len <= t->olds.len) {
-            v = (bytes_t){ t->olds.data + off, len };
-            off += len;
-        }
-        overlay_set(&ov, &nov, &cap, keys[i].db, keys[i].key, v);
+    for (int i = 0; i < nkeys && off + 1 + sizeof(size_t) <= t->olds.len; i++) {
+        char tag = t->olds.data[off];
+        size_t len;
+        memcpy(&len, t->olds.data + off + 1, sizeof(len));
+        off += 1 + sizeof(len);
+        bytes_t v = tag == OLD_ABSENT ? (bytes_t){ NULL, 0 } : (bytes_t){ t->olds.data + off, len };
+        off += tag == OLD_ABSENT ? 0 : len + 1;
+        overlay_set(&ov, &nov, &cap, keys[i].db, keys[i].key, tag == OLD_ERROR ? (bytes_t){ NULL, 0 } : v);
+        if (tag == OLD_ERROR)
+            overlay_find(ov, nov, keys[i].db, keys[i].key)->err = v.ptr;
     }
     for (int i = 0; i < t->nmembers && bail == NULL; i++) {
         up_task_t *m = t->members[i];
@@ -1319,6 +1362,11 @@ static void batch_got_old(up_conn_t *c, up_task_t *t)
         if (m->kind == TASK_TX) {
             overlay_t *o = overlay_find(ov, nov, op->db, op->key);
             bytes_t *old = o && o->val.ptr ? &o->val : NULL;
+            if (o != NULL && o->err != NULL) {
+                backend_result_t res = { .status = BE_ERR, .err = o->err };
+                task_finish(m, &res);           /* WRONGTYPE, as Redis answers this one; the others run */
+                continue;
+            }
             if (op->code == BE_UPDATE) {
                 memset(&m->txres, 0, sizeof(m->txres));
                 buf_reset(&m->newval);
@@ -1351,7 +1399,16 @@ static void batch_got_old(up_conn_t *c, up_task_t *t)
                 overlay_set(&ov, &nov, &cap, op->db, op->key, op->value);
             break;
         case BE_GET:
-            if ((op->flags & BE_GETDEL) && overlay_find(ov, nov, op->db, op->key))
+            if (((op->flags & BE_GETDEL) || ((op->flags & BE_SETTTL) && expires_now(op))) &&
+                overlay_find(ov, nov, op->db, op->key))
+                overlay_set(&ov, &nov, &cap, op->db, op->key, (bytes_t){ NULL, 0 });
+            break;
+        case BE_EXPIRE:
+            if (!later_reads(t, i, op->db, op->key))
+                break;
+            if (op->expire_at >= 0 && (op->flags & (BE_NX | BE_XX | BE_GT | BE_LT)))
+                bail = "a conditional EXPIRE";      /* whether it applies depends on the key's TTL */
+            else if (expires_now(op))
                 overlay_set(&ov, &nov, &cap, op->db, op->key, (bytes_t){ NULL, 0 });
             break;
         case BE_MSET:
@@ -1371,10 +1428,18 @@ static void batch_got_old(up_conn_t *c, up_task_t *t)
             break;
         case BE_RENAME:
             if (later_reads(t, i, op->db, op->key) || later_reads(t, i, op->db, op->key2))
-                bail = "RENAME";
+                bail = overlay_rename(&ov, &nov, &cap, op) < 0 ? "RENAME" : NULL;
             break;
-        case BE_FLUSH:
         case BE_COMMAND:
+            if (op->flags & BE_KEYSKNOWN) {         /* the keys it touches: do later members read one? */
+                for (size_t k = 0; k < op->nkeys && bail == NULL; k++)
+                    if (later_reads(t, i, op->db, op->keys[k]))
+                        bail = "a forwarded command";
+                break;
+            }
+            /* it may touch any key: as FLUSH */
+            /* fall through */
+        case BE_FLUSH:
             for (int j = i + 1; j < t->nmembers && bail == NULL; j++)
                 if (t->members[j]->kind == TASK_TX)
                     bail = op->code == BE_FLUSH ? "FLUSHDB / FLUSHALL" : "a forwarded command";

@@ -1066,8 +1066,7 @@ static int mk_start(mkeys_t *m, bytes_t *src, int hold)
         return CMD_PENDING;
     }
     if (hold) {
-        r->blocking = 1;
-        r->c->flags |= CLIENT_BLOCKED;
+        req_hold(r);
     }
     return CMD_PENDING;
 }

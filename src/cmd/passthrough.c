@@ -191,6 +191,32 @@ static void reply_not_forwarded(buf_t *out, int argc, bytes_t *argv)
     buf_deinit(&tmp);
 }
 
+/*
+ * The keys a forwarded command touches, from its key positions (first, last, step), into keys (room for
+ * max): their number, or -1 when they are not known that way — keys found by the command itself
+ * (movablekeys: EVAL, SORT ... STORE, ZUNIONSTORE), or keys in another database (MOVE, COPY ... DB).
+ */
+int cmd_passthrough_keys(int argc, const bytes_t *argv, bytes_t *keys, int max)
+{
+    const cmd_class_t *cl = cmd_class_lookup(argv[0]);
+    int n = 0;
+
+    if (cl != NULL && cl->subs != NULL)
+        cl = argc >= 2 ? cmd_class_lookup_sub(cl, argv[1]) : NULL;
+    if (cl == NULL || strstr(cl->flags, "movablekeys") != NULL || strcmp(cl->name, "move") == 0 ||
+        strcmp(cl->name, "copy") == 0)
+        return -1;
+    if (cl->first_key <= 0)
+        return 0;
+    int last = cl->last_key < 0 ? argc + cl->last_key : cl->last_key;
+    for (int i = cl->first_key; i <= last && i < argc; i += cl->key_step > 0 ? cl->key_step : 1) {
+        if (n == max)
+            return -1;
+        keys[n++] = argv[i];
+    }
+    return n;
+}
+
 static int arity_ok(int arity, int argc)
 {
     return arity > 0 ? argc == arity : argc >= -arity;

@@ -235,14 +235,10 @@ int cmd_hello(req_t *r, int argc, bytes_t *argv)
     return CMD_DONE;
 }
 
-/* Set by select_done_cb: the backend answered within backend_submit (nothing to wait for). */
-static int select_answered;
-
 static void select_done_cb(void *ctx, const backend_result_t *res)
 {
     req_t *r = ctx;
 
-    select_answered = 1;
     if (res->status == BE_ERR) {
         reply_error(req_out(r), res->err);
     } else {
@@ -278,13 +274,8 @@ int cmd_select(req_t *r, int argc, bytes_t *argv)
      * client's next commands wait for the answer, since the database they are for depends on it. */
     backend_op_t op = { .code = BE_SELECT, .db2 = (int)db };
     r->aux = db;
-    select_answered = 0;
-    cmd_submit_raw(r, &op, select_done_cb);
-    if (!select_answered) {
-        r->blocking = 1;
-        r->c->flags |= CLIENT_BLOCKED;
-    }
-    return CMD_PENDING;
+    req_hold(r);                /* before: the backend may answer at once, and r is then done */
+    return cmd_submit_raw(r, &op, select_done_cb);
 }
 
 /* CLIENT LIST [TYPE normal] [ID id ...]: one line per client. */

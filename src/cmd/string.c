@@ -64,7 +64,8 @@ static int expire_parse(buf_t *out, bytes_t arg, unsigned unit, const char *cmdn
 
 /*
  * Parse SET / GETEX options from argv[from]: redis 7's parseExtendedStringArgumentsOrReply. allowed is
- * the set of options the command takes. Returns 0, or -1 after writing the error.
+ * the set of options the command takes. Returns 0, -1 after writing a syntax error, or -2 after writing
+ * an invalid expiry's error (which GETEX gives only for a key that exists).
  */
 static int set_options(buf_t *out, int argc, bytes_t *argv, int from, unsigned allowed, const char *cmdname,
                        unsigned *flags, long long *at, long long *rel)
@@ -100,7 +101,7 @@ static int set_options(buf_t *out, int argc, bytes_t *argv, int from, unsigned a
             expire_arg = argv[++i];
     }
     if ((*flags & SET_EXPIRES) && expire_parse(out, expire_arg, *flags & SET_EXPIRES, cmdname, at, rel) < 0)
-        return -1;
+        return -2;
     return 0;
 }
 
@@ -194,7 +195,7 @@ int cmd_set(req_t *r, int argc, bytes_t *argv)
     long long at, rel;
 
     if (set_options(req_out(r), argc, argv, 3, SET_NX | SET_XX | SET_GET | SET_KEEPTTL | SET_EXPIRES, "set",
-                    &flags, &at, &rel) < 0)
+                    &flags, &at, &rel) != 0)
         return CMD_DONE;
     return set_generic(r, argv[1], argv[2], flags, at, rel, (flags & SET_GET) ? REPLY_SET_OLD : REPLY_SET_OK);
 }
@@ -267,14 +268,38 @@ int cmd_getdel(req_t *r, int argc, bytes_t *argv)
     return get_generic(r, argv[1], BE_GETDEL, -1, -1);
 }
 
+/* GETEX with an invalid expiry, its key read: nil for no key, the read's error (WRONGTYPE), else the
+ * expiry's error (kept in r->keep), in Redis's order. */
+static void getex_invalid_cb(void *ctx, const backend_result_t *res)
+{
+    req_t *r = ctx;
+    buf_t *out = req_out(r);
+
+    if (res->status == BE_ERR)
+        reply_error(out, res->err);
+    else if (!res->has_value)
+        reply_null(out, req_proto(r));
+    else
+        buf_append(out, r->keep.data, r->keep.len);
+    req_done(r);
+}
+
 /* GETEX key [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | PERSIST] */
 int cmd_getex(req_t *r, int argc, bytes_t *argv)
 {
     unsigned flags;
     long long at, rel;
 
-    if (set_options(req_out(r), argc, argv, 2, SET_EXPIRES | SET_PERSIST, "getex", &flags, &at, &rel) < 0)
+    buf_reset(&r->keep);
+    int rc = set_options(&r->keep, argc, argv, 2, SET_EXPIRES | SET_PERSIST, "getex", &flags, &at, &rel);
+    if (rc == -2) {
+        backend_op_t op = { .code = BE_GET, .key = argv[1], .expire_at = -1 };
+        return cmd_submit_raw(r, &op, getex_invalid_cb);    /* no decoding: only whether it is there */
+    }
+    if (rc < 0) {
+        buf_append(req_out(r), r->keep.data, r->keep.len);
         return CMD_DONE;
+    }
     return get_generic(r, argv[1], (flags & (SET_EXPIRES | SET_PERSIST)) ? BE_SETTTL : 0, at, rel);
 }
 
@@ -433,10 +458,17 @@ static void forward_done_cb(void *ctx, const backend_result_t *res)
     req_done(r);
 }
 
-/* Any other command, with passthrough = yes and an upstream: sent as it is, its reply relayed. */
+/*
+ * Any other command, with passthrough = yes and an upstream: sent as it is, its reply relayed. The keys
+ * it touches go with it when they are known, so that a transaction can tell whether it changes a key a
+ * later read-modify-write reads.
+ */
 int cmd_forward(req_t *r, int argc, bytes_t *argv)
 {
-    backend_op_t op = { .code = BE_COMMAND, .argc = argc, .argv = argv };
+    bytes_t keys[16];
+    int n = cmd_passthrough_keys(argc, argv, keys, 16);
+    backend_op_t op = { .code = BE_COMMAND, .argc = argc, .argv = argv, .keys = n >= 0 ? keys : NULL,
+                        .nkeys = n >= 0 ? (size_t)n : 0, .flags = n >= 0 ? BE_KEYSKNOWN : 0 };
     return cmd_submit_raw(r, &op, forward_done_cb);
 }
 
@@ -599,12 +631,15 @@ static int ld_format(char *buf, size_t n, long double v)
     return len;
 }
 
+/* arg: the req, with the increment in auxf, or aux 1 if it is not a number (an error only now: Redis
+ * checks the key's type and value first). */
 static int incrbyfloat_fn(void *arg, const bytes_t *old, buf_t *nv, backend_result_t *res)
 {
-    long double by = *(const long double *)arg, cur = 0;
+    const req_t *r = arg;
+    long double by = r->auxf, cur = 0;
     char tmp[5 * 1024 + 32];
 
-    if (old != NULL && cmd_parse_ld(*old, &cur) < 0) {
+    if ((old != NULL && cmd_parse_ld(*old, &cur) < 0) || r->aux) {
         res->err = ERR_NOT_FLOAT;
         return -1;
     }
@@ -627,12 +662,9 @@ static int incrbyfloat_fn(void *arg, const bytes_t *old, buf_t *nv, backend_resu
 /* INCRBYFLOAT key increment */
 int cmd_incrbyfloat(req_t *r, int argc, bytes_t *argv)
 {
-    if (cmd_parse_ld(argv[2], &r->auxf) < 0) {
-        reply_error(req_out(r), ERR_NOT_FLOAT);
-        return CMD_DONE;
-    }
+    r->aux = cmd_parse_ld(argv[2], &r->auxf) < 0;
     r->arg = (bytes_t){ NULL, 0 };
-    return update_generic(r, argc, argv, incrbyfloat_fn, &r->auxf);
+    return update_generic(r, argc, argv, incrbyfloat_fn, r);
 }
 
 /* ---- reads of part of a value --------------------------------------------------------------------- */

@@ -453,8 +453,7 @@ int cmd_submit_opts(req_t *r, backend_op_t *op, backend_cb *cb, int may_offload)
     op->affinity = c->id;
     if (cache_submit(server->cache, op, cb, r, may_offload && !(c->flags & CLIENT_IN_EXEC))) {
         /* its values went to the thread pool: the client's next commands wait for it */
-        r->blocking = 1;
-        c->flags |= CLIENT_BLOCKED;
+        req_hold(r);
     }
     return CMD_PENDING;
 }

@@ -195,11 +195,30 @@ static void conn_flush_pending_cb(uv_check_t *h)
  * has completed too, moving their replies (written aside, in their own buffers) to the output in order.
  * Outside a read batch (a backend answered later), flush right away.
  */
+/* A command may call this before it submits work that completes it: if that work completes it at once,
+ * nothing is held (req_done). */
+void req_hold(req_t *r)
+{
+    if (!r->blocking) {
+        r->blocking = 1;
+        r->c->nholding++;
+    }
+    r->c->flags |= CLIENT_BLOCKED;
+}
+
 void req_done(req_t *r)
 {
     client_t *c = r->c;
-    int nfree = 0, resume = r->blocking;
+    int nfree = 0, resume = 0;
 
+    if (r->blocking && --c->nholding == 0) {
+        /* The last command holding the others. Completed while the client's input is being processed
+         * (at once, within its own dispatch): that processing goes on by itself. */
+        if (c->flags & CLIENT_PROCESSING)
+            c->flags &= ~CLIENT_BLOCKED;
+        else
+            resume = 1;
+    }
     r->done = 1;
     r->blocking = 0;
     if (c->head != r) {

@@ -78,6 +78,7 @@ struct client {
     req_t *head, *tail;         /* commands in flight, in request order */
     req_t *free_reqs;           /* recycled req_t */
     unsigned npending;
+    unsigned nholding;          /* commands in flight that hold the next ones (req_hold) */
 
     int proto;                  /* 2 or 3 (HELLO) */
     int db;                     /* SELECTed database */
@@ -120,6 +121,9 @@ static inline int req_proto(const req_t *r)
 {
     return r->c->proto;
 }
+
+/* The client's next commands wait until r completes (and every other command that holds them). */
+void req_hold(req_t *r);
 
 /* The command's reply is complete: release it and everything after it that is also complete. */
 void req_done(req_t *r);

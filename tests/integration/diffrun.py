@@ -45,6 +45,8 @@ class Config:
         f = set(diffgen.DEFAULT_FEATURES)
         if self.passthrough:
             f.add("passthrough")
+        if self.upstream:
+            f.discard("bitop-in-multi")     # refused there, by design (README): not a difference to find
         return f
 
     def __repr__(self):
@@ -76,15 +78,12 @@ _REFUSED_TX = re.compile(r"^ERR upstream: in this transaction .* changes a key t
 def refused_transaction(cfg, cmd, ours, queued):
     """True if ours is cachetoryd's documented refusal of a whole MULTI/EXEC block in front of an upstream
     with a codec (src/backend/redis.c: a read-modify-write on encoded values that reads a key an earlier
-    command of the same block changes cannot run inside one upstream MULTI/EXEC): at least one element
-    is that error; the others are what cachetoryd answered without the upstream (an argument that is
-    not a number, SELECT, SETRANGE with an empty value...), and nothing of the block ran. The runner
+    command of the same block changes in a way it cannot follow cannot run inside one upstream
+    MULTI/EXEC): EXEC answers that error, and nothing of the block ran. The runner
     then sends DISCARD instead of EXEC to the reference, so that both sides go on from the same state;
     had some of the block run, the keyspace comparison (or a later reply) would show it."""
-    if not (cfg.upstream and cfg.serializer != "null://" and _name(cmd) == "EXEC" and isinstance(ours, list)
-            and len(ours) == len(queued)):
-        return False
-    return any(isinstance(r, Err) and _REFUSED_TX.match(r) for r in ours)
+    return bool(cfg.upstream and cfg.serializer != "null://" and _name(cmd) == "EXEC" and isinstance(ours, Err)
+                and _REFUSED_TX.match(ours))
 
 
 # Differences from Redis that are by design: (name, why, predicate(cfg, cmd, redis_reply, ours, queued)).
@@ -110,100 +109,9 @@ ALLOWED_ERRORS = [
 #     number of ops left out), it does not pass silently;
 #   * test_known_open[entry-config] runs the entry's `repro` (its shortest sequence found), and is reported
 #     as xfail with the difference while the defect is there; once the defect is fixed it passes, which
-#     FAILS the run (strict): then delete the entry. The merged main must end with KNOWN_OPEN = {} (empty).
-#     (scripts/differential --known-open NAME runs the random sequences with the entry's ops back in.)
-# Only the matched ops are left out, so the rest of each sequence still runs and is compared.
-UPSTREAM = ["redis-zstd-pool1", "redis-zstd-pool4", "redis-null-pool4"]
-UPSTREAM_ZSTD = ["redis-zstd-pool1", "redis-zstd-pool4"]
-ALL_CONFIGS = ["memory-null", "memory-zstd"] + UPSTREAM
-_RMW_OR_SET = {"INCR", "DECR", "INCRBY", "DECRBY", "INCRBYFLOAT", "APPEND", "SETRANGE", "GETSET", "GETDEL",
-               "GETEX", "SET", "SETNX", "SETEX", "PSETEX", "MSET", "MSETNX"}
-
-
-def _arg(op, n):
-    a = op[n] if len(op) > n else ""
-    return a.decode("latin-1") if isinstance(a, bytes) else a
-
-
-def _not_string_key(a):
-    """diffgen's hash and list keys (h0 h1 l0 l1) are the only keys that can hold another type, as long
-    as no RENAME moves them onto a string key (excluded with them)."""
-    return isinstance(a, str) and a[:1] in ("h", "l")
-
-
-def _moves_other_type(op):
-    """RENAME / RENAMENX from or to a hash or list key: afterwards a string key may hold another type."""
-    return _name(op) in ("RENAME", "RENAMENX") and (_not_string_key(_arg(op, 1)) or _not_string_key(_arg(op, 2)))
-
-
-def _deletes_now(op):
-    """EXPIRE / PEXPIRE with a time <= 0, EXPIREAT / PEXPIREAT in the past: the key goes at once."""
-    name = _name(op)
-    try:
-        t = int(_arg(op, 2))
-    except ValueError:
-        return False
-    if name in ("EXPIRE", "PEXPIRE"):
-        return t <= 0
-    if name in ("EXPIREAT", "PEXPIREAT"):
-        return t < 2000000000 * (1000 if name == "PEXPIREAT" else 1)
-    return False
-
-
-KNOWN_OPEN = {
-    "bits-through-codec": dict(
-        configs=["memory-null", "memory-zstd"] + UPSTREAM_ZSTD, features=["bits"],
-        repro=[["SET", "k0", "hello"], ["SETBIT", "k0", "3", "1"], ["GET", "k0"], ["BITCOUNT", "k0"]],
-        why="SETBIT GETBIT BITCOUNT BITPOS BITOP BITFIELD(_RO) LCS: memory:// answers unknown command; in "
-            "front of an upstream with zstd:// they are forwarded raw and read or write the frame bytes "
-            "(issue 11 item 5 and 'passthrough by classification')"),
-    "getex-expire-checked-first": dict(
-        configs=ALL_CONFIGS,
-        match=lambda op, m: _name(op) == "GETEX" and len(op) > 3 and _arg(op, 2) in ("EX", "PX", "EXAT", "PXAT")
-        and _arg(op, 3) in ("0", "-5", "x", "9223372036854775807", "1.5", ""),
-        repro=[["GETEX", "k0", "EX", "0"]],
-        why="GETEX k EX <invalid> on a missing key: Redis 7.0 answers nil (WRONGTYPE on another type), "
-            "cachetoryd the expire error: Redis looks the key up before it checks the time"),
-    "select-out-of-range-upstream": dict(
-        configs=UPSTREAM,
-        match=lambda op, m: _name(op) == "SELECT" and _arg(op, 1).isdigit() and int(_arg(op, 1)) >= 4,
-        repro=[["SELECT", "15"], ["SET", "k0", "v"]],
-        why="SELECT 4..15 in front of an upstream with 4 databases answers OK (issue 11 item 3)"),
-    "select-inside-multi-upstream": dict(
-        configs=UPSTREAM,
-        match=lambda op, m: m and _name(op) == "SELECT",
-        repro=[["MULTI"], ["LRANGE", "l1", "0", "2"], ["SELECT", "1"], ["SET", "k3", "1e3"], ["EXEC"], ["GET", "k3"]],
-        why="SELECT inside MULTI in front of an upstream: 'ERR upstream: the transaction was aborted' for "
-            "the other commands, later commands in the wrong database (issue 11 item 1)"),
-    "passthrough-queued-errors": dict(
-        configs=UPSTREAM,
-        match=lambda op, m: m and (_name(op) == "NOSUCHCMD" or op in (["HSET", "h0", "f1"], ["LPUSH", "l0"])),
-        multi_flags=["passthrough_abort"],
-        repro=[["MULTI"], ["LPUSH", "l0"], ["EXEC"]],
-        why="inside MULTI with passthrough, an unknown command or a forwarded one short of arguments "
-            "answers QUEUED (Redis: the error at once), and EXEC answers an array of EXECABORT errors "
-            "(Redis: one EXECABORT error); when that block had a SELECT, the client's next commands run in "
-            "the SELECTed database although nothing ran (issue 11 item 2; the multi-client test shows it "
-            "with these errors tolerated)"),
-    "rmw-on-other-type-in-multi": dict(
-        configs=UPSTREAM_ZSTD,
-        match=lambda op, m: (m and _name(op) in _RMW_OR_SET and any(_not_string_key(a) for a in op[1:]))
-        or _moves_other_type(op),
-        repro=[["LPUSH", "l1", "x"], ["RENAME", "l1", "k3"], ["MULTI"], ["INCRBYFLOAT", "k3", "1.5"], ["EXEC"]],
-        why="inside MULTI in front of an upstream with zstd://, INCRBYFLOAT / APPEND... on a hash or a list "
-            "do not answer WRONGTYPE: the key is overwritten with a string (data loss)"),
-    "expire-delete-then-rmw-in-multi": dict(
-        configs=UPSTREAM_ZSTD,
-        match=lambda op, m: m and _deletes_now(op),
-        repro=[["SET", "k6", "xyz"], ["MULTI"], ["EXPIRE", "k6", "0"], ["DECRBY", "k6", "-1"], ["EXEC"]],
-        why="MULTI; EXPIRE k 0; DECRBY k -1; EXEC in front of an upstream with zstd://: the DECRBY reads "
-            "k's value from before the EXPIRE (Redis: k is gone, DECRBY gives 1)"),
-    "incrbyfloat-type-checked-after-argument": dict(
-        configs=UPSTREAM,
-        match=lambda op, m: (_name(op) == "INCRBYFLOAT" and _not_string_key(_arg(op, 1))) or _moves_other_type(op),
-        repro=[["HSET", "h1", "f", "1"], ["INCRBYFLOAT", "h1", "abc"]],
-        why="INCRBYFLOAT <hash> abc: Redis answers WRONGTYPE (type first), cachetoryd 'not a valid float'"),
-}
+#     FAILS the run (strict): then delete the entry. The merged main must end with KNOWN_OPEN empty, and the
+#     entry's repro goes to test_differential.REGRESSIONS.
+KNOWN_OPEN = {}
 
 
 def known_open_for(config):

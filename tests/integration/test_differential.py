@@ -124,6 +124,44 @@ def test_known_open_multi(entry, config):
                 "the entry" % (entry, config, sent), pytrace=False)
 
 
+# Every defect the differential test found, as its shortest sequence: each must give Redis's replies and
+# keyspace in every configuration it was found in (the note of issue 11 lists them with their fixes).
+UPSTREAM = [n for n in diffrun.CONFIGS if n.startswith("redis-") and diffrun.CONFIGS[n].in_make_test]
+ALL = [n for n in diffrun.CONFIGS if diffrun.CONFIGS[n].in_make_test]
+REGRESSIONS = {
+    "bits-through-codec": (ALL, [["SET", "k0", "hello"], ["SETBIT", "k0", "3", "1"], ["GET", "k0"],
+                                 ["BITCOUNT", "k0"], ["SETRANGE", "k1", "10", "-3"], ["RENAME", "k1", "k0"],
+                                 ["BITFIELD", "k0", "OVERFLOW", "WRAP", "INCRBY", "i5", "100", "-180"]]),
+    "getex-expiry-checked-after-the-key": (ALL, [["GETEX", "k0", "EX", "0"], ["MULTI"], ["GETEX", "k6", "EX", "1.5"],
+                                                 ["EXEC"], ["SET", "k1", "v"], ["GETEX", "k1", "PX", "-5"]]),
+    "select-out-of-range-upstream": (UPSTREAM, [["SELECT", "15"], ["SET", "k0", "v"]]),
+    "select-inside-multi-upstream": (UPSTREAM, [["MULTI"], ["LRANGE", "l1", "0", "2"], ["SELECT", "1"],
+                                                ["SET", "k3", "1e3"], ["EXEC"], ["GET", "k3"]]),
+    "selects-inside-multi-then-a-write": (UPSTREAM, [["MULTI"], ["SELECT", "3"], ["SELECT", "2"], ["EXEC"],
+                                                     ["SET", "k2", "9223372036854775806"]]),
+    "passthrough-queued-error": (UPSTREAM, [["MULTI"], ["LPUSH", "l0"], ["SELECT", "1"], ["EXEC"], ["SET", "k0", "v"]]),
+    "rmw-on-other-type-in-multi": (UPSTREAM, [["LPUSH", "l1", "x"], ["RENAME", "l1", "k3"], ["MULTI"],
+                                              ["INCRBYFLOAT", "k3", "1.5"], ["APPEND", "k3", "x"], ["SET", "k3", "1"],
+                                              ["INCR", "k3"], ["EXEC"]]),
+    "expire-deletes-before-rmw-in-multi": (UPSTREAM, [["SET", "k6", "xyz"], ["MULTI"], ["EXPIRE", "k6", "0"],
+                                                      ["DECRBY", "k6", "-1"], ["EXEC"]]),
+    "incrbyfloat-type-before-argument": (UPSTREAM, [["HSET", "h1", "f", "1"], ["INCRBYFLOAT", "h1", "abc"],
+                                                    ["INCRBYFLOAT", "k1", "abc"]]),
+    "forwarded-command-on-other-keys-in-multi": (UPSTREAM, [["MULTI"], ["HDEL", "h1", "f2"], ["SETBIT", "k0", "8", "0"],
+                                                            ["LPOP", "l0"], ["DECR", "k7"], ["EXEC"]]),
+}
+
+
+@pytest.mark.needs_cachetoryd
+@pytest.mark.parametrize("name,config", [(n, c) for n, (configs, _) in REGRESSIONS.items() for c in configs])
+def test_found_defects_stay_fixed(name, config):
+    """A sequence the differential test once found different from Redis, on fresh servers."""
+    seq = REGRESSIONS[name][1]
+    o = diffrun.run_sequence(diffrun.CONFIGS[config], seq)
+    assert o.mismatch is None, "%s in %s: %s | %s" % (name, config, " ; ".join(diffgen.show(op) for op in seq),
+                                                     o.mismatch.describe())
+
+
 def test_generator_is_deterministic_and_covers_the_families():
     """Same seed, same sequence; every family named in the issue is generated."""
     f = diffgen.DEFAULT_FEATURES | {"passthrough"}

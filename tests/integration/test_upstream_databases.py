@@ -228,3 +228,19 @@ def test_exec_refused_upstream_is_one_error(upstreams, start_daemon, serializer)
     assert c.cmd("GET", "k") is None          # still database 0
     assert c.cmd("CLIENT", "INFO").decode().count(" db=0 ") == 1
     assert keyspace(up, serializer) == {}
+
+
+@pytest.mark.parametrize("pool", [1, 4])
+def test_commands_after_exec_wait_for_every_select_in_it(upstreams, start_daemon, pool):
+    """Two SELECTs in one transaction, the next command pipelined behind EXEC: it runs in the last one."""
+    cmds = [("MULTI",), ("SELECT", "3"), ("SELECT", "2"), ("EXEC",), ("SET", "k2", "v"), ("MULTI",),
+            ("SELECT", "1"), ("INCR", "n"), ("SELECT", "0"), ("INCR", "n"), ("SELECT", "1"), ("EXEC",),
+            ("INCR", "n")]
+    ref = upstreams()
+    up = upstreams()
+    d = proxy(start_daemon, up, serializer="zstd://", upstream_pool_size=pool)
+    with ref.conn() as rc:
+        want = rc.pipeline(cmds)
+    assert d.conn().pipeline(cmds) == want
+    assert keyspace(up, "zstd://") == keyspace(ref, "null://") == {
+        0: {b"n": b"1"}, 1: {b"n": b"2"}, 2: {b"k2": b"v"}}
