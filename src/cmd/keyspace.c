@@ -189,10 +189,10 @@ static void ttl_done_cb(void *ctx, const backend_result_t *res)
     if (at < 0) {
         v = at;
     } else {
+        /* seconds rounded to the nearest, as (at + 500) / 1000 without its overflow near LLONG_MAX */
         switch (r->variant) {
-        case TTL_SEC: v = (at + 500) / 1000; break;     /* ms left */
-        case TTL_MS: v = at; break;
-        case TTL_ABS_SEC: v = (at + 500) / 1000; break;
+        case TTL_SEC:                                   /* ms left */
+        case TTL_ABS_SEC: v = at / 1000 + (at % 1000 >= 500); break;
         default: v = at; break;
         }
     }

@@ -68,6 +68,11 @@ def test_expiretime_rounds_to_nearest_second(c):
     at_ms = (int(time.time()) + 300) * 1000 + 300
     assert c.cmd("PEXPIREAT", "k", at_ms) == 1
     assert c.cmd("EXPIRETIME", "k") == at_ms // 1000
+    # the largest time: Redis 7.0 answers the rounded value (no overflow on the way)
+    assert c.cmd("PEXPIREAT", "k", 2 ** 63 - 1) == 1
+    assert c.cmd("EXPIRETIME", "k") == 9223372036854776
+    assert c.cmd("PEXPIRETIME", "k") == 2 ** 63 - 1
+    assert c.cmd("TTL", "k") > 9223370000000000
 
 
 def test_ttl_rounds_to_nearest_second(c):
