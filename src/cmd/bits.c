@@ -695,6 +695,7 @@ typedef struct mkeys {
     unsigned char *present;     /* n: the key held a string */
     size_t check;               /* next key whose type to ask */
     int may_offload;            /* 0 with the memory backend: everything completes in the handler */
+    int db;                     /* the client's database when the command ran: every step's */
     int in_handler;             /* the handler has not returned yet */
     int finished;               /* the reply is written (the handler frees the context) */
     /* LCS options */
@@ -751,7 +752,7 @@ static mkeys_t *mk_of(void *ctx)
 
 static int mk_submit(mkeys_t *m, backend_op_t *op, backend_cb *cb)
 {
-    return cmd_submit_opts(m->r, op, cb, m->may_offload);
+    return cmd_submit_opts(m->r, op, cb, m->may_offload, m->db);
 }
 
 static void mk_compute(mkeys_t *m);
@@ -1025,6 +1026,7 @@ static mkeys_t *mk_create(req_t *r, int kind, bytes_t *src, size_t n, const byte
 
     m->r = r;
     m->kind = kind;
+    m->db = r->c->db;
     buf_reset(&r->keep);
     buf_append(&r->keep, &m, sizeof(m));
     m->n = n;

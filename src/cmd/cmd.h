@@ -60,8 +60,10 @@ void cmd_auth_reconfigure(void);
 /* Send op to the server's backend; cb completes r. Returns CMD_PENDING for the handler to return. */
 int cmd_submit(req_t *r, backend_op_t *op, backend_cb *cb);
 /* The same, saying whether the cache may encode / decode its values on the thread pool (0: all on this
- * thread, so that with the memory backend the op completes before this returns). */
-int cmd_submit_opts(req_t *r, backend_op_t *op, backend_cb *cb, int may_offload);
+ * thread, so that with the memory backend the op completes before this returns), and in which database
+ * (-1: the client's now; a command that submits again from a callback passes the one it started in,
+ * since the client may have SELECTed another meanwhile). */
+int cmd_submit_opts(req_t *r, backend_op_t *op, backend_cb *cb, int may_offload, int db);
 /* The same, straight to the backend: the stored bytes, no codec chain (CACHE RAWGET / RAWSET). */
 int cmd_submit_raw(req_t *r, backend_op_t *op, backend_cb *cb);
 

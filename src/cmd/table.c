@@ -442,14 +442,14 @@ int cmd_exec(req_t *r, int argc, bytes_t *argv)
 
 int cmd_submit(req_t *r, backend_op_t *op, backend_cb *cb)
 {
-    return cmd_submit_opts(r, op, cb, !(r->c->flags & CLIENT_IN_EXEC));
+    return cmd_submit_opts(r, op, cb, !(r->c->flags & CLIENT_IN_EXEC), -1);
 }
 
-int cmd_submit_opts(req_t *r, backend_op_t *op, backend_cb *cb, int may_offload)
+int cmd_submit_opts(req_t *r, backend_op_t *op, backend_cb *cb, int may_offload, int db)
 {
     client_t *c = r->c;
 
-    op->db = c->db;
+    op->db = db >= 0 ? db : c->db;
     op->affinity = c->id;
     if (cache_submit(server->cache, op, cb, r, may_offload && !(c->flags & CLIENT_IN_EXEC))) {
         /* its values went to the thread pool: the client's next commands wait for it */

@@ -244,3 +244,19 @@ def test_commands_after_exec_wait_for_every_select_in_it(upstreams, start_daemon
     assert d.conn().pipeline(cmds) == want
     assert keyspace(up, "zstd://") == keyspace(ref, "null://") == {
         0: {b"n": b"1"}, 1: {b"n": b"2"}, 2: {b"k2": b"v"}}
+
+
+def test_multi_step_commands_stay_in_their_database(upstreams, start_daemon):
+    """LCS and BITOP read, then ask the types of missing keys or write, in later steps: every step in the
+    database the command was sent in, whatever SELECT the client pipelined behind it."""
+    cmds = [("SELECT", "3"), ("RPUSH", "k1", "x"), ("SET", "k7", "abc"), ("BITOP", "OR", "d", "k7", "k7"),
+            ("LCS", "k7", "k1"), ("SELECT", "0"), ("SET", "k7", "abd"), ("SET", "k1", "abd"),
+            ("LCS", "k7", "k1"), ("GET", "d"), ("SELECT", "3"), ("GET", "d"), ("SELECT", "0")]
+    ref = upstreams()
+    up = upstreams()
+    d = proxy(start_daemon, up, serializer="zstd://", passthrough="yes", upstream_pool_size=1)
+    with ref.conn() as rc:
+        want = rc.pipeline(cmds)
+    assert d.conn().pipeline(cmds) == want
+    assert want[4] == Err("ERR The specified keys must contain string values") and want[11] == b"abc"
+    assert keyspace(up, "zstd://") == keyspace(ref, "null://")
