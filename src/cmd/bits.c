@@ -1053,7 +1053,7 @@ static mkeys_t *mk_create(req_t *r, int kind, bytes_t *src, size_t n, const byte
 /*
  * Start m: MGET the sources. When it completes within this call (memory backend), the context is freed
  * here; otherwise the last callback frees it. hold: the client's next commands wait for the reply
- * (BITOP upstream, so that they see its write).
+ * (upstream: so that they see BITOP's write, and cannot change a key between its steps).
  */
 static int mk_start(mkeys_t *m, bytes_t *src, int hold)
 {
@@ -1129,5 +1129,7 @@ int cmd_lcs(req_t *r, int argc, bytes_t *argv)
     }
     if (m->err == NULL && m->getlen && m->getidx)
         m->err = "ERR If you want both the length and indexes, please just use IDX.";
-    return mk_start(m, argv + 1, 0);
+    /* upstream: the client's next commands wait, so that none of them changes a key between the MGET
+     * and the type asked of a key it found missing */
+    return mk_start(m, argv + 1, server->backend->vt->forwards);
 }

@@ -260,3 +260,20 @@ def test_multi_step_commands_stay_in_their_database(upstreams, start_daemon):
     assert d.conn().pipeline(cmds) == want
     assert want[4] == Err("ERR The specified keys must contain string values") and want[11] == b"abc"
     assert keyspace(up, "zstd://") == keyspace(ref, "null://")
+
+
+def test_multi_step_commands_see_no_later_command_of_their_client(upstreams, start_daemon):
+    """LCS asks the type of a key its MGET found missing: the client's next write to that key (a large
+    value, encoded on the thread pool) waits until the LCS is done, as Redis runs them in order."""
+    cmds = [("HSET", "h", "f", "v"), ("SET", "s", "abc"), ("LCS", "h", "s"), ("SET", "h", "abc" * 3000),
+            ("LCS", "h", "s"), ("BITOP", "AND", "d", "h", "s"), ("DEL", "s"), ("GET", "d")]
+    ref = upstreams()
+    up = upstreams()
+    d = proxy(start_daemon, up, serializer="zstd://", passthrough="yes", upstream_pool_size=1,
+              codec_thread_min_size="1kb")
+    with ref.conn() as rc:
+        want = rc.pipeline(cmds)
+    for _ in range(20):
+        assert d.conn().pipeline(cmds) == want
+        d.conn().cmd("FLUSHALL")
+    assert want[2] == Err("ERR The specified keys must contain string values")
