@@ -693,7 +693,10 @@ typedef struct mkeys {
     buf_t vals;                 /* the values read */
     size_t *voff;               /* n + 1 offsets into vals */
     unsigned char *present;     /* n: the key held a string */
-    size_t check;               /* next key whose type to ask */
+    unsigned char *wrongtype;   /* n: the key holds another type (upstream: TYPE after the MGET) */
+    size_t types_seen;          /* TYPE replies so far (they come in the order they were sent) */
+    int pending;                /* replies of the first step still to come */
+    buf_t step_err;             /* the first error of that step, kept until the last reply */
     int may_offload;            /* 0 with the memory backend: everything completes in the handler */
     int db;                     /* the client's database when the command ran: every step's */
     int in_handler;             /* the handler has not returned yet */
@@ -722,6 +725,8 @@ static void mk_free(mkeys_t *m)
     mem_free(m->koff);
     mem_free(m->voff);
     mem_free(m->present);
+    mem_free(m->wrongtype);
+    buf_deinit(&m->step_err);
     mem_free(m);
 }
 
@@ -756,60 +761,67 @@ static int mk_submit(mkeys_t *m, backend_op_t *op, backend_cb *cb)
 }
 
 static void mk_compute(mkeys_t *m);
-static void mk_check_types(mkeys_t *m);
+
+/*
+ * The first step: an MGET of the sources and, upstream, a TYPE of each right behind it on the same
+ * connection (inside the same transaction in MULTI), since MGET reads a key of another type as missing
+ * and Redis answers an error for it. Each reply calls this; the last decides.
+ */
+static void mk_step_done(mkeys_t *m)
+{
+    if (--m->pending > 0)
+        return;
+    if (m->step_err.len > 0) {
+        mk_fail(m, m->step_err.data);
+        return;
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        if (m->wrongtype[i]) {
+            mk_fail(m, m->kind == MK_LCS ? "ERR The specified keys must contain string values" : ERR_WRONGTYPE);
+            return;
+        }
+    }
+    mk_compute(m);
+}
+
+static void mk_step_error(mkeys_t *m, const char *err)
+{
+    if (m->step_err.len == 0)
+        buf_append(&m->step_err, err, strlen(err) + 1);
+}
 
 static void mk_read_cb(void *ctx, const backend_result_t *res)
 {
     mkeys_t *m = mk_of(ctx);
 
     if (res->status == BE_ERR) {
-        mk_fail(m, res->err);
-        return;
+        mk_step_error(m, res->err);
+    } else if (res->nvalues != m->n) {
+        mk_step_error(m, "ERR the backend answered MGET with another number of values");
+    } else {
+        buf_reset(&m->vals);
+        for (size_t i = 0; i < m->n; i++) {
+            m->voff[i] = m->vals.len;
+            m->present[i] = res->values[i].ptr != NULL;
+            if (m->present[i])
+                buf_append(&m->vals, res->values[i].ptr, res->values[i].len);
+        }
+        m->voff[m->n] = m->vals.len;
     }
-    if (res->nvalues != m->n) {
-        mk_fail(m, "ERR the backend answered MGET with another number of values");
-        return;
-    }
-    buf_reset(&m->vals);
-    for (size_t i = 0; i < m->n; i++) {
-        m->voff[i] = m->vals.len;
-        m->present[i] = res->values[i].ptr != NULL;
-        if (m->present[i])
-            buf_append(&m->vals, res->values[i].ptr, res->values[i].len);
-    }
-    m->voff[m->n] = m->vals.len;
-    mk_check_types(m);
+    mk_step_done(m);
 }
 
 static void mk_type_cb(void *ctx, const backend_result_t *res)
 {
     mkeys_t *m = mk_of(ctx);
+    size_t i = m->types_seen++;
 
-    if (res->status == BE_ERR) {
-        mk_fail(m, res->err);
-        return;
-    }
-    /* a key that appeared since the MGET read as missing; one of another type is an error */
-    if (res->integer && res->type_known && !(res->value.len == 6 && memcmp(res->value.ptr, "string", 6) == 0)) {
-        mk_fail(m, m->kind == MK_LCS ? "ERR The specified keys must contain string values" : ERR_WRONGTYPE);
-        return;
-    }
-    m->check++;
-    mk_check_types(m);
-}
-
-static void mk_check_types(mkeys_t *m)
-{
-    if (server->backend->vt->forwards) {
-        while (m->check < m->n && m->present[m->check])
-            m->check++;
-        if (m->check < m->n) {
-            backend_op_t op = { .code = BE_TYPE, .key = mk_key(m, m->check) };
-            mk_submit(m, &op, mk_type_cb);
-            return;
-        }
-    }
-    mk_compute(m);
+    if (res->status == BE_ERR)
+        mk_step_error(m, res->err);
+    else if (i < m->n && res->integer && res->type_known &&
+             !(res->value.len == 6 && memcmp(res->value.ptr, "string", 6) == 0))
+        m->wrongtype[i] = 1;
+    mk_step_done(m);
 }
 
 /* BITOP: the result of op over the sources, into out. */
@@ -1035,6 +1047,8 @@ static mkeys_t *mk_create(req_t *r, int kind, bytes_t *src, size_t n, const byte
     m->koff = mem_alloc((n + 2) * sizeof(*m->koff));
     m->voff = mem_calloc(n + 1, sizeof(*m->voff));
     m->present = mem_calloc(n ? n : 1, 1);
+    m->wrongtype = mem_calloc(n ? n : 1, 1);
+    buf_init(&m->step_err);
     for (size_t i = 0; i < n; i++) {
         m->koff[i] = m->keys.len;
         buf_append(&m->keys, src[i].ptr, src[i].len);
@@ -1053,15 +1067,21 @@ static mkeys_t *mk_create(req_t *r, int kind, bytes_t *src, size_t n, const byte
 /*
  * Start m: MGET the sources. When it completes within this call (memory backend), the context is freed
  * here; otherwise the last callback frees it. hold: the client's next commands wait for the reply
- * (upstream: so that they see BITOP's write, and cannot change a key between its steps).
+ * (BITOP upstream, so that they see its write).
  */
 static int mk_start(mkeys_t *m, bytes_t *src, int hold)
 {
     req_t *r = m->r;
     backend_op_t op = { .code = BE_MGET, .keys = src, .nkeys = m->n };
+    int types = server->backend->vt->forwards;
 
     m->in_handler = 1;
+    m->pending = 1 + (types ? (int)m->n : 0);
     mk_submit(m, &op, mk_read_cb);
+    for (size_t i = 0; types && i < m->n; i++) {
+        backend_op_t t = { .code = BE_TYPE, .key = src[i] };
+        mk_submit(m, &t, mk_type_cb);
+    }
     m->in_handler = 0;
     if (m->finished) {
         mk_free(m);
@@ -1129,7 +1149,5 @@ int cmd_lcs(req_t *r, int argc, bytes_t *argv)
     }
     if (m->err == NULL && m->getlen && m->getidx)
         m->err = "ERR If you want both the length and indexes, please just use IDX.";
-    /* upstream: the client's next commands wait, so that none of them changes a key between the MGET
-     * and the type asked of a key it found missing */
-    return mk_start(m, argv + 1, server->backend->vt->forwards);
+    return mk_start(m, argv + 1, 0);
 }

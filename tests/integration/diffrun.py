@@ -134,8 +134,8 @@ def known_open_filters(config, keep=None):
 
 
 # ---- reply comparison -----------------------------------------------------------------------------
-PTTL_TOLERANCE_MS = 1500      # two servers a few ms apart, a pipelined batch, the keyspace reads
-TTL_TOLERANCE_S = 2
+PTTL_TOLERANCE_MS = 3000      # two servers a few ms apart, a pipelined batch, the keyspace reads, and a
+TTL_TOLERANCE_S = 3           # loaded machine (sanitizer builds); a wrong TTL is off by far more
 
 
 def _name(cmd):

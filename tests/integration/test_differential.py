@@ -147,6 +147,8 @@ REGRESSIONS = {
                                                       ["DECRBY", "k6", "-1"], ["EXEC"]]),
     "incrbyfloat-type-before-argument": (UPSTREAM, [["HSET", "h1", "f", "1"], ["INCRBYFLOAT", "h1", "abc"],
                                                     ["INCRBYFLOAT", "k1", "abc"]]),
+    "lcs-type-inside-multi": (UPSTREAM, [["RPUSH", "k5", "x"], ["MULTI"], ["SET", "k3", "abc"], ["LCS", "k5", "k3"],
+                                         ["DEL", "k5"], ["SET", "k5", "abd"], ["LCS", "k5", "k3"], ["EXEC"]]),
     "forwarded-command-on-other-keys-in-multi": (UPSTREAM, [["MULTI"], ["HDEL", "h1", "f2"], ["SETBIT", "k0", "8", "0"],
                                                             ["LPOP", "l0"], ["DECR", "k7"], ["EXEC"]]),
 }
