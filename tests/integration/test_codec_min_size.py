@@ -63,7 +63,7 @@ def short_values(seed):
 ])
 def test_short_values_read_back_exactly(pool, url):
     d = pool.get(url)
-    vals = short_values(hash(url) & 0xffff)
+    vals = short_values(zlib.crc32(url.encode()))      # the same values in every run
     if url.startswith("json"):
         vals = [v for v in vals if is_utf8(v)]
     with conn(d) as c:
@@ -81,7 +81,8 @@ def test_short_values_read_back_exactly(pool, url):
                 stored_as_is += 1
             else:                                   # encoded: in cachetory's format
                 assert py_decode(url.split("?")[0], raw) == v
-        assert stored_as_is > len(vals) // 2, "most short values are stored as they are"
+        if not url.startswith("json"):      # json's own check keeps many UTF-8 values encoded
+            assert stored_as_is > len(vals) // 2, "most short values are stored as they are"
         assert c.cmd("STRLEN", "k5") == len(vals[5])
 
 
