@@ -19,7 +19,7 @@
  * changing it) runs WATCH + GET, computes, then MULTI + command + EXEC, retried when EXEC reports that
  * the key changed; it holds back the tasks queued after it on its connection until it is done, so that a
  * client's later commands still follow it. A batch task (a client's MULTI ... EXEC) sends MULTI, the
- * commands and EXEC in one piece; its read-modify-write members first WATCH and MGET what they read,
+ * commands and EXEC in one piece; its read-modify-write members first WATCH and GET what they read,
  * database by database. A select task (a client's SELECT) answers once the database is known to exist.
  *
  * Databases: see "databases" below: a database is SELECTed alone, with nothing pipelined behind it,
@@ -96,11 +96,10 @@ struct up_task {
     int nmembers;
     long long queued_us;
     int sent;                   /* plain: its bytes are on the wire; batch member: it is inside MULTI */
-    int reads;                  /* TASK_BATCH: some members read-modify-write, a WATCH + MGET comes first */
-    int reads_left;             /* TASK_BATCH: MGET replies (one per database read) still to come */
-    buf_t olds;                 /* TASK_BATCH: the values they brought, as [u32 len | bytes], 0xffffffff absent */
+    int reads;                  /* TASK_BATCH: some members read-modify-write, a WATCH + GETs come first */
+    int reads_left;             /* TASK_BATCH: replies to those GETs still to come */
+    buf_t olds;                 /* TASK_BATCH: what the GETs brought (batch_got_values) */
     int db_start;               /* TASK_BATCH: the connection's database at MULTI */
-    int db_end;                 /* TASK_BATCH: the database its SELECT members leave if EXEC runs */
     int created;                /* TASK_TX update: the key did not exist (BE_NEWTTL: its write sets expire_at) */
 };
 
@@ -232,6 +231,27 @@ static void ab_free(argv_builder_t *a)
         mem_free(a->v);
 }
 
+/* An op's expiry as it goes upstream: the client's relative ms (BE_REL), else the absolute unix ms. */
+static long long op_expiry(const backend_op_t *op)
+{
+    return (op->flags & BE_REL) ? op->rel_ms : op->expire_at;
+}
+
+/* SET / GETEX's expiry: PX n, or PXAT n. */
+static void ab_px(argv_builder_t *a, const backend_op_t *op)
+{
+    ab_add(a, (op->flags & BE_REL) ? B("PX") : B("PXAT"));
+    ab_num(a, op_expiry(op));
+}
+
+/* SELECT db */
+static void put_select(buf_t *out, int db)
+{
+    char num[24];
+    bytes_t argv[2] = { B("SELECT"), { num, fmt_ll(num, db) } };
+    put_command(out, 2, argv);
+}
+
 /* SET's NX, XX and GET, from the op's flags. */
 static void ab_set_options(argv_builder_t *a, const backend_op_t *op)
 {
@@ -264,7 +284,7 @@ static void put_set_newttl(buf_t *out, const backend_op_t *op)
     ab_add(&a, B("1"));
     ab_add(&a, op->key);
     ab_add(&a, op->value);
-    ab_num(&a, (op->flags & BE_REL) ? op->rel_ms : op->expire_at);
+    ab_num(&a, op_expiry(op));
     ab_add(&a, (op->flags & BE_REL) ? B("PX") : B("PXAT"));
     ab_set_options(&a, op);
     put_command(out, a.n, a.v);
@@ -288,7 +308,7 @@ static void put_update_newttl(buf_t *out, const backend_op_t *op)
     ab_add(&a, (bytes_t){ script, sizeof(script) - 1 });
     ab_add(&a, B("1"));
     ab_add(&a, op->key);
-    ab_num(&a, (op->flags & BE_REL) ? op->rel_ms : op->expire_at);
+    ab_num(&a, op_expiry(op));
     ab_add(&a, (op->flags & BE_REL) ? B("PEXPIRE") : B("PEXPIREAT"));
     for (int i = 0; i < op->argc; i++)
         ab_add(&a, op->argv[i]);
@@ -311,15 +331,10 @@ static void put_op(buf_t *out, const backend_op_t *op)
         } else if (op->flags & BE_SETTTL) {
             ab_add(&a, B("GETEX"));
             ab_add(&a, op->key);
-            if (op->expire_at < 0) {
+            if (op->expire_at < 0)
                 ab_add(&a, B("PERSIST"));
-            } else if (op->flags & BE_REL) {
-                ab_add(&a, B("PX"));
-                ab_num(&a, op->rel_ms);
-            } else {
-                ab_add(&a, B("PXAT"));
-                ab_num(&a, op->expire_at);
-            }
+            else
+                ab_px(&a, op);
         } else {
             ab_add(&a, B("GET"));
             ab_add(&a, op->key);
@@ -335,15 +350,10 @@ static void put_op(buf_t *out, const backend_op_t *op)
         ab_add(&a, op->key);
         ab_add(&a, op->value);
         ab_set_options(&a, op);
-        if (op->flags & BE_KEEPTTL) {
+        if (op->flags & BE_KEEPTTL)
             ab_add(&a, B("KEEPTTL"));
-        } else if (op->expire_at >= 0 && (op->flags & BE_REL)) {
-            ab_add(&a, B("PX"));
-            ab_num(&a, op->rel_ms);
-        } else if (op->expire_at >= 0) {
-            ab_add(&a, B("PXAT"));
-            ab_num(&a, op->expire_at);
-        }
+        else if (op->expire_at >= 0)
+            ab_px(&a, op);
         break;
     case BE_MGET:
     case BE_DEL:
@@ -372,7 +382,7 @@ static void put_op(buf_t *out, const backend_op_t *op)
                 ab_add(&a, op->keys[k]);
             for (k = 0; k < op->nkeys; k++)
                 ab_add(&a, op->vals[k]);
-            ab_num(&a, (op->flags & BE_REL) ? op->rel_ms : op->expire_at);
+            ab_num(&a, op_expiry(op));
             ab_add(&a, (op->flags & BE_NX) ? B("1") : B("0"));
             ab_add(&a, (op->flags & BE_REL) ? B("PX") : B("PXAT"));
             put_command(out, a.n, a.v);
@@ -400,7 +410,7 @@ static void put_op(buf_t *out, const backend_op_t *op)
         }
         ab_add(&a, (op->flags & BE_REL) ? B("PEXPIRE") : B("PEXPIREAT"));
         ab_add(&a, op->key);
-        ab_num(&a, (op->flags & BE_REL) ? op->rel_ms : op->expire_at);
+        ab_num(&a, op_expiry(op));
         if (op->flags & BE_NX)
             ab_add(&a, B("NX"));
         else if (op->flags & BE_XX)
@@ -463,18 +473,16 @@ static void put_op(buf_t *out, const backend_op_t *op)
         ab_add(&a, B("INFO"));
         ab_add(&a, op->pattern);
         break;
-    case BE_SELECT:             /* db2: the upstream's database number */
-        ab_init(&a, 2);
-        ab_add(&a, B("SELECT"));
-        ab_num(&a, op->db2);
-        break;
+    case BE_SELECT:
+        put_select(out, op->db2);
+        return;
     case BE_UPDATE:
         if (op->flags & BE_NEWTTL) {
             put_update_newttl(out, op);
             return;
         }
-        put_command(out, op->argc, op->argv);
-        return;
+        /* the command as the client sent it */
+        /* fall through */
     case BE_COMMAND:
     default:
         put_command(out, op->argc, op->argv);
@@ -792,13 +800,6 @@ static void db_learn(up_conn_t *c, int db)
         c->known_dbs[db / 64] |= 1ull << (db % 64);
 }
 
-static void put_select(buf_t *out, int db)
-{
-    char num[24];
-    bytes_t argv[2] = { B("SELECT"), { num, fmt_ll(num, db) } };
-    put_command(out, 2, argv);
-}
-
 /*
  * Can commands for client database db be sent on c now? 1 if the connection is there or the database
  * is known; otherwise a lone SELECT is sent (if none is awaited already) and 0 returned: conn_pump
@@ -960,9 +961,8 @@ static void send_update_write(up_conn_t *c, up_task_t *owner, const up_task_t *m
     int n = 4;
 
     if (m->created && (m->op.flags & BE_NEWTTL)) {
-        int rel = (m->op.flags & BE_REL) != 0;
-        set[3] = rel ? B("PX") : B("PXAT");
-        set[4] = (bytes_t){ at, fmt_ll(at, rel ? m->op.rel_ms : m->op.expire_at) };
+        set[3] = (m->op.flags & BE_REL) ? B("PX") : B("PXAT");
+        set[4] = (bytes_t){ at, fmt_ll(at, op_expiry(&m->op)) };
         n = 5;
     }
     conn_send_argv(c, owner, SLOT_IGNORE, db, n, set);
@@ -1150,7 +1150,7 @@ static int dbkey_eq(int db, bytes_t a, int db2, bytes_t b)
 
 /*
  * The keys the batch's read-modify-write members read, each once, grouped by database (the groups in
- * the order their databases first appear): one WATCH + MGET per group.
+ * the order their databases first appear): one WATCH per group.
  */
 static int batch_keys(up_task_t *t, dbkey_t **keys)
 {
@@ -1215,11 +1215,9 @@ static void batch_send(up_conn_t *c, up_task_t *t)
         if (m->done)
             continue;
         m->sent = 1;
-        if (m->op.code == BE_SELECT) {
-            /* inside MULTI: it takes effect if EXEC runs (batch_exec_reply) */
-            c->db = m->op.db2;
-            conn_send(c, t, SLOT_IGNORE, -1, put_op_cb, &(backend_op_t){ .code = BE_SELECT, .db2 = c->db });
-        } else if (m->kind == TASK_TX && m->op.code == BE_UPDATE) {
+        if (m->op.code == BE_SELECT)
+            c->db = m->op.db2;          /* inside MULTI: it counts if EXEC runs (batch_exec_reply) */
+        if (m->kind == TASK_TX && m->op.code == BE_UPDATE) {
             send_update_write(c, t, m, -1);
         } else {
             conn_send(c, t, SLOT_IGNORE, -1, put_op_cb, &m->op);
@@ -1244,7 +1242,7 @@ static overlay_t *overlay_find(overlay_t *ov, int n, int db, bytes_t key)
     return NULL;
 }
 
-static void overlay_set(overlay_t **ov, int *n, int *cap, int db, bytes_t key, bytes_t val)
+static overlay_t *overlay_set(overlay_t **ov, int *n, int *cap, int db, bytes_t key, bytes_t val)
 {
     overlay_t *o = overlay_find(*ov, *n, db, key);
     if (o == NULL) {
@@ -1258,6 +1256,7 @@ static void overlay_set(overlay_t **ov, int *n, int *cap, int db, bytes_t key, b
     }
     o->val = val;
     o->err = NULL;
+    return o;
 }
 
 /*
@@ -1284,8 +1283,7 @@ static int overlay_rename(overlay_t **ov, int *n, int *cap, const backend_op_t *
     }
     bytes_t val = src->val;
     const char *err = src->err;
-    overlay_set(ov, n, cap, op->db, op->key2, val);
-    overlay_find(*ov, *n, op->db, op->key2)->err = err;
+    overlay_set(ov, n, cap, op->db, op->key2, val)->err = err;
     overlay_set(ov, n, cap, op->db, op->key, (bytes_t){ NULL, 0 });
     return 0;
 }
@@ -1330,9 +1328,10 @@ static void batch_got_values(up_conn_t *c, up_task_t *t, const redisReply *r)
 
 /*
  * The values arrived: run the members in order over them, as Redis would inside the transaction. Writes
- * of earlier members are followed (SET, MSET, DEL, GETDEL, and the read-modify-writes themselves); a
- * member that changes a later-read key in a way that cannot be followed here (a conditional SET, RENAME,
- * FLUSH, a forwarded command) makes the whole transaction fail, with nothing run.
+ * of earlier members are followed (SET, MSET, DEL, GETDEL, EXPIRE / GETEX that delete, RENAME, and the
+ * read-modify-writes themselves); a member that changes a later-read key in a way that cannot be followed
+ * here (a conditional SET or EXPIRE, MSETNX, FLUSH, a forwarded command on it or of unknown keys) makes
+ * the whole transaction fail, with nothing run.
  */
 static void batch_got_old(up_conn_t *c, up_task_t *t)
 {
@@ -1349,9 +1348,10 @@ static void batch_got_old(up_conn_t *c, up_task_t *t)
         off += 1 + sizeof(len);
         bytes_t v = tag == OLD_ABSENT ? (bytes_t){ NULL, 0 } : (bytes_t){ t->olds.data + off, len };
         off += tag == OLD_ABSENT ? 0 : len + 1;
-        overlay_set(&ov, &nov, &cap, keys[i].db, keys[i].key, tag == OLD_ERROR ? (bytes_t){ NULL, 0 } : v);
         if (tag == OLD_ERROR)
-            overlay_find(ov, nov, keys[i].db, keys[i].key)->err = v.ptr;
+            overlay_set(&ov, &nov, &cap, keys[i].db, keys[i].key, (bytes_t){ NULL, 0 })->err = v.ptr;
+        else
+            overlay_set(&ov, &nov, &cap, keys[i].db, keys[i].key, v);
     }
     for (int i = 0; i < t->nmembers && bail == NULL; i++) {
         up_task_t *m = t->members[i];

@@ -155,7 +155,7 @@ long long cmd_default_expiry(long long *rel)
     return ttl > 0 ? clock_ms() + *rel : -1;
 }
 
-/* The BE_REL flag and rel_ms of an op whose expiry was given as rel ms from now (-1: absolute or none). */
+/* The BE_REL flag of an op whose expiry the client gave as rel ms from now (rel -1: absolute, or none). */
 static unsigned rel_flag(long long rel)
 {
     return rel >= 0 ? BE_REL : 0;
@@ -181,7 +181,7 @@ static int set_generic(req_t *r, bytes_t key, bytes_t val, unsigned flags, long 
         .rel_ms = rel,
         .flags = ((flags & SET_NX) ? BE_NX : 0) | ((flags & SET_XX) ? BE_XX : 0) |
                  ((flags & SET_KEEPTTL) ? BE_KEEPTTL : 0) | ((flags & SET_GET) ? BE_GETOLD : 0) |
-                 (at >= 0 ? rel_flag(rel) : 0) | ((flags & SET_KEEPTTL) && at >= 0 ? BE_NEWTTL : 0),
+                 rel_flag(rel) | ((flags & SET_KEEPTTL) && at >= 0 ? BE_NEWTTL : 0),
     };
     r->variant = variant;
     return cmd_submit(r, &op, set_done_cb);
@@ -251,7 +251,7 @@ static void get_done_cb(void *ctx, const backend_result_t *res)
 
 static int get_generic(req_t *r, bytes_t key, unsigned flags, long long at, long long rel)
 {
-    backend_op_t op = { .code = BE_GET, .key = key, .flags = flags | (at >= 0 ? rel_flag(rel) : 0),
+    backend_op_t op = { .code = BE_GET, .key = key, .flags = flags | rel_flag(rel),
                         .expire_at = at, .rel_ms = rel };
     return cmd_submit(r, &op, get_done_cb);
 }
@@ -360,7 +360,7 @@ static int mset_generic(req_t *r, int argc, bytes_t *argv, int nx)
     }
     long long rel, at = cmd_default_expiry(&rel);
     backend_op_t op = { .code = BE_MSET, .keys = kv, .vals = kv + n, .nkeys = n,
-                        .flags = (nx ? BE_NX : 0) | (at >= 0 ? rel_flag(rel) : 0), .expire_at = at, .rel_ms = rel };
+                        .flags = (nx ? BE_NX : 0) | rel_flag(rel), .expire_at = at, .rel_ms = rel };
     r->variant = nx ? REPLY_INT : REPLY_SET_OK;
     int rc = cmd_submit(r, &op, set_done_cb);
     if (kv != small)

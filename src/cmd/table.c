@@ -316,10 +316,11 @@ static int cmd_over_limit(void)
 void cmd_dispatch(client_t *c, int argc, bytes_t *argv)
 {
     req_t *r = req_create(c);
-    const cmd_def_t *d = cmd_resolve(req_out(r), argc, argv, cmd_auth_required(c));
+    int noauth = cmd_auth_required(c);
+    const cmd_def_t *d = cmd_resolve(req_out(r), argc, argv, noauth);
     const char *refuse = NULL;
 
-    if (d != NULL && cmd_auth_required(c) && !(d->flags & CMD_NOAUTH))
+    if (d != NULL && noauth && !(d->flags & CMD_NOAUTH))
         refuse = ERR_NOAUTH;
     else if (d != NULL && (d->flags & CMD_DENYOOM) && cmd_over_limit())
         refuse = ERR_OOM;
@@ -442,7 +443,7 @@ int cmd_exec(req_t *r, int argc, bytes_t *argv)
 
 int cmd_submit(req_t *r, backend_op_t *op, backend_cb *cb)
 {
-    return cmd_submit_opts(r, op, cb, !(r->c->flags & CLIENT_IN_EXEC), -1);
+    return cmd_submit_opts(r, op, cb, 1, -1);
 }
 
 int cmd_submit_opts(req_t *r, backend_op_t *op, backend_cb *cb, int may_offload, int db)

@@ -190,11 +190,6 @@ static void conn_flush_pending_cb(uv_check_t *h)
     conn_flush_pending(h->data);
 }
 
-/*
- * Mark r complete. If it is the oldest command in flight, release it and every following command that
- * has completed too, moving their replies (written aside, in their own buffers) to the output in order.
- * Outside a read batch (a backend answered later), flush right away.
- */
 /* A command may call this before it submits work that completes it: if that work completes it at once,
  * nothing is held (req_done). */
 void req_hold(req_t *r)
@@ -206,6 +201,11 @@ void req_hold(req_t *r)
     r->c->flags |= CLIENT_BLOCKED;
 }
 
+/*
+ * Mark r complete. If it is the oldest command in flight, release it and every following command that
+ * has completed too, moving their replies (written aside, in their own buffers) to the output in order.
+ * Outside a read batch (a backend answered later), flush right away.
+ */
 void req_done(req_t *r)
 {
     client_t *c = r->c;
@@ -245,7 +245,6 @@ void req_done(req_t *r)
     else if (!(c->flags & CLIENT_PROCESSING))
         conn_flush_later(c);
 }
-
 
 static void conn_write_cb(uv_write_t *wr, int status);
 
