@@ -7,6 +7,8 @@
 #   make SANITIZER=address    (or undefined) instrumented build in build/
 #   make install PREFIX=/usr/local [SYSCONFDIR=/etc] DESTDIR=
 #   make V=1                  show the commands
+#   make check                the source layout: modules include only lower layers, no file over 900
+#                             lines without a reason (scripts/check-layout; make test runs it too)
 
 PREFIX    ?= /usr/local
 SYSCONFDIR ?= $(PREFIX)/etc
@@ -82,6 +84,10 @@ run: deps
 	./$(BUILD)/cachetoryd conf/cachetoryd.conf
 
 unit: $(UNIT_BIN)
+
+.PHONY: check
+check:
+	$(Q)scripts/check-layout
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all unit

@@ -3,6 +3,8 @@
 #
 #   tests/run.sh [PYTEST-ARGS...]      BUILD=build by default; extra arguments go to pytest
 #
+# 0. scripts/check-layout (one result): modules include only the layers below them, no file over 900 lines
+#    without a stated reason.
 # 1. each unit test binary $BUILD/tests/test_* (cmocka): its "[  PASSED  ] N test(s)." and
 #    "[  FAILED  ] M test(s)" summary lines are added up; a binary that crashes, times out, or exits
 #    non-zero without saying how many tests failed counts as one failure more.
@@ -70,6 +72,19 @@ if [[ -n $VALGRIND ]]; then
         exit 1
     fi
     echo "=== VALGRIND=1: unit tests and integration daemons under ${VALGRIND_CMD[*]}"
+fi
+
+# ---- the source layout: one result ------------------------------------------------------------
+# scripts/check-layout: modules include only the layers below them (no include cycle between the folders
+# of src/), no source file over 900 lines without a stated reason.
+echo "=== layout: scripts/check-layout"
+if layout_out=$("$PYTHON" scripts/check-layout 2>&1); then
+    passed=$((passed + 1))
+    echo "$layout_out" | tail -n 1 | sed 's/^/    /'
+else
+    failed=$((failed + 1))
+    problems+=("layout: scripts/check-layout found problems (listed above)")
+    echo "$layout_out" | sed 's/^/    /'
 fi
 
 # ---- unit tests -------------------------------------------------------------------------------
