@@ -24,7 +24,6 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"
-#include "util/uvbuf.h"
 
 static void conn_connect(up_conn_t *c);
 static void up_flush_cb(uv_check_t *h);
@@ -102,7 +101,7 @@ int up_conn_db_ready(up_conn_t *c, int db)
         return 0;
     if (db == c->db || db_known(c, db))
         return 1;
-    wire_put_select(&c->out, db);
+    wire_put_select(&c->w.out, db);
     up_slot_t *s = slot_push(c, NULL, SLOT_SELECT);
     s->db = db;
     c->db_before = c->db;
@@ -120,11 +119,11 @@ int up_conn_db_ready(up_conn_t *c, int db)
 static void conn_send(up_conn_t *c, up_task_t *t, int kind, int db, void (*put)(buf_t *, const void *), const void *arg)
 {
     if (db >= 0 && db != c->db) {
-        wire_put_select(&c->out, db);
+        wire_put_select(&c->w.out, db);
         slot_push(c, NULL, SLOT_INTERNAL);
         c->db = db;
     }
-    put(&c->out, arg);
+    put(&c->w.out, arg);
     slot_push(c, t, kind);
     flush_schedule(c->up);
 }
@@ -162,67 +161,27 @@ void up_conn_send_op(up_conn_t *c, up_task_t *t, int kind, int db, const backend
     conn_send(c, t, kind, db, put_op_cb, op);
 }
 
-static void conn_write_cb(uv_write_t *w, int status);
-
-/* Write the next piece of wbuf, at most UVBUF_MAX bytes. */
-static void conn_write_next(up_conn_t *c)
+/* The write in flight ended: a failure fails the connection; else send what came meanwhile. */
+static void conn_written_cb(stream_t *w, int status)
 {
-    size_t n = c->wbuf.len - c->wbuf_off;
+    up_conn_t *c = w->handle->data;
 
-    uv_buf_t b = uvbuf_piece(c->wbuf.data + c->wbuf_off, n);
-    c->wchunk = b.len;
-    c->wreq.data = c;
-    if (uv_write(&c->wreq, &c->h.stream, &b, 1, conn_write_cb) < 0) {
-        up_conn_fail(c, "write failed");
-        return;
-    }
-    c->writing = 1;
-}
-
-static void conn_write_cb(uv_write_t *w, int status)
-{
-    up_conn_t *c = w->data;
-    c->writing = 0;
     if (status < 0) {
-        buf_reset(&c->wbuf);
-        c->wbuf_off = 0;
         if (c->state != UP_DOWN)
             up_conn_fail(c, "write failed: %s", uv_strerror(status));
         return;
     }
-    c->wbuf_off += c->wchunk;
-    if (c->wbuf_off < c->wbuf.len) {
-        conn_write_next(c);
-        return;
-    }
-    buf_reset(&c->wbuf);
-    c->wbuf_off = 0;
-    if (c->out.len > 0)
+    if (w->out.len > 0)
         flush_schedule(c->up);
 }
 
 static void conn_flush(up_conn_t *c)
 {
-    if (c->writing || c->out.len == 0 || c->state == UP_DOWN || c->state == UP_CONNECTING)
+    if (c->state == UP_DOWN || c->state == UP_CONNECTING)
         return;
-    uv_buf_t b = uvbuf_piece(c->out.data, c->out.len);
-    int n = uv_try_write(&c->h.stream, &b, 1);
-    if (n == UV_EAGAIN || n == UV_ENOSYS)
-        n = 0;
-    if (n < 0) {
-        up_conn_fail(c, "write failed: %s", uv_strerror(n));
-        return;
-    }
-    if ((size_t)n == c->out.len) {
-        c->out.len = 0;
-        return;
-    }
-    buf_t t = c->wbuf;
-    c->wbuf = c->out;
-    c->out = t;
-    c->out.len = 0;
-    c->wbuf_off = (size_t)n;
-    conn_write_next(c);
+    int rc = stream_flush(&c->w);
+    if (rc < 0)
+        up_conn_fail(c, "write failed: %s", uv_strerror(rc));
 }
 
 static void up_flush_cb(uv_check_t *h)
@@ -464,9 +423,25 @@ static void conn_retry_cb(uv_timer_t *t)
     conn_connect(c);
 }
 
-void up_conn_start_cb(uv_timer_t *t)
+static void conn_start_cb(uv_timer_t *t)
 {
     conn_connect(t->data);
+}
+
+void up_conn_init(up_conn_t *c, upstream_t *up, int index)
+{
+    c->up = up;
+    c->index = index;
+    stream_init(&c->w, &c->h.stream, conn_written_cb, 0, NULL);
+    uv_timer_init(up->loop, &c->retry);
+    c->retry.data = c;
+    /* connect once the loop runs (nothing happens for --test-config) */
+    uv_timer_start(&c->retry, conn_start_cb, 0, 0);
+}
+
+void up_conn_deinit(up_conn_t *c)
+{
+    stream_deinit(&c->w);
 }
 
 /*
@@ -497,7 +472,7 @@ void up_conn_fail(up_conn_t *c, const char *fmt, ...)
     c->active = NULL;
     c->state = UP_DOWN;
     c->select_wait = 0;
-    c->out.len = 0;
+    buf_reset(&c->w.out);
     if (c->handle_open && !uv_is_closing(&c->h.handle))
         uv_close(&c->h.handle, conn_closed_cb);
     if (c->reader) {
@@ -593,10 +568,7 @@ static void conn_connect(up_conn_t *c)
 
     c->state = UP_CONNECTING;
     c->state_since_us = clock_us_monotonic();
-    c->writing = 0;
-    buf_reset(&c->out);
-    buf_reset(&c->wbuf);
-    c->wbuf_off = 0;
+    stream_discard(&c->w);
     c->creq.data = c;
     if (up->path) {
         uv_pipe_init(up->loop, &c->h.pipe, 0);

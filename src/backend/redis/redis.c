@@ -152,13 +152,10 @@ static void redis_info(backend_t *b, const char *section, buf_t *out)
                up->nreconnects, up->latency_n ? up->latency_sum_us / up->latency_n : 0, up->latency_max_us);
 }
 
-
 static void up_free(upstream_t *up)
 {
-    for (int i = 0; i < up->npool; i++) {
-        buf_deinit(&up->pool[i].out);
-        buf_deinit(&up->pool[i].wbuf);
-    }
+    for (int i = 0; i < up->npool; i++)
+        up_conn_deinit(&up->pool[i]);
     while (up->free_tasks) {
         up_task_t *t = up->free_tasks;
         up->free_tasks = t->next;
@@ -336,17 +333,8 @@ backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, siz
     uv_timer_start(&up->tick, up_tick_cb, 50, 50);
     uv_check_init(up->loop, &up->flush);
     up->flush.data = up;
-    for (int i = 0; i < up->npool; i++) {
-        up_conn_t *c = &up->pool[i];
-        c->up = up;
-        c->index = i;
-        buf_init(&c->out);
-        buf_init(&c->wbuf);
-        uv_timer_init(up->loop, &c->retry);
-        c->retry.data = c;
-        /* connect once the loop runs (nothing happens for --test-config) */
-        uv_timer_start(&c->retry, up_conn_start_cb, 0, 0);
-    }
+    for (int i = 0; i < up->npool; i++)
+        up_conn_init(&up->pool[i], up, i);
     return &up->base;
 fail:
     url_free(&u);

@@ -25,6 +25,7 @@
 
 #include "backend/backend.h"
 #include "backend/redis/wire.h"
+#include "net/stream.h"
 #include "util/buf.h"
 
 #define UP_READ_BUF      (64 * 1024)
@@ -84,22 +85,12 @@ struct up_task {
 struct up_conn {
     upstream_t *up;
     int index;
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } h;
+    stream_handle_t h;          /* the socket; h.handle.data = this connection */
     uv_connect_t creq;
-    uv_write_t wreq;
     uv_timer_t retry;           /* reconnection backoff */
     int state;
     int handle_open;            /* h is initialised and not yet closed */
-    int writing;
-    buf_t out;                  /* bytes to send */
-    buf_t wbuf;                 /* bytes owned by the writes in flight, written from wbuf_off */
-    size_t wbuf_off;
-    size_t wchunk;              /* bytes of the uv_write in flight (util/uvbuf.h) */
+    stream_t w;                 /* commands to send (w.out) and the write in flight (net/stream.h) */
     redisReader *reader;
     up_slot_t *slots, *slots_tail;  /* replies awaited, in order */
     unsigned nslots;
@@ -166,8 +157,10 @@ void up_task_deliver(up_task_t *t, const backend_op_t *op, const redisReply *r);
 
 /* ---- pool.c ---- */
 
-/* Connect once the loop runs (a timer callback, data = the connection). */
-void up_conn_start_cb(uv_timer_t *t);
+/* Set up connection index of up; it connects once the loop runs (nothing happens for --test-config). */
+void up_conn_init(up_conn_t *c, upstream_t *up, int index);
+/* Free what up_conn_init allocated, once the connection's handles are closed. */
+void up_conn_deinit(up_conn_t *c);
 /* Every 50 ms: connect and command timeouts (data = the upstream). */
 void up_tick_cb(uv_timer_t *h);
 /* Fail everything the connection holds with "ERR upstream NAME: reason", close it, reconnect later. */
