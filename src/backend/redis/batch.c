@@ -93,7 +93,7 @@ void up_batch_exec_reply(up_conn_t *c, up_task_t *t, const redisReply *r)
     up_conn_release(c, t);
 }
 
-/* ---- a client's MULTI ... EXEC ------------------------------------------------------------------- */
+/* ---- sending: databases, reads, MULTI ... EXEC --------------------------------------------------- */
 
 /*
  * The database each member runs in, as Redis will run them: the client's database at EXEC, changed by
@@ -382,7 +382,7 @@ const char *up_batch_follow_command(struct up_overlay *o, int i, const backend_o
     return later_reads_any(o->t, i) ? "a forwarded command" : NULL;
 }
 
-/* ---- reading, computing ------------------------------------------------------------------------- */
+/* ---- reading, computing -------------------------------------------------------------------------- */
 
 /* What up_batch_read's GETs brought, kept in t->olds in key order: a tag, a length, the bytes. */
 enum { OLD_ABSENT, OLD_VALUE, OLD_ERROR };

@@ -28,6 +28,8 @@
 static void conn_connect(up_conn_t *c);
 static void up_flush_cb(uv_check_t *h);
 
+/* ---- slots: what each reply awaited is for, in order --------------------------------------------- */
+
 static up_slot_t *slot_push(up_conn_t *c, up_task_t *t, int kind)
 {
     upstream_t *up = c->up;
@@ -64,7 +66,7 @@ static void flush_schedule(upstream_t *up)
     }
 }
 
-/* ---- databases ------------------------------------------------------------------------------------ */
+/* ---- databases ----------------------------------------------------------------------------------- */
 
 /*
  * A client starts in the URL's database (backend_t.default_db) and SELECT n reaches database n.
@@ -110,6 +112,8 @@ int up_conn_db_ready(up_conn_t *c, int db)
     flush_schedule(c->up);
     return 0;
 }
+
+/* ---- sending ------------------------------------------------------------------------------------- */
 
 /*
  * Append a command with a slot for its reply; SELECT first when it is for another database than the

@@ -77,7 +77,7 @@ struct up_task {
     int sent;                   /* plain: its bytes are on the wire; batch member: it is inside MULTI */
     int reads;                  /* TASK_BATCH: some members read-modify-write, a WATCH + GETs come first */
     int reads_left;             /* TASK_BATCH: replies to those GETs still to come */
-    buf_t olds;                 /* TASK_BATCH: what the GETs brought (batch_got_values) */
+    buf_t olds;                 /* TASK_BATCH: what the GETs brought (up_batch_got_values) */
     int db_start;               /* TASK_BATCH: the connection's database at MULTI */
     int created;                /* TASK_TX update: the key did not exist (BE_NEWTTL: its write sets expire_at) */
 };
