@@ -6,12 +6,10 @@
  * query buffer. An idle client therefore holds no input buffer at all, and the common case copies
  * nothing.
  *
- * Writing: the replies of one read batch accumulate in c->out and leave in one write: uv_try_write()
- * first (no request object, no callback when the socket takes it all), uv_write() for what is left, which
- * then owns its bytes (c->wbuf) until write_cb. Output above client-output-buffer-limit closes the
- * client: one that stops reading cannot grow our memory without bound. libuv takes a buffer's length
- * as an unsigned int: output of 4 GB or more (possible with no output limit) leaves in writes of at most
- * UVBUF_MAX bytes, one after the other.
+ * Writing: the replies of one read batch accumulate in c->w.out and leave in one write, through the
+ * write stream (net/stream.h: uv_try_write() first, uv_write() for the rest, in pieces below 4 GB).
+ * Output above client-output-buffer-limit closes the client: one that stops reading cannot grow our
+ * memory without bound.
  */
 #include "net/conn.h"
 
@@ -32,7 +30,6 @@
 
 #define QBUF_READ_MIN      (16 * 1024)
 #define QBUF_READ_MAX      (4 * 1024 * 1024)
-#define BUF_IDLE_KEEP      (16 * 1024)  /* larger idle buffers are given back */
 #define FREE_REQS_MAX      16
 
 static void conn_flush(client_t *c);
@@ -56,8 +53,7 @@ static void conn_free(client_t *c)
     cmd_multi_reset(c);
     mem_free(c->mqueue);
     buf_deinit(&c->qbuf);
-    buf_deinit(&c->out);
-    buf_deinit(&c->wbuf);
+    stream_deinit(&c->w);
     resp_parse_deinit(&c->parser);
     mem_free(c->argv);
     mem_free(c->name);
@@ -235,7 +231,7 @@ void req_done(req_t *r)
             c->tail = NULL;
         c->npending--;
         if (h != r && h->out.len > 0 && !h->mute && !(c->flags & CLIENT_CLOSING))
-            buf_append(&c->out, h->out.data, h->out.len);
+            buf_append(&c->w.out, h->out.data, h->out.len);
         req_recycle(c, h, nfree++);
     }
     if (c->flags & CLIENT_CLOSING)
@@ -246,63 +242,29 @@ void req_done(req_t *r)
         conn_flush_later(c);
 }
 
-static void conn_write_cb(uv_write_t *wr, int status);
-
-/* Write the next chunk of c->wbuf, from wbuf_off. 0, or -1 (the client is closed). */
-static int conn_write_next(client_t *c)
+/* The write in flight ended: a failure closes the client; else send what came meanwhile. */
+static void conn_written_cb(stream_t *w, int status)
 {
-    uv_buf_t b = uvbuf_piece(c->wbuf.data + c->wbuf_off, c->wbuf.len - c->wbuf_off);
+    client_t *c = w->handle->data;
 
-    c->wlen = b.len;
-    c->wreq.data = c;
-    if (uv_write(&c->wreq, &c->h.stream, &b, 1, conn_write_cb) < 0) {
-        c->writing = 0;
-        conn_close(c);
-        return -1;
-    }
-    c->writing = 1;
-    return 0;
-}
-
-static void conn_write_cb(uv_write_t *wr, int status)
-{
-    client_t *c = wr->data;
-
-    c->writing = 0;
     if (status < 0) {
         conn_close(c);
         return;
     }
-    c->srv->stats.net_output_bytes += c->wlen;
-    c->wbuf_off += c->wlen;
-    if (c->wbuf_off < c->wbuf.len) {            /* more than UVBUF_MAX was handed over */
-        if (!(c->flags & CLIENT_CLOSING))
-            conn_write_next(c);
-        return;
-    }
-    c->wbuf.len = 0;
-    c->wbuf_off = 0;
-    buf_shrink(&c->wbuf, 0);
     if (!(c->flags & CLIENT_CLOSING))
         conn_flush(c);
-}
-
-/* Output the client has not taken yet: replies queued in c->out and what is left of the write in flight. */
-static size_t conn_pending_output(const client_t *c)
-{
-    return c->out.len + (c->writing ? c->wbuf.len - c->wbuf_off : 0);
 }
 
 static void conn_output_over_limit(client_t *c)
 {
     log_notice("closing client id=%llu addr=%s: output of %zu bytes is over client-output-buffer-limit",
-               (unsigned long long)c->id, c->addr, conn_pending_output(c));
+               (unsigned long long)c->id, c->addr, stream_pending(&c->w));
     c->srv->stats.output_limit_disconnections++;
     conn_close(c);
 }
 
 /*
- * Send c->out: as much as the socket takes now, the rest through uv_write. Enforces the output limit
+ * Send c->w.out: as much as the socket takes now, the rest through uv_write. Enforces the output limit
  * and closes a client whose last reply (QUIT, protocol error) has left.
  */
 static void conn_flush(client_t *c)
@@ -311,36 +273,15 @@ static void conn_flush(client_t *c)
 
     if (c->flags & CLIENT_CLOSING)
         return;
-    if (!c->writing && c->out.len > 0) {
-        uv_buf_t b = uvbuf_piece(c->out.data, c->out.len);
-        int n = uv_try_write(&c->h.stream, &b, 1);
-        if (n == UV_EAGAIN || n == UV_ENOSYS)
-            n = 0;
-        if (n < 0) {
-            conn_close(c);
-            return;
-        }
-        c->srv->stats.net_output_bytes += (size_t)n;
-        if ((size_t)n == c->out.len) {
-            c->out.len = 0;
-            if (c->out.cap > BUF_IDLE_KEEP)
-                buf_shrink(&c->out, 0);
-        } else {
-            /* The write in flight owns the bytes until write_cb: hand the buffer over whole. */
-            buf_t t = c->wbuf;
-            c->wbuf = c->out;
-            c->out = t;
-            c->out.len = 0;
-            c->wbuf_off = (size_t)n;
-            if (conn_write_next(c) < 0)
-                return;
-        }
+    if (stream_flush(&c->w) < 0) {
+        conn_close(c);
+        return;
     }
-    if (limit > 0 && conn_pending_output(c) > (unsigned long long)limit) {
+    if (limit > 0 && stream_pending(&c->w) > (unsigned long long)limit) {
         conn_output_over_limit(c);
         return;
     }
-    if ((c->flags & CLIENT_CLOSE_AFTER_REPLY) && !c->writing && c->out.len == 0 && c->npending == 0)
+    if ((c->flags & CLIENT_CLOSE_AFTER_REPLY) && !c->w.writing && c->w.out.len == 0 && c->npending == 0)
         conn_close(c);
 }
 
@@ -375,7 +316,7 @@ static size_t conn_process(client_t *c, char *buf, size_t len)
     while (off < len && !(c->flags & (CLIENT_CLOSING | CLIENT_CLOSE_AFTER_REPLY | CLIENT_BLOCKED))) {
         /* The output limit holds after every command, not only per batch: one read of pipelined GETs
          * of a large value could otherwise build hundreds of MB of replies before the check. */
-        if (limit > 0 && conn_pending_output(c) > limit) {
+        if (limit > 0 && stream_pending(&c->w) > limit) {
             conn_output_over_limit(c);
             return len;
         }
@@ -513,6 +454,7 @@ void conn_accept(server_t *s, uv_stream_t *listener, int is_unix)
 
     c->srv = s;
     c->h.handle.data = c;
+    stream_init(&c->w, &c->h.stream, conn_written_cb, 1, &s->stats.net_output_bytes);
     if (is_unix)
         uv_pipe_init(s->loop, &c->h.pipe, 0);
     else
@@ -583,6 +525,6 @@ void conn_describe(const client_t *c, buf_t *out)
                (unsigned long long)c->id, c->addr, c->laddr, -1, c->name ? c->name : "",
                (now - c->ctime_ms) / 1000, (now - c->last_ms) / 1000, flags, c->db,
                (c->flags & CLIENT_MULTI) ? c->mcount : -1, c->qbuf.len, c->qbuf.cap - c->qbuf.len,
-               c->qbuf.cap, c->out.len + c->wbuf.len, sizeof(*c) + c->qbuf.cap + c->out.cap + c->wbuf.cap,
+               c->qbuf.cap, c->w.out.len + c->w.wbuf.len, sizeof(*c) + c->qbuf.cap + c->w.out.cap + c->w.wbuf.cap,
                c->last_cmd, c->proto, c->lib_name ? c->lib_name : "", c->lib_ver ? c->lib_ver : "");
 }

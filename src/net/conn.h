@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "net/stream.h"
 #include "resp/parse.h"
 #include "util/buf.h"
 
@@ -50,12 +51,7 @@ typedef struct queued_cmd {
 #define CLIENT_IN_EXEC            (1u << 6)     /* running EXEC's commands: nothing may wait */
 
 struct client {
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } h;                        /* first: the libuv handle, h.handle.data = this client */
+    stream_handle_t h;          /* first: the libuv handle, h.handle.data = this client */
     struct server *srv;
     client_t *prev, *next;      /* the server's client list */
     client_t *flush_next;       /* in the server's flush list */
@@ -68,12 +64,7 @@ struct client {
     bytes_t *argv;              /* the current command's arguments (into the query bytes) */
     size_t argv_cap;
 
-    buf_t out;                  /* replies ready to send */
-    buf_t wbuf;                 /* bytes owned by the writes in flight, sent up to wbuf_off */
-    size_t wbuf_off;
-    size_t wlen;                /* bytes of the uv_write in flight, from wbuf_off (at most CONN_WRITE_MAX) */
-    uv_write_t wreq;
-    int writing;                /* a uv_write is in flight */
+    stream_t w;                 /* replies ready to send (w.out) and the write in flight (net/stream.h) */
 
     req_t *head, *tail;         /* commands in flight, in request order */
     req_t *free_reqs;           /* recycled req_t */
@@ -114,7 +105,7 @@ req_t *req_create(client_t *c);
 /* The buffer a command writes its reply into (the client's output when it is at the head). */
 static inline buf_t *req_out(req_t *r)
 {
-    return r->c->head == r && !r->mute ? &r->c->out : &r->out;
+    return r->c->head == r && !r->mute ? &r->c->w.out : &r->out;
 }
 
 static inline int req_proto(const req_t *r)

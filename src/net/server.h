@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "net/stream.h"
 
 typedef struct client client_t;
 struct backend;
@@ -34,12 +35,7 @@ typedef struct server {
     config_t *cfg;                      /* the running configuration (owned by main) */
     struct backend *backend;            /* where values live (owned by main) */
     struct cache *cache;                /* the codec chain in front of it (owned by main) */
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } listeners[SERVER_MAX_LISTENERS];
+    stream_handle_t listeners[SERVER_MAX_LISTENERS];
     int nlisteners;
     uv_timer_t cron;                    /* hz times a second: backend cron, client timeouts */
     uv_check_t flush;                   /* after each loop turn's I/O: write the clients in flush_list */

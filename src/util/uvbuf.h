@@ -1,7 +1,8 @@
 /*
  * util/uvbuf: libuv buffers over large byte ranges. A uv_buf_t's length is an unsigned int on Unix, so
  * a write of 4 GB or more would be cut short by a cast: writers take the range one piece of at most
- * UVBUF_MAX bytes at a time (net/conn.c for clients, backend/redis.c for upstream connections).
+ * UVBUF_MAX bytes at a time (net/stream.c, the write path of clients and upstream connections), and a
+ * read buffer offers at most that much (net/conn.c, a client's query buffer).
  */
 #ifndef CACHETORYD_UTIL_UVBUF_H
 #define CACHETORYD_UTIL_UVBUF_H

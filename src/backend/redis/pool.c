@@ -1,0 +1,614 @@
+/*
+ * backend/redis/pool: the upstream connections — a pool of upstream-pool-size connections to one Redis,
+ * each pipelined (many commands in flight, the replies matched to their slots in order). What a TLS
+ * transport (the stream under a connection) and a cluster router (several pools) build on.
+ *
+ * Sending: up_conn_send_* append a command to the connection's output with a slot saying what its reply
+ * is for; a uv_check writes every connection's output once per loop turn. The connection's database is
+ * followed command by command (see "databases" below).
+ *
+ * Queue: tasks that cannot go out at once (the connection is not ready, a transaction or batch owns it,
+ * a SELECT is awaited) wait in c->tasks, in order; up_conn_pump sends what it can whenever that changes.
+ *
+ * Failures: a connection that fails (refused, reset, timed out, an error to a command of our own) fails
+ * every task it holds with "ERR upstream HOST:PORT: reason", closes, and reconnects with backoff (50 ms
+ * doubling to upstream-retry-max). While it is down, new tasks fail at once (redis.c). A command that
+ * takes longer than upstream-command-timeout fails the connection, so no client waits longer than that.
+ */
+#include "backend/redis/redis_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+static void conn_connect(up_conn_t *c);
+static void up_flush_cb(uv_check_t *h);
+
+/* ---- slots: what each reply awaited is for, in order --------------------------------------------- */
+
+static up_slot_t *slot_push(up_conn_t *c, up_task_t *t, int kind)
+{
+    upstream_t *up = c->up;
+    up_slot_t *s = up->free_slots;
+    if (s != NULL)
+        up->free_slots = s->next;
+    else
+        s = mem_alloc(sizeof(*s));
+    s->next = NULL;
+    s->task = t;
+    s->kind = kind;
+    s->sent_us = clock_us_monotonic();
+    if (c->slots_tail)
+        c->slots_tail->next = s;
+    else
+        c->slots = s;
+    c->slots_tail = s;
+    c->nslots++;
+    up->ncommands++;
+    return s;
+}
+
+static void slot_put(upstream_t *up, up_slot_t *s)
+{
+    s->next = up->free_slots;
+    up->free_slots = s;
+}
+
+static void flush_schedule(upstream_t *up)
+{
+    if (!up->flush_active) {
+        uv_check_start(&up->flush, up_flush_cb);
+        up->flush_active = 1;
+    }
+}
+
+/* ---- databases ----------------------------------------------------------------------------------- */
+
+/*
+ * A client starts in the URL's database (backend_t.default_db) and SELECT n reaches database n.
+ *
+ * Commands for many clients share a connection, so the connection SELECTs whichever database the next
+ * command is for. Redis answers a SELECT of a database it does not have with an error and stays where
+ * it was: pipelined behind such a SELECT, the next command would run in the wrong database. So a
+ * connection SELECTs a database it has not yet seen succeed alone, and sends nothing more until Redis
+ * answers (up_conn_db_ready); once one succeeded, that database is known on this connection and is
+ * SELECTed in the pipeline. Known databases are forgotten when the connection is made again, and an
+ * error to a pipelined SELECT (or any command of our own) fails the connection.
+ */
+static int db_known(const up_conn_t *c, int db)
+{
+    if (db == c->up->db)
+        return 1;               /* the handshake selected it */
+    return db >= 0 && db < UP_KNOWN_DBS && ((c->known_dbs[db / 64] >> (db % 64)) & 1);
+}
+
+static void db_learn(up_conn_t *c, int db)
+{
+    if (db >= 0 && db < UP_KNOWN_DBS)
+        c->known_dbs[db / 64] |= 1ull << (db % 64);
+}
+
+/*
+ * Can commands for client database db be sent on c now? 1 if the connection is there or the database
+ * is known; otherwise a lone SELECT is sent (if none is awaited already) and 0 returned: conn_pump
+ * goes on when Redis answers it.
+ */
+int up_conn_db_ready(up_conn_t *c, int db)
+{
+    if (c->select_wait)
+        return 0;
+    if (db == c->db || db_known(c, db))
+        return 1;
+    wire_put_select(&c->w.out, db);
+    up_slot_t *s = slot_push(c, NULL, SLOT_SELECT);
+    s->db = db;
+    c->db_before = c->db;
+    c->db = db;
+    c->select_wait = 1;
+    flush_schedule(c->up);
+    return 0;
+}
+
+/* ---- sending ------------------------------------------------------------------------------------- */
+
+/*
+ * Append a command with a slot for its reply; SELECT first when it is for another database than the
+ * connection's (db -1: wherever the connection is). The caller made sure the database is known
+ * (up_conn_db_ready).
+ */
+static void conn_send(up_conn_t *c, up_task_t *t, int kind, int db, void (*put)(buf_t *, const void *), const void *arg)
+{
+    if (db >= 0 && db != c->db) {
+        wire_put_select(&c->w.out, db);
+        slot_push(c, NULL, SLOT_INTERNAL);
+        c->db = db;
+    }
+    put(&c->w.out, arg);
+    slot_push(c, t, kind);
+    flush_schedule(c->up);
+}
+
+static void put_op_cb(buf_t *out, const void *arg)
+{
+    wire_put(out, arg);
+}
+
+static void put_bytes_cb(buf_t *out, const void *arg)
+{
+    const buf_t *b = arg;
+    buf_append(out, b->data, b->len);
+}
+
+typedef struct cmdv {
+    int argc;
+    const bytes_t *argv;
+} cmdv_t;
+
+static void put_cmdv_cb(buf_t *out, const void *arg)
+{
+    const cmdv_t *v = arg;
+    wire_put_command(out, v->argc, v->argv);
+}
+
+void up_conn_send_argv(up_conn_t *c, up_task_t *t, int kind, int db, int argc, const bytes_t *argv)
+{
+    cmdv_t v = { argc, argv };
+    conn_send(c, t, kind, db, put_cmdv_cb, &v);
+}
+
+void up_conn_send_op(up_conn_t *c, up_task_t *t, int kind, int db, const backend_op_t *op)
+{
+    conn_send(c, t, kind, db, put_op_cb, op);
+}
+
+/* The write in flight ended: a failure fails the connection; else send what came meanwhile. */
+static void conn_written_cb(stream_t *w, int status)
+{
+    up_conn_t *c = w->handle->data;
+
+    if (status < 0) {
+        if (c->state != UP_DOWN)
+            up_conn_fail(c, "write failed: %s", uv_strerror(status));
+        return;
+    }
+    if (w->out.len > 0)
+        flush_schedule(c->up);
+}
+
+static void conn_flush(up_conn_t *c)
+{
+    if (c->state == UP_DOWN || c->state == UP_CONNECTING)
+        return;
+    int rc = stream_flush(&c->w);
+    if (rc < 0)
+        up_conn_fail(c, "write failed: %s", uv_strerror(rc));
+}
+
+static void up_flush_cb(uv_check_t *h)
+{
+    upstream_t *up = h->data;
+    uv_check_stop(h);
+    up->flush_active = 0;
+    for (int i = 0; i < up->npool; i++)
+        conn_flush(&up->pool[i]);
+}
+
+/* The connection is free for the next queued tasks once the transaction or batch owning it is over. */
+void up_conn_release(up_conn_t *c, up_task_t *t)
+{
+    if (c->active == t)
+        c->active = NULL;
+    up_task_free(t);
+    up_conn_pump(c);
+}
+
+/* ---- dispatching tasks --------------------------------------------------------------------------- */
+
+/*
+ * Are the databases task t uses known on c (up_conn_db_ready)? A batch starts in the client's database and
+ * may SELECT others: all must be known before its MULTI leaves, so that the connection's database after
+ * EXEC is known too.
+ */
+static int task_dbs_ready(up_conn_t *c, up_task_t *t)
+{
+    if (t->kind == TASK_SELECT)
+        return up_conn_db_ready(c, t->op.db2);
+    if (!up_conn_db_ready(c, t->op.db))
+        return 0;
+    if (t->kind == TASK_BATCH)
+        for (int i = 0; i < t->nmembers; i++)
+            if (t->members[i]->op.code == BE_SELECT && !t->members[i]->done &&
+                !up_conn_db_ready(c, t->members[i]->op.db2))
+                return 0;
+    return 1;
+}
+
+/*
+ * Redis refused to SELECT database db (it has fewer databases): the task at the head of the queue
+ * asked for it. A client's SELECT gets Redis's error; a batch whose SELECT member asked for it runs
+ * without that member, which gets the error (as Redis runs a transaction whose SELECT fails); any other
+ * task for that database fails with the error, nothing of it sent.
+ */
+static void conn_select_refused(up_conn_t *c, int db, const char *err)
+{
+    up_task_t *t = c->tasks;
+
+    if (t == NULL)
+        return;
+    if (t->kind == TASK_BATCH && t->op.db != db) {
+        backend_result_t res = { .status = BE_ERR, .err = err };
+        for (int i = 0; i < t->nmembers; i++) {
+            up_task_t *m = t->members[i];
+            if (m->op.code == BE_SELECT && !m->done && m->op.db2 == db)
+                up_task_finish(m, &res);
+        }
+        return;
+    }
+    if ((t->kind == TASK_SELECT ? t->op.db2 : t->op.db) != db)
+        return;
+    c->tasks = t->next;
+    if (c->tasks == NULL)
+        c->tasks_tail = NULL;
+    up_task_fail(t, err);
+    if (t->kind == TASK_BATCH)
+        up_batch_free_members(t);
+    up_task_free(t);
+}
+
+/* Send what the connection can: plain tasks at once, one transaction or batch at a time. */
+void up_conn_pump(up_conn_t *c)
+{
+    while (c->state == UP_READY && c->active == NULL && c->tasks != NULL && task_dbs_ready(c, c->tasks)) {
+        up_task_t *t = c->tasks;
+        c->tasks = t->next;
+        if (c->tasks == NULL)
+            c->tasks_tail = NULL;
+        t->next = NULL;
+        if (t->kind == TASK_SELECT) {
+            backend_result_t res = { .status = BE_OK };
+            up_task_finish(t, &res);
+            up_task_free(t);
+        } else if (t->kind == TASK_PLAIN) {
+            /* its bytes were formatted when it was queued */
+            conn_send(c, t, SLOT_RESULT, t->op.db, put_bytes_cb, &t->data);
+            t->sent = 1;
+        } else if (t->kind == TASK_TX) {
+            c->active = t;
+            up_tx_start(c, t);
+        } else {
+            c->active = t;
+            up_batch_assign_dbs(t);
+            if (t->reads)
+                up_batch_read(c, t);
+            else
+                up_batch_send(c, t);
+        }
+    }
+}
+
+void up_conn_enqueue(up_conn_t *c, up_task_t *t)
+{
+    t->queued_us = clock_us_monotonic();
+    if (c->tasks_tail)
+        c->tasks_tail->next = t;
+    else
+        c->tasks = t;
+    c->tasks_tail = t;
+}
+
+static void conn_handle_reply(up_conn_t *c, redisReply *r)
+{
+    upstream_t *up = c->up;
+    up_slot_t *s = c->slots;
+
+    if (s == NULL) {
+        up_conn_fail(c, "a reply came for no command");
+        return;
+    }
+    c->slots = s->next;
+    if (c->slots == NULL)
+        c->slots_tail = NULL;
+    c->nslots--;
+    long long lat = clock_us_monotonic() - s->sent_us;
+    up->latency_sum_us += (unsigned long long)lat;
+    up->latency_n++;
+    if ((unsigned long long)lat > up->latency_max_us)
+        up->latency_max_us = (unsigned long long)lat;
+    if (r->type == REDIS_REPLY_ERROR)
+        up->nerrors++;
+
+    up_task_t *t = s->task;
+    int kind = s->kind, sdb = s->db;
+    slot_put(up, s);
+    switch (kind) {
+    case SLOT_INTERNAL:
+        if (r->type == REDIS_REPLY_ERROR) {
+            /* AUTH, SELECT, PING of the handshake, or a pipelined SELECT / UNWATCH: the connection is not
+             * in the state the commands behind it expect */
+            up_conn_fail(c, "%s", r->str);
+            return;
+        }
+        if (c->state == UP_HANDSHAKE && --c->handshake_left == 0) {
+            if (c->last_error[0])
+                log_notice("upstream %s connection %d: connected again", up->name, c->index);
+            c->last_error[0] = '\0';
+            c->state = UP_READY;
+            c->retry_ms = 0;
+            up_conn_pump(c);
+        }
+        break;
+    case SLOT_RESULT:
+        up_task_deliver(t, &t->op, r);
+        up_task_free(t);
+        break;
+    case SLOT_SELECT:
+        c->select_wait = 0;
+        if (r->type == REDIS_REPLY_ERROR) {
+            c->db = c->db_before;           /* Redis stays where it was */
+            conn_select_refused(c, sdb, r->str);
+        } else {
+            db_learn(c, sdb);
+        }
+        up_conn_pump(c);
+        break;
+    case SLOT_TX_GET:
+        if (t->kind == TASK_BATCH) {
+            up_batch_got_values(c, t, r);
+            break;
+        }
+        up_tx_got_old(c, t, r);
+        if (t->done)
+            up_conn_release(c, t);
+        break;
+    case SLOT_TX_EXEC:
+        if (t->kind == TASK_BATCH)
+            up_batch_exec_reply(c, t, r);
+        else
+            up_tx_exec_reply(c, t, r);
+        break;
+    default:
+        break;
+    }
+}
+
+static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    up_conn_t *c = h->data;
+    *buf = uv_buf_init(c->up->read_buf, UP_READ_BUF);
+}
+
+static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    up_conn_t *c = st->data;
+    void *reply;
+
+    if (nread < 0) {
+        up_conn_fail(c, "%s", nread == UV_EOF ? "connection closed by the server" : uv_strerror((int)nread));
+        return;
+    }
+    if (redisReaderFeed(c->reader, buf->base, (size_t)nread) != REDIS_OK) {
+        up_conn_fail(c, "protocol error: %s", c->reader->errstr);
+        return;
+    }
+    while (c->state != UP_DOWN) {
+        if (redisReaderGetReply(c->reader, &reply) != REDIS_OK) {
+            up_conn_fail(c, "protocol error: %s", c->reader->errstr);
+            return;
+        }
+        if (reply == NULL)
+            break;
+        conn_handle_reply(c, reply);
+        freeReplyObject(reply);
+    }
+}
+
+/* ---- connection lifecycle ------------------------------------------------------------------------ */
+
+static void conn_closed_cb(uv_handle_t *h)
+{
+    up_conn_t *c = h->data;
+    c->handle_open = 0;
+    if (c->up->destroying)
+        up_closed_one(c->up);
+}
+
+static void conn_retry_cb(uv_timer_t *t)
+{
+    up_conn_t *c = t->data;
+    if (c->handle_open) {           /* still closing: try again shortly */
+        uv_timer_start(&c->retry, conn_retry_cb, 10, 0);
+        return;
+    }
+    c->up->nreconnects++;
+    conn_connect(c);
+}
+
+static void conn_start_cb(uv_timer_t *t)
+{
+    conn_connect(t->data);
+}
+
+void up_conn_init(up_conn_t *c, upstream_t *up, int index)
+{
+    c->up = up;
+    c->index = index;
+    stream_init(&c->w, &c->h.stream, conn_written_cb, 0, NULL);
+    uv_timer_init(up->loop, &c->retry);
+    c->retry.data = c;
+    /* connect once the loop runs (nothing happens for --test-config) */
+    uv_timer_start(&c->retry, conn_start_cb, 0, 0);
+}
+
+void up_conn_deinit(up_conn_t *c)
+{
+    stream_deinit(&c->w);
+}
+
+/*
+ * The connection failed: fail everything it holds, close it, and schedule a reconnection. Callbacks
+ * run after the connection's lists are detached, so a callback that submits again finds it down and
+ * fails at once.
+ */
+void up_conn_fail(up_conn_t *c, const char *fmt, ...)
+{
+    upstream_t *up = c->up;
+    char why[160], err[320];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    snprintf(err, sizeof(err), "ERR upstream %s: %s", up->name, why);
+    /* one warning when a working connection fails, and when the reason changes; not one per retry */
+    if (c->state == UP_READY || strcmp(c->last_error, why) != 0)
+        log_warn("upstream %s connection %d: %s", up->name, c->index, why);
+    snprintf(c->last_error, sizeof(c->last_error), "%s", why);
+
+    up_slot_t *slots = c->slots;
+    up_task_t *tasks = c->tasks, *active = c->active;
+    c->slots = c->slots_tail = NULL;
+    c->nslots = 0;
+    c->tasks = c->tasks_tail = NULL;
+    c->active = NULL;
+    c->state = UP_DOWN;
+    c->select_wait = 0;
+    buf_reset(&c->w.out);
+    if (c->handle_open && !uv_is_closing(&c->h.handle))
+        uv_close(&c->h.handle, conn_closed_cb);
+    if (c->reader) {
+        redisReaderFree(c->reader);
+        c->reader = NULL;
+    }
+    c->retry_ms = c->retry_ms ? c->retry_ms * 2 : UP_RETRY_MIN_MS;
+    if (c->retry_ms > up->retry_max_ms)
+        c->retry_ms = up->retry_max_ms;
+    uv_timer_start(&c->retry, conn_retry_cb, c->retry_ms, 0);
+
+    /* Fail each task once: a task may own several slots, and the active one no slot at all yet. */
+    while (slots != NULL) {
+        up_slot_t *s = slots;
+        slots = s->next;
+        up_task_t *t = s->task;
+        slot_put(up, s);
+        if (t == NULL || t == active)
+            continue;
+        if (!t->done)
+            up_task_fail(t, err);
+        /* a plain task's last slot is its only one */
+        up_task_free(t);
+    }
+    if (active != NULL) {
+        up_task_fail(active, err);
+        for (int i = 0; i < active->nmembers; i++)
+            up_task_free(active->members[i]);
+        active->nmembers = 0;
+        up_task_free(active);
+    }
+    while (tasks != NULL) {
+        up_task_t *t = tasks;
+        tasks = t->next;
+        up_task_fail(t, err);
+        for (int i = 0; i < t->nmembers; i++)
+            up_task_free(t->members[i]);
+        t->nmembers = 0;
+        up_task_free(t);
+    }
+}
+
+static void conn_connect_cb(uv_connect_t *req, int status)
+{
+    up_conn_t *c = req->data;
+    upstream_t *up = c->up;
+
+    if (c->state != UP_CONNECTING)
+        return;                     /* timed out meanwhile */
+    if (status < 0) {
+        up_conn_fail(c, "%s", uv_strerror(status));
+        return;
+    }
+    if (up->host)
+        uv_tcp_nodelay(&c->h.tcp, 1);
+    c->reader = redisReaderCreate();
+    c->state = UP_HANDSHAKE;
+    c->state_since_us = clock_us_monotonic();
+    c->handshake_left = 0;
+    c->db = 0;
+    c->select_wait = 0;
+    memset(c->known_dbs, 0, sizeof(c->known_dbs));   /* a new server may have other databases */
+    if (up->password) {
+        bytes_t argv[3] = { B("AUTH"), { up->user ? up->user : "", up->user ? strlen(up->user) : 0 },
+                            { up->password, strlen(up->password) } };
+        if (up->user) {
+            up_conn_send_argv(c, NULL, SLOT_INTERNAL, -1, 3, argv);
+        } else {
+            argv[1] = argv[2];
+            up_conn_send_argv(c, NULL, SLOT_INTERNAL, -1, 2, argv);
+        }
+        c->handshake_left++;
+    }
+    /* SELECT the URL's database (or answer PING, so that READY always means "Redis answered") */
+    if (up->db != 0) {
+        char num[16];
+        int len = snprintf(num, sizeof(num), "%d", up->db);
+        bytes_t argv[2] = { B("SELECT"), { num, (size_t)len } };
+        up_conn_send_argv(c, NULL, SLOT_INTERNAL, -1, 2, argv);
+    } else {
+        bytes_t argv[1] = { B("PING") };
+        up_conn_send_argv(c, NULL, SLOT_INTERNAL, -1, 1, argv);
+    }
+    c->db = up->db;
+    c->handshake_left++;
+    uv_read_start(&c->h.stream, conn_alloc_cb, conn_read_cb);
+}
+
+static void conn_connect(up_conn_t *c)
+{
+    upstream_t *up = c->up;
+    int rc;
+
+    c->state = UP_CONNECTING;
+    c->state_since_us = clock_us_monotonic();
+    stream_discard(&c->w);
+    c->creq.data = c;
+    if (up->path) {
+        uv_pipe_init(up->loop, &c->h.pipe, 0);
+        c->h.handle.data = c;
+        c->handle_open = 1;
+        uv_pipe_connect(&c->creq, &c->h.pipe, up->path, conn_connect_cb);
+        return;
+    }
+    uv_tcp_init(up->loop, &c->h.tcp);
+    c->h.handle.data = c;
+    c->handle_open = 1;
+    rc = uv_tcp_connect(&c->creq, &c->h.tcp, (const struct sockaddr *)&up->addr, conn_connect_cb);
+    if (rc < 0)
+        up_conn_fail(c, "cannot connect: %s", uv_strerror(rc));
+}
+
+/* Every 50 ms: connections that take too long to connect, commands that take too long to answer. */
+void up_tick_cb(uv_timer_t *h)
+{
+    upstream_t *up = h->data;
+    long long now = clock_us_monotonic();
+
+    for (int i = 0; i < up->npool; i++) {
+        up_conn_t *c = &up->pool[i];
+        if ((c->state == UP_CONNECTING || c->state == UP_HANDSHAKE) &&
+            now - c->state_since_us > up->connect_timeout_us) {
+            up->ntimeouts++;
+            up_conn_fail(c, "could not connect within %lld ms", up->connect_timeout_us / 1000);
+        } else if (c->slots != NULL && now - c->slots->sent_us > up->command_timeout_us) {
+            up->ntimeouts++;
+            up_conn_fail(c, "timed out after %lld ms", up->command_timeout_us / 1000);
+        } else if (c->tasks != NULL && c->active == NULL && c->state != UP_READY &&
+                   now - c->tasks->queued_us > up->command_timeout_us) {
+            up->ntimeouts++;
+            up_conn_fail(c, "timed out after %lld ms waiting for a connection", up->command_timeout_us / 1000);
+        }
+    }
+}
+

@@ -1,0 +1,212 @@
+/*
+ * backend/redis/redis_int.h: what the files of the upstream Redis backend share — its types and the
+ * functions one file calls in another. Private to src/backend/redis/; the rest of cachetoryd sees only
+ * backend.h (backend_redis_create).
+ *
+ *   redis.c   the backend interface: submit, batch, info, idle, reconfigure, create and destroy
+ *   wire.c    the opcode table: the Redis command an op becomes and how its reply maps back (wire.h)
+ *   task.c    tasks: an op's copy while it is queued or in flight, and its callback called exactly once
+ *   pool.c    the connections: connecting, handshake, retry and timeouts, databases (SELECT), sending
+ *             commands with a slot for each reply, reading and matching replies, pumping the queue
+ *   tx.c      one op's read-modify-write: WATCH / GET, compute, MULTI / write / EXEC, retried
+ *   batch.c   a client's MULTI ... EXEC: its members' databases, their reads, the overlay that follows
+ *             their writes, MULTI / members / EXEC, and EXEC's reply handed out
+ *
+ * Ownership: the upstream_t owns its connections, their slots and every task; a task is freed by the
+ * file that ends it (task_free recycles it). Callbacks into the cache layer run through up_task_finish /
+ * up_task_fail, exactly once per task.
+ */
+#ifndef CACHETORYD_BACKEND_REDIS_REDIS_INT_H
+#define CACHETORYD_BACKEND_REDIS_REDIS_INT_H
+
+#include <hiredis/hiredis.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "backend/backend.h"
+#include "backend/redis/wire.h"
+#include "net/stream.h"
+#include "util/buf.h"
+
+#define UP_READ_BUF      (64 * 1024)
+#define UP_TX_RETRIES    5000   /* optimistic: each round one contender wins; bounded all the same */
+#define UP_RETRY_MIN_MS  50
+#define UP_KNOWN_DBS     1024   /* databases below this are remembered as existing once selected */
+
+typedef struct upstream upstream_t;
+typedef struct up_conn up_conn_t;
+typedef struct up_task up_task_t;
+
+enum up_state { UP_DOWN, UP_CONNECTING, UP_HANDSHAKE, UP_READY };
+enum up_kind { TASK_PLAIN, TASK_TX, TASK_BATCH, TASK_SELECT };
+
+/* What a reply in flight is for. */
+enum up_slot_kind {
+    SLOT_INTERNAL,      /* AUTH / SELECT / UNWATCH / PING: an error fails the connection */
+    SLOT_SELECT,        /* a SELECT of a database not yet known to exist: the connection waits for it */
+    SLOT_RESULT,        /* the task's result */
+    SLOT_TX_GET,        /* transaction: the GET after WATCH */
+    SLOT_TX_EXEC,       /* transaction / batch: EXEC's array */
+    SLOT_IGNORE,        /* WATCH, MULTI, QUEUED: only errors matter, and EXEC reports them */
+};
+
+typedef struct up_slot {
+    struct up_slot *next;
+    up_task_t *task;            /* NULL for internal commands */
+    int kind;
+    int db;                     /* SLOT_SELECT: the database selected */
+    long long sent_us;
+} up_slot_t;
+
+struct up_task {
+    up_task_t *next;            /* in the connection's queue */
+    upstream_t *up;
+    int kind;                   /* enum up_kind */
+    backend_op_t op;            /* a copy; its slices point into data */
+    buf_t data;                 /* owned bytes: the formatted command (plain), or the op's keys and values */
+    bytes_t *slices;            /* owned slices for the op copy */
+    backend_cb *cb;
+    void *ctx;
+    int done;                   /* the callback ran */
+    int retries;
+    buf_t newval;               /* TASK_TX: the value computed from the old one */
+    backend_result_t txres;     /* TASK_TX: the result the update fn prepared */
+    up_task_t **members;        /* TASK_BATCH: the ops, in order */
+    int nmembers;
+    long long queued_us;
+    int sent;                   /* plain: its bytes are on the wire; batch member: it is inside MULTI */
+    int reads;                  /* TASK_BATCH: some members read-modify-write, a WATCH + GETs come first */
+    int reads_left;             /* TASK_BATCH: replies to those GETs still to come */
+    buf_t olds;                 /* TASK_BATCH: what the GETs brought (up_batch_got_values) */
+    int db_start;               /* TASK_BATCH: the connection's database at MULTI */
+    int created;                /* TASK_TX update: the key did not exist (BE_NEWTTL: its write sets expire_at) */
+};
+
+struct up_conn {
+    upstream_t *up;
+    int index;
+    stream_handle_t h;          /* the socket; h.handle.data = this connection */
+    uv_connect_t creq;
+    uv_timer_t retry;           /* reconnection backoff */
+    int state;
+    int handle_open;            /* h is initialised and not yet closed */
+    stream_t w;                 /* commands to send (w.out) and the write in flight (net/stream.h) */
+    redisReader *reader;
+    up_slot_t *slots, *slots_tail;  /* replies awaited, in order */
+    unsigned nslots;
+    up_task_t *tasks, *tasks_tail;  /* tasks not yet sent (behind a transaction, or before READY) */
+    up_task_t *active;          /* the transaction or batch owning the connection, or NULL */
+    int handshake_left;         /* AUTH / SELECT replies still awaited */
+    int db;                     /* the database after every command sent so far has run */
+    int db_before;              /* with select_wait: the database if the awaited SELECT fails */
+    int select_wait;            /* a SLOT_SELECT is in flight: nothing else is sent until it answers */
+    uint64_t known_dbs[UP_KNOWN_DBS / 64];  /* databases a SELECT succeeded for on this connection */
+    long long state_since_us;
+    unsigned retry_ms;
+    char last_error[160];
+};
+
+struct upstream {
+    backend_t base;
+    uv_loop_t *loop;
+    char *host;                 /* TCP host, or NULL with a unix socket */
+    int port;
+    struct sockaddr_storage addr;   /* the host resolved once, at start */
+    char *path;                 /* unix socket path */
+    char *user, *password;
+    int db;
+    char name[128];             /* "host:port" or the socket path, for errors */
+    int npool;
+    up_conn_t *pool;
+    long long connect_timeout_us, command_timeout_us;
+    unsigned retry_max_ms;
+    uv_timer_t tick;            /* timeouts */
+    uv_check_t flush;           /* one write per connection per loop turn */
+    int flush_active;
+    char *read_buf;
+    up_slot_t *free_slots;
+    up_task_t *free_tasks;      /* recycled tasks */
+    int nfree_tasks;
+    int destroying;             /* redis_destroy ran: handles are closing */
+    int closing;                /* handles still to close before the memory goes */
+    int batching;               /* inside batch(begin) */
+    uint64_t batch_affinity;
+    up_task_t *batch;           /* the batch being collected */
+    /* INFO upstream */
+    unsigned long long ncommands, nerrors, ntimeouts, nreconnects, latency_sum_us, latency_n, latency_max_us;
+};
+
+/* ---- redis.c ---- */
+
+/* One of the handles closed by the backend's destroy is gone; the last one frees the backend. */
+void up_closed_one(upstream_t *up);
+
+/* ---- task.c ---- */
+
+up_task_t *up_task_create(upstream_t *up, const backend_op_t *op, backend_cb *cb, void *ctx, int kind);
+/* Recycle t (its members are not freed: up_batch_free_members). */
+void up_task_free(up_task_t *t);
+/* Copy what op points at into t, so the task can outlive the caller's buffers. */
+void up_task_own_op(up_task_t *t, const backend_op_t *op);
+/* Call the task's callback with res, once (later calls do nothing). */
+void up_task_finish(up_task_t *t, const backend_result_t *res);
+/* Fail the task with err (a batch: its outcome, then each member). */
+void up_task_fail(up_task_t *t, const char *err);
+/* Redis's reply r to the op: mapped (wire_reply), then the callback. */
+void up_task_deliver(up_task_t *t, const backend_op_t *op, const redisReply *r);
+
+/* ---- pool.c ---- */
+
+/* Set up connection index of up; it connects once the loop runs (nothing happens for --test-config). */
+void up_conn_init(up_conn_t *c, upstream_t *up, int index);
+/* Free what up_conn_init allocated, once the connection's handles are closed. */
+void up_conn_deinit(up_conn_t *c);
+/* Every 50 ms: connect and command timeouts (data = the upstream). */
+void up_tick_cb(uv_timer_t *h);
+/* Fail everything the connection holds with "ERR upstream NAME: reason", close it, reconnect later. */
+void up_conn_fail(up_conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Can commands for database db be sent on c now? 0: a lone SELECT is on its way, the pump goes on later. */
+int up_conn_db_ready(up_conn_t *c, int db);
+/* Append a command with a slot of kind for its reply (SELECT first if db >= 0 is not the connection's). */
+void up_conn_send_argv(up_conn_t *c, up_task_t *t, int kind, int db, int argc, const bytes_t *argv);
+/* The same with op's command (wire_put). */
+void up_conn_send_op(up_conn_t *c, up_task_t *t, int kind, int db, const backend_op_t *op);
+/* Queue t behind the connection's other tasks. */
+void up_conn_enqueue(up_conn_t *c, up_task_t *t);
+/* Send what the connection can: plain tasks at once, one transaction or batch at a time. */
+void up_conn_pump(up_conn_t *c);
+/* The transaction or batch t owning c is over: free it and pump the tasks behind it. */
+void up_conn_release(up_conn_t *c, up_task_t *t);
+
+/* ---- tx.c ---- */
+
+/* WATCH key, GET key: the first round of a read-modify-write. */
+void up_tx_start(up_conn_t *c, up_task_t *t);
+/* The GET answered: compute, then MULTI / write / EXEC (or finish: the fn or check said so). */
+void up_tx_got_old(up_conn_t *c, up_task_t *t, const redisReply *r);
+/* EXEC answered: the result, or another round if the key changed. */
+void up_tx_exec_reply(up_conn_t *c, up_task_t *t, const redisReply *r);
+/* The write of read-modify-write m (SET key newval KEEPTTL, or with its expiry for a key it creates). */
+void up_tx_send_update_write(up_conn_t *c, up_task_t *owner, const up_task_t *m, int db);
+
+/* ---- batch.c ---- */
+
+/* The batch's outcome, once: OK, or the reason nothing ran. */
+void up_batch_outcome(up_task_t *t, const char *err);
+void up_batch_free_members(up_task_t *t);
+/* The database each member runs in, as Redis will run them. */
+void up_batch_assign_dbs(up_task_t *t);
+/* WATCH and GET what the read-modify-write members read. */
+void up_batch_read(up_conn_t *c, up_task_t *t);
+/* MULTI, the members still to run, EXEC. */
+void up_batch_send(up_conn_t *c, up_task_t *t);
+/* One of up_batch_read's GETs answered (the last one runs the members over the values). */
+void up_batch_got_values(up_conn_t *c, up_task_t *t, const redisReply *r);
+/* EXEC of the batch answered. */
+void up_batch_exec_reply(up_conn_t *c, up_task_t *t, const redisReply *r);
+
+/* How a batch follows each opcode's writes (wire_op_t.follow). */
+wire_follow_fn up_batch_follow_get, up_batch_follow_set, up_batch_follow_mset, up_batch_follow_del,
+    up_batch_follow_expire, up_batch_follow_rename, up_batch_follow_flush, up_batch_follow_command;
+
+#endif
