@@ -33,7 +33,7 @@
 
 #include <ini.h>
 
-#include "store/store.h"
+#include "backend/memory/store.h"
 #include "url.h"
 #include "util/buf.h"
 #include "util/mem.h"

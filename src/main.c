@@ -18,7 +18,7 @@
 #include "cmd/cmd.h"
 #include "config.h"
 #include "net/server.h"
-#include "store/store.h"
+#include "backend/memory/store.h"
 #include "url.h"
 #include "util/log.h"
 #include "util/mem.h"

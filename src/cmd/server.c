@@ -13,7 +13,7 @@
 
 #include "cache/cache.h"
 #include "net/server.h"
-#include "store/store.h"
+#include "backend/memory/store.h"
 #include "url.h"
 #include "util/clock.h"
 #include "util/mem.h"

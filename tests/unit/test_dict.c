@@ -12,8 +12,8 @@
 
 #include <cmocka.h>
 
-#include "store/dict.h"
-#include "store/siphash.h"
+#include "backend/memory/dict.h"
+#include "backend/memory/siphash.h"
 
 typedef struct tnode {
     dict_node_t node;

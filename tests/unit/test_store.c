@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "store/store.h"
+#include "backend/memory/store.h"
 #include "util/clock.h"
 
 #define T0 1700000000000LL      /* a fixed "now" (2023-11-14) */

@@ -33,7 +33,7 @@
  * never dangles, and scores are recomputed before each choice, so a key touched since it was pooled is
  * judged by its new idle time. The random policies pick a random key (or volatile key), rotating dbs.
  */
-#include "store/store.h"
+#include "backend/memory/store.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -45,8 +45,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "store/dict.h"
-#include "store/rng.h"
+#include "backend/memory/dict.h"
+#include "backend/memory/rng.h"
 #include "util/clock.h"
 #include "util/mem.h"
 

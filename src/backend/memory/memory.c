@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "config.h"
-#include "store/store.h"
+#include "backend/memory/store.h"
 #include "util/clock.h"
 #include "util/mem.h"
 

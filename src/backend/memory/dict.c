@@ -3,13 +3,13 @@
  * step, reverse-binary scan cursor, random bucket walk) follow redis's dict.c so its guarantees carry
  * over; the difference is that nodes are the caller's and keys are read through a callback.
  */
-#include "store/dict.h"
+#include "backend/memory/dict.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/rng.h"
+#include "backend/memory/rng.h"
 #include "util/mem.h"
 
 /* Invariant checks stay on in release builds: a corrupt table must stop the process, not serve wrong

@@ -1,5 +1,5 @@
 /* maxmemory-policy names, as redis spells them. */
-#include "store/store.h"
+#include "backend/memory/store.h"
 
 #include <strings.h>
 
