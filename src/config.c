@@ -36,6 +36,7 @@
 #include "backend/memory/store.h"
 #include "url.h"
 #include "util/buf.h"
+#include "util/glob.h"
 #include "util/mem.h"
 
 typedef enum config_type {
@@ -763,91 +764,6 @@ int config_load(config_t *cfg, const char *path, int argc, char **argv, char *er
 
 /* --- CONFIG GET and --help --------------------------------------------------------------------- */
 
-/* If the one-character token at p (?, [set], \x or a literal) matches c, the pattern after it; NULL
- * if not. An unterminated [set] runs to the end of the pattern, as in redis. */
-static const char *config_glob_token(const char *p, int c)
-{
-    c = tolower(c);
-    switch (*p) {
-    case '\0':
-        return NULL;
-    case '?':
-        return p + 1;
-    case '[': {
-        int neg = 0, match = 0;
-        p++;
-        if (*p == '^') {
-            neg = 1;
-            p++;
-        }
-        for (; *p != '\0' && *p != ']'; p++) {
-            if (*p == '\\' && p[1] != '\0') {
-                p++;
-                match |= tolower((unsigned char)*p) == c;
-            } else if (p[1] == '-' && p[2] != '\0' && p[2] != ']') {
-                int lo = tolower((unsigned char)p[0]), hi = tolower((unsigned char)p[2]);
-                if (lo > hi) {
-                    int t = lo;
-                    lo = hi;
-                    hi = t;
-                }
-                match |= c >= lo && c <= hi;
-                p += 2;
-            } else {
-                match |= tolower((unsigned char)*p) == c;
-            }
-        }
-        if (match == neg)
-            return NULL;
-        return *p == ']' ? p + 1 : p;
-    }
-    case '\\':
-        if (p[1] != '\0')
-            p++;
-        /* fall through */
-    default:
-        return tolower((unsigned char)*p) == c ? p + 1 : NULL;
-    }
-}
-
-/*
- * Glob match as redis's stringmatchlen with nocase: *, ?, [abc], [^a], [a-z], \x. (store_match()
- * does the same for keys; this copy keeps config free of the store module.)
- *
- * Iterative, going back only to the last '*' on a mismatch: a later star makes every earlier one's
- * choice irrelevant, so this is exact and takes O(pattern * name) time. The recursive way is
- * exponential in the number of stars, and the pattern comes from clients (CONFIG GET).
- */
-static int config_glob(const char *p, const char *s)
-{
-    const char *star_p = NULL, *star_s = NULL;
-
-    while (*s != '\0') {
-        if (*p == '*') {
-            while (*p == '*')
-                p++;
-            if (*p == '\0')
-                return 1;
-            star_p = p;
-            star_s = s;
-            continue;
-        }
-        const char *next = config_glob_token(p, (unsigned char)*s);
-        if (next != NULL) {
-            p = next;
-            s++;
-        } else if (star_p != NULL) {
-            p = star_p;         /* let the last star swallow one more character */
-            s = ++star_s;
-        } else {
-            return 0;
-        }
-    }
-    while (*p == '*')
-        p++;
-    return *p == '\0';
-}
-
 /* Append o's value in cfg as CONFIG GET shows it: numbers in decimal (sizes in bytes), the mode in
  * octal, yes/no, names, "" for none, addresses joined by spaces; URLs with their password redacted
  * unless raw. */
@@ -897,12 +813,13 @@ static void config_render(buf_t *b, const config_t *cfg, const config_option_t *
 
 static void config_get_generic(const config_t *cfg, const char *pattern, int raw, config_get_fn *fn, void *priv)
 {
+    size_t plen = strlen(pattern);
     buf_t b;
 
     buf_init(&b);
     for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
         const config_option_t *o = &config_options[i];
-        if (!config_glob(pattern, o->name))
+        if (!glob_match(pattern, plen, o->name, strlen(o->name), 1))
             continue;
         buf_reset(&b);
         config_render(&b, cfg, o, raw);

@@ -84,7 +84,7 @@ int config_load(config_t *cfg, const char *path, int argc, char **argv, char *er
  * 0, or -1 with the reason in err ("unknown option 'prot'", "port must be ...") and cfg unchanged. */
 int config_set(config_t *cfg, const char *name, const char *value, char *err, size_t errlen);
 
-/* Call fn for every option whose name matches the glob pattern (case-insensitive), with the value
+/* Call fn for every option whose name matches the glob pattern (util/glob.h, nocase), with the value
  * rendered as CONFIG GET shows it: sizes as a plain byte count, unixsocketperm in octal, names for
  * enums, "" for none, bind as a space-joined list, URLs with their password redacted (url_redact:
  * "redis://app:***@host:6379/0"). Only the options of the table exist: a name redis has and cachetoryd

@@ -143,9 +143,4 @@ void store_stats_reset(store_t *s);
  * table resizes a little. Returns keys removed. */
 size_t store_expire_cycle(store_t *s, long long budget_us);
 
-/* Glob-style match as redis's stringmatchlen (*, ?, [a-z], [^a], \x), used by KEYS and SCAN MATCH.
- * Iterative, O(plen * slen) at worst, constant stack. Differs from redis only in that a pattern of
- * stars matches the empty string and bytes >= 0x80 in ranges compare unsigned (see store.c). */
-int store_match(const char *pat, size_t plen, const char *str, size_t slen, int nocase);
-
 #endif
