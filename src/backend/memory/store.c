@@ -38,7 +38,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -46,23 +45,9 @@
 
 #include "backend/memory/dict.h"
 #include "backend/memory/rng.h"
+#include "util/check.h"
 #include "util/clock.h"
 #include "util/mem.h"
-
-/* Invariant checks stay on in release builds. */
-#define STORE_CHECK(cond)                                                                  \
-    do {                                                                                   \
-        if (!(cond))                                                                       \
-            store_panic(__FILE__, __LINE__, #cond);                                        \
-    } while (0)
-
-static void store_panic(const char *file, int line, const char *what) __attribute__((noreturn));
-
-static void store_panic(const char *file, int line, const char *what)
-{
-    fprintf(stderr, "cachetoryd: %s:%d: store invariant failed: %s\n", file, line, what);
-    abort();
-}
 
 struct store_entry {
     dict_node_t node;           /* chain link in the db's dict */
@@ -153,7 +138,7 @@ size_t store_entry_cost(size_t klen, size_t vlen)
 /* A new entry holding copies of key and val, with no expiry; the caller sets lru and links it. */
 static store_entry_t *entry_create(const char *key, size_t klen, const char *val, size_t vlen)
 {
-    STORE_CHECK(klen <= UINT32_MAX && vlen <= UINT32_MAX);
+    CHECK(klen <= UINT32_MAX && vlen <= UINT32_MAX);
     store_entry_t *e = mem_alloc(sizeof(*e) + klen + vlen);
     e->node.next = NULL;
     e->expire = -1;
@@ -272,7 +257,7 @@ static void vol_add(store_db_t *d, store_entry_t *e)
         d->volcap = d->volcap ? d->volcap * 2 : 16;
         d->vol = mem_realloc(d->vol, d->volcap * sizeof(*d->vol));
     }
-    STORE_CHECK(d->nvol < UINT32_MAX);
+    CHECK(d->nvol < UINT32_MAX);
     e->vidx = (uint32_t)d->nvol;
     d->vol[d->nvol++] = e;
 }
@@ -280,7 +265,7 @@ static void vol_add(store_db_t *d, store_entry_t *e)
 /* Remove e by moving the last element into its slot; give memory back when the array is mostly idle. */
 static void vol_remove(store_db_t *d, store_entry_t *e)
 {
-    STORE_CHECK(e->vidx < d->nvol && d->vol[e->vidx] == e);
+    CHECK(e->vidx < d->nvol && d->vol[e->vidx] == e);
     store_entry_t *last = d->vol[--d->nvol];
     d->vol[e->vidx] = last;
     last->vidx = e->vidx;
@@ -464,13 +449,13 @@ static void seed_bytes(void *buf, size_t len)
 /* The db, which must exist: callers (SELECT, config) validate indexes, so a bad one here is a bug. */
 static inline store_db_t *get_db(const store_t *s, int db)
 {
-    STORE_CHECK(db >= 0 && db < s->ndb);
+    CHECK(db >= 0 && db < s->ndb);
     return &s->db[db];
 }
 
 store_t *store_create(int ndb)
 {
-    STORE_CHECK(ndb > 0);
+    CHECK(ndb > 0);
     store_t *s = mem_calloc(1, sizeof(*s));
     s->ndb = ndb;
     s->db = mem_calloc((size_t)ndb, sizeof(*s->db));
@@ -509,11 +494,11 @@ static void entry_release(store_t *s, store_db_t *d, store_entry_t *e)
 {
     size_t cost = entry_cost(e);
 
-    STORE_CHECK(!e->pinned);
+    CHECK(!e->pinned);
     if (e->expire >= 0)
         vol_remove(d, e);
     pool_forget(s, e);
-    STORE_CHECK(s->used >= cost);
+    CHECK(s->used >= cost);
     s->used -= cost;
     mem_free(e);
 }
@@ -611,7 +596,7 @@ static int set_key(store_t *s, store_db_t *d, const char *key, size_t klen, cons
                 e->pinned = 0;
             if (rc < 0)
                 return STORE_OOM;
-            STORE_CHECK(dict_locate(&d->keys, key, klen, &pos) == (e != NULL));
+            CHECK(dict_locate(&d->keys, key, klen, &pos) == (e != NULL));
         }
     }
 
@@ -1003,7 +988,7 @@ static void flush_free_cb(void *priv, dict_node_t *n)
     store_entry_t *e = ENTRY_OF(n);
     size_t cost = entry_cost(e);
 
-    STORE_CHECK(s->used >= cost);
+    CHECK(s->used >= cost);
     s->used -= cost;
     mem_free(e);
 }
@@ -1030,7 +1015,7 @@ void store_flush(store_t *s, int db)
     }
     for (int i = 0; i < s->ndb; i++)
         flush_db(s, i);
-    STORE_CHECK(s->used == 0 && s->npool == 0);
+    CHECK(s->used == 0 && s->npool == 0);
 }
 
 size_t store_used(const store_t *s)
