@@ -665,8 +665,7 @@ static int json_encode(void *ctx, const codec_params_t *p, const char *in, size_
 
 const codec_t codec_json = {
     .name = "json",
-    .ctx_create = NULL,
-    .ctx_destroy = NULL,
+    .schemes = (const char *const[]){ "json", NULL },
     .encode = json_encode,
     .decode = json_decode,
 };

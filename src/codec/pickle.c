@@ -51,6 +51,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1892,10 +1893,17 @@ static int pickle_decode(void *ctx, const codec_params_t *p, const char *in, siz
     return d.rc;
 }
 
+/* pickle-protocol: the protocol values are written at, 2..5 (5 when not given). */
+static const codec_param_t pickle_params[] = {
+    { .name = "pickle-protocol", .field = offsetof(codec_params_t, pickle_protocol), .given = -1, .unset = 5,
+      .lo = 2, .hi = 5, .expect = "2, 3, 4 or 5" },
+    { .name = NULL },
+};
+
 const codec_t codec_pickle = {
     .name = "pickle",
-    .ctx_create = NULL,
-    .ctx_destroy = NULL,
+    .schemes = (const char *const[]){ "pickle", NULL },
+    .params = pickle_params,
     .encode = pickle_encode,
     .decode = pickle_decode,
 };
