@@ -1,33 +1,20 @@
-/* maxmemory-policy names, as redis spells them. */
+/*
+ * The memory backend's eviction policies by name. The names are the configuration's (maxmemory-policy in
+ * config_table.c, as redis spells them); store_policy_t has the same values, checked here.
+ */
 #include "backend/memory/store.h"
 
-#include <strings.h>
+#include "config.h"
 
-static const char *const policy_names[] = {
-    [STORE_NOEVICTION] = "noeviction",
-    [STORE_ALLKEYS_LRU] = "allkeys-lru",
-    [STORE_VOLATILE_LRU] = "volatile-lru",
-    [STORE_ALLKEYS_LFU] = "allkeys-lfu",
-    [STORE_VOLATILE_LFU] = "volatile-lfu",
-    [STORE_VOLATILE_TTL] = "volatile-ttl",
-    [STORE_ALLKEYS_RANDOM] = "allkeys-random",
-    [STORE_VOLATILE_RANDOM] = "volatile-random",
-};
-
-int store_policy_parse(const char *name, store_policy_t *out)
-{
-    for (size_t i = 0; i < sizeof(policy_names) / sizeof(policy_names[0]); i++) {
-        if (strcasecmp(name, policy_names[i]) == 0) {
-            *out = (store_policy_t)i;
-            return 0;
-        }
-    }
-    return -1;
-}
+_Static_assert((int)STORE_NOEVICTION == MAXMEMORY_NOEVICTION && (int)STORE_ALLKEYS_LRU == MAXMEMORY_ALLKEYS_LRU &&
+               (int)STORE_VOLATILE_LRU == MAXMEMORY_VOLATILE_LRU && (int)STORE_ALLKEYS_LFU == MAXMEMORY_ALLKEYS_LFU &&
+               (int)STORE_VOLATILE_LFU == MAXMEMORY_VOLATILE_LFU && (int)STORE_VOLATILE_TTL == MAXMEMORY_VOLATILE_TTL &&
+               (int)STORE_ALLKEYS_RANDOM == MAXMEMORY_ALLKEYS_RANDOM &&
+               (int)STORE_VOLATILE_RANDOM == MAXMEMORY_VOLATILE_RANDOM,
+               "store_policy_t and enum config_maxmemory_policy differ");
 
 const char *store_policy_name(store_policy_t p)
 {
-    if ((unsigned)p >= sizeof(policy_names) / sizeof(policy_names[0]))
-        return "unknown";
-    return policy_names[p];
+    const char *name = config_enum_name("maxmemory-policy", (int)p);
+    return name != NULL ? name : "unknown";
 }

@@ -65,7 +65,6 @@ store_t *store_create(int ndb);
 void store_destroy(store_t *s);                                             /* NULL is fine */
 /* 0 = no limit. Takes effect at the next write or store_make_room (lowering it evicts nothing by itself). */
 void store_set_limit(store_t *s, size_t maxmemory, store_policy_t policy);
-int store_policy_parse(const char *name, store_policy_t *out);              /* "allkeys-lru"..., 0 or -1 */
 const char *store_policy_name(store_policy_t p);
 
 /* The entry for key in db, or NULL if absent or expired. The pointer is valid until the next call that
