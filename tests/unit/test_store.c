@@ -1,5 +1,5 @@
 /*
- * Unit tests for src/backend/memory/store.c: the keyspace (set/lookup/delete/rename), expiry
+ * Unit tests for src/backend/memory/store.c and evict.c: the keyspace (set/lookup/delete/rename), expiry
  * (lazy and active, with a frozen clock), memory accounting, every eviction policy, SCAN and RANDOMKEY.
  */
 #include <setjmp.h>

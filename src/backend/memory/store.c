@@ -27,13 +27,11 @@
  * every key the policy allows cannot make room, the write fails with STORE_OOM and changes nothing — so
  * used never exceeds maxmemory, except after the limit is lowered (store_make_room(s, 0) catches up).
  *
- * Eviction. LRU, LFU and volatile-ttl use redis's approximation: sample 5 keys per db, keep the best 16
- * candidates seen so far in an eviction pool (kept across calls), evict the best. The pool holds entry
- * pointers; entry_release() removes an entry from it and a moved entry is retargeted, so a pool slot
- * never dangles, and scores are recomputed before each choice, so a key touched since it was pooled is
- * judged by its new idle time. The random policies pick a random key (or volatile key), rotating dbs.
+ * Eviction (LRU, LFU, TTL and random, with redis's sampled pool) and active expiry live in evict.c; the
+ * layout above is declared in store_int.h, which the two files share. This file is the keyspace itself:
+ * entries, lookups, writes under the limit, renames, SCAN, RANDOMKEY, flushes and the figures.
  */
-#include "backend/memory/store.h"
+#include "backend/memory/store_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,71 +41,10 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "backend/memory/dict.h"
 #include "backend/memory/rng.h"
 #include "util/check.h"
 #include "util/clock.h"
 #include "util/mem.h"
-
-struct store_entry {
-    dict_node_t node;           /* chain link in the db's dict */
-    int64_t expire;             /* absolute unix time in ms, or -1 for none */
-    uint32_t klen;              /* key bytes at data[0] */
-    uint32_t vlen;              /* value bytes at data[klen] */
-    uint32_t lru : 24;          /* LRU: clock in seconds mod 2^24; LFU: minutes mod 2^16 << 8 | counter */
-    uint32_t pinned : 1;        /* being written: eviction must not pick it (set only inside one call) */
-    uint32_t spare : 7;         /* unused */
-    uint32_t vidx;              /* index in the db's volatile array while expire >= 0 */
-    char data[];                /* key, then value; neither is NUL-terminated */
-};
-
-_Static_assert(sizeof(struct store_entry) <= 32, "store_entry header grew beyond 32 bytes");
-
-#define ENTRY_OF(n) ((store_entry_t *)(void *)((char *)(n) - offsetof(store_entry_t, node)))
-
-/* Per-key overhead counted by store_entry_cost (see the top of the file). */
-#define ENTRY_OVERHEAD (sizeof(store_entry_t) + 2 * sizeof(void *))
-
-typedef struct store_db {
-    dict_t keys;                /* every key of the db */
-    store_entry_t **vol;        /* the keys with an expiry, in no order (entry->vidx is the index) */
-    size_t nvol;                /* entries in vol */
-    size_t volcap;              /* slots allocated in vol */
-} store_db_t;
-
-/* redis's defaults: maxmemory-samples 5, EVPOOL_SIZE 16. */
-#define EVICT_SAMPLES 5
-#define EVPOOL_SIZE 16
-
-typedef struct evict_cand {
-    store_entry_t *e;           /* candidate entry (never dangling: entry_release forgets it) */
-    int db;                     /* its db */
-    unsigned long long score;   /* higher = evict sooner */
-} evict_cand_t;
-
-/* Active expiry, as redis's activeExpireCycle: sample 20 volatile keys, repeat while more than 25% were
- * expired. */
-#define EXPIRE_SAMPLES 20
-#define EXPIRE_REPEAT_PERCENT 25
-#define ACTIVE_REHASH_BUCKETS 100   /* buckets of a pending rehash moved per db per expire cycle */
-#define RANDOM_TRIES 100            /* store_random gives up after this many expired keys */
-#define SCAN_RECLAIM_MAX 64         /* expired keys a scan step can reclaim */
-#define PINNED_REDRAWS 4            /* random draws that met a pinned key before walking the db */
-
-struct store {
-    store_db_t *db;             /* ndb databases */
-    int ndb;
-    size_t used;                /* sum of store_entry_cost over all keys */
-    size_t maxmemory;           /* 0 = no limit */
-    store_policy_t policy;
-    store_stats_t stats;
-    uint64_t rng;               /* sampling, LFU coin */
-    int expire_db;              /* db where the next expire cycle starts */
-    int evict_db;               /* db where the next random eviction looks first */
-    int npool;                  /* candidates in pool */
-    evict_cand_t pool[EVPOOL_SIZE]; /* sorted by ascending score: the best candidate is last */
-    uint8_t seed[SIPHASH_KEY_LEN];  /* SipHash key shared by the dbs' dicts */
-};
 
 /* ---- entries ---------------------------------------------------------------------------------- */
 
@@ -116,16 +53,6 @@ static const void *entry_dict_key(const dict_node_t *n, size_t *len)
     const store_entry_t *e = ENTRY_OF(n);
     *len = e->klen;
     return e->data;
-}
-
-static inline int entry_expired(const store_entry_t *e, long long now)
-{
-    return e->expire >= 0 && e->expire <= now;
-}
-
-static inline size_t entry_cost(const store_entry_t *e)
-{
-    return ENTRY_OVERHEAD + e->klen + e->vlen;
 }
 
 size_t store_entry_cost(size_t klen, size_t vlen)
@@ -172,83 +99,6 @@ long long store_entry_expire(const store_entry_t *e)
     return e->expire;
 }
 
-/* ---- LRU / LFU, as redis's evict.c -------------------------------------------------------------- */
-
-#define LRU_CLOCK_MAX ((1u << 24) - 1)
-#define LRU_CLOCK_RESOLUTION 1000   /* ms per LRU clock tick */
-#define LFU_INIT_VAL 5              /* a new key's counter, so it is not evicted before it is used */
-#define LFU_LOG_FACTOR 10           /* lfu-log-factor: ~1M hits to saturate the counter */
-#define LFU_DECAY_TIME 1            /* lfu-decay-time: minutes per counter decrement when idle */
-
-static inline int policy_is_lfu(store_policy_t p)
-{
-    return p == STORE_ALLKEYS_LFU || p == STORE_VOLATILE_LFU;
-}
-
-static inline int policy_is_volatile(store_policy_t p)
-{
-    return p == STORE_VOLATILE_LRU || p == STORE_VOLATILE_LFU || p == STORE_VOLATILE_TTL ||
-           p == STORE_VOLATILE_RANDOM;
-}
-
-static inline uint32_t lru_clock(void)
-{
-    return (uint32_t)((unsigned long long)clock_ms() / LRU_CLOCK_RESOLUTION) & LRU_CLOCK_MAX;
-}
-
-/* Milliseconds since e was last touched (redis's estimateObjectIdleTime; the clock wraps every 194
- * days, after which idle times are understated, as in redis). */
-static unsigned long long lru_idle_ms(const store_entry_t *e)
-{
-    uint32_t now = lru_clock();
-    uint32_t then = e->lru;
-    unsigned long long ticks = now >= then ? now - then : (unsigned long long)LRU_CLOCK_MAX - then + now;
-    return ticks * LRU_CLOCK_RESOLUTION;
-}
-
-static inline uint32_t lfu_minutes(void)
-{
-    return (uint32_t)(((unsigned long long)clock_ms() / 60000) & 0xFFFF);
-}
-
-/* The LFU counter of e after decay: one less per LFU_DECAY_TIME minutes since it was last touched. */
-static unsigned lfu_decayed(const store_entry_t *e)
-{
-    uint32_t ldt = e->lru >> 8, now = lfu_minutes();
-    unsigned counter = e->lru & 255;
-    unsigned elapsed = now >= ldt ? now - ldt : 65535 - ldt + now;
-    unsigned periods = elapsed / LFU_DECAY_TIME;
-    return periods > counter ? 0 : counter - periods;
-}
-
-/* Logarithmic increment: the higher the counter, the less likely a hit bumps it. */
-static unsigned lfu_log_incr(store_t *s, unsigned counter)
-{
-    if (counter == 255)
-        return 255;
-    double base = counter > LFU_INIT_VAL ? (double)(counter - LFU_INIT_VAL) : 0.0;
-    double p = 1.0 / (base * LFU_LOG_FACTOR + 1);
-    return rng_double(&s->rng) < p ? counter + 1 : counter;
-}
-
-/* The LRU/LFU field of a key just created. */
-static void entry_init_access(store_t *s, store_entry_t *e)
-{
-    if (policy_is_lfu(s->policy))
-        e->lru = (lfu_minutes() << 8) | LFU_INIT_VAL;
-    else
-        e->lru = lru_clock();
-}
-
-/* Record an access (a read without NOTOUCH, or an overwrite). */
-static void entry_touch(store_t *s, store_entry_t *e)
-{
-    if (policy_is_lfu(s->policy))
-        e->lru = (lfu_minutes() << 8) | lfu_log_incr(s, lfu_decayed(e));
-    else
-        e->lru = lru_clock();
-}
-
 /* ---- volatile array ----------------------------------------------------------------------------- */
 
 static void vol_add(store_db_t *d, store_entry_t *e)
@@ -289,120 +139,6 @@ static void entry_set_expire(store_db_t *d, store_entry_t *e, long long expire)
     else if (e->expire >= 0 && expire < 0)
         vol_remove(d, e);
     e->expire = expire;
-}
-
-/* ---- eviction pool ------------------------------------------------------------------------------ */
-
-static void pool_drop(store_t *s, int i)
-{
-    memmove(&s->pool[i], &s->pool[i + 1], (size_t)(s->npool - i - 1) * sizeof(s->pool[0]));
-    s->npool--;
-}
-
-static void pool_forget(store_t *s, const store_entry_t *e)
-{
-    for (int i = s->npool - 1; i >= 0; i--)
-        if (s->pool[i].e == e)
-            pool_drop(s, i);
-}
-
-static void pool_retarget(store_t *s, const store_entry_t *old, store_entry_t *e)
-{
-    for (int i = 0; i < s->npool; i++)
-        if (s->pool[i].e == old)
-            s->pool[i].e = e;
-}
-
-static void pool_forget_db(store_t *s, int db)
-{
-    for (int i = s->npool - 1; i >= 0; i--)
-        if (s->pool[i].db == db)
-            pool_drop(s, i);
-}
-
-/* How much e deserves eviction under the current policy; expired keys first of all. */
-static unsigned long long evict_score(const store_t *s, const store_entry_t *e, long long now)
-{
-    if (entry_expired(e, now))
-        return ULLONG_MAX;
-    switch (s->policy) {
-    case STORE_ALLKEYS_LFU:
-    case STORE_VOLATILE_LFU:
-        return 255 - lfu_decayed(e);
-    case STORE_VOLATILE_TTL:
-        return ULLONG_MAX - 1 - (unsigned long long)e->expire;
-    default:
-        return lru_idle_ms(e);
-    }
-}
-
-/* Insert a candidate, keeping the pool sorted and its best EVPOOL_SIZE members; a key already pooled
- * takes its new score. */
-static void pool_consider(store_t *s, int db, store_entry_t *e, unsigned long long score)
-{
-    pool_forget(s, e);
-    if (e->pinned)
-        return;                 /* being written: not a candidate (and dropped if it was one) */
-    if (s->npool == EVPOOL_SIZE) {
-        if (score <= s->pool[0].score)
-            return;
-        pool_drop(s, 0);
-    }
-    int k = s->npool;
-    while (k > 0 && s->pool[k - 1].score > score) {
-        s->pool[k] = s->pool[k - 1];
-        k--;
-    }
-    s->pool[k] = (evict_cand_t){ .e = e, .db = db, .score = score };
-    s->npool++;
-}
-
-/* Rescore the pooled candidates (they may have been touched, or lost their expiry) and re-sort. */
-static void pool_refresh(store_t *s, long long now)
-{
-    int n = s->npool;
-    evict_cand_t old[EVPOOL_SIZE];
-
-    memcpy(old, s->pool, (size_t)n * sizeof(old[0]));
-    s->npool = 0;
-    for (int i = 0; i < n; i++) {
-        if (policy_is_volatile(s->policy) && old[i].e->expire < 0)
-            continue;
-        pool_consider(s, old[i].db, old[i].e, evict_score(s, old[i].e, now));
-    }
-}
-
-/* Add up to EVICT_SAMPLES keys of db (volatile keys only under a volatile-* policy) to the pool. */
-static void pool_populate(store_t *s, int db, long long now)
-{
-    store_db_t *d = &s->db[db];
-    store_entry_t *cand[EVICT_SAMPLES];
-    size_t n = 0;
-
-    if (policy_is_volatile(s->policy)) {
-        /* Independent random slots (not a run: slot order follows insertion order, which often
-         * follows access patterns), distinct, and all of them when there are few. */
-        if (d->nvol <= EVICT_SAMPLES) {
-            for (; n < d->nvol; n++)
-                cand[n] = d->vol[n];
-        } else {
-            for (int tries = 0; n < EVICT_SAMPLES && tries < 4 * EVICT_SAMPLES; tries++) {
-                store_entry_t *e = d->vol[rng_next(&s->rng) % d->nvol];
-                size_t j = 0;
-                while (j < n && cand[j] != e)
-                    j++;
-                if (j == n)
-                    cand[n++] = e;
-            }
-        }
-    } else {
-        dict_node_t *nodes[EVICT_SAMPLES];
-        n = dict_sample(&d->keys, nodes, EVICT_SAMPLES);
-        for (size_t i = 0; i < n; i++)
-            cand[i] = ENTRY_OF(nodes[i]);
-    }
-    for (size_t i = 0; i < n; i++)
-        pool_consider(s, db, cand[i], evict_score(s, cand[i], now));
 }
 
 /* ---- store -------------------------------------------------------------------------------------- */
@@ -497,7 +233,7 @@ static void entry_release(store_t *s, store_db_t *d, store_entry_t *e)
     CHECK(!e->pinned);
     if (e->expire >= 0)
         vol_remove(d, e);
-    pool_forget(s, e);
+    store__pool_forget(s, e);
     CHECK(s->used >= cost);
     s->used -= cost;
     mem_free(e);
@@ -510,7 +246,7 @@ static void delete_at(store_t *s, store_db_t *d, const dict_pos_t *pos)
     entry_release(s, d, e);
 }
 
-static void delete_entry(store_t *s, store_db_t *d, store_entry_t *e)
+void store__delete_entry(store_t *s, store_db_t *d, store_entry_t *e)
 {
     dict_unlink_node(&d->keys, &e->node);
     entry_release(s, d, e);
@@ -538,7 +274,7 @@ store_entry_t *store_lookup(store_t *s, int db, const char *key, size_t klen, in
 
     if (!(flags & STORE_LOOKUP_NOTOUCH)) {
         if (e) {
-            entry_touch(s, e);
+            store__touch(s, e);
             s->stats.keyspace_hits++;
         } else {
             s->stats.keyspace_misses++;
@@ -547,23 +283,16 @@ store_entry_t *store_lookup(store_t *s, int db, const char *key, size_t klen, in
     return e;
 }
 
-static int make_room(store_t *s, size_t needed, size_t kept);
-
-static inline int fits(const store_t *s, size_t needed)
-{
-    return s->used <= s->maxmemory && needed <= s->maxmemory - s->used;
-}
-
 /*
  * Room for a write that replaces entries costing have bytes (pinned by the caller, 0 for a new key) with
- * entries costing need bytes. 0 when it fits (at once, or after evicting other keys), -1 when it cannot.
- * The fast path is a comparison: no limit, a write that does not grow, or one that fits.
+ * entries costing need bytes. 0 when it store__fits (at once, or after evicting other keys), -1 when it cannot.
+ * The fast path is a comparison: no limit, a write that does not grow, or one that store__fits.
  */
 static int room_for(store_t *s, size_t need, size_t have)
 {
-    if (s->maxmemory == 0 || need <= have || fits(s, need - have))
+    if (s->maxmemory == 0 || need <= have || store__fits(s, need - have))
         return 0;
-    return make_room(s, need - have, have);
+    return store__make_room(s, need - have, have);
 }
 
 /*
@@ -586,12 +315,12 @@ static int set_key(store_t *s, store_db_t *d, const char *key, size_t klen, cons
     }
     if (room && s->maxmemory != 0) {
         size_t need = store_entry_cost(klen, vlen), have = e ? entry_cost(e) : 0;
-        if (need > have && !fits(s, need - have)) {
+        if (need > have && !store__fits(s, need - have)) {
             /* The slow path: evict with this key pinned, then find its link again (evicting moves
              * other nodes of its chain, and may resize the table). */
             if (e)
                 e->pinned = 1;
-            int rc = make_room(s, need - have, have);
+            int rc = store__make_room(s, need - have, have);
             if (e)
                 e->pinned = 0;
             if (rc < 0)
@@ -602,7 +331,7 @@ static int set_key(store_t *s, store_db_t *d, const char *key, size_t klen, cons
 
     if (e == NULL) {
         e = entry_create(key, klen, val, vlen);
-        entry_init_access(s, e);
+        store__init_access(s, e);
         entry_set_expire(d, e, expire_at);
         dict_add_located(&d->keys, &e->node, &pos);
         s->used += entry_cost(e);
@@ -622,13 +351,13 @@ static int set_key(store_t *s, store_db_t *d, const char *key, size_t klen, cons
         dict_replace_at(&d->keys, &pos, &n->node);
         if (e->expire >= 0)
             d->vol[e->vidx] = n;
-        pool_retarget(s, e, n);
+        store__pool_retarget(s, e, n);
         s->used = s->used - entry_cost(e) + entry_cost(n);
         mem_free(e);
         e = n;
     }
     entry_set_expire(d, e, expire);
-    entry_touch(s, e);
+    store__touch(s, e);
     return 0;
 }
 
@@ -665,7 +394,7 @@ static size_t pin_keys(store_t *s, store_db_t *d, const bytes_t *keys, size_t n,
 
 /*
  * All or nothing: the whole batch is charged first, then written without further checks. When the new
- * entries' total cost fits as it is (the common case) no key is looked up twice; otherwise the present
+ * entries' total cost store__fits as it is (the common case) no key is looked up twice; otherwise the present
  * keys are pinned and their cost subtracted, eviction runs once for the difference, and the writes
  * clear the pins. A key given twice is charged for both values (never less than the truth).
  */
@@ -686,7 +415,7 @@ int store_mset(store_t *s, int db, const bytes_t *keys, const bytes_t *vals, siz
             size_t c = store_entry_cost(keys[i].len, vals[i].len);
             need = need > SIZE_MAX - c ? SIZE_MAX : need + c;
         }
-        if (!fits(s, need)) {
+        if (!store__fits(s, need)) {
             size_t have = pin_keys(s, d, keys, n, 1);
             if (room_for(s, need, have) < 0) {
                 pin_keys(s, d, keys, n, 0);
@@ -752,151 +481,17 @@ int store_rename(store_t *s, int db, const char *src, size_t slen, const char *d
         if (rc < 0)
             return STORE_OOM;
     } else {
-        delete_entry(s, d, old);
+        store__delete_entry(s, d, old);
     }
 
     store_entry_t *n = entry_create(dst, dlen, e->data + e->klen, e->vlen);
     long long expire = e->expire;
     n->lru = e->lru;
-    delete_entry(s, d, e);
+    store__delete_entry(s, d, e);
     entry_set_expire(d, n, expire);
     dict_add(&d->keys, &n->node);
     s->used += entry_cost(n);
     return 1;
-}
-
-/* Remove e to make room: counted as an expiry if it had expired anyway, else as an eviction. */
-static void evict_entry(store_t *s, int db, store_entry_t *e)
-{
-    if (entry_expired(e, clock_ms()))
-        s->stats.expired_keys++;
-    else
-        s->stats.evicted_keys++;
-    delete_entry(s, &s->db[db], e);
-}
-
-static void unpinned_cb(void *priv, dict_node_t *n)
-{
-    store_entry_t **found = priv;
-
-    if (*found == NULL && !ENTRY_OF(n)->pinned)
-        *found = ENTRY_OF(n);
-}
-
-/* The first key of d the policy may evict (a volatile one under a volatile-* policy) that is not pinned,
- * or NULL: a walk of the db, for when sampling met only pinned keys (a write pinning most of them). */
-static store_entry_t *first_unpinned(const store_t *s, store_db_t *d)
-{
-    store_entry_t *found = NULL;
-    uint64_t cursor = 0;
-
-    if (policy_is_volatile(s->policy)) {
-        for (size_t i = 0; i < d->nvol; i++)
-            if (!d->vol[i]->pinned)
-                return d->vol[i];
-        return NULL;
-    }
-    if (dict_size(&d->keys) == 0)
-        return NULL;
-    do
-        cursor = dict_scan(&d->keys, cursor, unpinned_cb, &found);
-    while (cursor != 0 && found == NULL);
-    return found;
-}
-
-/* A random key of d that the random policy may evict and that is not pinned, or NULL. */
-static store_entry_t *random_victim(store_t *s, store_db_t *d)
-{
-    for (int tries = 0; tries < PINNED_REDRAWS; tries++) {
-        store_entry_t *e;
-        if (s->policy == STORE_VOLATILE_RANDOM) {
-            if (d->nvol == 0)
-                return NULL;
-            e = d->vol[rng_next(&s->rng) % d->nvol];
-        } else {
-            dict_node_t *n = dict_random(&d->keys);
-            if (n == NULL)
-                return NULL;
-            e = ENTRY_OF(n);
-        }
-        if (!e->pinned)
-            return e;
-    }
-    return first_unpinned(s, d);
-}
-
-/* allkeys-random / volatile-random: a random key of the next db that has one. */
-static int evict_random(store_t *s)
-{
-    for (int i = 0; i < s->ndb; i++) {
-        int db = (s->evict_db + i) % s->ndb;
-        store_entry_t *e = random_victim(s, &s->db[db]);
-        if (e) {
-            s->evict_db = (db + 1) % s->ndb;
-            evict_entry(s, db, e);
-            return 0;
-        }
-    }
-    return -1;
-}
-
-/* LRU / LFU / TTL: refresh the pool, add samples from every db, evict the best candidate. When the
- * samples held only pinned keys, any key the policy allows goes instead. */
-static int evict_pooled(store_t *s)
-{
-    long long now = clock_ms();
-
-    pool_refresh(s, now);
-    for (int db = 0; db < s->ndb; db++)
-        pool_populate(s, db, now);
-    if (s->npool == 0) {
-        for (int db = 0; db < s->ndb; db++) {
-            store_entry_t *e = first_unpinned(s, &s->db[db]);
-            if (e) {
-                evict_entry(s, db, e);
-                return 0;
-            }
-        }
-        return -1;
-    }
-    evict_cand_t best = s->pool[--s->npool];
-    evict_entry(s, best.db, best.e);
-    return 0;
-}
-
-/*
- * Evict one unpinned key at a time until needed more bytes fit; kept is what the pinned entries cost
- * (they stay whatever happens). A request that could not fit even with every other key gone fails at
- * once rather than emptying the store for nothing. Each round removes one key or fails, so this ends.
- */
-static int make_room(store_t *s, size_t needed, size_t kept)
-{
-    if (s->maxmemory == 0)
-        return 0;
-    if (needed > s->maxmemory || kept > s->maxmemory - needed)
-        return -1;
-    while (!fits(s, needed)) {
-        int rc;
-        switch (s->policy) {
-        case STORE_NOEVICTION:
-            return -1;
-        case STORE_ALLKEYS_RANDOM:
-        case STORE_VOLATILE_RANDOM:
-            rc = evict_random(s);
-            break;
-        default:
-            rc = evict_pooled(s);
-            break;
-        }
-        if (rc < 0)
-            return -1;
-    }
-    return 0;
-}
-
-int store_make_room(store_t *s, size_t needed)
-{
-    return make_room(s, needed, 0);
 }
 
 typedef struct scan_ctx {
@@ -942,7 +537,7 @@ uint64_t store_scan(store_t *s, int db, uint64_t cursor, size_t count, store_sca
         ctx.nexpired = 0;
         cursor = dict_scan(&d->keys, cursor, scan_node_cb, &ctx);
         for (size_t i = 0; i < ctx.nexpired; i++) {
-            delete_entry(s, d, ctx.expired[i]);
+            store__delete_entry(s, d, ctx.expired[i]);
             s->stats.expired_keys++;
         }
     } while (cursor != 0 && --steps > 0 && ctx.emitted < count);
@@ -966,7 +561,7 @@ store_entry_t *store_random(store_t *s, int db)
         store_entry_t *e = ENTRY_OF(n);
         if (!entry_expired(e, now))
             return e;
-        delete_entry(s, d, e);
+        store__delete_entry(s, d, e);
         s->stats.expired_keys++;
     }
     return NULL;
@@ -998,7 +593,7 @@ static void flush_db(store_t *s, int db)
 {
     store_db_t *d = &s->db[db];
 
-    pool_forget_db(s, db);
+    store__pool_forget_db(s, db);
     dict_clear(&d->keys, flush_free_cb, s);
     mem_free(d->vol);
     d->vol = NULL;
@@ -1043,45 +638,3 @@ void store_stats_reset(store_t *s)
     memset(&s->stats, 0, sizeof(s->stats));
 }
 
-/*
- * redis's activeExpireCycle, simplified: for each db in turn (continuing across calls from where the
- * last one stopped), draw EXPIRE_SAMPLES random volatile keys, delete the expired ones, and draw again
- * while more than 25% of a draw had expired — the sign that many more are waiting. Stops when the budget
- * is spent (checked after each draw, so every call makes some progress). Also moves a few buckets of any
- * pending rehash, like redis's activerehashing, so an idle table does not keep two tables forever.
- */
-size_t store_expire_cycle(store_t *s, long long budget_us)
-{
-    long long start = clock_us_monotonic();
-    long long now = clock_ms();
-    size_t removed = 0;
-
-    if (budget_us <= 0)
-        return 0;
-    for (int i = 0; i < s->ndb; i++) {
-        int db = s->expire_db;
-        store_db_t *d = &s->db[db];
-
-        /* Advance first, as redis does: a db full of expired keys cannot starve the next ones. */
-        s->expire_db = (db + 1) % s->ndb;
-        dict_rehash(&d->keys, ACTIVE_REHASH_BUCKETS);
-        for (;;) {
-            size_t sampled = 0, expired = 0;
-            while (sampled < EXPIRE_SAMPLES && d->nvol > 0) {
-                store_entry_t *e = d->vol[rng_next(&s->rng) % d->nvol];
-                sampled++;
-                if (entry_expired(e, now)) {
-                    delete_entry(s, d, e);
-                    s->stats.expired_keys++;
-                    expired++;
-                }
-            }
-            removed += expired;
-            if (clock_us_monotonic() - start >= budget_us)
-                return removed;
-            if (sampled == 0 || expired * 100 <= sampled * EXPIRE_REPEAT_PERCENT)
-                break;
-        }
-    }
-    return removed;
-}
