@@ -280,8 +280,8 @@ static int chain_configure(chain_t *ch, url_t *u, size_t max_bulk, char *err, si
         buf_init(&known);
         for (size_t i = 0; i < nrows; i++)
             buf_printf(&known, "%s, ", rows[i]->name);
-        snprintf(err, errlen, "unknown parameter '%s'; accepted: %s%s", bad->name, known.data ? known.data : "",
-                 chain_own_params);
+        snprintf(err, errlen, "unknown parameter '%s'; accepted: %.*s%s", bad->name, (int)known.len,
+                 known.data ? known.data : "", chain_own_params);
         buf_deinit(&known);
         goto out;
     }
