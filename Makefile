@@ -31,6 +31,8 @@ endif
 endif
 
 LIBS_PC   := libuv hiredis zlib libzstd msgpack inih
+# Quiet here: `make deps` (and run, test) parse this before installing what is missing. A missing
+# library is named by pc-check below, which every compilation waits for.
 PC_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(LIBS_PC) 2>/dev/null)
 PC_LIBS   := $(shell $(PKG_CONFIG) --libs $(LIBS_PC) 2>/dev/null)
 
@@ -65,7 +67,7 @@ $(BUILD)/cachetoryd: $(OBJ)
 	@echo "  LINK  $@"
 	$(Q)$(CC) $(PROJ_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PROJ_LDLIBS) $(LDLIBS)
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c | pc-check
 	@mkdir -p $(dir $@)
 	@echo "  CC    $<"
 	$(Q)$(CC) $(PROJ_CFLAGS) $(CFLAGS) -c -o $@ $<
@@ -74,6 +76,24 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  LINK  $@"
 	$(Q)$(CC) $(PROJ_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PROJ_LDLIBS) -lcmocka $(LDLIBS)
+
+# Before anything is compiled: every library of LIBS_PC known to pkg-config, or stop naming the missing
+# ones (rather than a wall of compiler errors about headers). A recipe, not a parse-time $(shell): `make
+# run`, `make test` and `make deps` install the packages first and compile only after that.
+.PHONY: pc-check
+pc-check:
+	@if ! command -v $(PKG_CONFIG) >/dev/null 2>&1; then \
+	    echo "error: $(PKG_CONFIG) is not installed; install the build dependencies with scripts/install-deps.sh" \
+	         "(or make deps)" >&2; \
+	    exit 1; \
+	fi; \
+	missing=; \
+	for p in $(LIBS_PC); do $(PKG_CONFIG) --exists $$p || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	    echo "error: $(PKG_CONFIG) cannot find:$$missing; install the build dependencies with" \
+	         "scripts/install-deps.sh (or make deps)" >&2; \
+	    exit 1; \
+	fi
 
 # Install the Debian packages only when something is missing.
 deps:
@@ -199,13 +219,13 @@ $(FUZZ_STAMP): fuzz-flags-check
 	@echo '$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_LDFLAGS) $(PROJ_LDLIBS)' | cmp -s - $@ || \
 	    echo '$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_LDFLAGS) $(PROJ_LDLIBS)' >$@
 
-$(FUZZ_LIB_OBJ): $(FUZZ_OBJDIR)/%.o: %.c $(FUZZ_STAMP)
+$(FUZZ_LIB_OBJ): $(FUZZ_OBJDIR)/%.o: %.c $(FUZZ_STAMP) | pc-check
 	@mkdir -p $(dir $@)
 	@echo "  FUZZCC $<"
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 
 # harnesses without coverage instrumentation: their checks and oracles would only slow the search down
-$(FUZZ_HARN_OBJ): $(FUZZ_OBJDIR)/%.o: %.c $(FUZZ_STAMP)
+$(FUZZ_HARN_OBJ): $(FUZZ_OBJDIR)/%.o: %.c $(FUZZ_STAMP) | pc-check
 	@mkdir -p $(dir $@)
 	@echo "  FUZZCC $<"
 	$(Q)$(FUZZ_CC) $(filter-out -fsanitize=fuzzer-no-link,$(FUZZ_CFLAGS)) -c -o $@ $<

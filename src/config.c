@@ -1,11 +1,11 @@
 /*
- * config: the option table and everything that reads it.
+ * config: everything that reads the option table.
  *
- * One row per option (config_options[] below): name, section, type, bounds, default, help, and the
- * field of config_t it fills. config_init() applies the defaults by parsing each row's default text,
- * so a default is written exactly as a user would write it and is checked by the same code; the INI
- * reader, the command line, CONFIG GET and --help all walk the same rows. Adding an option is one row
- * plus its field in config.h.
+ * One row per option (config_options[] in config_table.c): name, section, type, bounds, default, help,
+ * flags, and the field of config_t it fills. config_init() applies the defaults by parsing each row's
+ * default text, so a default is written exactly as a user would write it and is checked by the same
+ * code; the INI reader, the command line, CONFIG GET, --help and reloads (CONFIG_LIVE: config_is_live)
+ * all walk the same rows. Adding an option is one row in config_table.c plus its field in config.h.
  *
  * The file is read with inih, through ini_parse_stream() and a reader of our own (config_file_read_cb)
  * rather than ini_parse(), because:
@@ -33,38 +33,11 @@
 
 #include <ini.h>
 
-#include "store/store.h"
+#include "config_table.h"
 #include "url.h"
 #include "util/buf.h"
+#include "util/glob.h"
 #include "util/mem.h"
-
-typedef enum config_type {
-    CONFIG_BOOL,        /* yes | no -> int 1 / 0 */
-    CONFIG_INT,         /* decimal integer in [min, max] -> int */
-    CONFIG_MEMORY,      /* size with optional unit (config_parse_memory) in [min, max] -> long long */
-    CONFIG_OCTAL,       /* file mode written in octal, in [min, max] -> int */
-    CONFIG_STRING,      /* any text; empty means none -> char * or NULL */
-    CONFIG_URL,         /* "scheme:..." (memory://, redis://host:port) -> char *, never NULL */
-    CONFIG_ENUM,        /* one name of a list -> int */
-    CONFIG_ADDRLIST,    /* 1..CONFIG_MAX_BIND numeric IPv4/IPv6 addresses -> cfg->bind, cfg->nbind */
-} config_type_t;
-
-/* The names of an enum option, as two functions so that maxmemory-policy can use store's own. */
-typedef struct config_enum {
-    int (*parse)(const char *name, int *out);   /* 0, or -1 if name is not one of them */
-    const char *(*name)(int value);             /* value's name; NULL past the last value */
-} config_enum_t;
-
-typedef struct config_option {
-    const char *name;               /* as in the file and after "--" on the command line */
-    const char *section;            /* "server", "cache" or "log" (without brackets) */
-    config_type_t type;
-    size_t offset;                  /* of the field in config_t */
-    long long min, max;             /* accepted range: CONFIG_INT, CONFIG_MEMORY, CONFIG_OCTAL */
-    const config_enum_t *values;    /* CONFIG_ENUM */
-    const char *def;                /* default, written as in the file ("" = none) */
-    const char *help;               /* one line for --help */
-} config_option_t;
 
 /* A parsed value, checked but not yet stored: config_set changes nothing when parsing fails. */
 typedef struct config_value {
@@ -74,177 +47,9 @@ typedef struct config_value {
     int nlist;
 } config_value_t;
 
-/* --- enums ------------------------------------------------------------------------------------- */
-
-static const char *const loglevel_names[] = {
-    [LOG_LEVEL_DEBUG] = "debug",
-    [LOG_LEVEL_VERBOSE] = "verbose",
-    [LOG_LEVEL_NOTICE] = "notice",
-    [LOG_LEVEL_WARNING] = "warning",
-};
-
-static const char *loglevel_name(int v)
-{
-    if (v < 0 || (size_t)v >= sizeof(loglevel_names) / sizeof(loglevel_names[0]))
-        return NULL;
-    return loglevel_names[v];
-}
-
-static int loglevel_parse(const char *s, int *out)
-{
-    for (int i = 0; loglevel_name(i) != NULL; i++) {
-        if (strcasecmp(s, loglevel_name(i)) == 0) {
-            *out = i;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-static const char *const passthrough_scripts_names[] = {
-    [PASSTHROUGH_SCRIPTS_REFUSE] = "refuse",
-    [PASSTHROUGH_SCRIPTS_STORED_BYTES] = "stored-bytes",
-};
-
-static const char *passthrough_scripts_name(int v)
-{
-    if (v < 0 || (size_t)v >= sizeof(passthrough_scripts_names) / sizeof(passthrough_scripts_names[0]))
-        return NULL;
-    return passthrough_scripts_names[v];
-}
-
-static int passthrough_scripts_parse(const char *s, int *out)
-{
-    for (int i = 0; passthrough_scripts_name(i) != NULL; i++) {
-        if (strcasecmp(s, passthrough_scripts_name(i)) == 0) {
-            *out = i;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-/* store.h has no count of policies; store_policy_name() answers "unknown" past the last one. */
-static const char *policy_name(int v)
-{
-    const char *n = store_policy_name((store_policy_t)v);
-    return strcmp(n, "unknown") == 0 ? NULL : n;
-}
-
-static int policy_parse(const char *s, int *out)
-{
-    store_policy_t p;
-    if (store_policy_parse(s, &p) < 0)
-        return -1;
-    *out = (int)p;
-    return 0;
-}
-
-static const config_enum_t loglevel_enum = { loglevel_parse, loglevel_name };
-static const config_enum_t policy_enum = { policy_parse, policy_name };
-static const config_enum_t passthrough_scripts_enum = { passthrough_scripts_parse, passthrough_scripts_name };
-
-/* --- the table --------------------------------------------------------------------------------- */
-
-#define F(field) offsetof(config_t, field)
-#define GB (1024LL * 1024 * 1024)
-#define MB (1024LL * 1024)
-
-/* One row per option, in the order CONFIG GET and --help list them. */
-static const config_option_t config_options[] = {
-    /* name, section, type, field, min, max, enum, default, help */
-    { "bind", "server", CONFIG_ADDRLIST, F(bind), 0, 0, NULL, "127.0.0.1",
-      "IPv4/IPv6 addresses to listen on, separated by spaces (0.0.0.0 or :: for all)" },
-    { "port", "server", CONFIG_INT, F(port), 0, 65535, NULL, "6380",
-      "TCP port to listen on; 0 = no TCP listener" },
-    { "unixsocket", "server", CONFIG_STRING, F(unixsocket), 0, 0, NULL, "",
-      "path of a unix socket to listen on too; empty = none" },
-    { "unixsocketperm", "server", CONFIG_OCTAL, F(unixsocketperm), 0, 0777, NULL, "0",
-      "mode of the unix socket, in octal (e.g. 700); 0 = leave as created" },
-    { "maxclients", "server", CONFIG_INT, F(maxclients), 1, 1000000, NULL, "10000",
-      "connected clients at most; further connections are refused" },
-    { "timeout", "server", CONFIG_INT, F(timeout), 0, INT_MAX, NULL, "0",
-      "close a client idle this many seconds; 0 = never" },
-    { "tcp-keepalive", "server", CONFIG_INT, F(tcp_keepalive), 0, INT_MAX, NULL, "300",
-      "TCP keepalive interval in seconds; 0 = off" },
-    { "tcp-backlog", "server", CONFIG_INT, F(tcp_backlog), 0, INT_MAX, NULL, "511",
-      "listen() backlog (the kernel caps it at net.core.somaxconn)" },
-    { "requirepass", "server", CONFIG_STRING, F(requirepass), 0, 0, NULL, "",
-      "password clients must give with AUTH; empty = no password" },
-    { "proto-max-bulk-len", "server", CONFIG_MEMORY, F(proto_max_bulk_len), MB, 2 * GB, NULL, "512mb",
-      "largest bulk string a client may send" },
-    { "client-query-buffer-limit", "server", CONFIG_MEMORY, F(client_query_buffer_limit), MB, LLONG_MAX,
-      NULL, "1gb", "largest unprocessed input of one client; beyond it the client is closed" },
-    /* 1gb: twice proto-max-bulk-len, so that the reply of the largest value a client may write (and a few
-     * others pipelined with it) fits; a write whose reply would not fit is refused (cmd_value_unreadable) */
-    { "client-output-buffer-limit", "server", CONFIG_MEMORY, F(client_output_buffer_limit), 0, LLONG_MAX,
-      NULL, "1gb", "largest pending output of one client; beyond it the client is closed; 0 = unlimited. "
-      "Writes of values whose reply would exceed it are refused" },
-    { "pidfile", "server", CONFIG_STRING, F(pidfile), 0, 0, NULL, "",
-      "write the process id to this file; empty = none" },
-    { "slowlog-log-slower-than", "server", CONFIG_INT, F(slowlog_log_slower_than), -1, INT_MAX, NULL, "10000",
-      "log commands that take this many microseconds or more in SLOWLOG; -1 = off, 0 = every command" },
-    { "slowlog-max-len", "server", CONFIG_INT, F(slowlog_max_len), 0, 1000000, NULL, "128",
-      "entries kept by SLOWLOG" },
-    { "metrics-port", "server", CONFIG_INT, F(metrics_port), 0, 65535, NULL, "0",
-      "serve Prometheus metrics over HTTP on this port (GET /metrics); 0 = off" },
-    { "metrics-bind", "server", CONFIG_STRING, F(metrics_bind), 0, 0, NULL, "127.0.0.1",
-      "address the metrics port listens on" },
-    { "databases", "server", CONFIG_INT, F(databases), 1, 10000, NULL, "16",
-      "number of databases (SELECT 0 to databases-1)" },
-
-    { "backend", "cache", CONFIG_URL, F(backend), 0, 0, NULL, "memory://",
-      "where values are kept: memory://, dummy:// (caching off) or redis://host:port/db" },
-    { "serializer", "cache", CONFIG_URL, F(serializer), 0, 0, NULL, "null://",
-      "codec chain applied to values, e.g. null:// or zstd://?compression-level=3" },
-    { "default-ttl", "cache", CONFIG_INT, F(default_ttl), 0, INT_MAX, NULL, "0",
-      "seconds to live of keys written without a TTL (SET, MSET and their kin), and of keys that INCR, APPEND, "
-      "SETRANGE... or SET ... KEEPTTL create; 0 = they live until deleted or evicted" },
-    { "codec-thread-min-size", "cache", CONFIG_MEMORY, F(codec_thread_min_size), 0, LLONG_MAX, NULL, "64kb",
-      "values at least this large are encoded and decoded on the thread pool, so that one big value does "
-      "not stall other clients; 0 = always on the loop thread" },
-    { "codec-thread-nice", "cache", CONFIG_INT, F(codec_thread_nice), 0, 19, NULL, "10",
-      "nice value of the thread-pool threads while they encode and decode, so that big values do not take "
-      "CPU from the event loop serving the other clients; 0 = same priority as the loop" },
-    { "maxmemory", "cache", CONFIG_MEMORY, F(maxmemory), 0, LLONG_MAX, NULL, "0",
-      "memory:// limit; keys are evicted by maxmemory-policy beyond it; 0 = no limit" },
-    { "maxmemory-policy", "cache", CONFIG_ENUM, F(maxmemory_policy), 0, 0, &policy_enum, "allkeys-lru",
-      "which keys to evict when maxmemory is reached" },
-    { "hz", "cache", CONFIG_INT, F(hz), 1, 500, NULL, "10",
-      "background tasks (active expiry) per second" },
-
-    { "upstream-pool-size", "upstream", CONFIG_INT, F(upstream_pool_size), 1, 256, NULL, "4",
-      "connections to a redis:// backend; each carries many commands at once (pipelined)" },
-    { "upstream-connect-timeout", "upstream", CONFIG_INT, F(upstream_connect_timeout), 1, 600000, NULL, "1000",
-      "milliseconds to wait for a connection to the upstream before giving up and retrying" },
-    { "upstream-command-timeout", "upstream", CONFIG_INT, F(upstream_command_timeout), 1, 600000, NULL, "2000",
-      "milliseconds an upstream command may take; then it fails with an error and the connection is renewed" },
-    { "upstream-retry-max", "upstream", CONFIG_INT, F(upstream_retry_max), 1, 600000, NULL, "2000",
-      "longest wait between reconnection attempts, in milliseconds (the wait doubles from 50 ms)" },
-    { "passthrough", "upstream", CONFIG_BOOL, F(passthrough), 0, 1, NULL, "no",
-      "forward the commands of other types (hashes, lists, sets, streams...) to the upstream as they are; "
-      "string values always go through the serializer, and connection, blocking and admin commands are never "
-      "forwarded (README, Passthrough)" },
-    { "passthrough-scripts", "upstream", CONFIG_ENUM, F(passthrough_scripts), 0, 0, &passthrough_scripts_enum,
-      "refuse", "with passthrough and a serializer other than null://: refuse EVAL, EVALSHA, FCALL (and _RO), "
-      "SCRIPT / FUNCTION and SORT ... BY / GET patterns, which read string values inside Redis (refuse), or "
-      "forward them, the scripts then seeing the stored, encoded bytes (stored-bytes)" },
-
-    { "loglevel", "log", CONFIG_ENUM, F(loglevel), 0, 0, &loglevel_enum, "notice",
-      "least important messages that are logged" },
-    { "logfile", "log", CONFIG_STRING, F(logfile), 0, 0, NULL, "",
-      "file to append the log to; empty = standard error" },
-};
-
-#undef F
-
-#define CONFIG_NOPTIONS (sizeof(config_options) / sizeof(config_options[0]))
-
-static const char *const config_sections[] = { "server", "cache", "upstream", "log" };
-
 static const config_option_t *config_find(const char *name)
 {
-    for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+    for (size_t i = 0; i < config_noptions; i++) {
         if (strcasecmp(config_options[i].name, name) == 0)
             return &config_options[i];
     }
@@ -498,7 +303,7 @@ void config_init(config_t *cfg)
     char err[256];
 
     memset(cfg, 0, sizeof(*cfg));
-    for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+    for (size_t i = 0; i < config_noptions; i++) {
         if (config_set_option(cfg, &config_options[i], config_options[i].def, err, sizeof(err)) < 0) {
             fprintf(stderr, "cachetoryd: bad default '%s' for %s: %s\n", config_options[i].def,
                     config_options[i].name, err);
@@ -509,7 +314,7 @@ void config_init(config_t *cfg)
 
 void config_deinit(config_t *cfg)
 {
-    for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+    for (size_t i = 0; i < config_noptions; i++) {
         const config_option_t *o = &config_options[i];
         if (o->type == CONFIG_STRING || o->type == CONFIG_URL) {
             char **p = config_field(cfg, o);
@@ -534,7 +339,7 @@ typedef struct config_file {
     const char *text;               /* the current line without indentation and newline */
     int lineno;                     /* number of the current line, from 1 */
     int failed;                     /* err holds the first error; the reader stops */
-    int seen[CONFIG_NOPTIONS];      /* line where each option was set, 0 = not yet */
+    int seen[CONFIG_MAX_OPTIONS];      /* line where each option was set, 0 = not yet */
     char *err;
     size_t errlen;
 } config_file_t;
@@ -569,7 +374,7 @@ static int config_file_getline(config_file_t *cf)
 
 static int config_section_known(const char *s, size_t n)
 {
-    for (size_t i = 0; i < sizeof(config_sections) / sizeof(config_sections[0]); i++) {
+    for (size_t i = 0; i < config_nsections; i++) {
         if (strlen(config_sections[i]) == n && strncasecmp(config_sections[i], s, n) == 0)
             return 1;
     }
@@ -717,7 +522,7 @@ static int config_load_file(config_t *cfg, const char *path, char *err, size_t e
 
 static int config_load_args(config_t *cfg, int argc, char **argv, char *err, size_t errlen)
 {
-    int seen[CONFIG_NOPTIONS] = { 0 };
+    int seen[CONFIG_MAX_OPTIONS] = { 0 };
     char reason[512];
 
     for (int i = 0; i < argc; i += 2) {
@@ -762,91 +567,6 @@ int config_load(config_t *cfg, const char *path, int argc, char **argv, char *er
 }
 
 /* --- CONFIG GET and --help --------------------------------------------------------------------- */
-
-/* If the one-character token at p (?, [set], \x or a literal) matches c, the pattern after it; NULL
- * if not. An unterminated [set] runs to the end of the pattern, as in redis. */
-static const char *config_glob_token(const char *p, int c)
-{
-    c = tolower(c);
-    switch (*p) {
-    case '\0':
-        return NULL;
-    case '?':
-        return p + 1;
-    case '[': {
-        int neg = 0, match = 0;
-        p++;
-        if (*p == '^') {
-            neg = 1;
-            p++;
-        }
-        for (; *p != '\0' && *p != ']'; p++) {
-            if (*p == '\\' && p[1] != '\0') {
-                p++;
-                match |= tolower((unsigned char)*p) == c;
-            } else if (p[1] == '-' && p[2] != '\0' && p[2] != ']') {
-                int lo = tolower((unsigned char)p[0]), hi = tolower((unsigned char)p[2]);
-                if (lo > hi) {
-                    int t = lo;
-                    lo = hi;
-                    hi = t;
-                }
-                match |= c >= lo && c <= hi;
-                p += 2;
-            } else {
-                match |= tolower((unsigned char)*p) == c;
-            }
-        }
-        if (match == neg)
-            return NULL;
-        return *p == ']' ? p + 1 : p;
-    }
-    case '\\':
-        if (p[1] != '\0')
-            p++;
-        /* fall through */
-    default:
-        return tolower((unsigned char)*p) == c ? p + 1 : NULL;
-    }
-}
-
-/*
- * Glob match as redis's stringmatchlen with nocase: *, ?, [abc], [^a], [a-z], \x. (store_match()
- * does the same for keys; this copy keeps config free of the store module.)
- *
- * Iterative, going back only to the last '*' on a mismatch: a later star makes every earlier one's
- * choice irrelevant, so this is exact and takes O(pattern * name) time. The recursive way is
- * exponential in the number of stars, and the pattern comes from clients (CONFIG GET).
- */
-static int config_glob(const char *p, const char *s)
-{
-    const char *star_p = NULL, *star_s = NULL;
-
-    while (*s != '\0') {
-        if (*p == '*') {
-            while (*p == '*')
-                p++;
-            if (*p == '\0')
-                return 1;
-            star_p = p;
-            star_s = s;
-            continue;
-        }
-        const char *next = config_glob_token(p, (unsigned char)*s);
-        if (next != NULL) {
-            p = next;
-            s++;
-        } else if (star_p != NULL) {
-            p = star_p;         /* let the last star swallow one more character */
-            s = ++star_s;
-        } else {
-            return 0;
-        }
-    }
-    while (*p == '*')
-        p++;
-    return *p == '\0';
-}
 
 /* Append o's value in cfg as CONFIG GET shows it: numbers in decimal (sizes in bytes), the mode in
  * octal, yes/no, names, "" for none, addresses joined by spaces; URLs with their password redacted
@@ -897,12 +617,13 @@ static void config_render(buf_t *b, const config_t *cfg, const config_option_t *
 
 static void config_get_generic(const config_t *cfg, const char *pattern, int raw, config_get_fn *fn, void *priv)
 {
+    size_t plen = strlen(pattern);
     buf_t b;
 
     buf_init(&b);
-    for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+    for (size_t i = 0; i < config_noptions; i++) {
         const config_option_t *o = &config_options[i];
-        if (!config_glob(pattern, o->name))
+        if (!glob_match(pattern, plen, o->name, strlen(o->name), 1))
             continue;
         buf_reset(&b);
         config_render(&b, cfg, o, raw);
@@ -924,6 +645,18 @@ void config_get_raw(const config_t *cfg, const char *pattern, config_get_fn *fn,
 int config_is_secret(const char *name)
 {
     return strcasecmp(name, "requirepass") == 0;
+}
+
+int config_is_live(const char *name)
+{
+    const config_option_t *o = config_find(name);
+    return o != NULL && (o->flags & CONFIG_LIVE) != 0;
+}
+
+const char *config_enum_name(const char *option, int value)
+{
+    const config_option_t *o = config_find(option);
+    return o != NULL && o->type == CONFIG_ENUM ? o->values->name(value) : NULL;
 }
 
 /* What a value of o looks like, for --help: "<integer 0..65535>", "<size>"... */
@@ -974,7 +707,7 @@ void config_print_help(FILE *f)
     fprintf(f, "Options, as 'name = value' under their [section] in the file, or as --name value on the\n"
                "command line (which wins over the file). Sizes take units: b, k (1000), kb (1024), m, mb,\n"
                "g, gb.\n");
-    for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+    for (size_t i = 0; i < config_noptions; i++) {
         const config_option_t *o = &config_options[i];
         if (section == NULL || strcmp(section, o->section) != 0) {
             section = o->section;

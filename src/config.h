@@ -2,8 +2,8 @@
  * config: every option of cachetoryd in one table (name, section, type, bounds, default, help), read
  * from an INI file with inih and overridden from the command line (`--name value`, like redis-server).
  *
- * The table in config.c is the single source of truth: the parser, the defaults, the bounds, CONFIG GET
- * and --help all read it. An error names the option (and, in a file, `file:line: 'the line': reason`)
+ * The table in config_table.c is the single source of truth: the parser, the defaults, the bounds,
+ * CONFIG GET, --help and which options a reload changes in place all read it. An error names the option (and, in a file, `file:line: 'the line': reason`)
  * and says what is accepted.
  */
 #ifndef CACHETORYD_CONFIG_H
@@ -17,6 +17,12 @@
 enum config_loglevel { LOG_LEVEL_DEBUG, LOG_LEVEL_VERBOSE, LOG_LEVEL_NOTICE, LOG_LEVEL_WARNING };
 /* passthrough-scripts: what scripts, functions and SORT ... BY / GET get with a serializer that encodes */
 enum config_passthrough_scripts { PASSTHROUGH_SCRIPTS_REFUSE, PASSTHROUGH_SCRIPTS_STORED_BYTES };
+
+/* maxmemory-policy: what the memory backend evicts at maxmemory (its store_policy_t has these values) */
+enum config_maxmemory_policy {
+    MAXMEMORY_NOEVICTION, MAXMEMORY_ALLKEYS_LRU, MAXMEMORY_VOLATILE_LRU, MAXMEMORY_ALLKEYS_LFU,
+    MAXMEMORY_VOLATILE_LFU, MAXMEMORY_VOLATILE_TTL, MAXMEMORY_ALLKEYS_RANDOM, MAXMEMORY_VOLATILE_RANDOM,
+};
 
 typedef struct config {
     /* [server] */
@@ -48,7 +54,7 @@ typedef struct config {
     long long codec_thread_min_size;    /* values this large are encoded / decoded on the thread pool; 0 = never */
     int codec_thread_nice;              /* nice value of pool threads while they run codec jobs */
     long long maxmemory;                /* memory:// limit in bytes, 0 = none */
-    int maxmemory_policy;               /* store_policy_t */
+    int maxmemory_policy;               /* enum config_maxmemory_policy */
     int hz;                             /* background tasks (active expiry) per second */
 
     /* [upstream] */
@@ -84,7 +90,7 @@ int config_load(config_t *cfg, const char *path, int argc, char **argv, char *er
  * 0, or -1 with the reason in err ("unknown option 'prot'", "port must be ...") and cfg unchanged. */
 int config_set(config_t *cfg, const char *name, const char *value, char *err, size_t errlen);
 
-/* Call fn for every option whose name matches the glob pattern (case-insensitive), with the value
+/* Call fn for every option whose name matches the glob pattern (util/glob.h, nocase), with the value
  * rendered as CONFIG GET shows it: sizes as a plain byte count, unixsocketperm in octal, names for
  * enums, "" for none, bind as a space-joined list, URLs with their password redacted (url_redact:
  * "redis://app:***@host:6379/0"). Only the options of the table exist: a name redis has and cachetoryd
@@ -97,6 +103,14 @@ void config_get_raw(const config_t *cfg, const char *pattern, config_get_fn *fn,
 /* 1 for an option whose value is a secret (requirepass): CONFIG GET shows it, as redis does to an
  * authenticated client, but logs never do. */
 int config_is_secret(const char *name);
+
+/* 1 for an option a reload (SIGHUP) changes in place, 0 for one that needs a restart (or no option):
+ * the CONFIG_LIVE flag of its row. */
+int config_is_live(const char *name);
+
+/* The name of value for an enum option: config_enum_name("maxmemory-policy", 1) is "allkeys-lru";
+ * NULL if option is not an enum option or value none of its values. */
+const char *config_enum_name(const char *option, int value);
 
 /* Write the option list with defaults and help, for --help. */
 void config_print_help(FILE *f);

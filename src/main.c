@@ -18,7 +18,7 @@
 #include "cmd/cmd.h"
 #include "config.h"
 #include "net/server.h"
-#include "store/store.h"
+#include "backend/memory/store.h"
 #include "url.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -145,21 +145,6 @@ static int reload_backend(const config_t *next, char *err, size_t errlen)
     return 0;
 }
 
-/* Options a reload changes in place; the others need a restart. */
-static int reload_is_live(const char *name)
-{
-    static const char *const live[] = {
-        "loglevel", "logfile", "maxmemory", "maxmemory-policy", "timeout", "client-output-buffer-limit",
-        "client-query-buffer-limit", "requirepass", "tcp-keepalive", "upstream-connect-timeout",
-        "upstream-command-timeout", "upstream-retry-max", "serializer", "default-ttl", "passthrough",
-        "passthrough-scripts", "slowlog-log-slower-than", "slowlog-max-len", "codec-thread-nice",
-    };
-    for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
-        if (strcmp(name, live[i]) == 0)
-            return 1;
-    return 0;
-}
-
 /* An option's value as a log line may show it: URLs redacted, secrets not at all. A new string. */
 static char *reload_shown(const char *name, const char *value)
 {
@@ -209,7 +194,7 @@ static void on_reload(uv_signal_t *h, int signum)
             continue;
         char *was = reload_shown(before.v[i].name, before.v[i].value);
         char *now = reload_shown(after.v[i].name, after.v[i].value);
-        if (!reload_is_live(before.v[i].name)) {
+        if (!config_is_live(before.v[i].name)) {
             log_warn("reload: %s changed from '%s' to '%s': this needs a restart", before.v[i].name, was, now);
             goto next_option;
         }

@@ -5,17 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/hex.h"
 #include "util/mem.h"
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
 
 /* A copy of s[0..n) with %XX decoded (and '+' as space in a query). NULL on a bad escape or a NUL. */
 static char *url_unescape(const char *s, size_t n, int query)
@@ -24,7 +15,7 @@ static char *url_unescape(const char *s, size_t n, int query)
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '%') {
             int h, l;
-            if (i + 2 >= n || (h = hexval((unsigned char)s[i + 1])) < 0 || (l = hexval((unsigned char)s[i + 2])) < 0 ||
+            if (i + 2 >= n || (h = hex_digit((unsigned char)s[i + 1])) < 0 || (l = hex_digit((unsigned char)s[i + 2])) < 0 ||
                 (h == 0 && l == 0)) {
                 mem_free(out);
                 return NULL;

@@ -55,9 +55,11 @@ void cache_metrics(cache_t *c, buf_t *out);        /* Prometheus lines */
 backend_t *cache_backend(cache_t *c);
 /* The codec chain new values are written with (chain_is_null, chain_url). */
 const chain_t *cache_chain(const cache_t *c);
+/* Codec jobs (encodes / decodes) on the thread pool whose completion has not run on the loop yet;
+ * shutdown waits for 0. */
 int cache_jobs(const cache_t *c);
 void cache_set_backend(cache_t *c, backend_t *b);   /* reload: ops from now on go to b */
 /* Replace the codec chain (SIGHUP). 0, or -1 with err and the chain unchanged. */
-int cache_set_serializer(cache_t *c, const char *serializer, size_t max_bulk, char *err, size_t errlen);          /* encodes / decodes on the thread pool right now */
+int cache_set_serializer(cache_t *c, const char *serializer, size_t max_bulk, char *err, size_t errlen);
 
 #endif

@@ -13,9 +13,10 @@
 
 #include "cache/cache.h"
 #include "net/server.h"
-#include "store/store.h"
+#include "backend/memory/store.h"
 #include "url.h"
 #include "util/clock.h"
+#include "util/glob.h"
 #include "util/mem.h"
 #include "version.h"
 
@@ -772,7 +773,7 @@ static const char *const config_fixed[][2] = {
 
 static int config_glob(const char *pat, const char *name)
 {
-    return store_match(pat, strlen(pat), name, strlen(name), 1);
+    return glob_match(pat, strlen(pat), name, strlen(name), 1);
 }
 
 /* CONFIG GET parameter [parameter ...] | CONFIG RESETSTAT | CONFIG HELP */

@@ -1,14 +1,16 @@
 /*
- * codec/chain: parse a chain URL into layers and parameters; run the layers.
+ * codec/chain: parse a chain URL into layers and parameters; run the layers. The codecs describe
+ * themselves (codec.h): this file has their table and nothing else of theirs — the schemes, parameters
+ * and error texts below are all read from it.
  */
 #include "codec/chain.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zstd.h>
 
 #include "config.h"
 #include "url.h"
@@ -32,19 +34,32 @@ struct chain {
     pthread_mutex_t lock;               /* guards pool */
 };
 
-static const struct {
-    const char *scheme;
-    const codec_t *codec;               /* NULL: the identity */
-} chain_schemes[] = {
-    {"null", NULL},
-    {"noop", NULL},
-    {"pickle", &codec_pickle},
-    {"json", &codec_json},
-    {"msgpack", &codec_msgpack},
-    {"zlib", &codec_zlib},
-    {"zstd", &codec_zstd},
-    {"zstandard", &codec_zstd},
+/*
+ * Every codec, one line each, in the order "unknown scheme" lists their schemes. Parameters are listed
+ * (and checked) compressors first, then serializers, each in this order.
+ */
+static const codec_t *const chain_codecs[] = {
+    &codec_null,
+    &codec_pickle,
+    &codec_json,
+    &codec_msgpack,
+    &codec_zlib,
+    &codec_zstd,
 };
+#define CHAIN_NCODECS (sizeof(chain_codecs) / sizeof(chain_codecs[0]))
+#define CHAIN_MAX_PARAMS 32                 /* distinct codec parameters, all codecs together */
+
+/* The chain's own parameters, after the codecs' in "unknown parameter". */
+static const char chain_own_params[] = "compression-min-size, strict, max-decoded-size";
+
+static const codec_t *chain_codec_by_scheme(const char *scheme)
+{
+    for (size_t k = 0; k < CHAIN_NCODECS; k++)
+        for (const char *const *s = chain_codecs[k]->schemes; *s != NULL; s++)
+            if (strcmp(scheme, *s) == 0)
+                return chain_codecs[k];
+    return NULL;
+}
 
 static int chain_has(const chain_t *ch, const codec_t *c)
 {
@@ -52,6 +67,46 @@ static int chain_has(const chain_t *ch, const codec_t *c)
         if (ch->layers[i] == c)
             return 1;
     return 0;
+}
+
+/* The codecs' parameter rows one name each, in the order they are checked and listed: compressors
+ * first, then the others, each in table order; the first row of a name stands for it. */
+static size_t chain_param_names(const codec_param_t **rows, size_t max)
+{
+    size_t n = 0;
+
+    for (int pass = 1; pass >= 0; pass--) {
+        for (size_t k = 0; k < CHAIN_NCODECS; k++) {
+            const codec_param_t *p = chain_codecs[k]->params;
+            if ((chain_codecs[k]->compresses != 0) != pass || p == NULL)
+                continue;
+            for (; p->name != NULL; p++) {
+                size_t i;
+                for (i = 0; i < n && strcmp(rows[i]->name, p->name) != 0; i++)
+                    ;
+                if (i == n && n < max)
+                    rows[n++] = p;
+            }
+        }
+    }
+    return n;
+}
+
+/* codec c's row for the parameter name, or NULL. */
+static const codec_param_t *chain_codec_param(const codec_t *c, const char *name)
+{
+    for (const codec_param_t *p = c->params; p != NULL && p->name != NULL; p++)
+        if (strcmp(p->name, name) == 0)
+            return p;
+    return NULL;
+}
+
+static void chain_param_bounds(const codec_param_t *p, long *lo, long *hi)
+{
+    *lo = p->lo;
+    *hi = p->hi;
+    if (p->bounds_cb != NULL)
+        p->bounds_cb(lo, hi);
 }
 
 static int parse_int(const char *s, long min, long max, long *out)
@@ -75,70 +130,117 @@ static int parse_bool(const char *s, int *out)
     return 0;
 }
 
+/* The names of the compressors, for a message: "zlib or zstd" ("a, b or c" for three). */
+static void chain_compressor_names(buf_t *b)
+{
+    size_t n = 0, total = 0;
+
+    for (size_t k = 0; k < CHAIN_NCODECS; k++)
+        total += chain_codecs[k]->compresses != 0;
+    buf_init(b);
+    for (size_t k = 0; k < CHAIN_NCODECS; k++) {
+        if (!chain_codecs[k]->compresses)
+            continue;
+        n++;
+        buf_printf(b, "%s%s", n == 1 ? "" : n == total ? " or " : ", ", chain_codecs[k]->name);
+    }
+    buf_append(b, "", 1);
+}
+
+/*
+ * The codecs' parameters (codec_param_t): every field at its unset value, then each parameter the URL
+ * gives checked against the bounds of the layers that read it (all must accept the value; with no such
+ * layer, the first codec of the table that reads it decides), in chain_param_names order.
+ */
+static int chain_configure_codec_params(chain_t *ch, url_t *u, char *err, size_t errlen)
+{
+    const codec_param_t *rows[CHAIN_MAX_PARAMS];
+    size_t nrows = chain_param_names(rows, CHAIN_MAX_PARAMS);
+    char *base = (char *)&ch->params;
+
+    for (size_t k = 0; k < CHAIN_NCODECS; k++)
+        for (const codec_param_t *p = chain_codecs[k]->params; p != NULL && p->name != NULL; p++)
+            *(int *)(base + p->field) = p->unset;
+    for (size_t r = 0; r < nrows; r++) {
+        const char *v = url_param(u, rows[r]->name);
+        const codec_param_t *alone = NULL, *p;
+        long lo = LONG_MIN, hi = LONG_MAX, n;
+        int readers = 0;
+
+        if (v == NULL)
+            continue;
+        for (size_t k = 0; k < CHAIN_NCODECS; k++) {
+            if (!chain_has(ch, chain_codecs[k]) || (p = chain_codec_param(chain_codecs[k], rows[r]->name)) == NULL)
+                continue;
+            long plo, phi;
+            chain_param_bounds(p, &plo, &phi);
+            lo = plo > lo ? plo : lo;
+            hi = phi < hi ? phi : hi;
+            alone = p;
+            readers++;
+        }
+        if (readers == 0) {
+            alone = rows[r];
+            for (size_t k = 0; k < CHAIN_NCODECS; k++)
+                if ((p = chain_codec_param(chain_codecs[k], rows[r]->name)) != NULL) {
+                    alone = p;
+                    break;
+                }
+            chain_param_bounds(alone, &lo, &hi);
+            readers = 1;
+        }
+        if (parse_int(v, lo, hi, &n) < 0) {
+            if (rows[r]->expect != NULL)
+                snprintf(err, errlen, "%s '%s': must be %s", rows[r]->name, v, rows[r]->expect);
+            else
+                snprintf(err, errlen, "%s '%s': must be an integer between %ld and %ld%s", rows[r]->name, v, lo, hi,
+                         readers == 1 && alone->alone_note ? alone->alone_note : "");
+            return -1;
+        }
+        *(int *)(base + rows[r]->field) = (int)n;
+        if (rows[r]->given >= 0)
+            *(int *)(base + rows[r]->given) = 1;
+    }
+    return 0;
+}
+
 /* Layers from the scheme ("msgpack+zstd"), parameters from the query; every error names what it found
  * and what is accepted. */
 static int chain_configure(chain_t *ch, url_t *u, size_t max_bulk, char *err, size_t errlen)
 {
     char *schemes = mem_strdup(u->scheme), *save = NULL;
     const char *v;
-    long n;
     int rc = -1;
 
     for (char *s = strtok_r(schemes, "+", &save); s != NULL; s = strtok_r(NULL, "+", &save)) {
-        size_t k;
-        for (k = 0; k < sizeof(chain_schemes) / sizeof(chain_schemes[0]); k++)
-            if (strcmp(s, chain_schemes[k].scheme) == 0)
-                break;
-        if (k == sizeof(chain_schemes) / sizeof(chain_schemes[0])) {
-            snprintf(err, errlen, "unknown scheme '%s'; accepted: null, noop, pickle, json, msgpack, zlib, zstd, "
-                     "zstandard, joined with '+'", s);
+        const codec_t *c = chain_codec_by_scheme(s);
+        if (c == NULL) {
+            buf_t known;
+            buf_init(&known);
+            for (size_t k = 0; k < CHAIN_NCODECS; k++)
+                for (const char *const *sc = chain_codecs[k]->schemes; *sc != NULL; sc++)
+                    buf_printf(&known, "%s%s", known.len ? ", " : "", *sc);
+            snprintf(err, errlen, "unknown scheme '%s'; accepted: %.*s, joined with '+'", s, (int)known.len,
+                     known.data);
+            buf_deinit(&known);
             goto out;
         }
-        if (chain_schemes[k].codec == NULL)
+        if (c->encode == NULL)
             continue;
         if (ch->nlayers == CHAIN_MAX_LAYERS) {
             snprintf(err, errlen, "more than %d layers", CHAIN_MAX_LAYERS);
             goto out;
         }
-        ch->layers[ch->nlayers++] = chain_schemes[k].codec;
+        ch->layers[ch->nlayers++] = c;
     }
     if (u->host[0] != '\0' || u->port >= 0 || (u->path[0] != '\0' && strcmp(u->path, "/") != 0) || u->user) {
         snprintf(err, errlen, "a serializer URL takes no host, port or path, only ?parameters");
         goto out;
     }
 
-    ch->params.compression_level = -1;
-    ch->params.pickle_protocol = 5;
     ch->params.max_decoded = max_bulk;
-    if ((v = url_param(u, "compression-level")) != NULL) {
-        long lo = chain_has(ch, &codec_zstd) ? ZSTD_minCLevel() : -1;
-        long hi = chain_has(ch, &codec_zstd) ? ZSTD_maxCLevel() : 9;
-        if (chain_has(ch, &codec_zlib) && chain_has(ch, &codec_zstd)) {
-            lo = -1;
-            hi = 9;
-        }
-        if (parse_int(v, lo, hi, &n) < 0) {
-            snprintf(err, errlen, "compression-level '%s': must be an integer between %ld and %ld%s", v, lo, hi,
-                     chain_has(ch, &codec_zstd) ? "" : " (zlib)");
-            goto out;
-        }
-        ch->params.compression_level = (int)n;
-        ch->params.level_set = 1;
-    }
-    if ((v = url_param(u, "compression-threads")) != NULL) {
-        if (parse_int(v, 0, 200, &n) < 0) {
-            snprintf(err, errlen, "compression-threads '%s': must be an integer between 0 and 200", v);
-            goto out;
-        }
-        ch->params.compression_threads = (int)n;
-    }
-    if ((v = url_param(u, "pickle-protocol")) != NULL) {
-        if (parse_int(v, 2, 5, &n) < 0) {
-            snprintf(err, errlen, "pickle-protocol '%s': must be 2, 3, 4 or 5", v);
-            goto out;
-        }
-        ch->params.pickle_protocol = (int)n;
-    }
+    if (chain_configure_codec_params(ch, u, err, errlen) < 0)
+        goto out;
     if ((v = url_param(u, "compression-min-size")) != NULL) {
         long long sz;
         if (config_parse_memory(v, &sz) < 0) {
@@ -158,9 +260,12 @@ static int chain_configure(chain_t *ch, url_t *u, size_t max_bulk, char *err, si
     /* A short value is stored as it is only when it cannot be taken for the chain's output (see
      * chain_encode): that needs a last layer that can tell, by a header. A serializer cannot (the msgpack
      * int 53 is "5"). */
-    if (ch->min_size > 0 && (ch->nlayers == 0 || ch->layers[ch->nlayers - 1]->sniff == NULL)) {
-        snprintf(err, errlen, "compression-min-size needs a chain that ends with a compressor (zlib or zstd): "
-                 "a short value stored as it is could not be told apart from a serialized one");
+    if (ch->min_size > 0 && (ch->nlayers == 0 || !ch->layers[ch->nlayers - 1]->compresses)) {
+        buf_t names;
+        chain_compressor_names(&names);
+        snprintf(err, errlen, "compression-min-size needs a chain that ends with a compressor (%s): "
+                 "a short value stored as it is could not be told apart from a serialized one", names.data);
+        buf_deinit(&names);
         goto out;
     }
     if ((v = url_param(u, "strict")) != NULL && parse_bool(v, &ch->strict) < 0) {
@@ -169,8 +274,15 @@ static int chain_configure(chain_t *ch, url_t *u, size_t max_bulk, char *err, si
     }
     const url_param_t *bad = url_unused_param(u);
     if (bad != NULL) {
-        snprintf(err, errlen, "unknown parameter '%s'; accepted: compression-level, compression-threads, "
-                 "pickle-protocol, compression-min-size, strict, max-decoded-size", bad->name);
+        const codec_param_t *rows[CHAIN_MAX_PARAMS];
+        size_t nrows = chain_param_names(rows, CHAIN_MAX_PARAMS);
+        buf_t known;
+        buf_init(&known);
+        for (size_t i = 0; i < nrows; i++)
+            buf_printf(&known, "%s, ", rows[i]->name);
+        snprintf(err, errlen, "unknown parameter '%s'; accepted: %.*s%s", bad->name, (int)known.len,
+                 known.data ? known.data : "", chain_own_params);
+        buf_deinit(&known);
         goto out;
     }
     rc = 0;

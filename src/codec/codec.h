@@ -2,15 +2,21 @@
  * codec: one layer of a codec chain — a serializer (json, msgpack, pickle) or a compressor (zlib, zstd)
  * with cachetory's wire format, so that cachetory (Python) and cachetoryd read each other's values.
  *
- * A codec is a table of functions over bytes. encode() turns the bytes a client wrote into the layer's
- * format; decode() turns the layer's format back into bytes. Both append to out (which the caller has
- * emptied) and never write more than the limits say.
+ * A codec describes itself in one codec_t, defined in its own file (src/codec/<name>.c): the URL schemes
+ * that name it, whether it compresses, the URL parameters it reads with their bounds, and its functions.
+ * A new codec is that file, its extern below and one line in chain.c's table; chain.c knows no codec by
+ * name and includes no codec library (a parameter no codec has read yet also adds its field to
+ * codec_params_t).
+ *
+ * encode() turns the bytes a client wrote into the layer's format; decode() turns the layer's format
+ * back into bytes. Both append to out (which the caller has emptied) and never write more than the
+ * limits say.
  *
  * Contexts: compressors keep their state (ZSTD_CCtx / ZSTD_DCtx, z_stream) in a context created once
- * per thread and reused for every value (ctx_create / ctx_destroy are NULL for stateless codecs; the
- * compressors also accept a NULL ctx and then use a temporary one). A context is used by one thread at a
- * time; the functions must keep no mutable state outside it: threads with their own contexts run them
- * at once.
+ * per thread and reused for every value (ctx_create / ctx_destroy are NULL for stateless codecs). The
+ * compressors also accept a NULL ctx and then use a temporary one (codec_call_ctx, the one form of that
+ * path). A context is used by one thread at a time; the functions must keep no mutable state outside
+ * it: threads with their own contexts run them at once.
  *
  * Errors: encode() fails only on input the format cannot hold (json: not UTF-8). decode() tells apart
  * input that is not in its format at all or is damaged (CODEC_EFORMAT: in mixed mode the chain returns
@@ -18,7 +24,7 @@
  * (CODEC_ETOOBIG: always an error — a decompression bomb never gets memory; zstd also says it of a frame
  * whose window is larger than the decoder allows, see zstd.c). err receives a message for the client,
  * without the "ERR " prefix, e.g. "zstd: frame declares 1099511627776 bytes, more than the largest
- * decoded value (536870912)".
+ * decoded value (536870912)". As every operation: CODEC_OK (0) or a negative code (docs/CONVENTIONS.md).
  */
 #ifndef CACHETORYD_CODEC_CODEC_H
 #define CACHETORYD_CODEC_CODEC_H
@@ -42,19 +48,49 @@ typedef struct codec_params {
     size_t max_decoded;         /* no decode produces more than this many bytes */
 } codec_params_t;
 
+/*
+ * A URL parameter a codec reads: an int field of codec_params_t, checked against bounds. Several codecs
+ * may read the same parameter (compression-level: zlib and zstd); a chain then accepts the values that
+ * all its layers reading it accept, and a chain with no such layer the values of the first codec in
+ * chain.c's table that reads it. The error for a value out of bounds is
+ * "NAME 'VALUE': must be an integer between LO and HI" + alone_note, or "NAME 'VALUE': must be " + expect.
+ */
+typedef struct codec_param {
+    const char *name;           /* the query parameter: "compression-level" */
+    size_t field;               /* offsetof(codec_params_t, ...): the int the value goes to */
+    long given;                 /* offsetof an int set to 1 when the URL gives the parameter, or -1 */
+    int unset;                  /* the field's value when the URL does not give it */
+    long lo, hi;                /* the accepted values, unless bounds_cb is set */
+    void (*bounds_cb)(long *lo, long *hi);      /* bounds known only at run time (zstd's levels), or NULL */
+    const char *expect;         /* what the error says the value must be, or NULL: "an integer between" */
+    const char *alone_note;     /* after that range when this codec alone sets it (" (zlib)"), or NULL */
+} codec_param_t;
+
+/* encode / decode; ctx is the codec's context (NULL for a stateless codec, or a one-off call). */
+typedef int codec_fn(void *ctx, const codec_params_t *p, const char *in, size_t n, buf_t *out, char *err);
+
 typedef struct codec {
-    const char *name;           /* the URL scheme: "zstd" */
+    const char *name;           /* as messages name it: "zstd" */
+    const char *const *schemes; /* the URL schemes that name it, NULL-terminated: {"zstd", "zstandard"} */
+    int compresses;             /* a compressor: has sniff, and may end a chain with compression-min-size */
+    const codec_param_t *params;                /* the parameters it reads, ended by a NULL name; or NULL */
     void *(*ctx_create)(const codec_params_t *p);      /* may be NULL: no context */
     void (*ctx_destroy)(void *ctx);
-    int (*encode)(void *ctx, const codec_params_t *p, const char *in, size_t n, buf_t *out, char *err);
-    int (*decode)(void *ctx, const codec_params_t *p, const char *in, size_t n, buf_t *out, char *err);
+    codec_fn *encode;           /* NULL only for the identity (null / noop), which adds no layer */
+    codec_fn *decode;
     /* 1 if in[0..n) may be in this format: every input decode() accepts (or refuses as CODEC_ETOOBIG)
      * passes it, so an input that fails it is surely not this codec's output. Cheap (a header check).
      * NULL: the codec cannot tell (a serializer: any bytes may be some value's encoding). */
     int (*sniff)(const char *in, size_t n);
 } codec_t;
 
-/* The codecs (one file each in src/codec/). null / noop is the identity and has no table. */
+/* fn(ctx, ...), or, when ctx is NULL (a one-off call), fn on a temporary context made by c->ctx_create
+ * and destroyed after: how a codec with a context accepts none. Returns fn's result. */
+int codec_call_ctx(const codec_t *c, codec_fn *fn, void *ctx, const codec_params_t *p, const char *in, size_t n,
+                   buf_t *out, char *err);
+
+/* The codecs, one file each in src/codec/ (for chain.c's table, and for tests that run one alone). */
+extern const codec_t codec_null;        /* null / noop: the identity */
 extern const codec_t codec_zlib;
 extern const codec_t codec_zstd;
 extern const codec_t codec_json;

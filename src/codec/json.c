@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "codec/jsonw.h"
+#include "util/hex.h"
 #include "util/mem.h"
 
 #define JSON_MAX_DEPTH      128
@@ -102,17 +103,6 @@ static void json_ws(json_parser_t *jp)
     }
 }
 
-static int json_hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The 4 hex digits at s[i..i+4) as a code unit, or -1. */
 static long json_hex4(const json_parser_t *jp, size_t i)
 {
@@ -121,7 +111,7 @@ static long json_hex4(const json_parser_t *jp, size_t i)
     if (i + 4 > jp->n)
         return -1;
     for (int k = 0; k < 4; k++) {
-        int d = json_hexval(jp->s[i + k]);
+        int d = hex_digit(jp->s[i + k]);
         if (d < 0)
             return -1;
         v = v << 4 | d;
@@ -191,40 +181,6 @@ static void json_put_utf8(buf_t *b, unsigned cp)
         len = 4;
     }
     buf_append(b, u, len);
-}
-
-static void json_put_u16(buf_t *b, unsigned u)
-{
-    static const char hex[] = "0123456789abcdef";
-    char e[6] = { '\\', 'u', hex[(u >> 12) & 15], hex[(u >> 8) & 15], hex[(u >> 4) & 15], hex[u & 15] };
-    buf_append(b, e, sizeof(e));
-}
-
-/* cp as json.dumps escapes it (as jsonw does, but a lone surrogate, which Python's str can hold, is
- * written as its own \udxxx). */
-static void json_put_escaped(buf_t *b, unsigned cp)
-{
-    char c;
-
-    switch (cp) {
-    case '"':  buf_append(b, "\\\"", 2); return;
-    case '\\': buf_append(b, "\\\\", 2); return;
-    case '\n': buf_append(b, "\\n", 2); return;
-    case '\r': buf_append(b, "\\r", 2); return;
-    case '\t': buf_append(b, "\\t", 2); return;
-    case '\b': buf_append(b, "\\b", 2); return;
-    case '\f': buf_append(b, "\\f", 2); return;
-    default: break;
-    }
-    if (cp >= 0x20 && cp <= 0x7e) {
-        c = (char)cp;
-        buf_append(b, &c, 1);
-    } else if (cp < 0x10000) {
-        json_put_u16(b, cp);
-    } else {
-        json_put_u16(b, 0xd800 | ((cp - 0x10000) >> 10));
-        json_put_u16(b, 0xdc00 | ((cp - 0x10000) & 0x3ff));
-    }
 }
 
 /*
@@ -300,7 +256,7 @@ static int json_string(json_parser_t *jp, int emit)
             jp->pos += len;
         }
         if (emit & JSON_EMIT_ESCAPED)
-            json_put_escaped(out, cp);
+            jsonw_codepoint(out, cp);
         if (emit & JSON_EMIT_TEXT) {
             if (cp >= 0xd800 && cp <= 0xdfff)
                 return json_fail(jp, "a lone surrogate in a top-level string");
@@ -709,8 +665,7 @@ static int json_encode(void *ctx, const codec_params_t *p, const char *in, size_
 
 const codec_t codec_json = {
     .name = "json",
-    .ctx_create = NULL,
-    .ctx_destroy = NULL,
+    .schemes = (const char *const[]){ "json", NULL },
     .encode = json_encode,
     .decode = json_decode,
 };

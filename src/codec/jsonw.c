@@ -33,8 +33,8 @@ static void jsonw_u16(buf_t *out, unsigned u)
     buf_append(out, e, sizeof(e));
 }
 
-/* One code point as ESCAPE_ASCII writes it (cp <= 0x10FFFF; the caller has rejected what is not text). */
-static void jsonw_cp(buf_t *out, unsigned cp)
+/* One code point as ESCAPE_ASCII writes it (see jsonw.h). */
+void jsonw_codepoint(buf_t *out, unsigned cp)
 {
     char c;
 
@@ -100,8 +100,9 @@ static size_t jsonw_utf8(const unsigned char *s, size_t n, unsigned *cp)
 }
 
 /*
- * Python: json.dumps(s.decode('utf-8')). A run of plain ASCII is copied in one append; anything else goes
- * through jsonw_cp. Returns -1 at the first byte that is not UTF-8 (out then holds a partial string).
+ * Python: json.dumps(s.decode('utf-8')). A run of plain ASCII is copied in one append; anything else
+ * goes through jsonw_codepoint. Returns -1 at the first byte that is not UTF-8 (out then holds a partial
+ * string).
  */
 int jsonw_string(buf_t *out, const char *s, size_t n)
 {
@@ -123,7 +124,7 @@ int jsonw_string(buf_t *out, const char *s, size_t n)
         size_t len = jsonw_utf8(p + i, n - i, &cp);
         if (len == 0)
             return -1;
-        jsonw_cp(out, cp);
+        jsonw_codepoint(out, cp);
         i += len;
     }
     buf_append(out, "\"", 1);
@@ -138,7 +139,7 @@ void jsonw_latin1(buf_t *out, const char *s, size_t n)
     buf_reserve(out, n + 2);
     buf_append(out, "\"", 1);
     for (size_t i = 0; i < n; i++)
-        jsonw_cp(out, p[i]);
+        jsonw_codepoint(out, p[i]);
     buf_append(out, "\"", 1);
 }
 

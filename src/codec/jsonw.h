@@ -20,6 +20,11 @@
  * Returns 0, or -1 if s is not valid UTF-8 (nothing is guaranteed about out then). */
 int jsonw_string(buf_t *out, const char *s, size_t n);
 
+/* One code point (<= 0x10FFFF) inside a string, escaped as above: the one escaper of the program (the
+ * json decoder re-escapes what it reads with it). A lone surrogate, which Python's str can hold, is
+ * written as its own \udxxx, as json.dumps writes it. */
+void jsonw_codepoint(buf_t *out, unsigned cp);
+
 /* A string that may not be UTF-8 (msgpack bin, pickle bytes inside a structure): each byte as the
  * code point of the same value (latin-1), so any bytes have a JSON form. */
 void jsonw_latin1(buf_t *out, const char *s, size_t n);

@@ -542,8 +542,7 @@ static int mp_encode(void *ctx, const codec_params_t *p, const char *in, size_t 
 
 const codec_t codec_msgpack = {
     .name = "msgpack",
-    .ctx_create = NULL,
-    .ctx_destroy = NULL,
+    .schemes = (const char *const[]){ "msgpack", NULL },
     .encode = mp_encode,
     .decode = mp_decode,
 };

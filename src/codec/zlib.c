@@ -10,6 +10,7 @@
  * limit and no further, and one probe byte past it decides between "ends exactly here" and CODEC_ETOOBIG.
  */
 #include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -111,14 +112,16 @@ static uInt zlib_chunk(size_t n)
 }
 
 /*
- * Compress in[0..n) into out as compress2(level) does: one output block of compressBound(n) bytes and
+ * Compress in[0..n) into out as compress2(level) does (the level of p, see zlib_level): one output block of compressBound(n) bytes and
  * the same sequence of deflate() calls (Z_FINISH once all input is given), so that even level 0, whose
  * stored-block sizes depend on the output room, gives compress2's bytes. The block is allocated exactly
  * (no rounding up) and not shrunk afterwards: it is the caller's buffer, reused from value to value.
  */
-static int zlib_encode_with(zlib_ctx_t *c, int level, const char *in, size_t n, buf_t *out, char *err)
+static int zlib_encode_ctx(void *ctx, const codec_params_t *p, const char *in, size_t n, buf_t *out, char *err)
 {
+    zlib_ctx_t *c = ctx;
     z_stream *s = &c->def;
+    int level = zlib_level(p);
     int rc;
 
     if (level < Z_DEFAULT_COMPRESSION || level > Z_BEST_COMPRESSION) {
@@ -178,12 +181,15 @@ static int zlib_check_header(const unsigned char *in, size_t n, char *err)
 /*
  * Decompress in[0..n) into out. The stream must be exactly the input: its header valid, its Adler-32
  * right (inflate checks it), and nothing after its end. Output room grows from a guess (4 x the input)
- * by doubling, never past limit; when the output reaches limit, a one-byte probe tells a stream that ends
- * exactly there from one that would go on (CODEC_ETOOBIG). So out->cap <= max(its old cap, limit).
+ * by doubling, never past limit (p->max_decoded); when the output reaches limit, a one-byte probe tells
+ * a stream that ends exactly there from one that would go on (CODEC_ETOOBIG). So
+ * out->cap <= max(its old cap, limit).
  */
-static int zlib_decode_with(zlib_ctx_t *c, size_t limit, const char *in, size_t n, buf_t *out, char *err)
+static int zlib_decode_ctx(void *ctx, const codec_params_t *p, const char *in, size_t n, buf_t *out, char *err)
 {
+    zlib_ctx_t *c = ctx;
     z_stream *s = &c->inf;
+    size_t limit = p->max_decoded;
     unsigned char probe;
     int probing = 0, rc;
 
@@ -284,38 +290,36 @@ static void zlib_ctx_destroy(void *ctx)
     mem_free(ctx);
 }
 
-/* Without a context (a one-off call), use a temporary one. */
 static int zlib_encode(void *ctx, const codec_params_t *p, const char *in, size_t n, buf_t *out, char *err)
 {
-    if (ctx != NULL)
-        return zlib_encode_with(ctx, zlib_level(p), in, n, out, err);
-    zlib_ctx_t tmp;
-    zlib_ctx_init(&tmp);
-    int rc = zlib_encode_with(&tmp, zlib_level(p), in, n, out, err);
-    zlib_ctx_deinit(&tmp);
-    return rc;
+    return codec_call_ctx(&codec_zlib, zlib_encode_ctx, ctx, p, in, n, out, err);
 }
 
 static int zlib_decode(void *ctx, const codec_params_t *p, const char *in, size_t n, buf_t *out, char *err)
 {
-    if (ctx != NULL)
-        return zlib_decode_with(ctx, p->max_decoded, in, n, out, err);
-    zlib_ctx_t tmp;
-    zlib_ctx_init(&tmp);
-    int rc = zlib_decode_with(&tmp, p->max_decoded, in, n, out, err);
-    zlib_ctx_deinit(&tmp);
-    return rc;
+    return codec_call_ctx(&codec_zlib, zlib_decode_ctx, ctx, p, in, n, out, err);
 }
 
-/* The header check zlib_decode_with starts with: what fails it never decodes. */
+/* The header check zlib_decode_ctx starts with: what fails it never decodes. */
 static int zlib_sniff(const char *in, size_t n)
 {
     char err[CODEC_ERRLEN];
     return zlib_check_header((const unsigned char *)in, n, err) == CODEC_OK;
 }
 
+/* compression-level: -1 (zlib's default, 6) to 9. */
+static const codec_param_t zlib_params[] = {
+    { .name = "compression-level", .field = offsetof(codec_params_t, compression_level),
+      .given = offsetof(codec_params_t, level_set), .unset = Z_DEFAULT_COMPRESSION,
+      .lo = Z_DEFAULT_COMPRESSION, .hi = Z_BEST_COMPRESSION, .alone_note = " (zlib)" },
+    { .name = NULL },
+};
+
 const codec_t codec_zlib = {
     .name = "zlib",
+    .schemes = (const char *const[]){ "zlib", NULL },
+    .compresses = 1,
+    .params = zlib_params,
     .ctx_create = zlib_ctx_create,
     .ctx_destroy = zlib_ctx_destroy,
     .encode = zlib_encode,

@@ -15,6 +15,7 @@
  *     ZSTD_compressStream) is streamed into an output that grows up to the limit and no further. The
  *     streaming decoder allocates the frame's window, so the window is bounded too (zstd_window_log_max).
  */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,9 +116,9 @@ static int zstd_cctx_setup(zstd_ctx_t *c, int level, int workers, char *err)
  * Compress in[0..n) into out as one frame, in one shot (ZSTD_compress2 knows n, so the frame header
  * carries it). The output block is ZSTD_compressBound(n) bytes, allocated exactly.
  */
-static int zstd_encode_with(zstd_ctx_t *c, const codec_params_t *p, const char *in, size_t n, buf_t *out,
-                            char *err)
+static int zstd_encode_ctx(void *ctx, const codec_params_t *p, const char *in, size_t n, buf_t *out, char *err)
 {
+    zstd_ctx_t *c = ctx;
     int level = p->level_set ? p->compression_level : ZSTD_CODEC_DEFAULT_LEVEL;
 
     if (level < ZSTD_minCLevel() || level > ZSTD_maxCLevel()) {
@@ -258,7 +259,7 @@ static int zstd_decode_stream(zstd_ctx_t *c, size_t limit, const char *in, size_
     return CODEC_OK;
 }
 
-/* The first check of zstd_decode_with: a standard frame's magic number (skippable frames are refused). */
+/* The first check of zstd_decode_ctx: a standard frame's magic number (skippable frames are refused). */
 static int zstd_sniff(const char *in, size_t n)
 {
     const unsigned char *u = (const unsigned char *)in;
@@ -271,10 +272,12 @@ static int zstd_sniff(const char *in, size_t n)
  * the frame header; a declared size over the limit (CODEC_ETOOBIG before anything is allocated, even if
  * the rest of the frame is damaged or missing: a bomb gets no memory); the frame's extent (its blocks
  * must end exactly at the end of the input). Then a one-shot decode into exactly the declared size, or a
- * bounded streaming decode when there is none.
+ * bounded streaming decode when there is none. limit is p->max_decoded.
  */
-static int zstd_decode_with(zstd_ctx_t *c, size_t limit, const char *in, size_t n, buf_t *out, char *err)
+static int zstd_decode_ctx(void *ctx, const codec_params_t *p, const char *in, size_t n, buf_t *out, char *err)
 {
+    zstd_ctx_t *c = ctx;
+    size_t limit = p->max_decoded;
     const unsigned char *u = (const unsigned char *)in;
 
     if (!zstd_sniff(in, n)) {
@@ -345,31 +348,37 @@ static void zstd_ctx_destroy(void *ctx)
     mem_free(ctx);
 }
 
-/* Without a context (a one-off call), use a temporary one. */
 static int zstd_encode(void *ctx, const codec_params_t *p, const char *in, size_t n, buf_t *out, char *err)
 {
-    if (ctx != NULL)
-        return zstd_encode_with(ctx, p, in, n, out, err);
-    zstd_ctx_t tmp;
-    zstd_ctx_init(&tmp);
-    int rc = zstd_encode_with(&tmp, p, in, n, out, err);
-    zstd_ctx_deinit(&tmp);
-    return rc;
+    return codec_call_ctx(&codec_zstd, zstd_encode_ctx, ctx, p, in, n, out, err);
 }
 
 static int zstd_decode(void *ctx, const codec_params_t *p, const char *in, size_t n, buf_t *out, char *err)
 {
-    if (ctx != NULL)
-        return zstd_decode_with(ctx, p->max_decoded, in, n, out, err);
-    zstd_ctx_t tmp;
-    zstd_ctx_init(&tmp);
-    int rc = zstd_decode_with(&tmp, p->max_decoded, in, n, out, err);
-    zstd_ctx_deinit(&tmp);
-    return rc;
+    return codec_call_ctx(&codec_zstd, zstd_decode_ctx, ctx, p, in, n, out, err);
 }
+
+/* The levels this libzstd accepts (negative ones are the fast modes): ZSTD_minCLevel()..ZSTD_maxCLevel(). */
+static void zstd_level_bounds_cb(long *lo, long *hi)
+{
+    *lo = ZSTD_minCLevel();
+    *hi = ZSTD_maxCLevel();
+}
+
+/* compression-level: the library's whole range (3 when not given); compression-threads: 0..200 workers. */
+static const codec_param_t zstd_params[] = {
+    { .name = "compression-level", .field = offsetof(codec_params_t, compression_level),
+      .given = offsetof(codec_params_t, level_set), .unset = -1, .bounds_cb = zstd_level_bounds_cb },
+    { .name = "compression-threads", .field = offsetof(codec_params_t, compression_threads), .given = -1,
+      .unset = 0, .lo = 0, .hi = 200 },
+    { .name = NULL },
+};
 
 const codec_t codec_zstd = {
     .name = "zstd",
+    .schemes = (const char *const[]){ "zstd", "zstandard", NULL },
+    .compresses = 1,
+    .params = zstd_params,
     .ctx_create = zstd_ctx_create,
     .ctx_destroy = zstd_ctx_destroy,
     .encode = zstd_encode,

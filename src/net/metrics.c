@@ -7,7 +7,7 @@
 #include "cache/cache.h"
 #include "cmd/cmd.h"
 #include "net/server.h"
-#include "store/store.h"
+#include "backend/memory/store.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"

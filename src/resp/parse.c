@@ -28,6 +28,7 @@
  */
 #include "resp/parse.h"
 
+#include "util/hex.h"
 #include "util/mem.h"
 
 #include <assert.h>
@@ -236,17 +237,6 @@ static int is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
 }
 
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /*
  * Split the inline line buf[0..end) into arguments like redis's sdssplitargs(), unescaping in place:
  * each argument is written from the offset where it starts in the input, and since an escape or a quote
@@ -280,8 +270,8 @@ static int split_inline(resp_parser_t *p, char *buf, size_t end)
             char c = AT(r);
 
             if (inq) {
-                if (c == '\\' && AT(r + 1) == 'x' && hex_val(AT(r + 2)) >= 0 && hex_val(AT(r + 3)) >= 0) {
-                    buf[w++] = (char)(hex_val(buf[r + 2]) * 16 + hex_val(buf[r + 3]));
+                if (c == '\\' && AT(r + 1) == 'x' && hex_digit(AT(r + 2)) >= 0 && hex_digit(AT(r + 3)) >= 0) {
+                    buf[w++] = (char)(hex_digit(buf[r + 2]) * 16 + hex_digit(buf[r + 3]));
                     r += 4;
                 } else if (c == '\\' && AT(r + 1) != '\0') {
                     char e = buf[r + 1];

@@ -98,9 +98,9 @@ static int ref_match(const char *pattern, int patternLen, const char *string, in
                 if (pattern[0] == '\\' && patternLen >= 2) {
                     pattern++;
                     patternLen--;
-                    /* KNOWN DEVIATION (reported, issue 6): redis compares an escaped member of a set
-                     * case-sensitively even with nocase ("[\\S]" does not match 's'); config_glob does not. */
-                    if (tolower((unsigned char)pattern[0]) == tolower((unsigned char)string[0]))
+                    /* redis compares an escaped member of a set exactly, even with nocase ("[\\S]" does
+                     * not match 's'), and so does util/glob.c */
+                    if (pattern[0] == string[0])
                         match = 1;
                 } else if (pattern[0] == ']') {
                     break;
@@ -108,16 +108,15 @@ static int ref_match(const char *pattern, int patternLen, const char *string, in
                     pattern--;
                     patternLen++;
                     break;
-                } else if (patternLen >= 3 && pattern[1] == '-' && pattern[2] != ']') {
-                    /* KNOWN DEVIATION (reported, issue 6): redis has no "&& pattern[2] != ']'": in
-                     * "[a-]" it takes ']' as the end of a range a..']' and the set then runs to the end
-                     * of the pattern; config_glob reads 'a' and '-' as members and ']' as the end. */
+                } else if (patternLen >= 3 && pattern[1] == '-') {
+                    /* "[a-]" is the range a..']', and the set then runs to the end of the pattern */
                     int start = (unsigned char)pattern[0];
                     int end = (unsigned char)pattern[2];
                     int c = (unsigned char)string[0];
-                    /* KNOWN DEVIATION (reported, issue 6): redis swaps the ends before lowering them, so
-                     * with nocase "[P-l]" is the empty range 'p'..'l'; config_glob lowers first and
-                     * matches 'l'..'p'. Follow config_glob here so that the fuzzer looks for others. */
+                    /* KNOWN DEVIATION (reported, issue 6; documented in util/glob.c): redis swaps the
+                     * ends before lowering them, so with nocase "[P-l]" is the empty range 'p'..'l';
+                     * glob_match lowers first and matches 'l'..'p'. Follow glob_match here so that the
+                     * fuzzer looks for others. */
                     start = tolower(start);
                     end = tolower(end);
                     c = tolower(c);

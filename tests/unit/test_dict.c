@@ -1,6 +1,6 @@
 /*
- * Unit tests for src/store/dict.c (intrusive hash table with incremental rehash) and
- * src/store/siphash.c.
+ * Unit tests for src/backend/memory/dict.c (intrusive hash table with incremental rehash) and
+ * src/backend/memory/siphash.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,8 +12,8 @@
 
 #include <cmocka.h>
 
-#include "store/dict.h"
-#include "store/siphash.h"
+#include "backend/memory/dict.h"
+#include "backend/memory/siphash.h"
 
 typedef struct tnode {
     dict_node_t node;

@@ -3,30 +3,14 @@
  * step, reverse-binary scan cursor, random bucket walk) follow redis's dict.c so its guarantees carry
  * over; the difference is that nodes are the caller's and keys are read through a callback.
  */
-#include "store/dict.h"
+#include "backend/memory/dict.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/rng.h"
+#include "backend/memory/rng.h"
+#include "util/check.h"
 #include "util/mem.h"
-
-/* Invariant checks stay on in release builds: a corrupt table must stop the process, not serve wrong
- * answers. */
-#define DICT_CHECK(cond)                                                                   \
-    do {                                                                                   \
-        if (!(cond))                                                                       \
-            dict_panic(__FILE__, __LINE__, #cond);                                         \
-    } while (0)
-
-static void dict_panic(const char *file, int line, const char *what) __attribute__((noreturn));
-
-static void dict_panic(const char *file, int line, const char *what)
-{
-    fprintf(stderr, "cachetoryd: %s:%d: dict invariant failed: %s\n", file, line, what);
-    abort();
-}
 
 /* A shrink happens when at most 1 bucket in DICT_MIN_FILL holds a node (redis 7.4's HASHTABLE_MIN_FILL);
  * growing at load 1 and shrinking at load 1/8 leaves room enough that a table never flaps. */
@@ -75,7 +59,7 @@ void dict_clear(dict_t *d, dict_node_fn *free_fn, void *priv)
             }
             d->table[t][i] = NULL;
         }
-        DICT_CHECK(d->used[t] == 0);
+        CHECK(d->used[t] == 0);
         mem_free(d->table[t]);
         d->table[t] = NULL;
         d->size[t] = 0;
@@ -88,7 +72,7 @@ static size_t next_pow2(size_t n)
 {
     size_t s = DICT_MIN_SIZE;
     while (s < n) {
-        DICT_CHECK(s <= SIZE_MAX / 2);
+        CHECK(s <= SIZE_MAX / 2);
         s <<= 1;
     }
     return s;
@@ -97,7 +81,7 @@ static size_t next_pow2(size_t n)
 /* Table 1 has become the table: make it table 0. */
 static void finish_rehash(dict_t *d)
 {
-    DICT_CHECK(d->used[0] == 0);
+    CHECK(d->used[0] == 0);
     mem_free(d->table[0]);
     d->table[0] = d->table[1];
     d->size[0] = d->size[1];
@@ -118,7 +102,7 @@ static void start_resize(dict_t *d, size_t target)
 
     if (dict_is_rehashing(d) || size == d->size[0])
         return;
-    DICT_CHECK(size <= SIZE_MAX / sizeof(dict_node_t *));
+    CHECK(size <= SIZE_MAX / sizeof(dict_node_t *));
     if (d->table[0] == NULL) {
         d->table[0] = mem_calloc(size, sizeof(dict_node_t *));
         d->size[0] = size;
@@ -154,7 +138,7 @@ int dict_rehash(dict_t *d, size_t n)
         /* used[0] > 0 means a non-empty bucket remains at or after rehashidx. */
         while (d->table[0][d->rehashidx] == NULL) {
             d->rehashidx++;
-            DICT_CHECK(d->rehashidx < d->size[0]);
+            CHECK(d->rehashidx < d->size[0]);
             if (--empty_visits == 0)
                 return 1;
         }
@@ -229,7 +213,7 @@ void dict_remove_at(dict_t *d, const dict_pos_t *pos)
 {
     dict_node_t *n = *pos->ref;
 
-    DICT_CHECK(n != NULL && d->used[pos->table] > 0);
+    CHECK(n != NULL && d->used[pos->table] > 0);
     *pos->ref = n->next;
     n->next = NULL;
     d->used[pos->table]--;
@@ -240,7 +224,7 @@ void dict_replace_at(dict_t *d, const dict_pos_t *pos, dict_node_t *n)
 {
     dict_node_t *old = *pos->ref;
 
-    DICT_CHECK(old != NULL);
+    CHECK(old != NULL);
     if (n == old)
         return;
     n->next = old->next;
@@ -264,7 +248,7 @@ static void add_hashed(dict_t *d, dict_node_t *n, uint64_t h)
     else if (!dict_is_rehashing(d) && d->used[0] >= d->size[0])
         start_resize(d, d->used[0] + 1);
 
-    DICT_CHECK(!locate_hashed(d, h, key, len, &pos));
+    CHECK(!locate_hashed(d, h, key, len, &pos));
     int t = dict_is_rehashing(d) ? 1 : 0;
     size_t idx = (size_t)h & (d->size[t] - 1);
     n->next = d->table[t][idx];
@@ -301,7 +285,7 @@ void dict_unlink_node(dict_t *d, dict_node_t *n)
     const void *key = d->key(n, &len);
     dict_pos_t pos;
 
-    DICT_CHECK(dict_locate(d, key, len, &pos) && *pos.ref == n);
+    CHECK(dict_locate(d, key, len, &pos) && *pos.ref == n);
     dict_remove_at(d, &pos);
 }
 

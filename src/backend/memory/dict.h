@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store/siphash.h"
+#include "backend/memory/siphash.h"
 
 typedef struct dict_node {
     struct dict_node *next;         /* next node in the same bucket, or NULL */

@@ -13,7 +13,8 @@
 #include <string.h>
 
 #include "config.h"
-#include "store/store.h"
+#include "backend/memory/store.h"
+#include "util/glob.h"
 #include "util/clock.h"
 #include "util/mem.h"
 
@@ -208,7 +209,7 @@ static void memory_collect_cb(void *priv, const store_entry_t *e)
     size_t klen;
     const char *k = store_entry_key(e, &klen);
 
-    if (op->pattern.ptr != NULL && !store_match(op->pattern.ptr, op->pattern.len, k, klen, 0))
+    if (op->pattern.ptr != NULL && !glob_match(op->pattern.ptr, op->pattern.len, k, klen, 0))
         return;
     if ((op->flags & BE_TYPEFILTER) && !op->type_string)
         return;                                     /* every key here is a string */

@@ -65,7 +65,6 @@ store_t *store_create(int ndb);
 void store_destroy(store_t *s);                                             /* NULL is fine */
 /* 0 = no limit. Takes effect at the next write or store_make_room (lowering it evicts nothing by itself). */
 void store_set_limit(store_t *s, size_t maxmemory, store_policy_t policy);
-int store_policy_parse(const char *name, store_policy_t *out);              /* "allkeys-lru"..., 0 or -1 */
 const char *store_policy_name(store_policy_t p);
 
 /* The entry for key in db, or NULL if absent or expired. The pointer is valid until the next call that
@@ -142,10 +141,5 @@ void store_stats_reset(store_t *s);
  * budget_us <= 0 does nothing). Called from a timer (10 times a second). Also advances pending hash
  * table resizes a little. Returns keys removed. */
 size_t store_expire_cycle(store_t *s, long long budget_us);
-
-/* Glob-style match as redis's stringmatchlen (*, ?, [a-z], [^a], \x), used by KEYS and SCAN MATCH.
- * Iterative, O(plen * slen) at worst, constant stack. Differs from redis only in that a pattern of
- * stars matches the empty string and bytes >= 0x80 in ranges compare unsigned (see store.c). */
-int store_match(const char *pat, size_t plen, const char *str, size_t slen, int nocase);
 
 #endif

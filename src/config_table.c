@@ -1,0 +1,196 @@
+/*
+ * config_table: one row per option of cachetoryd (see config_table.h), and the names of the enum
+ * options' values. config.c reads the rows; nothing here runs.
+ */
+#include "config_table.h"
+
+#include <limits.h>
+#include <stddef.h>
+#include <string.h>
+#include <strings.h>
+
+/* --- enums ------------------------------------------------------------------------------------- */
+
+static const char *const loglevel_names[] = {
+    [LOG_LEVEL_DEBUG] = "debug",
+    [LOG_LEVEL_VERBOSE] = "verbose",
+    [LOG_LEVEL_NOTICE] = "notice",
+    [LOG_LEVEL_WARNING] = "warning",
+};
+
+static const char *loglevel_name(int v)
+{
+    if (v < 0 || (size_t)v >= sizeof(loglevel_names) / sizeof(loglevel_names[0]))
+        return NULL;
+    return loglevel_names[v];
+}
+
+static int loglevel_parse(const char *s, int *out)
+{
+    for (int i = 0; loglevel_name(i) != NULL; i++) {
+        if (strcasecmp(s, loglevel_name(i)) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static const char *const passthrough_scripts_names[] = {
+    [PASSTHROUGH_SCRIPTS_REFUSE] = "refuse",
+    [PASSTHROUGH_SCRIPTS_STORED_BYTES] = "stored-bytes",
+};
+
+static const char *passthrough_scripts_name(int v)
+{
+    if (v < 0 || (size_t)v >= sizeof(passthrough_scripts_names) / sizeof(passthrough_scripts_names[0]))
+        return NULL;
+    return passthrough_scripts_names[v];
+}
+
+static int passthrough_scripts_parse(const char *s, int *out)
+{
+    for (int i = 0; passthrough_scripts_name(i) != NULL; i++) {
+        if (strcasecmp(s, passthrough_scripts_name(i)) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* maxmemory-policy, as redis spells them. The memory backend's store_policy_t has the same values
+ * (backend/memory/policy.c checks it at compile time). */
+static const char *const policy_names[] = {
+    [MAXMEMORY_NOEVICTION] = "noeviction",
+    [MAXMEMORY_ALLKEYS_LRU] = "allkeys-lru",
+    [MAXMEMORY_VOLATILE_LRU] = "volatile-lru",
+    [MAXMEMORY_ALLKEYS_LFU] = "allkeys-lfu",
+    [MAXMEMORY_VOLATILE_LFU] = "volatile-lfu",
+    [MAXMEMORY_VOLATILE_TTL] = "volatile-ttl",
+    [MAXMEMORY_ALLKEYS_RANDOM] = "allkeys-random",
+    [MAXMEMORY_VOLATILE_RANDOM] = "volatile-random",
+};
+
+static const char *policy_name(int v)
+{
+    if (v < 0 || (size_t)v >= sizeof(policy_names) / sizeof(policy_names[0]))
+        return NULL;
+    return policy_names[v];
+}
+
+static int policy_parse(const char *s, int *out)
+{
+    for (int i = 0; policy_name(i) != NULL; i++) {
+        if (strcasecmp(s, policy_name(i)) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static const config_enum_t loglevel_enum = { loglevel_parse, loglevel_name };
+static const config_enum_t policy_enum = { policy_parse, policy_name };
+static const config_enum_t passthrough_scripts_enum = { passthrough_scripts_parse, passthrough_scripts_name };
+
+/* --- the table --------------------------------------------------------------------------------- */
+
+#define F(field) offsetof(config_t, field)
+
+/* One row per option, in the order CONFIG GET and --help list them. */
+const config_option_t config_options[] = {
+    /* name, section, type, field, min, max, enum, default, help, flags */
+    { "bind", "server", CONFIG_ADDRLIST, F(bind), 0, 0, NULL, "127.0.0.1",
+      "IPv4/IPv6 addresses to listen on, separated by spaces (0.0.0.0 or :: for all)" },
+    { "port", "server", CONFIG_INT, F(port), 0, 65535, NULL, "6380",
+      "TCP port to listen on; 0 = no TCP listener" },
+    { "unixsocket", "server", CONFIG_STRING, F(unixsocket), 0, 0, NULL, "",
+      "path of a unix socket to listen on too; empty = none" },
+    { "unixsocketperm", "server", CONFIG_OCTAL, F(unixsocketperm), 0, 0777, NULL, "0",
+      "mode of the unix socket, in octal (e.g. 700); 0 = leave as created" },
+    { "maxclients", "server", CONFIG_INT, F(maxclients), 1, 1000000, NULL, "10000",
+      "connected clients at most; further connections are refused" },
+    { "timeout", "server", CONFIG_INT, F(timeout), 0, INT_MAX, NULL, "0",
+      "close a client idle this many seconds; 0 = never", CONFIG_LIVE },
+    { "tcp-keepalive", "server", CONFIG_INT, F(tcp_keepalive), 0, INT_MAX, NULL, "300",
+      "TCP keepalive interval in seconds; 0 = off", CONFIG_LIVE },
+    { "tcp-backlog", "server", CONFIG_INT, F(tcp_backlog), 0, INT_MAX, NULL, "511",
+      "listen() backlog (the kernel caps it at net.core.somaxconn)" },
+    { "requirepass", "server", CONFIG_STRING, F(requirepass), 0, 0, NULL, "",
+      "password clients must give with AUTH; empty = no password", CONFIG_LIVE },
+    { "proto-max-bulk-len", "server", CONFIG_MEMORY, F(proto_max_bulk_len), MB, 2 * GB, NULL, "512mb",
+      "largest bulk string a client may send" },
+    { "client-query-buffer-limit", "server", CONFIG_MEMORY, F(client_query_buffer_limit), MB, LLONG_MAX,
+      NULL, "1gb", "largest unprocessed input of one client; beyond it the client is closed", CONFIG_LIVE },
+    /* 1gb: twice proto-max-bulk-len, so that the reply of the largest value a client may write (and a few
+     * others pipelined with it) fits; a write whose reply would not fit is refused (cmd_value_unreadable) */
+    { "client-output-buffer-limit", "server", CONFIG_MEMORY, F(client_output_buffer_limit), 0, LLONG_MAX,
+      NULL, "1gb", "largest pending output of one client; beyond it the client is closed; 0 = unlimited. "
+      "Writes of values whose reply would exceed it are refused", CONFIG_LIVE },
+    { "pidfile", "server", CONFIG_STRING, F(pidfile), 0, 0, NULL, "",
+      "write the process id to this file; empty = none" },
+    { "slowlog-log-slower-than", "server", CONFIG_INT, F(slowlog_log_slower_than), -1, INT_MAX, NULL, "10000",
+      "log commands that take this many microseconds or more in SLOWLOG; -1 = off, 0 = every command", CONFIG_LIVE },
+    { "slowlog-max-len", "server", CONFIG_INT, F(slowlog_max_len), 0, 1000000, NULL, "128",
+      "entries kept by SLOWLOG", CONFIG_LIVE },
+    { "metrics-port", "server", CONFIG_INT, F(metrics_port), 0, 65535, NULL, "0",
+      "serve Prometheus metrics over HTTP on this port (GET /metrics); 0 = off" },
+    { "metrics-bind", "server", CONFIG_STRING, F(metrics_bind), 0, 0, NULL, "127.0.0.1",
+      "address the metrics port listens on" },
+    { "databases", "server", CONFIG_INT, F(databases), 1, 10000, NULL, "16",
+      "number of databases (SELECT 0 to databases-1)" },
+
+    { "backend", "cache", CONFIG_URL, F(backend), 0, 0, NULL, "memory://",
+      "where values are kept: memory://, dummy:// (caching off) or redis://host:port/db" },
+    { "serializer", "cache", CONFIG_URL, F(serializer), 0, 0, NULL, "null://",
+      "codec chain applied to values, e.g. null:// or zstd://?compression-level=3", CONFIG_LIVE },
+    { "default-ttl", "cache", CONFIG_INT, F(default_ttl), 0, INT_MAX, NULL, "0",
+      "seconds to live of keys written without a TTL (SET, MSET and their kin), and of keys that INCR, APPEND, "
+      "SETRANGE... or SET ... KEEPTTL create; 0 = they live until deleted or evicted", CONFIG_LIVE },
+    { "codec-thread-min-size", "cache", CONFIG_MEMORY, F(codec_thread_min_size), 0, LLONG_MAX, NULL, "64kb",
+      "values at least this large are encoded and decoded on the thread pool, so that one big value does "
+      "not stall other clients; 0 = always on the loop thread" },
+    { "codec-thread-nice", "cache", CONFIG_INT, F(codec_thread_nice), 0, 19, NULL, "10",
+      "nice value of the thread-pool threads while they encode and decode, so that big values do not take "
+      "CPU from the event loop serving the other clients; 0 = same priority as the loop", CONFIG_LIVE },
+    { "maxmemory", "cache", CONFIG_MEMORY, F(maxmemory), 0, LLONG_MAX, NULL, "0",
+      "memory:// limit; keys are evicted by maxmemory-policy beyond it; 0 = no limit", CONFIG_LIVE },
+    { "maxmemory-policy", "cache", CONFIG_ENUM, F(maxmemory_policy), 0, 0, &policy_enum, "allkeys-lru",
+      "which keys to evict when maxmemory is reached", CONFIG_LIVE },
+    { "hz", "cache", CONFIG_INT, F(hz), 1, 500, NULL, "10",
+      "background tasks (active expiry) per second" },
+
+    { "upstream-pool-size", "upstream", CONFIG_INT, F(upstream_pool_size), 1, 256, NULL, "4",
+      "connections to a redis:// backend; each carries many commands at once (pipelined)" },
+    { "upstream-connect-timeout", "upstream", CONFIG_INT, F(upstream_connect_timeout), 1, 600000, NULL, "1000",
+      "milliseconds to wait for a connection to the upstream before giving up and retrying", CONFIG_LIVE },
+    { "upstream-command-timeout", "upstream", CONFIG_INT, F(upstream_command_timeout), 1, 600000, NULL, "2000",
+      "milliseconds an upstream command may take; then it fails with an error and the connection is renewed",
+      CONFIG_LIVE },
+    { "upstream-retry-max", "upstream", CONFIG_INT, F(upstream_retry_max), 1, 600000, NULL, "2000",
+      "longest wait between reconnection attempts, in milliseconds (the wait doubles from 50 ms)", CONFIG_LIVE },
+    { "passthrough", "upstream", CONFIG_BOOL, F(passthrough), 0, 1, NULL, "no",
+      "forward the commands of other types (hashes, lists, sets, streams...) to the upstream as they are; "
+      "string values always go through the serializer, and connection, blocking and admin commands are never "
+      "forwarded (README, Passthrough)", CONFIG_LIVE },
+    { "passthrough-scripts", "upstream", CONFIG_ENUM, F(passthrough_scripts), 0, 0, &passthrough_scripts_enum,
+      "refuse", "with passthrough and a serializer other than null://: refuse EVAL, EVALSHA, FCALL (and _RO), "
+      "SCRIPT / FUNCTION and SORT ... BY / GET patterns, which read string values inside Redis (refuse), or "
+      "forward them, the scripts then seeing the stored, encoded bytes (stored-bytes)", CONFIG_LIVE },
+
+    { "loglevel", "log", CONFIG_ENUM, F(loglevel), 0, 0, &loglevel_enum, "notice",
+      "least important messages that are logged", CONFIG_LIVE },
+    { "logfile", "log", CONFIG_STRING, F(logfile), 0, 0, NULL, "",
+      "file to append the log to; empty = standard error", CONFIG_LIVE },
+};
+
+#undef F
+
+const size_t config_noptions = sizeof(config_options) / sizeof(config_options[0]);
+_Static_assert(sizeof(config_options) / sizeof(config_options[0]) <= CONFIG_MAX_OPTIONS,
+               "more options than CONFIG_MAX_OPTIONS");
+
+const char *const config_sections[] = { "server", "cache", "upstream", "log" };
+const size_t config_nsections = sizeof(config_sections) / sizeof(config_sections[0]);
+

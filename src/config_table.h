@@ -1,0 +1,62 @@
+/*
+ * config_table: the rows of the option table, private to config.c (which reads them) and
+ * config_table.c (which holds them). Nothing else includes this header: the rest of the program asks
+ * config.h's functions.
+ *
+ * A row says everything about one option: name, [section], type, bounds, the names of an enum, the
+ * default written as a user would write it, the --help line, and flags. Adding an option is one row in
+ * config_table.c plus its field in config_t.
+ */
+#ifndef CACHETORYD_CONFIG_TABLE_H
+#define CACHETORYD_CONFIG_TABLE_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+/* config_option_t.flags */
+#define CONFIG_LIVE 0x1             /* a reload (SIGHUP) changes it in place; without it, a restart does */
+
+#define GB (1024LL * 1024 * 1024)   /* sizes in the table and in messages */
+#define MB (1024LL * 1024)
+
+#define CONFIG_MAX_OPTIONS 128      /* rows at most (config.c keeps per-row state in arrays this long) */
+
+typedef enum config_type {
+    CONFIG_BOOL,        /* yes | no -> int 1 / 0 */
+    CONFIG_INT,         /* decimal integer in [min, max] -> int */
+    CONFIG_MEMORY,      /* size with optional unit (config_parse_memory) in [min, max] -> long long */
+    CONFIG_OCTAL,       /* file mode written in octal, in [min, max] -> int */
+    CONFIG_STRING,      /* any text; empty means none -> char * or NULL */
+    CONFIG_URL,         /* "scheme:..." (memory://, redis://host:port) -> char *, never NULL */
+    CONFIG_ENUM,        /* one name of a list -> int */
+    CONFIG_ADDRLIST,    /* 1..CONFIG_MAX_BIND numeric IPv4/IPv6 addresses -> cfg->bind, cfg->nbind */
+} config_type_t;
+
+/* The names of an enum option's values. */
+typedef struct config_enum {
+    int (*parse)(const char *name, int *out);   /* 0, or -1 if name is not one of them */
+    const char *(*name)(int value);             /* value's name; NULL past the last value */
+} config_enum_t;
+
+typedef struct config_option {
+    const char *name;               /* as in the file and after "--" on the command line */
+    const char *section;            /* "server", "cache" or "log" (without brackets) */
+    config_type_t type;
+    size_t offset;                  /* of the field in config_t */
+    long long min, max;             /* accepted range: CONFIG_INT, CONFIG_MEMORY, CONFIG_OCTAL */
+    const config_enum_t *values;    /* CONFIG_ENUM */
+    const char *def;                /* default, written as in the file ("" = none) */
+    const char *help;               /* one line for --help */
+    unsigned flags;                 /* CONFIG_LIVE... */
+} config_option_t;
+
+/* The rows, in the order CONFIG GET and --help list them; config_noptions of them. */
+extern const config_option_t config_options[];
+extern const size_t config_noptions;
+
+/* The [sections] a file may have, in the order --help lists them. */
+extern const char *const config_sections[];
+extern const size_t config_nsections;
+
+#endif
