@@ -18,7 +18,6 @@
 #include "cmd/cmd.h"
 #include "config.h"
 #include "net/server.h"
-#include "store/store.h"
 #include "url.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -112,7 +111,7 @@ static long long retire_deadline_ms;
 static void retire_cb(uv_timer_t *t)
 {
     backend_t *old = retired_backend;
-    if (old == NULL || (old->vt->idle && !old->vt->idle(old) && clock_refresh() < retire_deadline_ms))
+    if (old == NULL || (!backend_idle(old) && clock_refresh() < retire_deadline_ms))
         return;
     uv_timer_stop(t);
     retired_backend = NULL;
@@ -122,7 +121,7 @@ static void retire_cb(uv_timer_t *t)
 /* Error messages of a reload name the URLs: redacted, as everywhere they are shown. */
 static int reload_backend(const config_t *next, char *err, size_t errlen)
 {
-    if (!srv.backend->vt->forwards || strncmp(next->backend, "redis", 5) != 0) {
+    if (!backend_forwards(srv.backend) || !backend_url_forwards(next->backend)) {
         snprintf(err, errlen, "backend changed from '%s' to '%s': this needs a restart", cfg.backend, next->backend);
         url_redact_in(err, errlen);
         return -1;
@@ -234,12 +233,8 @@ next_option:
     config_deinit(&next);
     if (log_setup(cfg.loglevel, cfg.logfile) < 0)
         log_warn("reload: cannot open logfile '%s': %s", cfg.logfile, strerror(errno));
-    if (srv.backend->vt->reconfigure)
-        srv.backend->vt->reconfigure(srv.backend, &cfg);
+    backend_reconfigure(srv.backend, &cfg);
     cache_set_thread_nice(cfg.codec_thread_nice);
-    struct store *st = backend_memory_store(srv.backend);
-    if (st != NULL)
-        store_set_limit(st, (size_t)cfg.maxmemory, (store_policy_t)cfg.maxmemory_policy);
     log_notice("configuration reloaded");
     notify_send("READY=1");
 }

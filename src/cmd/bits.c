@@ -1060,7 +1060,7 @@ static mkeys_t *mk_create(req_t *r, int kind, bytes_t *src, size_t n, const byte
     if (m->keys.data == NULL)
         buf_reserve(&m->keys, 1);
     /* memory backend: read, compute and write in this one call, with nothing in between */
-    m->may_offload = server->backend->vt->forwards;
+    m->may_offload = backend_forwards(server->backend);
     return m;
 }
 
@@ -1073,7 +1073,7 @@ static int mk_start(mkeys_t *m, bytes_t *src, int hold)
 {
     req_t *r = m->r;
     backend_op_t op = { .code = BE_MGET, .keys = src, .nkeys = m->n };
-    int types = server->backend->vt->forwards;
+    int types = backend_forwards(server->backend);
 
     m->in_handler = 1;
     m->pending = 1 + (types ? (int)m->n : 0);
@@ -1114,7 +1114,7 @@ int cmd_bitop(req_t *r, int argc, bytes_t *argv)
         reply_error(req_out(r), "ERR BITOP NOT must be called with a single source key.");
         return CMD_DONE;
     }
-    if (server->backend->vt->forwards && (r->c->flags & CLIENT_IN_EXEC)) {
+    if (backend_forwards(server->backend) && (r->c->flags & CLIENT_IN_EXEC)) {
         /* the write would land after the transaction's other commands */
         reply_error(req_out(r), "ERR BITOP inside MULTI is not supported by cachetoryd with a redis:// backend: "
                                 "its result could not be written inside the transaction; run it outside MULTI");
@@ -1122,7 +1122,7 @@ int cmd_bitop(req_t *r, int argc, bytes_t *argv)
     }
     mkeys_t *m = mk_create(r, MK_BITOP, argv + 3, (size_t)argc - 3, &argv[2]);
     m->op = op;
-    return mk_start(m, argv + 3, server->backend->vt->forwards);
+    return mk_start(m, argv + 3, backend_forwards(server->backend));
 }
 
 /* LCS key1 key2 [LEN] [IDX] [MINMATCHLEN min-match-len] [WITHMATCHLEN] */

@@ -275,7 +275,7 @@ const cmd_def_t *cmd_passthrough_resolve(buf_t *out, int argc, bytes_t *argv, in
         refuse(out, cl, CMD_WHY_BLOCKING);
         return NULL;
     }
-    if (!b->vt->forwards) {
+    if (!backend_forwards(b)) {
         cmd_reply_unknown(out, argc, argv);
         return NULL;
     }

@@ -265,7 +265,7 @@ int cmd_select(req_t *r, int argc, bytes_t *argv)
         reply_error(req_out(r), "ERR DB index is out of range");
         return CMD_DONE;
     }
-    if (!server->backend->vt->forwards) {
+    if (!backend_forwards(server->backend)) {
         r->c->db = (int)db;
         REPLY_OK(req_out(r));
         return CMD_DONE;
@@ -686,8 +686,9 @@ int cmd_info(req_t *r, int argc, bytes_t *argv)
                    s->nclients, s->cfg->maxclients);
     }
     if (info_wants(argc, argv, "memory", 1)) {
-        struct store *st = backend_memory_store(s->backend);
-        size_t used = st ? store_used(st) : 0, rss = info_rss();
+        backend_stats_t bs;
+        backend_stats(s->backend, &bs, NULL, 0);
+        size_t used = bs.used_memory, rss = info_rss();
         info_section(&t, "Memory");
         info_human(h1, sizeof(h1), (double)used);
         info_human(h2, sizeof(h2), (double)rss);
@@ -695,9 +696,7 @@ int cmd_info(req_t *r, int argc, bytes_t *argv)
                    used, h1, rss, h2);
         info_human(h1, sizeof(h1), (double)s->cfg->maxmemory);
         buf_printf(&t, "maxmemory_human:%s\r\n", h1);
-        if (s->backend->vt->info)
-            s->backend->vt->info(s->backend, "memory", &t);
-        else
+        if (backend_info(s->backend, "memory", &t) < 0)
             buf_printf(&t, "maxmemory:%lld\r\n", s->cfg->maxmemory);
     }
     if (info_wants(argc, argv, "stats", 1)) {
@@ -709,9 +708,7 @@ int cmd_info(req_t *r, int argc, bytes_t *argv)
                    s->stats.total_connections, s->stats.total_commands, s->stats.net_input_bytes,
                    s->stats.net_output_bytes, s->stats.rejected_connections, s->stats.query_limit_disconnections,
                    s->stats.output_limit_disconnections);
-        if (s->backend->vt->info)
-            s->backend->vt->info(s->backend, "stats", &t);
-        else
+        if (backend_info(s->backend, "stats", &t) < 0)
             buf_append_str(&t, "expired_keys:0\r\nevicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\n");
     }
     if (info_wants(argc, argv, "commandstats", 0)) {
@@ -727,21 +724,20 @@ int cmd_info(req_t *r, int argc, bytes_t *argv)
         buf_printf(&t, "cache_hits:%llu\r\ncache_misses:%llu\r\n", s->stats.cache_hits, s->stats.cache_misses);
         cache_info(s->cache, &t);
     }
-    if (s->backend->vt->forwards && info_wants(argc, argv, "upstream", 1)) {
+    if (backend_forwards(s->backend) && info_wants(argc, argv, "upstream", 1)) {
         info_section(&t, "Upstream");
-        s->backend->vt->info(s->backend, "upstream", &t);
+        backend_info(s->backend, "upstream", &t);
     }
     if (info_wants(argc, argv, "keyspace", 1)) {
         info_section(&t, "Keyspace");
-        if (s->backend->vt->forwards) {
+        if (backend_forwards(s->backend)) {
             /* the keyspace is the upstream's: ask it, and reply when it answers */
             buf_deinit(&r->keep);
             r->keep = t;
             backend_op_t op = { .code = BE_INFO, .pattern = BYTES("keyspace") };
             return cmd_submit_raw(r, &op, info_keyspace_done_cb);
         }
-        if (s->backend->vt->info)
-            s->backend->vt->info(s->backend, "keyspace", &t);
+        backend_info(s->backend, "keyspace", &t);
     }
     reply_verbatim(req_out(r), req_proto(r), t.data ? t.data : "", t.len);
     buf_deinit(&t);
@@ -795,10 +791,8 @@ int cmd_config(req_t *r, int argc, bytes_t *argv)
         buf_append(out, cc.items.data, cc.items.len);
         buf_deinit(&cc.items);
     } else if (bytes_eq_nocase(argv[1], "resetstat") && argc == 2) {
-        struct store *st = backend_memory_store(server->backend);
         memset(&server->stats, 0, sizeof(server->stats));
-        if (st)
-            store_stats_reset(st);
+        backend_stats_reset(server->backend);
         cache_stats_reset(server->cache);
         cmd_stats_reset();
         REPLY_OK(out);

@@ -440,7 +440,7 @@ static int update_generic(req_t *r, int argc, bytes_t *argv, backend_update_fn *
     backend_op_t op = { .code = BE_UPDATE, .key = argv[1], .update = fn, .update_arg = arg, .argc = argc,
                         .argv = argv };
     cmd_update_newttl(&op);
-    if (server->backend->vt->forwards && r->arg.ptr != NULL) {
+    if (backend_forwards(server->backend) && r->arg.ptr != NULL) {
         buf_reset(&r->keep);
         buf_append(&r->keep, r->arg.ptr, r->arg.len);
         r->arg.ptr = r->keep.data ? r->keep.data : "";

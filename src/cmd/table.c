@@ -304,9 +304,7 @@ static void cmd_call(client_t *c, req_t *r, const cmd_def_t *d, int argc, bytes_
  * backend charges the stored size when the write runs. */
 static int cmd_over_limit(void)
 {
-    backend_t *b = server->backend;
-
-    return b->vt->over_limit != NULL && b->vt->over_limit(b);
+    return backend_over_limit(server->backend);
 }
 
 /*
@@ -415,14 +413,13 @@ int cmd_exec(req_t *r, int argc, bytes_t *argv)
     c->mcount = c->mcap = 0;
     c->flags &= ~CLIENT_MULTI;
     backend_t *b = server->backend;
-    if (b->vt->batch == NULL) {
+    int batched = backend_batch_begin(b, c->id);
+    if (!batched) {
         reply_array(req_out(r), (size_t)n);
         req_done(r);
     }
     r->aux = n;
     c->flags |= CLIENT_IN_EXEC;
-    if (b->vt->batch)
-        b->vt->batch(b, 1, c->id, NULL, NULL);
     for (int i = 0; i < n; i++) {
         if (!(c->flags & CLIENT_CLOSING)) {
             req_t *qr = req_create(c);
@@ -435,8 +432,8 @@ int cmd_exec(req_t *r, int argc, bytes_t *argv)
         mem_free(q[i].argv);
     }
     c->flags &= ~CLIENT_IN_EXEC;
-    if (b->vt->batch)
-        b->vt->batch(b, 0, c->id, exec_outcome_cb, r);
+    if (batched)
+        backend_batch_end(b, c->id, exec_outcome_cb, r);
     mem_free(q);
     return CMD_PENDING;
 }

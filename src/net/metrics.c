@@ -7,7 +7,6 @@
 #include "cache/cache.h"
 #include "cmd/cmd.h"
 #include "net/server.h"
-#include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -71,7 +70,10 @@ static void metrics_written_cb(uv_write_t *w, int status)
 /* "name value" lines; the INFO fields as gauges and counters. */
 static void metrics_render(server_t *s, buf_t *b)
 {
-    struct store *st = backend_memory_store(s->backend);
+    backend_stats_t bs;
+    size_t *db_keys = mem_calloc((size_t)s->cfg->databases, sizeof(*db_keys));
+
+    backend_stats(s->backend, &bs, db_keys, s->cfg->databases);
 
     buf_printf(b, "# HELP cachetoryd_up 1 while the daemon serves.\n# TYPE cachetoryd_up gauge\ncachetoryd_up 1\n");
     buf_printf(b, "# TYPE cachetoryd_uptime_seconds gauge\ncachetoryd_uptime_seconds %lld\n",
@@ -87,19 +89,19 @@ static void metrics_render(server_t *s, buf_t *b)
                s->stats.net_input_bytes);
     buf_printf(b, "# TYPE cachetoryd_net_output_bytes_total counter\ncachetoryd_net_output_bytes_total %llu\n",
                s->stats.net_output_bytes);
-    if (st != NULL) {
-        const store_stats_t *ss = store_stats(st);
-        buf_printf(b, "# TYPE cachetoryd_memory_used_bytes gauge\ncachetoryd_memory_used_bytes %zu\n", store_used(st));
-        buf_printf(b, "# TYPE cachetoryd_memory_max_bytes gauge\ncachetoryd_memory_max_bytes %zu\n", store_maxmemory(st));
-        buf_printf(b, "# TYPE cachetoryd_expired_keys_total counter\ncachetoryd_expired_keys_total %llu\n", ss->expired_keys);
-        buf_printf(b, "# TYPE cachetoryd_evicted_keys_total counter\ncachetoryd_evicted_keys_total %llu\n", ss->evicted_keys);
-        buf_printf(b, "# TYPE cachetoryd_keyspace_hits_total counter\ncachetoryd_keyspace_hits_total %llu\n", ss->keyspace_hits);
-        buf_printf(b, "# TYPE cachetoryd_keyspace_misses_total counter\ncachetoryd_keyspace_misses_total %llu\n", ss->keyspace_misses);
+    if (bs.local) {
+        buf_printf(b, "# TYPE cachetoryd_memory_used_bytes gauge\ncachetoryd_memory_used_bytes %zu\n", bs.used_memory);
+        buf_printf(b, "# TYPE cachetoryd_memory_max_bytes gauge\ncachetoryd_memory_max_bytes %zu\n", bs.maxmemory);
+        buf_printf(b, "# TYPE cachetoryd_expired_keys_total counter\ncachetoryd_expired_keys_total %llu\n", bs.expired_keys);
+        buf_printf(b, "# TYPE cachetoryd_evicted_keys_total counter\ncachetoryd_evicted_keys_total %llu\n", bs.evicted_keys);
+        buf_printf(b, "# TYPE cachetoryd_keyspace_hits_total counter\ncachetoryd_keyspace_hits_total %llu\n", bs.keyspace_hits);
+        buf_printf(b, "# TYPE cachetoryd_keyspace_misses_total counter\ncachetoryd_keyspace_misses_total %llu\n", bs.keyspace_misses);
         buf_printf(b, "# TYPE cachetoryd_db_keys gauge\n");
         for (int db = 0; db < s->cfg->databases; db++)
-            if (store_dbsize(st, db) > 0)
-                buf_printf(b, "cachetoryd_db_keys{db=\"%d\"} %zu\n", db, store_dbsize(st, db));
+            if (db_keys[db] > 0)
+                buf_printf(b, "cachetoryd_db_keys{db=\"%d\"} %zu\n", db, db_keys[db]);
     }
+    mem_free(db_keys);
     buf_printf(b, "# TYPE cachetoryd_cache_hits_total counter\ncachetoryd_cache_hits_total %llu\n", s->stats.cache_hits);
     buf_printf(b, "# TYPE cachetoryd_cache_misses_total counter\ncachetoryd_cache_misses_total %llu\n", s->stats.cache_misses);
     cache_metrics(s->cache, b);

@@ -86,8 +86,7 @@ static void server_cron_cb(uv_timer_t *t)
     static unsigned ticks;
     long long now = clock_refresh();
 
-    if (s->backend->vt->cron)
-        s->backend->vt->cron(s->backend);
+    backend_cron(s->backend);
     if (s->cfg->timeout > 0 && ++ticks % (unsigned)s->cfg->hz == 0) {
         client_t *c = s->clients;
         while (c != NULL) {
