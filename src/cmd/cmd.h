@@ -82,6 +82,11 @@ void cmd_int_done_cb(void *ctx, const backend_result_t *res);
 
 /* Write "ERR wrong number of arguments for '<name>' command". */
 void cmd_reply_arity(buf_t *out, const char *name);
+/* A HELP subcommand's reply (CLIENT HELP, CONFIG HELP...): an array of one status line each. */
+void cmd_reply_help(buf_t *out, const char *const *lines, size_t n);
+#define CMD_REPLY_HELP(out, lines) cmd_reply_help((out), (lines), sizeof(lines) / sizeof((lines)[0]))
+/* "ERR unknown subcommand '<sub>'. Try <CONTAINER> HELP." (container: its name as the client reads it) */
+void cmd_reply_unknown_sub(buf_t *out, bytes_t sub, const char *container);
 /* Write redis's "ERR unknown command '<name>', with args beginning with: ..." */
 void cmd_reply_unknown(buf_t *out, int argc, bytes_t *argv);
 

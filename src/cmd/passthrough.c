@@ -238,10 +238,7 @@ const cmd_def_t *cmd_passthrough_resolve(buf_t *out, int argc, bytes_t *argv, in
     if (cl->subs != NULL) {
         const cmd_class_t *sub = cmd_class_lookup_sub(cl, argv[1]);
         if (sub == NULL) {
-            char upper[64];
-            display_name(cl, upper, sizeof(upper));
-            reply_errorf(out, "ERR unknown subcommand '%.*s'. Try %s HELP.",
-                         (int)(argv[1].len > 128 ? 128 : argv[1].len), argv[1].ptr, upper);
+            cmd_reply_unknown_sub(out, argv[1], cl->name);
             return NULL;
         }
         if (!arity_ok(sub->arity, argc)) {

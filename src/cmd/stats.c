@@ -300,9 +300,7 @@ int cmd_slowlog(req_t *r, int argc, bytes_t *argv)
             "LEN", "    Return the length of the slowlog.",
             "RESET", "    Reset the slowlog.",
         };
-        reply_array(out, sizeof(help) / sizeof(help[0]));
-        for (size_t i = 0; i < sizeof(help) / sizeof(help[0]); i++)
-            reply_status(out, help[i]);
+        CMD_REPLY_HELP(out, help);
     }
     return CMD_DONE;
 }

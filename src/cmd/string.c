@@ -400,9 +400,7 @@ int cmd_cache(req_t *r, int argc, bytes_t *argv)
         "RAWGET <key>", "    Return the bytes stored for <key>, as the serializer wrote them.",
         "RAWSET <key> <bytes>", "    Store <bytes> for <key> as they are, without encoding them.",
     };
-    reply_array(req_out(r), sizeof(help) / sizeof(help[0]));
-    for (size_t i = 0; i < sizeof(help) / sizeof(help[0]); i++)
-        reply_status(req_out(r), help[i]);
+    CMD_REPLY_HELP(req_out(r), help);
     return CMD_DONE;
 }
 

@@ -92,7 +92,7 @@ const cmd_def_t cmd_table[] = {
     {"incrby", cmd_incrby, 3, W | M | F, 1, 1, 1, "string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", "@write @string @fast"},
     {"decrby", cmd_decrby, 3, W | M | F, 1, 1, 1, "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", "@write @string @fast"},
     {"incrbyfloat", cmd_incrbyfloat, 3, W | M | F, 1, 1, 1, "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", "@write @string @fast"},
-    /* bitmaps and LCS (cmd/bits.c) */
+    /* bitmaps (cmd/bits.c), BITOP and LCS (cmd/bitop.c) */
     {"getbit", cmd_getbit, 3, R | F, 1, 1, 1, "bitmap", "2.2.0", "Returns a bit value by offset.", "@read @bitmap @fast"},
     {"setbit", cmd_setbit, 4, W | M, 1, 1, 1, "bitmap", "2.2.0", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.", "@write @bitmap @slow"},
     {"bitcount", cmd_bitcount, -2, R, 1, 1, 1, "bitmap", "2.6.0", "Counts the number of set bits (population counting) in a string.", "@read @bitmap @slow"},
@@ -189,6 +189,25 @@ void cmd_reply_arity(buf_t *out, const char *name)
     reply_errorf(out, "ERR wrong number of arguments for '%s' command", name);
 }
 
+void cmd_reply_help(buf_t *out, const char *const *lines, size_t n)
+{
+    reply_array(out, n);
+    for (size_t i = 0; i < n; i++)
+        reply_status(out, lines[i]);
+}
+
+void cmd_reply_unknown_sub(buf_t *out, bytes_t sub, const char *container)
+{
+    char upper[64];
+    size_t i;
+
+    for (i = 0; container[i] && i < sizeof(upper) - 1; i++)
+        upper[i] = (char)toupper((unsigned char)container[i]);
+    upper[i] = '\0';
+    reply_errorf(out, "ERR unknown subcommand '%.*s'. Try %s HELP.", (int)(sub.len > 128 ? 128 : sub.len), sub.ptr,
+                 upper);
+}
+
 /* "ERR unknown command 'x', with args beginning with: 'a' 'b' " — redis 7 quotes at most 128 bytes of
  * each part and stops at the text's room. */
 void cmd_reply_unknown(buf_t *out, int argc, bytes_t *argv)
@@ -219,10 +238,15 @@ static const cmd_def_t *cmd_lookup_sub(const cmd_def_t *d, bytes_t arg)
     return NULL;
 }
 
-/* Check argv against the table: redis's errors for an unknown command, an unknown subcommand, a wrong
- * number of arguments. A command cachetoryd does not run itself goes by its class (cmd/passthrough.c):
- * forwarded, or refused (after NOAUTH, when noauth says the client has yet to authenticate). Returns
- * the definition to run, or NULL after writing the error to out. */
+/*
+ * Check argv against the table: redis's errors for a wrong number of arguments and an unknown
+ * subcommand of a container cachetoryd runs. A command not in the table, and a subcommand not in its
+ * container's list that Redis has (CONFIG SET, CLIENT TRACKING...), go by their class
+ * (cmd_passthrough_resolve): forwarded, or refused — unknown command or wrong arity first, then NOAUTH
+ * when noauth says the client has yet to authenticate, then the class's own refusal. Authentication of a
+ * command in the table is checked by the caller (cmd_dispatch), after this. Returns the definition to
+ * run, or NULL after writing the error to out.
+ */
 static const cmd_def_t *cmd_resolve(buf_t *out, int argc, bytes_t *argv, int noauth)
 {
     const cmd_def_t *d = cmd_lookup(argv[0]);
@@ -238,13 +262,7 @@ static const cmd_def_t *cmd_resolve(buf_t *out, int argc, bytes_t *argv, int noa
         if (sub == NULL && cmd_class_lookup(argv[0]) != NULL)     /* CONFIG SET, CLIENT TRACKING... */
             return cmd_passthrough_resolve(out, argc, argv, noauth);
         if (sub == NULL) {
-            char upper[CMD_NAME_MAX + 1];
-            size_t i;
-            for (i = 0; d->name[i] && i < CMD_NAME_MAX; i++)
-                upper[i] = (char)toupper((unsigned char)d->name[i]);
-            upper[i] = '\0';
-            reply_errorf(out, "ERR unknown subcommand '%.*s'. Try %s HELP.",
-                         (int)(argv[1].len > 128 ? 128 : argv[1].len), argv[1].ptr, upper);
+            cmd_reply_unknown_sub(out, argv[1], d->name);
             return NULL;
         }
         if (!cmd_arity_ok(sub, argc)) {
