@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/server.h"
+#include "cmd/session.h"
 #include "util/mem.h"
 
 /* ---- several keys: BITOP, LCS ----------------------------------------------------------------------- */
@@ -96,11 +96,11 @@ static void mk_fail(mkeys_t *m, const char *err)
     mk_finish(m);
 }
 
-/* The callbacks get the req; the context hangs from it (r->keep holds its address). */
+/* The callbacks get the req; the context hangs from it (cmd_scratch(r)->keep holds its address). */
 static mkeys_t *mk_of(void *ctx)
 {
     mkeys_t *m;
-    memcpy(&m, ((req_t *)ctx)->keep.data, sizeof(m));
+    memcpy(&m, cmd_scratch((req_t *)ctx)->keep.data, sizeof(m));
     return m;
 }
 
@@ -276,7 +276,7 @@ static void lcs_compute(mkeys_t *m)
     }
     uint32_t alen = (uint32_t)a.len, blen = (uint32_t)b.len;
     unsigned long long cells = (unsigned long long)(alen + 1ULL) * (blen + 1ULL);
-    if (cells * sizeof(uint32_t) > (unsigned long long)server->cfg->proto_max_bulk_len) {
+    if (cells * sizeof(uint32_t) > (unsigned long long)cmd_ctx.cfg->proto_max_bulk_len) {
         mk_fail(m, "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len");
         return;
     }
@@ -346,7 +346,7 @@ static void lcs_compute(mkeys_t *m)
 #undef LCS_AT
     free(t);
     if (m->getidx) {
-        reply_map(out, req_proto(r), 2);
+        reply_map(out, cmd_proto(r), 2);
         reply_bulk_str(out, "matches");
         reply_array(out, nranges);
         for (size_t k = 0; k < nranges; k++) {
@@ -387,9 +387,9 @@ static mkeys_t *mk_create(req_t *r, int kind, bytes_t *src, size_t n, const byte
 
     m->r = r;
     m->kind = kind;
-    m->db = r->c->db;
-    buf_reset(&r->keep);
-    buf_append(&r->keep, &m, sizeof(m));
+    m->db = cmd_session(r->c)->db;
+    buf_reset(&cmd_scratch(r)->keep);
+    buf_append(&cmd_scratch(r)->keep, &m, sizeof(m));
     m->n = n;
     buf_init(&m->keys);
     buf_init(&m->vals);
@@ -409,7 +409,7 @@ static mkeys_t *mk_create(req_t *r, int kind, bytes_t *src, size_t n, const byte
     if (m->keys.data == NULL)
         buf_reserve(&m->keys, 1);
     /* memory backend: read, compute and write in this one call, with nothing in between */
-    m->may_offload = backend_forwards(server->backend);
+    m->may_offload = backend_forwards(cmd_ctx.backend);
     return m;
 }
 
@@ -422,7 +422,7 @@ static int mk_start(mkeys_t *m, bytes_t *src, int hold)
 {
     req_t *r = m->r;
     backend_op_t op = { .code = BE_MGET, .keys = src, .nkeys = m->n };
-    int types = backend_forwards(server->backend);
+    int types = backend_forwards(cmd_ctx.backend);
 
     m->in_handler = 1;
     m->pending = 1 + (types ? (int)m->n : 0);
@@ -463,7 +463,7 @@ int cmd_bitop(req_t *r, int argc, bytes_t *argv)
         reply_error(req_out(r), "ERR BITOP NOT must be called with a single source key.");
         return CMD_DONE;
     }
-    if (backend_forwards(server->backend) && (r->c->flags & CLIENT_IN_EXEC)) {
+    if (backend_forwards(cmd_ctx.backend) && (cmd_session(r->c)->flags & SESSION_IN_EXEC)) {
         /* the write would land after the transaction's other commands */
         reply_error(req_out(r), "ERR BITOP inside MULTI is not supported by cachetoryd with a redis:// backend: "
                                 "its result could not be written inside the transaction; run it outside MULTI");
@@ -471,7 +471,7 @@ int cmd_bitop(req_t *r, int argc, bytes_t *argv)
     }
     mkeys_t *m = mk_create(r, MK_BITOP, argv + 3, (size_t)argc - 3, &argv[2]);
     m->op = op;
-    return mk_start(m, argv + 3, backend_forwards(server->backend));
+    return mk_start(m, argv + 3, backend_forwards(cmd_ctx.backend));
 }
 
 /* LCS key1 key2 [LEN] [IDX] [MINMATCHLEN min-match-len] [WITHMATCHLEN] */

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/server.h"
+#include "cmd/session.h"
 #include "util/mem.h"
 
 #define ERR_BIT_OFFSET  "ERR bit offset is not an integer or out of range"
@@ -50,7 +50,7 @@ static int bit_offset_parse(bytes_t a, int hash, int bits, uint64_t *out)
             return -1;
         v *= bits;
     }
-    if (v < 0 || (v >> 3) >= server->cfg->proto_max_bulk_len)
+    if (v < 0 || (v >> 3) >= cmd_ctx.cfg->proto_max_bulk_len)
         return -1;
     *out = (uint64_t)v;
     return 0;
@@ -86,7 +86,7 @@ static int value_grow(const bytes_t *old, buf_t *nv, size_t len)
 }
 
 /*
- * The arguments a handler parsed, kept in r->keep until its callback: the numbers, and an error redis
+ * The arguments a handler parsed, kept in cmd_scratch(r)->keep until its callback: the numbers, and an error redis
  * would give only after looking the key up (err), or the early answer it would give then (early).
  */
 typedef struct bits_args {
@@ -102,14 +102,14 @@ typedef struct bits_args {
 static bits_args_t *args_new(req_t *r)
 {
     bits_args_t a = { 0 };
-    buf_reset(&r->keep);
-    buf_append(&r->keep, &a, sizeof(a));
-    return (bits_args_t *)r->keep.data;
+    buf_reset(&cmd_scratch(r)->keep);
+    buf_append(&cmd_scratch(r)->keep, &a, sizeof(a));
+    return (bits_args_t *)cmd_scratch(r)->keep.data;
 }
 
 static bits_args_t *args_of(req_t *r)
 {
-    return (bits_args_t *)r->keep.data;
+    return (bits_args_t *)cmd_scratch(r)->keep.data;
 }
 
 static int submit_get(req_t *r, bytes_t key, backend_cb *cb)
@@ -155,7 +155,7 @@ static void getbit_done_cb(void *ctx, const backend_result_t *res)
     if (res->status == BE_ERR)
         reply_error(req_out(r), res->err);
     else
-        reply_int(req_out(r), bit_get((const unsigned char *)v.ptr, v.len, (uint64_t)r->aux));
+        reply_int(req_out(r), bit_get((const unsigned char *)v.ptr, v.len, (uint64_t)cmd_scratch(r)->aux));
     req_done(r);
 }
 
@@ -168,23 +168,23 @@ int cmd_getbit(req_t *r, int argc, bytes_t *argv)
         reply_error(req_out(r), ERR_BIT_OFFSET);
         return CMD_DONE;
     }
-    r->aux = (long long)off;
+    cmd_scratch(r)->aux = (long long)off;
     return submit_get(r, argv[1], getbit_done_cb);
 }
 
-/* SETBIT's offset in r->aux, the bit in r->aux2. */
+/* SETBIT's offset in cmd_scratch(r)->aux, the bit in cmd_scratch(r)->aux2. */
 static int setbit_fn(void *arg, const bytes_t *old, buf_t *nv, backend_result_t *res)
 {
-    const req_t *r = arg;
-    uint64_t off = (uint64_t)r->aux;
+    req_t *r = arg;
+    uint64_t off = (uint64_t)cmd_scratch(r)->aux;
     size_t need = (size_t)(off >> 3) + 1;
     int prev = old ? bit_get((const unsigned char *)old->ptr, old->len, off) : 0;
 
     res->integer = prev;
-    if (old != NULL && old->len >= need && prev == (int)r->aux2)
+    if (old != NULL && old->len >= need && prev == (int)cmd_scratch(r)->aux2)
         return 1;                       /* nothing changes */
     value_grow(old, nv, need);
-    bit_put((unsigned char *)nv->data, off, (int)r->aux2);
+    bit_put((unsigned char *)nv->data, off, (int)cmd_scratch(r)->aux2);
     return 0;
 }
 
@@ -202,8 +202,8 @@ int cmd_setbit(req_t *r, int argc, bytes_t *argv)
         reply_error(req_out(r), ERR_BIT_VALUE);
         return CMD_DONE;
     }
-    r->aux = (long long)off;
-    r->aux2 = on;
+    cmd_scratch(r)->aux = (long long)off;
+    cmd_scratch(r)->aux2 = on;
     /* the native form: an upstream with values not encoded runs SETBIT itself (its reply is a number) */
     backend_op_t op = { .code = BE_UPDATE, .key = argv[1], .update = setbit_fn, .update_arg = r, .argc = argc,
                         .argv = argv };
@@ -509,7 +509,7 @@ static void bf_reply(req_t *r, const bf_ops_t *ops)
     reply_array(out, (size_t)ops->n);
     for (int i = 0; i < ops->n; i++) {
         if (ops->op[i].nil)
-            reply_null(out, req_proto(r));
+            reply_null(out, cmd_proto(r));
         else
             reply_int(out, ops->op[i].reply);
     }
@@ -518,7 +518,7 @@ static void bf_reply(req_t *r, const bf_ops_t *ops)
 static void bitfield_read_cb(void *ctx, const backend_result_t *res)
 {
     req_t *r = ctx;
-    bf_ops_t *ops = (bf_ops_t *)r->keep.data;
+    bf_ops_t *ops = (bf_ops_t *)cmd_scratch(r)->keep.data;
     bytes_t v = value_of(res);
 
     if (res->status == BE_ERR) {
@@ -535,7 +535,7 @@ static void bitfield_read_cb(void *ctx, const backend_result_t *res)
 static int bitfield_fn(void *arg, const bytes_t *old, buf_t *nv, backend_result_t *res)
 {
     req_t *r = arg;
-    bf_ops_t *ops = (bf_ops_t *)r->keep.data;
+    bf_ops_t *ops = (bf_ops_t *)cmd_scratch(r)->keep.data;
     int changed = value_grow(old, nv, (size_t)(ops->highest >> 3) + 1);
 
     for (int i = 0; i < ops->n; i++) {
@@ -554,7 +554,7 @@ static void bitfield_write_cb(void *ctx, const backend_result_t *res)
     if (res->status == BE_ERR)
         reply_error(req_out(r), res->err);
     else
-        bf_reply(r, (const bf_ops_t *)r->keep.data);
+        bf_reply(r, (const bf_ops_t *)cmd_scratch(r)->keep.data);
     req_done(r);
 }
 
@@ -572,14 +572,14 @@ static int bf_type_parse(bytes_t a, int *sign, int *bits)
     return 0;
 }
 
-/* Parse the subcommands into r->keep. Returns the ops, or NULL after writing the error. */
+/* Parse the subcommands into cmd_scratch(r)->keep. Returns the ops, or NULL after writing the error. */
 static bf_ops_t *bitfield_parse(req_t *r, int argc, bytes_t *argv)
 {
     int overflow = BF_WRAP;
     bf_ops_t head = { .n = 0, .readonly = 1, .highest = 0 };
 
-    buf_reset(&r->keep);
-    buf_append(&r->keep, &head, sizeof(head));
+    buf_reset(&cmd_scratch(r)->keep);
+    buf_append(&cmd_scratch(r)->keep, &head, sizeof(head));
     for (int j = 2; j < argc; j++) {
         int more = argc - j - 1, opcode;
         bf_op_t o = { 0 };
@@ -616,7 +616,7 @@ static bf_ops_t *bitfield_parse(req_t *r, int argc, bytes_t *argv)
         }
         if (opcode != BF_GET) {
             long long v;
-            bf_ops_t *h = (bf_ops_t *)r->keep.data;
+            bf_ops_t *h = (bf_ops_t *)cmd_scratch(r)->keep.data;
             h->readonly = 0;
             if (h->highest < o.offset + (uint64_t)o.bits - 1)
                 h->highest = o.offset + (uint64_t)o.bits - 1;
@@ -628,11 +628,11 @@ static bf_ops_t *bitfield_parse(req_t *r, int argc, bytes_t *argv)
         }
         o.opcode = opcode;
         o.overflow = overflow;
-        buf_append(&r->keep, &o, sizeof(o));
-        ((bf_ops_t *)r->keep.data)->n++;
+        buf_append(&cmd_scratch(r)->keep, &o, sizeof(o));
+        ((bf_ops_t *)cmd_scratch(r)->keep.data)->n++;
         j += opcode == BF_GET ? 2 : 3;
     }
-    return (bf_ops_t *)r->keep.data;
+    return (bf_ops_t *)cmd_scratch(r)->keep.data;
 }
 
 static int bitfield_generic(req_t *r, int argc, bytes_t *argv, int ro)

@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-#include "net/server.h"
+#include "cmd/session.h"
 #include "util/clock.h"
 #include "util/mem.h"
 #include "version.h"
@@ -40,22 +40,14 @@ int cmd_quit(req_t *r, int argc, bytes_t *argv)
 
 /*
  * RESET: the client's session back to a new connection's, as redis 7's RESET does for its own state —
- * MULTI discarded, the database a new client starts in (the URL's upstream), RESP2, no name, and no longer authenticated when a password is set. It
- * is cachetoryd's session that is reset: nothing reaches the upstream, whose connections other clients
- * share (their database and authentication are the backend URL's and stay so).
+ * MULTI discarded, the database a new client starts in (the URL's upstream), RESP2, no name, and no
+ * longer authenticated when a password is set (cmd_session_reset). It is cachetoryd's session that is
+ * reset: nothing reaches the upstream, whose connections other clients share (their database and
+ * authentication are the backend URL's and stay so).
  */
 int cmd_reset(req_t *r, int argc, bytes_t *argv)
 {
-    client_t *c = r->c;
-    const char *pass = server->cfg->requirepass;
-
-    cmd_multi_reset(c);
-    c->db = server->default_db;
-    c->proto = 2;
-    mem_free(c->name);
-    c->name = NULL;
-    c->authenticated = pass == NULL || pass[0] == '\0';
-    c->parser.authenticated = c->authenticated;
+    cmd_session_reset(r->c);
     reply_status(req_out(r), "RESET");
     return CMD_DONE;
 }
@@ -69,19 +61,18 @@ int cmd_reset(req_t *r, int argc, bytes_t *argv)
  */
 static int auth_nopass(void)
 {
-    const char *want = server->cfg->requirepass;
-    return want == NULL || want[0] == '\0';
+    return cmd_session_nopass();
 }
 
 int cmd_auth_required(const client_t *c)
 {
-    return !c->authenticated && !auth_nopass();
+    return !cmd_session(c)->authenticated && !auth_nopass();
 }
 
 void cmd_auth_reconfigure(void)
 {
-    for (client_t *c = server->clients; c != NULL; c = c->next)
-        c->parser.authenticated = !cmd_auth_required(c);
+    for (client_t *c = conn_first(cmd_ctx.srv); c != NULL; c = c->next)
+        conn_set_authenticated(c, !cmd_auth_required(c));
 }
 
 static int auth_is_default_user(bytes_t user)
@@ -93,7 +84,7 @@ static int auth_is_default_user(bytes_t user)
  * where they differ through timing. user.ptr NULL: AUTH's one-argument form. */
 static int auth_check(bytes_t user, bytes_t pass)
 {
-    const char *want = server->cfg->requirepass;
+    const char *want = cmd_ctx.cfg->requirepass;
     size_t wn = want ? strlen(want) : 0;
     unsigned diff = (unsigned)(pass.len ^ wn);
 
@@ -108,8 +99,8 @@ static int auth_check(bytes_t user, bytes_t pass)
 
 static void auth_grant(client_t *c)
 {
-    c->authenticated = 1;
-    c->parser.authenticated = 1;
+    cmd_session(c)->authenticated = 1;
+    conn_set_authenticated(c, 1);
 }
 
 /* AUTH [username] password */
@@ -143,18 +134,19 @@ static int client_name_ok(bytes_t name)
     return 1;
 }
 
-static void client_set_name(client_t *c, bytes_t name)
+static void client_set_name(cmd_session_t *s, bytes_t name)
 {
-    mem_free(c->name);
-    c->name = name.len ? mem_strndup(name.ptr, name.len) : NULL;
+    mem_free(s->name);
+    s->name = name.len ? mem_strndup(name.ptr, name.len) : NULL;
 }
 
 /* HELLO [protover [AUTH username password] [SETNAME clientname]] */
 int cmd_hello(req_t *r, int argc, bytes_t *argv)
 {
     client_t *c = r->c;
+    cmd_session_t *s = cmd_session(c);
     buf_t *out = req_out(r);
-    long long ver = c->proto;
+    long long ver = s->proto;
     bytes_t name = { NULL, 0 };
     int auth_at = 0;
 
@@ -199,15 +191,15 @@ int cmd_hello(req_t *r, int argc, bytes_t *argv)
         return CMD_DONE;
     }
     if (name.ptr != NULL)
-        client_set_name(c, name);
-    c->proto = (int)ver;
-    reply_map(out, c->proto, 7);
+        client_set_name(s, name);
+    s->proto = (int)ver;
+    reply_map(out, s->proto, 7);
     reply_bulk_str(out, "server");
     reply_bulk_str(out, "redis");
     reply_bulk_str(out, "version");
     reply_bulk_str(out, CACHETORYD_REDIS_VERSION);
     reply_bulk_str(out, "proto");
-    reply_int(out, c->proto);
+    reply_int(out, s->proto);
     reply_bulk_str(out, "id");
     reply_int(out, (long long)c->id);
     reply_bulk_str(out, "mode");
@@ -226,7 +218,7 @@ static void select_done_cb(void *ctx, const backend_result_t *res)
     if (res->status == BE_ERR) {
         reply_error(req_out(r), res->err);
     } else {
-        r->c->db = (int)r->aux;
+        cmd_session(r->c)->db = (int)cmd_scratch(r)->aux;
         REPLY_OK(req_out(r));
     }
     req_done(r);
@@ -245,19 +237,19 @@ int cmd_select(req_t *r, int argc, bytes_t *argv)
         reply_error(req_out(r), "ERR value is out of range, value must between -2147483648 and 2147483647");
         return CMD_DONE;
     }
-    if (db < 0 || db >= server->cfg->databases) {
+    if (db < 0 || db >= cmd_ctx.cfg->databases) {
         reply_error(req_out(r), "ERR DB index is out of range");
         return CMD_DONE;
     }
-    if (!backend_forwards(server->backend)) {
-        r->c->db = (int)db;
+    if (!backend_forwards(cmd_ctx.backend)) {
+        cmd_session(r->c)->db = (int)db;
         REPLY_OK(req_out(r));
         return CMD_DONE;
     }
     /* An upstream may have fewer databases than `databases`: it decides (backend BE_SELECT), and the
      * client's next commands wait for the answer, since the database they are for depends on it. */
     backend_op_t op = { .code = BE_SELECT, .db2 = (int)db };
-    r->aux = db;
+    cmd_scratch(r)->aux = db;
     req_hold(r);                /* before: the backend may answer at once, and r is then done */
     return cmd_submit_raw(r, &op, select_done_cb);
 }
@@ -269,12 +261,12 @@ static void client_list(req_t *r, int argc, bytes_t *argv)
     buf_init(&text);
 
     if (argc == 2) {
-        for (client_t *c = server->clients; c != NULL; c = c->next)
-            conn_describe(c, &text);
+        for (client_t *c = conn_first(cmd_ctx.srv); c != NULL; c = c->next)
+            cmd_session_describe(c, &text);
     } else if (argc == 4 && bytes_eq_nocase(argv[2], "type")) {
         if (bytes_eq_nocase(argv[3], "normal")) {
-            for (client_t *c = server->clients; c != NULL; c = c->next)
-                conn_describe(c, &text);
+            for (client_t *c = conn_first(cmd_ctx.srv); c != NULL; c = c->next)
+                cmd_session_describe(c, &text);
         } else if (!bytes_eq_nocase(argv[3], "master") && !bytes_eq_nocase(argv[3], "replica") &&
                    !bytes_eq_nocase(argv[3], "pubsub")) {
             reply_errorf(req_out(r), "ERR Unknown client type '%.*s'", (int)argv[3].len, argv[3].ptr);
@@ -289,16 +281,16 @@ static void client_list(req_t *r, int argc, bytes_t *argv)
                 buf_deinit(&text);
                 return;
             }
-            for (client_t *c = server->clients; c != NULL; c = c->next)
+            for (client_t *c = conn_first(cmd_ctx.srv); c != NULL; c = c->next)
                 if (c->id == (uint64_t)id)
-                    conn_describe(c, &text);
+                    cmd_session_describe(c, &text);
         }
     } else {
         reply_error(req_out(r), ERR_SYNTAX);
         buf_deinit(&text);
         return;
     }
-    reply_verbatim(req_out(r), req_proto(r), text.data ? text.data : "", text.len);
+    reply_verbatim(req_out(r), cmd_proto(r), text.data ? text.data : "", text.len);
     buf_deinit(&text);
 }
 
@@ -308,7 +300,7 @@ static void client_kill(req_t *r, int argc, bytes_t *argv)
     buf_t *out = req_out(r);
 
     if (argc == 3) {
-        for (client_t *c = server->clients; c != NULL; c = c->next) {
+        for (client_t *c = conn_first(cmd_ctx.srv); c != NULL; c = c->next) {
             if (strlen(c->addr) == argv[2].len && memcmp(c->addr, argv[2].ptr, argv[2].len) == 0) {
                 REPLY_OK(out);
                 if (c == r->c)
@@ -372,7 +364,7 @@ static void client_kill(req_t *r, int argc, bytes_t *argv)
         }
     }
     long long killed = 0, now = clock_ms();
-    client_t *c = server->clients;
+    client_t *c = conn_first(cmd_ctx.srv);
     while (c != NULL && type_ok) {
         client_t *next = c->next;
         int match = (id == 0 || c->id == (uint64_t)id) &&
@@ -396,29 +388,30 @@ static void client_kill(req_t *r, int argc, bytes_t *argv)
 int cmd_client(req_t *r, int argc, bytes_t *argv)
 {
     client_t *c = r->c;
+    cmd_session_t *s = cmd_session(c);
     buf_t *out = req_out(r);
     bytes_t sub = argv[1];
 
     if (bytes_eq_nocase(sub, "id") && argc == 2) {
         reply_int(out, (long long)c->id);
     } else if (bytes_eq_nocase(sub, "getname") && argc == 2) {
-        c->name ? reply_bulk_str(out, c->name) : reply_null(out, c->proto);
+        s->name ? reply_bulk_str(out, s->name) : reply_null(out, s->proto);
     } else if (bytes_eq_nocase(sub, "setname") && argc == 3) {
         if (!client_name_ok(argv[2])) {
             reply_error(out, "ERR Client names cannot contain spaces, newlines or special characters.");
         } else {
-            client_set_name(c, argv[2]);
+            client_set_name(s, argv[2]);
             REPLY_OK(out);
         }
     } else if (bytes_eq_nocase(sub, "setinfo") && argc == 4) {
-        char **field = bytes_eq_nocase(argv[2], "lib-name") ? &c->lib_name
-                       : bytes_eq_nocase(argv[2], "lib-ver") ? &c->lib_ver : NULL;
+        char **field = bytes_eq_nocase(argv[2], "lib-name") ? &s->lib_name
+                       : bytes_eq_nocase(argv[2], "lib-ver") ? &s->lib_ver : NULL;
         if (field == NULL) {
             reply_errorf(out, "ERR Unrecognized option '%.*s'", (int)(argv[2].len > 128 ? 128 : argv[2].len),
                          argv[2].ptr);
         } else if (!client_name_ok(argv[3])) {
             reply_errorf(out, "ERR %s cannot contain spaces, newlines or special characters.",
-                         field == &c->lib_name ? "lib-name" : "lib-ver");
+                         field == &s->lib_name ? "lib-name" : "lib-ver");
         } else {
             mem_free(*field);
             *field = argv[3].len ? mem_strndup(argv[3].ptr, argv[3].len) : NULL;
@@ -429,8 +422,8 @@ int cmd_client(req_t *r, int argc, bytes_t *argv)
     } else if (bytes_eq_nocase(sub, "info") && argc == 2) {
         buf_t text;
         buf_init(&text);
-        conn_describe(c, &text);
-        reply_verbatim(out, c->proto, text.data, text.len);
+        cmd_session_describe(c, &text);
+        reply_verbatim(out, s->proto, text.data, text.len);
         buf_deinit(&text);
     } else if (bytes_eq_nocase(sub, "kill") && argc >= 3) {
         client_kill(r, argc, argv);

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "cache/cache.h"
-#include "net/server.h"
+#include "cmd/session.h"
 #include "store/store.h"
 #include "url.h"
 #include "util/clock.h"
@@ -87,7 +87,7 @@ static void command_docs_one(buf_t *out, int proto, const cmd_def_t *d)
 int cmd_command(req_t *r, int argc, bytes_t *argv)
 {
     buf_t *out = req_out(r);
-    int proto = req_proto(r);
+    int proto = cmd_proto(r);
 
     if (argc == 1) {
         reply_array(out, (size_t)cmd_count);
@@ -192,7 +192,7 @@ static void info_section(buf_t *t, const char *name)
 static void info_keyspace_done_cb(void *ctx, const backend_result_t *res)
 {
     req_t *r = ctx;
-    buf_t *t = &r->keep;
+    buf_t *t = &cmd_scratch(r)->keep;
 
     if (res->status == BE_ERR) {
         buf_printf(t, "upstream_error:%s\r\n", res->err);
@@ -204,14 +204,15 @@ static void info_keyspace_done_cb(void *ctx, const backend_result_t *res)
         }
         buf_append(t, p, (size_t)(end - p));
     }
-    reply_verbatim(req_out(r), req_proto(r), t->data ? t->data : "", t->len);
+    reply_verbatim(req_out(r), cmd_proto(r), t->data ? t->data : "", t->len);
     req_done(r);
 }
 
 /* INFO [section ...]: redis's sections and field names, so existing tools read them. */
 int cmd_info(req_t *r, int argc, bytes_t *argv)
 {
-    server_t *s = server;
+    const cmd_ctx_t *s = &cmd_ctx;
+    const conn_stats_t *ns = conn_stats(s->srv);
     buf_t t;
     long long now = clock_ms();
     char h1[32], h2[32];
@@ -228,14 +229,14 @@ int cmd_info(req_t *r, int argc, bytes_t *argv)
                    "tcp_port:%d\r\nserver_time_usec:%lld\r\nuptime_in_seconds:%lld\r\nuptime_in_days:%lld\r\n"
                    "hz:%d\r\nbackend:%s\r\n",
                    CACHETORYD_REDIS_VERSION, CACHETORYD_VERSION, un.sysname, un.release, un.machine,
-                   (int)(sizeof(void *) * 8), uv_version_string(), (int)getpid(), s->port, now * 1000,
+                   (int)(sizeof(void *) * 8), uv_version_string(), (int)getpid(), s->cfg->port, now * 1000,
                    (now - s->start_ms) / 1000, (now - s->start_ms) / 86400000, s->cfg->hz, backend);
         mem_free(backend);
     }
     if (info_wants(argc, argv, "clients", 1)) {
         info_section(&t, "Clients");
         buf_printf(&t, "connected_clients:%u\r\nmaxclients:%d\r\nblocked_clients:0\r\ntracking_clients:0\r\n",
-                   s->nclients, s->cfg->maxclients);
+                   conn_count(s->srv), s->cfg->maxclients);
     }
     if (info_wants(argc, argv, "memory", 1)) {
         backend_stats_t bs;
@@ -257,9 +258,8 @@ int cmd_info(req_t *r, int argc, bytes_t *argv)
                    "total_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
                    "total_net_input_bytes:%llu\r\ntotal_net_output_bytes:%llu\r\nrejected_connections:%llu\r\n"
                    "client_query_buffer_limit_disconnections:%llu\r\nclient_output_buffer_limit_disconnections:%llu\r\n",
-                   s->stats.total_connections, s->stats.total_commands, s->stats.net_input_bytes,
-                   s->stats.net_output_bytes, s->stats.rejected_connections, s->stats.query_limit_disconnections,
-                   s->stats.output_limit_disconnections);
+                   ns->total_connections, s->stats.total_commands, ns->net_input_bytes, ns->net_output_bytes,
+                   ns->rejected_connections, ns->query_limit_disconnections, ns->output_limit_disconnections);
         if (backend_info(s->backend, "stats", &t) < 0)
             buf_append_str(&t, "expired_keys:0\r\nevicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\n");
     }
@@ -284,14 +284,14 @@ int cmd_info(req_t *r, int argc, bytes_t *argv)
         info_section(&t, "Keyspace");
         if (backend_forwards(s->backend)) {
             /* the keyspace is the upstream's: ask it, and reply when it answers */
-            buf_deinit(&r->keep);
-            r->keep = t;
+            buf_deinit(&cmd_scratch(r)->keep);
+            cmd_scratch(r)->keep = t;
             backend_op_t op = { .code = BE_INFO, .pattern = BYTES("keyspace") };
             return cmd_submit_raw(r, &op, info_keyspace_done_cb);
         }
         backend_info(s->backend, "keyspace", &t);
     }
-    reply_verbatim(req_out(r), req_proto(r), t.data ? t.data : "", t.len);
+    reply_verbatim(req_out(r), cmd_proto(r), t.data ? t.data : "", t.len);
     buf_deinit(&t);
     return CMD_DONE;
 }
@@ -333,19 +333,20 @@ int cmd_config(req_t *r, int argc, bytes_t *argv)
         buf_init(&cc.items);
         for (int i = 2; i < argc; i++) {
             char *pat = mem_strndup(argv[i].ptr, argv[i].len);
-            config_get(server->cfg, pat, config_collect_cb, &cc);
+            config_get(cmd_ctx.cfg, pat, config_collect_cb, &cc);
             for (size_t k = 0; k < sizeof(config_fixed) / sizeof(config_fixed[0]); k++)
                 if (config_glob(pat, config_fixed[k][0]))
                     config_collect_cb(&cc, config_fixed[k][0], config_fixed[k][1]);
             mem_free(pat);
         }
-        reply_map(out, req_proto(r), cc.n);
+        reply_map(out, cmd_proto(r), cc.n);
         buf_append(out, cc.items.data, cc.items.len);
         buf_deinit(&cc.items);
     } else if (bytes_eq_nocase(argv[1], "resetstat") && argc == 2) {
-        memset(&server->stats, 0, sizeof(server->stats));
-        backend_stats_reset(server->backend);
-        cache_stats_reset(server->cache);
+        memset(&cmd_ctx.stats, 0, sizeof(cmd_ctx.stats));
+        conn_stats_reset(cmd_ctx.srv);
+        backend_stats_reset(cmd_ctx.backend);
+        cache_stats_reset(cmd_ctx.cache);
         cmd_stats_reset();
         REPLY_OK(out);
     } else {
@@ -368,4 +369,48 @@ int cmd_time(req_t *r, int argc, bytes_t *argv)
     reply_bulk_ll(req_out(r), (long long)tv.tv_sec);
     reply_bulk_ll(req_out(r), (long long)tv.tv_usec);
     return CMD_DONE;
+}
+
+/* ---- the Prometheus page ------------------------------------------------------------------------- */
+
+/* "name value" lines: the INFO fields as gauges and counters, then the cache's and the commands'. */
+void cmd_metrics_page_cb(buf_t *b, void *arg)
+{
+    const cmd_ctx_t *s = &cmd_ctx;
+    const conn_stats_t *ns = conn_stats(s->srv);
+    backend_stats_t bs;
+    size_t *db_keys = mem_calloc((size_t)s->cfg->databases, sizeof(*db_keys));
+
+    backend_stats(s->backend, &bs, db_keys, s->cfg->databases);
+    buf_printf(b, "# HELP cachetoryd_up 1 while the daemon serves.\n# TYPE cachetoryd_up gauge\ncachetoryd_up 1\n");
+    buf_printf(b, "# TYPE cachetoryd_uptime_seconds gauge\ncachetoryd_uptime_seconds %lld\n",
+               (clock_ms() - s->start_ms) / 1000);
+    buf_printf(b, "# TYPE cachetoryd_connected_clients gauge\ncachetoryd_connected_clients %u\n", conn_count(s->srv));
+    buf_printf(b, "# TYPE cachetoryd_connections_received_total counter\ncachetoryd_connections_received_total %llu\n",
+               ns->total_connections);
+    buf_printf(b, "# TYPE cachetoryd_rejected_connections_total counter\ncachetoryd_rejected_connections_total %llu\n",
+               ns->rejected_connections);
+    buf_printf(b, "# TYPE cachetoryd_commands_processed_total counter\ncachetoryd_commands_processed_total %llu\n",
+               s->stats.total_commands);
+    buf_printf(b, "# TYPE cachetoryd_net_input_bytes_total counter\ncachetoryd_net_input_bytes_total %llu\n",
+               ns->net_input_bytes);
+    buf_printf(b, "# TYPE cachetoryd_net_output_bytes_total counter\ncachetoryd_net_output_bytes_total %llu\n",
+               ns->net_output_bytes);
+    if (bs.local) {
+        buf_printf(b, "# TYPE cachetoryd_memory_used_bytes gauge\ncachetoryd_memory_used_bytes %zu\n", bs.used_memory);
+        buf_printf(b, "# TYPE cachetoryd_memory_max_bytes gauge\ncachetoryd_memory_max_bytes %zu\n", bs.maxmemory);
+        buf_printf(b, "# TYPE cachetoryd_expired_keys_total counter\ncachetoryd_expired_keys_total %llu\n", bs.expired_keys);
+        buf_printf(b, "# TYPE cachetoryd_evicted_keys_total counter\ncachetoryd_evicted_keys_total %llu\n", bs.evicted_keys);
+        buf_printf(b, "# TYPE cachetoryd_keyspace_hits_total counter\ncachetoryd_keyspace_hits_total %llu\n", bs.keyspace_hits);
+        buf_printf(b, "# TYPE cachetoryd_keyspace_misses_total counter\ncachetoryd_keyspace_misses_total %llu\n", bs.keyspace_misses);
+        buf_printf(b, "# TYPE cachetoryd_db_keys gauge\n");
+        for (int db = 0; db < s->cfg->databases; db++)
+            if (db_keys[db] > 0)
+                buf_printf(b, "cachetoryd_db_keys{db=\"%d\"} %zu\n", db, db_keys[db]);
+    }
+    mem_free(db_keys);
+    buf_printf(b, "# TYPE cachetoryd_cache_hits_total counter\ncachetoryd_cache_hits_total %llu\n", s->stats.cache_hits);
+    buf_printf(b, "# TYPE cachetoryd_cache_misses_total counter\ncachetoryd_cache_misses_total %llu\n", s->stats.cache_misses);
+    cache_metrics(s->cache, b);
+    cmd_stats_prometheus(b);
 }
