@@ -17,8 +17,8 @@
 #include "cache/cache.h"
 #include "cmd/cmd.h"
 #include "config.h"
+#include "net/http.h"
 #include "net/server.h"
-#include "backend/memory/store.h"
 #include "url.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -60,6 +60,8 @@ static void raise_fd_limit(int maxclients)
 }
 
 static server_t srv;
+static backend_t *backend;              /* where values live: replaced by a reload that names another upstream */
+static cache_t *cache;                  /* the codec chain in front of it */
 static config_t cfg;
 static const char *cfg_path;
 static int cfg_argc;
@@ -112,7 +114,7 @@ static long long retire_deadline_ms;
 static void retire_cb(uv_timer_t *t)
 {
     backend_t *old = retired_backend;
-    if (old == NULL || (old->vt->idle && !old->vt->idle(old) && clock_refresh() < retire_deadline_ms))
+    if (old == NULL || (!backend_idle(old) && clock_refresh() < retire_deadline_ms))
         return;
     uv_timer_stop(t);
     retired_backend = NULL;
@@ -122,7 +124,7 @@ static void retire_cb(uv_timer_t *t)
 /* Error messages of a reload name the URLs: redacted, as everywhere they are shown. */
 static int reload_backend(const config_t *next, char *err, size_t errlen)
 {
-    if (!srv.backend->vt->forwards || strncmp(next->backend, "redis", 5) != 0) {
+    if (!backend_forwards(backend) || !backend_url_forwards(next->backend)) {
         snprintf(err, errlen, "backend changed from '%s' to '%s': this needs a restart", cfg.backend, next->backend);
         url_redact_in(err, errlen);
         return -1;
@@ -134,10 +136,10 @@ static int reload_backend(const config_t *next, char *err, size_t errlen)
     backend_t *nb = backend_create(next, srv.loop, err, errlen);
     if (nb == NULL)
         return -1;
-    retired_backend = srv.backend;
-    srv.backend = nb;
-    srv.default_db = nb->default_db;       /* for clients from now on; connected ones keep theirs */
-    cache_set_backend(srv.cache, nb);
+    retired_backend = backend;
+    backend = nb;
+    cmd_set_backend(nb);                    /* new clients start in its database; connected ones keep theirs */
+    cache_set_backend(cache, nb);
     retire_deadline_ms = clock_refresh() + next->upstream_command_timeout + 1000;
     if (retire_timer.loop == NULL)
         uv_timer_init(srv.loop, &retire_timer);
@@ -199,7 +201,7 @@ static void on_reload(uv_signal_t *h, int signum)
             goto next_option;
         }
         if (strcmp(after.v[i].name, "serializer") == 0 &&
-            cache_set_serializer(srv.cache, after.v[i].value, (size_t)cfg.proto_max_bulk_len, err, sizeof(err)) < 0) {
+            cache_set_serializer(cache, after.v[i].value, (size_t)cfg.proto_max_bulk_len, err, sizeof(err)) < 0) {
             url_redact_in(err, sizeof(err));
             log_warn("reload: %s", err);
             goto next_option;
@@ -219,14 +221,16 @@ next_option:
     config_deinit(&next);
     if (log_setup(cfg.loglevel, cfg.logfile) < 0)
         log_warn("reload: cannot open logfile '%s': %s", cfg.logfile, strerror(errno));
-    if (srv.backend->vt->reconfigure)
-        srv.backend->vt->reconfigure(srv.backend, &cfg);
+    backend_reconfigure(backend, &cfg);
     cache_set_thread_nice(cfg.codec_thread_nice);
-    struct store *st = backend_memory_store(srv.backend);
-    if (st != NULL)
-        store_set_limit(st, (size_t)cfg.maxmemory, (store_policy_t)cfg.maxmemory_policy);
     log_notice("configuration reloaded");
     notify_send("READY=1");
+}
+
+/* hz times a second, from the server's timer: the backend's background work (active expiry). */
+static void cron_cb(void *arg)
+{
+    backend_cron(backend);
 }
 
 static int write_pidfile(const char *path)
@@ -303,14 +307,14 @@ int main(int argc, char **argv)
         return 1;
     }
     uv_loop_t *loop = uv_default_loop();
-    backend_t *backend = backend_create(&cfg, loop, err, sizeof(err));
+    backend = backend_create(&cfg, loop, err, sizeof(err));
     if (backend == NULL) {
         fprintf(stderr, "cachetoryd: %s\n", err);
         config_deinit(&cfg);
         return 1;
     }
     cache_set_thread_nice(cfg.codec_thread_nice);
-    cache_t *cache = cache_create("default", cfg.serializer, backend, loop, (size_t)cfg.codec_thread_min_size,
+    cache = cache_create("default", cfg.serializer, backend, loop, (size_t)cfg.codec_thread_min_size,
                                   (size_t)cfg.proto_max_bulk_len, err, sizeof(err));
     if (cache == NULL) {
         url_redact_in(err, sizeof(err));       /* config_load and backend_create redact their own */
@@ -334,9 +338,19 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(cfg.maxclients);
-    cmd_setup();
+    cmd_setup(&cfg, backend, cache, &srv);
 
-    if (server_setup(&srv, loop, &cfg, backend, cache) < 0) {
+    /* net hands every command to cmd, which works with the backend through the cache; net knows neither */
+    conn_hooks_t hooks = {
+        .req_size = cmd_req_size(),
+        .open_cb = cmd_session_open_cb,
+        .command_cb = cmd_dispatch,
+        .free_cb = cmd_session_free_cb,
+        .req_recycle_cb = cmd_req_recycle_cb,
+    };
+    if (server_setup(&srv, loop, &cfg, &hooks, cron_cb, NULL) < 0 ||
+        http_setup(loop, cfg.metrics_bind, cfg.metrics_port, cmd_metrics_page_cb, NULL) < 0) {
+        http_teardown();
         server_teardown(&srv);
         uv_run(loop, UV_RUN_NOWAIT);
         cache_destroy(cache);
@@ -376,8 +390,8 @@ int main(int argc, char **argv)
         uv_timer_stop(&retire_timer);
         backend_destroy(retired_backend);
     }
-    backend = srv.backend;
     backend_destroy(backend);
+    http_teardown();
     server_teardown(&srv);
     uv_walk(loop, close_walk_cb, NULL);
     uv_run(loop, UV_RUN_DEFAULT);

@@ -1,4 +1,4 @@
-/* Backend selection by URL scheme. */
+/* Backend selection by URL scheme, and the wrappers of the optional vtable entries. */
 #include "backend/backend.h"
 
 #include <stdio.h>
@@ -7,6 +7,17 @@
 #include "config.h"
 #include "url.h"
 #include "util/mem.h"
+
+static int url_is_upstream(const char *url)
+{
+    return strncmp(url, "redis://", 8) == 0 || strncmp(url, "redis+unix://", 13) == 0 ||
+           strncmp(url, "rediss://", 9) == 0 || strncmp(url, "unix://", 7) == 0;
+}
+
+int backend_url_forwards(const char *url)
+{
+    return url_is_upstream(url);
+}
 
 /* The error of a backend that could not be created quotes its URL: redacted here, for every backend. */
 backend_t *backend_create(const config_t *cfg, void *loop, char *err, size_t errlen)
@@ -18,8 +29,7 @@ backend_t *backend_create(const config_t *cfg, void *loop, char *err, size_t err
         return backend_memory_create(cfg);
     if (strcmp(url, "dummy://") == 0 || strcmp(url, "dummy:") == 0)
         return backend_dummy_create();
-    if (strncmp(url, "redis://", 8) == 0 || strncmp(url, "redis+unix://", 13) == 0 ||
-        strncmp(url, "rediss://", 9) == 0 || strncmp(url, "unix://", 7) == 0) {
+    if (url_is_upstream(url)) {
         b = backend_redis_create(cfg, loop, err, errlen);
         if (b == NULL)
             url_redact_in(err, errlen);
@@ -38,4 +48,62 @@ void backend_destroy(backend_t *b)
 {
     if (b != NULL)
         b->vt->destroy(b);
+}
+
+int backend_info(backend_t *b, const char *section, buf_t *out)
+{
+    if (b->vt->info == NULL)
+        return -1;
+    b->vt->info(b, section, out);
+    return 0;
+}
+
+void backend_cron(backend_t *b)
+{
+    if (b->vt->cron != NULL)
+        b->vt->cron(b);
+}
+
+void backend_reconfigure(backend_t *b, const config_t *cfg)
+{
+    if (b->vt->reconfigure != NULL)
+        b->vt->reconfigure(b, cfg);
+}
+
+int backend_idle(backend_t *b)
+{
+    return b->vt->idle == NULL || b->vt->idle(b);
+}
+
+int backend_over_limit(backend_t *b)
+{
+    return b->vt->over_limit != NULL && b->vt->over_limit(b);
+}
+
+int backend_batch_begin(backend_t *b, uint64_t affinity)
+{
+    if (b->vt->batch == NULL)
+        return 0;
+    b->vt->batch(b, 1, affinity, NULL, NULL);
+    return 1;
+}
+
+void backend_batch_end(backend_t *b, uint64_t affinity, backend_cb *cb, void *ctx)
+{
+    b->vt->batch(b, 0, affinity, cb, ctx);
+}
+
+void backend_stats(backend_t *b, backend_stats_t *st, size_t *db_keys, int ndb)
+{
+    memset(st, 0, sizeof(*st));
+    if (db_keys != NULL)
+        memset(db_keys, 0, (size_t)ndb * sizeof(*db_keys));
+    if (b->vt->stats != NULL)
+        b->vt->stats(b, st, db_keys, ndb);
+}
+
+void backend_stats_reset(backend_t *b)
+{
+    if (b->vt->stats_reset != NULL)
+        b->vt->stats_reset(b);
 }

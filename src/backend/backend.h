@@ -1,5 +1,6 @@
 /*
- * backend: where encoded values live — memory://, dummy://, and (later) an upstream redis://.
+ * backend: where encoded values live — memory://, dummy://, or an upstream Redis (redis://, rediss://,
+ * redis+unix://).
  *
  * The interface is asynchronous from the start. A command describes what it wants as a backend_op_t and
  * calls backend_submit() with a completion callback. The callback is called exactly once, with a result
@@ -132,6 +133,19 @@ typedef void backend_cb(void *ctx, const backend_result_t *res);
 typedef struct backend backend_t;
 struct config;
 
+/* What a backend that keeps the values itself (memory://) tells about them; all 0 for the others. */
+typedef struct backend_stats {
+    int local;                          /* 1: the figures below are this process's own */
+    size_t used_memory;                 /* bytes the stored keys and values count for */
+    size_t maxmemory;                   /* their limit, 0 = none */
+    unsigned long long expired_keys, evicted_keys, keyspace_hits, keyspace_misses;
+} backend_stats_t;
+
+/*
+ * A backend's functions. Only submit and destroy are required; every other entry may be NULL, and is
+ * called through its backend_* wrapper below, which says what a NULL entry means. Nothing else calls
+ * the table.
+ */
 typedef struct backend_vtable {
     const char *scheme;
     void (*submit)(backend_t *b, const backend_op_t *op, backend_cb *cb, void *ctx);
@@ -149,8 +163,12 @@ typedef struct backend_vtable {
                                            write itself answers OOM if its stored size does not fit);
                                            may be NULL */
     void (*destroy)(backend_t *b);
-    void (*reconfigure)(backend_t *b, const struct config *cfg);   /* reload: timeouts; may be NULL */
+    void (*reconfigure)(backend_t *b, const struct config *cfg);   /* reload: timeouts, maxmemory; may be NULL */
     int (*idle)(backend_t *b);          /* nothing in flight (a replaced backend can go); may be NULL */
+    /* Fill st (zeroed by the caller), and db_keys[0..ndb) with the keys of each database when db_keys
+     * is not NULL; may be NULL (nothing kept here). */
+    void (*stats)(backend_t *b, backend_stats_t *st, size_t *db_keys, int ndb);
+    void (*stats_reset)(backend_t *b);  /* CONFIG RESETSTAT: the counters in stats back to 0; may be NULL */
 } backend_vtable_t;
 
 struct backend {
@@ -170,13 +188,48 @@ static inline void backend_submit(backend_t *b, const backend_op_t *op, backend_
 
 void backend_destroy(backend_t *b);
 
+/* 1 if the backend can run BE_COMMAND and a native BE_UPDATE (an upstream), else 0. */
+static inline int backend_forwards(const backend_t *b)
+{
+    return b->vt->forwards;
+}
+
+/* 1 if url names a backend that forwards (an upstream), whatever the rest of it says: the one kind of
+ * backend a reload can replace while clients stay connected. */
+int backend_url_forwards(const char *url);
+
+/* Append the fields of INFO section ("memory", "stats", "keyspace", "upstream"...) to out. 0, or -1 when
+ * the backend reports no INFO at all (then out is unchanged: the caller shows its defaults). */
+int backend_info(backend_t *b, const char *section, buf_t *out);
+
+/* Background work (active expiry), hz times a second. Nothing for a backend without any. */
+void backend_cron(backend_t *b);
+
+/* A reload changed cfg: timeouts, backoff, maxmemory and its policy take effect. */
+void backend_reconfigure(backend_t *b, const struct config *cfg);
+
+/* 1 when nothing is in flight or queued (a backend replaced by a reload can then go). */
+int backend_idle(backend_t *b);
+
+/* 1 if the backend is over its memory limit even after evicting (a denyoom write is then refused). */
+int backend_over_limit(backend_t *b);
+
+/*
+ * MULTI / EXEC. backend_batch_begin returns 1 when the ops submitted with this affinity until
+ * backend_batch_end run as one transaction, whose outcome backend_batch_end then tells cb exactly once
+ * (see vtable batch), or 0 when the backend has no batches (its ops are atomic already): nothing to end,
+ * and backend_batch_end is not to be called.
+ */
+int backend_batch_begin(backend_t *b, uint64_t affinity);
+void backend_batch_end(backend_t *b, uint64_t affinity, backend_cb *cb, void *ctx);
+
+/* The backend's figures (zeroed first): see backend_stats_t; db_keys as vtable stats, may be NULL. */
+void backend_stats(backend_t *b, backend_stats_t *st, size_t *db_keys, int ndb);
+void backend_stats_reset(backend_t *b);
+
 /* The concrete backends (backend/memory.c, backend/dummy.c). */
 backend_t *backend_memory_create(const struct config *cfg);
 backend_t *backend_dummy_create(void);
 backend_t *backend_redis_create(const struct config *cfg, void *loop, char *err, size_t errlen);
-
-/* Memory backend's store, for INFO memory / CONFIG SET maxmemory; NULL for other backends. */
-struct store;
-struct store *backend_memory_store(backend_t *b);
 
 #endif

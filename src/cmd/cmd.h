@@ -1,6 +1,11 @@
 /*
  * cmd: the command table and the commands.
  *
+ * net hands each complete command to cmd_dispatch (one of the connection hooks main gives net, with
+ * cmd_session_open_cb, cmd_session_free_cb and cmd_req_recycle_cb). The commands work with what
+ * cmd_setup was given — configuration, backend, cache — and with the client's session (cmd/session.h),
+ * never with net's server.
+ *
  * The table (cmd/table.c) is data: name, handler, arity (negative = at least -arity arguments, the name
  * included), flags, key positions, and the text COMMAND DOCS shows. cmd_dispatch() looks a command up,
  * checks arity, authentication and MULTI in one place, then calls the handler with a req_t that orders
@@ -46,14 +51,32 @@ typedef struct cmd_def {
                                    "client|list"; NULL-named entry ends the list */
 } cmd_def_t;
 
-void cmd_setup(void);
+struct cache;
+struct config;
+struct server;
+
+/* Build the lookup table and keep what the commands work with (borrowed: main owns them all); srv is
+ * only handed back to net/conn.h's functions (CLIENT LIST, INFO clients). */
+void cmd_setup(struct config *cfg, backend_t *b, struct cache *cache, struct server *srv);
+/* A reload replaced the backend: commands from now on use b, new clients start in its default_db. */
+void cmd_set_backend(backend_t *b);
+
+/* The connection hooks (net/conn.h's conn_hooks_t): run one command; a client's session created and
+ * freed; a req's scratch given back. cmd_req_size is conn_hooks_t.req_size. */
 void cmd_dispatch(client_t *c, int argc, bytes_t *argv);
+void cmd_session_open_cb(client_t *c);
+void cmd_session_free_cb(client_t *c);
+void cmd_req_recycle_cb(req_t *r, int destroy);
+size_t cmd_req_size(void);
+
+/* The Prometheus page (net/http.h's http_page_cb): the INFO figures, per-command latency histograms. */
+void cmd_metrics_page_cb(buf_t *body, void *arg);
+
 const cmd_def_t *cmd_lookup(bytes_t name);
-void cmd_multi_reset(client_t *c);      /* drop queued MULTI commands */
 
 /* Must c still AUTH before running commands? Asked per command: a reload may add or remove requirepass
  * (redis's authRequired). cmd_auth_reconfigure, after requirepass changed, gives each connected client's
- * parser the pre-AUTH limits or lifts them accordingly. */
+ * parser the pre-AUTH limits or lifts them accordingly (conn_set_authenticated). */
 int cmd_auth_required(const client_t *c);
 void cmd_auth_reconfigure(void);
 
@@ -82,6 +105,11 @@ void cmd_int_done_cb(void *ctx, const backend_result_t *res);
 
 /* Write "ERR wrong number of arguments for '<name>' command". */
 void cmd_reply_arity(buf_t *out, const char *name);
+/* A HELP subcommand's reply (CLIENT HELP, CONFIG HELP...): an array of one status line each. */
+void cmd_reply_help(buf_t *out, const char *const *lines, size_t n);
+#define CMD_REPLY_HELP(out, lines) cmd_reply_help((out), (lines), sizeof(lines) / sizeof((lines)[0]))
+/* "ERR unknown subcommand '<sub>'. Try <CONTAINER> HELP." (container: its name as the client reads it) */
+void cmd_reply_unknown_sub(buf_t *out, bytes_t sub, const char *container);
 /* Write redis's "ERR unknown command '<name>', with args beginning with: ..." */
 void cmd_reply_unknown(buf_t *out, int argc, bytes_t *argv);
 
@@ -111,7 +139,7 @@ cmd_proc_t cmd_multi, cmd_exec, cmd_discard;
 cmd_proc_t cmd_cache, cmd_forward, cmd_slowlog;
 
 /* cmd/stats.c: INFO commandstats / latencystats, SLOWLOG. */
-void cmd_stats_record(client_t *c, const cmd_def_t *d, int argc, bytes_t *argv, long long usec);
+void cmd_stats_record(const client_t *c, const cmd_def_t *d, int argc, bytes_t *argv, long long usec);
 void cmd_stats_rejected(const cmd_def_t *d);
 void cmd_stats_info(buf_t *out, int latency);
 void cmd_stats_reset(void);

@@ -3,6 +3,7 @@
  * renaming, and the database-wide DBSIZE / FLUSHDB / FLUSHALL.
  */
 #include "cmd/cmd.h"
+#include "cmd/session.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -190,7 +191,7 @@ static void ttl_done_cb(void *ctx, const backend_result_t *res)
         v = at;
     } else {
         /* seconds rounded to the nearest, as (at + 500) / 1000 without its overflow near LLONG_MAX */
-        switch (r->variant) {
+        switch (cmd_scratch(r)->variant) {
         case TTL_SEC:                                   /* ms left */
         case TTL_ABS_SEC: v = at / 1000 + (at % 1000 >= 500); break;
         default: v = at; break;
@@ -204,7 +205,7 @@ static int ttl_generic(req_t *r, bytes_t key, int variant)
 {
     backend_op_t op = { .code = BE_TTL, .key = key,
                         .flags = (variant == TTL_SEC || variant == TTL_MS) ? BE_REL : 0 };
-    r->variant = variant;
+    cmd_scratch(r)->variant = variant;
     return cmd_submit(r, &op, ttl_done_cb);
 }
 
@@ -242,7 +243,7 @@ static void keys_done_cb(void *ctx, const backend_result_t *res)
         req_done(r);
         return;
     }
-    if (r->variant) {                       /* SCAN: [cursor, keys] */
+    if (cmd_scratch(r)->variant) {                       /* SCAN: [cursor, keys] */
         char cur[24];
         reply_array(out, 2);
         reply_bulk(out, cur, (size_t)snprintf(cur, sizeof(cur), "%" PRIu64, res->cursor));
@@ -258,7 +259,7 @@ int cmd_keys(req_t *r, int argc, bytes_t *argv)
 {
     int all = argv[1].len == 1 && argv[1].ptr[0] == '*';
     backend_op_t op = { .code = BE_KEYS, .pattern = all ? (bytes_t){ NULL, 0 } : argv[1] };
-    r->variant = 0;
+    cmd_scratch(r)->variant = 0;
     return cmd_submit(r, &op, keys_done_cb);
 }
 
@@ -336,7 +337,7 @@ int cmd_scan(req_t *r, int argc, bytes_t *argv)
             return CMD_DONE;
         }
     }
-    r->variant = 1;
+    cmd_scratch(r)->variant = 1;
     return cmd_submit(r, &op, keys_done_cb);
 }
 
@@ -346,7 +347,7 @@ static void randomkey_done_cb(void *ctx, const backend_result_t *res)
     if (res->status == BE_ERR)
         reply_error(req_out(r), res->err);
     else if (!res->has_value)
-        reply_null(req_out(r), req_proto(r));
+        reply_null(req_out(r), cmd_proto(r));
     else
         reply_bulk(req_out(r), res->value.ptr, res->value.len);
     req_done(r);

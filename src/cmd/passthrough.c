@@ -25,8 +25,8 @@
 
 #include "cache/cache.h"
 #include "cmd/classes.h"
+#include "cmd/session.h"
 #include "config.h"
-#include "net/server.h"
 
 /* Forwarded to the upstream as it is (passthrough = yes). */
 static const cmd_def_t cmd_forward_def = {
@@ -126,14 +126,14 @@ static void refuse_script(buf_t *out, const cmd_class_t *cl, const char *what)
     display_name(cl, name, sizeof(name));
     reply_errorf(out, "ERR %s%s is refused by cachetoryd: it reads string values inside Redis, where serializer "
                  "%s stores them encoded; use serializer null://, or set passthrough-scripts stored-bytes to "
-                 "let it see the stored bytes", name, what, chain_url(cache_chain(server->cache)));
+                 "let it see the stored bytes", name, what, chain_url(cache_chain(cmd_ctx.cache)));
 }
 
 /* Scripts may run upstream: the values there are the clients' own bytes, or the user said it is fine. */
 static int scripts_allowed(void)
 {
-    return chain_is_null(cache_chain(server->cache)) ||
-           server->cfg->passthrough_scripts == PASSTHROUGH_SCRIPTS_STORED_BYTES;
+    return chain_is_null(cache_chain(cmd_ctx.cache)) ||
+           cmd_ctx.cfg->passthrough_scripts == PASSTHROUGH_SCRIPTS_STORED_BYTES;
 }
 
 /* Does a SORT BY / GET pattern read string values? It does when it has a '*' that a key name replaces,
@@ -225,7 +225,7 @@ static int arity_ok(int arity, int argc)
 const cmd_def_t *cmd_passthrough_resolve(buf_t *out, int argc, bytes_t *argv, int noauth)
 {
     const cmd_class_t *cl = cmd_class_lookup(argv[0]);
-    backend_t *b = server->backend;
+    backend_t *b = cmd_ctx.backend;
 
     if (cl == NULL) {
         cmd_reply_unknown(out, argc, argv);
@@ -238,10 +238,7 @@ const cmd_def_t *cmd_passthrough_resolve(buf_t *out, int argc, bytes_t *argv, in
     if (cl->subs != NULL) {
         const cmd_class_t *sub = cmd_class_lookup_sub(cl, argv[1]);
         if (sub == NULL) {
-            char upper[64];
-            display_name(cl, upper, sizeof(upper));
-            reply_errorf(out, "ERR unknown subcommand '%.*s'. Try %s HELP.",
-                         (int)(argv[1].len > 128 ? 128 : argv[1].len), argv[1].ptr, upper);
+            cmd_reply_unknown_sub(out, argv[1], cl->name);
             return NULL;
         }
         if (!arity_ok(sub->arity, argc)) {
@@ -275,11 +272,11 @@ const cmd_def_t *cmd_passthrough_resolve(buf_t *out, int argc, bytes_t *argv, in
         refuse(out, cl, CMD_WHY_BLOCKING);
         return NULL;
     }
-    if (!b->vt->forwards) {
+    if (!backend_forwards(b)) {
         cmd_reply_unknown(out, argc, argv);
         return NULL;
     }
-    if (!server->cfg->passthrough) {
+    if (!cmd_ctx.cfg->passthrough) {
         reply_not_forwarded(out, argc, argv);
         return NULL;
     }

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
-#include "net/server.h"
+#include "cmd/session.h"
 #include "util/clock.h"
 #include "util/mem.h"
 
@@ -120,10 +120,10 @@ static void slowlog_redact(int argc, const bytes_t *argv, char *mark, int nmark)
     memcpy(mark, redact, (size_t)nmark);
 }
 
-static void slowlog_push(client_t *c, int argc, bytes_t *argv, long long usec)
+static void slowlog_push(const client_t *c, int argc, bytes_t *argv, long long usec)
 {
     static const bytes_t redacted = { "(redacted)", 10 };
-    int max = server->cfg->slowlog_max_len;
+    int max = cmd_ctx.cfg->slowlog_max_len;
 
     if (max <= 0)
         return;
@@ -167,13 +167,13 @@ static void slowlog_push(client_t *c, int argc, bytes_t *argv, long long usec)
     e->time_s = clock_ms() / 1000;
     e->usec = usec;
     snprintf(e->addr, sizeof(e->addr), "%s", c->addr);
-    snprintf(e->name, sizeof(e->name), "%s", c->name ? c->name : "");
+    snprintf(e->name, sizeof(e->name), "%s", cmd_session(c)->name ? cmd_session(c)->name : "");
     slowlog_head = (slowlog_head + 1) % slowlog_cap;
     if (slowlog_len < slowlog_cap)
         slowlog_len++;
 }
 
-void cmd_stats_record(client_t *c, const cmd_def_t *d, int argc, bytes_t *argv, long long usec)
+void cmd_stats_record(const client_t *c, const cmd_def_t *d, int argc, bytes_t *argv, long long usec)
 {
     cmd_stat_t *s = stat_for(d);
 
@@ -182,7 +182,7 @@ void cmd_stats_record(client_t *c, const cmd_def_t *d, int argc, bytes_t *argv, 
         s->usec += (unsigned long long)usec;
         s->hist[hist_bucket(usec)]++;
     }
-    long long slower = server->cfg->slowlog_log_slower_than;
+    long long slower = cmd_ctx.cfg->slowlog_log_slower_than;
     if (slower >= 0 && usec >= slower)
         slowlog_push(c, argc, argv, usec);
 }
@@ -300,9 +300,7 @@ int cmd_slowlog(req_t *r, int argc, bytes_t *argv)
             "LEN", "    Return the length of the slowlog.",
             "RESET", "    Reset the slowlog.",
         };
-        reply_array(out, sizeof(help) / sizeof(help[0]));
-        for (size_t i = 0; i < sizeof(help) / sizeof(help[0]); i++)
-            reply_status(out, help[i]);
+        CMD_REPLY_HELP(out, help);
     }
     return CMD_DONE;
 }

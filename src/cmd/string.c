@@ -9,7 +9,7 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "net/server.h"
+#include "cmd/session.h"
 #include "util/clock.h"
 #include "util/mem.h"
 
@@ -112,16 +112,16 @@ static void set_done_cb(void *ctx, const backend_result_t *res)
 
     if (res->status == BE_ERR)
         reply_error(out, res->err);
-    else if (r->variant == REPLY_SET_OLD)
-        res->has_value ? reply_bulk(out, res->value.ptr, res->value.len) : reply_null(out, req_proto(r));
-    else if (r->variant == REPLY_SET_INT)
+    else if (cmd_scratch(r)->variant == REPLY_SET_OLD)
+        res->has_value ? reply_bulk(out, res->value.ptr, res->value.len) : reply_null(out, cmd_proto(r));
+    else if (cmd_scratch(r)->variant == REPLY_SET_INT)
         reply_int(out, res->status == BE_OK);
-    else if (r->variant == REPLY_INT)
+    else if (cmd_scratch(r)->variant == REPLY_INT)
         reply_int(out, res->integer);
     else if (res->status == BE_OK)
         REPLY_OK(out);
     else
-        reply_null(out, req_proto(r));
+        reply_null(out, cmd_proto(r));
     req_done(r);
 }
 
@@ -137,7 +137,7 @@ static void set_done_cb(void *ctx, const backend_result_t *res)
 const char *cmd_value_unreadable(size_t len)
 {
     static char err[300];
-    long long limit = server->cfg->client_output_buffer_limit;
+    long long limit = cmd_ctx.cfg->client_output_buffer_limit;
 
     if (limit <= 0 || (unsigned long long)len + BULK_REPLY_FRAMING <= (unsigned long long)limit)
         return NULL;
@@ -150,7 +150,7 @@ const char *cmd_value_unreadable(size_t len)
 /* default-ttl: the expiry of a key written without one, relative (*rel ms) and absolute (returned). */
 long long cmd_default_expiry(long long *rel)
 {
-    int ttl = server->cfg->default_ttl;
+    int ttl = cmd_ctx.cfg->default_ttl;
     *rel = ttl > 0 ? (long long)ttl * 1000 : -1;
     return ttl > 0 ? clock_ms() + *rel : -1;
 }
@@ -183,7 +183,7 @@ static int set_generic(req_t *r, bytes_t key, bytes_t val, unsigned flags, long 
                  ((flags & SET_KEEPTTL) ? BE_KEEPTTL : 0) | ((flags & SET_GET) ? BE_GETOLD : 0) |
                  rel_flag(rel) | ((flags & SET_KEEPTTL) && at >= 0 ? BE_NEWTTL : 0),
     };
-    r->variant = variant;
+    cmd_scratch(r)->variant = variant;
     return cmd_submit(r, &op, set_done_cb);
 }
 
@@ -240,10 +240,10 @@ static void get_done_cb(void *ctx, const backend_result_t *res)
     if (res->status == BE_ERR) {
         reply_error(out, res->err);
     } else if (!res->has_value) {
-        server->stats.cache_misses++;
-        reply_null(out, req_proto(r));
+        cmd_ctx.stats.cache_misses++;
+        reply_null(out, cmd_proto(r));
     } else {
-        server->stats.cache_hits++;
+        cmd_ctx.stats.cache_hits++;
         reply_bulk(out, res->value.ptr, res->value.len);
     }
     req_done(r);
@@ -269,7 +269,7 @@ int cmd_getdel(req_t *r, int argc, bytes_t *argv)
 }
 
 /* GETEX with an invalid expiry, its key read: nil for no key, the read's error (WRONGTYPE), else the
- * expiry's error (kept in r->keep), in Redis's order. */
+ * expiry's error (kept in cmd_scratch(r)->keep), in Redis's order. */
 static void getex_invalid_cb(void *ctx, const backend_result_t *res)
 {
     req_t *r = ctx;
@@ -278,9 +278,9 @@ static void getex_invalid_cb(void *ctx, const backend_result_t *res)
     if (res->status == BE_ERR)
         reply_error(out, res->err);
     else if (!res->has_value)
-        reply_null(out, req_proto(r));
+        reply_null(out, cmd_proto(r));
     else
-        buf_append(out, r->keep.data, r->keep.len);
+        buf_append(out, cmd_scratch(r)->keep.data, cmd_scratch(r)->keep.len);
     req_done(r);
 }
 
@@ -290,14 +290,14 @@ int cmd_getex(req_t *r, int argc, bytes_t *argv)
     unsigned flags;
     long long at, rel;
 
-    buf_reset(&r->keep);
-    int rc = set_options(&r->keep, argc, argv, 2, SET_EXPIRES | SET_PERSIST, "getex", &flags, &at, &rel);
+    buf_reset(&cmd_scratch(r)->keep);
+    int rc = set_options(&cmd_scratch(r)->keep, argc, argv, 2, SET_EXPIRES | SET_PERSIST, "getex", &flags, &at, &rel);
     if (rc == -2) {
         backend_op_t op = { .code = BE_GET, .key = argv[1], .expire_at = -1 };
         return cmd_submit_raw(r, &op, getex_invalid_cb);    /* no decoding: only whether it is there */
     }
     if (rc < 0) {
-        buf_append(req_out(r), r->keep.data, r->keep.len);
+        buf_append(req_out(r), cmd_scratch(r)->keep.data, cmd_scratch(r)->keep.len);
         return CMD_DONE;
     }
     return get_generic(r, argv[1], (flags & (SET_EXPIRES | SET_PERSIST)) ? BE_SETTTL : 0, at, rel);
@@ -314,10 +314,10 @@ static void mget_done_cb(void *ctx, const backend_result_t *res)
         reply_array(out, res->nvalues);
         for (size_t i = 0; i < res->nvalues; i++) {
             if (res->values[i].ptr == NULL) {
-                server->stats.cache_misses++;
-                reply_null(out, req_proto(r));
+                cmd_ctx.stats.cache_misses++;
+                reply_null(out, cmd_proto(r));
             } else {
-                server->stats.cache_hits++;
+                cmd_ctx.stats.cache_hits++;
                 reply_bulk(out, res->values[i].ptr, res->values[i].len);
             }
         }
@@ -361,7 +361,7 @@ static int mset_generic(req_t *r, int argc, bytes_t *argv, int nx)
     long long rel, at = cmd_default_expiry(&rel);
     backend_op_t op = { .code = BE_MSET, .keys = kv, .vals = kv + n, .nkeys = n,
                         .flags = (nx ? BE_NX : 0) | rel_flag(rel), .expire_at = at, .rel_ms = rel };
-    r->variant = nx ? REPLY_INT : REPLY_SET_OK;
+    cmd_scratch(r)->variant = nx ? REPLY_INT : REPLY_SET_OK;
     int rc = cmd_submit(r, &op, set_done_cb);
     if (kv != small)
         mem_free(kv);
@@ -392,7 +392,7 @@ int cmd_cache(req_t *r, int argc, bytes_t *argv)
     }
     if (bytes_eq_nocase(argv[1], "rawset")) {
         backend_op_t op = { .code = BE_SET, .key = argv[2], .value = argv[3], .expire_at = -1 };
-        r->variant = REPLY_SET_OK;
+        cmd_scratch(r)->variant = REPLY_SET_OK;
         return cmd_submit_raw(r, &op, set_done_cb);
     }
     static const char *const help[] = {
@@ -400,9 +400,7 @@ int cmd_cache(req_t *r, int argc, bytes_t *argv)
         "RAWGET <key>", "    Return the bytes stored for <key>, as the serializer wrote them.",
         "RAWSET <key> <bytes>", "    Store <bytes> for <key> as they are, without encoding them.",
     };
-    reply_array(req_out(r), sizeof(help) / sizeof(help[0]));
-    for (size_t i = 0; i < sizeof(help) / sizeof(help[0]); i++)
-        reply_status(req_out(r), help[i]);
+    CMD_REPLY_HELP(req_out(r), help);
     return CMD_DONE;
 }
 
@@ -425,8 +423,8 @@ static void update_done_cb(void *ctx, const backend_result_t *res)
 /*
  * A read-modify-write op. argv is the command itself: a backend that can run it (an upstream, with
  * values not encoded) sends it as it is; otherwise the backend runs fn atomically. An upstream may call
- * fn after this returns, so the bytes fn reads (r->arg) are copied into the req first. A key the op
- * creates gets default-ttl (BE_NEWTTL); an existing key keeps its expiry.
+ * fn after this returns, so the bytes fn reads (the scratch's arg) are copied into the req first. A key
+ * the op creates gets default-ttl (BE_NEWTTL); an existing key keeps its expiry.
  */
 void cmd_update_newttl(backend_op_t *op)
 {
@@ -439,11 +437,13 @@ static int update_generic(req_t *r, int argc, bytes_t *argv, backend_update_fn *
 {
     backend_op_t op = { .code = BE_UPDATE, .key = argv[1], .update = fn, .update_arg = arg, .argc = argc,
                         .argv = argv };
+    cmd_scratch_t *x = cmd_scratch(r);
+
     cmd_update_newttl(&op);
-    if (server->backend->vt->forwards && r->arg.ptr != NULL) {
-        buf_reset(&r->keep);
-        buf_append(&r->keep, r->arg.ptr, r->arg.len);
-        r->arg.ptr = r->keep.data ? r->keep.data : "";
+    if (backend_forwards(cmd_ctx.backend) && x->arg.ptr != NULL) {
+        buf_reset(&x->keep);
+        buf_append(&x->keep, x->arg.ptr, x->arg.len);
+        x->arg.ptr = x->keep.data ? x->keep.data : "";
     }
     return cmd_submit(r, &op, update_done_cb);
 }
@@ -474,7 +474,7 @@ int cmd_forward(req_t *r, int argc, bytes_t *argv)
 
 static long long max_string_len(void)
 {
-    return server->cfg->proto_max_bulk_len;
+    return cmd_ctx.cfg->proto_max_bulk_len;
 }
 
 static int append_fn(void *arg, const bytes_t *old, buf_t *nv, backend_result_t *res)
@@ -499,14 +499,14 @@ static int append_fn(void *arg, const bytes_t *old, buf_t *nv, backend_result_t 
 /* APPEND key value */
 int cmd_append(req_t *r, int argc, bytes_t *argv)
 {
-    r->arg = argv[2];
-    return update_generic(r, argc, argv, append_fn, &r->arg);
+    cmd_scratch(r)->arg = argv[2];
+    return update_generic(r, argc, argv, append_fn, &cmd_scratch(r)->arg);
 }
 
-/* SETRANGE's arguments travel in the req: offset in aux, the bytes in arg. */
+/* SETRANGE's arguments travel in the req's scratch: offset in aux, the bytes in arg. */
 static int setrange_fn(void *arg, const bytes_t *old, buf_t *nv, backend_result_t *res)
 {
-    const req_t *a = arg;
+    const cmd_scratch_t *a = arg;
     size_t oldlen = old ? old->len : 0;
     long long offset = a->aux;
 
@@ -536,16 +536,16 @@ static int setrange_fn(void *arg, const bytes_t *old, buf_t *nv, backend_result_
 /* SETRANGE key offset value */
 int cmd_setrange(req_t *r, int argc, bytes_t *argv)
 {
-    if (cmd_parse_ll(argv[2], &r->aux) < 0) {
+    if (cmd_parse_ll(argv[2], &cmd_scratch(r)->aux) < 0) {
         reply_error(req_out(r), ERR_NOT_INT);
         return CMD_DONE;
     }
-    if (r->aux < 0) {
+    if (cmd_scratch(r)->aux < 0) {
         reply_error(req_out(r), "ERR offset is out of range");
         return CMD_DONE;
     }
-    r->arg = argv[3];
-    return update_generic(r, argc, argv, setrange_fn, r);
+    cmd_scratch(r)->arg = argv[3];
+    return update_generic(r, argc, argv, setrange_fn, cmd_scratch(r));
 }
 
 static int incr_fn(void *arg, const bytes_t *old, buf_t *nv, backend_result_t *res)
@@ -568,9 +568,9 @@ static int incr_fn(void *arg, const bytes_t *old, buf_t *nv, backend_result_t *r
 
 static int incr_generic(req_t *r, int argc, bytes_t *argv, long long by)
 {
-    r->aux = by;
-    r->arg = (bytes_t){ NULL, 0 };
-    return update_generic(r, argc, argv, incr_fn, &r->aux);
+    cmd_scratch(r)->aux = by;
+    cmd_scratch(r)->arg = (bytes_t){ NULL, 0 };
+    return update_generic(r, argc, argv, incr_fn, &cmd_scratch(r)->aux);
 }
 
 /* INCR key */
@@ -635,11 +635,11 @@ static int ld_format(char *buf, size_t n, long double v)
  * checks the key's type and value first). */
 static int incrbyfloat_fn(void *arg, const bytes_t *old, buf_t *nv, backend_result_t *res)
 {
-    const req_t *r = arg;
-    long double by = r->auxf, cur = 0;
+    req_t *r = arg;
+    long double by = cmd_scratch(r)->auxf, cur = 0;
     char tmp[5 * 1024 + 32];
 
-    if ((old != NULL && cmd_parse_ld(*old, &cur) < 0) || r->aux) {
+    if ((old != NULL && cmd_parse_ld(*old, &cur) < 0) || cmd_scratch(r)->aux) {
         res->err = ERR_NOT_FLOAT;
         return -1;
     }
@@ -662,8 +662,8 @@ static int incrbyfloat_fn(void *arg, const bytes_t *old, buf_t *nv, backend_resu
 /* INCRBYFLOAT key increment */
 int cmd_incrbyfloat(req_t *r, int argc, bytes_t *argv)
 {
-    r->aux = cmd_parse_ld(argv[2], &r->auxf) < 0;
-    r->arg = (bytes_t){ NULL, 0 };
+    cmd_scratch(r)->aux = cmd_parse_ld(argv[2], &cmd_scratch(r)->auxf) < 0;
+    cmd_scratch(r)->arg = (bytes_t){ NULL, 0 };
     return update_generic(r, argc, argv, incrbyfloat_fn, r);
 }
 
@@ -690,7 +690,7 @@ static void getrange_done_cb(void *ctx, const backend_result_t *res)
 {
     req_t *r = ctx;
     buf_t *out = req_out(r);
-    long long start = r->aux, end = r->aux2;
+    long long start = cmd_scratch(r)->aux, end = cmd_scratch(r)->aux2;
     long long len = res->has_value ? (long long)res->value.len : 0;
 
     if (res->status == BE_ERR) {
@@ -724,7 +724,7 @@ static void getrange_done_cb(void *ctx, const backend_result_t *res)
 /* GETRANGE key start end */
 int cmd_getrange(req_t *r, int argc, bytes_t *argv)
 {
-    if (cmd_parse_ll(argv[2], &r->aux) < 0 || cmd_parse_ll(argv[3], &r->aux2) < 0) {
+    if (cmd_parse_ll(argv[2], &cmd_scratch(r)->aux) < 0 || cmd_parse_ll(argv[3], &cmd_scratch(r)->aux2) < 0) {
         reply_error(req_out(r), ERR_NOT_INT);
         return CMD_DONE;
     }

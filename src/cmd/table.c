@@ -12,7 +12,7 @@
 
 #include "cache/cache.h"
 #include "cmd/classes.h"
-#include "net/server.h"
+#include "cmd/session.h"
 #include "util/clock.h"
 #include "util/mem.h"
 
@@ -92,7 +92,7 @@ const cmd_def_t cmd_table[] = {
     {"incrby", cmd_incrby, 3, W | M | F, 1, 1, 1, "string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", "@write @string @fast"},
     {"decrby", cmd_decrby, 3, W | M | F, 1, 1, 1, "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", "@write @string @fast"},
     {"incrbyfloat", cmd_incrbyfloat, 3, W | M | F, 1, 1, 1, "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", "@write @string @fast"},
-    /* bitmaps and LCS (cmd/bits.c) */
+    /* bitmaps (cmd/bits.c), BITOP and LCS (cmd/bitop.c) */
     {"getbit", cmd_getbit, 3, R | F, 1, 1, 1, "bitmap", "2.2.0", "Returns a bit value by offset.", "@read @bitmap @fast"},
     {"setbit", cmd_setbit, 4, W | M, 1, 1, 1, "bitmap", "2.2.0", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.", "@write @bitmap @slow"},
     {"bitcount", cmd_bitcount, -2, R, 1, 1, 1, "bitmap", "2.6.0", "Counts the number of set bits (population counting) in a string.", "@read @bitmap @slow"},
@@ -162,8 +162,13 @@ static unsigned cmd_hash(const char *p, size_t n)
     return h;
 }
 
-void cmd_setup(void)
+void cmd_setup(config_t *cfg, backend_t *b, struct cache *cache, struct server *srv)
 {
+    cmd_ctx.cfg = cfg;
+    cmd_ctx.cache = cache;
+    cmd_ctx.srv = srv;
+    cmd_ctx.start_ms = clock_refresh();
+    cmd_set_backend(b);
     for (int i = 0; i < cmd_count; i++) {
         unsigned h = cmd_hash(cmd_table[i].name, strlen(cmd_table[i].name)) % CMD_SLOTS;
         while (cmd_slots[h] != NULL)
@@ -187,6 +192,25 @@ const cmd_def_t *cmd_lookup(bytes_t name)
 void cmd_reply_arity(buf_t *out, const char *name)
 {
     reply_errorf(out, "ERR wrong number of arguments for '%s' command", name);
+}
+
+void cmd_reply_help(buf_t *out, const char *const *lines, size_t n)
+{
+    reply_array(out, n);
+    for (size_t i = 0; i < n; i++)
+        reply_status(out, lines[i]);
+}
+
+void cmd_reply_unknown_sub(buf_t *out, bytes_t sub, const char *container)
+{
+    char upper[64];
+    size_t i;
+
+    for (i = 0; container[i] && i < sizeof(upper) - 1; i++)
+        upper[i] = (char)toupper((unsigned char)container[i]);
+    upper[i] = '\0';
+    reply_errorf(out, "ERR unknown subcommand '%.*s'. Try %s HELP.", (int)(sub.len > 128 ? 128 : sub.len), sub.ptr,
+                 upper);
 }
 
 /* "ERR unknown command 'x', with args beginning with: 'a' 'b' " — redis 7 quotes at most 128 bytes of
@@ -219,10 +243,15 @@ static const cmd_def_t *cmd_lookup_sub(const cmd_def_t *d, bytes_t arg)
     return NULL;
 }
 
-/* Check argv against the table: redis's errors for an unknown command, an unknown subcommand, a wrong
- * number of arguments. A command cachetoryd does not run itself goes by its class (cmd/passthrough.c):
- * forwarded, or refused (after NOAUTH, when noauth says the client has yet to authenticate). Returns
- * the definition to run, or NULL after writing the error to out. */
+/*
+ * Check argv against the table: redis's errors for a wrong number of arguments and an unknown
+ * subcommand of a container cachetoryd runs. A command not in the table, and a subcommand not in its
+ * container's list that Redis has (CONFIG SET, CLIENT TRACKING...), go by their class
+ * (cmd_passthrough_resolve): forwarded, or refused — unknown command or wrong arity first, then NOAUTH
+ * when noauth says the client has yet to authenticate, then the class's own refusal. Authentication of a
+ * command in the table is checked by the caller (cmd_dispatch), after this. Returns the definition to
+ * run, or NULL after writing the error to out.
+ */
 static const cmd_def_t *cmd_resolve(buf_t *out, int argc, bytes_t *argv, int noauth)
 {
     const cmd_def_t *d = cmd_lookup(argv[0]);
@@ -238,13 +267,7 @@ static const cmd_def_t *cmd_resolve(buf_t *out, int argc, bytes_t *argv, int noa
         if (sub == NULL && cmd_class_lookup(argv[0]) != NULL)     /* CONFIG SET, CLIENT TRACKING... */
             return cmd_passthrough_resolve(out, argc, argv, noauth);
         if (sub == NULL) {
-            char upper[CMD_NAME_MAX + 1];
-            size_t i;
-            for (i = 0; d->name[i] && i < CMD_NAME_MAX; i++)
-                upper[i] = (char)toupper((unsigned char)d->name[i]);
-            upper[i] = '\0';
-            reply_errorf(out, "ERR unknown subcommand '%.*s'. Try %s HELP.",
-                         (int)(argv[1].len > 128 ? 128 : argv[1].len), argv[1].ptr, upper);
+            cmd_reply_unknown_sub(out, argv[1], d->name);
             return NULL;
         }
         if (!cmd_arity_ok(sub, argc)) {
@@ -256,13 +279,14 @@ static const cmd_def_t *cmd_resolve(buf_t *out, int argc, bytes_t *argv, int noa
     return d;
 }
 
-static void cmd_multi_queue(client_t *c, int argc, bytes_t *argv)
+/* MULTI: a copy of the command, to run at EXEC. */
+static void cmd_multi_queue(cmd_session_t *s, int argc, bytes_t *argv)
 {
     size_t bytes = 0;
 
-    if (c->mcount == c->mcap) {
-        c->mcap = c->mcap ? c->mcap * 2 : 8;
-        c->mqueue = mem_realloc(c->mqueue, (size_t)c->mcap * sizeof(*c->mqueue));
+    if (s->mcount == s->mcap) {
+        s->mcap = s->mcap ? s->mcap * 2 : 8;
+        s->mqueue = mem_realloc(s->mqueue, (size_t)s->mcap * sizeof(*s->mqueue));
     }
     for (int i = 0; i < argc; i++)
         bytes += argv[i].len;
@@ -275,15 +299,7 @@ static void cmd_multi_queue(client_t *c, int argc, bytes_t *argv)
         v[i] = (bytes_t){ p, argv[i].len };
         p += argv[i].len;
     }
-    c->mqueue[c->mcount++] = (queued_cmd_t){ argc, v };
-}
-
-void cmd_multi_reset(client_t *c)
-{
-    for (int i = 0; i < c->mcount; i++)
-        mem_free(c->mqueue[i].argv);
-    c->mcount = 0;
-    c->flags &= ~(CLIENT_MULTI | CLIENT_DIRTY_EXEC);
+    s->mqueue[s->mcount++] = (queued_cmd_t){ argc, v };
 }
 
 /* Run a command that passed the checks, in its req r. */
@@ -291,8 +307,8 @@ static void cmd_call(client_t *c, req_t *r, const cmd_def_t *d, int argc, bytes_
 {
     long long t0 = clock_us_monotonic();
 
-    c->last_cmd = d->name;
-    server->stats.total_commands++;
+    cmd_session(c)->last_cmd = d->name;
+    cmd_ctx.stats.total_commands++;
     if (d->proc(r, argc, argv) == CMD_DONE)
         req_done(r);
     cmd_stats_record(c, d, argc, argv, clock_us_monotonic() - t0);
@@ -304,9 +320,7 @@ static void cmd_call(client_t *c, req_t *r, const cmd_def_t *d, int argc, bytes_
  * backend charges the stored size when the write runs. */
 static int cmd_over_limit(void)
 {
-    backend_t *b = server->backend;
-
-    return b->vt->over_limit != NULL && b->vt->over_limit(b);
+    return backend_over_limit(cmd_ctx.backend);
 }
 
 /*
@@ -315,7 +329,8 @@ static int cmd_over_limit(void)
  */
 void cmd_dispatch(client_t *c, int argc, bytes_t *argv)
 {
-    req_t *r = req_create(c);
+    cmd_session_t *s = cmd_session(c);
+    req_t *r = cmd_req_create(c);
     int noauth = cmd_auth_required(c);
     const cmd_def_t *d = cmd_resolve(req_out(r), argc, argv, noauth);
     const char *refuse = NULL;
@@ -329,13 +344,13 @@ void cmd_dispatch(client_t *c, int argc, bytes_t *argv)
         cmd_stats_rejected(d);
     }
     if (d == NULL || refuse != NULL) {
-        if (c->flags & CLIENT_MULTI)
-            c->flags |= CLIENT_DIRTY_EXEC;
+        if (s->flags & SESSION_MULTI)
+            s->flags |= SESSION_DIRTY_EXEC;
         req_done(r);
         return;
     }
-    if ((c->flags & CLIENT_MULTI) && !(d->flags & CMD_NOQUEUE)) {
-        cmd_multi_queue(c, argc, argv);
+    if ((s->flags & SESSION_MULTI) && !(d->flags & CMD_NOQUEUE)) {
+        cmd_multi_queue(s, argc, argv);
         REPLY_QUEUED(req_out(r));
         req_done(r);
         return;
@@ -346,12 +361,13 @@ void cmd_dispatch(client_t *c, int argc, bytes_t *argv)
 /* MULTI */
 int cmd_multi(req_t *r, int argc, bytes_t *argv)
 {
-    client_t *c = r->c;
-    if (c->flags & CLIENT_MULTI) {
+    cmd_session_t *s = cmd_session(r->c);
+
+    if (s->flags & SESSION_MULTI) {
         reply_error(req_out(r), "ERR MULTI calls can not be nested");
         return CMD_DONE;
     }
-    c->flags |= CLIENT_MULTI;
+    s->flags |= SESSION_MULTI;
     REPLY_OK(req_out(r));
     return CMD_DONE;
 }
@@ -359,11 +375,11 @@ int cmd_multi(req_t *r, int argc, bytes_t *argv)
 /* DISCARD */
 int cmd_discard(req_t *r, int argc, bytes_t *argv)
 {
-    if (!(r->c->flags & CLIENT_MULTI)) {
+    if (!(cmd_session(r->c)->flags & SESSION_MULTI)) {
         reply_error(req_out(r), "ERR DISCARD without MULTI");
         return CMD_DONE;
     }
-    cmd_multi_reset(r->c);
+    cmd_multi_reset(cmd_session(r->c));
     REPLY_OK(req_out(r));
     return CMD_DONE;
 }
@@ -380,12 +396,12 @@ static void exec_outcome_cb(void *ctx, const backend_result_t *res)
     if (res->status == BE_ERR) {
         reply_error(req_out(r), res->err);
         req_t *m = r->next;
-        for (long long i = 0; i < r->aux && m != NULL; i++, m = m->next) {
+        for (long long i = 0; i < cmd_scratch(r)->aux && m != NULL; i++, m = m->next) {
             m->mute = 1;
             buf_reset(&m->out);         /* answered already (refused before the upstream saw it) */
         }
     } else {
-        reply_array(req_out(r), (size_t)r->aux);
+        reply_array(req_out(r), (size_t)cmd_scratch(r)->aux);
     }
     req_done(r);
 }
@@ -399,33 +415,33 @@ static void exec_outcome_cb(void *ctx, const backend_result_t *res)
 int cmd_exec(req_t *r, int argc, bytes_t *argv)
 {
     client_t *c = r->c;
+    cmd_session_t *s = cmd_session(c);
 
-    if (!(c->flags & CLIENT_MULTI)) {
+    if (!(s->flags & SESSION_MULTI)) {
         reply_error(req_out(r), "ERR EXEC without MULTI");
         return CMD_DONE;
     }
-    if (c->flags & CLIENT_DIRTY_EXEC) {
-        cmd_multi_reset(c);
+    if (s->flags & SESSION_DIRTY_EXEC) {
+        cmd_multi_reset(s);
         reply_error(req_out(r), "EXECABORT Transaction discarded because of previous errors.");
         return CMD_DONE;
     }
-    queued_cmd_t *q = c->mqueue;
-    int n = c->mcount;
-    c->mqueue = NULL;
-    c->mcount = c->mcap = 0;
-    c->flags &= ~CLIENT_MULTI;
-    backend_t *b = server->backend;
-    if (b->vt->batch == NULL) {
+    queued_cmd_t *q = s->mqueue;
+    int n = s->mcount;
+    s->mqueue = NULL;
+    s->mcount = s->mcap = 0;
+    s->flags &= ~SESSION_MULTI;
+    backend_t *b = cmd_ctx.backend;
+    int batched = backend_batch_begin(b, c->id);
+    if (!batched) {
         reply_array(req_out(r), (size_t)n);
         req_done(r);
     }
-    r->aux = n;
-    c->flags |= CLIENT_IN_EXEC;
-    if (b->vt->batch)
-        b->vt->batch(b, 1, c->id, NULL, NULL);
+    cmd_scratch(r)->aux = n;
+    s->flags |= SESSION_IN_EXEC;
     for (int i = 0; i < n; i++) {
         if (!(c->flags & CLIENT_CLOSING)) {
-            req_t *qr = req_create(c);
+            req_t *qr = cmd_req_create(c);
             const cmd_def_t *qd = cmd_resolve(req_out(qr), q[i].argc, q[i].argv, 0);
             if (qd != NULL)
                 cmd_call(c, qr, qd, q[i].argc, q[i].argv);
@@ -434,9 +450,9 @@ int cmd_exec(req_t *r, int argc, bytes_t *argv)
         }
         mem_free(q[i].argv);
     }
-    c->flags &= ~CLIENT_IN_EXEC;
-    if (b->vt->batch)
-        b->vt->batch(b, 0, c->id, exec_outcome_cb, r);
+    s->flags &= ~SESSION_IN_EXEC;
+    if (batched)
+        backend_batch_end(b, c->id, exec_outcome_cb, r);
     mem_free(q);
     return CMD_PENDING;
 }
@@ -449,10 +465,11 @@ int cmd_submit(req_t *r, backend_op_t *op, backend_cb *cb)
 int cmd_submit_opts(req_t *r, backend_op_t *op, backend_cb *cb, int may_offload, int db)
 {
     client_t *c = r->c;
+    const cmd_session_t *s = cmd_session(c);
 
-    op->db = db >= 0 ? db : c->db;
+    op->db = db >= 0 ? db : s->db;
     op->affinity = c->id;
-    if (cache_submit(server->cache, op, cb, r, may_offload && !(c->flags & CLIENT_IN_EXEC))) {
+    if (cache_submit(cmd_ctx.cache, op, cb, r, may_offload && !(s->flags & SESSION_IN_EXEC))) {
         /* its values went to the thread pool: the client's next commands wait for it */
         req_hold(r);
     }
@@ -461,9 +478,9 @@ int cmd_submit_opts(req_t *r, backend_op_t *op, backend_cb *cb, int may_offload,
 
 int cmd_submit_raw(req_t *r, backend_op_t *op, backend_cb *cb)
 {
-    op->db = r->c->db;
+    op->db = cmd_session(r->c)->db;
     op->affinity = r->c->id;
-    backend_submit(server->backend, op, cb, r);
+    backend_submit(cmd_ctx.backend, op, cb, r);
     return CMD_PENDING;
 }
 

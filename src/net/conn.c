@@ -1,5 +1,6 @@
 /*
- * net/conn: a client connection's life — accept, read and parse, dispatch, write, close.
+ * net/conn: a client connection's life — accept, read and parse, hand each command to the command
+ * layer (conn_hooks_t.command_cb), write, close.
  *
  * Reading: a client with no partial command reads into the server's shared 64 KB buffer; complete
  * commands are executed straight from it and only an unfinished tail is copied into the client's own
@@ -17,9 +18,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "backend/backend.h"
-#include "cmd/cmd.h"
 #include "net/server.h"
+#include "resp/reply.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -38,6 +38,13 @@ static void conn_resume(client_t *c);
 static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
+static void req_free(client_t *c, req_t *r)
+{
+    c->srv->hooks.req_recycle_cb(r, 1);
+    buf_deinit(&r->out);
+    mem_free(r);
+}
+
 static void conn_free(client_t *c)
 {
     req_t *r;
@@ -46,19 +53,13 @@ static void conn_free(client_t *c)
         return;
     while ((r = c->free_reqs) != NULL) {
         c->free_reqs = r->next;
-        buf_deinit(&r->out);
-        buf_deinit(&r->keep);
-        mem_free(r);
+        req_free(c, r);
     }
-    cmd_multi_reset(c);
-    mem_free(c->mqueue);
+    c->srv->hooks.free_cb(c);
     buf_deinit(&c->qbuf);
     stream_deinit(&c->w);
     resp_parse_deinit(&c->parser);
     mem_free(c->argv);
-    mem_free(c->name);
-    mem_free(c->lib_name);
-    mem_free(c->lib_ver);
     mem_free(c);
 }
 
@@ -108,17 +109,14 @@ req_t *req_create(client_t *c)
     if (r != NULL) {
         c->free_reqs = r->next;
     } else {
-        r = mem_alloc(sizeof(*r));
+        r = mem_calloc(1, c->srv->hooks.req_size);
         buf_init(&r->out);
-        buf_init(&r->keep);
     }
     r->next = NULL;
     r->c = c;
     r->done = 0;
     r->blocking = 0;
     r->mute = 0;
-    r->variant = 0;
-    r->aux = 0;
     if (c->tail)
         c->tail->next = r;
     else
@@ -131,15 +129,12 @@ req_t *req_create(client_t *c)
 static void req_recycle(client_t *c, req_t *r, int depth)
 {
     if (depth >= FREE_REQS_MAX) {
-        buf_deinit(&r->out);
-        buf_deinit(&r->keep);
-        mem_free(r);
+        req_free(c, r);
         return;
     }
     buf_reset(&r->out);
     buf_shrink(&r->out, 0);
-    buf_reset(&r->keep);
-    buf_shrink(&r->keep, 0);
+    c->srv->hooks.req_recycle_cb(r, 0);
     r->next = c->free_reqs;
     c->free_reqs = r;
 }
@@ -342,7 +337,7 @@ static size_t conn_process(client_t *c, char *buf, size_t len)
         off += c->parser.consumed;
         resp_parse_next(&c->parser);
         if (argc > 0)
-            cmd_dispatch(c, (int)argc, c->argv);
+            c->srv->hooks.command_cb(c, (int)argc, c->argv);
     }
     return off;
 }
@@ -488,14 +483,10 @@ void conn_accept(server_t *s, uv_stream_t *listener, int is_unix)
             conn_format_addr(&ss, c->laddr, sizeof(c->laddr));
     }
     c->id = ++s->next_client_id;
-    c->proto = 2;
-    c->db = s->default_db;
-    c->authenticated = s->cfg->requirepass == NULL || s->cfg->requirepass[0] == '\0';
     resp_parse_init(&c->parser);
     c->parser.max_bulk_len = s->cfg->proto_max_bulk_len;
-    c->parser.authenticated = c->authenticated;
     c->ctime_ms = c->last_ms = clock_ms();
-    c->last_cmd = "NULL";
+    s->hooks.open_cb(c);
     c->next = s->clients;
     if (s->clients)
         s->clients->prev = c;
@@ -505,26 +496,36 @@ void conn_accept(server_t *s, uv_stream_t *listener, int is_unix)
         conn_close(c);
 }
 
-void conn_describe(const client_t *c, buf_t *out)
+void conn_facts(const client_t *c, conn_facts_t *f)
 {
     long long now = clock_ms();
-    char flags[8];
-    int nf = 0;
 
-    if (c->flags & CLIENT_MULTI)
-        flags[nf++] = 'x';
-    if (c->flags & CLIENT_CLOSE_AFTER_REPLY)
-        flags[nf++] = 'c';
-    if (nf == 0)
-        flags[nf++] = 'N';
-    flags[nf] = '\0';
-    buf_printf(out,
-               "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s db=%d sub=0 psub=0 "
-               "ssub=0 multi=%d qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 rbs=%zu rbp=0 obl=0 oll=0 "
-               "omem=%zu tot-mem=%zu events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s\n",
-               (unsigned long long)c->id, c->addr, c->laddr, -1, c->name ? c->name : "",
-               (now - c->ctime_ms) / 1000, (now - c->last_ms) / 1000, flags, c->db,
-               (c->flags & CLIENT_MULTI) ? c->mcount : -1, c->qbuf.len, c->qbuf.cap - c->qbuf.len,
-               c->qbuf.cap, c->w.out.len + c->w.wbuf.len, sizeof(*c) + c->qbuf.cap + c->w.out.cap + c->w.wbuf.cap,
-               c->last_cmd, c->proto, c->lib_name ? c->lib_name : "", c->lib_ver ? c->lib_ver : "");
+    f->age_s = (now - c->ctime_ms) / 1000;
+    f->idle_s = (now - c->last_ms) / 1000;
+    f->qbuf = c->qbuf.len;
+    f->qbuf_free = c->qbuf.cap - c->qbuf.len;
+    f->rbs = c->qbuf.cap;
+    f->omem = c->w.out.len + c->w.wbuf.len;
+    f->tot_mem = sizeof(*c) + c->qbuf.cap + c->w.out.cap + c->w.wbuf.cap;
+    f->close_after_reply = (c->flags & CLIENT_CLOSE_AFTER_REPLY) != 0;
+}
+
+client_t *conn_first(const server_t *s)
+{
+    return s->clients;
+}
+
+unsigned conn_count(const server_t *s)
+{
+    return s->nclients;
+}
+
+const conn_stats_t *conn_stats(const server_t *s)
+{
+    return &s->stats;
+}
+
+void conn_stats_reset(server_t *s)
+{
+    memset(&s->stats, 0, sizeof(s->stats));
 }

@@ -1,6 +1,13 @@
 /*
- * net/conn: one client connection — its query buffer and parser, its queue of commands in flight, its
- * output, and its session state (protocol version, database, authentication, transaction).
+ * net/conn: one client connection — its query buffer and parser, its queue of commands in flight, and
+ * its output. What a command may change about the client (database, protocol, authentication, name,
+ * transaction) is the command layer's session, which net only carries (client_t.session).
+ *
+ * net knows nothing of commands: each complete command goes to conn_hooks_t.command_cb, given at
+ * server_setup, as twemproxy hands a parsed message to its recv_done. The hooks are called on the loop
+ * thread: open_cb once a client is accepted (before its first command), command_cb once per command, in
+ * arrival order, free_cb once when the client is freed (also for a client refused at maxclients, whose
+ * session is then NULL), req_recycle_cb when a req is recycled or freed.
  *
  * Replies leave in request order. Each command gets a req_t, queued in arrival order. A command that
  * completes while it is at the head of the queue writes its reply straight into the client's output;
@@ -11,6 +18,7 @@
 #ifndef CACHETORYD_NET_CONN_H
 #define CACHETORYD_NET_CONN_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -27,28 +35,36 @@ struct req {
     client_t *c;                /* the client that sent the command */
     buf_t out;                  /* the reply, when it completes behind another command */
     int done;                   /* completed, waiting for the ones before it */
-    int variant;                /* for the command's callback: which form of the command it was */
-    long long aux, aux2;        /* for the command's callback: numbers it needs */
-    long double auxf;           /* INCRBYFLOAT's increment */
-    bytes_t arg;                /* APPEND / SETRANGE: the bytes to write (into the query buffer) */
     int blocking;               /* the client holds its next commands until this one completes */
     int mute;                   /* its reply is dropped: a command of a transaction the upstream refused */
-    buf_t keep;                 /* bytes the command keeps until its callback (an upstream answers later) */
+    max_align_t scratch[];      /* the command layer's part, conn_hooks_t.req_size - sizeof(req_t) bytes:
+                                   zeroed when the req is first allocated, then the command layer's */
 };
 
-/* A command queued by MULTI: its arguments copied, since the query buffer moves on. */
-typedef struct queued_cmd {
-    int argc;
-    bytes_t *argv;              /* argc slices into one block that starts at argv[0] storage */
-} queued_cmd_t;
+/* What the layer above net is told, and asked, about connections (set by main, see the top). */
+typedef struct conn_hooks {
+    size_t req_size;                                        /* >= sizeof(req_t) */
+    void (*open_cb)(client_t *c);                           /* accepted: set c->session */
+    void (*command_cb)(client_t *c, int argc, bytes_t *argv);   /* argv valid only during the call */
+    void (*free_cb)(client_t *c);                           /* the client goes: free c->session (may be NULL) */
+    void (*req_recycle_cb)(req_t *r, int destroy);          /* r is done: give back its scratch's memory
+                                                               (destroy: r itself is freed next) */
+} conn_hooks_t;
+
+/* The connection counters (INFO stats). */
+typedef struct conn_stats {
+    unsigned long long total_connections;       /* accepted, including refused ones */
+    unsigned long long rejected_connections;    /* refused at maxclients */
+    unsigned long long net_input_bytes;
+    unsigned long long net_output_bytes;
+    unsigned long long output_limit_disconnections;
+    unsigned long long query_limit_disconnections;
+} conn_stats_t;
 
 #define CLIENT_CLOSE_AFTER_REPLY  (1u << 0)     /* QUIT, protocol error: close once output is written */
 #define CLIENT_CLOSING            (1u << 1)     /* uv_close called or pending; no more input */
-#define CLIENT_MULTI              (1u << 2)     /* inside MULTI */
-#define CLIENT_DIRTY_EXEC         (1u << 3)     /* a command failed to queue: EXEC will abort */
 #define CLIENT_UNIX               (1u << 4)     /* connected through the unix socket */
 #define CLIENT_BLOCKED            (1u << 5)     /* a command waits for the thread pool: hold the next ones */
-#define CLIENT_IN_EXEC            (1u << 6)     /* running EXEC's commands: nothing may wait */
 
 struct client {
     stream_handle_t h;          /* first: the libuv handle, h.handle.data = this client */
@@ -71,20 +87,23 @@ struct client {
     unsigned npending;
     unsigned nholding;          /* commands in flight that hold the next ones (req_hold) */
 
-    int proto;                  /* 2 or 3 (HELLO) */
-    int db;                     /* SELECTed database */
-    int authenticated;          /* requirepass satisfied (or none set) */
-    char *name;                 /* CLIENT SETNAME, or NULL */
-    char *lib_name, *lib_ver;   /* CLIENT SETINFO */
     char addr[64];              /* peer "ip:port" or the socket path */
     char laddr[64];             /* local "ip:port" */
     long long ctime_ms;         /* connected at */
     long long last_ms;          /* last input, for the idle timeout */
-    const char *last_cmd;       /* name of the last command, for CLIENT LIST */
 
-    queued_cmd_t *mqueue;       /* MULTI: queued commands */
-    int mcount, mcap;
+    void *session;              /* the command layer's (conn_hooks_t.open_cb / free_cb) */
 };
+
+/* What CLIENT LIST shows of a connection that net keeps. */
+typedef struct conn_facts {
+    long long age_s, idle_s;    /* since connected, since its last input */
+    size_t qbuf, qbuf_free;     /* query buffer in use, and free */
+    size_t rbs;                 /* query buffer allocated */
+    size_t omem;                /* output not yet taken by the client */
+    size_t tot_mem;             /* everything the connection holds */
+    int close_after_reply;      /* closes once its output is written (flag 'c') */
+} conn_facts_t;
 
 /* Accept a connection on a listener; refuses with redis's error at maxclients. */
 void conn_accept(struct server *s, uv_stream_t *listener, int is_unix);
@@ -108,11 +127,6 @@ static inline buf_t *req_out(req_t *r)
     return r->c->head == r && !r->mute ? &r->c->w.out : &r->out;
 }
 
-static inline int req_proto(const req_t *r)
-{
-    return r->c->proto;
-}
-
 /* The client's next commands wait until r completes (and every other command that holds them). */
 void req_hold(req_t *r);
 
@@ -122,7 +136,21 @@ void req_done(req_t *r);
 /* Write the replies of every client that completed commands since the last loop turn (uv_check). */
 void conn_flush_pending(struct server *s);
 
-/* Render CLIENT LIST's line for c into out. */
-void conn_describe(const client_t *c, buf_t *out);
+/* The figures of c for CLIENT LIST. */
+void conn_facts(const client_t *c, conn_facts_t *f);
+
+/* The parser's pre-AUTH limits on c (resp_parser_t.authenticated): lifted once the client authenticated. */
+static inline void conn_set_authenticated(client_t *c, int yes)
+{
+    c->parser.authenticated = yes;
+}
+
+/* The connected clients of s, newest first (then c->next), and how many there are. */
+client_t *conn_first(const struct server *s);
+unsigned conn_count(const struct server *s);
+
+/* The connection counters of s, and CONFIG RESETSTAT's reset of them. */
+const conn_stats_t *conn_stats(const struct server *s);
+void conn_stats_reset(struct server *s);
 
 #endif

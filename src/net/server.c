@@ -9,14 +9,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "backend/backend.h"
 #include "net/conn.h"
-#include "net/metrics.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"
-
-server_t *server;
 
 static void server_connection_cb(uv_stream_t *listener, int status)
 {
@@ -79,15 +75,15 @@ static int server_listen_unix(server_t *s, const char *path, int perm)
     return 0;
 }
 
-/* hz times a second: the backend's background work (active expiry) and, once a second, idle clients. */
-static void server_cron_cb(uv_timer_t *t)
+/* hz times a second: the caller's background work (the backend's active expiry) and, once a second,
+ * idle clients. */
+static void server_timer_cb(uv_timer_t *t)
 {
     server_t *s = t->data;
     static unsigned ticks;
     long long now = clock_refresh();
 
-    if (s->backend->vt->cron)
-        s->backend->vt->cron(s->backend);
+    s->cron_cb(s->cron_arg);
     if (s->cfg->timeout > 0 && ++ticks % (unsigned)s->cfg->hz == 0) {
         client_t *c = s->clients;
         while (c != NULL) {
@@ -101,18 +97,16 @@ static void server_cron_cb(uv_timer_t *t)
     }
 }
 
-int server_setup(server_t *s, uv_loop_t *loop, config_t *cfg, backend_t *b, struct cache *cache)
+int server_setup(server_t *s, uv_loop_t *loop, config_t *cfg, const conn_hooks_t *hooks, server_cron_cb *cron,
+                 void *arg)
 {
     memset(s, 0, sizeof(*s));
     s->loop = loop;
     s->cfg = cfg;
-    s->backend = b;
-    s->default_db = b->default_db;
-    s->cache = cache;
+    s->hooks = *hooks;
+    s->cron_cb = cron;
+    s->cron_arg = arg;
     s->read_buf = mem_alloc(SERVER_READ_BUF);
-    s->start_ms = clock_refresh();
-    s->port = cfg->port;
-    server = s;
 
     if (cfg->port > 0) {
         for (int i = 0; i < cfg->nbind; i++)
@@ -127,11 +121,9 @@ int server_setup(server_t *s, uv_loop_t *loop, config_t *cfg, backend_t *b, stru
     }
     uv_check_init(loop, &s->flush);
     s->flush.data = s;
-    if (metrics_setup(s) < 0)
-        return -1;
     uv_timer_init(loop, &s->cron);
     s->cron.data = s;
-    uv_timer_start(&s->cron, server_cron_cb, 1000 / (unsigned)cfg->hz, 1000 / (unsigned)cfg->hz);
+    uv_timer_start(&s->cron, server_timer_cb, 1000 / (unsigned)cfg->hz, 1000 / (unsigned)cfg->hz);
     return 0;
 }
 
@@ -175,7 +167,6 @@ void server_drain(server_t *s, unsigned timeout_ms)
 
 void server_teardown(server_t *s)
 {
-    metrics_teardown(s);
     for (int i = 0; i < s->nlisteners; i++)
         if (!uv_is_closing(&s->listeners[i].handle))
             uv_close(&s->listeners[i].handle, server_handle_closed_cb);

@@ -1,6 +1,8 @@
 /*
  * net/server: the listeners (TCP on every bind address, an optional unix socket), the list of
- * connected clients, and the periodic tasks (active expiry, idle clients).
+ * connected clients, and the periodic tasks: hz times a second the caller's cron callback (the backend's
+ * active expiry), once a second the idle clients. What a connection's commands do is the caller's too:
+ * the conn_hooks_t given to server_setup (net/conn.h).
  */
 #ifndef CACHETORYD_NET_SERVER_H
 #define CACHETORYD_NET_SERVER_H
@@ -9,35 +11,24 @@
 #include <uv.h>
 
 #include "config.h"
+#include "net/conn.h"
 #include "net/stream.h"
-
-typedef struct client client_t;
-struct backend;
-struct cache;
 
 #define SERVER_MAX_LISTENERS (CONFIG_MAX_BIND + 1)
 #define SERVER_READ_BUF (64 * 1024)
 
-typedef struct server_stats {
-    unsigned long long total_connections;       /* accepted, including refused ones */
-    unsigned long long rejected_connections;    /* refused at maxclients */
-    unsigned long long total_commands;
-    unsigned long long net_input_bytes;
-    unsigned long long net_output_bytes;
-    unsigned long long output_limit_disconnections;
-    unsigned long long query_limit_disconnections;
-    unsigned long long cache_hits;              /* GET family and MGET values found, whatever the backend */
-    unsigned long long cache_misses;            /* ... and not found */
-} server_stats_t;
+/* Called hz times a second, before the idle clients are looked at. */
+typedef void server_cron_cb(void *arg);
 
 typedef struct server {
     uv_loop_t *loop;
     config_t *cfg;                      /* the running configuration (owned by main) */
-    struct backend *backend;            /* where values live (owned by main) */
-    struct cache *cache;                /* the codec chain in front of it (owned by main) */
+    conn_hooks_t hooks;                 /* the command layer's, for every connection */
+    server_cron_cb *cron_cb;
+    void *cron_arg;
     stream_handle_t listeners[SERVER_MAX_LISTENERS];
     int nlisteners;
-    uv_timer_t cron;                    /* hz times a second: backend cron, client timeouts */
+    uv_timer_t cron;                    /* hz times a second: cron_cb, client timeouts */
     uv_check_t flush;                   /* after each loop turn's I/O: write the clients in flush_list */
     client_t *flush_list;               /* clients whose replies completed outside a read batch */
     int flush_active;
@@ -45,19 +36,16 @@ typedef struct server {
     unsigned nclients;
     uint64_t next_client_id;
     char *read_buf;                     /* shared read buffer: clients without partial input read here */
-    long long start_ms;                 /* unix ms at start, for INFO uptime */
-    int port;                           /* the TCP port actually bound (config port 0 is not allowed) */
-    int default_db;                     /* a new client's database (the backend's default_db) */
-    server_stats_t stats;
+    conn_stats_t stats;
     int shutting_down;
     uv_timer_t drain;                   /* shutdown: watches the clients leave */
     long long drain_deadline_ms;
 } server_t;
 
-extern server_t *server;                /* the one server of this process */
-
-/* Bind and listen on every configured address. 0, or -1 after logging why. */
-int server_setup(server_t *s, uv_loop_t *loop, config_t *cfg, struct backend *b, struct cache *cache);
+/* Bind and listen on every configured address; every connection is served with hooks (copied), and
+ * cron(arg) runs hz times a second. 0, or -1 after logging why. */
+int server_setup(server_t *s, uv_loop_t *loop, config_t *cfg, const conn_hooks_t *hooks, server_cron_cb *cron,
+                 void *arg);
 /* Close listeners and clients; run the loop afterwards so the close callbacks happen. */
 void server_teardown(server_t *s);
 /*

@@ -90,7 +90,7 @@ def _closed_by_server(s, timeout):
 
 def test_metrics_connections_are_bounded_and_time_out(start_daemon):
     """A client opening many connections to the metrics port, or never sending a request, holds at most
-    32 of them (METRICS_MAX_CONNS), and none for longer than 5 s (METRICS_TIMEOUT_MS); a scrape works
+    32 of them (HTTP_MAX_CONNS), and none for longer than 5 s (HTTP_TIMEOUT_MS); a scrape works
     again afterwards, and the daemon's own clients are not affected."""
     import time
     port = free_port()

@@ -379,6 +379,33 @@ static int memory_over_limit(backend_t *b)
     return store_make_room(((memory_backend_t *)b)->store, 0) < 0;
 }
 
+/* A reload: maxmemory and its policy take effect (evicting, if need be, as writes come). */
+static void memory_reconfigure(backend_t *b, const config_t *cfg)
+{
+    store_set_limit(((memory_backend_t *)b)->store, (size_t)cfg->maxmemory, (store_policy_t)cfg->maxmemory_policy);
+}
+
+static void memory_stats(backend_t *b, backend_stats_t *st, size_t *db_keys, int ndb)
+{
+    memory_backend_t *m = (memory_backend_t *)b;
+    const store_stats_t *ss = store_stats(m->store);
+
+    st->local = 1;
+    st->used_memory = store_used(m->store);
+    st->maxmemory = store_maxmemory(m->store);
+    st->expired_keys = ss->expired_keys;
+    st->evicted_keys = ss->evicted_keys;
+    st->keyspace_hits = ss->keyspace_hits;
+    st->keyspace_misses = ss->keyspace_misses;
+    for (int db = 0; db_keys != NULL && db < ndb && db < m->ndb; db++)
+        db_keys[db] = store_dbsize(m->store, db);
+}
+
+static void memory_stats_reset(backend_t *b)
+{
+    store_stats_reset(((memory_backend_t *)b)->store);
+}
+
 static void memory_destroy(backend_t *b)
 {
     memory_backend_t *m = (memory_backend_t *)b;
@@ -395,6 +422,9 @@ static const backend_vtable_t memory_vtable = {
     .cron = memory_cron,
     .over_limit = memory_over_limit,
     .destroy = memory_destroy,
+    .reconfigure = memory_reconfigure,
+    .stats = memory_stats,
+    .stats_reset = memory_stats_reset,
 };
 
 backend_t *backend_memory_create(const config_t *cfg)
@@ -407,9 +437,4 @@ backend_t *backend_memory_create(const config_t *cfg)
     m->ndb = cfg->databases;
     buf_init(&m->scratch);
     return &m->base;
-}
-
-struct store *backend_memory_store(backend_t *b)
-{
-    return b->vt == &memory_vtable ? ((memory_backend_t *)b)->store : NULL;
 }

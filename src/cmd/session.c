@@ -1,0 +1,129 @@
+/*
+ * cmd/session: the command layer's context and a client's session (see cmd/session.h): created and
+ * freed through net's connection hooks, reset by RESET, shown by CLIENT LIST / CLIENT INFO.
+ */
+#include "cmd/session.h"
+
+#include <stdalign.h>
+
+#include "util/mem.h"
+
+cmd_ctx_t cmd_ctx;
+
+_Static_assert(alignof(cmd_scratch_t) <= alignof(max_align_t), "req_t.scratch cannot hold cmd_scratch_t");
+
+size_t cmd_req_size(void)
+{
+    return sizeof(req_t) + sizeof(cmd_scratch_t);
+}
+
+void cmd_set_backend(backend_t *b)
+{
+    cmd_ctx.backend = b;
+    cmd_ctx.default_db = b->default_db;     /* for clients from now on; connected ones keep theirs */
+}
+
+req_t *cmd_req_create(client_t *c)
+{
+    req_t *r = req_create(c);
+    cmd_scratch_t *x = cmd_scratch(r);
+
+    x->variant = 0;
+    x->aux = 0;
+    return r;
+}
+
+void cmd_req_recycle_cb(req_t *r, int destroy)
+{
+    buf_t *keep = &cmd_scratch(r)->keep;
+
+    if (destroy) {
+        buf_deinit(keep);
+        return;
+    }
+    buf_reset(keep);
+    buf_shrink(keep, 0);
+}
+
+int cmd_session_nopass(void)
+{
+    const char *pass = cmd_ctx.cfg->requirepass;
+    return pass == NULL || pass[0] == '\0';
+}
+
+void cmd_session_open_cb(client_t *c)
+{
+    cmd_session_t *s = mem_calloc(1, sizeof(*s));
+
+    s->proto = 2;
+    s->db = cmd_ctx.default_db;
+    s->authenticated = cmd_session_nopass();
+    s->last_cmd = "NULL";
+    c->session = s;
+    conn_set_authenticated(c, s->authenticated);
+}
+
+void cmd_session_free_cb(client_t *c)
+{
+    cmd_session_t *s = c->session;
+
+    if (s == NULL)
+        return;
+    cmd_multi_reset(s);
+    mem_free(s->mqueue);
+    mem_free(s->name);
+    mem_free(s->lib_name);
+    mem_free(s->lib_ver);
+    mem_free(s);
+    c->session = NULL;
+}
+
+void cmd_multi_reset(cmd_session_t *s)
+{
+    for (int i = 0; i < s->mcount; i++)
+        mem_free(s->mqueue[i].argv);
+    s->mcount = 0;
+    s->flags &= ~(SESSION_MULTI | SESSION_DIRTY_EXEC);
+}
+
+/*
+ * RESET: MULTI discarded, the database a new client starts in (the URL's upstream), RESP2, no name, and
+ * no longer authenticated when a password is set.
+ */
+void cmd_session_reset(client_t *c)
+{
+    cmd_session_t *s = cmd_session(c);
+
+    cmd_multi_reset(s);
+    s->db = cmd_ctx.default_db;
+    s->proto = 2;
+    mem_free(s->name);
+    s->name = NULL;
+    s->authenticated = cmd_session_nopass();
+    conn_set_authenticated(c, s->authenticated);
+}
+
+void cmd_session_describe(const client_t *c, buf_t *out)
+{
+    const cmd_session_t *s = cmd_session(c);
+    conn_facts_t f;
+    char flags[8];
+    int nf = 0;
+
+    conn_facts(c, &f);
+    if (s->flags & SESSION_MULTI)
+        flags[nf++] = 'x';
+    if (f.close_after_reply)
+        flags[nf++] = 'c';
+    if (nf == 0)
+        flags[nf++] = 'N';
+    flags[nf] = '\0';
+    buf_printf(out,
+               "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s db=%d sub=0 psub=0 "
+               "ssub=0 multi=%d qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 rbs=%zu rbp=0 obl=0 oll=0 "
+               "omem=%zu tot-mem=%zu events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s\n",
+               (unsigned long long)c->id, c->addr, c->laddr, -1, s->name ? s->name : "", f.age_s, f.idle_s,
+               flags, s->db, (s->flags & SESSION_MULTI) ? s->mcount : -1, f.qbuf, f.qbuf_free, f.rbs, f.omem,
+               f.tot_mem + sizeof(*s), s->last_cmd, s->proto, s->lib_name ? s->lib_name : "",
+               s->lib_ver ? s->lib_ver : "");
+}

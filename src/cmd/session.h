@@ -1,0 +1,107 @@
+/*
+ * cmd/session: the command layer's own state, for the files of cmd/ only (everything else goes
+ * through cmd.h).
+ *
+ * - cmd_ctx: what the commands work with — the configuration, the backend and the cache in front of
+ *   it, net's server (only ever passed back to net/conn.h's functions), the start time and the
+ *   command counters. Set by cmd_setup, the backend again by cmd_set_backend after a reload; owned by
+ *   main, borrowed here.
+ * - cmd_session_t: what a command may change about its client — database, protocol, authentication,
+ *   name, the MULTI queue. Created when net accepts the client (cmd_session_open_cb), hung on
+ *   client_t.session, freed with the client (cmd_session_free_cb). net never looks inside.
+ * - cmd_scratch_t: what a command keeps for its callback (which form it was, parsed numbers, bytes
+ *   that must outlive the handler), in the tail of every req_t (req_t.scratch), so that it costs no
+ *   allocation per command. The numbers are zeroed for each command (cmd_req_create); the buffer keep
+ *   is given back when the req is recycled (cmd_req_recycle_cb).
+ */
+#ifndef CACHETORYD_CMD_SESSION_H
+#define CACHETORYD_CMD_SESSION_H
+
+#include "cmd/cmd.h"
+#include "config.h"
+
+struct cache;
+struct server;
+
+/* A command queued by MULTI: its arguments copied, since the query buffer moves on. */
+typedef struct queued_cmd {
+    int argc;
+    bytes_t *argv;              /* argc slices into one block that starts at argv[0] storage */
+} queued_cmd_t;
+
+/* cmd_session_t.flags */
+#define SESSION_MULTI       (1u << 0)   /* inside MULTI */
+#define SESSION_DIRTY_EXEC  (1u << 1)   /* a command failed to queue: EXEC will abort */
+#define SESSION_IN_EXEC     (1u << 2)   /* running EXEC's commands: nothing may wait */
+
+typedef struct cmd_session {
+    unsigned flags;             /* SESSION_* */
+    int proto;                  /* 2 or 3 (HELLO) */
+    int db;                     /* SELECTed database */
+    int authenticated;          /* requirepass satisfied (or none set) */
+    char *name;                 /* CLIENT SETNAME, or NULL */
+    char *lib_name, *lib_ver;   /* CLIENT SETINFO */
+    const char *last_cmd;       /* name of the last command, for CLIENT LIST */
+    queued_cmd_t *mqueue;       /* MULTI: queued commands */
+    int mcount, mcap;
+} cmd_session_t;
+
+typedef struct cmd_scratch {
+    int variant;                /* which form of the command it was */
+    long long aux, aux2;        /* numbers the callback needs */
+    long double auxf;           /* INCRBYFLOAT's increment */
+    bytes_t arg;                /* APPEND / SETRANGE: the bytes to write (into the query buffer) */
+    buf_t keep;                 /* bytes kept until the callback (an upstream answers later) */
+} cmd_scratch_t;
+
+/* Counted here, whatever the backend. */
+typedef struct cmd_counters {
+    unsigned long long total_commands;
+    unsigned long long cache_hits;      /* GET family and MGET values found */
+    unsigned long long cache_misses;    /* ... and not found */
+} cmd_counters_t;
+
+typedef struct cmd_ctx {
+    config_t *cfg;              /* the running configuration */
+    backend_t *backend;         /* where values live (replaced by a reload: cmd_set_backend) */
+    struct cache *cache;        /* the codec chain in front of it */
+    struct server *srv;         /* net's, for conn_first / conn_stats */
+    int default_db;             /* a new client's database (the backend's default_db) */
+    long long start_ms;         /* unix ms at setup, for INFO uptime */
+    cmd_counters_t stats;
+} cmd_ctx_t;
+
+extern cmd_ctx_t cmd_ctx;
+
+static inline cmd_session_t *cmd_session(const client_t *c)
+{
+    return c->session;
+}
+
+static inline cmd_scratch_t *cmd_scratch(req_t *r)
+{
+    return (cmd_scratch_t *)(void *)r->scratch;
+}
+
+/* The RESP version of r's client (2, or 3 after HELLO 3): how its replies are written. */
+static inline int cmd_proto(const req_t *r)
+{
+    return cmd_session(r->c)->proto;
+}
+
+/* A req for a command about to run, its scratch cleared. */
+req_t *cmd_req_create(client_t *c);
+
+/* Drop queued MULTI commands and leave MULTI. */
+void cmd_multi_reset(cmd_session_t *s);
+
+/* 1 when no requirepass is set: every client counts as authenticated. */
+int cmd_session_nopass(void);
+
+/* Back to a new connection's session (RESET). */
+void cmd_session_reset(client_t *c);
+
+/* Render CLIENT LIST's line for c into out. */
+void cmd_session_describe(const client_t *c, buf_t *out);
+
+#endif
