@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "net/stream.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -12,12 +13,11 @@
 
 typedef struct http_conn {
     uv_tcp_t tcp;
-    uv_write_t wreq;
+    stream_t w;                         /* the answer, sent through the one write path */
     struct http_conn *prev, *next;   /* the open connections, oldest first */
     long long deadline_ms;              /* closed then, answered or not */
     char head[HTTP_HEAD_MAX];
     size_t len;
-    buf_t out;
     int answered;
 } http_conn_t;
 
@@ -32,7 +32,7 @@ static void *http_page_arg;
 static void http_closed_cb(uv_handle_t *h)
 {
     http_conn_t *m = h->data;
-    buf_deinit(&m->out);
+    stream_deinit(&m->w);
     mem_free(m);
 }
 
@@ -61,9 +61,9 @@ static void http_sweep_cb(uv_timer_t *t)
         http_close(http_oldest);
 }
 
-static void http_written_cb(uv_write_t *w, int status)
+static void http_written_cb(stream_t *w, int status)
 {
-    http_close(w->data);
+    http_close(w->handle->data);
 }
 
 static void http_answer(http_conn_t *m)
@@ -79,21 +79,19 @@ static void http_answer(http_conn_t *m)
         status = "404 Not Found";
         buf_append_str(&body, "cachetoryd: metrics are at GET /metrics\n");
     }
-    buf_printf(&m->out, "HTTP/1.1 %s\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+    buf_printf(&m->w.out, "HTTP/1.1 %s\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
                         "Content-Length: %zu\r\nConnection: close\r\n\r\n", status, body.len);
-    buf_append(&m->out, body.data, body.len);
+    buf_append(&m->w.out, body.data, body.len);
     buf_deinit(&body);
     uv_read_stop((uv_stream_t *)&m->tcp);
-    /* the page is a few hundred KB at most (fixed figures and one histogram per command): far below
-     * the unsigned int of a libuv buffer */
-    if (m->out.len > HTTP_PAGE_MAX) {
-        log_warn("metrics: a page of %zu bytes is too large to send", m->out.len);
+    /* the page is a few hundred KB at most (fixed figures and one histogram per command) */
+    if (m->w.out.len > HTTP_PAGE_MAX) {
+        log_warn("metrics: a page of %zu bytes is too large to send", m->w.out.len);
         http_close(m);
         return;
     }
-    uv_buf_t wb = uv_buf_init(m->out.data, (unsigned)m->out.len);
-    m->wreq.data = m;
-    if (uv_write(&m->wreq, (uv_stream_t *)&m->tcp, &wb, 1, http_written_cb) < 0)
+    /* closed once the socket took it all: at once, or when the write that took the rest ends */
+    if (stream_flush(&m->w) < 0 || !m->w.writing)
         http_close(m);
 }
 
@@ -131,7 +129,7 @@ static void http_connection_cb(uv_stream_t *l, int status)
     http_conn_t *m = mem_calloc(1, sizeof(*m));
     uv_tcp_init(l->loop, &m->tcp);
     m->tcp.data = m;
-    buf_init(&m->out);
+    stream_init(&m->w, (uv_stream_t *)&m->tcp, http_written_cb, 0, NULL);
     m->deadline_ms = clock_refresh() + HTTP_TIMEOUT_MS;
     m->prev = http_newest;
     if (http_newest)
