@@ -160,6 +160,7 @@ const char *pk_opname(int op);
 pk_quote_t pk_quote(const unsigned char *p, size_t n);
 int pk_charge(pk_dec_t *d, size_t size);
 char *pk_blob(pk_dec_t *d, size_t size);
+const char *pk_chunks_decimal(pk_dec_t *d, const uint32_t *chunk, size_t nc, size_t *nd);
 int pk_reserve(pk_dec_t *d, void **arr, size_t *cap, size_t need, size_t elsize);
 pk_obj_t *pk_new(pk_dec_t *d, int type);
 void pk_dec_deinit(pk_dec_t *d);

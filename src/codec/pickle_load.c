@@ -390,6 +390,20 @@ bad:
                    pk_opname(d->op), d->op_at);
 }
 
+/* Base 10^9 digits chunk[0..nc) (least significant first, nc >= 1) as decimal text in a blob; *nd
+ * receives its length. NULL when the blob is over budget. */
+const char *pk_chunks_decimal(pk_dec_t *d, const uint32_t *chunk, size_t nc, size_t *nd)
+{
+    char *out = pk_blob(d, nc * 9 + 1);
+    if (out == NULL)
+        return NULL;
+    int k = snprintf(out, 10, "%u", chunk[nc - 1]);
+    for (size_t i = nc - 1; i-- > 0;)
+        k += snprintf(out + k, 10, "%09u", chunk[i]);
+    *nd = (size_t)k;
+    return out;
+}
+
 /*
  * Decimal digits of the magnitude mag[0..len) (little-endian bytes, at most PK_HUGE_BITS / 8 + 1 of them):
  * repeated division by 10^9. The digits go to a blob; *nd receives their count.
@@ -418,14 +432,7 @@ static const char *pk_mag_to_decimal(pk_dec_t *d, const unsigned char *mag, size
     }
     if (nc == 0)
         chunk[nc++] = 0;
-    char *out = pk_blob(d, nc * 9 + 1);
-    if (out == NULL)
-        return NULL;
-    int k = snprintf(out, 10, "%u", chunk[nc - 1]);
-    for (size_t i = nc - 1; i-- > 0;)
-        k += snprintf(out + k, 10, "%09u", chunk[i]);
-    *nd = (size_t)k;
-    return out;
+    return pk_chunks_decimal(d, chunk, nc, nd);
 }
 
 /* LONG1 / LONG4: little-endian two's complement. */

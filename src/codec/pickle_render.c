@@ -77,14 +77,7 @@ static const char *pk_float_digits(pk_dec_t *d, double v, size_t *nd)
         }
         e -= sh;
     }
-    char *out = pk_blob(d, nc * 9 + 1);
-    if (out == NULL)
-        return NULL;
-    int k = snprintf(out, 10, "%u", chunk[nc - 1]);
-    for (size_t i = nc - 1; i-- > 0;)
-        k += snprintf(out + k, 10, "%09u", chunk[i]);
-    *nd = (size_t)k;
-    return out;
+    return pk_chunks_decimal(d, chunk, nc, nd);
 }
 
 static int pk_bad_key(pk_dec_t *d, const pk_obj_t *k)
