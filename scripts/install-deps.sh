@@ -21,6 +21,7 @@ zlib1g-dev
 libzstd-dev
 libmsgpack-dev
 libinih-dev
+libssl-dev
 libcmocka-dev
 redis-server
 redis-tools
