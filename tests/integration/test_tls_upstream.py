@@ -99,10 +99,20 @@ def assert_upstream_err(r, port, causes, host="127.0.0.1", what=""):
         assert any(c in r for c in causes), "%s: the error %r names none of %r" % (what, str(r), causes)
 
 
-def tls_conns_of(up, tls_port):
-    """The connections Redis sees (other than ours), and those of them that came in on the TLS port."""
-    theirs = up.clients_from()
-    return theirs, [x for x in theirs if x.get("laddr", "").endswith(":%d" % tls_port)]
+def tls_conns_of(up, tls_port, close=(), settle=True):
+    """The connections Redis sees (other than the one asking), and those of them that came in on its TLS
+    port. The redis-py clients in close are disconnected first; a connection on the plain port is given
+    a moment to go away (a client closing), then counted."""
+    for r in close:
+        r.connection_pool.disconnect()
+
+    def look():
+        theirs = up.clients_from()
+        return theirs, [x for x in theirs if x.get("laddr", "").endswith(":%d" % tls_port)]
+
+    if settle:
+        wait_for(lambda: len(look()[1]) == len(look()[0]), 2.0)
+    return look()
 
 
 def openssl_not_after(crt):
@@ -253,7 +263,7 @@ def test_commands_through_rediss(start_daemon, upstreams, pki, serializer):
     assert got == [b"v%d" % i * 20 for i in range(n)], "pipelined GETs through rediss:// returned %r..." % got[:3]
     assert decode(serializer, raw.get("p:499")) == b"v499" * 20
     # cachetoryd's connections reach Redis on its TLS port, none on the plain one
-    theirs, tls = tls_conns_of(up, tls_port)
+    theirs, tls = tls_conns_of(up, tls_port, close=[raw])
     assert theirs and len(tls) == len(theirs), \
         "cachetoryd's connections to Redis (laddr): %r, TLS port %d" % ([x.get("laddr") for x in theirs], tls_port)
     info, _ = upstream_info(d)
@@ -298,7 +308,7 @@ def test_unknown_ca_fails_then_recovers(start_daemon, upstreams, pki):
     c = expect_failures(d, tls_port, UNKNOWN_CA, what="a certificate of a CA not in ssl_ca_certs")
     # nothing reached Redis
     assert up.client(0).get("k") is None
-    theirs, tls = tls_conns_of(up, tls_port)
+    theirs, tls = tls_conns_of(up, tls_port, settle=False)
     assert not tls, "connections of cachetoryd established on the TLS port: %r" % tls
     # ssl_cert_reqs=none: the same certificate is accepted
     d2 = daemon(start_daemon, ca_url(pki, tls_port, ssl_cert_reqs="none"))
@@ -408,7 +418,7 @@ def test_mutual_tls(start_daemon, upstreams, pki):
         assert c.cmd("GET", "k") == b"mutual"
         assert c.cmd("INCR", "n") == 1
     encode_check("zstd://", up.client(0).get("k"), b"mutual")
-    theirs, tls = tls_conns_of(up, tls_port)
+    theirs, tls = tls_conns_of(up, tls_port, settle=False)
     assert tls, "no connection of cachetoryd on the TLS port: %r" % ([x.get("laddr") for x in theirs],)
 
 
@@ -641,5 +651,5 @@ def test_upstream_restart_under_load(start_daemon, upstreams, pki, serializer):
     info, _ = upstream_info(d)
     assert int(info.get("upstream_reconnects", "0")) >= 2, info.get("upstream_reconnects")
     assert info.get("upstream_tls_protocol") in ("TLSv1.2", "TLSv1.3"), info.get("upstream_tls_protocol")
-    theirs, tls = tls_conns_of(up, tls_port)
+    theirs, tls = tls_conns_of(up, tls_port, close=[raw])
     assert theirs and len(tls) == len(theirs), [x.get("laddr") for x in theirs]
