@@ -16,7 +16,7 @@ import redis
 
 from conftest import REPO, SLOW, free_port
 from helpers import Conn, parse_info
-from tls_support import redis_tls_args, tls_context, tls_pki  # noqa: F401  (tls_pki: the fixture)
+from tls_support import redis_tls_args, tls_pki  # noqa: F401  (tls_pki: the fixture)
 from upstream_support import upstreams  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.needs_cachetoryd
