@@ -50,6 +50,12 @@ nutcracker
 gnuplot-nox
 "
 
+# The Node.js clients of the tests (ioredis, node-redis, tests/clients/node) need node and npm: Debian's,
+# unless the machine has its own already.
+if ! command -v npm >/dev/null 2>&1; then
+    PACKAGES="$PACKAGES nodejs npm"
+fi
+
 usage() {
     echo "usage: $0 [--check]" >&2
     exit 2
