@@ -392,7 +392,7 @@ void tls_feed(tls_t *t, const char *data, size_t len)
 
 int tls_has_input(const tls_t *t)
 {
-    return BIO_ctrl_pending(t->rbio) > 0 || SSL_pending(t->ssl) > 0;
+    return BIO_ctrl_pending(t->rbio) > 0 || SSL_has_pending(t->ssl);
 }
 
 /* The session failed in an SSL call that returned rc: say why, in t->err. */

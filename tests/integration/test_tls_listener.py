@@ -270,6 +270,41 @@ def test_commands_over_tls_with_the_plain_port_open_too(start_daemon, tls_pki, o
     assert t.cmd("MGET", "k", "k2", "nope") == [b"over tls", b"over tcp", None]
 
 
+def test_pipeline_held_by_thread_pool_work_resumes_over_tls(start_daemon, tls_pki, opened):
+    """Large values go to the thread pool and hold the client's next commands (req_hold); what TLS already
+    decrypted or still buffers behind them must be run when the client resumes, without new bytes from
+    the client (which waits for its replies): the whole pipeline in one write, every reply back."""
+    d = start_daemon(serializer="zstd://", codec_thread_min_size="1kb", **tls_opts(tls_pki))
+    t = tls_conn(opened, tls_port(d), tls_context(tls_pki))
+    values = [os.urandom(512) * 40 for _ in range(30)]           # 20 KB each, compressible
+    cmds = []
+    for i, v in enumerate(values):
+        cmds += [("SET", "k%d" % i, v), ("GET", "k%d" % i), ("PING",)]
+    replies = t.pipeline(cmds)
+    for i, v in enumerate(values):
+        assert replies[3 * i:3 * i + 3] == ["OK", v, "PONG"], "command %d of the pipeline" % (3 * i)
+    assert t.cmd("MGET", "k0", "k29") == [values[0], values[29]]
+
+
+@pytest.mark.parametrize("caching", ["yes", "no"])
+def test_session_resumption_follows_tls_session_caching(start_daemon, tls_pki, opened, caching):
+    """A client that reconnects with its session resumes it when tls-session-caching is yes (a cheaper
+    handshake), and makes a full handshake when it is no. TLS 1.2, where the session exists as soon as
+    the handshake ends (TLS 1.3's tickets come after it)."""
+    d = start_daemon(tls_session_caching=caching, **tls_opts(tls_pki))
+    ctx = tls_context(tls_pki)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    first = tls_conn(opened, tls_port(d), ctx)
+    assert first.cmd("PING") == "PONG"
+    session = first.sock.session
+    assert session is not None
+    raw = opened.add(socket.create_connection(("127.0.0.1", tls_port(d)), timeout=TIMEOUT))
+    again = opened.add(ctx.wrap_socket(raw, server_hostname="localhost", session=session))
+    again.sendall(PING)
+    assert again.recv(64) == b"+PONG\r\n"
+    assert again.session_reused == (caching == "yes")
+
+
 def test_info_tls_section(start_daemon, tls_pki, opened):
     d = start_daemon(**tls_opts(tls_pki))
     t = tls_conn(opened, tls_port(d), tls_context(tls_pki))
