@@ -22,6 +22,7 @@
  */
 #include "backend/redis/redis_int.h"
 
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -200,8 +201,8 @@ static void up_flush_cb(uv_check_t *h)
     upstream_t *up = h->data;
     uv_check_stop(h);
     up->flush_active = 0;
-    for (int i = 0; i < up->npool; i++)
-        conn_flush(&up->pool[i]);
+    for (int k = 0; k < up_nconns(up); k++)
+        conn_flush(up_conn_at(up, k));
 }
 
 /* The connection is free for the next queued tasks once the transaction or batch owning it is over. */
@@ -341,7 +342,7 @@ static void conn_handle_reply(up_conn_t *c, redisReply *r)
         }
         if (c->state == UP_HANDSHAKE && --c->handshake_left == 0) {
             if (c->last_error[0])
-                log_notice("upstream %s connection %d: connected again", up->name, c->index);
+                log_notice("upstream %s connection %d: connected again", c->node->name, c->index);
             c->last_error[0] = '\0';
             c->state = UP_READY;
             c->retry_ms = 0;
@@ -442,9 +443,11 @@ static void conn_start_cb(uv_timer_t *t)
     conn_connect(t->data);
 }
 
-void up_conn_init(up_conn_t *c, upstream_t *up, int index)
+void up_conn_init(up_conn_t *c, up_node_t *node, int index)
 {
+    upstream_t *up = node->up;
     c->up = up;
+    c->node = node;
     c->index = index;
     stream_init(&c->w, &c->h.stream, conn_written_cb, 0, NULL);
     uv_timer_init(up->loop, &c->retry);
@@ -456,6 +459,55 @@ void up_conn_init(up_conn_t *c, upstream_t *up, int index)
 void up_conn_deinit(up_conn_t *c)
 {
     stream_deinit(&c->w);
+}
+
+/*
+ * A node: its address resolved now (a name like localhost too, as redis resolves its replication master;
+ * a cluster's nodes come as addresses from CLUSTER SLOTS), and its pool, whose connections connect once
+ * the loop runs.
+ */
+up_node_t *up_node_create(upstream_t *up, const char *host, int port, const char *path, char *err, size_t errlen)
+{
+    up_node_t *n = mem_calloc(1, sizeof(*n));
+
+    n->up = up;
+    if (path != NULL) {
+        n->path = mem_strdup(path);
+        snprintf(n->name, sizeof(n->name), "%s", path);
+    } else {
+        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai = NULL;
+        char ports[16];
+        snprintf(ports, sizeof(ports), "%d", port);
+        int gai = getaddrinfo(host, ports, &hints, &ai);
+        if (gai != 0 || ai == NULL) {
+            snprintf(err, errlen, "cannot resolve '%s': %s", host, gai ? gai_strerror(gai) : "no address");
+            mem_free(n);
+            return NULL;
+        }
+        memcpy(&n->addr, ai->ai_addr, ai->ai_addrlen);
+        freeaddrinfo(ai);
+        n->host = mem_strdup(host);
+        n->port = port;
+        snprintf(n->name, sizeof(n->name), "%s:%d", host, port);
+    }
+    n->index = up->nnodes;
+    up->nodes = mem_realloc(up->nodes, (size_t)(up->nnodes + 1) * sizeof(*up->nodes));
+    up->nodes[up->nnodes++] = n;
+    n->npool = up->npool;
+    n->pool = mem_calloc((size_t)n->npool, sizeof(*n->pool));
+    for (int i = 0; i < n->npool; i++)
+        up_conn_init(&n->pool[i], n, i);
+    return n;
+}
+
+void up_node_free(up_node_t *n)
+{
+    for (int i = 0; i < n->npool; i++)
+        up_conn_deinit(&n->pool[i]);
+    mem_free(n->pool);
+    mem_free(n->host);
+    mem_free(n->path);
+    mem_free(n);
 }
 
 /*
@@ -472,10 +524,10 @@ void up_conn_fail(up_conn_t *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
-    snprintf(err, sizeof(err), "ERR upstream %s: %s", up->name, why);
+    snprintf(err, sizeof(err), "ERR upstream %s: %s", c->node->name, why);
     /* one warning when a working connection fails, and when the reason changes; not one per retry */
     if (c->state == UP_READY || strcmp(c->last_error, why) != 0)
-        log_warn("upstream %s connection %d: %s", up->name, c->index, why);
+        log_warn("upstream %s connection %d: %s", c->node->name, c->index, why);
     snprintf(c->last_error, sizeof(c->last_error), "%s", why);
 
     up_slot_t *slots = c->slots;
@@ -540,10 +592,10 @@ static void conn_connect_cb(uv_connect_t *req, int status)
         up_conn_fail(c, "%s", uv_strerror(status));
         return;
     }
-    if (up->host)
+    if (c->node->host)
         uv_tcp_nodelay(&c->h.tcp, 1);
     if (up->tls != NULL)
-        stream_set_tls(&c->w, tls_create(up->tls, up->host));
+        stream_set_tls(&c->w, tls_create(up->tls, c->node->host));
     c->reader = redisReaderCreate();
     c->state = UP_HANDSHAKE;
     c->state_since_us = clock_us_monotonic();
@@ -586,17 +638,17 @@ static void conn_connect(up_conn_t *c)
     c->state_since_us = clock_us_monotonic();
     stream_discard(&c->w);
     c->creq.data = c;
-    if (up->path) {
+    if (c->node->path) {
         uv_pipe_init(up->loop, &c->h.pipe, 0);
         c->h.handle.data = c;
         c->handle_open = 1;
-        uv_pipe_connect(&c->creq, &c->h.pipe, up->path, conn_connect_cb);
+        uv_pipe_connect(&c->creq, &c->h.pipe, c->node->path, conn_connect_cb);
         return;
     }
     uv_tcp_init(up->loop, &c->h.tcp);
     c->h.handle.data = c;
     c->handle_open = 1;
-    rc = uv_tcp_connect(&c->creq, &c->h.tcp, (const struct sockaddr *)&up->addr, conn_connect_cb);
+    rc = uv_tcp_connect(&c->creq, &c->h.tcp, (const struct sockaddr *)&c->node->addr, conn_connect_cb);
     if (rc < 0)
         up_conn_fail(c, "cannot connect: %s", uv_strerror(rc));
 }
@@ -607,8 +659,8 @@ void up_tick_cb(uv_timer_t *h)
     upstream_t *up = h->data;
     long long now = clock_us_monotonic();
 
-    for (int i = 0; i < up->npool; i++) {
-        up_conn_t *c = &up->pool[i];
+    for (int k = 0; k < up_nconns(up); k++) {
+        up_conn_t *c = up_conn_at(up, k);
         if ((c->state == UP_CONNECTING || c->state == UP_HANDSHAKE) &&
             now - c->state_since_us > up->connect_timeout_us) {
             up->ntimeouts++;

@@ -32,7 +32,6 @@
  */
 #include "backend/redis/redis_int.h"
 
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +44,8 @@
 static void redis_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, void *ctx)
 {
     upstream_t *up = (upstream_t *)b;
-    up_conn_t *c = &up->pool[up->batching ? up->batch_affinity % (uint64_t)up->npool
-                                          : op->affinity % (uint64_t)up->npool];
+    up_conn_t *c = &up->nodes[0]->pool[up->batching ? up->batch_affinity % (uint64_t)up->npool
+                                                    : op->affinity % (uint64_t)up->npool];
 
     if (wire_op(op->code) == NULL) {            /* an opcode without a row in wire.c's table */
         backend_result_t res = { .status = BE_ERR, .err = "ERR upstream: this operation has no upstream form" };
@@ -55,7 +54,7 @@ static void redis_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, v
     }
     if (c->state == UP_DOWN) {
         char err[320];
-        snprintf(err, sizeof(err), "ERR upstream %s: %s", up->name, c->last_error[0] ? c->last_error : "not connected");
+        snprintf(err, sizeof(err), "ERR upstream %s: %s", c->node->name, c->last_error[0] ? c->last_error : "not connected");
         backend_result_t res = { .status = BE_ERR, .err = err };
         up->nerrors++;
         cb(ctx, &res);
@@ -116,11 +115,11 @@ static void redis_batch(backend_t *b, int begin, uint64_t affinity, backend_cb *
         up_task_free(bt);
         return;
     }
-    up_conn_t *c = &up->pool[affinity % (uint64_t)up->npool];
+    up_conn_t *c = &up->nodes[0]->pool[affinity % (uint64_t)up->npool];
     bt->op.db = bt->members[0]->op.db;
     if (c->state == UP_DOWN) {
         char err[320];
-        snprintf(err, sizeof(err), "ERR upstream %s: %s", up->name, c->last_error[0] ? c->last_error : "not connected");
+        snprintf(err, sizeof(err), "ERR upstream %s: %s", c->node->name, c->last_error[0] ? c->last_error : "not connected");
         up_task_fail(bt, err);
         for (int i = 0; i < bt->nmembers; i++)
             up_task_free(bt->members[i]);
@@ -142,9 +141,9 @@ static void redis_info_tls(upstream_t *up, buf_t *out)
     buf_printf(out, "upstream_tls:%s\r\n", up->tls ? "yes" : "no");
     if (up->tls == NULL)
         return;
-    for (int i = 0; i < up->npool && t == NULL; i++)
-        if (up->pool[i].state == UP_READY && up->pool[i].w.tls != NULL)
-            t = up->pool[i].w.tls;
+    for (int k = 0; k < up_nconns(up) && t == NULL; k++)
+        if (up_conn_at(up, k)->state == UP_READY && up_conn_at(up, k)->w.tls != NULL)
+            t = up_conn_at(up, k)->w.tls;
     if (t != NULL)
         tls_format_time(tls_peer_not_after(t), expiry, sizeof(expiry));
     buf_printf(out, "upstream_tls_verify:%s\r\nupstream_tls_protocol:%s\r\nupstream_tls_cipher:%s\r\n"
@@ -160,24 +159,25 @@ static void redis_info(backend_t *b, const char *section, buf_t *out)
 
     if (strcmp(section, "upstream") != 0)
         return;
-    for (int i = 0; i < up->npool; i++) {
-        ready += up->pool[i].state == UP_READY;
-        inflight += up->pool[i].nslots;
+    for (int k = 0; k < up_nconns(up); k++) {
+        ready += up_conn_at(up, k)->state == UP_READY;
+        inflight += up_conn_at(up, k)->nslots;
     }
     buf_printf(out,
                "upstream_address:%s\r\nupstream_db:%d\r\nupstream_connections:%d\r\nupstream_connections_ready:%d\r\n"
                "upstream_commands_in_flight:%u\r\nupstream_commands:%llu\r\nupstream_errors:%llu\r\n"
                "upstream_timeouts:%llu\r\nupstream_reconnects:%llu\r\nupstream_latency_avg_usec:%llu\r\n"
                "upstream_latency_max_usec:%llu\r\n",
-               up->name, up->db, up->npool, ready, inflight, up->ncommands, up->nerrors, up->ntimeouts,
+               up->name, up->db, up_nconns(up), ready, inflight, up->ncommands, up->nerrors, up->ntimeouts,
                up->nreconnects, up->latency_n ? up->latency_sum_us / up->latency_n : 0, up->latency_max_us);
     redis_info_tls(up, out);
 }
 
 static void up_free(upstream_t *up)
 {
-    for (int i = 0; i < up->npool; i++)
-        up_conn_deinit(&up->pool[i]);
+    for (int i = 0; i < up->nnodes; i++)
+        up_node_free(up->nodes[i]);
+    mem_free(up->nodes);
     while (up->free_tasks) {
         up_task_t *t = up->free_tasks;
         up->free_tasks = t->next;
@@ -191,11 +191,8 @@ static void up_free(upstream_t *up)
         up->free_slots = s->next;
         mem_free(s);
     }
-    mem_free(up->pool);
     mem_free(up->read_buf);
     tls_ctx_release(up->tls);
-    mem_free(up->host);
-    mem_free(up->path);
     mem_free(up->user);
     mem_free(up->password);
     mem_free(up);
@@ -227,8 +224,8 @@ static void redis_destroy(backend_t *b)
 
     up->destroying = 1;
     up->closing = 1;            /* held until every close below is issued */
-    for (int i = 0; i < up->npool; i++) {
-        up_conn_t *c = &up->pool[i];
+    for (int k = 0; k < up_nconns(up); k++) {
+        up_conn_t *c = up_conn_at(up, k);
         if (c->state != UP_DOWN)
             up_conn_fail(c, "shutting down");
         uv_timer_stop(&c->retry);
@@ -247,8 +244,8 @@ static void redis_destroy(backend_t *b)
 static int redis_idle(backend_t *b)
 {
     upstream_t *up = (upstream_t *)b;
-    for (int i = 0; i < up->npool; i++)
-        if (up->pool[i].nslots || up->pool[i].tasks || up->pool[i].active)
+    for (int k = 0; k < up_nconns(up); k++)
+        if (up_conn_at(up, k)->nslots || up_conn_at(up, k)->tasks || up_conn_at(up, k)->active)
             return 0;
     return 1;
 }
@@ -390,32 +387,10 @@ backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, siz
 
     up = mem_calloc(1, sizeof(*up));
     up->base.vt = &redis_vtable;
+    up->loop = loopv;
     up->tls = tls;
     up->tls_verify = is_tls ? tls_opts.verify : TLS_VERIFY_NONE;
     tls = NULL;
-    up->loop = loopv;
-    if (is_unix) {
-        up->path = mem_strdup(u.path);
-        snprintf(up->name, sizeof(up->name), "%s", u.path);
-    } else {
-        /* Resolved once, at start (a name like localhost too), as redis resolves its replication master. */
-        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai = NULL;
-        char port[16];
-        up->port = u.port >= 0 ? u.port : 6379;
-        snprintf(port, sizeof(port), "%d", up->port);
-        int gai = getaddrinfo(u.host, port, &hints, &ai);
-        if (gai != 0 || ai == NULL) {
-            snprintf(err, errlen, "backend '%s': cannot resolve '%s': %s", cfg->backend, u.host,
-                     gai ? gai_strerror(gai) : "no address");
-            tls_ctx_release(up->tls);
-            mem_free(up);
-            goto fail;
-        }
-        memcpy(&up->addr, ai->ai_addr, ai->ai_addrlen);
-        freeaddrinfo(ai);
-        up->host = mem_strdup(u.host);
-        snprintf(up->name, sizeof(up->name), "%s:%d", up->host, up->port);
-    }
     up->user = u.user ? mem_strdup(u.user) : NULL;
     up->password = u.password ? mem_strdup(u.password) : NULL;
     up->db = (int)db;
@@ -425,16 +400,21 @@ backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, siz
     up->command_timeout_us = (long long)cfg->upstream_command_timeout * 1000;
     up->retry_max_ms = (unsigned)cfg->upstream_retry_max;
     up->read_buf = mem_alloc(UP_READ_BUF);
-    up->pool = mem_calloc((size_t)up->npool, sizeof(*up->pool));
+    /* Resolved once, at start (a name like localhost too), as redis resolves its replication master. */
+    up_node_t *n = up_node_create(up, is_unix ? NULL : u.host, u.port >= 0 ? u.port : 6379, is_unix ? u.path : NULL,
+                                  why, sizeof(why));
+    if (n == NULL) {
+        snprintf(err, errlen, "backend '%s': %s", cfg->backend, why);
+        up_free(up);                    /* no handle was initialised yet */
+        goto fail;
+    }
+    snprintf(up->name, sizeof(up->name), "%s", n->name);
     url_free(&u);
-
     uv_timer_init(up->loop, &up->tick);
     up->tick.data = up;
     uv_timer_start(&up->tick, up_tick_cb, 50, 50);
     uv_check_init(up->loop, &up->flush);
     up->flush.data = up;
-    for (int i = 0; i < up->npool; i++)
-        up_conn_init(&up->pool[i], up, i);
     return &up->base;
 fail:
     tls_ctx_release(tls);

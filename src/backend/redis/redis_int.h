@@ -35,6 +35,7 @@
 #define UP_KNOWN_DBS     1024   /* databases below this are remembered as existing once selected */
 
 typedef struct upstream upstream_t;
+typedef struct up_node up_node_t;
 typedef struct up_conn up_conn_t;
 typedef struct up_task up_task_t;
 
@@ -85,6 +86,7 @@ struct up_task {
 
 struct up_conn {
     upstream_t *up;
+    up_node_t *node;            /* the server it connects to */
     int index;
     stream_handle_t h;          /* the socket; h.handle.data = this connection */
     uv_connect_t creq;
@@ -107,20 +109,30 @@ struct up_conn {
     char last_error[160];
 };
 
+/* One Redis server and the pool of connections to it: the only one, or a node of a cluster. */
+struct up_node {
+    upstream_t *up;
+    int index;                  /* in up->nodes */
+    char *host;                 /* TCP host, or NULL with a unix socket */
+    int port;
+    struct sockaddr_storage addr;   /* the host resolved once */
+    char *path;                 /* unix socket path */
+    char name[128];             /* "host:port" or the socket path, for errors */
+    int npool;
+    up_conn_t *pool;
+};
+
 struct upstream {
     backend_t base;
     uv_loop_t *loop;
-    char *host;                 /* TCP host, or NULL with a unix socket */
-    int port;
-    struct sockaddr_storage addr;   /* the host resolved once, at start */
-    char *path;                 /* unix socket path */
     char *user, *password;
     int db;
-    char name[128];             /* "host:port" or the socket path, for errors */
+    char name[128];             /* "host:port" or the socket path (one node), the seeds (a cluster) */
     tls_ctx_t *tls;             /* rediss://: the client side's context (certificates, verification) */
     int tls_verify;             /* enum tls_verify, for INFO */
-    int npool;
-    up_conn_t *pool;
+    up_node_t **nodes;          /* the servers: one, or a cluster's nodes as they are discovered */
+    int nnodes;
+    int npool;                  /* connections per node */
     long long connect_timeout_us, command_timeout_us;
     unsigned retry_max_ms;
     uv_timer_t tick;            /* timeouts */
@@ -138,6 +150,17 @@ struct upstream {
     /* INFO upstream */
     unsigned long long ncommands, nerrors, ntimeouts, nreconnects, latency_sum_us, latency_n, latency_max_us;
 };
+
+/* Every connection of every node: k from 0 to up_nconns(up) - 1. */
+static inline int up_nconns(const upstream_t *up)
+{
+    return up->nnodes * up->npool;
+}
+
+static inline up_conn_t *up_conn_at(const upstream_t *up, int k)
+{
+    return &up->nodes[k / up->npool]->pool[k % up->npool];
+}
 
 /* ---- redis.c ---- */
 
@@ -160,8 +183,13 @@ void up_task_deliver(up_task_t *t, const backend_op_t *op, const redisReply *r);
 
 /* ---- pool.c ---- */
 
-/* Set up connection index of up; it connects once the loop runs (nothing happens for --test-config). */
-void up_conn_init(up_conn_t *c, upstream_t *up, int index);
+/* Set up connection index of node; it connects once the loop runs (nothing happens for --test-config). */
+void up_conn_init(up_conn_t *c, up_node_t *node, int index);
+/* A node for host:port (resolved now) or a unix socket path, with its pool: added to up->nodes. NULL
+ * with a message in err if the host does not resolve. */
+up_node_t *up_node_create(upstream_t *up, const char *host, int port, const char *path, char *err, size_t errlen);
+/* Free a node's memory, once its handles are closed. */
+void up_node_free(up_node_t *n);
 /* Free what up_conn_init allocated, once the connection's handles are closed. */
 void up_conn_deinit(up_conn_t *c);
 /* Every 50 ms: connect and command timeouts, expired server certificates (data = the upstream). */
