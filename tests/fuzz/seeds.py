@@ -406,5 +406,48 @@ if msgpack is not None and zstd is not None:
 else:
     skip("chain seeds (python3-msgpack and python3-zstd)")
 
+# ---- tls -------------------------------------------------------------------------------------------
+# Each input is fed to a server session (as a client's bytes) and to a client session (as a server's
+# answers). Bytes that are not TLS, written here; recorded TLS sessions, written by the harness itself
+# (fuzz_tls.c: its certificates, and its deterministic randomness under which they replay), from the
+# replay build, which is made if missing.
+TL = "tls"
+seed(TL, "resp-ping", b"*1\r\n$4\r\nPING\r\n")
+seed(TL, "resp-inline", b"PING\r\n")
+seed(TL, "http-get", b"GET / HTTP/1.1\r\nHost: localhost:6390\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n")
+seed(TL, "redis-error-reply", b"-ERR unknown command '\x16\x03\x01\x02', with args beginning with: \r\n")
+# a handshake record's header announcing 512 bytes, and the first 7 of them: more must come
+seed(TL, "record-truncated", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\x00")
+seed(TL, "record-too-long", b"\x16\x03\x01\xff\xff" + b"\x00" * 64)
+seed(TL, "record-empty", b"\x16\x03\x01\x00\x00")
+seed(TL, "alert-fatal", b"\x15\x03\x03\x00\x02\x02\x28")
+seed(TL, "alert-close-notify", b"\x15\x03\x03\x00\x02\x01\x00")
+seed(TL, "change-cipher-spec", b"\x14\x03\x03\x00\x01\x01")
+# an SSLv2-format ClientHello (as old clients sent to find a TLS 1.0 server): 2-byte header, type 1,
+# version 3.1, three cipher specs, no session id, a 16-byte challenge
+SSL2_BODY = b"\x01\x03\x01\x00\x09\x00\x00\x00\x10" + b"\x00\x00\x2f\x00\x00\x35\x00\x00\xff" + bytes(range(16))
+seed(TL, "sslv2-hello", bytes([0x80, len(SSL2_BODY)]) + SSL2_BODY)
+
+
+def tls_sessions():
+    root = os.path.normpath(os.path.join(HERE, "..", ".."))
+    build = os.environ.get("BUILD", "build")
+    binary = os.path.join(root, build, "fuzz-replay", "tls")
+    if subprocess.run(["make", "-s", "--no-print-directory", "-C", root, "BUILD=" + build,
+                       os.path.join(build, "fuzz-replay", "tls")],
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0 or not os.access(binary, os.X_OK):
+        skip("the recorded TLS sessions (make %s failed)" % os.path.join(build, "fuzz-replay", "tls"))
+        return
+    d = os.path.join(ROOT, TL)
+    os.makedirs(d, exist_ok=True)
+    env = dict(os.environ, FUZZ_TLS_SEEDS=d)
+    out = subprocess.run([binary, "/dev/null"], env=env, stdout=subprocess.PIPE, check=True).stdout.decode()
+    for line in out.splitlines():
+        if line.startswith("seed-"):
+            written[TL] = written.get(TL, 0) + 1
+
+
+tls_sessions()
+
 for t in sorted(written):
     print("%-14s %3d seeds" % (t, written[t]))
