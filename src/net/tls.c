@@ -404,7 +404,9 @@ static int tls_fail(tls_t *t, int rc)
 
     if (t->err[0] != '\0')
         return TLS_ERR;
-    if (v != X509_V_OK && !t->done) {
+    /* the verify result is the cause only when it counts: with SSL_VERIFY_NONE OpenSSL records it and
+     * goes on, and a later failure (the peer's alert) has another cause */
+    if (v != X509_V_OK && !t->done && SSL_get_verify_mode(t->ssl) != SSL_VERIFY_NONE) {
         ERR_clear_error();
         snprintf(t->err, sizeof(t->err), "certificate verify failed: %s", X509_verify_cert_error_string(v));
         return TLS_ERR;

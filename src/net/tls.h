@@ -76,7 +76,8 @@ void tls_destroy(tls_t *t);
 
 /* Ciphertext received from the peer. */
 void tls_feed(tls_t *t, const char *data, size_t len);
-/* Is input fed and not yet read (tls_read has more to give without further tls_feed)? */
+/* Is input fed and not yet read? Then tls_read may have more to give without further tls_feed (or say
+ * TLS_AGAIN: the input is part of a record). */
 int tls_has_input(const tls_t *t);
 /* Advance the handshake: 1 done, TLS_AGAIN, or TLS_ERR. Its output is in tls_take_output. */
 int tls_handshake(tls_t *t);
