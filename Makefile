@@ -30,7 +30,7 @@ $(error VALGRIND=1 runs the plain build under valgrind, which cannot run a SANIT
 endif
 endif
 
-LIBS_PC   := libuv hiredis zlib libzstd msgpack inih
+LIBS_PC   := libuv hiredis zlib libzstd msgpack inih libssl libcrypto
 # Quiet here: `make deps` (and run, test) parse this before installing what is missing. A missing
 # library is named by pc-check below, which every compilation waits for.
 PC_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(LIBS_PC) 2>/dev/null)

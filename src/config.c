@@ -644,7 +644,7 @@ void config_get_raw(const config_t *cfg, const char *pattern, config_get_fn *fn,
 
 int config_is_secret(const char *name)
 {
-    return strcasecmp(name, "requirepass") == 0;
+    return strcasecmp(name, "requirepass") == 0 || strcasecmp(name, "tls-key-file-pass") == 0;
 }
 
 int config_is_live(const char *name)

@@ -19,6 +19,9 @@ enum config_loglevel { LOG_LEVEL_DEBUG, LOG_LEVEL_VERBOSE, LOG_LEVEL_NOTICE, LOG
 enum config_passthrough_scripts { PASSTHROUGH_SCRIPTS_REFUSE, PASSTHROUGH_SCRIPTS_STORED_BYTES };
 
 /* maxmemory-policy: what the memory backend evicts at maxmemory (its store_policy_t has these values) */
+/* tls-auth-clients: as net/tls.h's enum tls_verify */
+enum config_tls_auth { TLS_AUTH_NO, TLS_AUTH_OPTIONAL, TLS_AUTH_YES };
+
 enum config_maxmemory_policy {
     MAXMEMORY_NOEVICTION, MAXMEMORY_ALLKEYS_LRU, MAXMEMORY_VOLATILE_LRU, MAXMEMORY_ALLKEYS_LFU,
     MAXMEMORY_VOLATILE_LFU, MAXMEMORY_VOLATILE_TTL, MAXMEMORY_ALLKEYS_RANDOM, MAXMEMORY_VOLATILE_RANDOM,
@@ -64,6 +67,23 @@ typedef struct config {
     int upstream_retry_max;             /* ms, the longest reconnection backoff */
     int passthrough;                    /* forward the commands of other types to the upstream */
     int passthrough_scripts;            /* enum config_passthrough_scripts */
+
+    /* [tls] the TLS listener (redis.conf's names) */
+    int tls_port;                       /* 0 = none */
+    char *tls_cert_file;                /* PEM certificate (chain) it presents */
+    char *tls_key_file;                 /* its private key */
+    char *tls_key_file_pass;            /* the key's pass phrase, or NULL */
+    char *tls_ca_cert_file;             /* CAs for client certificates */
+    char *tls_ca_cert_dir;              /* the same as a hashed directory */
+    int tls_auth_clients;               /* enum config_tls_auth */
+    char *tls_protocols;                /* "TLSv1.2 TLSv1.3" */
+    char *tls_ciphers;                  /* TLS <= 1.2 cipher list, or NULL for OpenSSL's default */
+    char *tls_ciphersuites;             /* TLS 1.3 cipher suites, or NULL */
+    int tls_prefer_server_ciphers;
+    int tls_session_caching;
+    int tls_session_cache_size;         /* sessions kept */
+    int tls_session_cache_timeout;      /* seconds */
+    int tls_handshake_timeout;          /* ms a client has to finish its handshake */
 
     /* [log] */
     int loglevel;                       /* enum config_loglevel */

@@ -94,6 +94,32 @@ static const config_enum_t loglevel_enum = { loglevel_parse, loglevel_name };
 static const config_enum_t policy_enum = { policy_parse, policy_name };
 static const config_enum_t passthrough_scripts_enum = { passthrough_scripts_parse, passthrough_scripts_name };
 
+static const char *const tls_auth_names[] = {
+    [TLS_AUTH_NO] = "no",
+    [TLS_AUTH_OPTIONAL] = "optional",
+    [TLS_AUTH_YES] = "yes",
+};
+
+static const char *tls_auth_name(int v)
+{
+    if (v < 0 || (size_t)v >= sizeof(tls_auth_names) / sizeof(tls_auth_names[0]))
+        return NULL;
+    return tls_auth_names[v];
+}
+
+static int tls_auth_parse(const char *s, int *out)
+{
+    for (int i = 0; tls_auth_name(i) != NULL; i++) {
+        if (strcasecmp(s, tls_auth_name(i)) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static const config_enum_t tls_auth_enum = { tls_auth_parse, tls_auth_name };
+
 /* --- the table --------------------------------------------------------------------------------- */
 
 #define F(field) offsetof(config_t, field)
@@ -179,6 +205,40 @@ const config_option_t config_options[] = {
       "SCRIPT / FUNCTION and SORT ... BY / GET patterns, which read string values inside Redis (refuse), or "
       "forward them, the scripts then seeing the stored, encoded bytes (stored-bytes)", CONFIG_LIVE },
 
+    /* The TLS listener: everything but tls-port is re-read by a reload (SIGHUP), which builds a new TLS
+     * context from these rows (certificate rotation); a reload that fails keeps the previous one. */
+    { "tls-port", "tls", CONFIG_INT, F(tls_port), 0, 65535, NULL, "0",
+      "TCP port of the TLS listener, on the bind addresses; 0 = none (port and tls-port may both be open)" },
+    { "tls-cert-file", "tls", CONFIG_STRING, F(tls_cert_file), 0, 0, NULL, "",
+      "PEM certificate (with its chain) the TLS listener presents", CONFIG_LIVE },
+    { "tls-key-file", "tls", CONFIG_STRING, F(tls_key_file), 0, 0, NULL, "",
+      "PEM private key of tls-cert-file", CONFIG_LIVE },
+    { "tls-key-file-pass", "tls", CONFIG_STRING, F(tls_key_file_pass), 0, 0, NULL, "",
+      "pass phrase of an encrypted tls-key-file", CONFIG_LIVE },
+    { "tls-ca-cert-file", "tls", CONFIG_STRING, F(tls_ca_cert_file), 0, 0, NULL, "",
+      "PEM file of the CAs client certificates must come from", CONFIG_LIVE },
+    { "tls-ca-cert-dir", "tls", CONFIG_STRING, F(tls_ca_cert_dir), 0, 0, NULL, "",
+      "directory of such CAs, by subject hash (openssl rehash)", CONFIG_LIVE },
+    { "tls-auth-clients", "tls", CONFIG_ENUM, F(tls_auth_clients), 0, 0, &tls_auth_enum, "yes",
+      "clients must present a certificate from those CAs (yes), may (optional), or are not asked (no)",
+      CONFIG_LIVE },
+    { "tls-protocols", "tls", CONFIG_STRING, F(tls_protocols), 0, 0, NULL, "TLSv1.2 TLSv1.3",
+      "TLS versions accepted, separated by spaces (TLSv1 TLSv1.1 TLSv1.2 TLSv1.3)", CONFIG_LIVE },
+    { "tls-ciphers", "tls", CONFIG_STRING, F(tls_ciphers), 0, 0, NULL, "",
+      "ciphers for TLS 1.2 and below, in OpenSSL's syntax; empty = OpenSSL's default", CONFIG_LIVE },
+    { "tls-ciphersuites", "tls", CONFIG_STRING, F(tls_ciphersuites), 0, 0, NULL, "",
+      "cipher suites for TLS 1.3, in OpenSSL's syntax; empty = OpenSSL's default", CONFIG_LIVE },
+    { "tls-prefer-server-ciphers", "tls", CONFIG_BOOL, F(tls_prefer_server_ciphers), 0, 1, NULL, "no",
+      "choose the cipher by this server's order rather than the client's", CONFIG_LIVE },
+    { "tls-session-caching", "tls", CONFIG_BOOL, F(tls_session_caching), 0, 1, NULL, "yes",
+      "let clients resume TLS sessions (a cheaper handshake when they reconnect)", CONFIG_LIVE },
+    { "tls-session-cache-size", "tls", CONFIG_INT, F(tls_session_cache_size), 1, INT_MAX, NULL, "20480",
+      "TLS sessions kept for resumption", CONFIG_LIVE },
+    { "tls-session-cache-timeout", "tls", CONFIG_INT, F(tls_session_cache_timeout), 1, INT_MAX, NULL, "300",
+      "seconds a TLS session can be resumed", CONFIG_LIVE },
+    { "tls-handshake-timeout", "tls", CONFIG_INT, F(tls_handshake_timeout), 1, 600000, NULL, "10000",
+      "milliseconds a client has to finish its TLS handshake; then it is closed", CONFIG_LIVE },
+
     { "loglevel", "log", CONFIG_ENUM, F(loglevel), 0, 0, &loglevel_enum, "notice",
       "least important messages that are logged", CONFIG_LIVE },
     { "logfile", "log", CONFIG_STRING, F(logfile), 0, 0, NULL, "",
@@ -191,6 +251,6 @@ const size_t config_noptions = sizeof(config_options) / sizeof(config_options[0]
 _Static_assert(sizeof(config_options) / sizeof(config_options[0]) <= CONFIG_MAX_OPTIONS,
                "more options than CONFIG_MAX_OPTIONS");
 
-const char *const config_sections[] = { "server", "cache", "upstream", "log" };
+const char *const config_sections[] = { "server", "cache", "upstream", "tls", "log" };
 const size_t config_nsections = sizeof(config_sections) / sizeof(config_sections[0]);
 

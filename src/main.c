@@ -191,8 +191,21 @@ static void on_reload(uv_signal_t *h, int signum)
             config_get_raw(&next, "*", collect_cb, &after);
         }
     }
+    /* The TLS listener's context is built again whether or not its options changed: the files named may
+     * have (certificate rotation). If that fails, the tls-* options keep their running values. */
+    int tls_kept = 0;
+    if (cfg.tls_port > 0 && next.tls_port == cfg.tls_port) {
+        if (server_tls_reload(&srv, &next, err, sizeof(err)) < 0) {
+            log_warn("reload: %s; the TLS listener keeps its previous certificate", err);
+            tls_kept = 1;
+        } else {
+            log_notice("reload: TLS certificate and settings reloaded");
+        }
+    }
     for (int i = 0; i < before.n && i < after.n; i++) {
         if (strcmp(before.v[i].value, after.v[i].value) == 0)
+            continue;
+        if (tls_kept && strncmp(before.v[i].name, "tls-", 4) == 0 && config_is_live(before.v[i].name))
             continue;
         char *was = reload_shown(before.v[i].name, before.v[i].value);
         char *now = reload_shown(after.v[i].name, after.v[i].value);

@@ -11,7 +11,8 @@
 static int url_is_upstream(const char *url)
 {
     return strncmp(url, "redis://", 8) == 0 || strncmp(url, "redis+unix://", 13) == 0 ||
-           strncmp(url, "rediss://", 9) == 0 || strncmp(url, "unix://", 7) == 0;
+           strncmp(url, "rediss://", 9) == 0 || strncmp(url, "unix://", 7) == 0 ||
+           strncmp(url, "rediss+unix://", 14) == 0;
 }
 
 int backend_url_forwards(const char *url)
@@ -38,7 +39,7 @@ backend_t *backend_create(const config_t *cfg, void *loop, char *err, size_t err
     /* without "://", only the scheme: what follows may be a password in a form too malformed to redact */
     char *shown = strstr(url, "://") ? url_redact(url) : mem_strndup(url, strcspn(url, ":") + 1);
     snprintf(err, errlen, "backend '%s%s': unknown backend; use memory://, dummy://, "
-             "redis://[user:password@]host:port/db or redis+unix:///path?db=N", shown,
+             "redis://[user:password@]host:port/db, rediss:// (TLS) or redis+unix:///path?db=N", shown,
              strstr(url, "://") || url[strlen(shown)] == '\0' ? "" : "...");
     mem_free(shown);
     return NULL;

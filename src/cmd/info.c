@@ -12,6 +12,8 @@
 
 #include "cache/cache.h"
 #include "cmd/session.h"
+#include "net/server.h"
+#include "net/tls.h"
 #include "util/glob.h"
 #include "url.h"
 #include "util/clock.h"
@@ -270,6 +272,19 @@ int cmd_info(req_t *r, int argc, bytes_t *argv)
     if (info_wants(argc, argv, "latencystats", 0)) {
         info_section(&t, "Latencystats");
         cmd_stats_info(&t, 1);
+    }
+    if (info_wants(argc, argv, "tls", 1)) {
+        char expiry[32];
+        info_section(&t, "TLS");
+        tls_format_time(server_tls_cert_not_after(s->srv), expiry, sizeof(expiry));
+        buf_printf(&t,
+                   "tls_port:%d\r\ntls_cert_file:%s\r\ntls_cert_not_after:%s\r\ntls_auth_clients:%s\r\n"
+                   "tls_protocols:%s\r\ntls_connected_clients:%u\r\ntls_handshakes:%llu\r\n"
+                   "tls_handshake_failures:%llu\r\ntls_reloads:%llu\r\n",
+                   s->cfg->tls_port, s->cfg->tls_port && s->cfg->tls_cert_file ? s->cfg->tls_cert_file : "", expiry,
+                   config_enum_name("tls-auth-clients", s->cfg->tls_auth_clients),
+                   s->cfg->tls_protocols ? s->cfg->tls_protocols : "", conn_tls_count(s->srv), ns->tls_handshakes,
+                   ns->tls_handshake_failures, s->srv->tls_reloads);
     }
     if (info_wants(argc, argv, "cache", 1)) {
         info_section(&t, "Cache");

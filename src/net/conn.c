@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "net/server.h"
+#include "net/tls.h"
 #include "resp/reply.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -27,6 +28,8 @@
 
 #define CLIENT_CLOSED      (1u << 8)    /* close_cb ran: the handle is gone */
 #define CLIENT_PROCESSING  (1u << 9)    /* inside a read batch: flush at its end */
+#define CLIENT_HAD_INPUT   (1u << 10)   /* some input arrived (a TLS hello on the plain port comes first) */
+#define CLIENT_TLS_DONE    (1u << 11)   /* its TLS handshake completed */
 
 #define QBUF_READ_MIN      (16 * 1024)
 #define QBUF_READ_MAX      (4 * 1024 * 1024)
@@ -84,7 +87,8 @@ void conn_close(client_t *c)
     if (c->next)
         c->next->prev = c->prev;
     s->nclients--;
-    uv_read_stop(&c->h.stream);
+    stream_read_stop(&c->w);
+    stream_close_notify(&c->w);
     uv_close(&c->h.handle, conn_close_cb);
 }
 
@@ -97,7 +101,7 @@ void conn_drain(client_t *c)
 {
     if (c->flags & CLIENT_CLOSING)
         return;
-    uv_read_stop(&c->h.stream);
+    stream_read_stop(&c->w);
     c->flags |= CLIENT_CLOSE_AFTER_REPLY;
     conn_flush(c);
 }
@@ -276,7 +280,7 @@ static void conn_flush(client_t *c)
         conn_output_over_limit(c);
         return;
     }
-    if ((c->flags & CLIENT_CLOSE_AFTER_REPLY) && !c->w.writing && c->w.out.len == 0 && c->npending == 0)
+    if ((c->flags & CLIENT_CLOSE_AFTER_REPLY) && !c->w.writing && !stream_has_output(&c->w) && c->npending == 0)
         conn_close(c);
 }
 
@@ -351,17 +355,62 @@ static void conn_query_over_limit(client_t *c)
     conn_close(c);
 }
 
+/* A TLS client's session failed or its handshake did (UV_EPROTO from the stream): say why, once. */
+static void conn_tls_failed(client_t *c)
+{
+    if (!(c->flags & CLIENT_TLS_DONE)) {
+        c->srv->stats.tls_handshake_failures++;
+        log_notice("TLS handshake failed: client id=%llu addr=%s: %s", (unsigned long long)c->id, c->addr,
+                   stream_error(&c->w));
+    } else {
+        log_notice("closing TLS client id=%llu addr=%s: %s", (unsigned long long)c->id, c->addr,
+                   stream_error(&c->w));
+    }
+}
+
+/*
+ * The first bytes on the plain port are a TLS record header (handshake, version 3.x): a TLS client on the
+ * wrong port. Its bytes would be read as an inline command and answered in plain text it cannot read.
+ */
+static int conn_tls_on_plain_port(client_t *c, const char *p, ssize_t n)
+{
+    if ((c->flags & (CLIENT_HAD_INPUT | CLIENT_TLS | CLIENT_UNIX)) || n < 3 || p[0] != 0x16 || p[1] != 0x03)
+        return 0;
+    if (c->srv->cfg->tls_port > 0)
+        log_notice("TLS handshake on the plain port from client id=%llu addr=%s: closing; TLS clients connect "
+                   "to tls-port %d", (unsigned long long)c->id, c->addr, c->srv->cfg->tls_port);
+    else
+        log_notice("TLS handshake on the plain port from client id=%llu addr=%s: closing; this server has no "
+                   "TLS listener (tls-port)", (unsigned long long)c->id, c->addr);
+    return 1;
+}
+
 static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     client_t *c = stream->data;
     server_t *s = c->srv;
 
+    if ((c->flags & (CLIENT_TLS | CLIENT_TLS_DONE)) == CLIENT_TLS && c->w.tls != NULL &&
+        tls_handshake_done(c->w.tls)) {
+        c->flags |= CLIENT_TLS_DONE;
+        s->stats.tls_handshakes++;
+    }
     if (nread < 0) {
+        if (nread == UV_EPROTO && (c->flags & CLIENT_TLS))
+            conn_tls_failed(c);
+        else if (nread != UV_EOF && (c->flags & CLIENT_TLS) && !(c->flags & CLIENT_TLS_DONE))
+            log_notice("TLS handshake failed: client id=%llu addr=%s: %s", (unsigned long long)c->id, c->addr,
+                       uv_strerror((int)nread));
         conn_close(c);
         return;
     }
     if (nread == 0)
         return;
+    if (conn_tls_on_plain_port(c, buf->base, nread)) {
+        conn_close(c);
+        return;
+    }
+    c->flags |= CLIENT_HAD_INPUT;
     s->stats.net_input_bytes += (unsigned long long)nread;
     c->last_ms = clock_refresh();
     c->flags |= CLIENT_PROCESSING;
@@ -382,10 +431,10 @@ static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
     if (c->flags & CLIENT_CLOSING)
         return;
     if (c->flags & CLIENT_BLOCKED)
-        uv_read_stop(&c->h.stream);     /* input waits in the socket until the command completes */
+        stream_read_stop(&c->w);        /* input waits in the socket until the command completes */
     if (c->flags & CLIENT_CLOSE_AFTER_REPLY) {
         buf_deinit(&c->qbuf);
-        uv_read_stop(&c->h.stream);
+        stream_read_stop(&c->w);
     } else if (c->qbuf.len == 0 && c->qbuf.cap > 0) {
         buf_deinit(&c->qbuf);
     } else if ((long long)c->qbuf.len > s->cfg->client_query_buffer_limit) {
@@ -411,7 +460,9 @@ static void conn_resume(client_t *c)
     if (c->flags & CLIENT_CLOSING)
         return;
     if (!(c->flags & (CLIENT_BLOCKED | CLIENT_CLOSE_AFTER_REPLY)))
-        uv_read_start(&c->h.stream, conn_alloc_cb, conn_read_cb);
+        stream_read_start(&c->w, conn_alloc_cb, conn_read_cb);   /* TLS: delivers what it holds */
+    if (c->flags & CLIENT_CLOSING)
+        return;
     conn_flush(c);
 }
 
@@ -443,7 +494,7 @@ static void conn_refuse(client_t *c)
     uv_close(&c->h.handle, conn_close_cb);
 }
 
-void conn_accept(server_t *s, uv_stream_t *listener, int is_unix)
+void conn_accept(server_t *s, uv_stream_t *listener, int is_unix, tls_ctx_t *tls)
 {
     client_t *c = mem_calloc(1, sizeof(*c));
 
@@ -463,8 +514,17 @@ void conn_accept(server_t *s, uv_stream_t *listener, int is_unix)
     }
     if (s->nclients >= (unsigned)s->cfg->maxclients) {
         s->stats.rejected_connections++;
+        if (tls != NULL) {              /* its hello expects TLS: no plain-text error */
+            c->flags |= CLIENT_CLOSING;
+            uv_close(&c->h.handle, conn_close_cb);
+            return;
+        }
         conn_refuse(c);
         return;
+    }
+    if (tls != NULL) {
+        stream_set_tls(&c->w, tls_create(tls, NULL));
+        c->flags |= CLIENT_TLS;
     }
     if (is_unix) {
         c->flags |= CLIENT_UNIX;
@@ -492,7 +552,7 @@ void conn_accept(server_t *s, uv_stream_t *listener, int is_unix)
         s->clients->prev = c;
     s->clients = c;
     s->nclients++;
-    if (uv_read_start(&c->h.stream, conn_alloc_cb, conn_read_cb) < 0)
+    if (stream_read_start(&c->w, conn_alloc_cb, conn_read_cb) < 0)
         conn_close(c);
 }
 
@@ -506,7 +566,7 @@ void conn_facts(const client_t *c, conn_facts_t *f)
     f->qbuf_free = c->qbuf.cap - c->qbuf.len;
     f->rbs = c->qbuf.cap;
     f->omem = c->w.out.len + c->w.wbuf.len;
-    f->tot_mem = sizeof(*c) + c->qbuf.cap + c->w.out.cap + c->w.wbuf.cap;
+    f->tot_mem = sizeof(*c) + c->qbuf.cap + c->w.out.cap + c->w.wbuf.cap + c->w.tout.cap;
     f->close_after_reply = (c->flags & CLIENT_CLOSE_AFTER_REPLY) != 0;
 }
 
@@ -518,6 +578,15 @@ client_t *conn_first(const server_t *s)
 unsigned conn_count(const server_t *s)
 {
     return s->nclients;
+}
+
+unsigned conn_tls_count(const server_t *s)
+{
+    unsigned n = 0;
+    for (const client_t *c = s->clients; c != NULL; c = c->next)
+        if (c->flags & CLIENT_TLS)
+            n++;
+    return n;
 }
 
 const conn_stats_t *conn_stats(const server_t *s)

@@ -59,12 +59,15 @@ typedef struct conn_stats {
     unsigned long long net_output_bytes;
     unsigned long long output_limit_disconnections;
     unsigned long long query_limit_disconnections;
+    unsigned long long tls_handshakes;          /* TLS clients whose handshake completed */
+    unsigned long long tls_handshake_failures;  /* ... failed or timed out */
 } conn_stats_t;
 
 #define CLIENT_CLOSE_AFTER_REPLY  (1u << 0)     /* QUIT, protocol error: close once output is written */
 #define CLIENT_CLOSING            (1u << 1)     /* uv_close called or pending; no more input */
 #define CLIENT_UNIX               (1u << 4)     /* connected through the unix socket */
 #define CLIENT_BLOCKED            (1u << 5)     /* a command waits for the thread pool: hold the next ones */
+#define CLIENT_TLS                (1u << 6)     /* connected through the TLS port (c->w.tls) */
 
 struct client {
     stream_handle_t h;          /* first: the libuv handle, h.handle.data = this client */
@@ -105,8 +108,13 @@ typedef struct conn_facts {
     int close_after_reply;      /* closes once its output is written (flag 'c') */
 } conn_facts_t;
 
-/* Accept a connection on a listener; refuses with redis's error at maxclients. */
-void conn_accept(struct server *s, uv_stream_t *listener, int is_unix);
+/* Accept a connection on a listener (a TLS one: tls is its context); refuses with redis's error at
+ * maxclients. */
+struct tls_ctx;
+void conn_accept(struct server *s, uv_stream_t *listener, int is_unix, struct tls_ctx *tls);
+
+/* The TLS clients connected now. */
+unsigned conn_tls_count(const struct server *s);
 
 /* Close a client: stop reading, drop its output, free it once libuv is done and no command of it is in
  * flight. Safe to call more than once. */

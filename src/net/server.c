@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "net/conn.h"
+#include "net/tls.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -22,10 +23,11 @@ static void server_connection_cb(uv_stream_t *listener, int status)
         log_warn("accept failed: %s", uv_strerror(status));
         return;
     }
-    conn_accept(s, listener, listener->type == UV_NAMED_PIPE);
+    int i = (int)((stream_handle_t *)listener - s->listeners);
+    conn_accept(s, listener, listener->type == UV_NAMED_PIPE, s->listener_tls[i] ? s->tls : NULL);
 }
 
-static int server_listen_tcp(server_t *s, const char *addr, int port)
+static int server_listen_tcp(server_t *s, const char *addr, int port, int tls)
 {
     struct sockaddr_storage ss;
     int rc;
@@ -39,6 +41,7 @@ static int server_listen_tcp(server_t *s, const char *addr, int port)
         return -1;
     }
     uv_tcp_t *t = &s->listeners[s->nlisteners].tcp;
+    s->listener_tls[s->nlisteners] = (unsigned char)tls;
     uv_tcp_init(s->loop, t);
     t->data = s;
     s->nlisteners++;
@@ -49,7 +52,7 @@ static int server_listen_tcp(server_t *s, const char *addr, int port)
         log_warn("could not listen on %s:%d: %s", addr, port, uv_strerror(rc));
         return -1;
     }
-    log_notice("listening on %s:%d", addr, port);
+    log_notice("listening on %s:%d%s", addr, port, tls ? " (TLS)" : "");
     return 0;
 }
 
@@ -75,8 +78,32 @@ static int server_listen_unix(server_t *s, const char *path, int perm)
     return 0;
 }
 
+/* Close c if its TLS handshake has taken too long, or its certificate expired. */
+static void server_check_tls(server_t *s, client_t *c, long long now)
+{
+    tls_t *t = c->w.tls;
+
+    if (!tls_handshake_done(t)) {
+        if (now - c->ctime_ms > s->cfg->tls_handshake_timeout) {
+            log_notice("closing client id=%llu addr=%s: TLS handshake timed out after %d ms",
+                       (unsigned long long)c->id, c->addr, s->cfg->tls_handshake_timeout);
+            s->stats.tls_handshake_failures++;
+            conn_close(c);
+        }
+        return;
+    }
+    long long expires = tls_peer_not_after(t);
+    if (expires != 0 && now / 1000 >= expires) {
+        char when[32];
+        tls_format_time(expires, when, sizeof(when));
+        log_notice("closing client id=%llu addr=%s: client certificate expired at %s",
+                   (unsigned long long)c->id, c->addr, when);
+        conn_close(c);
+    }
+}
+
 /* hz times a second: the caller's background work (the backend's active expiry) and, once a second,
- * idle clients. */
+ * idle clients and TLS clients' deadlines. */
 static void server_timer_cb(uv_timer_t *t)
 {
     server_t *s = t->data;
@@ -84,17 +111,61 @@ static void server_timer_cb(uv_timer_t *t)
     long long now = clock_refresh();
 
     s->cron_cb(s->cron_arg);
-    if (s->cfg->timeout > 0 && ++ticks % (unsigned)s->cfg->hz == 0) {
+    if ((s->cfg->timeout > 0 || s->tls != NULL) && ++ticks % (unsigned)s->cfg->hz == 0) {
         client_t *c = s->clients;
         while (c != NULL) {
             client_t *next = c->next;
-            if (c->npending == 0 && now - c->last_ms > (long long)s->cfg->timeout * 1000) {
+            if (s->cfg->timeout > 0 && c->npending == 0 && now - c->last_ms > (long long)s->cfg->timeout * 1000) {
                 log_verbose("closing idle client id=%llu addr=%s", (unsigned long long)c->id, c->addr);
                 conn_close(c);
+            } else if (c->w.tls != NULL) {
+                server_check_tls(s, c, now);
             }
             c = next;
         }
     }
+}
+
+/* The listener's TLS options from cfg (pointers into cfg). */
+static void server_tls_opts(const config_t *cfg, tls_opts_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->cert = (tls_file_t){ "tls-cert-file", cfg->tls_cert_file };
+    o->key = (tls_file_t){ "tls-key-file", cfg->tls_key_file };
+    o->key_pass = cfg->tls_key_file_pass;
+    o->ca_file = (tls_file_t){ "tls-ca-cert-file", cfg->tls_ca_cert_file };
+    o->ca_dir = (tls_file_t){ "tls-ca-cert-dir", cfg->tls_ca_cert_dir };
+    o->verify = cfg->tls_auth_clients == TLS_AUTH_YES        ? TLS_VERIFY_REQUIRED
+                : cfg->tls_auth_clients == TLS_AUTH_OPTIONAL ? TLS_VERIFY_OPTIONAL
+                                                             : TLS_VERIFY_NONE;
+    o->protocols = cfg->tls_protocols;
+    o->ciphers = cfg->tls_ciphers;
+    o->ciphersuites = cfg->tls_ciphersuites;
+    o->prefer_server_ciphers = cfg->tls_prefer_server_ciphers;
+    o->session_caching = cfg->tls_session_caching;
+    o->session_cache_size = cfg->tls_session_cache_size;
+    o->session_cache_timeout = cfg->tls_session_cache_timeout;
+}
+
+int server_tls_reload(server_t *s, const config_t *cfg, char *err, size_t errlen)
+{
+    tls_opts_t o;
+
+    if (s->tls == NULL)
+        return 0;
+    server_tls_opts(cfg, &o);
+    tls_ctx_t *ctx = tls_ctx_create(&o, 1, err, errlen);
+    if (ctx == NULL)
+        return -1;
+    tls_ctx_release(s->tls);            /* connections made with it keep it until they go */
+    s->tls = ctx;
+    s->tls_reloads++;
+    return 0;
+}
+
+long long server_tls_cert_not_after(const server_t *s)
+{
+    return tls_ctx_cert_not_after(s->tls);
 }
 
 int server_setup(server_t *s, uv_loop_t *loop, config_t *cfg, const conn_hooks_t *hooks, server_cron_cb *cron,
@@ -110,13 +181,26 @@ int server_setup(server_t *s, uv_loop_t *loop, config_t *cfg, const conn_hooks_t
 
     if (cfg->port > 0) {
         for (int i = 0; i < cfg->nbind; i++)
-            if (server_listen_tcp(s, cfg->bind[i], cfg->port) < 0)
+            if (server_listen_tcp(s, cfg->bind[i], cfg->port, 0) < 0)
+                return -1;
+    }
+    if (cfg->tls_port > 0) {
+        tls_opts_t o;
+        char err[512];
+        server_tls_opts(cfg, &o);
+        s->tls = tls_ctx_create(&o, 1, err, sizeof(err));
+        if (s->tls == NULL) {
+            log_warn("TLS listener: %s", err);
+            return -1;
+        }
+        for (int i = 0; i < cfg->nbind; i++)
+            if (server_listen_tcp(s, cfg->bind[i], cfg->tls_port, 1) < 0)
                 return -1;
     }
     if (cfg->unixsocket && cfg->unixsocket[0] && server_listen_unix(s, cfg->unixsocket, cfg->unixsocketperm) < 0)
         return -1;
     if (s->nlisteners == 0) {
-        log_warn("nothing to listen on: set port (and bind) or unixsocket");
+        log_warn("nothing to listen on: set port or tls-port (and bind), or unixsocket");
         return -1;
     }
     uv_check_init(loop, &s->flush);
@@ -186,4 +270,6 @@ void server_free(server_t *s)
 {
     mem_free(s->read_buf);
     s->read_buf = NULL;
+    tls_ctx_release(s->tls);
+    s->tls = NULL;
 }

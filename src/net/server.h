@@ -1,8 +1,13 @@
 /*
- * net/server: the listeners (TCP on every bind address, an optional unix socket), the list of
- * connected clients, and the periodic tasks: hz times a second the caller's cron callback (the backend's
- * active expiry), once a second the idle clients. What a connection's commands do is the caller's too:
- * the conn_hooks_t given to server_setup (net/conn.h).
+ * net/server: the listeners (TCP on every bind address, TLS on every bind address at tls-port, an optional
+ * unix socket), the list of connected clients, and the periodic tasks: hz times a second the caller's cron
+ * callback (the backend's active expiry), once a second the idle clients, the TLS clients whose handshake
+ * takes too long and those whose certificate expired. What a connection's commands do is the caller's
+ * too: the conn_hooks_t given to server_setup (net/conn.h).
+ *
+ * TLS: the listener's context (net/tls.h) is built from the tls-* options at setup, and again by
+ * server_tls_reload (SIGHUP: certificate rotation). Connections keep the context they were accepted with;
+ * a reload that fails changes nothing.
  */
 #ifndef CACHETORYD_NET_SERVER_H
 #define CACHETORYD_NET_SERVER_H
@@ -14,7 +19,9 @@
 #include "net/conn.h"
 #include "net/stream.h"
 
-#define SERVER_MAX_LISTENERS (CONFIG_MAX_BIND + 1)
+#define SERVER_MAX_LISTENERS (2 * CONFIG_MAX_BIND + 1)
+
+struct tls_ctx;
 #define SERVER_READ_BUF (64 * 1024)
 
 /* Called hz times a second, before the idle clients are looked at. */
@@ -27,7 +34,10 @@ typedef struct server {
     server_cron_cb *cron_cb;
     void *cron_arg;
     stream_handle_t listeners[SERVER_MAX_LISTENERS];
+    unsigned char listener_tls[SERVER_MAX_LISTENERS];  /* 1: listeners[i] is a TLS port */
     int nlisteners;
+    struct tls_ctx *tls;                /* the TLS listener's context, or NULL without tls-port */
+    unsigned long long tls_reloads;     /* successful server_tls_reload calls */
     uv_timer_t cron;                    /* hz times a second: cron_cb, client timeouts */
     uv_check_t flush;                   /* after each loop turn's I/O: write the clients in flush_list */
     client_t *flush_list;               /* clients whose replies completed outside a read batch */
@@ -46,6 +56,13 @@ typedef struct server {
  * cron(arg) runs hz times a second. 0, or -1 after logging why. */
 int server_setup(server_t *s, uv_loop_t *loop, config_t *cfg, const conn_hooks_t *hooks, server_cron_cb *cron,
                  void *arg);
+/* Build the TLS listener's context again from cfg's tls-* options (SIGHUP). 0 (also without a TLS
+ * listener: nothing to do), or -1 with the reason in err, the running context unchanged. */
+int server_tls_reload(server_t *s, const config_t *cfg, char *err, size_t errlen);
+
+/* The TLS listener's certificate notAfter (seconds since the epoch), or 0. */
+long long server_tls_cert_not_after(const server_t *s);
+
 /* Close listeners and clients; run the loop afterwards so the close callbacks happen. */
 void server_teardown(server_t *s);
 /*

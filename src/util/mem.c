@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void mem_oom(size_t size)
+void mem_oom(size_t size)
 {
     fprintf(stderr, "cachetoryd: out of memory allocating %zu bytes\n", size);
     abort();

@@ -16,5 +16,7 @@ void *mem_realloc(void *ptr, size_t size);
 char *mem_strdup(const char *s);
 char *mem_strndup(const char *s, size_t n);
 void mem_free(void *ptr);
+/* Out of memory (also for a library's allocation that failed): say so and abort. */
+void mem_oom(size_t size) __attribute__((noreturn));
 
 #endif

@@ -14,6 +14,11 @@
  * every task it holds with "ERR upstream HOST:PORT: reason", closes, and reconnects with backoff (50 ms
  * doubling to upstream-retry-max). While it is down, new tasks fail at once (redis.c). A command that
  * takes longer than upstream-command-timeout fails the connection, so no client waits longer than that.
+ *
+ * TLS (rediss://): the connection's stream carries a TLS session (net/stream.h). The handshake starts
+ * when the first command (AUTH or PING) is flushed and those commands wait inside the stream until it
+ * is done; a handshake that fails is a connection failure like a refused connect, its reason (the
+ * certificate check that failed) in the error, and upstream-connect-timeout covers it.
  */
 #include "backend/redis/redis_int.h"
 
@@ -175,7 +180,7 @@ static void conn_written_cb(stream_t *w, int status)
             up_conn_fail(c, "write failed: %s", uv_strerror(status));
         return;
     }
-    if (w->out.len > 0)
+    if (stream_has_output(w))
         flush_schedule(c->up);
 }
 
@@ -184,7 +189,9 @@ static void conn_flush(up_conn_t *c)
     if (c->state == UP_DOWN || c->state == UP_CONNECTING)
         return;
     int rc = stream_flush(&c->w);
-    if (rc < 0)
+    if (rc == UV_EPROTO && c->w.tls != NULL)
+        up_conn_fail(c, "%s", stream_error(&c->w));
+    else if (rc < 0)
         up_conn_fail(c, "write failed: %s", uv_strerror(rc));
 }
 
@@ -387,7 +394,10 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     void *reply;
 
     if (nread < 0) {
-        up_conn_fail(c, "%s", nread == UV_EOF ? "connection closed by the server" : uv_strerror((int)nread));
+        if (nread == UV_EPROTO && c->w.tls != NULL)
+            up_conn_fail(c, "%s", stream_error(&c->w));
+        else
+            up_conn_fail(c, "%s", nread == UV_EOF ? "connection closed by the server" : uv_strerror((int)nread));
         return;
     }
     if (redisReaderFeed(c->reader, buf->base, (size_t)nread) != REDIS_OK) {
@@ -532,6 +542,8 @@ static void conn_connect_cb(uv_connect_t *req, int status)
     }
     if (up->host)
         uv_tcp_nodelay(&c->h.tcp, 1);
+    if (up->tls != NULL)
+        stream_set_tls(&c->w, tls_create(up->tls, up->host));
     c->reader = redisReaderCreate();
     c->state = UP_HANDSHAKE;
     c->state_since_us = clock_us_monotonic();
@@ -562,7 +574,7 @@ static void conn_connect_cb(uv_connect_t *req, int status)
     }
     c->db = up->db;
     c->handshake_left++;
-    uv_read_start(&c->h.stream, conn_alloc_cb, conn_read_cb);
+    stream_read_start(&c->w, conn_alloc_cb, conn_read_cb);
 }
 
 static void conn_connect(up_conn_t *c)
@@ -600,7 +612,13 @@ void up_tick_cb(uv_timer_t *h)
         if ((c->state == UP_CONNECTING || c->state == UP_HANDSHAKE) &&
             now - c->state_since_us > up->connect_timeout_us) {
             up->ntimeouts++;
-            up_conn_fail(c, "could not connect within %lld ms", up->connect_timeout_us / 1000);
+            if (c->state == UP_HANDSHAKE && c->w.tls != NULL && !tls_handshake_done(c->w.tls))
+                up_conn_fail(c, "TLS handshake timed out after %lld ms", up->connect_timeout_us / 1000);
+            else
+                up_conn_fail(c, "could not connect within %lld ms", up->connect_timeout_us / 1000);
+        } else if (c->state == UP_READY && c->w.tls != NULL && tls_peer_not_after(c->w.tls) != 0 &&
+                   clock_ms() / 1000 >= tls_peer_not_after(c->w.tls)) {
+            up_conn_fail(c, "the server's certificate expired");
         } else if (c->slots != NULL && now - c->slots->sent_us > up->command_timeout_us) {
             up->ntimeouts++;
             up_conn_fail(c, "timed out after %lld ms", up->command_timeout_us / 1000);

@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
 #include "url.h"
@@ -131,6 +132,26 @@ static void redis_batch(backend_t *b, int begin, uint64_t affinity, backend_cb *
     up_conn_pump(c);
 }
 
+/* INFO upstream's TLS lines: the settings, and the session of the first ready connection. */
+static void redis_info_tls(upstream_t *up, buf_t *out)
+{
+    static const char *const verify[] = { "none", "optional", "required" };
+    const tls_t *t = NULL;
+    char expiry[32] = "";
+
+    buf_printf(out, "upstream_tls:%s\r\n", up->tls ? "yes" : "no");
+    if (up->tls == NULL)
+        return;
+    for (int i = 0; i < up->npool && t == NULL; i++)
+        if (up->pool[i].state == UP_READY && up->pool[i].w.tls != NULL)
+            t = up->pool[i].w.tls;
+    if (t != NULL)
+        tls_format_time(tls_peer_not_after(t), expiry, sizeof(expiry));
+    buf_printf(out, "upstream_tls_verify:%s\r\nupstream_tls_protocol:%s\r\nupstream_tls_cipher:%s\r\n"
+               "upstream_tls_peer_cert_not_after:%s\r\n", verify[up->tls_verify], t ? tls_protocol(t) : "",
+               t ? tls_cipher(t) : "", expiry);
+}
+
 static void redis_info(backend_t *b, const char *section, buf_t *out)
 {
     upstream_t *up = (upstream_t *)b;
@@ -150,6 +171,7 @@ static void redis_info(backend_t *b, const char *section, buf_t *out)
                "upstream_latency_max_usec:%llu\r\n",
                up->name, up->db, up->npool, ready, inflight, up->ncommands, up->nerrors, up->ntimeouts,
                up->nreconnects, up->latency_n ? up->latency_sum_us / up->latency_n : 0, up->latency_max_us);
+    redis_info_tls(up, out);
 }
 
 static void up_free(upstream_t *up)
@@ -171,6 +193,7 @@ static void up_free(upstream_t *up)
     }
     mem_free(up->pool);
     mem_free(up->read_buf);
+    tls_ctx_release(up->tls);
     mem_free(up->host);
     mem_free(up->path);
     mem_free(up->user);
@@ -250,25 +273,88 @@ static const backend_vtable_t redis_vtable = {
     .forwards = 1,
 };
 
-/* redis://[user:password@]host[:port][/db] or redis+unix:///path[?db=N]. */
+static int parse_bool(const char *v, int *out)
+{
+    if (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0)
+        *out = 1;
+    else if (strcasecmp(v, "no") == 0 || strcasecmp(v, "false") == 0 || strcmp(v, "0") == 0)
+        *out = 0;
+    else
+        return -1;
+    return 0;
+}
+
+#define SSL_PARAMS "ssl_cert_reqs, ssl_ca_certs, ssl_ca_path, ssl_certfile, ssl_keyfile, ssl_check_hostname"
+
+/*
+ * rediss://'s parameters, as redis-py names them, into o (pointing into u). Verification is on by default,
+ * against the system's CAs unless ssl_ca_certs / ssl_ca_path are given; the host name is checked too.
+ * ssl_cert_reqs=optional is Python's CERT_OPTIONAL: on a client it checks the server's certificate as
+ * required does, since a server always presents one.
+ */
+static int parse_ssl_params(url_t *u, const char *url, tls_opts_t *o, char *err, size_t errlen)
+{
+    const char *v;
+
+    memset(o, 0, sizeof(*o));
+    o->verify = TLS_VERIFY_REQUIRED;
+    o->check_hostname = 1;
+    if ((v = url_param(u, "ssl_cert_reqs")) != NULL) {
+        if (strcasecmp(v, "required") == 0 || strcasecmp(v, "cert_required") == 0)
+            o->verify = TLS_VERIFY_REQUIRED;
+        else if (strcasecmp(v, "optional") == 0 || strcasecmp(v, "cert_optional") == 0)
+            o->verify = TLS_VERIFY_OPTIONAL;
+        else if (strcasecmp(v, "none") == 0 || strcasecmp(v, "cert_none") == 0)
+            o->verify = TLS_VERIFY_NONE;
+        else {
+            snprintf(err, errlen, "backend '%s': ssl_cert_reqs must be required, optional or none", url);
+            return -1;
+        }
+    }
+    if ((v = url_param(u, "ssl_check_hostname")) != NULL && parse_bool(v, &o->check_hostname) < 0) {
+        snprintf(err, errlen, "backend '%s': ssl_check_hostname must be yes or no", url);
+        return -1;
+    }
+    o->ca_file = (tls_file_t){ "ssl_ca_certs", url_param(u, "ssl_ca_certs") };
+    o->ca_dir = (tls_file_t){ "ssl_ca_path", url_param(u, "ssl_ca_path") };
+    o->cert = (tls_file_t){ "ssl_certfile", url_param(u, "ssl_certfile") };
+    o->key = (tls_file_t){ "ssl_keyfile", url_param(u, "ssl_keyfile") };
+    return 0;
+}
+
+/* redis://[user:password@]host[:port][/db], rediss://...?ssl_... (TLS) or redis+unix:///path[?db=N]. */
 backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, size_t errlen)
 {
     url_t u;
     char why[256];
     upstream_t *up = NULL;
     long db = 0;
+    tls_opts_t tls_opts;
+    tls_ctx_t *tls = NULL;
 
     if (url_parse(&u, cfg->backend, why, sizeof(why)) < 0) {
         snprintf(err, errlen, "backend: %s", why);
         url_free(&u);
         return NULL;
     }
-    if (strcmp(u.scheme, "rediss") == 0) {
-        snprintf(err, errlen, "backend '%s': TLS is not supported yet; use redis:// (on a trusted network or "
-                 "through a TLS tunnel) or redis+unix://", cfg->backend);
+    if (strcmp(u.scheme, "rediss+unix") == 0) {
+        snprintf(err, errlen, "backend '%s': TLS over a unix socket is not supported: use redis+unix://",
+                 cfg->backend);
         goto fail;
     }
+    int is_tls = strcmp(u.scheme, "rediss") == 0;
     int is_unix = strcmp(u.scheme, "redis+unix") == 0 || strcmp(u.scheme, "unix") == 0;
+    if (!is_tls) {
+        for (int i = 0; i < u.nparams; i++) {
+            if (strncmp(u.params[i].name, "ssl_", 4) == 0) {
+                snprintf(err, errlen, "backend '%s': parameter '%s': ssl_* parameters need rediss:// (TLS)",
+                         cfg->backend, u.params[i].name);
+                goto fail;
+            }
+        }
+    } else if (parse_ssl_params(&u, cfg->backend, &tls_opts, err, errlen) < 0) {
+        goto fail;
+    }
     const char *dbs = url_param(&u, "db");
     if (!is_unix && u.path[0] && strcmp(u.path, "/") != 0)
         dbs = u.path + 1;
@@ -283,7 +369,8 @@ backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, siz
     }
     const url_param_t *bad = url_unused_param(&u);
     if (bad != NULL) {
-        snprintf(err, errlen, "backend '%s': unknown parameter '%s' (accepted: db)", cfg->backend, bad->name);
+        snprintf(err, errlen, "backend '%s': unknown parameter '%s' (accepted: db%s)", cfg->backend, bad->name,
+                 is_tls ? ", " SSL_PARAMS : "");
         goto fail;
     }
     if (is_unix ? u.path[0] == '\0' : u.host[0] == '\0') {
@@ -292,8 +379,20 @@ backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, siz
         goto fail;
     }
 
+    if (is_tls) {
+        /* the files are read now (a bad one stops the start), the server checked at each connection */
+        tls = tls_ctx_create(&tls_opts, 0, why, sizeof(why));
+        if (tls == NULL) {
+            snprintf(err, errlen, "backend '%s': %s", cfg->backend, why);
+            goto fail;
+        }
+    }
+
     up = mem_calloc(1, sizeof(*up));
     up->base.vt = &redis_vtable;
+    up->tls = tls;
+    up->tls_verify = is_tls ? tls_opts.verify : TLS_VERIFY_NONE;
+    tls = NULL;
     up->loop = loopv;
     if (is_unix) {
         up->path = mem_strdup(u.path);
@@ -308,6 +407,7 @@ backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, siz
         if (gai != 0 || ai == NULL) {
             snprintf(err, errlen, "backend '%s': cannot resolve '%s': %s", cfg->backend, u.host,
                      gai ? gai_strerror(gai) : "no address");
+            tls_ctx_release(up->tls);
             mem_free(up);
             goto fail;
         }
@@ -337,6 +437,7 @@ backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, siz
         up_conn_init(&up->pool[i], up, i);
     return &up->base;
 fail:
+    tls_ctx_release(tls);
     url_free(&u);
     return NULL;
 }

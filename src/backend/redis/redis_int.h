@@ -26,6 +26,7 @@
 #include "backend/backend.h"
 #include "backend/redis/wire.h"
 #include "net/stream.h"
+#include "net/tls.h"
 #include "util/buf.h"
 
 #define UP_READ_BUF      (64 * 1024)
@@ -116,6 +117,8 @@ struct upstream {
     char *user, *password;
     int db;
     char name[128];             /* "host:port" or the socket path, for errors */
+    tls_ctx_t *tls;             /* rediss://: the client side's context (certificates, verification) */
+    int tls_verify;             /* enum tls_verify, for INFO */
     int npool;
     up_conn_t *pool;
     long long connect_timeout_us, command_timeout_us;
@@ -161,7 +164,7 @@ void up_task_deliver(up_task_t *t, const backend_op_t *op, const redisReply *r);
 void up_conn_init(up_conn_t *c, upstream_t *up, int index);
 /* Free what up_conn_init allocated, once the connection's handles are closed. */
 void up_conn_deinit(up_conn_t *c);
-/* Every 50 ms: connect and command timeouts (data = the upstream). */
+/* Every 50 ms: connect and command timeouts, expired server certificates (data = the upstream). */
 void up_tick_cb(uv_timer_t *h);
 /* Fail everything the connection holds with "ERR upstream NAME: reason", close it, reconnect later. */
 void up_conn_fail(up_conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
