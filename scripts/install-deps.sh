@@ -6,7 +6,17 @@
 #
 # Installing needs root: the script uses sudo when run as another user and sudo exists. Nothing is
 # done (not even apt-get update) when every package is already there. `make deps` runs --check first.
+#
+# Last, when npm exists: the Node.js clients of the TLS listener tests (ioredis, node-redis, pinned in
+# tests/clients/node/package-lock.json) are installed with `npm ci` into tests/clients/node/node_modules,
+# as the invoking user, if that directory is missing or was installed from another package-lock.json.
+# --check reports (exit 1) a missing or stale node_modules as well.
 set -eu
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+NODE_DIR=$ROOT/tests/clients/node
+# a copy of the package-lock.json that node_modules was installed from (written after npm ci succeeds)
+NODE_STAMP=$NODE_DIR/node_modules/.installed-package-lock.json
 
 # Build: compiler and pkg-config, then one -dev package per library in the Makefile's LIBS_PC.
 # Tests: cmocka (unit), a real redis and python (integration, compared against redis), procps (pgrep),
@@ -40,6 +50,12 @@ nutcracker
 gnuplot-nox
 "
 
+# The Node.js clients of the tests (ioredis, node-redis, tests/clients/node) need node and npm: Debian's,
+# unless the machine has its own already.
+if ! command -v npm >/dev/null 2>&1; then
+    PACKAGES="$PACKAGES nodejs npm"
+fi
+
 usage() {
     echo "usage: $0 [--check]" >&2
     exit 2
@@ -55,6 +71,46 @@ missing_packages() {
             printf '%s ' "$pkg"
         fi
     done
+}
+
+# Exit status 0 if tests/clients/node/node_modules was installed from the current package-lock.json.
+node_clients_fresh() {
+    [ -d "$NODE_DIR/node_modules" ] && [ -f "$NODE_STAMP" ] && cmp -s "$NODE_DIR/package-lock.json" "$NODE_STAMP"
+}
+
+# --check: 1 (with a message) if npm exists and node_modules is missing or stale, else 0.
+check_node_clients() {
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "note: npm not found: the Node.js client tests (ioredis, node-redis) cannot run"
+        return 0
+    fi
+    if node_clients_fresh; then
+        echo "node clients installed ($NODE_DIR/node_modules)"
+        return 0
+    fi
+    echo "node clients missing or stale: $NODE_DIR/node_modules"
+    echo "install them with: $0"
+    return 1
+}
+
+# Install the node clients with npm ci when npm exists and node_modules is missing or stale.
+install_node_clients() {
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "note: npm not found: skipping the Node.js clients of the tests (ioredis, node-redis)"
+        return 0
+    fi
+    if node_clients_fresh; then
+        echo "node clients installed"
+        return 0
+    fi
+    echo "installing the node clients: npm ci in $NODE_DIR"
+    # npm ci removes node_modules first, so a failed run leaves no stamp behind
+    (cd "$NODE_DIR" && npm ci --no-audit --no-fund) || {
+        echo "$0: npm ci failed in $NODE_DIR" >&2
+        return 1
+    }
+    cp "$NODE_DIR/package-lock.json" "$NODE_STAMP"
+    echo "node clients installed"
 }
 
 check=0
@@ -74,18 +130,22 @@ missing=$(missing_packages)
 missing=${missing% }
 
 if [ "$check" -eq 1 ]; then
+    status=0
     if [ -n "$missing" ]; then
         echo "missing packages: $missing"
         echo "install them with: $0"
-        exit 1
+        status=1
+    else
+        echo "all packages installed"
     fi
-    echo "all packages installed"
-    exit 0
+    check_node_clients || status=1
+    exit $status
 fi
 
 if [ -z "$missing" ]; then
     echo "all packages installed"
-    exit 0
+    install_node_clients
+    exit $?
 fi
 
 if [ "$(id -u)" -eq 0 ]; then
@@ -113,3 +173,4 @@ if [ -n "$still" ]; then
     exit 1
 fi
 echo "all packages installed"
+install_node_clients

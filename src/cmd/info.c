@@ -411,6 +411,17 @@ void cmd_metrics_page_cb(buf_t *b, void *arg)
                ns->net_input_bytes);
     buf_printf(b, "# TYPE cachetoryd_net_output_bytes_total counter\ncachetoryd_net_output_bytes_total %llu\n",
                ns->net_output_bytes);
+    if (s->cfg->tls_port > 0) {
+        buf_printf(b, "# TYPE cachetoryd_tls_connected_clients gauge\ncachetoryd_tls_connected_clients %u\n",
+                   conn_tls_count(s->srv));
+        buf_printf(b, "# TYPE cachetoryd_tls_handshakes_total counter\ncachetoryd_tls_handshakes_total %llu\n",
+                   ns->tls_handshakes);
+        buf_printf(b, "# TYPE cachetoryd_tls_handshake_failures_total counter\n"
+                   "cachetoryd_tls_handshake_failures_total %llu\n", ns->tls_handshake_failures);
+        buf_printf(b, "# HELP cachetoryd_tls_cert_not_after_seconds When the TLS listener's certificate expires.\n"
+                   "# TYPE cachetoryd_tls_cert_not_after_seconds gauge\ncachetoryd_tls_cert_not_after_seconds %lld\n",
+                   server_tls_cert_not_after(s->srv));
+    }
     if (bs.local) {
         buf_printf(b, "# TYPE cachetoryd_memory_used_bytes gauge\ncachetoryd_memory_used_bytes %zu\n", bs.used_memory);
         buf_printf(b, "# TYPE cachetoryd_memory_max_bytes gauge\ncachetoryd_memory_max_bytes %zu\n", bs.maxmemory);

@@ -396,11 +396,15 @@ static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
         s->stats.tls_handshakes++;
     }
     if (nread < 0) {
-        if (nread == UV_EPROTO && (c->flags & CLIENT_TLS))
+        if (nread == UV_EPROTO && (c->flags & CLIENT_TLS)) {
             conn_tls_failed(c);
-        else if (nread != UV_EOF && (c->flags & CLIENT_TLS) && !(c->flags & CLIENT_TLS_DONE))
-            log_notice("TLS handshake failed: client id=%llu addr=%s: %s", (unsigned long long)c->id, c->addr,
-                       uv_strerror((int)nread));
+        } else if ((c->flags & (CLIENT_TLS | CLIENT_TLS_DONE)) == CLIENT_TLS) {
+            /* gone before its handshake finished: a probe that only connects is not worth a log line */
+            s->stats.tls_handshake_failures++;
+            if (nread != UV_EOF)
+                log_notice("TLS handshake failed: client id=%llu addr=%s: %s", (unsigned long long)c->id,
+                           c->addr, uv_strerror((int)nread));
+        }
         conn_close(c);
         return;
     }

@@ -44,8 +44,9 @@ struct tls {
 /* ---- errors -------------------------------------------------------------------------------------- */
 
 /*
- * Empty OpenSSL's error queue into out: the reason of its last library error ("no start line"), or, when
- * the queue holds a system error (a file that cannot be opened), that error's text. fallback if empty.
+ * Empty OpenSSL's error queue into out: the reason of its first library error, the innermost ("no start
+ * line" rather than the "PEM lib" reported on top of it), or, when the queue holds a system error (a file
+ * that cannot be opened), that error's text. fallback if empty.
  */
 static void tls_errstr(char *out, size_t n, const char *fallback)
 {
@@ -55,7 +56,7 @@ static void tls_errstr(char *out, size_t n, const char *fallback)
     while ((e = ERR_get_error()) != 0) {
         if (ERR_SYSTEM_ERROR(e))
             sys = ERR_GET_REASON(e);
-        else
+        else if (lib == 0)
             lib = e;
     }
     if (sys != 0) {
@@ -391,7 +392,7 @@ void tls_feed(tls_t *t, const char *data, size_t len)
 
 int tls_has_input(const tls_t *t)
 {
-    return BIO_ctrl_pending(t->rbio) > 0 || SSL_pending(t->ssl) > 0;
+    return BIO_ctrl_pending(t->rbio) > 0 || SSL_has_pending(t->ssl);
 }
 
 /* The session failed in an SSL call that returned rc: say why, in t->err. */

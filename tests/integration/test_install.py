@@ -241,8 +241,8 @@ def test_conf_page_documents_every_option(destdir):
             missing.append("[%s] %s" % (section, name))
             continue
         entry = re.split(r'^\.TP\n\.BI? "', body[m.end():], flags=re.M)[0]
-        d = re.search(r"Default:[ \t]*(?:\n\.BR? )?(\S+)", entry)
-        documented = d.group(1).rstrip(".") if d else None
+        d = re.search(r'Default:[ \t]*(?:\n\.BR? )?(?:"([^"\n]+)"|(\S+))', entry)
+        documented = (d.group(1) or d.group(2).rstrip(".")) if d else None
         if documented != default:
             wrong.append("%s: --help says %r, the page %r" % (name, default, documented))
     assert not missing, "cachetoryd.conf(5) lacks: %s" % ", ".join(missing)

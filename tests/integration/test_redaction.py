@@ -121,7 +121,7 @@ def _ping(port):
     "redis://app:%s@127.0.0.1:70000/0",             # bad port
     "redis://app:%s@127.0.0.1:6379/x",              # bad database
     "redis://app:%s@127.0.0.1:6379/0?foo=1",        # unknown parameter
-    "rediss://app:%s@127.0.0.1:6379/0",             # TLS
+    "rediss://app:%s@127.0.0.1:6379/0?ssl_ca_certs=/nonexistent/ca.pem",    # TLS: a CA file missing
     "redis://app:%s@no-such-host.invalid:6379/0",   # cannot resolve
     "redis://app:%s@",                              # no host
     "redis://app:%s@h:1/0 x",                       # junk after

@@ -1,34 +1,13 @@
-"""Upstream mode, configuration: rediss:// is refused at startup (exit 1, "TLS is not supported"), and the
-upstream options are accepted with a redis:// backend."""
-import subprocess
+"""Upstream mode, configuration: the upstream options are accepted with a redis:// backend, and shutdown
+with an upstream in every state is clean. (rediss:// URLs: test_tls_upstream.py.)"""
 import time
 
 import pytest
 
-import conftest
 from helpers import encode_command
 from upstream_support import proxy, upstreams  # noqa: F401
 
 pytestmark = pytest.mark.needs_cachetoryd
-
-
-def _run(*args, timeout=10, first=()):
-    p = subprocess.run([str(conftest.BIN)] + list(first) + ["--port", str(conftest.free_port())] + list(args),
-                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=timeout, cwd=str(conftest.REPO))
-    return p.returncode, p.stdout.decode("utf-8", "replace")
-
-
-@pytest.mark.parametrize("url", ["rediss://127.0.0.1:6379/0", "rediss://:pw@127.0.0.1:6390"])
-def test_rediss_is_refused(url):
-    rc, out = _run("--backend", url)
-    assert rc == 1, "cachetoryd --backend %s exited %d, expected 1; output: %s" % (url, rc, out[-500:])
-    assert "TLS is not supported" in out, "cachetoryd --backend %s said: %s" % (url, out[-500:])
-
-
-def test_rediss_is_refused_by_test_config():
-    rc, out = _run("--backend", "rediss://127.0.0.1:6379/0", first=["--test-config"])
-    assert rc == 1 and "TLS is not supported" in out, (rc, out[-500:])
 
 
 def test_all_upstream_options(start_daemon, upstreams):

@@ -616,8 +616,9 @@ void up_tick_cb(uv_timer_t *h)
                 up_conn_fail(c, "TLS handshake timed out after %lld ms", up->connect_timeout_us / 1000);
             else
                 up_conn_fail(c, "could not connect within %lld ms", up->connect_timeout_us / 1000);
-        } else if (c->state == UP_READY && c->w.tls != NULL && tls_peer_not_after(c->w.tls) != 0 &&
-                   clock_ms() / 1000 >= tls_peer_not_after(c->w.tls)) {
+        } else if (c->state == UP_READY && c->w.tls != NULL && up->tls_verify != TLS_VERIFY_NONE &&
+                   tls_peer_not_after(c->w.tls) != 0 && clock_ms() / 1000 >= tls_peer_not_after(c->w.tls)) {
+            /* verified when it was made, no longer valid: made again, it fails the check */
             up_conn_fail(c, "the server's certificate expired");
         } else if (c->slots != NULL && now - c->slots->sent_us > up->command_timeout_us) {
             up->ntimeouts++;
