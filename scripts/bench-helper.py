@@ -369,6 +369,8 @@ def cmd_report(a):
                     meta[k] = v
     setups = read_csv(os.path.join(d, "setups.csv"))
     labels = {s["setup"]: s["label"] for s in setups}
+    # TLS setup -> the plain setup it is compared with (setups.csv of an older run has no such column)
+    plain_of = {s["setup"]: s["plain"] for s in setups if s.get("tls") == "yes" and s.get("plain")}
     out = []
     P = out.append
     P("### Benchmark results — %s, %s (`nproc` = %s)%s" % (
@@ -406,7 +408,9 @@ def cmd_report(a):
         P("")
         P("`redis-benchmark -c 50 -d 100 -r 100000 -n %s -P <pipeline> -t set,get,mset --csv`, setups "
           "interleaved, median of %s round(s); ratios are ops/s against redis-server direct and against "
-          "nutcracker → redis." % (meta.get("requests", "?"), meta.get("rounds", "?")))
+          "nutcracker → redis%s." % (meta.get("requests", "?"), meta.get("rounds", "?"),
+                                      " (TLS rows: `--tls --cacert`, against redis-server's TLS port)"
+                                      if plain_of else ""))
         P("")
         P("| setup | test | pipeline | ops/s | range of rounds | p50 ms | p99 ms | ×redis | ×nutcracker |")
         P("|---|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -417,8 +421,8 @@ def cmd_report(a):
                     m = med.get((s, t, p))
                     if not m:
                         continue
-                    rr = med.get(("redis", t, p))
-                    rn = med.get(("nutcracker", t, p))
+                    rr = med.get(("redis-tls" if s in plain_of else "redis", t, p))
+                    rn = None if s in plain_of else med.get(("nutcracker", t, p))
                     is_ctd = s.startswith("ctd")
                     xr = m[0] / rr[0] if (is_ctd and rr and rr[0]) else None
                     xn = m[0] / rn[0] if (is_ctd and rn and rn[0]) else None
@@ -474,6 +478,89 @@ def cmd_report(a):
                   ["setup", "label", "pipeline", "client_cpu_share", "server_cpu_us_per_command", "rounds"],
                   rows_csv)
         P("")
+
+    # TLS overhead -----------------------------------------------------------------------------
+    tls_pairs = [(t, pl) for t, pl in plain_of.items() if t in order and pl in order]
+    if tls_pairs and cg:
+        tlsinfo = {}
+        if os.path.exists(os.path.join(d, "tls.txt")):
+            with open(os.path.join(d, "tls.txt")) as f:
+                for line in f:
+                    if "=" in line:
+                        k, v = line.rstrip("\n").split("=", 1)
+                        tlsinfo[k] = v.strip()
+
+        def us_per_cmd(r):
+            return float(r["server_cpu_s"]) * 1e6 / int(r["commands"])
+
+        def cpu_med(s, p):
+            rows = cg.get((s, p))
+            return statistics.median(us_per_cmd(x) for x in rows) if rows else None
+
+        def rps(s, t, p):
+            m = med.get((s, t, p))
+            return fnum(m[0]) if m else "n/a"
+
+        P("#### TLS overhead per command")
+        P("")
+        P("The same runs over TLS: redis-benchmark `--tls --cacert` against each server's TLS port (%s). "
+          "TLS overhead = the server's CPU per command over TLS minus its CPU per command plain (medians over "
+          "the rounds; user + system, the proxy's alone for cachetoryd → redis, whose TLS row has TLS on both "
+          "sides, client → cachetoryd → redis-server, and its plain row none). Target: cachetoryd's overhead "
+          "no larger than redis-server's." % (tlsinfo.get("cert", "throwaway certificates")))
+        P("")
+        sess = []
+        for t, _ in tls_pairs:
+            if tlsinfo.get("client_" + t):
+                sess.append("%s: %s" % (labels.get(t, t), tlsinfo["client_" + t]))
+        for t, _ in tls_pairs:
+            if tlsinfo.get("upstream_" + t, "").strip():
+                sess.append("its upstream connections: %s" % tlsinfo["upstream_" + t])
+        if sess:
+            P("Negotiated: %s." % "; ".join(sess))
+            P("")
+        P("| server | pipeline | SET ops/s plain → TLS | GET ops/s plain → TLS | CPU µs/cmd plain | "
+          "CPU µs/cmd TLS | TLS overhead µs/cmd | range of rounds | ×redis-server's overhead |")
+        P("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        rows_csv = []
+        for p in sorted({k[1] for k in cg}):
+            ref = None
+            for t, pl in sorted(tls_pairs, key=lambda x: order.index(x[0])):
+                a, b = cpu_med(pl, p), cpu_med(t, p)
+                if a is None or b is None:
+                    continue
+                over = b - a
+                if t == "redis-tls":
+                    ref = over
+                # per-round overheads, pairing the rounds of the TLS and the plain setup
+                pr = {x["round"]: us_per_cmd(x) for x in cg.get((pl, p), [])}
+                per = [us_per_cmd(x) - pr[x["round"]] for x in cg.get((t, p), []) if x["round"] in pr]
+                rel = (over / ref) if (ref and t != "redis-tls" and ref > 0) else None
+                P("| %s | %d | %s → %s | %s → %s | %.2f | %.2f | %+.2f | %s | %s |" % (
+                    labels.get(pl, pl), p, rps(pl, "SET", p), rps(t, "SET", p),
+                    rps(pl, "GET", p), rps(t, "GET", p), a, b, over,
+                    "%+.2f … %+.2f" % (min(per), max(per)) if len(per) > 1 else "",
+                    ("%.2f" % rel) if rel is not None else ""))
+                rows_csv.append([t, pl, labels.get(t, t), p, "%.3f" % a, "%.3f" % b, "%.3f" % over,
+                                 ("%.3f" % min(per)) if per else "", ("%.3f" % max(per)) if per else "",
+                                 ("%.3f" % rel) if rel is not None else "",
+                                 ("yes" if over <= ref else "no") if (ref is not None and t != "redis-tls")
+                                 else ""])
+        write_csv(os.path.join(d, "tls.csv"),
+                  ["setup", "plain_setup", "label", "pipeline", "plain_cpu_us_per_command",
+                   "tls_cpu_us_per_command", "tls_overhead_us_per_command", "overhead_min_us", "overhead_max_us",
+                   "overhead_vs_redis", "within_target"], rows_csv)
+        P("")
+        verdict = []
+        for r in rows_csv:
+            if r[0] == "ctd-tls-up-null" and r[10]:
+                verdict.append("P%s %s (%s µs against redis-server's %s µs)" % (
+                    r[3], "within the target" if r[10] == "yes" else "above the target",
+                    "%+.2f" % float(r[6]),
+                    "%+.2f" % float(next(x[6] for x in rows_csv if x[0] == "redis-tls" and x[3] == r[3]))))
+        if verdict:
+            P("cachetoryd TLS → redis TLS: %s." % "; ".join(verdict))
+            P("")
 
     # memory -----------------------------------------------------------------------------------
     mem = read_csv(os.path.join(d, "memory.csv"))
