@@ -224,13 +224,20 @@ static void stream_tls_deliver(stream_t *w)
     w->delivering = 1;
     while (w->reading && w->tls != NULL && !uv_is_closing((uv_handle_t *)h)) {
         uv_buf_t b;
+        size_t got = 0;
+        ssize_t n = TLS_ERR;
         w->alloc_cb((uv_handle_t *)h, STREAM_TLS_READ, &b);
-        ssize_t n = b.len > 0 ? tls_read(w->tls, b.base, b.len) : TLS_ERR;
+        /* every record at hand in one callback, as one plain read would give them: the owner answers a
+         * pipeline in one write, not one per TLS record */
+        while (got < b.len && (n = tls_read(w->tls, b.base + got, b.len - got)) > 0)
+            got += (size_t)n;
         /* the handshake's replies, and a plaintext flush held back until the handshake ended */
         int rc = stream_tls_send(w);
-        if (n > 0) {
-            w->read_cb(h, n, &b);
-            continue;
+        if (got > 0) {
+            w->read_cb(h, (ssize_t)got, &b);
+            if (n == TLS_AGAIN)
+                break;          /* nothing more until the socket brings some */
+            continue;           /* a full buffer, or an error or the end, told at the next turn */
         }
         if (n == TLS_AGAIN && rc >= 0) {
             w->read_cb(h, 0, &b);   /* as libuv does: the buffer was not used */
