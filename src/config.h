@@ -19,6 +19,9 @@ enum config_loglevel { LOG_LEVEL_DEBUG, LOG_LEVEL_VERBOSE, LOG_LEVEL_NOTICE, LOG
 enum config_passthrough_scripts { PASSTHROUGH_SCRIPTS_REFUSE, PASSTHROUGH_SCRIPTS_STORED_BYTES };
 
 /* maxmemory-policy: what the memory backend evicts at maxmemory (its store_policy_t has these values) */
+/* cluster-cross-slot-writes: MSET whose keys hash to several slots of a Redis Cluster */
+enum config_cross_slot { CLUSTER_CROSS_SLOT_ERROR, CLUSTER_CROSS_SLOT_SPLIT };
+
 /* tls-auth-clients: as net/tls.h's enum tls_verify */
 enum config_tls_auth { TLS_AUTH_NO, TLS_AUTH_OPTIONAL, TLS_AUTH_YES };
 
@@ -67,6 +70,7 @@ typedef struct config {
     int upstream_retry_max;             /* ms, the longest reconnection backoff */
     int passthrough;                    /* forward the commands of other types to the upstream */
     int passthrough_scripts;            /* enum config_passthrough_scripts */
+    int cluster_cross_slot_writes;      /* enum config_cross_slot */
 
     /* [tls] the TLS listener (redis.conf's names) */
     int tls_port;                       /* 0 = none */

@@ -94,6 +94,31 @@ static const config_enum_t loglevel_enum = { loglevel_parse, loglevel_name };
 static const config_enum_t policy_enum = { policy_parse, policy_name };
 static const config_enum_t passthrough_scripts_enum = { passthrough_scripts_parse, passthrough_scripts_name };
 
+static const char *const cross_slot_names[] = {
+    [CLUSTER_CROSS_SLOT_ERROR] = "error",
+    [CLUSTER_CROSS_SLOT_SPLIT] = "split",
+};
+
+static const char *cross_slot_name(int v)
+{
+    if (v < 0 || (size_t)v >= sizeof(cross_slot_names) / sizeof(cross_slot_names[0]))
+        return NULL;
+    return cross_slot_names[v];
+}
+
+static int cross_slot_parse(const char *s, int *out)
+{
+    for (int i = 0; cross_slot_name(i) != NULL; i++) {
+        if (strcasecmp(s, cross_slot_name(i)) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static const config_enum_t cross_slot_enum = { cross_slot_parse, cross_slot_name };
+
 static const char *const tls_auth_names[] = {
     [TLS_AUTH_NO] = "no",
     [TLS_AUTH_OPTIONAL] = "optional",
@@ -204,6 +229,10 @@ const config_option_t config_options[] = {
       "refuse", "with passthrough and a serializer other than null://: refuse EVAL, EVALSHA, FCALL (and _RO), "
       "SCRIPT / FUNCTION and SORT ... BY / GET patterns, which read string values inside Redis (refuse), or "
       "forward them, the scripts then seeing the stored, encoded bytes (stored-bytes)", CONFIG_LIVE },
+
+    { "cluster-cross-slot-writes", "upstream", CONFIG_ENUM, F(cluster_cross_slot_writes), 0, 0, &cross_slot_enum,
+      "error", "with a redis+cluster:// backend, an MSET whose keys hash to several slots: Redis's CROSSSLOT "
+      "error (error), or one MSET per slot, not atomic across them (split)" },
 
     /* The TLS listener: everything but tls-port is re-read by a reload (SIGHUP), which builds a new TLS
      * context from these rows (certificate rotation); a reload that fails keeps the previous one. */

@@ -12,7 +12,8 @@ static int url_is_upstream(const char *url)
 {
     return strncmp(url, "redis://", 8) == 0 || strncmp(url, "redis+unix://", 13) == 0 ||
            strncmp(url, "rediss://", 9) == 0 || strncmp(url, "unix://", 7) == 0 ||
-           strncmp(url, "rediss+unix://", 14) == 0;
+           strncmp(url, "rediss+unix://", 14) == 0 || strncmp(url, "redis+cluster://", 16) == 0 ||
+           strncmp(url, "rediss+cluster://", 17) == 0;
 }
 
 int backend_url_forwards(const char *url)

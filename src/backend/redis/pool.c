@@ -282,6 +282,10 @@ void up_conn_pump(up_conn_t *c)
             up_task_free(t);
         } else if (t->kind == TASK_PLAIN) {
             /* its bytes were formatted when it was queued */
+            if (t->asking) {            /* a cluster's ASK: the command right behind ASKING */
+                bytes_t argv[1] = { B("ASKING") };
+                up_conn_send_argv(c, NULL, SLOT_IGNORE, -1, 1, argv);
+            }
             conn_send(c, t, SLOT_RESULT, t->op.db, put_bytes_cb, &t->data);
             t->sent = 1;
         } else if (t->kind == TASK_TX) {
@@ -332,6 +336,8 @@ static void conn_handle_reply(up_conn_t *c, redisReply *r)
     up_task_t *t = s->task;
     int kind = s->kind, sdb = s->db;
     slot_put(up, s);
+    if (up->cluster && r->type == REDIS_REPLY_ERROR && route_redirect(c, t, kind, r))
+        return;
     switch (kind) {
     case SLOT_INTERNAL:
         if (r->type == REDIS_REPLY_ERROR) {
@@ -347,7 +353,11 @@ static void conn_handle_reply(up_conn_t *c, redisReply *r)
             c->state = UP_READY;
             c->retry_ms = 0;
             up_conn_pump(c);
+            route_map_request(up);
         }
+        break;
+    case SLOT_MAP:
+        route_map_reply(c, r);
         break;
     case SLOT_RESULT:
         up_task_deliver(t, &t->op, r);
@@ -545,6 +555,8 @@ void up_conn_fail(up_conn_t *c, const char *fmt, ...)
         redisReaderFree(c->reader);
         c->reader = NULL;
     }
+    if (!up->destroying)
+        route_map_want(up);     /* a cluster's node gone: a replica may be taking over its slots */
     c->retry_ms = c->retry_ms ? c->retry_ms * 2 : UP_RETRY_MIN_MS;
     if (c->retry_ms > up->retry_max_ms)
         c->retry_ms = up->retry_max_ms;
@@ -555,6 +567,8 @@ void up_conn_fail(up_conn_t *c, const char *fmt, ...)
         up_slot_t *s = slots;
         slots = s->next;
         up_task_t *t = s->task;
+        if (s->kind == SLOT_MAP)
+            up->map_inflight = 0;       /* asked again elsewhere */
         slot_put(up, s);
         if (t == NULL || t == active)
             continue;
@@ -658,6 +672,8 @@ void up_tick_cb(uv_timer_t *h)
 {
     upstream_t *up = h->data;
     long long now = clock_us_monotonic();
+
+    route_map_request(up);
 
     for (int k = 0; k < up_nconns(up); k++) {
         up_conn_t *c = up_conn_at(up, k);

@@ -41,32 +41,24 @@
 #include "url.h"
 #include "util/mem.h"
 
-static void redis_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, void *ctx)
+/* The connection's failure as the error of a command that cannot be sent on it. */
+static void conn_down_error(const up_conn_t *c, char *err, size_t n)
 {
-    upstream_t *up = (upstream_t *)b;
-    up_conn_t *c = &up->nodes[0]->pool[up->batching ? up->batch_affinity % (uint64_t)up->npool
-                                                    : op->affinity % (uint64_t)up->npool];
+    snprintf(err, n, "ERR upstream %s: %s", c->node->name, c->last_error[0] ? c->last_error : "not connected");
+}
 
-    if (wire_op(op->code) == NULL) {            /* an opcode without a row in wire.c's table */
-        backend_result_t res = { .status = BE_ERR, .err = "ERR upstream: this operation has no upstream form" };
-        cb(ctx, &res);
-        return;
-    }
+/*
+ * op goes on connection c: at once when nothing holds the connection back, else queued behind what does.
+ * A cluster's plain commands keep their bytes (the task's data), to be sent again if Redis redirects them.
+ */
+void up_submit_on(upstream_t *up, up_conn_t *c, const backend_op_t *op, backend_cb *cb, void *ctx)
+{
     if (c->state == UP_DOWN) {
         char err[320];
-        snprintf(err, sizeof(err), "ERR upstream %s: %s", c->node->name, c->last_error[0] ? c->last_error : "not connected");
+        conn_down_error(c, err, sizeof(err));
         backend_result_t res = { .status = BE_ERR, .err = err };
         up->nerrors++;
         cb(ctx, &res);
-        return;
-    }
-    if (up->batching) {
-        up_task_t *t = up_task_create(up, op, cb, ctx, wire_needs_tx(op) ? TASK_TX : TASK_PLAIN);
-        up_task_own_op(t, op);
-        up_task_t *bt = up->batch;
-        bt->reads |= t->kind == TASK_TX;
-        bt->members = mem_realloc(bt->members, (size_t)(bt->nmembers + 1) * sizeof(*bt->members));
-        bt->members[bt->nmembers++] = t;
         return;
     }
     if (wire_needs_tx(op) || op->code == BE_SELECT) {
@@ -79,14 +71,52 @@ static void redis_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, v
         return;
     }
     up_task_t *t = up_task_create(up, op, cb, ctx, TASK_PLAIN);
-    if (c->state == UP_READY && c->active == NULL && c->tasks == NULL && up_conn_db_ready(c, op->db)) {
+    if (!up->cluster && c->state == UP_READY && c->active == NULL && c->tasks == NULL &&
+        up_conn_db_ready(c, op->db)) {
         up_conn_send_op(c, t, SLOT_RESULT, op->db, op);   /* the fast path: straight to the wire */
         t->sent = 1;
         return;
     }
-    /* behind a transaction, a SELECT awaited, or before the connection is ready: keep the command's bytes */
+    /* behind a transaction, a SELECT awaited, before the connection is ready, or a cluster's: keep the
+     * command's bytes */
     wire_put(&t->data, op);
     up_conn_enqueue(c, t);
+    if (up->cluster)
+        up_conn_pump(c);
+}
+
+static void redis_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, void *ctx)
+{
+    upstream_t *up = (upstream_t *)b;
+
+    if (wire_op(op->code) == NULL) {            /* an opcode without a row in wire.c's table */
+        backend_result_t res = { .status = BE_ERR, .err = "ERR upstream: this operation has no upstream form" };
+        cb(ctx, &res);
+        return;
+    }
+    if (up->batching) {
+        up_conn_t *c = &up->nodes[0]->pool[up->batch_affinity % (uint64_t)up->npool];
+        if (!up->cluster && c->state == UP_DOWN) {
+            char err[320];
+            conn_down_error(c, err, sizeof(err));
+            backend_result_t res = { .status = BE_ERR, .err = err };
+            up->nerrors++;
+            cb(ctx, &res);
+            return;
+        }
+        up_task_t *t = up_task_create(up, op, cb, ctx, wire_needs_tx(op) ? TASK_TX : TASK_PLAIN);
+        up_task_own_op(t, op);
+        up_task_t *bt = up->batch;
+        bt->reads |= t->kind == TASK_TX;
+        bt->members = mem_realloc(bt->members, (size_t)(bt->nmembers + 1) * sizeof(*bt->members));
+        bt->members[bt->nmembers++] = t;
+        return;
+    }
+    if (up->cluster) {
+        route_submit(up, op, cb, ctx);
+        return;
+    }
+    up_submit_on(up, &up->nodes[0]->pool[op->affinity % (uint64_t)up->npool], op, cb, ctx);
 }
 
 static void redis_batch(backend_t *b, int begin, uint64_t affinity, backend_cb *cb, void *ctx)
@@ -116,10 +146,16 @@ static void redis_batch(backend_t *b, int begin, uint64_t affinity, backend_cb *
         return;
     }
     up_conn_t *c = &up->nodes[0]->pool[affinity % (uint64_t)up->npool];
+    const char *why = NULL;
     bt->op.db = bt->members[0]->op.db;
-    if (c->state == UP_DOWN) {
+    if (up->cluster)
+        c = route_batch_conn(up, bt, affinity, &why);
+    if (c == NULL || c->state == UP_DOWN) {
         char err[320];
-        snprintf(err, sizeof(err), "ERR upstream %s: %s", c->node->name, c->last_error[0] ? c->last_error : "not connected");
+        if (c == NULL)
+            snprintf(err, sizeof(err), "%s", why);
+        else
+            conn_down_error(c, err, sizeof(err));
         up_task_fail(bt, err);
         for (int i = 0; i < bt->nmembers; i++)
             up_task_free(bt->members[i]);
@@ -171,6 +207,8 @@ static void redis_info(backend_t *b, const char *section, buf_t *out)
                up->name, up->db, up_nconns(up), ready, inflight, up->ncommands, up->nerrors, up->ntimeouts,
                up->nreconnects, up->latency_n ? up->latency_sum_us / up->latency_n : 0, up->latency_max_us);
     redis_info_tls(up, out);
+    if (up->cluster)
+        route_info(up, out);
 }
 
 static void up_free(upstream_t *up)
@@ -192,6 +230,7 @@ static void up_free(upstream_t *up)
         mem_free(s);
     }
     mem_free(up->read_buf);
+    mem_free(up->slot_node);
     tls_ctx_release(up->tls);
     mem_free(up->user);
     mem_free(up->password);
@@ -320,6 +359,86 @@ static int parse_ssl_params(url_t *u, const char *url, tls_opts_t *o, char *err,
 }
 
 /* redis://[user:password@]host[:port][/db], rediss://...?ssl_... (TLS) or redis+unix:///path[?db=N]. */
+/*
+ * redis+cluster://[user:password@]host:port,host:port...[?params]: the seed nodes after the first, as
+ * "host:port" strings in *seeds (NULL-terminated, mem_free each and the array), and the URL with the first
+ * seed only, for url_parse (a new string). A URL of another scheme: a copy of it, no seeds.
+ */
+static char *cluster_seeds(const char *url, char ***seeds)
+{
+    const char *sep = strstr(url, "://");
+    *seeds = mem_calloc(1, sizeof(**seeds));
+    if (sep == NULL || (strncmp(url, "redis+cluster://", 16) != 0 && strncmp(url, "rediss+cluster://", 17) != 0))
+        return mem_strdup(url);
+    const char *auth = sep + 3, *end = auth + strcspn(auth, "/?");
+    const char *at = NULL;
+    for (const char *p = auth; p < end; p++)
+        if (*p == '@')
+            at = p;
+    const char *hosts = at ? at + 1 : auth;
+    const char *comma = memchr(hosts, ',', (size_t)(end - hosts));
+    if (comma == NULL)
+        return mem_strdup(url);
+    int n = 0;
+    for (const char *p = comma; p < end;) {
+        const char *q = p + 1, *next = memchr(q, ',', (size_t)(end - q));
+        if (next == NULL)
+            next = end;
+        *seeds = mem_realloc(*seeds, (size_t)(n + 2) * sizeof(**seeds));
+        (*seeds)[n] = mem_alloc((size_t)(next - q) + 1);
+        memcpy((*seeds)[n], q, (size_t)(next - q));
+        (*seeds)[n][next - q] = '\0';
+        (*seeds)[++n] = NULL;
+        p = next;
+    }
+    size_t head = (size_t)(comma - url), tail = strlen(end);
+    char *first = mem_alloc(head + tail + 1);
+    memcpy(first, url, head);
+    memcpy(first + head, end, tail + 1);
+    return first;
+}
+
+static void free_seeds(char **seeds)
+{
+    for (int i = 0; seeds && seeds[i]; i++)
+        mem_free(seeds[i]);
+    mem_free(seeds);
+}
+
+/* "host:port" or "[v6]:port" (port default 6379) into host (a new string) and *port. 0, or -1. */
+static int split_hostport(const char *s, char **host, int *port)
+{
+    const char *colon = strrchr(s, ':');
+    const char *h = s, *he;
+
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL)
+            return -1;
+        h = s + 1;
+        he = close;
+        colon = close[1] == ':' ? close + 1 : NULL;
+        if (close[1] != '\0' && colon == NULL)
+            return -1;
+    } else {
+        he = colon ? colon : s + strlen(s);
+    }
+    *port = 6379;
+    if (colon != NULL) {
+        char *e;
+        long p = strtol(colon + 1, &e, 10);
+        if (colon[1] == '\0' || *e != '\0' || p <= 0 || p > 65535)
+            return -1;
+        *port = (int)p;
+    }
+    if (he == h)
+        return -1;
+    *host = mem_alloc((size_t)(he - h) + 1);
+    memcpy(*host, h, (size_t)(he - h));
+    (*host)[he - h] = '\0';
+    return 0;
+}
+
 backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, size_t errlen)
 {
     url_t u;
@@ -328,8 +447,13 @@ backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, siz
     long db = 0;
     tls_opts_t tls_opts;
     tls_ctx_t *tls = NULL;
+    char **seeds = NULL;
+    char *first = cluster_seeds(cfg->backend, &seeds);
+    int rc = url_parse(&u, first, why, sizeof(why));
 
-    if (url_parse(&u, cfg->backend, why, sizeof(why)) < 0) {
+    mem_free(first);
+    if (rc < 0) {
+        free_seeds(seeds);
         snprintf(err, errlen, "backend: %s", why);
         url_free(&u);
         return NULL;
@@ -339,7 +463,8 @@ backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, siz
                  cfg->backend);
         goto fail;
     }
-    int is_tls = strcmp(u.scheme, "rediss") == 0;
+    int is_cluster = strcmp(u.scheme, "redis+cluster") == 0 || strcmp(u.scheme, "rediss+cluster") == 0;
+    int is_tls = strcmp(u.scheme, "rediss") == 0 || strcmp(u.scheme, "rediss+cluster") == 0;
     int is_unix = strcmp(u.scheme, "redis+unix") == 0 || strcmp(u.scheme, "unix") == 0;
     if (!is_tls) {
         for (int i = 0; i < u.nparams; i++) {
@@ -363,6 +488,10 @@ backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, siz
                      cfg->backend);
             goto fail;
         }
+    }
+    if (is_cluster && db != 0) {
+        snprintf(err, errlen, "backend '%s': a Redis Cluster has database 0 only", cfg->backend);
+        goto fail;
     }
     const url_param_t *bad = url_unused_param(&u);
     if (bad != NULL) {
@@ -409,6 +538,33 @@ backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, siz
         goto fail;
     }
     snprintf(up->name, sizeof(up->name), "%s", n->name);
+    if (is_cluster) {
+        up->cluster = 1;
+        up->cross_slot_split = cfg->cluster_cross_slot_writes == CLUSTER_CROSS_SLOT_SPLIT;
+        up->slot_node = mem_alloc(ROUTE_SLOTS * sizeof(*up->slot_node));
+        for (int i = 0; i < ROUTE_SLOTS; i++)
+            up->slot_node[i] = -1;
+        for (int i = 0; seeds[i] != NULL; i++) {
+            char *host;
+            int port;
+            if (split_hostport(seeds[i], &host, &port) < 0) {
+                snprintf(err, errlen, "backend '%s': seed '%s' is not host:port", cfg->backend, seeds[i]);
+                up_free(up);
+                goto fail;
+            }
+            up_node_t *sn = up_node_create(up, host, port, NULL, why, sizeof(why));
+            mem_free(host);
+            if (sn == NULL) {
+                snprintf(err, errlen, "backend '%s': %s", cfg->backend, why);
+                up_free(up);
+                goto fail;
+            }
+            size_t l = strlen(up->name);
+            snprintf(up->name + l, sizeof(up->name) - l, ",%s", sn->name);
+        }
+    }
+    free_seeds(seeds);
+    seeds = NULL;
     url_free(&u);
     uv_timer_init(up->loop, &up->tick);
     up->tick.data = up;
@@ -417,6 +573,7 @@ backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, siz
     up->flush.data = up;
     return &up->base;
 fail:
+    free_seeds(seeds);
     tls_ctx_release(tls);
     url_free(&u);
     return NULL;

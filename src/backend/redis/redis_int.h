@@ -11,6 +11,8 @@
  *   tx.c      one op's read-modify-write: WATCH / GET, compute, MULTI / write / EXEC, retried
  *   batch.c   a client's MULTI ... EXEC: its members' databases, their reads, the overlay that follows
  *             their writes, MULTI / members / EXEC, and EXEC's reply handed out
+ *   route.c   a Redis Cluster (redis+cluster://): the slot map, routing by key slot, MOVED / ASK, ops
+ *             split by slot or sent to every master
  *
  * Ownership: the upstream_t owns its connections, their slots and every task; a task is freed by the
  * file that ends it (task_free recycles it). Callbacks into the cache layer run through up_task_finish /
@@ -33,6 +35,10 @@
 #define UP_TX_RETRIES    5000   /* optimistic: each round one contender wins; bounded all the same */
 #define UP_RETRY_MIN_MS  50
 #define UP_KNOWN_DBS     1024   /* databases below this are remembered as existing once selected */
+#define ROUTE_SLOTS      16384  /* Redis Cluster's hash slots */
+#define ROUTE_MAX_MASTERS 1024
+#define ROUTE_NOKEY      (-1)   /* route_op_slot: the op has no key */
+#define ROUTE_MULTI      (-2)   /* ... its keys hash to several slots */
 
 typedef struct upstream upstream_t;
 typedef struct up_node up_node_t;
@@ -49,7 +55,8 @@ enum up_slot_kind {
     SLOT_RESULT,        /* the task's result */
     SLOT_TX_GET,        /* transaction: the GET after WATCH */
     SLOT_TX_EXEC,       /* transaction / batch: EXEC's array */
-    SLOT_IGNORE,        /* WATCH, MULTI, QUEUED: only errors matter, and EXEC reports them */
+    SLOT_IGNORE,        /* WATCH, MULTI, QUEUED, ASKING: only errors matter, and EXEC reports them */
+    SLOT_MAP,           /* CLUSTER SLOTS: the slot map (route.c) */
 };
 
 typedef struct up_slot {
@@ -82,6 +89,8 @@ struct up_task {
     buf_t olds;                 /* TASK_BATCH: what the GETs brought (up_batch_got_values) */
     int db_start;               /* TASK_BATCH: the connection's database at MULTI */
     int created;                /* TASK_TX update: the key did not exist (BE_NEWTTL: its write sets expire_at) */
+    int redirects;              /* cluster: MOVED / ASK followed so far */
+    int asking;                 /* cluster: ASK: send ASKING right before it */
 };
 
 struct up_conn {
@@ -120,6 +129,7 @@ struct up_node {
     char name[128];             /* "host:port" or the socket path, for errors */
     int npool;
     up_conn_t *pool;
+    int master;                 /* cluster: serves slots in the last map */
 };
 
 struct upstream {
@@ -132,6 +142,15 @@ struct upstream {
     int tls_verify;             /* enum tls_verify, for INFO */
     up_node_t **nodes;          /* the servers: one, or a cluster's nodes as they are discovered */
     int nnodes;
+    /* cluster (route.c) */
+    int cluster;                /* redis+cluster://, rediss+cluster:// */
+    int cross_slot_split;       /* cluster-cross-slot-writes = split */
+    int16_t *slot_node;         /* ROUTE_SLOTS entries: the index of the slot's master, -1 unknown */
+    int map_inflight;           /* a CLUSTER SLOTS is awaited */
+    int map_wanted;             /* ask for the map again soon */
+    long long map_at_ms, map_asked_ms;  /* monotonic: last map received, last asked */
+    int map_rr;                 /* the connection the next CLUSTER SLOTS goes to */
+    unsigned long long map_changes, nredirects;
     int npool;                  /* connections per node */
     long long connect_timeout_us, command_timeout_us;
     unsigned retry_max_ms;
@@ -166,6 +185,9 @@ static inline up_conn_t *up_conn_at(const upstream_t *up, int k)
 
 /* One of the handles closed by the backend's destroy is gone; the last one frees the backend. */
 void up_closed_one(upstream_t *up);
+/* Submit op on connection c (redis_submit once the connection is chosen; the cluster's parts too). */
+void up_submit_on(upstream_t *up, up_conn_t *c, const backend_op_t *op, backend_cb *cb, void *ctx);
+
 
 /* ---- task.c ---- */
 
@@ -208,6 +230,25 @@ void up_conn_enqueue(up_conn_t *c, up_task_t *t);
 void up_conn_pump(up_conn_t *c);
 /* The transaction or batch t owning c is over: free it and pump the tasks behind it. */
 void up_conn_release(up_conn_t *c, up_task_t *t);
+
+/* ---- route.c ---- */
+
+int route_keyslot(const char *key, size_t len);
+/* The one slot of op's keys, ROUTE_NOKEY or ROUTE_MULTI. */
+int route_op_slot(const backend_op_t *op);
+/* The connection for slot (ROUTE_NOKEY: any node) and a client's affinity. */
+up_conn_t *route_conn(upstream_t *up, int slot, uint64_t affinity);
+/* The cluster's submit: by slot, split by slot, or to every master. */
+void route_submit(upstream_t *up, const backend_op_t *op, backend_cb *cb, void *ctx);
+/* The connection a MULTI ... EXEC runs on, or NULL with err (keys of several slots). */
+up_conn_t *route_batch_conn(upstream_t *up, const up_task_t *bt, uint64_t affinity, const char **err);
+/* Redis answered t's command with an error: a MOVED / ASK is followed (1), else 0. */
+int route_redirect(up_conn_t *c, up_task_t *t, int kind, const redisReply *r);
+/* Ask for the slot map when wanted (and at most every 100 ms), or every 10 s. */
+void route_map_request(upstream_t *up);
+void route_map_reply(up_conn_t *c, const redisReply *r);
+void route_map_want(upstream_t *up);
+void route_info(upstream_t *up, buf_t *out);
 
 /* ---- tx.c ---- */
 
