@@ -462,6 +462,8 @@ void up_conn_init(up_conn_t *c, up_node_t *node, int index)
     stream_init(&c->w, &c->h.stream, conn_written_cb, 0, NULL);
     uv_timer_init(up->loop, &c->retry);
     c->retry.data = c;
+    c->starting = 1;
+    c->state_since_us = clock_us_monotonic();
     /* connect once the loop runs (nothing happens for --test-config) */
     uv_timer_start(&c->retry, conn_start_cb, 0, 0);
 }
@@ -547,6 +549,7 @@ void up_conn_fail(up_conn_t *c, const char *fmt, ...)
     c->tasks = c->tasks_tail = NULL;
     c->active = NULL;
     c->state = UP_DOWN;
+    c->starting = 0;
     c->select_wait = 0;
     buf_reset(&c->w.out);
     if (c->handle_open && !uv_is_closing(&c->h.handle))
@@ -648,6 +651,7 @@ static void conn_connect(up_conn_t *c)
     upstream_t *up = c->up;
     int rc;
 
+    c->starting = 0;
     c->state = UP_CONNECTING;
     c->state_since_us = clock_us_monotonic();
     stream_discard(&c->w);

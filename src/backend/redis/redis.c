@@ -53,7 +53,7 @@ static void conn_down_error(const up_conn_t *c, char *err, size_t n)
  */
 void up_submit_on(upstream_t *up, up_conn_t *c, const backend_op_t *op, backend_cb *cb, void *ctx)
 {
-    if (c->state == UP_DOWN) {
+    if (up_conn_down(c)) {
         char err[320];
         conn_down_error(c, err, sizeof(err));
         backend_result_t res = { .status = BE_ERR, .err = err };
@@ -96,7 +96,7 @@ static void redis_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, v
     }
     if (up->batching) {
         up_conn_t *c = &up->nodes[0]->pool[up->batch_affinity % (uint64_t)up->npool];
-        if (!up->cluster && c->state == UP_DOWN) {
+        if (!up->cluster && up_conn_down(c)) {
             char err[320];
             conn_down_error(c, err, sizeof(err));
             backend_result_t res = { .status = BE_ERR, .err = err };
@@ -150,7 +150,7 @@ static void redis_batch(backend_t *b, int begin, uint64_t affinity, backend_cb *
     bt->op.db = bt->members[0]->op.db;
     if (up->cluster)
         c = route_batch_conn(up, bt, affinity, &why);
-    if (c == NULL || c->state == UP_DOWN) {
+    if (c == NULL || up_conn_down(c)) {
         char err[320];
         if (c == NULL)
             snprintf(err, sizeof(err), "%s", why);
@@ -265,7 +265,7 @@ static void redis_destroy(backend_t *b)
     up->closing = 1;            /* held until every close below is issued */
     for (int k = 0; k < up_nconns(up); k++) {
         up_conn_t *c = up_conn_at(up, k);
-        if (c->state != UP_DOWN)
+        if (c->state != UP_DOWN || c->tasks != NULL)
             up_conn_fail(c, "shutting down");
         uv_timer_stop(&c->retry);
         up->closing++;

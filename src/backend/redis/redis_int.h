@@ -101,6 +101,7 @@ struct up_conn {
     uv_connect_t creq;
     uv_timer_t retry;           /* reconnection backoff */
     int state;
+    int starting;               /* UP_DOWN only because its first connect has not started yet: tasks wait */
     int handle_open;            /* h is initialised and not yet closed */
     stream_t w;                 /* commands to send (w.out) and the write in flight (net/stream.h) */
     redisReader *reader;
@@ -181,6 +182,12 @@ static inline up_conn_t *up_conn_at(const upstream_t *up, int k)
     return &up->nodes[k / up->npool]->pool[k % up->npool];
 }
 
+/* Down, and not about to try: commands for it fail at once. */
+static inline int up_conn_down(const up_conn_t *c)
+{
+    return c->state == UP_DOWN && !c->starting;
+}
+
 /* ---- redis.c ---- */
 
 /* One of the handles closed by the backend's destroy is gone; the last one frees the backend. */
@@ -205,7 +212,8 @@ void up_task_deliver(up_task_t *t, const backend_op_t *op, const redisReply *r);
 
 /* ---- pool.c ---- */
 
-/* Set up connection index of node; it connects once the loop runs (nothing happens for --test-config). */
+/* Set up connection index of node; it connects once the loop runs (nothing happens for --test-config).
+ * Commands submitted meanwhile wait for it. */
 void up_conn_init(up_conn_t *c, up_node_t *node, int index);
 /* A node for host:port (resolved now) or a unix socket path, with its pool: added to up->nodes. NULL
  * with a message in err if the host does not resolve. */

@@ -337,7 +337,7 @@ int route_redirect(up_conn_t *c, up_task_t *t, int kind, const redisReply *r)
     up_conn_t *to = &n->pool[t->op.affinity % (uint64_t)n->npool];
     t->asking = how == 2;
     t->next = NULL;
-    if (to->state == UP_DOWN) {
+    if (up_conn_down(to)) {
         snprintf(err, sizeof(err), "ERR upstream %s: %s", n->name, to->last_error[0] ? to->last_error : "not connected");
         up_task_fail(t, err);
         up_task_free(t);
