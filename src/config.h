@@ -22,6 +22,9 @@ enum config_passthrough_scripts { PASSTHROUGH_SCRIPTS_REFUSE, PASSTHROUGH_SCRIPT
 /* cluster-cross-slot-writes: MSET whose keys hash to several slots of a Redis Cluster */
 enum config_cross_slot { CLUSTER_CROSS_SLOT_ERROR, CLUSTER_CROSS_SLOT_SPLIT };
 
+/* read-from: where a cluster's read commands go */
+enum config_read_from { READ_FROM_MASTER, READ_FROM_REPLICA, READ_FROM_PREFER_REPLICA };
+
 /* tls-auth-clients: as net/tls.h's enum tls_verify */
 enum config_tls_auth { TLS_AUTH_NO, TLS_AUTH_OPTIONAL, TLS_AUTH_YES };
 
@@ -71,6 +74,7 @@ typedef struct config {
     int passthrough;                    /* forward the commands of other types to the upstream */
     int passthrough_scripts;            /* enum config_passthrough_scripts */
     int cluster_cross_slot_writes;      /* enum config_cross_slot */
+    int read_from;                      /* enum config_read_from */
 
     /* [tls] the TLS listener (redis.conf's names) */
     int tls_port;                       /* 0 = none */

@@ -119,6 +119,32 @@ static int cross_slot_parse(const char *s, int *out)
 
 static const config_enum_t cross_slot_enum = { cross_slot_parse, cross_slot_name };
 
+static const char *const read_from_names[] = {
+    [READ_FROM_MASTER] = "master",
+    [READ_FROM_REPLICA] = "replica",
+    [READ_FROM_PREFER_REPLICA] = "prefer-replica",
+};
+
+static const char *read_from_name(int v)
+{
+    if (v < 0 || (size_t)v >= sizeof(read_from_names) / sizeof(read_from_names[0]))
+        return NULL;
+    return read_from_names[v];
+}
+
+static int read_from_parse(const char *s, int *out)
+{
+    for (int i = 0; read_from_name(i) != NULL; i++) {
+        if (strcasecmp(s, read_from_name(i)) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static const config_enum_t read_from_enum = { read_from_parse, read_from_name };
+
 static const char *const tls_auth_names[] = {
     [TLS_AUTH_NO] = "no",
     [TLS_AUTH_OPTIONAL] = "optional",
@@ -233,6 +259,10 @@ const config_option_t config_options[] = {
     { "cluster-cross-slot-writes", "upstream", CONFIG_ENUM, F(cluster_cross_slot_writes), 0, 0, &cross_slot_enum,
       "error", "with a redis+cluster:// backend, an MSET whose keys hash to several slots: Redis's CROSSSLOT "
       "error (error), or one MSET per slot, not atomic across them (split)" },
+    { "read-from", "upstream", CONFIG_ENUM, F(read_from), 0, 0, &read_from_enum, "master",
+      "with a redis+cluster:// backend, where reads (GET, MGET, EXISTS, TTL, TYPE) go: the slot's master, a "
+      "replica of it (replica: errors while it is down), or a replica while one is up (prefer-replica); "
+      "a replica may not have the latest writes yet" },
 
     /* The TLS listener: everything but tls-port is re-read by a reload (SIGHUP), which builds a new TLS
      * context from these rows (certificate rotation); a reload that fails keeps the previous one. */

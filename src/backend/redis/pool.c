@@ -631,6 +631,11 @@ static void conn_connect_cb(uv_connect_t *req, int status)
         }
         c->handshake_left++;
     }
+    if (c->node->readonly) {    /* a cluster replica serving reads (read-from) */
+        bytes_t argv[1] = { B("READONLY") };
+        up_conn_send_argv(c, NULL, SLOT_INTERNAL, -1, 1, argv);
+        c->handshake_left++;
+    }
     /* SELECT the URL's database (or answer PING, so that READY always means "Redis answered") */
     if (up->db != 0) {
         char num[16];

@@ -231,6 +231,7 @@ static void up_free(upstream_t *up)
     }
     mem_free(up->read_buf);
     mem_free(up->slot_node);
+    mem_free(up->slot_replica);
     tls_ctx_release(up->tls);
     mem_free(up->user);
     mem_free(up->password);
@@ -541,9 +542,11 @@ backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, siz
     if (is_cluster) {
         up->cluster = 1;
         up->cross_slot_split = cfg->cluster_cross_slot_writes == CLUSTER_CROSS_SLOT_SPLIT;
+        up->read_from = cfg->read_from;
         up->slot_node = mem_alloc(ROUTE_SLOTS * sizeof(*up->slot_node));
+        up->slot_replica = mem_alloc(ROUTE_SLOTS * sizeof(*up->slot_replica));
         for (int i = 0; i < ROUTE_SLOTS; i++)
-            up->slot_node[i] = -1;
+            up->slot_node[i] = up->slot_replica[i] = -1;
         for (int i = 0; seeds[i] != NULL; i++) {
             char *host;
             int port;

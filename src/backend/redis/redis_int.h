@@ -131,6 +131,7 @@ struct up_node {
     int npool;
     up_conn_t *pool;
     int master;                 /* cluster: serves slots in the last map */
+    int readonly;               /* cluster: a replica read from (READONLY in the handshake) */
 };
 
 struct upstream {
@@ -147,6 +148,8 @@ struct upstream {
     int cluster;                /* redis+cluster://, rediss+cluster:// */
     int cross_slot_split;       /* cluster-cross-slot-writes = split */
     int16_t *slot_node;         /* ROUTE_SLOTS entries: the index of the slot's master, -1 unknown */
+    int16_t *slot_replica;      /* with read-from: a replica of the slot's master, -1 none */
+    int read_from;              /* enum config_read_from */
     int map_inflight;           /* a CLUSTER SLOTS is awaited */
     int map_wanted;             /* ask for the map again soon */
     long long map_at_ms, map_asked_ms;  /* monotonic: last map received, last asked */

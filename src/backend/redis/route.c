@@ -26,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "config.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -138,6 +139,36 @@ up_conn_t *route_conn(upstream_t *up, int slot, uint64_t affinity)
     return &n->pool[affinity % (uint64_t)n->npool];
 }
 
+/* An op that only reads: with read-from, a replica may answer it. */
+static int op_reads(const backend_op_t *op)
+{
+    switch (op->code) {
+    case BE_GET:
+        return !(op->flags & (BE_GETDEL | BE_SETTTL));
+    case BE_MGET:
+    case BE_EXISTS:
+    case BE_TYPE:
+    case BE_TTL:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* The connection for op, whose keys are in slot: the master's, or a replica's for a read with read-from. */
+static up_conn_t *op_conn(upstream_t *up, int slot, const backend_op_t *op)
+{
+    up_conn_t *c = route_conn(up, slot, op->affinity);
+
+    if (up->read_from != READ_FROM_MASTER && slot >= 0 && up->slot_replica[slot] >= 0 && op_reads(op)) {
+        up_node_t *r = up->nodes[up->slot_replica[slot]];
+        up_conn_t *rc = &r->pool[op->affinity % (uint64_t)r->npool];
+        if (up->read_from == READ_FROM_REPLICA || !up_conn_down(rc))
+            return rc;
+    }
+    return c;
+}
+
 /* The masters, ordered by the first slot each serves (SCAN walks them in this order). n = how many. */
 static int masters(upstream_t *up, up_node_t **out, int max)
 {
@@ -209,8 +240,9 @@ void route_map_reply(up_conn_t *c, const redisReply *r)
         return;
     }
     map = mem_alloc(sizeof(*map) * ROUTE_SLOTS);
+    int16_t *reps = mem_alloc(sizeof(*reps) * ROUTE_SLOTS);
     for (int s = 0; s < ROUTE_SLOTS; s++)
-        map[s] = -1;
+        map[s] = reps[s] = -1;
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *e = r->element[i];
         long long from, to, port;
@@ -224,12 +256,27 @@ void route_map_reply(up_conn_t *c, const redisReply *r)
         const char *host = m->element[0]->len > 0 ? m->element[0]->str : c->node->host;
         if (host == NULL)
             continue;
-        up_node_t *n = node_get(up, host, (int)port);
+        up_node_t *n = node_get(up, host, (int)port), *rn = NULL;
         if (n == NULL)
             continue;
+        if (up->read_from != READ_FROM_MASTER && e->elements > 3) {
+            /* the master's first replica, for reads */
+            const redisReply *rep = e->element[3];
+            long long rport;
+            if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 && rep->element[0]->type == REDIS_REPLY_STRING &&
+                rep->element[0]->len > 0 && reply_int(rep->element[1], &rport) == 0 && rport > 0 && rport <= 65535) {
+                rn = node_find(up, rep->element[0]->str, (int)rport);
+                if (rn == NULL) {
+                    rn = node_get(up, rep->element[0]->str, (int)rport);
+                    if (rn != NULL)
+                        rn->readonly = 1;   /* before its connections start, at the next loop turn */
+                }
+            }
+        }
         for (long long s = from; s <= to; s++) {
             known += map[s] < 0;
             map[s] = (int16_t)n->index;
+            reps[s] = rn ? (int16_t)rn->index : -1;
         }
     }
     for (int i = 0; i < up->nnodes; i++)
@@ -242,7 +289,9 @@ void route_map_reply(up_conn_t *c, const redisReply *r)
         log_verbose("upstream cluster: slot map from %s: %d slots known", c->node->name, known);
     }
     memcpy(up->slot_node, map, sizeof(*map) * ROUTE_SLOTS);
+    memcpy(up->slot_replica, reps, sizeof(*reps) * ROUTE_SLOTS);
     mem_free(map);
+    mem_free(reps);
     up->map_wanted = 0;
     up->map_at_ms = clock_us_monotonic() / 1000;
 }
@@ -545,7 +594,7 @@ static void fan_by_slot(upstream_t *up, const backend_op_t *op, backend_cb *cb, 
         part.keys = keys;
         part.vals = vals;
         part.nkeys = p->n;
-        up_submit_on(up, route_conn(up, order[g], op->affinity), &part, fan_part_cb, p);
+        up_submit_on(up, op_conn(up, order[g], op), &part, fan_part_cb, p);
     }
     mem_free(keys);
     mem_free(vals);
@@ -653,7 +702,7 @@ void route_submit(upstream_t *up, const backend_op_t *op, backend_cb *cb, void *
         fail_now(up, cb, ctx, CROSSSLOT);
         return;
     }
-    up_submit_on(up, route_conn(up, slot, op->affinity), op, cb, ctx);
+    up_submit_on(up, op_conn(up, slot, op), op, cb, ctx);
 }
 
 /*
@@ -707,6 +756,7 @@ void route_info(upstream_t *up, buf_t *out)
             inflight += n->pool[k].nslots;
         }
         buf_printf(out, "upstream_node%d:addr=%s,role=%s,slots=%d,connections=%d,ready=%d,in_flight=%u\r\n", i,
-                   n->name, n->master ? "master" : "other", slots, n->npool, ready, inflight);
+                   n->name, n->master ? "master" : n->readonly ? "replica" : "other", slots, n->npool, ready,
+                   inflight);
     }
 }
