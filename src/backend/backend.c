@@ -109,3 +109,9 @@ void backend_stats_reset(backend_t *b)
     if (b->vt->stats_reset != NULL)
         b->vt->stats_reset(b);
 }
+
+void backend_metrics(backend_t *b, buf_t *out)
+{
+    if (b->vt->metrics != NULL)
+        b->vt->metrics(b, out);
+}

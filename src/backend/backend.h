@@ -169,6 +169,7 @@ typedef struct backend_vtable {
      * is not NULL; may be NULL (nothing kept here). */
     void (*stats)(backend_t *b, backend_stats_t *st, size_t *db_keys, int ndb);
     void (*stats_reset)(backend_t *b);  /* CONFIG RESETSTAT: the counters in stats back to 0; may be NULL */
+    void (*metrics)(backend_t *b, buf_t *out);  /* Prometheus lines of its own (an upstream's); may be NULL */
 } backend_vtable_t;
 
 struct backend {
@@ -226,6 +227,9 @@ void backend_batch_end(backend_t *b, uint64_t affinity, backend_cb *cb, void *ct
 /* The backend's figures (zeroed first): see backend_stats_t; db_keys as vtable stats, may be NULL. */
 void backend_stats(backend_t *b, backend_stats_t *st, size_t *db_keys, int ndb);
 void backend_stats_reset(backend_t *b);
+
+/* Append the backend's own Prometheus series (an upstream's connections, a cluster's nodes) to out. */
+void backend_metrics(backend_t *b, buf_t *out);
 
 /* The concrete backends (backend/memory.c, backend/dummy.c). */
 backend_t *backend_memory_create(const struct config *cfg);

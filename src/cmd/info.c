@@ -438,5 +438,6 @@ void cmd_metrics_page_cb(buf_t *b, void *arg)
     buf_printf(b, "# TYPE cachetoryd_cache_hits_total counter\ncachetoryd_cache_hits_total %llu\n", s->stats.cache_hits);
     buf_printf(b, "# TYPE cachetoryd_cache_misses_total counter\ncachetoryd_cache_misses_total %llu\n", s->stats.cache_misses);
     cache_metrics(s->cache, b);
+    backend_metrics(s->backend, b);
     cmd_stats_prometheus(b);
 }

@@ -299,7 +299,26 @@ static void redis_reconfigure(backend_t *b, const config_t *cfg)
     up->retry_max_ms = (unsigned)cfg->upstream_retry_max;
 }
 
+/* Prometheus: the upstream's counters, and with a cluster the redirects and each node's state. */
+static void redis_metrics(backend_t *b, buf_t *out)
+{
+    upstream_t *up = (upstream_t *)b;
+    int ready = 0;
+
+    for (int k = 0; k < up_nconns(up); k++)
+        ready += up_conn_at(up, k)->state == UP_READY;
+    buf_printf(out, "# TYPE cachetoryd_upstream_commands_total counter\ncachetoryd_upstream_commands_total %llu\n"
+               "# TYPE cachetoryd_upstream_errors_total counter\ncachetoryd_upstream_errors_total %llu\n"
+               "# TYPE cachetoryd_upstream_timeouts_total counter\ncachetoryd_upstream_timeouts_total %llu\n"
+               "# TYPE cachetoryd_upstream_reconnects_total counter\ncachetoryd_upstream_reconnects_total %llu\n"
+               "# TYPE cachetoryd_upstream_connections_ready gauge\ncachetoryd_upstream_connections_ready %d\n",
+               up->ncommands, up->nerrors, up->ntimeouts, up->nreconnects, ready);
+    if (up->cluster)
+        route_metrics(up, out);
+}
+
 static const backend_vtable_t redis_vtable = {
+    .metrics = redis_metrics,
     .reconfigure = redis_reconfigure,
     .idle = redis_idle,
     .scheme = "redis",

@@ -260,6 +260,7 @@ void route_map_request(upstream_t *up);
 void route_map_reply(up_conn_t *c, const redisReply *r);
 void route_map_want(upstream_t *up);
 void route_info(upstream_t *up, buf_t *out);
+void route_metrics(upstream_t *up, buf_t *out);
 
 /* ---- tx.c ---- */
 

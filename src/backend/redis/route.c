@@ -760,3 +760,27 @@ void route_info(upstream_t *up, buf_t *out)
                    inflight);
     }
 }
+
+void route_metrics(upstream_t *up, buf_t *out)
+{
+    buf_printf(out, "# TYPE cachetoryd_upstream_redirects_total counter\ncachetoryd_upstream_redirects_total %llu\n"
+               "# TYPE cachetoryd_upstream_cluster_map_changes_total counter\n"
+               "cachetoryd_upstream_cluster_map_changes_total %llu\n", up->nredirects, up->map_changes);
+    const char *metric[3] = { "cachetoryd_upstream_node_slots", "cachetoryd_upstream_node_connections_ready",
+                              "cachetoryd_upstream_node_in_flight" };
+    for (int m = 0; m < 3; m++) {
+        buf_printf(out, "# TYPE %s gauge\n", metric[m]);
+        for (int i = 0; i < up->nnodes; i++) {
+            up_node_t *n = up->nodes[i];
+            long long v = 0;
+            if (m == 0) {
+                for (int s = 0; s < ROUTE_SLOTS; s++)
+                    v += up->slot_node[s] == n->index;
+            }
+            for (int k = 0; m > 0 && k < n->npool; k++)
+                v += m == 1 ? n->pool[k].state == UP_READY : (long long)n->pool[k].nslots;
+            buf_printf(out, "%s{node=\"%s\",role=\"%s\"} %lld\n", metric[m], n->name,
+                       n->master ? "master" : n->readonly ? "replica" : "other", v);
+        }
+    }
+}
