@@ -336,7 +336,7 @@ static void conn_handle_reply(up_conn_t *c, redisReply *r)
     up_task_t *t = s->task;
     int kind = s->kind, sdb = s->db;
     slot_put(up, s);
-    if (up->cluster && r->type == REDIS_REPLY_ERROR && route_redirect(c, t, kind, r))
+    if (up->cluster && (r->type == REDIS_REPLY_ERROR || (t != NULL && t->moved)) && route_redirect(c, t, kind, r))
         return;
     switch (kind) {
     case SLOT_INTERNAL:

@@ -91,6 +91,7 @@ struct up_task {
     int created;                /* TASK_TX update: the key did not exist (BE_NEWTTL: its write sets expire_at) */
     int redirects;              /* cluster: MOVED / ASK followed so far */
     int asking;                 /* cluster: ASK: send ASKING right before it */
+    int moved;                  /* cluster: a WATCH or a command inside MULTI of it was redirected */
 };
 
 struct up_conn {

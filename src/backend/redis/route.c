@@ -352,10 +352,65 @@ int route_redirect(up_conn_t *c, up_task_t *t, int kind, const redisReply *r)
     char host[200], err[512];
     int slot, port, how;
 
-    if (t == NULL || !(how = parse_redirect(r, &slot, host, sizeof(host), &port)))
+    if (t == NULL)
         return 0;
+    if (kind == SLOT_TX_EXEC && t->moved) {
+        /* EXEC refused (EXECABORT) because a command inside MULTI was redirected */
+        t->moved = 0;
+        if (t->kind == TASK_TX) {
+            if (c->active == t)
+                c->active = NULL;
+            up_conn_pump(c);
+            if (++t->redirects > ROUTE_MAX_REDIRECTS) {
+                up_task_fail(t, "ERR upstream cluster: the key's slot kept moving during a read-modify-write");
+                up_task_free(t);
+                return 1;
+            }
+            up_conn_t *to = route_conn(up, slot_of(t->op.key), t->op.affinity);
+            up_conn_enqueue(to, t);
+            up_conn_pump(to);
+            return 1;
+        }
+        if (t->kind == TASK_BATCH) {
+            redisReply again = { .type = REDIS_REPLY_ERROR };
+            again.str = "TRYAGAIN upstream cluster: a slot of this transaction moved while it was sent; run it again";
+            again.len = strlen(again.str);
+            up_batch_exec_reply(c, t, &again);
+            return 1;
+        }
+        return 0;
+    }
+    if (!(how = parse_redirect(r, &slot, host, sizeof(host), &port)))
+        return 0;
+    if (kind == SLOT_IGNORE && (t->kind == TASK_TX || t->kind == TASK_BATCH)) {
+        /* WATCH or a command inside MULTI redirected: the GET or EXEC after it says what to do */
+        up->nredirects++;
+        up_node_t *n = node_get(up, host, port);
+        if (how == 1 && n != NULL)
+            up->slot_node[slot] = (int16_t)n->index;
+        route_map_want(up);
+        t->moved = 1;
+        return 1;
+    }
+    if (kind == SLOT_TX_GET && t->kind == TASK_BATCH) {
+        /* one of a transaction's reads redirected: the transaction fails with Redis's own error for a
+         * slot on the move, which cluster-aware clients retry */
+        up->nredirects++;
+        if (how == 1) {
+            up_node_t *n = node_get(up, host, port);
+            if (n != NULL)
+                up->slot_node[slot] = (int16_t)n->index;
+        }
+        route_map_want(up);
+        redisReply again = { .type = REDIS_REPLY_ERROR };
+        again.str = "TRYAGAIN upstream cluster: a slot of this transaction moved while it was sent; run it again";
+        again.len = strlen(again.str);
+        up_batch_got_values(c, t, &again);
+        return 1;
+    }
     if (!((kind == SLOT_RESULT && t->kind == TASK_PLAIN) || (kind == SLOT_TX_GET && t->kind == TASK_TX)))
         return 0;
+    t->moved = 0;
     up->nredirects++;
     up_node_t *n = node_get(up, host, port);
     if (how == 1) {
