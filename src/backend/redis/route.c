@@ -470,7 +470,8 @@ struct fan {
     int left;                   /* parts not answered yet */
     int failed;
     char err[320];
-    long long sum;              /* DEL, EXISTS, TOUCH, DBSIZE, MSETNX */
+    long long sum;              /* DEL, EXISTS, TOUCH, DBSIZE, MSETNX; INFO keyspace: db0's keys */
+    long long expires;          /* INFO keyspace: db0's keys with an expiry */
     int nil;                    /* SET-like parts that answered NIL */
     size_t nkeys;               /* MGET: the client's keys */
     size_t *off;                /* MGET: each value's offset in data, SIZE_MAX = missing */
@@ -520,6 +521,14 @@ static void fan_done(fan_t *f)
         }
     } else if (f->code == BE_MSET && f->nil) {
         res.status = BE_NIL;
+    } else if (f->code == BE_INFO) {
+        /* a cluster has database 0 only: the masters' counts added up */
+        buf_reset(&f->data);
+        buf_append_str(&f->data, "# Keyspace\r\n");
+        if (f->sum > 0)
+            buf_printf(&f->data, "db0:keys=%lld,expires=%lld,avg_ttl=0\r\n", f->sum, f->expires);
+        res.value = (bytes_t){ f->data.data, f->data.len };
+        res.has_value = 1;
     } else {
         res.integer = f->sum;
     }
@@ -570,6 +579,19 @@ static void fan_part_cb(void *ctx, const backend_result_t *res)
     } else if (f->code == BE_RANDOMKEY) {
         if (res->has_value)
             fan_push(f, &res->value);
+    } else if (f->code == BE_INFO) {
+        if (res->has_value) {
+            char line[256];
+            size_t n = res->value.len < sizeof(line) - 1 ? res->value.len : sizeof(line) - 1;
+            memcpy(line, res->value.ptr, n);
+            line[n] = '\0';
+            const char *db0 = strstr(line, "db0:keys=");
+            long long k = 0, e = 0;
+            if (db0 != NULL && sscanf(db0, "db0:keys=%lld,expires=%lld", &k, &e) == 2) {
+                f->sum += k;
+                f->expires += e;
+            }
+        }
     } else {
         f->sum += res->integer;
     }
@@ -741,6 +763,12 @@ void route_submit(upstream_t *up, const backend_op_t *op, backend_cb *cb, void *
     case BE_RANDOMKEY:
         fan_to_masters(up, op, cb, ctx);
         return;
+    case BE_INFO:
+        if (op->pattern.len == 8 && memcmp(op->pattern.ptr, "keyspace", 8) == 0) {
+            fan_to_masters(up, op, cb, ctx);
+            return;
+        }
+        break;
     case BE_SCAN:
         scan_masters(up, op, cb, ctx);
         return;
