@@ -260,8 +260,10 @@ static void stream_tls_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *bu
     }
     if (nread == 0)
         return;
-    tls_feed(w->tls, buf->base, (size_t)nread);
+    tls_lend(w->tls, buf->base, (size_t)nread);     /* tls_read_buf: valid until the next read */
     stream_tls_deliver(w);
+    if (w->tls != NULL)
+        tls_keep_input(w->tls);
 }
 
 int stream_read_start(stream_t *w, uv_alloc_cb alloc_cb, uv_read_cb read_cb)

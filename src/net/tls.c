@@ -1,11 +1,14 @@
 /*
- * net/tls: see tls.h. Each session is an SSL object between two memory BIOs: rbio holds ciphertext fed
- * from the socket until OpenSSL reads it, wbio collects what OpenSSL writes until the stream takes it. A
- * memory BIO never blocks, so a write always encrypts everything (nothing is left half-written), and a
- * read that finds rbio empty says "again" (BIO_set_mem_eof_return -1) instead of "end of file".
+ * net/tls: see tls.h. Each session is an SSL object over a BIO of ours, both ways: OpenSSL reads the
+ * ciphertext fed from the socket straight from where it lies (lent by the stream for the time of one
+ * read, or kept in the session's own buffer when it outlives that), and what OpenSSL writes is appended
+ * to the session's output buffer, which the stream takes whole (a swap, no copy). OpenSSL's memory BIO
+ * would copy each byte once more each way and manage a buffer of its own on every call; a source/sink BIO
+ * is three short functions. A read that finds nothing says "again" (retry), never "end of file".
  *
- * OpenSSL keeps errors in a per-thread queue: every call that may fail starts with ERR_clear_error(), so
- * an error reported is this call's, and the queue is emptied into the session's message when it fails.
+ * OpenSSL keeps errors in a per-thread queue: a call that may fail starts with an empty queue (emptied
+ * if it is not), so an error reported is this call's, and the queue is emptied into the session's
+ * message when it fails.
  */
 #include "net/tls.h"
 
@@ -33,7 +36,12 @@ struct tls_ctx {
 
 struct tls {
     SSL *ssl;
-    BIO *rbio, *wbio;           /* owned by ssl */
+    BIO *bio;                   /* ours (bio_method), owned by ssl */
+    const char *in;             /* ciphertext fed and not yet read by OpenSSL: lent, or in keep */
+    size_t in_len;
+    int lent;                   /* in points into the caller's buffer (tls_lend), not into keep */
+    buf_t keep;                 /* ciphertext that outlives the buffer it was lent in */
+    buf_t out;                  /* ciphertext OpenSSL wrote, for tls_take_output */
     int is_server;
     int done;                   /* handshake finished */
     int reneg;                  /* the peer started a new handshake after the first (TLS 1.2) */
@@ -42,6 +50,14 @@ struct tls {
 };
 
 /* ---- errors -------------------------------------------------------------------------------------- */
+
+/* Before a call whose failure is read from the queue: empty it if it is not (peeking is cheaper than
+ * clearing its 16 entries every time). */
+static inline void err_reset(void)
+{
+    if (ERR_peek_error() != 0)
+        ERR_clear_error();
+}
 
 /*
  * Empty OpenSSL's error queue into out: the reason of its first library error, the innermost ("no start
@@ -201,8 +217,10 @@ tls_ctx_t *tls_ctx_create(const tls_opts_t *o, int is_server, char *err, size_t 
         return NULL;
     }
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-    /* idle connections give their read and write buffers back (10,000 idle TLS clients) */
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* a server's idle clients give their read and write buffers back (10,000 idle TLS clients); the few
+     * upstream connections, busy all the time, keep theirs */
+    if (is_server)
+        SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     if (set_protocols(ctx, o->protocols, err, errlen) < 0)
         goto fail;
     ERR_clear_error();
@@ -315,6 +333,64 @@ void tls_format_time(long long t, char *out, size_t n)
 
 /* ---- sessions ------------------------------------------------------------------------------------ */
 
+#define TLS_KEEP_IDLE (16 * 1024)       /* a kept-input buffer larger than this is given back when empty */
+
+/* The BIO under every session: reads what was fed, appends what is written (see the top). */
+static int bio_write_cb(BIO *b, const char *data, int len)
+{
+    tls_t *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    buf_append(&t->out, data, (size_t)len);
+    return len;
+}
+
+static int bio_read_cb(BIO *b, char *data, int len)
+{
+    tls_t *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (t->in_len == 0) {
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    size_t n = (size_t)len < t->in_len ? (size_t)len : t->in_len;
+    memcpy(data, t->in, n);
+    t->in += n;
+    t->in_len -= n;
+    return (int)n;
+}
+
+static long bio_ctrl_cb(BIO *b, int cmd, long num, void *ptr)
+{
+    tls_t *t = BIO_get_data(b);
+    (void)num;
+    (void)ptr;
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1;
+    case BIO_CTRL_PENDING:
+        return (long)t->in_len;
+    case BIO_CTRL_WPENDING:
+        return (long)t->out.len;
+    default:
+        return 0;
+    }
+}
+
+/* Made once and kept for the process's life, as OpenSSL keeps its own BIO methods. */
+static BIO_METHOD *bio_method(void)
+{
+    static BIO_METHOD *m;
+    if (m == NULL) {
+        m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "cachetoryd stream");
+        if (m == NULL)
+            mem_oom(sizeof(void *));
+        BIO_meth_set_write(m, bio_write_cb);
+        BIO_meth_set_read(m, bio_read_cb);
+        BIO_meth_set_ctrl(m, bio_ctrl_cb);
+    }
+    return m;
+}
+
 /* A handshake started after the first one: a TLS 1.2 renegotiation (TLS 1.3's post-handshake messages
  * start handshakes too, and are fine). */
 static void info_cb(const SSL *ssl, int where, int ret)
@@ -339,12 +415,14 @@ tls_t *tls_create(tls_ctx_t *ctx, const char *host)
     tls_t *t = mem_calloc(1, sizeof(*t));
 
     t->ssl = SSL_new(ctx->ssl_ctx);
-    t->rbio = BIO_new(BIO_s_mem());
-    t->wbio = BIO_new(BIO_s_mem());
-    if (t->ssl == NULL || t->rbio == NULL || t->wbio == NULL)
+    t->bio = BIO_new(bio_method());
+    if (t->ssl == NULL || t->bio == NULL)
         mem_oom(sizeof(*t));
-    BIO_set_mem_eof_return(t->rbio, -1);
-    SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    BIO_set_data(t->bio, t);
+    BIO_set_init(t->bio, 1);
+    buf_init(&t->keep);
+    buf_init(&t->out);
+    SSL_set_bio(t->ssl, t->bio, t->bio);        /* one reference for both directions */
     SSL_set_app_data(t->ssl, t);
     SSL_set_info_callback(t->ssl, info_cb);
     t->is_server = ctx->is_server;
@@ -374,25 +452,54 @@ void tls_destroy(tls_t *t)
 {
     if (t == NULL)
         return;
-    SSL_free(t->ssl);           /* frees the BIOs and drops the context's reference */
+    SSL_free(t->ssl);           /* frees the BIO and drops the context's reference */
+    buf_deinit(&t->keep);
+    buf_deinit(&t->out);
     mem_free(t);
+}
+
+void tls_lend(tls_t *t, const char *data, size_t len)
+{
+    if (t->in_len == 0) {
+        t->in = data;
+        t->in_len = len;
+        t->lent = 1;
+        return;
+    }
+    tls_keep_input(t);
+    buf_append(&t->keep, data, len);
+    t->in = t->keep.data;
+    t->in_len = t->keep.len;
+}
+
+void tls_keep_input(tls_t *t)
+{
+    if (t->in_len == 0) {
+        t->lent = 0;
+        buf_reset(&t->keep);
+        if (t->keep.cap > TLS_KEEP_IDLE)
+            buf_shrink(&t->keep, 0);
+        return;
+    }
+    if (t->lent) {
+        buf_reset(&t->keep);
+        buf_append(&t->keep, t->in, t->in_len);
+        t->lent = 0;
+    } else {
+        buf_consume(&t->keep, (size_t)(t->in - t->keep.data));
+    }
+    t->in = t->keep.data;
 }
 
 void tls_feed(tls_t *t, const char *data, size_t len)
 {
-    while (len > 0) {
-        int n = (int)(len > INT_MAX ? INT_MAX : len);
-        int w = BIO_write(t->rbio, data, n);
-        if (w <= 0)
-            mem_oom((size_t)n);
-        data += w;
-        len -= (size_t)w;
-    }
+    tls_lend(t, data, len);
+    tls_keep_input(t);
 }
 
 int tls_has_input(const tls_t *t)
 {
-    return BIO_ctrl_pending(t->rbio) > 0 || SSL_has_pending(t->ssl);
+    return t->in_len > 0 || SSL_has_pending(t->ssl);
 }
 
 /* The session failed in an SSL call that returned rc: say why, in t->err. */
@@ -433,7 +540,7 @@ int tls_handshake(tls_t *t)
         return 1;
     if (t->err[0])
         return TLS_ERR;
-    ERR_clear_error();
+    err_reset();
     int rc = SSL_do_handshake(t->ssl);
     if (rc == 1) {
         handshake_finished(t);
@@ -459,7 +566,7 @@ ssize_t tls_read(tls_t *t, char *buf, size_t cap)
     }
     if (t->err[0])
         return TLS_ERR;
-    ERR_clear_error();
+    err_reset();
     int n = SSL_read(t->ssl, buf, (int)(cap > INT_MAX ? INT_MAX : cap));
     if (t->reneg) {
         snprintf(t->err, sizeof(t->err), "TLS renegotiation refused");
@@ -481,7 +588,7 @@ int tls_write(tls_t *t, const char *data, size_t len)
         return TLS_ERR;
     while (len > 0) {
         int n = (int)(len > TLS_WRITE_CHUNK ? TLS_WRITE_CHUNK : len);
-        ERR_clear_error();
+        err_reset();
         int w = SSL_write(t->ssl, data, n);
         if (w <= 0)
             return tls_fail(t, w);
@@ -493,16 +600,16 @@ int tls_write(tls_t *t, const char *data, size_t len)
 
 void tls_take_output(tls_t *t, buf_t *out)
 {
-    size_t pending;
-
-    while ((pending = BIO_ctrl_pending(t->wbio)) > 0) {
-        int want = (int)(pending > INT_MAX ? INT_MAX : pending);
-        buf_reserve(out, (size_t)want);
-        int n = BIO_read(t->wbio, out->data + out->len, want);
-        if (n <= 0)
-            break;
-        out->len += (size_t)n;
+    if (t->out.len == 0)
+        return;
+    if (out->len == 0) {            /* the usual case: the buffers trade places */
+        buf_t b = *out;
+        *out = t->out;
+        t->out = b;
+    } else {
+        buf_append(out, t->out.data, t->out.len);
     }
+    buf_reset(&t->out);
 }
 
 void tls_close_notify(tls_t *t)

@@ -1,5 +1,5 @@
 /*
- * net/tls: TLS over memory buffers (OpenSSL with two memory BIOs), with no I/O of its own, so that the
+ * net/tls: TLS over memory buffers (OpenSSL over a BIO of buffers), with no I/O of its own, so that the
  * libuv streams of net/stream can carry it: ciphertext read from the socket is fed in (tls_feed), plaintext
  * comes out of tls_read; plaintext given to tls_write comes out as ciphertext (tls_take_output) for the
  * stream to send. Client and server side alike: the upstream connections (rediss://) and the listener
@@ -74,8 +74,12 @@ void tls_destroy(tls_t *t);
 #define TLS_EOF   (-1)          /* the peer closed the TLS session (close_notify) */
 #define TLS_ERR   (-2)          /* failed: tls_error() says why; the session is unusable */
 
-/* Ciphertext received from the peer. */
+/* Ciphertext received from the peer, copied as far as it is not read at once. */
 void tls_feed(tls_t *t, const char *data, size_t len);
+/* The same without a copy: data must stay as it is until tls_keep_input, which copies what is left of it
+ * (the stream lends its read buffer for one read, and keeps the rest when it is done). */
+void tls_lend(tls_t *t, const char *data, size_t len);
+void tls_keep_input(tls_t *t);
 /* Is input fed and not yet read? Then tls_read may have more to give without further tls_feed (or say
  * TLS_AGAIN: the input is part of a record). */
 int tls_has_input(const tls_t *t);
