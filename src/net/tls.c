@@ -221,6 +221,8 @@ tls_ctx_t *tls_ctx_create(const tls_opts_t *o, int is_server, char *err, size_t 
      * upstream connections, busy all the time, keep theirs */
     if (is_server)
         SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* one BIO read takes every record at hand, not a 5-byte header and then the body of each */
+    SSL_CTX_set_read_ahead(ctx, 1);
     if (set_protocols(ctx, o->protocols, err, errlen) < 0)
         goto fail;
     ERR_clear_error();
