@@ -683,6 +683,8 @@ void up_tick_cb(uv_timer_t *h)
     long long now = clock_us_monotonic();
 
     route_map_request(up);
+    if (up->parked != NULL)
+        route_unpark(up, 0);
 
     for (int k = 0; k < up_nconns(up); k++) {
         up_conn_t *c = up_conn_at(up, k);

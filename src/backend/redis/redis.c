@@ -264,6 +264,7 @@ static void redis_destroy(backend_t *b)
 
     up->destroying = 1;
     up->closing = 1;            /* held until every close below is issued */
+    route_unpark(up, 1);
     for (int k = 0; k < up_nconns(up); k++) {
         up_conn_t *c = up_conn_at(up, k);
         if (c->state != UP_DOWN || c->tasks != NULL)
@@ -287,7 +288,7 @@ static int redis_idle(backend_t *b)
     for (int k = 0; k < up_nconns(up); k++)
         if (up_conn_at(up, k)->nslots || up_conn_at(up, k)->tasks || up_conn_at(up, k)->active)
             return 0;
-    return 1;
+    return up->parked == NULL;
 }
 
 /* A reload changes the timeouts and the backoff of the running connections. */

@@ -92,6 +92,8 @@ struct up_task {
     int redirects;              /* cluster: MOVED / ASK followed so far */
     int asking;                 /* cluster: ASK: send ASKING right before it */
     int moved;                  /* cluster: a WATCH or a command inside MULTI of it was redirected */
+    int ask_waits;              /* cluster: a read-modify-write told ASK waited this many times */
+    long long park_until_us;    /* cluster: parked (upstream.parked) until then */
 };
 
 struct up_conn {
@@ -156,6 +158,7 @@ struct upstream {
     long long map_at_ms, map_asked_ms;  /* monotonic: last map received, last asked */
     int map_rr;                 /* the connection the next CLUSTER SLOTS goes to */
     unsigned long long map_changes, nredirects;
+    up_task_t *parked;          /* read-modify-writes waiting for their slot to finish moving */
     int npool;                  /* connections per node */
     long long connect_timeout_us, command_timeout_us;
     unsigned retry_max_ms;
@@ -262,6 +265,8 @@ void route_map_reply(up_conn_t *c, const redisReply *r);
 void route_map_want(upstream_t *up);
 void route_info(upstream_t *up, buf_t *out);
 void route_metrics(upstream_t *up, buf_t *out);
+/* Send the parked read-modify-writes whose wait is over (all: fail every one, at destroy). */
+void route_unpark(upstream_t *up, int all);
 
 /* ---- tx.c ---- */
 

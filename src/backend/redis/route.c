@@ -34,6 +34,8 @@
 #define ROUTE_REFRESH_MS      10000     /* the map is asked again this often anyway */
 #define ROUTE_RETRY_MS        100       /* ... and at most this often when it is wanted */
 #define ROUTE_MAX_REDIRECTS   5
+#define ROUTE_ASK_WAIT_MS     20        /* a read-modify-write told ASK tries again after this, for at
+                                           most upstream-command-timeout in all */
 #define ROUTE_SCAN_SHIFT      48        /* SCAN cursor: master rank << 48 | the master's own cursor */
 
 static const char CROSSSLOT[] = "CROSSSLOT Keys in request don't hash to the same slot";
@@ -424,6 +426,14 @@ int route_redirect(up_conn_t *c, up_task_t *t, int kind, const redisReply *r)
             c->active = NULL;
         t->sent = 0;
         up_conn_pump(c);
+        if (how == 2 && (long long)++t->ask_waits * ROUTE_ASK_WAIT_MS * 1000 <= up->command_timeout_us) {
+            /* its key is on the move: WATCH ... EXEC cannot follow an ASK (ASKING counts for one command,
+             * not for what MULTI queues), so it waits until the slot has moved, and MOVED tells where */
+            t->park_until_us = clock_us_monotonic() + ROUTE_ASK_WAIT_MS * 1000;
+            t->next = up->parked;
+            up->parked = t;
+            return 1;
+        }
     }
     if (n == NULL || ++t->redirects > ROUTE_MAX_REDIRECTS || (how == 2 && t->kind == TASK_TX)) {
         if (n == NULL)
@@ -450,6 +460,40 @@ int route_redirect(up_conn_t *c, up_task_t *t, int kind, const redisReply *r)
     up_conn_enqueue(to, t);
     up_conn_pump(to);
     return 1;
+}
+
+/* Every 50 ms: the read-modify-writes waiting for a slot to finish moving go again (to the slot's master
+ * as the map says; MOVED corrects it). At destroy (all): they fail. */
+void route_unpark(upstream_t *up, int all)
+{
+    long long now = clock_us_monotonic();
+    up_task_t **pp = &up->parked;
+
+    while (*pp != NULL) {
+        up_task_t *t = *pp;
+        if (!all && t->park_until_us > now) {
+            pp = &t->next;
+            continue;
+        }
+        *pp = t->next;
+        t->next = NULL;
+        if (all) {
+            up_task_fail(t, "ERR upstream: shutting down");
+            up_task_free(t);
+            continue;
+        }
+        up_conn_t *to = route_conn(up, slot_of(t->op.key), t->op.affinity);
+        if (up_conn_down(to)) {
+            char err[320];
+            snprintf(err, sizeof(err), "ERR upstream %s: %s", to->node->name,
+                     to->last_error[0] ? to->last_error : "not connected");
+            up_task_fail(t, err);
+            up_task_free(t);
+            continue;
+        }
+        up_conn_enqueue(to, t);
+        up_conn_pump(to);
+    }
 }
 
 /* ---- fan-out: an op split by slot or sent to every master ---------------------------------------- */

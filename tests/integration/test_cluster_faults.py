@@ -1,0 +1,141 @@
+"""
+Redis Cluster upstream under change, with clients writing and reading through cachetoryd the whole time:
+live resharding (a third of the slots moved), a manual failover, a killed master. Each test makes its own
+cluster (cluster_support.fresh_cluster) and reports its figures (errors, writes lost, time to recover).
+"""
+import threading
+import time
+
+import pytest
+import redis
+
+from cluster_support import fresh_cluster  # noqa: F401  (the fixture)
+from helpers import report_figure
+
+pytestmark = pytest.mark.needs_cachetoryd
+
+
+class Load:
+    """Clients writing distinct keys through the daemon and reading each back, until stopped. Every
+    acknowledged write is remembered; errors are counted with the time they happened."""
+
+    def __init__(self, port, threads=4):
+        self.port = port
+        self.stop_at = None
+        self.acked = {}
+        self.errors = []
+        self.ops = 0
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True) for i in range(threads)]
+
+    def run(self, tid):
+        r = redis.Redis(port=self.port, socket_timeout=5, socket_connect_timeout=5)
+        i = 0
+        while not self.stopping.is_set() and i < 1_000_000:
+            k, v = "load:%d:%d" % (tid, i), "v%d" % i
+            try:
+                r.set(k, v)
+                with self.lock:
+                    self.acked[k] = v.encode()
+                got = r.get(k)
+                if got != v.encode():
+                    raise AssertionError("read %r after writing %r" % (got, v))
+                r.incr("load:counter:%d" % (i % 50))
+                with self.lock:
+                    self.ops += 3
+            except Exception as e:      # noqa: BLE001  (every failure the clients see is counted)
+                with self.lock:
+                    self.errors.append((time.monotonic(), repr(e)))
+                time.sleep(0.005)
+            i += 1
+
+    def __enter__(self):
+        self.stopping = threading.Event()
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(15)
+
+    def missing(self):
+        r = redis.Redis(port=self.port, socket_timeout=10)
+        with self.lock:
+            items = list(self.acked.items())
+        keys = [k for k, _ in items]
+        got = []
+        for i in range(0, len(keys), 500):
+            got += r.mget(keys[i:i + 500])
+        return [k for (k, v), g in zip(items, got) if g != v]
+
+
+def wait_ops(load, n, timeout=10):
+    deadline = time.monotonic() + timeout
+    start = load.ops
+    while load.ops - start < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert load.ops - start >= n, "the load made no progress"
+
+
+@pytest.mark.parametrize("serializer", ["null://", "zstd://"])
+def test_live_resharding_under_load(start_daemon, fresh_cluster, serializer):
+    cl = fresh_cluster(replicas_per_master=0)
+    d = start_daemon(backend=cl.seed_url(), serializer=serializer)
+    with Load(d.port) as load:
+        wait_ops(load, 300)
+        masters = cl.masters()
+        cl.reshard(masters[0], masters[1], 16384 // 3 // 2)
+        cl.reshard(masters[2], masters[1], 16384 // 3 // 2)
+        wait_ops(load, 300)
+    missing = load.missing()
+    report_figure("cluster resharding %s: operations" % serializer, load.ops)
+    report_figure("cluster resharding %s: client-visible errors" % serializer, len(load.errors))
+    report_figure("cluster resharding %s: acknowledged writes missing" % serializer, len(missing))
+    assert not load.errors, "errors during resharding: %s" % load.errors[:5]
+    assert not missing, "acknowledged writes missing: %s" % missing[:5]
+    info = d.conn().cmd("INFO", "upstream").decode()
+    assert "upstream_redirects:0\r" not in info
+
+
+def test_manual_failover_under_load(start_daemon, fresh_cluster):
+    cl = fresh_cluster()
+    d = start_daemon(backend=cl.seed_url(), serializer="zstd://")
+    with Load(d.port) as load:
+        wait_ops(load, 300)
+        master = cl.masters()[0]
+        took = cl.failover(cl.replicas_of(master)[0])
+        wait_ops(load, 300)
+    missing = load.missing()
+    report_figure("cluster manual failover: seconds to promotion", round(took, 2), "s")
+    report_figure("cluster manual failover: client-visible errors", len(load.errors))
+    assert not load.errors, "errors during a manual failover: %s" % load.errors[:5]
+    assert not missing, "acknowledged writes missing: %s" % missing[:5]
+
+
+def test_killed_master_recovers_without_restart(start_daemon, fresh_cluster):
+    cl = fresh_cluster()
+    d = start_daemon(backend=cl.seed_url(), serializer="zstd://")
+    with Load(d.port) as load:
+        wait_ops(load, 300)
+        killed_at = time.monotonic()
+        new, took = cl.kill_master(cl.masters()[0])
+        # once the cluster has promoted the replica, the daemon follows within a map refresh or two
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            errs_before = len(load.errors)
+            time.sleep(0.5)
+            if len(load.errors) == errs_before:
+                break
+        recovered_at = time.monotonic()
+        wait_ops(load, 600)
+        late = [e for e in load.errors if e[0] > recovered_at]
+    missing = load.missing()
+    last_error = max((e[0] for e in load.errors), default=killed_at)
+    report_figure("cluster killed master: seconds until the replica was promoted", round(took, 2), "s")
+    report_figure("cluster killed master: seconds of client-visible errors", round(last_error - killed_at, 2), "s")
+    report_figure("cluster killed master: acknowledged writes lost (asynchronous replication)", len(missing))
+    assert not late, "errors after recovery: %s" % late[:5]
+    assert all("upstream" in e[1] or "CLUSTERDOWN" in e[1] for e in load.errors), load.errors[:5]
+    assert last_error - killed_at < took + 3, "errors went on %.1f s after the promotion" % (last_error - killed_at - took)
