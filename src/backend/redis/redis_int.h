@@ -11,8 +11,8 @@
  *   tx.c      one op's read-modify-write: WATCH / GET, compute, MULTI / write / EXEC, retried
  *   batch.c   a client's MULTI ... EXEC: its members' databases, their reads, the overlay that follows
  *             their writes, MULTI / members / EXEC, and EXEC's reply handed out
- *   route.c   a Redis Cluster (redis+cluster://): the slot map, routing by key slot, MOVED / ASK, ops
- *             split by slot or sent to every master
+ *   route.c   a Redis Cluster (redis+cluster://): the slot map, routing by key slot, MOVED / ASK
+ *   fan.c     a cluster's ops split by slot or sent to every master, and their replies put together
  *
  * Ownership: the upstream_t owns its connections, their slots and every task; a task is freed by the
  * file that ends it (task_free recycles it). Callbacks into the cache layer run through up_task_finish /
@@ -249,6 +249,11 @@ void up_conn_release(up_conn_t *c, up_task_t *t);
 /* ---- route.c ---- */
 
 int route_keyslot(const char *key, size_t len);
+int route_slot_of(bytes_t key);
+/* The connection for op, whose keys are in slot: its master's, or a replica's for a read (read-from). */
+up_conn_t *route_op_conn(upstream_t *up, int slot, const backend_op_t *op);
+/* The masters, ordered by the first slot each serves; how many (at most max). */
+int route_masters(upstream_t *up, up_node_t **out, int max);
 /* The one slot of op's keys, ROUTE_NOKEY or ROUTE_MULTI. */
 int route_op_slot(const backend_op_t *op);
 /* The connection for slot (ROUTE_NOKEY: any node) and a client's affinity. */
@@ -267,6 +272,12 @@ void route_info(upstream_t *up, buf_t *out);
 void route_metrics(upstream_t *up, buf_t *out);
 /* Send the parked read-modify-writes whose wait is over (all: fail every one, at destroy). */
 void route_unpark(upstream_t *up, int all);
+
+/* ---- fan.c ---- */
+
+void route_fan_slots(upstream_t *up, const backend_op_t *op, backend_cb *cb, void *ctx);
+void route_fan_masters(upstream_t *up, const backend_op_t *op, backend_cb *cb, void *ctx);
+void route_scan(upstream_t *up, const backend_op_t *op, backend_cb *cb, void *ctx);
 
 /* ---- tx.c ---- */
 

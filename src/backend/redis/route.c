@@ -11,10 +11,8 @@
  * once, without changing the map. A command redirected more than ROUTE_MAX_REDIRECTS times fails.
  * Plain commands keep their bytes (the task's data) so that a redirected one is sent again as it was.
  *
- * Multi-key ops whose keys hash to several slots are split into one op per slot (Redis Cluster refuses a
- * multi-key command across slots even on one node), sent in parallel, and their replies put back
- * together in the client's key order: MGET, DEL, EXISTS, TOUCH — not atomic across slots, as Redis
- * Cluster itself. MSET across slots: Redis's CROSSSLOT error, or split with
+ * Multi-key ops whose keys hash to several slots are split into one op per slot (fan.c): MGET, DEL,
+ * EXISTS, TOUCH — not atomic across slots, as Redis Cluster itself. MSET across slots: Redis's CROSSSLOT error, or split with
  * cluster-cross-slot-writes = split; MSETNX and transactions across slots always CROSSSLOT. Keyless ops
  * that concern the whole keyspace (DBSIZE, FLUSHDB / FLUSHALL, KEYS, RANDOMKEY) go to every master;
  * SCAN walks the masters one after the other, the master's rank in the high 16 bits of the cursor.
@@ -67,7 +65,7 @@ int route_keyslot(const char *key, size_t len)
     return crc16(key, len) & (ROUTE_SLOTS - 1);
 }
 
-static int slot_of(bytes_t k)
+int route_slot_of(bytes_t k)
 {
     return route_keyslot(k.ptr ? k.ptr : "", k.len);
 }
@@ -81,16 +79,16 @@ int route_op_slot(const backend_op_t *op)
     int slot = ROUTE_NOKEY;
 
     if (op->key.ptr != NULL)
-        slot = slot_of(op->key);
+        slot = route_slot_of(op->key);
     if (op->key2.ptr != NULL) {
-        int s2 = slot_of(op->key2);
+        int s2 = route_slot_of(op->key2);
         if (slot >= 0 && s2 != slot)
             return ROUTE_MULTI;
         slot = s2;
     }
     if (op->code != BE_COMMAND || (op->flags & BE_KEYSKNOWN)) {
         for (size_t i = 0; i < op->nkeys; i++) {
-            int s = slot_of(op->keys[i]);
+            int s = route_slot_of(op->keys[i]);
             if (slot >= 0 && s != slot)
                 return ROUTE_MULTI;
             slot = s;
@@ -158,7 +156,7 @@ static int op_reads(const backend_op_t *op)
 }
 
 /* The connection for op, whose keys are in slot: the master's, or a replica's for a read with read-from. */
-static up_conn_t *op_conn(upstream_t *up, int slot, const backend_op_t *op)
+up_conn_t *route_op_conn(upstream_t *up, int slot, const backend_op_t *op)
 {
     up_conn_t *c = route_conn(up, slot, op->affinity);
 
@@ -172,7 +170,7 @@ static up_conn_t *op_conn(upstream_t *up, int slot, const backend_op_t *op)
 }
 
 /* The masters, ordered by the first slot each serves (SCAN walks them in this order). n = how many. */
-static int masters(upstream_t *up, up_node_t **out, int max)
+int route_masters(upstream_t *up, up_node_t **out, int max)
 {
     int n = 0;
     for (int s = 0; s < ROUTE_SLOTS && n < max; s++) {
@@ -368,7 +366,7 @@ int route_redirect(up_conn_t *c, up_task_t *t, int kind, const redisReply *r)
                 up_task_free(t);
                 return 1;
             }
-            up_conn_t *to = route_conn(up, slot_of(t->op.key), t->op.affinity);
+            up_conn_t *to = route_conn(up, route_slot_of(t->op.key), t->op.affinity);
             up_conn_enqueue(to, t);
             up_conn_pump(to);
             return 1;
@@ -482,7 +480,7 @@ void route_unpark(upstream_t *up, int all)
             up_task_free(t);
             continue;
         }
-        up_conn_t *to = route_conn(up, slot_of(t->op.key), t->op.affinity);
+        up_conn_t *to = route_conn(up, route_slot_of(t->op.key), t->op.affinity);
         if (up_conn_down(to)) {
             char err[320];
             snprintf(err, sizeof(err), "ERR upstream %s: %s", to->node->name,
@@ -494,290 +492,6 @@ void route_unpark(upstream_t *up, int all)
         up_conn_enqueue(to, t);
         up_conn_pump(to);
     }
-}
-
-/* ---- fan-out: an op split by slot or sent to every master ---------------------------------------- */
-
-typedef struct fan fan_t;
-
-typedef struct fan_part {
-    fan_t *f;
-    size_t *idx;                /* the client's index of each of this part's keys */
-    size_t n;
-} fan_part_t;
-
-struct fan {
-    upstream_t *up;
-    backend_opcode_t code;
-    backend_cb *cb;
-    void *ctx;
-    int left;                   /* parts not answered yet */
-    int failed;
-    char err[320];
-    long long sum;              /* DEL, EXISTS, TOUCH, DBSIZE, MSETNX; INFO keyspace: db0's keys */
-    long long expires;          /* INFO keyspace: db0's keys with an expiry */
-    int nil;                    /* SET-like parts that answered NIL */
-    size_t nkeys;               /* MGET: the client's keys */
-    size_t *off;                /* MGET: each value's offset in data, SIZE_MAX = missing */
-    size_t *len;
-    buf_t data;                 /* MGET values, KEYS names, RANDOMKEY candidates */
-    size_t nvalues;             /* KEYS: names so far; RANDOMKEY: candidates */
-    fan_part_t *parts;
-    int nparts;
-};
-
-static void fan_free(fan_t *f)
-{
-    for (int i = 0; i < f->nparts; i++)
-        mem_free(f->parts[i].idx);
-    mem_free(f->parts);
-    mem_free(f->off);
-    mem_free(f->len);
-    buf_deinit(&f->data);
-    mem_free(f);
-}
-
-/* Every part answered: the client's result, in its key order. */
-static void fan_done(fan_t *f)
-{
-    backend_result_t res = { .status = BE_OK };
-    bytes_t *vals = NULL;
-
-    if (f->failed) {
-        res.status = BE_ERR;
-        res.err = f->err;
-        f->up->nerrors++;
-    } else if (f->code == BE_MGET || f->code == BE_KEYS) {
-        size_t n = f->code == BE_MGET ? f->nkeys : f->nvalues;
-        vals = mem_calloc(n ? n : 1, sizeof(*vals));
-        for (size_t i = 0; i < n; i++)
-            if (f->off[i] != SIZE_MAX)
-                vals[i] = (bytes_t){ f->data.data + f->off[i], f->len[i] };
-        res.values = vals;
-        res.nvalues = n;
-    } else if (f->code == BE_RANDOMKEY) {
-        if (f->nvalues == 0) {
-            res.status = BE_NIL;
-        } else {
-            size_t pick = (size_t)rand() % f->nvalues;
-            res.value = (bytes_t){ f->data.data + f->off[pick], f->len[pick] };
-            res.has_value = 1;
-        }
-    } else if (f->code == BE_MSET && f->nil) {
-        res.status = BE_NIL;
-    } else if (f->code == BE_INFO) {
-        /* a cluster has database 0 only: the masters' counts added up */
-        buf_reset(&f->data);
-        buf_append_str(&f->data, "# Keyspace\r\n");
-        if (f->sum > 0)
-            buf_printf(&f->data, "db0:keys=%lld,expires=%lld,avg_ttl=0\r\n", f->sum, f->expires);
-        res.value = (bytes_t){ f->data.data, f->data.len };
-        res.has_value = 1;
-    } else {
-        res.integer = f->sum;
-    }
-    f->cb(f->ctx, &res);
-    mem_free(vals);
-    fan_free(f);
-}
-
-static void fan_keep(fan_t *f, size_t i, const bytes_t *v)
-{
-    if (v->ptr == NULL) {
-        f->off[i] = SIZE_MAX;
-        return;
-    }
-    f->off[i] = f->data.len;
-    f->len[i] = v->len;
-    buf_append(&f->data, v->ptr, v->len);
-}
-
-/* One more value to keep (KEYS, RANDOMKEY): grows off/len as needed. */
-static void fan_push(fan_t *f, const bytes_t *v)
-{
-    if ((f->nvalues & (f->nvalues - 1)) == 0 || f->nvalues == 0) {
-        size_t cap = f->nvalues ? f->nvalues * 2 : 16;
-        f->off = mem_realloc(f->off, cap * sizeof(*f->off));
-        f->len = mem_realloc(f->len, cap * sizeof(*f->len));
-    }
-    fan_keep(f, f->nvalues++, v);
-}
-
-static void fan_part_cb(void *ctx, const backend_result_t *res)
-{
-    fan_part_t *p = ctx;
-    fan_t *f = p->f;
-
-    if (res->status == BE_ERR) {
-        if (!f->failed)
-            snprintf(f->err, sizeof(f->err), "%s", res->err ? res->err : "ERR upstream cluster: a part failed");
-        f->failed = 1;
-    } else if (res->status == BE_NIL) {
-        f->nil = 1;
-    } else if (f->code == BE_MGET) {
-        for (size_t i = 0; i < p->n && i < res->nvalues; i++)
-            fan_keep(f, p->idx[i], &res->values[i]);
-    } else if (f->code == BE_KEYS) {
-        for (size_t i = 0; i < res->nvalues; i++)
-            fan_push(f, &res->values[i]);
-    } else if (f->code == BE_RANDOMKEY) {
-        if (res->has_value)
-            fan_push(f, &res->value);
-    } else if (f->code == BE_INFO) {
-        if (res->has_value) {
-            char line[256];
-            size_t n = res->value.len < sizeof(line) - 1 ? res->value.len : sizeof(line) - 1;
-            memcpy(line, res->value.ptr, n);
-            line[n] = '\0';
-            const char *db0 = strstr(line, "db0:keys=");
-            long long k = 0, e = 0;
-            if (db0 != NULL && sscanf(db0, "db0:keys=%lld,expires=%lld", &k, &e) == 2) {
-                f->sum += k;
-                f->expires += e;
-            }
-        }
-    } else {
-        f->sum += res->integer;
-    }
-    if (--f->left == 0)
-        fan_done(f);
-}
-
-static fan_t *fan_create(upstream_t *up, const backend_op_t *op, backend_cb *cb, void *ctx, int nparts)
-{
-    fan_t *f = mem_calloc(1, sizeof(*f));
-    f->up = up;
-    f->code = op->code;
-    f->cb = cb;
-    f->ctx = ctx;
-    f->nparts = nparts;
-    f->left = nparts;
-    f->parts = mem_calloc((size_t)nparts, sizeof(*f->parts));
-    buf_init(&f->data);
-    for (int i = 0; i < nparts; i++)
-        f->parts[i].f = f;
-    return f;
-}
-
-/*
- * op's keys hash to several slots: one op per slot, in parallel. The parts' keys (and MSET's values)
- * are copied into the tasks' command bytes as they are submitted, so the arrays here are temporary.
- */
-static void fan_by_slot(upstream_t *up, const backend_op_t *op, backend_cb *cb, void *ctx)
-{
-    int *slots = mem_alloc(op->nkeys * sizeof(*slots));
-    int *order = mem_alloc(op->nkeys * sizeof(*order));     /* distinct slots, in first-seen order */
-    int nslots = 0;
-
-    for (size_t i = 0; i < op->nkeys; i++) {
-        slots[i] = slot_of(op->keys[i]);
-        int j;
-        for (j = 0; j < nslots && order[j] != slots[i]; j++)
-            ;
-        if (j == nslots)
-            order[nslots++] = slots[i];
-    }
-    fan_t *f = fan_create(up, op, cb, ctx, nslots);
-    if (op->code == BE_MGET) {
-        f->nkeys = op->nkeys;
-        f->off = mem_alloc(op->nkeys * sizeof(*f->off));
-        f->len = mem_calloc(op->nkeys, sizeof(*f->len));
-        for (size_t i = 0; i < op->nkeys; i++)
-            f->off[i] = SIZE_MAX;
-    }
-    bytes_t *keys = mem_alloc(op->nkeys * sizeof(*keys));
-    bytes_t *vals = op->vals ? mem_alloc(op->nkeys * sizeof(*vals)) : NULL;
-    for (int g = 0; g < nslots; g++) {
-        fan_part_t *p = &f->parts[g];
-        p->idx = mem_alloc(op->nkeys * sizeof(*p->idx));
-        for (size_t i = 0; i < op->nkeys; i++) {
-            if (slots[i] != order[g])
-                continue;
-            keys[p->n] = op->keys[i];
-            if (vals)
-                vals[p->n] = op->vals[i];
-            p->idx[p->n++] = i;
-        }
-    }
-    /* submitted after every part is set up: a part may answer at once (a node down) */
-    for (int g = 0; g < nslots; g++) {
-        fan_part_t *p = &f->parts[g];
-        size_t k = 0;
-        for (size_t i = 0; i < op->nkeys; i++) {
-            if (slots[i] != order[g])
-                continue;
-            keys[k] = op->keys[i];
-            if (vals)
-                vals[k] = op->vals[i];
-            k++;
-        }
-        backend_op_t part = *op;
-        part.keys = keys;
-        part.vals = vals;
-        part.nkeys = p->n;
-        up_submit_on(up, op_conn(up, order[g], op), &part, fan_part_cb, p);
-    }
-    mem_free(keys);
-    mem_free(vals);
-    mem_free(slots);
-    mem_free(order);
-}
-
-/* A keyless op about the whole keyspace: the same op on every master. */
-static void fan_to_masters(upstream_t *up, const backend_op_t *op, backend_cb *cb, void *ctx)
-{
-    up_node_t *ms[ROUTE_MAX_MASTERS];
-    int n = masters(up, ms, ROUTE_MAX_MASTERS);
-    fan_t *f = fan_create(up, op, cb, ctx, n);
-
-    for (int i = 0; i < n; i++)
-        up_submit_on(up, &ms[i]->pool[op->affinity % (uint64_t)ms[i]->npool], op, fan_part_cb, &f->parts[i]);
-}
-
-/* ---- SCAN across masters ------------------------------------------------------------------------- */
-
-typedef struct scan_ctx {
-    backend_cb *cb;
-    void *ctx;
-    int rank;                   /* of the master scanned */
-    int nmasters;
-} scan_ctx_t;
-
-static void scan_cb(void *ctx, const backend_result_t *res)
-{
-    scan_ctx_t *s = ctx;
-    backend_result_t out = *res;
-
-    if (res->status == BE_OK) {
-        if (res->cursor >> ROUTE_SCAN_SHIFT) {
-            out.status = BE_ERR;
-            out.err = "ERR upstream cluster: a node's SCAN cursor is too large to combine";
-        } else if (res->cursor != 0) {
-            out.cursor = ((uint64_t)s->rank << ROUTE_SCAN_SHIFT) | res->cursor;
-        } else {
-            out.cursor = s->rank + 1 < s->nmasters ? (uint64_t)(s->rank + 1) << ROUTE_SCAN_SHIFT : 0;
-        }
-    }
-    s->cb(s->ctx, &out);
-    mem_free(s);
-}
-
-static void scan_masters(upstream_t *up, const backend_op_t *op, backend_cb *cb, void *ctx)
-{
-    up_node_t *ms[ROUTE_MAX_MASTERS];
-    int n = masters(up, ms, ROUTE_MAX_MASTERS);
-    int rank = (int)(op->cursor >> ROUTE_SCAN_SHIFT);
-
-    if (rank >= n) {
-        backend_result_t res = { .status = BE_ERR, .err = "ERR invalid cursor" };
-        cb(ctx, &res);
-        return;
-    }
-    scan_ctx_t *s = mem_alloc(sizeof(*s));
-    *s = (scan_ctx_t){ cb, ctx, rank, n };
-    backend_op_t part = *op;
-    part.cursor = op->cursor & (((uint64_t)1 << ROUTE_SCAN_SHIFT) - 1);
-    up_submit_on(up, &ms[rank]->pool[op->affinity % (uint64_t)ms[rank]->npool], &part, scan_cb, s);
 }
 
 /* ---- submitting ---------------------------------------------------------------------------------- */
@@ -805,16 +519,16 @@ void route_submit(upstream_t *up, const backend_op_t *op, backend_cb *cb, void *
     case BE_FLUSH:
     case BE_KEYS:
     case BE_RANDOMKEY:
-        fan_to_masters(up, op, cb, ctx);
+        route_fan_masters(up, op, cb, ctx);
         return;
     case BE_INFO:
         if (op->pattern.len == 8 && memcmp(op->pattern.ptr, "keyspace", 8) == 0) {
-            fan_to_masters(up, op, cb, ctx);
+            route_fan_masters(up, op, cb, ctx);
             return;
         }
         break;
     case BE_SCAN:
-        scan_masters(up, op, cb, ctx);
+        route_scan(up, op, cb, ctx);
         return;
     default:
         break;
@@ -823,13 +537,13 @@ void route_submit(upstream_t *up, const backend_op_t *op, backend_cb *cb, void *
     if (slot == ROUTE_MULTI) {
         if (op->code == BE_MGET || op->code == BE_DEL || op->code == BE_EXISTS || op->code == BE_TOUCH ||
             (op->code == BE_MSET && !(op->flags & BE_NX) && up->cross_slot_split)) {
-            fan_by_slot(up, op, cb, ctx);
+            route_fan_slots(up, op, cb, ctx);
             return;
         }
         fail_now(up, cb, ctx, CROSSSLOT);
         return;
     }
-    up_submit_on(up, op_conn(up, slot, op), op, cb, ctx);
+    up_submit_on(up, route_op_conn(up, slot, op), op, cb, ctx);
 }
 
 /*
