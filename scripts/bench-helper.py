@@ -14,8 +14,9 @@
     bench-helper.py conns --port P --pid PID --count N
                                                     RSS of PID before and after N idle clients (each sent a
                                                     PING and got its PONG); prints key=value
-    bench-helper.py report --dir DIR                aggregate DIR's raw CSV files: summary CSV files,
-                                                    gnuplot data files, and the Markdown summary on stdout
+    bench-helper.py report --dir DIR                aggregate DIR's raw CSV files: summary CSV files
+                                                    (cluster.csv among them), gnuplot data files, and the
+                                                    Markdown summary on stdout
 
 Every loop is bounded (counts and deadlines) and every socket has a timeout; only 127.0.0.1 is used.
 """
@@ -561,6 +562,115 @@ def cmd_report(a):
         if verdict:
             P("cachetoryd TLS → redis TLS: %s." % "; ".join(verdict))
             P("")
+
+    # Redis Cluster ----------------------------------------------------------------------------
+    craw = read_csv(os.path.join(d, "cluster-raw.csv"))
+    ccpu = read_csv(os.path.join(d, "cluster-cpu-raw.csv"))
+    corder = [s["setup"] for s in setups if s.get("cluster") == "yes" and s["available"] == "yes"]
+    if craw or ccpu:
+        cgrp = {}
+        for r in craw:
+            cgrp.setdefault((r["setup"], r["test"], int(r["pipeline"])), []).append(r)
+        cpug = {}
+        for r in ccpu:
+            if float(r["wall_s"]) > 0 and int(r["commands"]) > 0:
+                cpug.setdefault((r["setup"], r["test"], int(r["pipeline"])), []).append(r)
+        ctests = [t for t in ["SET", "GET", "MSET (10 keys)"] if any(k[1] == t for k in cgrp)]
+        cpipes = sorted({k[2] for k in cgrp})
+        tag = meta.get("cluster_tag", "{bench}")
+
+        def cmed(s, t, p):
+            rows = cgrp.get((s, t, p))
+            if not rows:
+                return None
+            return (statistics.median(float(x["rps"]) for x in rows),
+                    statistics.median(float(x["p50_ms"]) for x in rows),
+                    statistics.median(float(x["p99_ms"]) for x in rows), len(rows),
+                    min(float(x["rps"]) for x in rows), max(float(x["rps"]) for x in rows))
+
+        def ccpu_med(s, t, p):
+            # medians over the rounds of: the nodes' CPU, cachetoryd's, their sum (µs per command), the
+            # client's share of a core
+            rows = cpug.get((s, t, p))
+            if not rows:
+                return None
+            us = lambda x, f: float(x[f]) * 1e6 / int(x["commands"])
+            return (statistics.median(us(x, "nodes_cpu_s") for x in rows),
+                    statistics.median(us(x, "proxy_cpu_s") for x in rows),
+                    statistics.median(us(x, "nodes_cpu_s") + us(x, "proxy_cpu_s") for x in rows),
+                    statistics.median(float(x["client_cpu_s"]) / float(x["wall_s"]) for x in rows))
+
+        P("#### Redis Cluster: cachetoryd → cluster against redis-benchmark --cluster")
+        P("")
+        nodes = meta.get("cluster_nodes", "3")
+        P("A cluster of %s masters (no replicas) on this machine. `redis-benchmark --threads %s -c 50 -d 100 "
+          "-r 100000 -n <requests> -P <pipeline> --csv`, one run per test, setups interleaved, the cluster "
+          "emptied before each setup's SET run, median of %s round(s); requests: %s at pipeline 1, %s at "
+          "pipeline 16 (MSET %s). Direct: `redis-benchmark --cluster -h 127.0.0.1 -p <node 1>`, which gives each "
+          "client the hash tag of one slot of the node it talks to (the keys live in %s slots, one per node); "
+          "through cachetoryd (`--backend redis+cluster://<node 1>,<node 2>`) the keys are untagged and spread "
+          "over all 16384 slots. redis-benchmark --cluster always runs client threads (one per master by "
+          "default) and a threaded run ends at its next 250 ms timer, which counts in its ops/s: hence the same "
+          "--threads for every row and the longer runs at pipeline 16." % (
+              nodes, meta.get("cluster_client_threads", nodes), meta.get("rounds", "?"),
+              fnum(meta.get("requests", "?")), fnum(meta.get("cluster_requests_p16", "?")),
+              fnum(meta.get("cluster_requests_p16_mset", "?")), nodes))
+        P("")
+        if "MSET (10 keys)" in ctests:
+            P("MSET: the direct rows run redis-benchmark --cluster's own MSET (10 keys sharing the client's "
+              "hash tag, so one slot of the client's node). redis-benchmark's MSET through a proxy has untagged "
+              "keys, which cachetoryd answers with CROSSSLOT (`--cluster-cross-slot-writes split` would make it "
+              "a different, non-atomic workload), so the cachetoryd rows send `MSET key:%s:__rand_int__ <100 "
+              "bytes> ×10` from redis-benchmark's command line: 10 keys in one slot, every MSET on one and the "
+              "same node, where the direct rows spread them over the %s nodes." % (
+                  tag, meta.get("cluster_nodes", "3")))
+        else:
+            P("MSET: no MSET rows in this run (see the failed steps).")
+        P("")
+        P("CPU per command: user + system CPU (from /proc/PID/stat, before and after each run) of all the "
+          "cluster's nodes, of cachetoryd, and their sum, over the run's commands (an MSET of 10 keys is one "
+          "command); ×direct divides cachetoryd's figure (ops/s, or total CPU) by the direct row's. Client: "
+          "redis-benchmark's CPU (all its threads) as a share of one core over the run's wall time, start-up "
+          "included.")
+        P("")
+        P("| setup | test | pipeline | ops/s | range of rounds | p50 ms | p99 ms | ×direct ops/s | "
+          "CPU µs/cmd nodes | CPU µs/cmd cachetoryd | CPU µs/cmd total | ×direct CPU | client CPU |")
+        P("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        rows_csv = []
+        for t in ctests:
+            for p in cpipes:
+                base = cmed("cl-direct", t, p)
+                bcpu = ccpu_med("cl-direct", t, p)
+                for s in corder:
+                    m = cmed(s, t, p)
+                    c = ccpu_med(s, t, p)
+                    if not m and not c:
+                        continue
+                    direct = s == "cl-direct"
+                    xr = m[0] / base[0] if (not direct and m and base and base[0]) else None
+                    xc = c[2] / bcpu[2] if (not direct and c and bcpu and bcpu[2]) else None
+                    P("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                        labels.get(s, s), t, p, fnum(m[0]) if m else "n/a",
+                        "%.0fk–%.0fk" % (m[4] / 1e3, m[5] / 1e3) if (m and m[3] > 1) else "",
+                        fnum(m[1], 3) if m else "", fnum(m[2], 3) if m else "",
+                        ("%.2f" % xr) if xr else "",
+                        ("%.2f" % c[0]) if c else "", ("%.2f" % c[1]) if (c and not direct) else "",
+                        ("%.2f" % c[2]) if c else "", ("%.2f" % xc) if xc else "",
+                        ("%.0f%%" % (c[3] * 100)) if c else ""))
+                    rows_csv.append([s, labels.get(s, s), t, p,
+                                     ("%.2f" % m[0]) if m else "", ("%.2f" % m[4]) if m else "",
+                                     ("%.2f" % m[5]) if m else "", ("%.3f" % m[1]) if m else "",
+                                     ("%.3f" % m[2]) if m else "", m[3] if m else 0,
+                                     ("%.3f" % xr) if xr else "",
+                                     ("%.3f" % c[0]) if c else "", ("%.3f" % c[1]) if (c and not direct) else "",
+                                     ("%.3f" % c[2]) if c else "", ("%.3f" % xc) if xc else "",
+                                     ("%.3f" % c[3]) if c else ""])
+        write_csv(os.path.join(d, "cluster.csv"),
+                  ["setup", "label", "test", "pipeline", "rps_median", "rps_min", "rps_max", "p50_ms_median",
+                   "p99_ms_median", "rounds", "ratio_rps_vs_direct", "nodes_cpu_us_per_command",
+                   "proxy_cpu_us_per_command", "total_cpu_us_per_command", "ratio_cpu_vs_direct",
+                   "client_cpu_share"], rows_csv)
+        P("")
 
     # memory -----------------------------------------------------------------------------------
     mem = read_csv(os.path.join(d, "memory.csv"))
