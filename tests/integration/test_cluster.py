@@ -176,9 +176,19 @@ def test_reads_from_replicas(start_daemon, cluster):
 
 
 def test_info_and_metrics_list_the_nodes(start_daemon, cluster):
+    import urllib.request
+    import conftest
     cluster.flushall()
-    d = proxy(start_daemon, cluster, "null://")
+    mport = conftest.free_port()
+    d = proxy(start_daemon, cluster, "null://", metrics_port=mport)
     c = d.conn()
+    for k in spread_keys(20, "i"):
+        c.cmd("SET", k, "1")
+    page = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=10).read().decode()
+    for m in cluster.masters():
+        assert 'cachetoryd_upstream_node_connections_ready{node="%s",role="master"}' % m.name in page
+        assert 'cachetoryd_upstream_node_errors_total{node="%s",role="master"} 0' % m.name in page
+    assert "cachetoryd_upstream_redirects_total 0" in page
     info = parse_info(c.cmd("INFO", "upstream"))
     assert info["upstream_cluster"] == "yes"
     assert info["upstream_cluster_slots_known"] == "16384"
@@ -219,7 +229,10 @@ def test_ask_during_a_slot_migration_is_followed(start_daemon, fresh_cluster_sma
     cl.finish_migration(slot, dst)
     assert c.cmd("GET", keys[0]) == b"changed"
     assert wait_until(lambda: c.cmd("GET", keys[9]) == keys[9].encode(), 5)
-    assert int(parse_info(c.cmd("INFO", "upstream"))["upstream_redirects"]) >= 5
+    info = parse_info(c.cmd("INFO", "upstream"))
+    assert int(info["upstream_redirects"]) >= 5
+    src_line = [v for k, v in info.items() if k.startswith("upstream_node") and "addr=%s," % src.name in v][0]
+    assert int(dict(f.split("=", 1) for f in src_line.split(","))["redirects"]) >= 5
 
 
 @pytest.fixture

@@ -330,8 +330,10 @@ static void conn_handle_reply(up_conn_t *c, redisReply *r)
     up->latency_n++;
     if ((unsigned long long)lat > up->latency_max_us)
         up->latency_max_us = (unsigned long long)lat;
-    if (r->type == REDIS_REPLY_ERROR)
+    if (r->type == REDIS_REPLY_ERROR) {
         up->nerrors++;
+        c->node->nerrors++;
+    }
 
     up_task_t *t = s->task;
     int kind = s->kind, sdb = s->db;

@@ -135,6 +135,8 @@ struct up_node {
     up_conn_t *pool;
     int master;                 /* cluster: serves slots in the last map */
     int readonly;               /* cluster: a replica read from (READONLY in the handshake) */
+    unsigned long long nerrors;     /* error replies it sent */
+    unsigned long long nredirects;  /* MOVED / ASK it answered (and were followed) */
 };
 
 struct upstream {

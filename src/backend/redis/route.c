@@ -385,6 +385,7 @@ int route_redirect(up_conn_t *c, up_task_t *t, int kind, const redisReply *r)
     if (kind == SLOT_IGNORE && (t->kind == TASK_TX || t->kind == TASK_BATCH)) {
         /* WATCH or a command inside MULTI redirected: the GET or EXEC after it says what to do */
         up->nredirects++;
+        c->node->nredirects++;
         up_node_t *n = node_get(up, host, port);
         if (how == 1 && n != NULL)
             up->slot_node[slot] = (int16_t)n->index;
@@ -396,6 +397,7 @@ int route_redirect(up_conn_t *c, up_task_t *t, int kind, const redisReply *r)
         /* one of a transaction's reads redirected: the transaction fails with Redis's own error for a
          * slot on the move, which cluster-aware clients retry */
         up->nredirects++;
+        c->node->nredirects++;
         if (how == 1) {
             up_node_t *n = node_get(up, host, port);
             if (n != NULL)
@@ -412,6 +414,7 @@ int route_redirect(up_conn_t *c, up_task_t *t, int kind, const redisReply *r)
         return 0;
     t->moved = 0;
     up->nredirects++;
+    c->node->nredirects++;
     up_node_t *n = node_get(up, host, port);
     if (how == 1) {
         if (n != NULL)
@@ -596,9 +599,9 @@ void route_info(upstream_t *up, buf_t *out)
             ready += n->pool[k].state == UP_READY;
             inflight += n->pool[k].nslots;
         }
-        buf_printf(out, "upstream_node%d:addr=%s,role=%s,slots=%d,connections=%d,ready=%d,in_flight=%u\r\n", i,
-                   n->name, n->master ? "master" : n->readonly ? "replica" : "other", slots, n->npool, ready,
-                   inflight);
+        buf_printf(out, "upstream_node%d:addr=%s,role=%s,slots=%d,connections=%d,ready=%d,in_flight=%u,errors=%llu,"
+                   "redirects=%llu\r\n", i, n->name, n->master ? "master" : n->readonly ? "replica" : "other", slots,
+                   n->npool, ready, inflight, n->nerrors, n->nredirects);
     }
 }
 
@@ -607,18 +610,23 @@ void route_metrics(upstream_t *up, buf_t *out)
     buf_printf(out, "# TYPE cachetoryd_upstream_redirects_total counter\ncachetoryd_upstream_redirects_total %llu\n"
                "# TYPE cachetoryd_upstream_cluster_map_changes_total counter\n"
                "cachetoryd_upstream_cluster_map_changes_total %llu\n", up->nredirects, up->map_changes);
-    const char *metric[3] = { "cachetoryd_upstream_node_slots", "cachetoryd_upstream_node_connections_ready",
-                              "cachetoryd_upstream_node_in_flight" };
-    for (int m = 0; m < 3; m++) {
-        buf_printf(out, "# TYPE %s gauge\n", metric[m]);
+    static const char *const metric[5] = { "cachetoryd_upstream_node_slots", "cachetoryd_upstream_node_connections_ready",
+                                           "cachetoryd_upstream_node_in_flight", "cachetoryd_upstream_node_errors_total",
+                                           "cachetoryd_upstream_node_redirects_total" };
+    for (int m = 0; m < 5; m++) {
+        buf_printf(out, "# TYPE %s %s\n", metric[m], m < 3 ? "gauge" : "counter");
         for (int i = 0; i < up->nnodes; i++) {
             up_node_t *n = up->nodes[i];
             long long v = 0;
             if (m == 0) {
                 for (int s = 0; s < ROUTE_SLOTS; s++)
                     v += up->slot_node[s] == n->index;
+            } else if (m == 3) {
+                v = (long long)n->nerrors;
+            } else if (m == 4) {
+                v = (long long)n->nredirects;
             }
-            for (int k = 0; m > 0 && k < n->npool; k++)
+            for (int k = 0; (m == 1 || m == 2) && k < n->npool; k++)
                 v += m == 1 ? n->pool[k].state == UP_READY : (long long)n->pool[k].nslots;
             buf_printf(out, "%s{node=\"%s\",role=\"%s\"} %lld\n", metric[m], n->name,
                        n->master ? "master" : n->readonly ? "replica" : "other", v);
