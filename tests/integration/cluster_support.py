@@ -610,13 +610,15 @@ class Cluster:
         CLUSTER SLOTS, none sees a running node as failing or a slot open (migrating/importing), all agree
         on who replicates whom, and every replica's link to its master is up with no sync in progress.
         Returns the slot map (as slot_map())."""
-        tries = {"n": 0}
+        t0 = time.monotonic()
+        last = {"t": t0}
 
         def stable():
             ok, detail = self._stable(check_replication)
-            tries["n"] += 1
-            # a lost slot never comes back by itself: look for one after a while of cluster_state:fail
-            if not ok and repair and "cluster_state:fail" in detail and tries["n"] % 20 == 0:
+            now = time.monotonic()
+            # a lost slot never comes back by itself: after 1 s without stability, look for one twice a second
+            if not ok and repair and now - t0 > 1.0 and now - last["t"] > 0.5:
+                last["t"] = now
                 self.repair_lost_slots()
             return ok, detail
         try:
@@ -627,13 +629,18 @@ class Cluster:
     def describe(self, log_tail=1500):
         """What every node says (CLUSTER INFO's state, CLUSTER NODES, its log's tail), for failures."""
         out = []
+        try:
+            out.append("lost slots: %r" % (self.lost_slots(),))
+        except Exception as e:
+            out.append("lost slots: (%s)" % e)
         for n in self.nodes:
             out.append("--- %r pid %s tls port %s bus port %s" % (n, n.pid, n.tls_port, n.cluster_port))
             if n.alive():
                 try:
                     ci = n.cluster_info()
-                    out.append("cluster_state:%s current_epoch:%s" % (ci.get("cluster_state"),
-                                                                     ci.get("cluster_current_epoch")))
+                    out.append(" ".join("%s:%s" % (k, ci.get(k)) for k in (
+                        "cluster_state", "cluster_slots_assigned", "cluster_slots_ok", "cluster_slots_pfail",
+                        "cluster_slots_fail", "cluster_current_epoch", "cluster_my_epoch")))
                     out.append(n.cmd("CLUSTER", "NODES").decode().rstrip())
                 except Exception as e:         # a node that does not answer is part of the picture
                     out.append("(no answer: %s)" % e)
