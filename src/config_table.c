@@ -11,6 +11,36 @@
 
 /* --- enums ------------------------------------------------------------------------------------- */
 
+/* The name of value v in names (n entries), or NULL past the last. */
+static const char *enum_name(const char *const *names, size_t n, int v)
+{
+    return v >= 0 && (size_t)v < n ? names[v] : NULL;
+}
+
+/* The value whose name is s (any case): 0 with *out set, or -1. */
+static int enum_parse(const char *const *names, size_t n, const char *s, int *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcasecmp(s, names[i]) == 0) {
+            *out = (int)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The config_enum_t of PREFIX_names: PREFIX_enum, through the two functions above. */
+#define CONFIG_ENUM_OF(prefix)                                                                              \
+    static const char *prefix##_name(int v)                                                                \
+    {                                                                                                      \
+        return enum_name(prefix##_names, sizeof(prefix##_names) / sizeof(prefix##_names[0]), v);          \
+    }                                                                                                      \
+    static int prefix##_parse(const char *s, int *out)                                                     \
+    {                                                                                                      \
+        return enum_parse(prefix##_names, sizeof(prefix##_names) / sizeof(prefix##_names[0]), s, out);    \
+    }                                                                                                      \
+    static const config_enum_t prefix##_enum = { prefix##_parse, prefix##_name }
+
 static const char *const loglevel_names[] = {
     [LOG_LEVEL_DEBUG] = "debug",
     [LOG_LEVEL_VERBOSE] = "verbose",
@@ -18,46 +48,14 @@ static const char *const loglevel_names[] = {
     [LOG_LEVEL_WARNING] = "warning",
 };
 
-static const char *loglevel_name(int v)
-{
-    if (v < 0 || (size_t)v >= sizeof(loglevel_names) / sizeof(loglevel_names[0]))
-        return NULL;
-    return loglevel_names[v];
-}
-
-static int loglevel_parse(const char *s, int *out)
-{
-    for (int i = 0; loglevel_name(i) != NULL; i++) {
-        if (strcasecmp(s, loglevel_name(i)) == 0) {
-            *out = i;
-            return 0;
-        }
-    }
-    return -1;
-}
+CONFIG_ENUM_OF(loglevel);
 
 static const char *const passthrough_scripts_names[] = {
     [PASSTHROUGH_SCRIPTS_REFUSE] = "refuse",
     [PASSTHROUGH_SCRIPTS_STORED_BYTES] = "stored-bytes",
 };
 
-static const char *passthrough_scripts_name(int v)
-{
-    if (v < 0 || (size_t)v >= sizeof(passthrough_scripts_names) / sizeof(passthrough_scripts_names[0]))
-        return NULL;
-    return passthrough_scripts_names[v];
-}
-
-static int passthrough_scripts_parse(const char *s, int *out)
-{
-    for (int i = 0; passthrough_scripts_name(i) != NULL; i++) {
-        if (strcasecmp(s, passthrough_scripts_name(i)) == 0) {
-            *out = i;
-            return 0;
-        }
-    }
-    return -1;
-}
+CONFIG_ENUM_OF(passthrough_scripts);
 
 /* maxmemory-policy, as redis spells them. The memory backend's store_policy_t has the same values
  * (backend/memory/policy.c checks it at compile time). */
@@ -72,52 +70,14 @@ static const char *const policy_names[] = {
     [MAXMEMORY_VOLATILE_RANDOM] = "volatile-random",
 };
 
-static const char *policy_name(int v)
-{
-    if (v < 0 || (size_t)v >= sizeof(policy_names) / sizeof(policy_names[0]))
-        return NULL;
-    return policy_names[v];
-}
-
-static int policy_parse(const char *s, int *out)
-{
-    for (int i = 0; policy_name(i) != NULL; i++) {
-        if (strcasecmp(s, policy_name(i)) == 0) {
-            *out = i;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-static const config_enum_t loglevel_enum = { loglevel_parse, loglevel_name };
-static const config_enum_t policy_enum = { policy_parse, policy_name };
-static const config_enum_t passthrough_scripts_enum = { passthrough_scripts_parse, passthrough_scripts_name };
+CONFIG_ENUM_OF(policy);
 
 static const char *const cross_slot_names[] = {
     [CLUSTER_CROSS_SLOT_ERROR] = "error",
     [CLUSTER_CROSS_SLOT_SPLIT] = "split",
 };
 
-static const char *cross_slot_name(int v)
-{
-    if (v < 0 || (size_t)v >= sizeof(cross_slot_names) / sizeof(cross_slot_names[0]))
-        return NULL;
-    return cross_slot_names[v];
-}
-
-static int cross_slot_parse(const char *s, int *out)
-{
-    for (int i = 0; cross_slot_name(i) != NULL; i++) {
-        if (strcasecmp(s, cross_slot_name(i)) == 0) {
-            *out = i;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-static const config_enum_t cross_slot_enum = { cross_slot_parse, cross_slot_name };
+CONFIG_ENUM_OF(cross_slot);
 
 static const char *const read_from_names[] = {
     [READ_FROM_MASTER] = "master",
@@ -125,25 +85,7 @@ static const char *const read_from_names[] = {
     [READ_FROM_PREFER_REPLICA] = "prefer-replica",
 };
 
-static const char *read_from_name(int v)
-{
-    if (v < 0 || (size_t)v >= sizeof(read_from_names) / sizeof(read_from_names[0]))
-        return NULL;
-    return read_from_names[v];
-}
-
-static int read_from_parse(const char *s, int *out)
-{
-    for (int i = 0; read_from_name(i) != NULL; i++) {
-        if (strcasecmp(s, read_from_name(i)) == 0) {
-            *out = i;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-static const config_enum_t read_from_enum = { read_from_parse, read_from_name };
+CONFIG_ENUM_OF(read_from);
 
 static const char *const tls_auth_names[] = {
     [TLS_AUTH_NO] = "no",
@@ -151,25 +93,7 @@ static const char *const tls_auth_names[] = {
     [TLS_AUTH_YES] = "yes",
 };
 
-static const char *tls_auth_name(int v)
-{
-    if (v < 0 || (size_t)v >= sizeof(tls_auth_names) / sizeof(tls_auth_names[0]))
-        return NULL;
-    return tls_auth_names[v];
-}
-
-static int tls_auth_parse(const char *s, int *out)
-{
-    for (int i = 0; tls_auth_name(i) != NULL; i++) {
-        if (strcasecmp(s, tls_auth_name(i)) == 0) {
-            *out = i;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-static const config_enum_t tls_auth_enum = { tls_auth_parse, tls_auth_name };
+CONFIG_ENUM_OF(tls_auth);
 
 /* --- the table --------------------------------------------------------------------------------- */
 

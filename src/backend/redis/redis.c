@@ -41,10 +41,19 @@
 #include "url.h"
 #include "util/mem.h"
 
-/* The connection's failure as the error of a command that cannot be sent on it. */
-static void conn_down_error(const up_conn_t *c, char *err, size_t n)
+void up_conn_down_error(const up_conn_t *c, char *err, size_t n)
 {
     snprintf(err, n, "ERR upstream %s: %s", c->node->name, c->last_error[0] ? c->last_error : "not connected");
+}
+
+/* c is down: the op fails at once with its reason. */
+static void fail_down(upstream_t *up, const up_conn_t *c, backend_cb *cb, void *ctx)
+{
+    char err[320];
+    up_conn_down_error(c, err, sizeof(err));
+    backend_result_t res = { .status = BE_ERR, .err = err };
+    up->nerrors++;
+    cb(ctx, &res);
 }
 
 /*
@@ -54,11 +63,7 @@ static void conn_down_error(const up_conn_t *c, char *err, size_t n)
 void up_submit_on(upstream_t *up, up_conn_t *c, const backend_op_t *op, backend_cb *cb, void *ctx)
 {
     if (up_conn_down(c)) {
-        char err[320];
-        conn_down_error(c, err, sizeof(err));
-        backend_result_t res = { .status = BE_ERR, .err = err };
-        up->nerrors++;
-        cb(ctx, &res);
+        fail_down(up, c, cb, ctx);
         return;
     }
     if (wire_needs_tx(op) || op->code == BE_SELECT) {
@@ -97,11 +102,7 @@ static void redis_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, v
     if (up->batching) {
         up_conn_t *c = &up->nodes[0]->pool[up->batch_affinity % (uint64_t)up->npool];
         if (!up->cluster && up_conn_down(c)) {
-            char err[320];
-            conn_down_error(c, err, sizeof(err));
-            backend_result_t res = { .status = BE_ERR, .err = err };
-            up->nerrors++;
-            cb(ctx, &res);
+            fail_down(up, c, cb, ctx);
             return;
         }
         up_task_t *t = up_task_create(up, op, cb, ctx, wire_needs_tx(op) ? TASK_TX : TASK_PLAIN);
@@ -155,7 +156,7 @@ static void redis_batch(backend_t *b, int begin, uint64_t affinity, backend_cb *
         if (c == NULL)
             snprintf(err, sizeof(err), "%s", why);
         else
-            conn_down_error(c, err, sizeof(err));
+            up_conn_down_error(c, err, sizeof(err));
         up_task_fail(bt, err);
         for (int i = 0; i < bt->nmembers; i++)
             up_task_free(bt->members[i]);

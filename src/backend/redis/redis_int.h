@@ -201,6 +201,8 @@ static inline int up_conn_down(const up_conn_t *c)
 
 /* One of the handles closed by the backend's destroy is gone; the last one frees the backend. */
 void up_closed_one(upstream_t *up);
+/* "ERR upstream HOST:PORT: why it is down", for a command that cannot be sent on c. */
+void up_conn_down_error(const up_conn_t *c, char *err, size_t n);
 /* Submit op on connection c (redis_submit once the connection is chosen; the cluster's parts too). */
 void up_submit_on(upstream_t *up, up_conn_t *c, const backend_op_t *op, backend_cb *cb, void *ctx);
 

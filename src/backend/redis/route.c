@@ -34,7 +34,6 @@
 #define ROUTE_MAX_REDIRECTS   5
 #define ROUTE_ASK_WAIT_MS     20        /* a read-modify-write told ASK tries again after this, for at
                                            most upstream-command-timeout in all */
-#define ROUTE_SCAN_SHIFT      48        /* SCAN cursor: master rank << 48 | the master's own cursor */
 
 static const char CROSSSLOT[] = "CROSSSLOT Keys in request don't hash to the same slot";
 
@@ -453,7 +452,7 @@ int route_redirect(up_conn_t *c, up_task_t *t, int kind, const redisReply *r)
     t->asking = how == 2;
     t->next = NULL;
     if (up_conn_down(to)) {
-        snprintf(err, sizeof(err), "ERR upstream %s: %s", n->name, to->last_error[0] ? to->last_error : "not connected");
+        up_conn_down_error(to, err, sizeof(err));
         up_task_fail(t, err);
         up_task_free(t);
         return 1;
@@ -486,8 +485,7 @@ void route_unpark(upstream_t *up, int all)
         up_conn_t *to = route_conn(up, route_slot_of(t->op.key), t->op.affinity);
         if (up_conn_down(to)) {
             char err[320];
-            snprintf(err, sizeof(err), "ERR upstream %s: %s", to->node->name,
-                     to->last_error[0] ? to->last_error : "not connected");
+            up_conn_down_error(to, err, sizeof(err));
             up_task_fail(t, err);
             up_task_free(t);
             continue;
