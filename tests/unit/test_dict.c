@@ -1,6 +1,6 @@
 /*
  * Unit tests for src/backend/memory/dict.c (intrusive hash table with incremental rehash) and
- * src/backend/memory/siphash.c.
+ * src/util/siphash.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "backend/memory/dict.h"
-#include "backend/memory/siphash.h"
+#include "util/siphash.h"
 
 typedef struct tnode {
     dict_node_t node;

@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "backend/memory/siphash.h"
+#include "util/siphash.h"
 
 typedef struct dict_node {
     struct dict_node *next;         /* next node in the same bucket, or NULL */

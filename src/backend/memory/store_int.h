@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #include "backend/memory/dict.h"
-#include "backend/memory/siphash.h"
+#include "util/siphash.h"
 #include "backend/memory/store.h"
 
 struct store_entry {

@@ -3,7 +3,7 @@
  * it is here. Input and key are read as little-endian 64-bit words whatever the host byte order, so a
  * given key and input always give the same hash.
  */
-#include "backend/memory/siphash.h"
+#include "util/siphash.h"
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 
