@@ -65,6 +65,11 @@ typedef struct config {
     long long maxmemory;                /* memory:// limit in bytes, 0 = none */
     int maxmemory_policy;               /* enum config_maxmemory_policy */
     int hz;                             /* background tasks (active expiry) per second */
+    int near_cache;                     /* the near cache in front of an upstream */
+    long long near_cache_size;          /* its memory, bytes */
+    long long near_cache_max_value_size;/* longer values are not kept */
+    int near_cache_ttl;                 /* ms an entry lives at most, 0 = its key's TTL */
+    char *near_cache_prefixes;          /* space-separated prefixes (broadcast mode), or NULL */
 
     /* [upstream] */
     int upstream_pool_size;             /* connections to a redis:// backend */

@@ -159,6 +159,20 @@ const config_option_t config_options[] = {
       "memory:// limit; keys are evicted by maxmemory-policy beyond it; 0 = no limit", CONFIG_LIVE },
     { "maxmemory-policy", "cache", CONFIG_ENUM, F(maxmemory_policy), 0, 0, &policy_enum, "allkeys-lru",
       "which keys to evict when maxmemory is reached", CONFIG_LIVE },
+    { "near-cache", "cache", CONFIG_BOOL, F(near_cache), 0, 1, NULL, "no",
+      "keep decoded values of the keys read in this process, in front of an upstream Redis, kept exact by "
+      "Redis's invalidation messages (CLIENT TRACKING); needs a redis://, rediss:// or redis+unix:// backend" },
+    { "near-cache-size", "cache", CONFIG_MEMORY, F(near_cache_size), 0, LLONG_MAX, NULL, "64mb",
+      "memory the near cache may use (keys, values and per-entry overhead); least recently used entries go "
+      "beyond it", CONFIG_LIVE },
+    { "near-cache-max-value-size", "cache", CONFIG_MEMORY, F(near_cache_max_value_size), 0, LLONG_MAX, NULL,
+      "64kb", "values longer than this (decoded) are not kept in the near cache", CONFIG_LIVE },
+    { "near-cache-ttl", "cache", CONFIG_INT, F(near_cache_ttl), 0, INT_MAX, NULL, "0",
+      "milliseconds a near cache entry lives at most; 0 = as long as its key upstream (its TTL) and until "
+      "an invalidation", CONFIG_LIVE },
+    { "near-cache-prefixes", "cache", CONFIG_STRING, F(near_cache_prefixes), 0, 0, NULL, "",
+      "keep only keys with one of these prefixes (separated by spaces), tracked in Redis's broadcast mode: "
+      "every change under them is told; empty = any key, tracked as it is read" },
     { "hz", "cache", CONFIG_INT, F(hz), 1, 500, NULL, "10",
       "background tasks (active expiry) per second" },
 

@@ -121,6 +121,14 @@ static void retire_cb(uv_timer_t *t)
     backend_destroy(old);
 }
 
+/* The near cache's options in cfg. */
+static cache_near_opts_t near_opts(const config_t *c)
+{
+    cache_near_opts_t o = { .size = c->near_cache_size, .max_value = c->near_cache_max_value_size,
+                            .ttl_ms = c->near_cache_ttl, .prefixes = c->near_cache_prefixes, .ping_ms = 1000 };
+    return o;
+}
+
 /* Error messages of a reload name the URLs: redacted, as everywhere they are shown. */
 static int reload_backend(const config_t *next, char *err, size_t errlen)
 {
@@ -235,6 +243,10 @@ next_option:
     if (log_setup(cfg.loglevel, cfg.logfile) < 0)
         log_warn("reload: cannot open logfile '%s': %s", cfg.logfile, strerror(errno));
     backend_reconfigure(backend, &cfg);
+    if (cfg.near_cache) {
+        cache_near_opts_t no = near_opts(&cfg);
+        cache_set_near(cache, &no, err, sizeof(err));      /* on already: the sizes and the TTL bound */
+    }
     cache_set_thread_nice(cfg.codec_thread_nice);
     log_notice("configuration reloaded");
     notify_send("READY=1");
@@ -335,6 +347,18 @@ int main(int argc, char **argv)
         backend_destroy(backend);
         config_deinit(&cfg);
         return 1;
+    }
+    if (cfg.near_cache) {
+        cache_near_opts_t no = near_opts(&cfg);
+        if (cache_set_near(cache, &no, err, sizeof(err)) < 0) {
+            fprintf(stderr, "cachetoryd: near-cache: %s\n", err);
+            cache_destroy(cache);
+            backend_destroy(backend);
+            uv_run(loop, UV_RUN_DEFAULT);
+            uv_loop_close(loop);
+            config_deinit(&cfg);
+            return 1;
+        }
     }
     if (test_only) {
         printf("cachetoryd: configuration %s is valid\n", path ? path : "(defaults)");

@@ -115,3 +115,21 @@ void backend_metrics(backend_t *b, buf_t *out)
     if (b->vt->metrics != NULL)
         b->vt->metrics(b, out);
 }
+
+int backend_track(backend_t *b, const backend_track_opts_t *opts, backend_track_cb *cb, void *ctx, char *err,
+                  size_t errlen)
+{
+    if (b->vt->track == NULL) {
+        snprintf(err, errlen, "the near cache needs an upstream Redis (redis://, rediss:// or redis+unix://), "
+                              "not %s://", b->vt->scheme);
+        return -1;
+    }
+    return b->vt->track(b, opts, cb, ctx, err, errlen);
+}
+
+void backend_untrack(backend_t *b)
+{
+    char err[8];
+    if (b->vt->track != NULL)
+        b->vt->track(b, NULL, NULL, NULL, err, sizeof(err));
+}

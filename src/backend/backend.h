@@ -66,6 +66,10 @@ typedef enum backend_opcode {
                                    a key that exists keeps its expiry. Without it expire_at is ignored there */
 
 #define BE_KEYSKNOWN (1u << 12) /* COMMAND: keys are every key the command reads or writes, all in db */
+/* GET (without GETDEL / SETTTL) and MGET: also learn each key's remaining TTL (result ttls) and whether
+ * the read was tracked (result tracked), for the near cache. Only a backend that tracks (backend_track)
+ * answers them; the others ignore the flag. Never inside a batch. */
+#define BE_WITHTTL  (1u << 13)
 
 typedef struct backend_result backend_result_t;
 
@@ -126,9 +130,36 @@ struct backend_result {
     const char *err;            /* BE_ERR: the full error text for the client ("ERR ...", "OOM ...") */
     bytes_t resp;               /* BE_COMMAND: the reply, as RESP bytes */
     int type_known;             /* BE_TYPE: value holds the type's name ("hash"...) */
+    const long long *ttls;      /* BE_WITHTTL: each key's milliseconds left (-1 none, -2 missing or not
+                                   known), in key order; NULL when not learnt */
+    int tracked;                /* BE_WITHTTL: the read was made under tracking that is still intact: a
+                                   change to its keys from now on will be told to the track callback */
 };
 
 typedef void backend_cb(void *ctx, const backend_result_t *res);
+
+/*
+ * Tracking (Redis's server-assisted client-side caching), for the near cache. What the backend tells the
+ * track callback, on the loop thread:
+ *   BE_TRACK_ON    invalidations flow: reads from now on may come back tracked
+ *   BE_TRACK_OFF   tracking is lost or uncertain (why says how): whatever was read before may have changed
+ *                  without a word; nothing is tracked until BE_TRACK_ON
+ *   BE_TRACK_KEYS  these keys changed (in some database: invalidations name no database)
+ *   BE_TRACK_ALL   every key may have changed (FLUSHDB / FLUSHALL upstream)
+ *   BE_TRACK_LOST  some reads made before are no longer tracked (why: a connection they came on failed),
+ *                  so any of them may change without a word; tracking goes on for new reads
+ * keys are valid only during the call.
+ */
+enum backend_track_event { BE_TRACK_ON, BE_TRACK_OFF, BE_TRACK_KEYS, BE_TRACK_ALL, BE_TRACK_LOST };
+typedef void backend_track_cb(void *ctx, enum backend_track_event ev, const bytes_t *keys, size_t nkeys,
+                              const char *why);
+
+typedef struct backend_track_opts {
+    const bytes_t *prefixes;    /* BCAST mode with these prefixes (every change to a key under them is
+                                   told); nprefixes 0: default mode (the keys this daemon read) */
+    size_t nprefixes;
+    int ping_ms;                /* how often the invalidation connection is checked with PING */
+} backend_track_opts_t;
 
 typedef struct backend backend_t;
 struct config;
@@ -170,6 +201,10 @@ typedef struct backend_vtable {
     void (*stats)(backend_t *b, backend_stats_t *st, size_t *db_keys, int ndb);
     void (*stats_reset)(backend_t *b);  /* CONFIG RESETSTAT: the counters in stats back to 0; may be NULL */
     void (*metrics)(backend_t *b, buf_t *out);  /* Prometheus lines of its own (an upstream's); may be NULL */
+    /* Start tracking with opts, telling cb(ctx, ...) (backend_track_cb); opts NULL: stop (no call after
+     * it returns). 0, or -1 with err when the backend cannot track; may be NULL (it cannot). */
+    int (*track)(backend_t *b, const backend_track_opts_t *opts, backend_track_cb *cb, void *ctx, char *err,
+                 size_t errlen);
 } backend_vtable_t;
 
 struct backend {
@@ -230,6 +265,12 @@ void backend_stats_reset(backend_t *b);
 
 /* Append the backend's own Prometheus series (an upstream's connections, a cluster's nodes) to out. */
 void backend_metrics(backend_t *b, buf_t *out);
+
+/* Tracking for the near cache (vtable track): 0, or -1 with err ("needs an upstream Redis" for a backend
+ * without it). backend_untrack stops it: no callback after it returns. */
+int backend_track(backend_t *b, const backend_track_opts_t *opts, backend_track_cb *cb, void *ctx, char *err,
+                  size_t errlen);
+void backend_untrack(backend_t *b);
 
 /* The concrete backends (backend/memory.c, backend/dummy.c). */
 backend_t *backend_memory_create(const struct config *cfg);

@@ -5,7 +5,7 @@
  * values coming out), which stay valid until the backend's callback returns, as the backend contract
  * asks. On the thread pool a job owns copies of its inputs and its outputs.
  */
-#include "cache/cache.h"
+#include "cache/cache_int.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "util/clock.h"
+#include "util/log.h"
 #include "util/mem.h"
 
 #define CACHE_ERRLEN (CODEC_ERRLEN + 64)
@@ -51,6 +52,7 @@ struct cache {
     size_t offs_cap;
     call_t *free_calls;
     int jobs;                           /* on the thread pool */
+    cache_near_t *near;                 /* the near cache, or NULL */
     chain_t *retired[16];               /* chains replaced by a reload, kept for jobs that still use them */
     int nretired;
     char err[CACHE_ERRLEN];
@@ -64,6 +66,7 @@ typedef struct job {
     chain_t *chain;                     /* the chain when the job was made (a reload may replace it) */
     backend_op_t op;                    /* ENCODE: the op to submit afterwards (slices into owned) */
     backend_result_t res;               /* DECODE: the backend's result, values into owned */
+    long long *ttls;                    /* DECODE: a copy of res.ttls (the backend's goes with its callback) */
     buf_t owned;                        /* the copied keys and values */
     size_t n;
     bytes_t *in;                        /* the n inputs (ptr NULL: a missing MGET value) */
@@ -237,6 +240,7 @@ static void job_destroy(job_t *j)
     mem_free(j->in);
     mem_free(j->out);
     mem_free(j->state);
+    mem_free(j->ttls);
     buf_deinit(&j->owned);
     mem_free(j);
 }
@@ -421,6 +425,11 @@ static void cache_offload_decode(cache_t *c, call_t *k, const backend_result_t *
     job_own(j, vals, j->in, n, offs);
     mem_free(offs);
     j->res = *res;
+    if (res->ttls != NULL) {
+        j->ttls = mem_alloc((n ? n : 1) * sizeof(*j->ttls));
+        memcpy(j->ttls, res->ttls, n * sizeof(*j->ttls));
+        j->res.ttls = j->ttls;
+    }
     uv_queue_work(c->loop, &j->work, job_work_cb, job_after_cb);
 }
 
@@ -564,6 +573,21 @@ static void cache_update_done_cb(void *ctx, const backend_result_t *res)
 
 int cache_submit(cache_t *c, const backend_op_t *op, backend_cb *cb, void *ctx, int may_offload)
 {
+    if (c->near != NULL)
+        return cache_near_submit(c->near, op, cb, ctx, may_offload, 0);
+    return cache_chain_submit(c, op, cb, ctx, may_offload);
+}
+
+void cache_submit_raw(cache_t *c, const backend_op_t *op, backend_cb *cb, void *ctx)
+{
+    if (c->near != NULL)
+        cache_near_submit(c->near, op, cb, ctx, 0, 1);
+    else
+        backend_submit(c->backend, op, cb, ctx);
+}
+
+int cache_chain_submit(cache_t *c, const backend_op_t *op, backend_cb *cb, void *ctx, int may_offload)
+{
     call_t *k;
     backend_op_t op2;
 
@@ -655,6 +679,7 @@ void cache_destroy(cache_t *c)
 {
     if (c == NULL)
         return;
+    cache_near_destroy(c->near);
     while (c->free_calls != NULL) {
         call_t *k = c->free_calls;
         c->free_calls = k->next;
@@ -701,7 +726,26 @@ int cache_set_serializer(cache_t *c, const char *serializer, size_t max_bulk, ch
 
 void cache_set_backend(cache_t *c, backend_t *b)
 {
+    char err[256];
+
     c->backend = b;
+    if (c->near != NULL && cache_near_set_backend(c->near, b, err, sizeof(err)) < 0)
+        log_warn("near cache off: %s", err);
+}
+
+int cache_set_near(cache_t *c, const cache_near_opts_t *opts, char *err, size_t errlen)
+{
+    if (c->near != NULL) {
+        cache_near_reconfigure(c->near, opts);
+        return 0;
+    }
+    c->near = cache_near_create(c, c->backend, opts, err, errlen);
+    return c->near != NULL ? 0 : -1;
+}
+
+void cache_near_section(cache_t *c, buf_t *out)
+{
+    cache_near_info(c->near, out);
 }
 
 int cache_jobs(const cache_t *c)
@@ -722,6 +766,8 @@ const chain_t *cache_chain(const cache_t *c)
 void cache_stats_reset(cache_t *c)
 {
     memset(&c->stats, 0, sizeof(c->stats));
+    if (c->near != NULL)
+        cache_near_stats_reset(c->near);
 }
 
 void cache_metrics(cache_t *c, buf_t *out)
@@ -735,6 +781,7 @@ void cache_metrics(cache_t *c, buf_t *out)
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
         buf_printf(out, "# TYPE cachetoryd_cache_%s_total counter\ncachetoryd_cache_%s_total{cache=\"%s\"} %llu\n",
                    names[i], names[i], c->name, v[i]);
+    cache_near_metrics(c->near, c->name, out);
 }
 
 void cache_info(cache_t *c, buf_t *out)

@@ -38,6 +38,16 @@ typedef struct cache_stats {
 
 typedef struct cache cache_t;
 
+/* The near cache (cache_near.c): decoded values of hot keys kept in this process, in front of an
+ * upstream that tells which keys change. */
+typedef struct cache_near_opts {
+    long long size;                     /* near-cache-size: bytes at most, LRU beyond */
+    long long max_value;                /* near-cache-max-value-size: longer values are not kept */
+    long long ttl_ms;                   /* near-cache-ttl: an entry's life at most, 0 = its key's TTL only */
+    const char *prefixes;               /* near-cache-prefixes: space-separated; NULL or "": every key */
+    int ping_ms;                        /* the invalidation connection is PINGed this often */
+} cache_near_opts_t;
+
 cache_t *cache_create(const char *name, const char *serializer, backend_t *backend, uv_loop_t *loop,
                       size_t thread_min, size_t max_bulk, char *err, size_t errlen);
 void cache_destroy(cache_t *c);
@@ -47,6 +57,17 @@ void cache_set_thread_nice(int nice);
 /* Submit op; cb(ctx, result) exactly once. may_offload 0 keeps every codec step on this thread
  * (inside EXEC). Returns 1 if the op waits for the thread pool before reaching the backend. */
 int cache_submit(cache_t *c, const backend_op_t *op, backend_cb *cb, void *ctx, int may_offload);
+
+/* Submit op straight to the backend, past the codec chain (CACHE RAWGET / RAWSET, forwarded commands,
+ * SELECT, INFO...): nothing is decoded or served from the near cache, but its writes still drop what
+ * they change there. */
+void cache_submit_raw(cache_t *c, const backend_op_t *op, backend_cb *cb, void *ctx);
+
+/* Turn the near cache on (the backend must track: an upstream Redis), or when it is on already apply
+ * opts' sizes and TTL bound (a reload). 0, or -1 with err. */
+int cache_set_near(cache_t *c, const cache_near_opts_t *opts, char *err, size_t errlen);
+/* INFO near_cache's fields ("near_cache_enabled:0" when off). */
+void cache_near_section(cache_t *c, buf_t *out);
 
 /* Append the cache's INFO fields. */
 void cache_info(cache_t *c, buf_t *out);
@@ -58,7 +79,8 @@ const chain_t *cache_chain(const cache_t *c);
 /* Codec jobs (encodes / decodes) on the thread pool whose completion has not run on the loop yet;
  * shutdown waits for 0. */
 int cache_jobs(const cache_t *c);
-void cache_set_backend(cache_t *c, backend_t *b);   /* reload: ops from now on go to b */
+/* reload: ops from now on go to b (the near cache tracks b, and drops what it kept) */
+void cache_set_backend(cache_t *c, backend_t *b);
 /* Replace the codec chain (SIGHUP). 0, or -1 with err and the chain unchanged. */
 int cache_set_serializer(cache_t *c, const char *serializer, size_t max_bulk, char *err, size_t errlen);
 

@@ -291,6 +291,10 @@ int cmd_info(req_t *r, int argc, bytes_t *argv)
         buf_printf(&t, "cache_hits:%llu\r\ncache_misses:%llu\r\n", s->stats.cache_hits, s->stats.cache_misses);
         cache_info(s->cache, &t);
     }
+    if (info_wants(argc, argv, "near_cache", 1)) {
+        info_section(&t, "Near_cache");
+        cache_near_section(s->cache, &t);
+    }
     if (backend_forwards(s->backend) && info_wants(argc, argv, "upstream", 1)) {
         info_section(&t, "Upstream");
         backend_info(s->backend, "upstream", &t);

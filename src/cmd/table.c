@@ -480,7 +480,7 @@ int cmd_submit_raw(req_t *r, backend_op_t *op, backend_cb *cb)
 {
     op->db = cmd_session(r->c)->db;
     op->affinity = r->c->id;
-    backend_submit(cmd_ctx.backend, op, cb, r);
+    cache_submit_raw(cmd_ctx.cache, op, cb, r);
     return CMD_PENDING;
 }
 

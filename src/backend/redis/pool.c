@@ -134,6 +134,12 @@ static void conn_send(up_conn_t *c, up_task_t *t, int kind, int db, void (*put)(
         c->db = db;
     }
     put(&c->w.out, arg);
+    if (t != NULL && kind == SLOT_RESULT && (t->op.flags & BE_WITHTTL)) {
+        /* wire put a PTTL per key before the read itself */
+        size_t n = wire_ttl_count(&t->op);
+        for (size_t i = 0; i < n; i++)
+            slot_push(c, t, SLOT_TTL)->db = (int)i;
+    }
     slot_push(c, t, kind);
     flush_schedule(c->up);
 }
@@ -185,7 +191,7 @@ static void conn_written_cb(stream_t *w, int status)
         flush_schedule(c->up);
 }
 
-static void conn_flush(up_conn_t *c)
+void up_conn_flush(up_conn_t *c)
 {
     if (c->state == UP_DOWN || c->state == UP_CONNECTING)
         return;
@@ -202,7 +208,9 @@ static void up_flush_cb(uv_check_t *h)
     uv_check_stop(h);
     up->flush_active = 0;
     for (int k = 0; k < up_nconns(up); k++)
-        conn_flush(up_conn_at(up, k));
+        up_conn_flush(up_conn_at(up, k));
+    if (up->track != NULL)
+        up_conn_flush(up_track_conn(up));
 }
 
 /* The connection is free for the next queued tasks once the transaction or batch owning it is over. */
@@ -270,6 +278,8 @@ static void conn_select_refused(up_conn_t *c, int db, const char *err)
 /* Send what the connection can: plain tasks at once, one transaction or batch at a time. */
 void up_conn_pump(up_conn_t *c)
 {
+    if (c->up->track != NULL)
+        up_track_conn_ready(c);
     while (c->state == UP_READY && c->active == NULL && c->tasks != NULL && task_dbs_ready(c, c->tasks)) {
         up_task_t *t = c->tasks;
         c->tasks = t->next;
@@ -337,6 +347,7 @@ static void conn_handle_reply(up_conn_t *c, redisReply *r)
 
     up_task_t *t = s->task;
     int kind = s->kind, sdb = s->db;
+    unsigned long long tag = s->tag;
     slot_put(up, s);
     if (up->cluster && (r->type == REDIS_REPLY_ERROR || (t != NULL && t->moved)) && route_redirect(c, t, kind, r))
         return;
@@ -348,7 +359,7 @@ static void conn_handle_reply(up_conn_t *c, redisReply *r)
             up_conn_fail(c, "%s", r->str);
             return;
         }
-        if (c->state == UP_HANDSHAKE && --c->handshake_left == 0) {
+        if (c->state == UP_HANDSHAKE && --c->handshake_left == 0 && !c->tracker) {
             if (c->last_error[0])
                 log_notice("upstream %s connection %d: connected again", c->node->name, c->index);
             c->last_error[0] = '\0';
@@ -361,7 +372,19 @@ static void conn_handle_reply(up_conn_t *c, redisReply *r)
     case SLOT_MAP:
         route_map_reply(c, r);
         break;
+    case SLOT_TTL:
+        if (t->ttls != NULL && (size_t)sdb < t->ttls_cap)
+            t->ttls[sdb] = r->type == REDIS_REPLY_INTEGER ? r->integer : -2;
+        break;
+    case SLOT_TRACK:
+        up_track_conn_reply(c, tag, r);
+        break;
+    case SLOT_TRACKER:
+        up_track_reply(c, tag, r);
+        break;
     case SLOT_RESULT:
+        if (t->op.flags & BE_WITHTTL)
+            t->tracked = up_track_tracked(c);
         up_task_deliver(t, &t->op, r);
         up_task_free(t);
         break;
@@ -424,6 +447,10 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         }
         if (reply == NULL)
             break;
+        if (c->tracker && up_track_push(c, reply)) {
+            freeReplyObject(reply);
+            continue;
+        }
         conn_handle_reply(c, reply);
         freeReplyObject(reply);
     }
@@ -540,8 +567,12 @@ void up_conn_fail(up_conn_t *c, const char *fmt, ...)
     va_end(ap);
     snprintf(err, sizeof(err), "ERR upstream %s: %s", c->node->name, why);
     /* one warning when a working connection fails, and when the reason changes; not one per retry */
-    if (c->state == UP_READY || strcmp(c->last_error, why) != 0)
-        log_warn("upstream %s connection %d: %s", c->node->name, c->index, why);
+    if (c->state == UP_READY || strcmp(c->last_error, why) != 0) {
+        if (c->tracker)
+            log_warn("upstream %s invalidation connection: %s", c->node->name, why);
+        else
+            log_warn("upstream %s connection %d: %s", c->node->name, c->index, why);
+    }
     snprintf(c->last_error, sizeof(c->last_error), "%s", why);
 
     up_slot_t *slots = c->slots;
@@ -550,6 +581,8 @@ void up_conn_fail(up_conn_t *c, const char *fmt, ...)
     c->nslots = 0;
     c->tasks = c->tasks_tail = NULL;
     c->active = NULL;
+    if (up->track != NULL)
+        up_track_conn_lost(c, why);
     c->state = UP_DOWN;
     c->starting = 0;
     c->select_wait = 0;
@@ -574,9 +607,10 @@ void up_conn_fail(up_conn_t *c, const char *fmt, ...)
         up_task_t *t = s->task;
         if (s->kind == SLOT_MAP)
             up->map_inflight = 0;       /* asked again elsewhere */
+        int kind = s->kind;
         slot_put(up, s);
-        if (t == NULL || t == active)
-            continue;
+        if (t == NULL || t == active || kind == SLOT_TTL)
+            continue;               /* a PTTL's task is freed with its read's slot, which follows */
         if (!t->done)
             up_task_fail(t, err);
         /* a plain task's last slot is its only one */
@@ -633,6 +667,11 @@ static void conn_connect_cb(uv_connect_t *req, int status)
         }
         c->handshake_left++;
     }
+    if (c->tracker) {           /* the near cache's invalidation connection: its own handshake */
+        up_track_handshake(c);
+        stream_read_start(&c->w, conn_alloc_cb, conn_read_cb);
+        return;
+    }
     if (c->node->readonly) {    /* a cluster replica serving reads (read-from) */
         bytes_t argv[1] = { B("READONLY") };
         up_conn_send_argv(c, NULL, SLOT_INTERNAL, -1, 1, argv);
@@ -650,6 +689,9 @@ static void conn_connect_cb(uv_connect_t *req, int status)
     }
     c->db = up->db;
     c->handshake_left++;
+    c->track_sent = c->track_session = 0;
+    if (up->track != NULL)
+        up_track_conn_ready(c);     /* pipelined: the reads behind it are tracked once Redis says OK */
     stream_read_start(&c->w, conn_alloc_cb, conn_read_cb);
 }
 
@@ -678,6 +720,32 @@ static void conn_connect(up_conn_t *c)
         up_conn_fail(c, "cannot connect: %s", uv_strerror(rc));
 }
 
+/* Connect and command timeouts of c, and a server certificate that expired while connected. */
+void up_conn_tick(up_conn_t *c, long long now)
+{
+    upstream_t *up = c->up;
+
+    if ((c->state == UP_CONNECTING || c->state == UP_HANDSHAKE) &&
+        now - c->state_since_us > up->connect_timeout_us) {
+        up->ntimeouts++;
+        if (c->state == UP_HANDSHAKE && c->w.tls != NULL && !tls_handshake_done(c->w.tls))
+            up_conn_fail(c, "TLS handshake timed out after %lld ms", up->connect_timeout_us / 1000);
+        else
+            up_conn_fail(c, "could not connect within %lld ms", up->connect_timeout_us / 1000);
+    } else if (c->state == UP_READY && c->w.tls != NULL && up->tls_verify != TLS_VERIFY_NONE &&
+               tls_peer_not_after(c->w.tls) != 0 && clock_ms() / 1000 >= tls_peer_not_after(c->w.tls)) {
+        /* verified when it was made, no longer valid: made again, it fails the check */
+        up_conn_fail(c, "the server's certificate expired");
+    } else if (c->slots != NULL && now - c->slots->sent_us > up->command_timeout_us) {
+        up->ntimeouts++;
+        up_conn_fail(c, "timed out after %lld ms", up->command_timeout_us / 1000);
+    } else if (c->tasks != NULL && c->active == NULL && c->state != UP_READY &&
+               now - c->tasks->queued_us > up->command_timeout_us) {
+        up->ntimeouts++;
+        up_conn_fail(c, "timed out after %lld ms waiting for a connection", up->command_timeout_us / 1000);
+    }
+}
+
 /* Every 50 ms: connections that take too long to connect, commands that take too long to answer. */
 void up_tick_cb(uv_timer_t *h)
 {
@@ -688,27 +756,9 @@ void up_tick_cb(uv_timer_t *h)
     if (up->parked != NULL)
         route_unpark(up, 0);
 
-    for (int k = 0; k < up_nconns(up); k++) {
-        up_conn_t *c = up_conn_at(up, k);
-        if ((c->state == UP_CONNECTING || c->state == UP_HANDSHAKE) &&
-            now - c->state_since_us > up->connect_timeout_us) {
-            up->ntimeouts++;
-            if (c->state == UP_HANDSHAKE && c->w.tls != NULL && !tls_handshake_done(c->w.tls))
-                up_conn_fail(c, "TLS handshake timed out after %lld ms", up->connect_timeout_us / 1000);
-            else
-                up_conn_fail(c, "could not connect within %lld ms", up->connect_timeout_us / 1000);
-        } else if (c->state == UP_READY && c->w.tls != NULL && up->tls_verify != TLS_VERIFY_NONE &&
-                   tls_peer_not_after(c->w.tls) != 0 && clock_ms() / 1000 >= tls_peer_not_after(c->w.tls)) {
-            /* verified when it was made, no longer valid: made again, it fails the check */
-            up_conn_fail(c, "the server's certificate expired");
-        } else if (c->slots != NULL && now - c->slots->sent_us > up->command_timeout_us) {
-            up->ntimeouts++;
-            up_conn_fail(c, "timed out after %lld ms", up->command_timeout_us / 1000);
-        } else if (c->tasks != NULL && c->active == NULL && c->state != UP_READY &&
-                   now - c->tasks->queued_us > up->command_timeout_us) {
-            up->ntimeouts++;
-            up_conn_fail(c, "timed out after %lld ms waiting for a connection", up->command_timeout_us / 1000);
-        }
-    }
+    for (int k = 0; k < up_nconns(up); k++)
+        up_conn_tick(up_conn_at(up, k), now);
+    if (up->track != NULL)
+        up_track_tick(up, now);
 }
 

@@ -208,6 +208,7 @@ static void redis_info(backend_t *b, const char *section, buf_t *out)
                up->name, up->db, up_nconns(up), ready, inflight, up->ncommands, up->nerrors, up->ntimeouts,
                up->nreconnects, up->latency_n ? up->latency_sum_us / up->latency_n : 0, up->latency_max_us);
     redis_info_tls(up, out);
+    up_track_info(up, out);
     if (up->cluster)
         route_info(up, out);
 }
@@ -223,6 +224,7 @@ static void up_free(upstream_t *up)
         buf_deinit(&t->data);
         buf_deinit(&t->newval);
         buf_deinit(&t->olds);
+        mem_free(t->ttls);
         mem_free(t);
     }
     while (up->free_slots) {
@@ -230,6 +232,7 @@ static void up_free(upstream_t *up)
         up->free_slots = s->next;
         mem_free(s);
     }
+    up_track_free(up);
     mem_free(up->read_buf);
     mem_free(up->slot_node);
     mem_free(up->slot_replica);
@@ -276,6 +279,14 @@ static void redis_destroy(backend_t *b)
         if (c->handle_open)
             up->closing++;      /* conn_closed_cb counts it */
     }
+    if (up->track != NULL) {
+        up_conn_t *c = up_track_conn(up);
+        up_track_stop(up);
+        up->closing++;
+        uv_close((uv_handle_t *)&c->retry, up_timer_closed_cb);
+        if (c->handle_open)
+            up->closing++;
+    }
     up->closing += 2;
     uv_close((uv_handle_t *)&up->tick, up_own_closed_cb);
     uv_close((uv_handle_t *)&up->flush, up_own_closed_cb);
@@ -289,6 +300,8 @@ static int redis_idle(backend_t *b)
     for (int k = 0; k < up_nconns(up); k++)
         if (up_conn_at(up, k)->nslots || up_conn_at(up, k)->tasks || up_conn_at(up, k)->active)
             return 0;
+    if (up->track != NULL && up_track_conn(up)->nslots)
+        return 0;
     return up->parked == NULL;
 }
 
@@ -321,6 +334,7 @@ static void redis_metrics(backend_t *b, buf_t *out)
 
 static const backend_vtable_t redis_vtable = {
     .metrics = redis_metrics,
+    .track = redis_track,
     .reconfigure = redis_reconfigure,
     .idle = redis_idle,
     .scheme = "redis",

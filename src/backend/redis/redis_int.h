@@ -13,6 +13,7 @@
  *             their writes, MULTI / members / EXEC, and EXEC's reply handed out
  *   route.c   a Redis Cluster (redis+cluster://): the slot map, routing by key slot, MOVED / ASK
  *   fan.c     a cluster's ops split by slot or sent to every master, and their replies put together
+ *   tracking.c  the invalidation connection of the near cache (CLIENT TRACKING, __redis__:invalidate)
  *
  * Ownership: the upstream_t owns its connections, their slots and every task; a task is freed by the
  * file that ends it (task_free recycles it). Callbacks into the cache layer run through up_task_finish /
@@ -57,13 +58,17 @@ enum up_slot_kind {
     SLOT_TX_EXEC,       /* transaction / batch: EXEC's array */
     SLOT_IGNORE,        /* WATCH, MULTI, QUEUED, ASKING: only errors matter, and EXEC reports them */
     SLOT_MAP,           /* CLUSTER SLOTS: the slot map (route.c) */
+    SLOT_TTL,           /* the PTTL before a GET / MGET with BE_WITHTTL: the task's ttls[db] (db = key index) */
+    SLOT_TRACK,         /* CLIENT TRACKING ON REDIRECT on a pool connection, for tracking session tag */
+    SLOT_TRACKER,       /* the invalidation connection's own commands (tracking.c), tag says which */
 };
 
 typedef struct up_slot {
     struct up_slot *next;
     up_task_t *task;            /* NULL for internal commands */
     int kind;
-    int db;                     /* SLOT_SELECT: the database selected */
+    int db;                     /* SLOT_SELECT: the database selected; SLOT_TTL: the key's index */
+    unsigned long long tag;     /* SLOT_TRACK: the tracking session; SLOT_TRACKER: the command */
     long long sent_us;
 } up_slot_t;
 
@@ -94,6 +99,9 @@ struct up_task {
     int moved;                  /* cluster: a WATCH or a command inside MULTI of it was redirected */
     int ask_waits;              /* cluster: a read-modify-write told ASK waited this many times */
     long long park_until_us;    /* cluster: parked (upstream.parked) until then */
+    long long *ttls;            /* BE_WITHTTL: each key's PTTL as it arrives (-2 until then) */
+    size_t ttls_cap;
+    int tracked;                /* BE_WITHTTL: its reply came on a connection with tracking intact */
 };
 
 struct up_conn {
@@ -120,6 +128,9 @@ struct up_conn {
     long long state_since_us;
     unsigned retry_ms;
     char last_error[160];
+    int tracker;                /* the near cache's invalidation connection (tracking.c), not a pool one */
+    unsigned long long track_sent;      /* the tracking session a CLIENT TRACKING was sent for, 0 none */
+    unsigned long long track_session;   /* ... and the one Redis confirmed: reads on it are tracked */
 };
 
 /* One Redis server and the pool of connections to it: the only one, or a node of a cluster. */
@@ -176,6 +187,7 @@ struct upstream {
     int batching;               /* inside batch(begin) */
     uint64_t batch_affinity;
     up_task_t *batch;           /* the batch being collected */
+    struct up_track *track;     /* the near cache's tracking (tracking.c), or NULL */
     /* INFO upstream */
     unsigned long long ncommands, nerrors, ntimeouts, nreconnects, latency_sum_us, latency_n, latency_max_us;
 };
@@ -282,6 +294,41 @@ void route_unpark(upstream_t *up, int all);
 void route_fan_slots(upstream_t *up, const backend_op_t *op, backend_cb *cb, void *ctx);
 void route_fan_masters(upstream_t *up, const backend_op_t *op, backend_cb *cb, void *ctx);
 void route_scan(upstream_t *up, const backend_op_t *op, backend_cb *cb, void *ctx);
+
+/* ---- tracking.c ---- */
+
+/* The invalidation connection's handshake, after AUTH: CLIENT ID, then (tracking.c) the rest. */
+void up_track_handshake(up_conn_t *c);
+/* A reply to one of its own commands (SLOT_TRACKER, tag). */
+void up_track_reply(up_conn_t *c, unsigned long long tag, const redisReply *r);
+/* An invalidation message on the invalidation connection: handled, 1; any other reply: 0. */
+int up_track_push(up_conn_t *c, const redisReply *r);
+/* A pool connection able to take commands: CLIENT TRACKING on it if it lacks it (default mode). */
+void up_track_conn_ready(up_conn_t *c);
+/* The reply to a pool connection's CLIENT TRACKING. */
+void up_track_conn_reply(up_conn_t *c, unsigned long long tag, const redisReply *r);
+/* Connection c failed (pool or invalidation connection): what was read under its tracking is uncertain. */
+void up_track_conn_lost(up_conn_t *c, const char *why);
+/* Is a read answered on c now tracked? */
+int up_track_tracked(const up_conn_t *c);
+/* The invalidation connection. */
+up_conn_t *up_track_conn(upstream_t *up);
+/* Every tick: the invalidation connection's PING and its timeouts. */
+void up_track_tick(upstream_t *up, long long now_us);
+void up_track_info(upstream_t *up, buf_t *out);
+/* Stop tracking for good: nothing more is told, the invalidation connection closes (its handles stay for
+ * destroy to close). */
+void up_track_stop(upstream_t *up);
+void up_track_free(upstream_t *up);
+int redis_track(backend_t *b, const backend_track_opts_t *opts, backend_track_cb *cb, void *ctx, char *err,
+                size_t errlen);
+
+/* ---- pool.c (for tracking.c) ---- */
+
+/* Timeouts of one connection, every tick. */
+void up_conn_tick(up_conn_t *c, long long now_us);
+/* Write what c has to send (the uv_check does it for every pool connection; the invalidation one too). */
+void up_conn_flush(up_conn_t *c);
 
 /* ---- tx.c ---- */
 

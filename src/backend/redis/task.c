@@ -23,7 +23,8 @@ void up_task_free(up_task_t *t)
     t->slices = NULL;
     t->members = NULL;
     if (up == NULL || up->nfree_tasks >= UP_FREE_TASKS_MAX || t->data.cap > 4096 || t->newval.cap > 4096 ||
-        t->olds.cap > 4096) {
+        t->olds.cap > 4096 || t->ttls_cap > 64) {
+        mem_free(t->ttls);
         buf_deinit(&t->data);
         buf_deinit(&t->newval);
         buf_deinit(&t->olds);
@@ -116,6 +117,8 @@ up_task_t *up_task_create(upstream_t *up, const backend_op_t *op, backend_cb *cb
 {
     up_task_t *t = up->free_tasks;
     buf_t data, newval, olds;
+    long long *ttls = NULL;
+    size_t ttls_cap = 0;
 
     if (t != NULL) {
         up->free_tasks = t->next;
@@ -126,6 +129,8 @@ up_task_t *up_task_create(upstream_t *up, const backend_op_t *op, backend_cb *cb
         buf_reset(&data);
         buf_reset(&newval);
         buf_reset(&olds);
+        ttls = t->ttls;
+        ttls_cap = t->ttls_cap;
     } else {
         t = mem_alloc(sizeof(*t));
         buf_init(&data);
@@ -136,11 +141,23 @@ up_task_t *up_task_create(upstream_t *up, const backend_op_t *op, backend_cb *cb
     t->data = data;
     t->newval = newval;
     t->olds = olds;
+    t->ttls = ttls;
+    t->ttls_cap = ttls_cap;
     t->up = up;
     t->kind = kind;
     t->cb = cb;
     t->ctx = ctx;
     t->op = *op;
+    if (op->flags & BE_WITHTTL) {
+        size_t n = op->code == BE_MGET ? op->nkeys : 1;
+        if (n > t->ttls_cap) {
+            mem_free(t->ttls);
+            t->ttls = mem_alloc(n * sizeof(*t->ttls));
+            t->ttls_cap = n;
+        }
+        for (size_t i = 0; i < n; i++)
+            t->ttls[i] = -2;
+    }
     return t;
 }
 
@@ -155,6 +172,10 @@ void up_task_deliver(up_task_t *t, const backend_op_t *op, const redisReply *r)
 
     wire_scratch_init(&s);
     wire_reply(op, r, &res, &s);
+    if (op->flags & BE_WITHTTL) {
+        res.ttls = t->ttls;
+        res.tracked = t->tracked;
+    }
     up_task_finish(t, &res);
     wire_scratch_deinit(&s);
 }

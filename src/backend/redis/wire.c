@@ -146,11 +146,22 @@ static void put_update_newttl(buf_t *out, const backend_op_t *op)
     ab_put(&a, out);
 }
 
+/* BE_WITHTTL: PTTL key before the read of each key (the near cache learns how long it may keep it) */
+static void put_pttls(buf_t *out, const bytes_t *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        bytes_t argv[2] = { B("PTTL"), keys[i] };
+        wire_put_command(out, 2, argv);
+    }
+}
+
 /* GET key, GETDEL key, or GETEX key PERSIST | PX(AT) n */
 static void put_get(buf_t *out, const backend_op_t *op)
 {
     argv_builder_t a;
 
+    if (wire_ttl_count(op) > 0)
+        put_pttls(out, &op->key, 1);
     ab_init(&a, 4);
     if (op->flags & BE_GETDEL) {
         ab_add(&a, B("GETDEL"));
@@ -204,6 +215,8 @@ static void put_key_list(buf_t *out, bytes_t name, const backend_op_t *op)
 
 static void put_mget(buf_t *out, const backend_op_t *op)
 {
+    if (wire_ttl_count(op) > 0)
+        put_pttls(out, op->keys, op->nkeys);
     put_key_list(out, B("MGET"), op);
 }
 
@@ -553,6 +566,15 @@ const wire_op_t *wire_op(backend_opcode_t code)
     if ((size_t)code >= WIRE_NOPS || wire_ops[code].put == NULL)
         return NULL;
     return &wire_ops[code];
+}
+
+size_t wire_ttl_count(const backend_op_t *op)
+{
+    if (!(op->flags & BE_WITHTTL))
+        return 0;
+    if (op->code == BE_MGET)
+        return op->nkeys;
+    return op->code == BE_GET && !(op->flags & (BE_GETDEL | BE_SETTTL)) ? 1 : 0;
 }
 
 void wire_put(buf_t *out, const backend_op_t *op)

@@ -54,6 +54,10 @@ const wire_op_t *wire_op(backend_opcode_t code);
 /* The Redis command for op, into out. */
 void wire_put(buf_t *out, const backend_op_t *op);
 
+/* How many PTTL commands wire_put writes before op's own (BE_WITHTTL: one per key of a GET or MGET),
+ * each with a reply of its own before op's. */
+size_t wire_ttl_count(const backend_op_t *op);
+
 /* Redis's reply r to op as the backend result: an error reply gives BE_ERR with its text, except where
  * the row says the error is the result. res's slices point into r or s. */
 void wire_reply(const backend_op_t *op, const redisReply *r, backend_result_t *res, wire_scratch_t *s);
