@@ -354,7 +354,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "cachetoryd: near-cache: %s\n", err);
             cache_destroy(cache);
             backend_destroy(backend);
-            uv_run(loop, UV_RUN_DEFAULT);
+            uv_run(loop, UV_RUN_DEFAULT);          /* the backend's handles close */
             uv_loop_close(loop);
             config_deinit(&cfg);
             return 1;
@@ -427,6 +427,7 @@ int main(int argc, char **argv)
         uv_timer_stop(&retire_timer);
         backend_destroy(retired_backend);
     }
+    cache_release_backend(cache);          /* the near cache stops listening to it */
     backend_destroy(backend);
     http_teardown();
     server_teardown(&srv);

@@ -743,6 +743,12 @@ int cache_set_near(cache_t *c, const cache_near_opts_t *opts, char *err, size_t 
     return c->near != NULL ? 0 : -1;
 }
 
+void cache_release_backend(cache_t *c)
+{
+    if (c->near != NULL)
+        cache_near_release(c->near);
+}
+
 void cache_near_section(cache_t *c, buf_t *out)
 {
     cache_near_info(c->near, out);

@@ -66,6 +66,9 @@ void cache_submit_raw(cache_t *c, const backend_op_t *op, backend_cb *cb, void *
 /* Turn the near cache on (the backend must track: an upstream Redis), or when it is on already apply
  * opts' sizes and TTL bound (a reload). 0, or -1 with err. */
 int cache_set_near(cache_t *c, const cache_near_opts_t *opts, char *err, size_t errlen);
+/* The backend is about to be destroyed: the near cache stops tracking it (cache_destroy after the backend
+ * is gone touches it no more). */
+void cache_release_backend(cache_t *c);
 /* INFO near_cache's fields ("near_cache_enabled:0" when off). */
 void cache_near_section(cache_t *c, buf_t *out);
 

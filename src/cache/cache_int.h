@@ -19,6 +19,8 @@ int cache_chain_submit(cache_t *c, const backend_op_t *op, backend_cb *cb, void 
 /* The near cache of c with opts, tracking backend b: NULL with err when b cannot track. */
 cache_near_t *cache_near_create(cache_t *c, backend_t *b, const cache_near_opts_t *opts, char *err, size_t errlen);
 void cache_near_destroy(cache_near_t *nc);
+/* Stop tracking the backend (it is about to go); the near cache is emptied and keeps nothing more. */
+void cache_near_release(cache_near_t *nc);
 /* A reload: the sizes and the TTL bound (near-cache and near-cache-prefixes need a restart). */
 void cache_near_reconfigure(cache_near_t *nc, const cache_near_opts_t *opts);
 /* The backend was replaced: track the new one (everything kept is dropped). 0, or -1 with err (the near

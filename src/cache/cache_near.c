@@ -381,11 +381,16 @@ static void track_cb(void *ctx, enum backend_track_event ev, const bytes_t *keys
     case BE_TRACK_ALL:
         near_flush(nc->near, NEAR_FLUSH_UPSTREAM);
         break;
-    case BE_TRACK_LOST:
+    case BE_TRACK_LOST: {
+        near_stats_t st;
+        near_stats(nc->near, &st);
         near_flush(nc->near, NEAR_FLUSH_TRACKING);
         nc->lost++;
-        log_notice("near cache emptied: %s, and what was read through it is no longer tracked", why);
+        if (st.entries > 0)     /* one line when something was dropped, not one per connection */
+            log_notice("near cache emptied (%zu entries): %s, and what was read through it is no longer tracked",
+                       st.entries, why);
         break;
+    }
     case BE_TRACK_OFF:
         near_flush(nc->near, NEAR_FLUSH_TRACKING);
         nc->lost++;
@@ -477,6 +482,16 @@ void cache_near_destroy(cache_near_t *nc)
     near_destroy(nc->near);
     mem_free(nc->prefix_text);
     mem_free(nc);
+}
+
+void cache_near_release(cache_near_t *nc)
+{
+    if (nc->backend != NULL)
+        backend_untrack(nc->backend);
+    nc->backend = NULL;
+    nc->state = NEAR_OFF;
+    snprintf(nc->why, sizeof(nc->why), "shutting down");
+    near_flush(nc->near, NEAR_FLUSH_CONFIG);
 }
 
 void cache_near_reconfigure(cache_near_t *nc, const cache_near_opts_t *opts)

@@ -268,6 +268,8 @@ static void redis_destroy(backend_t *b)
 
     up->destroying = 1;
     up->closing = 1;            /* held until every close below is issued */
+    if (up->track != NULL)
+        up_track_stop(up);      /* nothing more is told: the pool's connections go next */
     route_unpark(up, 1);
     for (int k = 0; k < up_nconns(up); k++) {
         up_conn_t *c = up_conn_at(up, k);
@@ -281,7 +283,6 @@ static void redis_destroy(backend_t *b)
     }
     if (up->track != NULL) {
         up_conn_t *c = up_track_conn(up);
-        up_track_stop(up);
         up->closing++;
         uv_close((uv_handle_t *)&c->retry, up_timer_closed_cb);
         if (c->handle_open)
