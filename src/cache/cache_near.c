@@ -262,7 +262,7 @@ static int near_get_op(cache_near_t *nc, const backend_op_t *op, backend_cb *cb,
 {
     bytes_t val;
 
-    if (nc->state == NEAR_ON && near_get(nc->near, op->db, op->key, now_ms(), &val)) {
+    if (near_get(nc->near, op->db, op->key, now_ms(), &val)) {
         backend_result_t res = { .status = BE_OK, .value = val, .has_value = 1 };
         cb(ctx, &res);
         return 0;
@@ -290,7 +290,7 @@ static int near_mget_op(cache_near_t *nc, const backend_op_t *op, backend_cb *cb
     size_t nfetch = 0;
     for (size_t i = 0; i < n; i++) {
         bytes_t val;
-        if (nc->state == NEAR_ON && near_covers(nc->near, k->keys[i]) &&
+        if (near_covers(nc->near, k->keys[i]) &&
             near_get(nc->near, op->db, k->keys[i], now, &val)) {
             k->hit[i] = k->hitbytes.len;
             k->hitlen[i] = val.len;
@@ -329,6 +329,16 @@ static int near_mget_op(cache_near_t *nc, const backend_op_t *op, backend_cb *cb
     return cache_chain_submit(nc->cache, &op2, mget_done_cb, k, may_offload);
 }
 
+static int mget_covers_any(const cache_near_t *nc, const backend_op_t *op)
+{
+    if (nc->nprefixes == 0)
+        return 1;
+    for (size_t i = 0; i < op->nkeys; i++)
+        if (near_covers(nc->near, op->keys[i]))
+            return 1;
+    return 0;
+}
+
 int cache_near_submit(cache_near_t *nc, const backend_op_t *op, backend_cb *cb, void *ctx, int may_offload, int raw)
 {
     const bytes_t *keys = NULL;
@@ -336,10 +346,12 @@ int cache_near_submit(cache_near_t *nc, const backend_op_t *op, backend_cb *cb, 
     size_t n = 0;
 
     near_expire_some(nc->near, now_ms(), NEAR_EXPIRE_BUDGET);
-    if (!raw && may_offload && op->code == BE_GET && !(op->flags & (BE_GETDEL | BE_SETTTL)) &&
+    /* reads are served and kept only while tracking is on (else they are plain reads: no PTTL either) */
+    int reads = !raw && may_offload && nc->state == NEAR_ON;
+    if (reads && op->code == BE_GET && !(op->flags & (BE_GETDEL | BE_SETTTL)) &&
         near_covers(nc->near, op->key))
         return near_get_op(nc, op, cb, ctx, may_offload);
-    if (!raw && may_offload && op->code == BE_MGET && op->nkeys > 0)
+    if (reads && op->code == BE_MGET && op->nkeys > 0 && mget_covers_any(nc, op))
         return near_mget_op(nc, op, cb, ctx, may_offload);
 
     int w = op_writes(op, &keys, &n, two);
@@ -400,6 +412,9 @@ static void track_cb(void *ctx, enum backend_track_event ev, const bytes_t *keys
         snprintf(nc->why, sizeof(nc->why), "%s", why);
         break;
     case BE_TRACK_ON:
+        /* reads sent before now were not tracked (broadcast mode counts from the subscription): their
+         * tickets go stale */
+        near_flush(nc->near, NEAR_FLUSH_TRACKING);
         if (nc->state == NEAR_OFF)
             log_notice("near cache on again: the upstream's invalidations are flowing");
         nc->state = NEAR_ON;
