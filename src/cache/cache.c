@@ -759,6 +759,11 @@ int cache_jobs(const cache_t *c)
     return c->jobs;
 }
 
+uv_loop_t *cache_loop(const cache_t *c)
+{
+    return c->loop;
+}
+
 backend_t *cache_backend(cache_t *c)
 {
     return c->backend;

@@ -13,6 +13,8 @@
 
 typedef struct cache_near cache_near_t;
 
+uv_loop_t *cache_loop(const cache_t *c);
+
 /* The op through the codec chain (what cache_submit does without a near cache). */
 int cache_chain_submit(cache_t *c, const backend_op_t *op, backend_cb *cb, void *ctx, int may_offload);
 

@@ -30,12 +30,11 @@
 #include <string.h>
 
 #include "cache/near.h"
-#include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"
 
 #define NEAR_PREFIXES_MAX 64
-#define NEAR_EXPIRE_BUDGET 4        /* expired entries looked at per op (lazy expiry does the rest) */
+#define NEAR_EXPIRE_BUDGET 4        /* expired entries looked at per miss or write (lookups drop the rest) */
 
 enum near_state { NEAR_STARTING, NEAR_ON, NEAR_OFF };
 
@@ -65,6 +64,7 @@ typedef struct ncall {
 
 struct cache_near {
     cache_t *cache;
+    uv_loop_t *loop;                /* its clock */
     backend_t *backend;             /* the backend tracked */
     near_t *near;                   /* the table */
     int state;                      /* enum near_state */
@@ -77,9 +77,17 @@ struct cache_near {
     ncall_t *free_calls;
 };
 
-static long long now_ms(void)
+/*
+ * The loop's clock (uv_now: monotonic, read once per loop turn), not a clock call per GET: a hit costs
+ * what a memory:// GET costs. It lags real time by at most the turn's work, so entries are kept
+ * NEAR_CLOCK_SLACK_MS less than the key's TTL said (and a key with less left than that is not kept):
+ * an entry still never outlives its key upstream.
+ */
+#define NEAR_CLOCK_SLACK_MS 5
+
+static long long now_ms(const cache_near_t *nc)
 {
-    return clock_us_monotonic() / 1000;
+    return (long long)uv_now(nc->loop);
 }
 
 /* ---- calls --------------------------------------------------------------------------------------- */
@@ -209,9 +217,13 @@ static void keep_values(cache_near_t *nc, ncall_t *k, const bytes_t *keys, const
 {
     if (!res->tracked || res->ttls == NULL || nc->state != NEAR_ON)
         return;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        long long ttl = res->ttls[i];
+        if (ttl >= 0)
+            ttl = ttl > NEAR_CLOCK_SLACK_MS ? ttl - NEAR_CLOCK_SLACK_MS : -2;
         if (values[i].ptr != NULL)
-            near_put(nc->near, k->ticket, k->db, keys[i], values[i], res->ttls[i], k->sent_ms);
+            near_put(nc->near, k->ticket, k->db, keys[i], values[i], ttl, k->sent_ms);
+    }
 }
 
 static void get_done_cb(void *ctx, const backend_result_t *res)
@@ -262,7 +274,7 @@ static int near_get_op(cache_near_t *nc, const backend_op_t *op, backend_cb *cb,
 {
     bytes_t val;
 
-    if (near_get(nc->near, op->db, op->key, now_ms(), &val)) {
+    if (near_get(nc->near, op->db, op->key, now_ms(nc), &val)) {
         backend_result_t res = { .status = BE_OK, .value = val, .has_value = 1 };
         cb(ctx, &res);
         return 0;
@@ -270,7 +282,8 @@ static int near_get_op(cache_near_t *nc, const backend_op_t *op, backend_cb *cb,
     ncall_t *k = ncall_get(nc, cb, ctx, op);
     ncall_keys(k, &op->key, 1);
     k->ticket = near_ticket(nc->near);
-    k->sent_ms = now_ms();
+    k->sent_ms = now_ms(nc);
+    near_expire_some(nc->near, k->sent_ms, NEAR_EXPIRE_BUDGET);
     backend_op_t op2 = *op;
     op2.flags |= BE_WITHTTL;
     return cache_chain_submit(nc->cache, &op2, get_done_cb, k, may_offload);
@@ -281,7 +294,7 @@ static int near_mget_op(cache_near_t *nc, const backend_op_t *op, backend_cb *cb
 {
     ncall_t *k = ncall_get(nc, cb, ctx, op);
     size_t n = op->nkeys, cap = k->hit_cap, cap2 = k->hit_cap;
-    long long now = now_ms();
+    long long now = now_ms(nc);
 
     ncall_keys(k, op->keys, n);
     k->hit = grow(k->hit, &cap, n, sizeof(*k->hit));
@@ -345,7 +358,6 @@ int cache_near_submit(cache_near_t *nc, const backend_op_t *op, backend_cb *cb, 
     bytes_t two[2];
     size_t n = 0;
 
-    near_expire_some(nc->near, now_ms(), NEAR_EXPIRE_BUDGET);
     /* reads are served and kept only while tracking is on (else they are plain reads: no PTTL either) */
     int reads = !raw && may_offload && nc->state == NEAR_ON;
     if (reads && op->code == BE_GET && !(op->flags & (BE_GETDEL | BE_SETTTL)) &&
@@ -364,6 +376,7 @@ int cache_near_submit(cache_near_t *nc, const backend_op_t *op, backend_cb *cb, 
     }
     ncall_t *k = ncall_get(nc, cb, ctx, op);
     k->write = 1;
+    near_expire_some(nc->near, now_ms(nc), NEAR_EXPIRE_BUDGET);
     if (w < 0) {
         k->flush = 1;
         near_flush(nc->near, NEAR_FLUSH_CLIENT);
@@ -461,6 +474,7 @@ cache_near_t *cache_near_create(cache_t *c, backend_t *b, const cache_near_opts_
     cache_near_t *nc = mem_calloc(1, sizeof(*nc));
 
     nc->cache = c;
+    nc->loop = cache_loop(c);
     nc->ping_ms = opts->ping_ms;
     if (near_parse_prefixes(nc, opts->prefixes, err, errlen) < 0)
         goto out_free;
