@@ -40,6 +40,7 @@ python3-redis
 python3-pytest
 python3-msgpack
 python3-zstd
+zstd
 procps
 valgrind
 faketime

@@ -809,4 +809,8 @@ void cache_info(cache_t *c, buf_t *out)
                c->name, chain_url(c->chain), s->encodes, s->encode_bytes_in, s->encode_bytes_out, ratio,
                s->encode_usec, s->encode_errors, s->decodes, s->decode_bytes_in, s->decode_bytes_out,
                s->decode_usec, s->decode_errors, s->undecoded, s->offloaded);
+    const codec_dicts_t *d = chain_dicts(c->chain);
+    buf_printf(out, "cache_zstd_dictionary_id:%u\r\ncache_zstd_dictionary_size:%zu\r\n"
+               "cache_zstd_unknown_dictionary_frames:%llu\r\n", codec_zstd_dicts_encode_id(d),
+               codec_zstd_dicts_encode_size(d), codec_zstd_dicts_unknown(d));
 }

@@ -50,7 +50,7 @@ static const codec_t *const chain_codecs[] = {
 #define CHAIN_MAX_PARAMS 32                 /* distinct codec parameters, all codecs together */
 
 /* The chain's own parameters, after the codecs' in "unknown parameter". */
-static const char chain_own_params[] = "compression-min-size, strict, max-decoded-size";
+static const char chain_own_params[] = "compression-min-size, strict, max-decoded-size, dictionary";
 
 static const codec_t *chain_codec_by_scheme(const char *scheme)
 {
@@ -204,6 +204,27 @@ static int chain_configure_codec_params(chain_t *ch, url_t *u, char *err, size_t
     return 0;
 }
 
+/* dictionary=PATH: a zstd dictionary file for the chain's zstd layer. */
+static int chain_load_dictionary(chain_t *ch, const char *v, char *err, size_t errlen)
+{
+    if (!chain_has(ch, &codec_zstd)) {
+        snprintf(err, errlen, "dictionary: only zstd:// takes a dictionary");
+        return -1;
+    }
+    if (v[0] == '\0') {
+        snprintf(err, errlen, "dictionary: give the path of a zstd dictionary file (made by zstd --train)");
+        return -1;
+    }
+    if (strcmp(v, "auto") == 0) {
+        snprintf(err, errlen, "dictionary=auto: dictionaries trained by cachetoryd are not in this version; give "
+                 "the path of a dictionary made by zstd --train");
+        return -1;
+    }
+    int level = ch->params.level_set ? ch->params.compression_level : 3;
+    ch->params.dicts = codec_zstd_dicts_load(v, level, err, errlen);
+    return ch->params.dicts != NULL ? 0 : -1;
+}
+
 /* Layers from the scheme ("msgpack+zstd"), parameters from the query; every error names what it found
  * and what is accepted. */
 static int chain_configure(chain_t *ch, url_t *u, size_t max_bulk, char *err, size_t errlen)
@@ -268,6 +289,8 @@ static int chain_configure(chain_t *ch, url_t *u, size_t max_bulk, char *err, si
         buf_deinit(&names);
         goto out;
     }
+    if ((v = url_param(u, "dictionary")) != NULL && chain_load_dictionary(ch, v, err, errlen) < 0)
+        goto out;
     if ((v = url_param(u, "strict")) != NULL && parse_bool(v, &ch->strict) < 0) {
         snprintf(err, errlen, "strict '%s': must be yes or no", v);
         goto out;
@@ -321,6 +344,7 @@ chain_t *chain_create(const char *text, size_t max_bulk, char *err, size_t errle
     if (url_parse(&u, text, why, sizeof(why)) < 0 || chain_configure(ch, &u, max_bulk, why, sizeof(why)) < 0) {
         snprintf(err, errlen, "serializer '%s': %s", text, why);
         url_free(&u);
+        codec_zstd_dicts_free(ch->params.dicts);
         mem_free(ch);
         return NULL;
     }
@@ -342,8 +366,14 @@ void chain_destroy(chain_t *ch)
         chain_ctx_destroy(ch, c);
     }
     pthread_mutex_destroy(&ch->lock);
+    codec_zstd_dicts_free(ch->params.dicts);
     mem_free(ch->url);
     mem_free(ch);
+}
+
+const codec_dicts_t *chain_dicts(const chain_t *ch)
+{
+    return ch->params.dicts;
 }
 
 int chain_is_null(const chain_t *ch)

@@ -41,6 +41,8 @@ void chain_destroy(chain_t *ch);
 
 int chain_is_null(const chain_t *ch);           /* no layer: values pass as they are */
 const char *chain_url(const chain_t *ch);
+/* The zstd dictionaries of the chain (zstd://?dictionary=), or NULL (codec.h: codec_zstd_dicts_*). */
+const codec_dicts_t *chain_dicts(const chain_t *ch);
 size_t chain_max_decoded(const chain_t *ch);
 
 /* Contexts: the loop thread's own, or one from the pool for a worker thread (get / put, thread-safe). */

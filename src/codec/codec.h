@@ -40,12 +40,16 @@
 
 #define CODEC_ERRLEN 160
 
+/* zstd dictionaries (zstd.c): what zstd://?dictionary= names, shared by every context of a chain. */
+typedef struct codec_dicts codec_dicts_t;
+
 typedef struct codec_params {
     int compression_level;      /* zlib -1..9 (default -1 = 6); zstd ZSTD_minCLevel()..ZSTD_maxCLevel() (default 3) */
     int level_set;              /* compression-level was given (each compressor has its own default) */
     int compression_threads;    /* zstd: ZSTD_c_nbWorkers (default 0) */
     int pickle_protocol;        /* 2..5, default 5 */
     size_t max_decoded;         /* no decode produces more than this many bytes */
+    codec_dicts_t *dicts;       /* zstd: the dictionaries (dictionary=), or NULL; owned by the chain */
 } codec_params_t;
 
 /*
@@ -88,6 +92,21 @@ typedef struct codec {
  * and destroyed after: how a codec with a context accepts none. Returns fn's result. */
 int codec_call_ctx(const codec_t *c, codec_fn *fn, void *ctx, const codec_params_t *p, const char *in, size_t n,
                    buf_t *out, char *err);
+
+/*
+ * zstd dictionaries. codec_zstd_dicts_load reads a dictionary file (made by `zstd --train`, or ZDICT):
+ * NULL with err if it cannot be read, is larger than 16 MB, or is not a zstd dictionary (it must carry a
+ * dictionary ID: frames name their dictionary by it). New values are compressed with it at level; frames
+ * that name it decode with it, frames that name no dictionary decode as plain zstd, frames that name
+ * another ID are CODEC_EFORMAT ("... dictionary ID N, which this daemon does not have") and counted.
+ * The set is read by every thread and never changes after it is made.
+ */
+codec_dicts_t *codec_zstd_dicts_load(const char *path, int level, char *err, size_t errlen);
+void codec_zstd_dicts_free(codec_dicts_t *d);              /* NULL ok */
+unsigned codec_zstd_dicts_encode_id(const codec_dicts_t *d);    /* the ID new values use */
+size_t codec_zstd_dicts_encode_size(const codec_dicts_t *d);    /* its size in bytes */
+/* Frames that named a dictionary ID the set does not have, so far. */
+unsigned long long codec_zstd_dicts_unknown(const codec_dicts_t *d);
 
 /* The codecs, one file each in src/codec/ (for chain.c's table, and for tests that run one alone). */
 extern const codec_t codec_null;        /* null / noop: the identity */

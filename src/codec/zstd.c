@@ -22,6 +22,7 @@
 #include <string.h>
 #include <zstd.h>
 #include <zstd_errors.h>
+#include <errno.h>
 
 #include "codec/codec.h"
 #include "util/mem.h"
@@ -42,9 +43,28 @@
 /* First output reservation of a streaming decode when the input gives no better hint (then 4 x input). */
 #define ZSTD_CODEC_DECODE_MIN_GUESS 4096
 
+/* A dictionary file larger than this is refused (zstd --train makes 110 KB by default). */
+#define ZSTD_CODEC_DICT_MAX (16u << 20)
+
+/* One dictionary, prepared once for compressing (at the chain's level) and for decompressing. */
+typedef struct zstd_dict {
+    unsigned id;                /* its dictionary ID, as frames name it */
+    size_t size;                /* bytes of the dictionary */
+    ZSTD_CDict *cdict;
+    ZSTD_DDict *ddict;
+} zstd_dict_t;
+
+struct codec_dicts {
+    zstd_dict_t *encode;        /* what new values are compressed with */
+    zstd_dict_t *dicts;         /* every dictionary frames may name */
+    size_t ndicts;
+    unsigned long long unknown; /* frames naming an ID not here (updated atomically: any thread) */
+};
+
 typedef struct zstd_ctx {
     ZSTD_CCtx *cctx;    /* created on first encode */
     ZSTD_DCtx *dctx;    /* created on first decode */
+    const ZSTD_CDict *c_dict;   /* the dictionary cctx references (NULL none) */
     int c_level;        /* compression level cctx holds, when c_params_set */
     int c_workers;      /* nbWorkers cctx holds, when c_params_set */
     int c_params_set;   /* cctx holds our parameters: a value needs only a session reset */
@@ -85,11 +105,11 @@ static void zstd_buf_grow_to(buf_t *b, size_t cap)
  * Workers only change how the frame is computed, not its format: a libzstd built without threads
  * refuses nbWorkers >= 1, and then compresses on the calling thread.
  */
-static int zstd_cctx_setup(zstd_ctx_t *c, int level, int workers, char *err)
+static int zstd_cctx_setup(zstd_ctx_t *c, int level, int workers, const ZSTD_CDict *dict, char *err)
 {
     if (c->cctx == NULL && (c->cctx = ZSTD_createCCtx()) == NULL)
         zstd_oom("ZSTD_CCtx");
-    if (c->c_params_set && c->c_level == level && c->c_workers == workers) {
+    if (c->c_params_set && c->c_level == level && c->c_workers == workers && c->c_dict == dict) {
         ZSTD_CCtx_reset(c->cctx, ZSTD_reset_session_only);
         return 0;
     }
@@ -106,6 +126,13 @@ static int zstd_cctx_setup(zstd_ctx_t *c, int level, int workers, char *err)
     }
     if (workers > 0)
         (void)ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_nbWorkers, workers);
+    /* a dictionary's frames carry its ID (ZSTD_c_dictIDFlag is on by default): a reader picks it by that */
+    r = ZSTD_CCtx_refCDict(c->cctx, dict);
+    if (ZSTD_isError(r)) {
+        snprintf(err, CODEC_ERRLEN, "zstd: cannot use the dictionary (%s)", ZSTD_getErrorName(r));
+        return -1;
+    }
+    c->c_dict = dict;
     c->c_level = level;
     c->c_workers = workers;
     c->c_params_set = 1;
@@ -131,7 +158,8 @@ static int zstd_encode_ctx(void *ctx, const codec_params_t *p, const char *in, s
         snprintf(err, CODEC_ERRLEN, "zstd: a value of %zu bytes is too large to compress", n);
         return CODEC_EINPUT;
     }
-    if (zstd_cctx_setup(c, level, p->compression_threads, err) < 0)
+    const ZSTD_CDict *dict = p->dicts != NULL && p->dicts->encode != NULL ? p->dicts->encode->cdict : NULL;
+    if (zstd_cctx_setup(c, level, p->compression_threads, dict, err) < 0)
         return CODEC_EINPUT;
 
     zstd_buf_grow_to(out, out->len + bound);
@@ -267,6 +295,14 @@ static int zstd_sniff(const char *in, size_t n)
                      ZSTD_MAGICNUMBER;
 }
 
+static const zstd_dict_t *zstd_dict_find(const codec_dicts_t *ds, unsigned id)
+{
+    for (size_t i = 0; ds != NULL && i < ds->ndicts; i++)
+        if (ds->dicts[i].id == id)
+            return &ds->dicts[i];
+    return NULL;
+}
+
 /*
  * Decode in[0..n): exactly one standard frame, nothing before or after it. Checks, in order: the magic;
  * the frame header; a declared size over the limit (CODEC_ETOOBIG before anything is allocated, even if
@@ -304,9 +340,26 @@ static int zstd_decode_ctx(void *ctx, const codec_params_t *p, const char *in, s
         return CODEC_EFORMAT;
     }
 
+    const ZSTD_DDict *ddict = NULL;
+    unsigned id = ZSTD_getDictID_fromFrame(in, n);
+    if (id != 0) {
+        const zstd_dict_t *d = zstd_dict_find(p->dicts, id);
+        if (d == NULL) {
+            if (p->dicts != NULL)
+                __atomic_add_fetch(&p->dicts->unknown, 1, __ATOMIC_RELAXED);
+            snprintf(err, CODEC_ERRLEN, "zstd: the value was compressed with dictionary ID %u, which this daemon "
+                     "does not have", id);
+            return CODEC_EFORMAT;
+        }
+        ddict = d->ddict;
+    }
+
     zstd_dctx_setup(c, limit);
     if (declared == ZSTD_CONTENTSIZE_UNKNOWN) {
+        ZSTD_DCtx_refDDict(c->dctx, ddict);
         int rc = zstd_decode_stream(c, limit, in, n, out, err);
+        if (c->dctx != NULL)
+            ZSTD_DCtx_refDDict(c->dctx, NULL);      /* the next frame may name none */
         /* The streaming decoder keeps its window buffer for the next frame. Past the floor that is an
          * unusual frame: give the memory back rather than keep it in every thread's context. */
         if (zstd_stream_window(u) > (1ULL << ZSTD_CODEC_WINDOW_LOG_FLOOR)) {
@@ -321,7 +374,7 @@ static int zstd_decode_ctx(void *ctx, const codec_params_t *p, const char *in, s
     char empty;
     zstd_buf_grow_to(out, out->len + size);
     char *dst = size ? out->data + out->len : &empty;
-    size_t r = ZSTD_decompressDCtx(c->dctx, dst, size, in, n);
+    size_t r = ZSTD_decompress_usingDDict(c->dctx, dst, size, in, n, ddict);
     if (ZSTD_isError(r))
         return zstd_decode_error(r, c->d_window_log, err);
     if (r != size) {
@@ -385,3 +438,98 @@ const codec_t codec_zstd = {
     .decode = zstd_decode,
     .sniff = zstd_sniff,
 };
+
+/* ---- dictionaries ------------------------------------------------------------------------------- */
+
+/* Read path whole into *data (at most ZSTD_CODEC_DICT_MAX bytes). 0, or -1 with err. */
+static int zstd_read_file(const char *path, char **data, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(err, errlen, "dictionary '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    buf_t b;
+    buf_init(&b);
+    char chunk[8192];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (b.len + got > ZSTD_CODEC_DICT_MAX) {
+            snprintf(err, errlen, "dictionary '%s': larger than %u bytes: not a zstd dictionary", path,
+                     ZSTD_CODEC_DICT_MAX);
+            fclose(f);
+            buf_deinit(&b);
+            return -1;
+        }
+        buf_append(&b, chunk, got);
+    }
+    int failed = ferror(f);
+    fclose(f);
+    if (failed) {
+        snprintf(err, errlen, "dictionary '%s': read error", path);
+        buf_deinit(&b);
+        return -1;
+    }
+    *data = b.data;
+    *len = b.len;
+    return 0;
+}
+
+codec_dicts_t *codec_zstd_dicts_load(const char *path, int level, char *err, size_t errlen)
+{
+    char *data = NULL;
+    size_t len = 0;
+
+    if (zstd_read_file(path, &data, &len, err, errlen) < 0)
+        return NULL;
+    /* a raw-content "dictionary" (any file) has no ID: frames could not name it, and any file would pass */
+    unsigned id = ZSTD_getDictID_fromDict(data, len);
+    if (id == 0) {
+        snprintf(err, errlen, "dictionary '%s': not a zstd dictionary (no dictionary header with an ID; make one "
+                 "with zstd --train)", path);
+        mem_free(data);
+        return NULL;
+    }
+    ZSTD_CDict *cd = ZSTD_createCDict(data, len, level);
+    ZSTD_DDict *dd = ZSTD_createDDict(data, len);
+    mem_free(data);
+    if (cd == NULL || dd == NULL) {
+        snprintf(err, errlen, "dictionary '%s': damaged zstd dictionary (its tables do not load)", path);
+        ZSTD_freeCDict(cd);
+        ZSTD_freeDDict(dd);
+        return NULL;
+    }
+    codec_dicts_t *ds = mem_calloc(1, sizeof(*ds));
+    ds->dicts = mem_calloc(1, sizeof(*ds->dicts));
+    ds->dicts[0] = (zstd_dict_t){ .id = id, .size = len, .cdict = cd, .ddict = dd };
+    ds->ndicts = 1;
+    ds->encode = &ds->dicts[0];
+    return ds;
+}
+
+void codec_zstd_dicts_free(codec_dicts_t *ds)
+{
+    if (ds == NULL)
+        return;
+    for (size_t i = 0; i < ds->ndicts; i++) {
+        ZSTD_freeCDict(ds->dicts[i].cdict);
+        ZSTD_freeDDict(ds->dicts[i].ddict);
+    }
+    mem_free(ds->dicts);
+    mem_free(ds);
+}
+
+unsigned codec_zstd_dicts_encode_id(const codec_dicts_t *ds)
+{
+    return ds != NULL && ds->encode != NULL ? ds->encode->id : 0;
+}
+
+size_t codec_zstd_dicts_encode_size(const codec_dicts_t *ds)
+{
+    return ds != NULL && ds->encode != NULL ? ds->encode->size : 0;
+}
+
+unsigned long long codec_zstd_dicts_unknown(const codec_dicts_t *ds)
+{
+    return ds != NULL ? __atomic_load_n(&ds->unknown, __ATOMIC_RELAXED) : 0;
+}
