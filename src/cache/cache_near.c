@@ -47,7 +47,7 @@ typedef struct ncall {
     int code;                       /* the op's opcode */
     int db;
     int write;                      /* drop the keys again when it answers */
-    int flush;                      /* FLUSH: empty the near cache again when it answers */
+    int flush;                      /* empty the near cache again when it answers: NEAR_FLUSH_* + 1, 0 not */
     uint64_t ticket;                /* reads: taken before the read left */
     long long sent_ms;              /* reads: monotonic ms when it left (expiries count from it) */
     buf_t keybytes;                 /* the keys, copied */
@@ -184,8 +184,10 @@ static int op_writes(const backend_op_t *op, const bytes_t **keys, size_t *n, by
         *n = op->nkeys;
         return 1;
     case BE_COMMAND:
-        if (!(op->flags & BE_KEYSKNOWN) || op->nkeys == 0)
-            return 0;       /* Redis's invalidations follow what these change */
+        if (op->flags & BE_READONLY)
+            return 0;
+        if (!(op->flags & BE_KEYSKNOWN))
+            return -1;      /* a script, COPY, MOVE...: any key may have changed */
         *keys = op->keys;
         *n = op->nkeys;
         return 1;
@@ -202,7 +204,7 @@ static void write_done_cb(void *ctx, const backend_result_t *res)
     cache_near_t *nc = k->nc;
 
     if (k->flush)
-        near_flush(nc->near, NEAR_FLUSH_CLIENT);
+        near_flush(nc->near, (enum near_flush_cause)(k->flush - 1));
     for (size_t i = 0; i < k->nkeys; i++)
         near_invalidate(nc->near, k->keys[i], 0);
     k->cb(k->ctx, res);
@@ -258,7 +260,7 @@ static void mget_done_cb(void *ctx, const backend_result_t *res)
         if (k->hit[i] == SIZE_MAX - 1)
             vals[i] = res->values[j++];
         else
-            vals[i] = (bytes_t){ k->hitbytes.data + k->hit[i], k->hitlen[i] };
+            vals[i] = (bytes_t){ k->hitbytes.data ? k->hitbytes.data + k->hit[i] : "", k->hitlen[i] };
     }
     backend_result_t out = *res;
     out.values = vals;
@@ -316,7 +318,7 @@ static int near_mget_op(cache_near_t *nc, const backend_op_t *op, backend_cb *cb
     if (nfetch == 0) {
         bytes_t *vals = mem_alloc((n ? n : 1) * sizeof(*vals));
         for (size_t i = 0; i < n; i++)
-            vals[i] = (bytes_t){ k->hitbytes.data + k->hit[i], k->hitlen[i] };
+            vals[i] = (bytes_t){ k->hitbytes.data ? k->hitbytes.data + k->hit[i] : "", k->hitlen[i] };
         backend_result_t res = { .status = BE_OK, .values = vals, .nvalues = n };
         cb(ctx, &res);
         mem_free(vals);
@@ -378,8 +380,9 @@ int cache_near_submit(cache_near_t *nc, const backend_op_t *op, backend_cb *cb, 
     k->write = 1;
     near_expire_some(nc->near, now_ms(nc), NEAR_EXPIRE_BUDGET);
     if (w < 0) {
-        k->flush = 1;
-        near_flush(nc->near, NEAR_FLUSH_CLIENT);
+        enum near_flush_cause cause = op->code == BE_FLUSH ? NEAR_FLUSH_CLIENT : NEAR_FLUSH_WRITE;
+        k->flush = (int)cause + 1;
+        near_flush(nc->near, cause);
     } else {
         ncall_keys(k, keys, n);
         for (size_t i = 0; i < n; i++)
@@ -412,8 +415,8 @@ static void track_cb(void *ctx, enum backend_track_event ev, const bytes_t *keys
         near_flush(nc->near, NEAR_FLUSH_TRACKING);
         nc->lost++;
         if (st.entries > 0)     /* one line when something was dropped, not one per connection */
-            log_notice("near cache emptied (%zu entries): %s, and what was read through it is no longer tracked",
-                       st.entries, why);
+            log_notice("near cache emptied: %s, and what was read through it is no longer tracked (%zu kept)",
+                       why, st.entries);
         break;
     }
     case BE_TRACK_OFF:

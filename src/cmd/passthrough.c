@@ -217,6 +217,24 @@ int cmd_passthrough_keys(int argc, const bytes_t *argv, bytes_t *keys, int max)
     return n;
 }
 
+/*
+ * Can the forwarded command change a key? Redis's "write" flag, or "may_replicate" (EVAL, FCALL: a script
+ * may write), except pub/sub's PUBLISH, which replicates but changes no key. A command Redis 7.0 does not
+ * list is taken to write. The near cache drops what a write may have changed (BE_READONLY says it need not).
+ */
+int cmd_passthrough_writes(int argc, const bytes_t *argv)
+{
+    const cmd_class_t *cl = cmd_class_lookup(argv[0]);
+
+    if (cl != NULL && cl->subs != NULL)
+        cl = argc >= 2 ? cmd_class_lookup_sub(cl, argv[1]) : NULL;
+    if (cl == NULL || cl->flags == NULL)
+        return 1;
+    if (cl->acl != NULL && strstr(cl->acl, "@pubsub") != NULL)
+        return 0;
+    return strstr(cl->flags, "write") != NULL || strstr(cl->flags, "may_replicate") != NULL;
+}
+
 static int arity_ok(int arity, int argc)
 {
     return arity > 0 ? argc == arity : argc >= -arity;

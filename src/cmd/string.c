@@ -469,6 +469,8 @@ int cmd_forward(req_t *r, int argc, bytes_t *argv)
     int n = cmd_passthrough_keys(argc, argv, keys, 16);
     backend_op_t op = { .code = BE_COMMAND, .argc = argc, .argv = argv, .keys = n >= 0 ? keys : NULL,
                         .nkeys = n >= 0 ? (size_t)n : 0, .flags = n >= 0 ? BE_KEYSKNOWN : 0 };
+    if (!cmd_passthrough_writes(argc, argv))
+        op.flags |= BE_READONLY;
     return cmd_submit_raw(r, &op, forward_done_cb);
 }
 
