@@ -9,7 +9,9 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "cache/cache.h"
 #include "cmd/session.h"
+#include "codec/chain.h"
 #include "util/clock.h"
 #include "util/mem.h"
 
@@ -384,8 +386,59 @@ int cmd_msetnx(req_t *r, int argc, bytes_t *argv)
  * CACHE RAWGET key | CACHE RAWSET key bytes | CACHE HELP: the bytes as the backend holds them, past the
  * codec chain — to look at what a serializer wrote, or to store a value another program encoded.
  */
+/* The zstd dictionary with id (a decimal argument) of the running chain, or NULL. */
+static int dict_find(bytes_t arg, codec_dict_info_t *out)
+{
+    const codec_dicts_t *ds = chain_dicts(cache_chain(cmd_ctx.cache));
+    long long id;
+
+    if (cmd_parse_ll(arg, &id) < 0)
+        return -1;
+    for (size_t i = 0; codec_zstd_dicts_get(ds, i, out) == 0; i++)
+        if ((long long)out->id == id)
+            return 0;
+    return -1;
+}
+
+/* CACHE DICT LIST | INFO id | EXPORT id: the zstd dictionaries of the serializer (zstd://?dictionary=). */
+static int cache_dict(req_t *r, int argc, bytes_t *argv)
+{
+    buf_t *out = req_out(r);
+    codec_dict_info_t d;
+
+    if (argc == 3 && bytes_eq_nocase(argv[2], "list")) {
+        const codec_dicts_t *ds = chain_dicts(cache_chain(cmd_ctx.cache));
+        reply_array(out, codec_zstd_dicts_count(ds));
+        for (size_t i = 0; codec_zstd_dicts_get(ds, i, &d) == 0; i++)
+            reply_int(out, d.id);
+        return CMD_DONE;
+    }
+    if (argc == 4 && (bytes_eq_nocase(argv[2], "info") || bytes_eq_nocase(argv[2], "export"))) {
+        if (dict_find(argv[3], &d) < 0) {
+            reply_error(out, "ERR no such dictionary (CACHE DICT LIST lists them)");
+            return CMD_DONE;
+        }
+        if (bytes_eq_nocase(argv[2], "export")) {
+            reply_bulk(out, d.bytes, d.size);
+            return CMD_DONE;
+        }
+        reply_map(out, cmd_proto(r), 3);
+        reply_bulk_str(out, "id");
+        reply_int(out, d.id);
+        reply_bulk_str(out, "size");
+        reply_int(out, (long long)d.size);
+        reply_bulk_str(out, "encodes");
+        reply_int(out, d.encodes);
+        return CMD_DONE;
+    }
+    reply_error(out, "ERR syntax error: CACHE DICT LIST | INFO <id> | EXPORT <id>");
+    return CMD_DONE;
+}
+
 int cmd_cache(req_t *r, int argc, bytes_t *argv)
 {
+    if (bytes_eq_nocase(argv[1], "dict"))
+        return cache_dict(r, argc, argv);
     if (bytes_eq_nocase(argv[1], "rawget")) {
         backend_op_t op = { .code = BE_GET, .key = argv[2], .expire_at = -1 };
         return cmd_submit_raw(r, &op, get_done_cb);
@@ -399,6 +452,9 @@ int cmd_cache(req_t *r, int argc, bytes_t *argv)
         "CACHE <subcommand> [<arg> ...]. Subcommands are:",
         "RAWGET <key>", "    Return the bytes stored for <key>, as the serializer wrote them.",
         "RAWSET <key> <bytes>", "    Store <bytes> for <key> as they are, without encoding them.",
+        "DICT LIST", "    List the IDs of the serializer's zstd dictionaries (zstd://?dictionary=).",
+        "DICT INFO <id>", "    Return a dictionary's ID, size, and whether new values are compressed with it.",
+        "DICT EXPORT <id>", "    Return a dictionary's bytes (for zstd -D, or Python's zstandard module).",
     };
     CMD_REPLY_HELP(req_out(r), help);
     return CMD_DONE;

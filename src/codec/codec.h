@@ -107,6 +107,15 @@ unsigned codec_zstd_dicts_encode_id(const codec_dicts_t *d);    /* the ID new va
 size_t codec_zstd_dicts_encode_size(const codec_dicts_t *d);    /* its size in bytes */
 /* Frames that named a dictionary ID the set does not have, so far. */
 unsigned long long codec_zstd_dicts_unknown(const codec_dicts_t *d);
+/* The dictionaries of the set, for CACHE DICT: how many, and the i-th (0, or -1 past the last). */
+typedef struct codec_dict_info {
+    unsigned id;
+    const char *bytes;          /* the dictionary, valid as long as the set */
+    size_t size;
+    int encodes;                /* new values are compressed with it */
+} codec_dict_info_t;
+size_t codec_zstd_dicts_count(const codec_dicts_t *d);
+int codec_zstd_dicts_get(const codec_dicts_t *d, size_t i, codec_dict_info_t *out);
 
 /* The codecs, one file each in src/codec/ (for chain.c's table, and for tests that run one alone). */
 extern const codec_t codec_null;        /* null / noop: the identity */

@@ -50,6 +50,7 @@
 typedef struct zstd_dict {
     unsigned id;                /* its dictionary ID, as frames name it */
     size_t size;                /* bytes of the dictionary */
+    char *bytes;                /* the dictionary itself (CACHE DICT EXPORT) */
     ZSTD_CDict *cdict;
     ZSTD_DDict *ddict;
 } zstd_dict_t;
@@ -492,8 +493,8 @@ codec_dicts_t *codec_zstd_dicts_load(const char *path, int level, char *err, siz
     }
     ZSTD_CDict *cd = ZSTD_createCDict(data, len, level);
     ZSTD_DDict *dd = ZSTD_createDDict(data, len);
-    mem_free(data);
     if (cd == NULL || dd == NULL) {
+        mem_free(data);
         snprintf(err, errlen, "dictionary '%s': damaged zstd dictionary (its tables do not load)", path);
         ZSTD_freeCDict(cd);
         ZSTD_freeDDict(dd);
@@ -501,7 +502,7 @@ codec_dicts_t *codec_zstd_dicts_load(const char *path, int level, char *err, siz
     }
     codec_dicts_t *ds = mem_calloc(1, sizeof(*ds));
     ds->dicts = mem_calloc(1, sizeof(*ds->dicts));
-    ds->dicts[0] = (zstd_dict_t){ .id = id, .size = len, .cdict = cd, .ddict = dd };
+    ds->dicts[0] = (zstd_dict_t){ .id = id, .size = len, .bytes = data, .cdict = cd, .ddict = dd };
     ds->ndicts = 1;
     ds->encode = &ds->dicts[0];
     return ds;
@@ -514,6 +515,7 @@ void codec_zstd_dicts_free(codec_dicts_t *ds)
     for (size_t i = 0; i < ds->ndicts; i++) {
         ZSTD_freeCDict(ds->dicts[i].cdict);
         ZSTD_freeDDict(ds->dicts[i].ddict);
+        mem_free(ds->dicts[i].bytes);
     }
     mem_free(ds->dicts);
     mem_free(ds);
@@ -532,4 +534,20 @@ size_t codec_zstd_dicts_encode_size(const codec_dicts_t *ds)
 unsigned long long codec_zstd_dicts_unknown(const codec_dicts_t *ds)
 {
     return ds != NULL ? __atomic_load_n(&ds->unknown, __ATOMIC_RELAXED) : 0;
+}
+
+size_t codec_zstd_dicts_count(const codec_dicts_t *ds)
+{
+    return ds != NULL ? ds->ndicts : 0;
+}
+
+int codec_zstd_dicts_get(const codec_dicts_t *ds, size_t i, codec_dict_info_t *out)
+{
+    if (ds == NULL || i >= ds->ndicts)
+        return -1;
+    out->id = ds->dicts[i].id;
+    out->bytes = ds->dicts[i].bytes;
+    out->size = ds->dicts[i].size;
+    out->encodes = &ds->dicts[i] == ds->encode;
+    return 0;
 }

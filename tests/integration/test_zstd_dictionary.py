@@ -138,3 +138,27 @@ def test_two_daemons_share_values(start_daemon, upstreams, dicts):  # noqa: F811
     assert b.cmd("MGET", *vals.keys()) == list(vals.values())
     assert b.cmd("SET", "from-b", doc(22, 1)) == "OK"
     assert a.cmd("GET", "from-b") == doc(22, 1)
+
+
+def test_cache_dict_list_info_export(start_daemon, dicts):
+    d = start_daemon(serializer="zstd://?dictionary=" + dicts["a"])
+    c = d.conn()
+    ids = c.cmd("CACHE", "DICT", "LIST")
+    assert isinstance(ids, list) and len(ids) == 1 and ids[0] == int(d.info("cache")["cache_zstd_dictionary_id"])
+    info = c.cmd("CACHE", "DICT", "INFO", str(ids[0]))
+    assert info == [b"id", ids[0], b"size", os.path.getsize(dicts["a"]), b"encodes", 1], info
+    exported = c.cmd("CACHE", "DICT", "EXPORT", str(ids[0]))
+    with open(dicts["a"], "rb") as f:
+        assert exported == f.read()
+    # the exported dictionary decodes what the daemon stored (as a Python program would with it)
+    path = os.path.join(dicts["tmp"], "exported.dict")
+    with open(path, "wb") as f:
+        f.write(exported)
+    v = doc(31, 3)
+    assert c.cmd("SET", "k", v) == "OK"
+    assert zstd_cli(["-D", path, "-d"], c.cmd("CACHE", "RAWGET", "k")) == v
+    for bad in (["CACHE", "DICT", "INFO", "12345"], ["CACHE", "DICT", "EXPORT", "x"], ["CACHE", "DICT", "BOGUS"]):
+        r = c.cmd(*bad)
+        assert isinstance(r, Err), (bad, r)
+    plain = start_daemon(serializer="zstd://").conn()
+    assert plain.cmd("CACHE", "DICT", "LIST") == []
