@@ -215,9 +215,21 @@ def test_own_write_seen_at_once(start_daemon, upstreams, serializer, case):
     up = upstreams()
     d = near_proxy(start_daemon, up, serializer)
     a, b = d.conn(), d.conn()
-    assert a.cmd("MSET", "k", "old", "k2", "two", "n", "10") == "OK"
-    for key, val in (("k", b"old"), ("k2", b"two"), ("n", b"10")):
-        prime(d, [a, b], key, val)
+
+    def setup():
+        assert a.cmd("MSET", "k", "old", "k2", "two", "n", "10") == "OK"
+        for key, val in (("k", b"old"), ("k2", b"two"), ("n", b"10")):
+            prime(d, [a, b], key, val)
+
+    # 1. the reads pipelined right behind the write, on its connection
+    setup()
+    writes = [["MULTI"], ["SET", "k", "tx"], ["INCR", "n"], ["EXEC"]] if cmd is None else [cmd]
+    replies = a.pipeline(writes + [["GET", key] for key, _ in after])
+    got = replies[len(writes):]
+    assert got == [want for _, want in after], \
+        "%s: GETs pipelined behind the write gave %r, expected %r" % (name, got, [want for _, want in after])
+    # 2. the reads sent once the write answered, on the same and on another connection
+    setup()
     before = counters(d, "own_writes", "flushes_client")
     t_write = time.monotonic()
     if cmd is None:                                         # a write inside MULTI / EXEC
