@@ -181,14 +181,16 @@ def test_direct_write_seen_within_100ms(start_daemon, upstreams, serializer):
 # (name, write command, [(key, value expected right after)], later: (seconds, [(key, value)]) or None)
 OWN_WRITES = [
     ("set", ["SET", "k", "new"], [("k", b"new")], None),
-    ("set_px", ["SET", "k", "new", "PX", "300"], [("k", b"new")], (0.45, [("k", None)])),
+    pytest.param("set_px", ["SET", "k", "new", "PX", "300"], [("k", b"new")], (0.45, [("k", None)]),
+                 marks=pytest.mark.timing, id="set_px"),
     ("setex", ["SETEX", "k", "100", "new"], [("k", b"new")], None),
     ("getset", ["GETSET", "k", "new"], [("k", b"new")], None),
     ("set_get", ["SET", "k", "new", "GET"], [("k", b"new")], None),
     ("del", ["DEL", "k", "k2"], [("k", None), ("k2", None)], None),
     ("unlink", ["UNLINK", "k"], [("k", None)], None),
     ("expire", ["EXPIRE", "k", "1"], [("k", b"old")], (1.15, [("k", None)])),
-    ("pexpire", ["PEXPIRE", "k", "300"], [("k", b"old")], (0.45, [("k", None)])),
+    pytest.param("pexpire", ["PEXPIRE", "k", "300"], [("k", b"old")], (0.45, [("k", None)]),
+                 marks=pytest.mark.timing, id="pexpire"),
     ("expire_0", ["EXPIRE", "k", "0"], [("k", None)], None),
     ("append", ["APPEND", "k", "+x"], [("k", b"old+x")], None),
     ("setrange", ["SETRANGE", "k", "0", "N"], [("k", b"Nld")], None),
@@ -199,7 +201,8 @@ OWN_WRITES = [
     ("mset", ["MSET", "k", "m1", "k2", "m2"], [("k", b"m1"), ("k2", b"m2")], None),
     ("rename", ["RENAME", "k", "k2"], [("k", None), ("k2", b"old")], None),
     ("getdel", ["GETDEL", "k"], [("k", None)], None),
-    ("getex_px", ["GETEX", "k", "PX", "300"], [("k", b"old")], (0.45, [("k", None)])),
+    pytest.param("getex_px", ["GETEX", "k", "PX", "300"], [("k", b"old")], (0.45, [("k", None)]),
+                 marks=pytest.mark.timing, id="getex_px"),
     ("flushdb", ["FLUSHDB"], [("k", None), ("k2", None), ("n", None)], None),
     ("flushall", ["FLUSHALL"], [("k", None), ("k2", None), ("n", None)], None),
     ("multi_set", None, [("k", b"tx"), ("n", b"11")], None),
@@ -207,11 +210,11 @@ OWN_WRITES = [
 
 
 @pytest.mark.parametrize("serializer", SERIALIZERS)
-@pytest.mark.parametrize("case", OWN_WRITES, ids=[w[0] for w in OWN_WRITES])
-def test_own_write_seen_at_once(start_daemon, upstreams, serializer, case):
+@pytest.mark.parametrize("name,cmd,after,later", OWN_WRITES,
+                         ids=[w[0] if isinstance(w, tuple) else None for w in OWN_WRITES])
+def test_own_write_seen_at_once(start_daemon, upstreams, serializer, name, cmd, after, later):
     """A write through cachetoryd drops what the near cache holds before it answers: a read right after
     its reply, on the same connection or another one, gives the new state (no waiting)."""
-    name, cmd, after, later = case
     up = upstreams()
     d = near_proxy(start_daemon, up, serializer)
     a, b = d.conn(), d.conn()
@@ -376,6 +379,7 @@ def test_invalidation_drops_the_key_in_every_database(start_daemon, upstreams):
     assert up_calls(up, "get") == g0 + 2
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("serializer", SERIALIZERS)
 def test_entry_does_not_outlive_the_keys_ttl(start_daemon, upstreams, serializer):
     """Redis's active expiry off (DEBUG SET-ACTIVE-EXPIRE 0): no invalidation comes when the key's TTL runs
@@ -402,6 +406,7 @@ def test_entry_does_not_outlive_the_keys_ttl(start_daemon, upstreams, serializer
     assert near(d, "hits") == h0 + 1
 
 
+@pytest.mark.timing
 def test_near_cache_ttl_bounds_an_entry(start_daemon, upstreams):
     up = upstreams()
     d = near_proxy(start_daemon, up, "zstd://", near_cache_ttl="200")
@@ -752,3 +757,51 @@ def test_forwarded_write_with_unknown_keys_seen_at_once(start_daemon, upstreams,
     assert (pipelined, stale) == (want, 0), \
         "%s through cachetoryd, then GET dst: pipelined behind it %r (expected %r); on another connection " \
         "after its reply, the old value in %d of %d rounds" % (name, pipelined, want, stale, rounds)
+
+
+# ---- lifecycle -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("serializer", SERIALIZERS)
+def test_sigterm_shuts_down_cleanly(start_daemon, upstreams, serializer):
+    """SIGTERM with the near cache on (entries held, tracking on): cachetoryd says "bye" and exits 0."""
+    up = upstreams()
+    d = near_proxy(start_daemon, up, serializer)
+    c = d.conn()
+    assert c.cmd("SET", "k", "v") == "OK"
+    prime(d, [c], "k", b"v")
+    status = d.stop()
+    tail = d.log_tail()
+    assert status == 0, "exit status %r after SIGTERM with the near cache on (%s)\n%s" % (
+        status, "killed by signal %d" % -status if status is not None and status < 0 else "", tail)
+    assert "bye" in tail, tail
+
+
+def test_reload_switching_backend_empties_the_near_cache(start_daemon, upstreams, tmp_path):
+    """A reload that points cachetoryd at another Redis: nothing read from the old one is served, and the
+    new one's invalidations are followed."""
+    old, new = upstreams(), upstreams(password="pw")
+    conf = tmp_path / "near.conf"
+    conf.write_text("[cache]\nbackend = %s\nserializer = null://\nnear-cache = yes\n" % old.url())
+    d = start_daemon(config_file=conf)
+    wait_ready(d)
+    c = d.conn()
+    assert c.cmd("SET", "k", "from-old") == "OK"
+    prime(d, [c], "k", b"from-old")
+    with new.conn() as n:
+        assert n.cmd("SET", "k", "from-new") == "OK"
+    f0 = near(d, "flushes_config")
+    conf.write_text("[cache]\nbackend = %s\nserializer = null://\nnear-cache = yes\n" % new.url())
+    os.kill(d.pid, signal.SIGHUP)
+    ok = wait_for(lambda: near(d, "flushes_config") > f0, 5.0 * SCALE, 0.01)
+    assert ok, "no near cache flush after the reload switched the backend"
+    assert c.cmd("GET", "k") == b"from-new"
+    wait_ready(d)
+    prime(d, [c], "k", b"from-new")
+    with new.conn() as n:
+        assert n.cmd("SET", "k", "changed") == "OK"
+    got, _ = poll(lambda: c.cmd("GET", "k") == b"changed", 0.1 * SCALE)
+    assert got, "after the switch a direct write on the new upstream was not seen within 100 ms"
+    with old.conn() as o:
+        assert o.cmd("SET", "k", "old-again") == "OK"
+    time.sleep(0.05)
+    assert c.cmd("GET", "k") == b"changed"

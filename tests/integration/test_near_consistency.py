@@ -216,6 +216,7 @@ def _drain(checker, write_logs, read_logs, inflight, final=False):
         checker.forget(horizon)
 
 
+@pytest.mark.timing
 def test_consistency_under_concurrent_writers(start_daemon, upstreams):
     up = upstreams()
     d = near_proxy(start_daemon, up, "zstd://")

@@ -97,6 +97,7 @@ def test_invalidation_connection_killed(start_daemon, upstreams):
     assert got, "after the invalidation connection came back a direct write was not seen within 100 ms"
 
 
+@pytest.mark.timing
 def test_client_pause_times_out_the_ping(start_daemon, upstreams):
     up = upstreams()
     d = near_proxy(start_daemon, up, "zstd://", upstream_command_timeout=500, upstream_retry_max=300)
