@@ -119,7 +119,7 @@ void cmd_reply_unknown(buf_t *out, int argc, bytes_t *argv);
 const cmd_def_t *cmd_passthrough_resolve(buf_t *out, int argc, bytes_t *argv, int noauth);
 /* The keys a forwarded command touches, by its key positions: their number (at most max), or -1. */
 int cmd_passthrough_keys(int argc, const bytes_t *argv, bytes_t *keys, int max);
-/* 1 if the forwarded command may change a key (Redis's write / may_replicate flags; not PUBLISH). */
+/* 1 if the forwarded command may change a key (not flagged readonly by Redis; not pub/sub). */
 int cmd_passthrough_writes(int argc, const bytes_t *argv);
 
 /* NULL if a string value of len bytes can be stored, or the client's error when it could never be read

@@ -218,9 +218,10 @@ int cmd_passthrough_keys(int argc, const bytes_t *argv, bytes_t *keys, int max)
 }
 
 /*
- * Can the forwarded command change a key? Redis's "write" flag, or "may_replicate" (EVAL, FCALL: a script
- * may write), except pub/sub's PUBLISH, which replicates but changes no key. A command Redis 7.0 does not
- * list is taken to write. The near cache drops what a write may have changed (BE_READONLY says it need not).
+ * Can the forwarded command change a key? Anything Redis does not flag "readonly" may (EVAL and FCALL carry
+ * neither "readonly" nor "write": a script may write), except pub/sub (PUBLISH changes no key). A command
+ * Redis 7.0 does not list is taken to write. The near cache drops what a write may have changed
+ * (BE_READONLY says it need not).
  */
 int cmd_passthrough_writes(int argc, const bytes_t *argv)
 {
@@ -232,7 +233,7 @@ int cmd_passthrough_writes(int argc, const bytes_t *argv)
         return 1;
     if (cl->acl != NULL && strstr(cl->acl, "@pubsub") != NULL)
         return 0;
-    return strstr(cl->flags, "write") != NULL || strstr(cl->flags, "may_replicate") != NULL;
+    return strstr(cl->flags, "readonly") == NULL;
 }
 
 static int arity_ok(int arity, int argc)
