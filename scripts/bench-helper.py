@@ -6,6 +6,16 @@
                                                     generate N JSON documents (~1 KB, fixed seed) once and
                                                     write them pipelined to each port in turn, checking
                                                     DBSIZE and a sample read back; prints key=value
+    bench-helper.py neardocs --count N [--seed S] --set FILE --get FILE
+                                                    the near cache rows' hot set: the first N documents of
+                                                    `docs` (same generator and seed) under redis-benchmark's
+                                                    -r key names key:000000000000 ...; FILE of SET and FILE
+                                                    of GET commands (RESP, for redis-cli --pipe); prints
+                                                    key=value (docs, raw/min/max/avg bytes)
+    bench-helper.py nearcheck --port P [--db D] --count N [--seed S] [--strlen] [--verify K]
+                                                    --strlen: STRLEN summed over those N keys (the bytes as
+                                                    stored there); --verify: K sampled keys read back equal
+                                                    to their document; prints key=value
     bench-helper.py bigwriter --port P --mb 8 --max-writes W --max-seconds T --ready FILE
                                                     SET 8 MB JSON values in a loop (bounded); FILE is
                                                     created once the value is built and the first SET sent
@@ -159,9 +169,9 @@ def make_doc(rng, i):
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def connect(port, timeout=30.0):
+def connect(port, timeout=30.0, db=0):
     import redis
-    return redis.Redis(host=HOST, port=port, socket_timeout=timeout, socket_connect_timeout=10)
+    return redis.Redis(host=HOST, port=port, db=db, socket_timeout=timeout, socket_connect_timeout=10)
 
 
 def _write_docs(port, docs, prefix, batch, want):
@@ -198,6 +208,64 @@ def cmd_docs(a):
     for port in [int(x) for x in a.ports.split(",") if x]:
         secs = _write_docs(port, docs, a.prefix, a.batch, want)
         kv(**{"seconds_%d" % port: "%.2f" % secs})
+
+
+# ---------------------------------------------------------------------------------------------
+# the near cache rows' hot set: the memory rows' documents under redis-benchmark's -r key names
+def near_docs(count, seed):
+    """The first COUNT documents of cmd_docs with the same seed (the same generator and sequence)."""
+    rng = random.Random(seed)
+    return [make_doc(rng, i) for i in range(count)]
+
+
+def near_key(i):
+    return b"key:%012d" % i  # redis-benchmark's "key:__rand_int__" with -r: 12 digits, zero-padded
+
+
+def cmd_neardocs(a):
+    docs = near_docs(a.count, a.seed)
+    with open(a.set, "wb") as fs, open(a.get, "wb") as fg:
+        for i, d in enumerate(docs):
+            k = near_key(i)
+            fs.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(d), d))
+            fg.write(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(k), k))
+    sizes = [len(d) for d in docs]
+    kv(docs=len(docs), raw_bytes=sum(sizes), min_bytes=min(sizes) if sizes else 0,
+       max_bytes=max(sizes) if sizes else 0, avg_bytes="%.0f" % (sum(sizes) / max(len(sizes), 1)))
+
+
+def cmd_nearcheck(a):
+    """With --strlen, STRLEN summed over the hot set's keys (the bytes as stored there); with --verify K, K
+    sampled keys (fixed seed) read back equal to their document."""
+    r = connect(a.port, timeout=60.0, db=a.db)
+    stored = 0
+    missing = 0
+    for lo in range(0, a.count if a.strlen else 0, 1000):
+        p = r.pipeline(transaction=False)
+        for i in range(lo, min(lo + 1000, a.count)):
+            p.strlen(near_key(i))
+        for n in p.execute():
+            stored += n
+            missing += n == 0
+    if missing:
+        raise SystemExit("nearcheck: port %d db %d: %d of the %d keys are missing or empty" % (
+            a.port, a.db, missing, a.count))
+    checked = 0
+    if a.verify:
+        docs = near_docs(a.count, a.seed)
+        want = sorted(random.Random(a.seed + 2).sample(range(a.count), min(a.verify, a.count)))
+        p = r.pipeline(transaction=False)
+        for i in want:
+            p.get(near_key(i))
+        for i, got in zip(want, p.execute()):
+            if got != docs[i]:
+                raise SystemExit("nearcheck: port %d: %s reads back different (%r...)" % (
+                    a.port, near_key(i).decode(), (got or b"")[:40]))
+            checked += 1
+    r.close()
+    if a.strlen:
+        kv(keys=a.count, stored_bytes=stored)
+    kv(verified=checked)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -757,6 +825,18 @@ def main():
     p.add_argument("--seed", type=int, default=20240501)
     p.add_argument("--batch", type=int, default=1000)
     p.add_argument("--prefix", default="doc:")
+    p = sub.add_parser("neardocs")
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--seed", type=int, default=20240501)
+    p.add_argument("--set", required=True)
+    p.add_argument("--get", required=True)
+    p = sub.add_parser("nearcheck")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--db", type=int, default=0)
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--seed", type=int, default=20240501)
+    p.add_argument("--strlen", action="store_true")
+    p.add_argument("--verify", type=int, default=0)
     p = sub.add_parser("bigwriter")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--mb", type=float, default=8)
@@ -778,7 +858,8 @@ def main():
     p = sub.add_parser("report")
     p.add_argument("--dir", required=True)
     a = ap.parse_args()
-    {"ports": cmd_ports, "docs": cmd_docs, "bigwriter": cmd_bigwriter, "getlat": cmd_getlat,
+    {"ports": cmd_ports, "docs": cmd_docs, "neardocs": cmd_neardocs, "nearcheck": cmd_nearcheck,
+     "bigwriter": cmd_bigwriter, "getlat": cmd_getlat,
      "conns": cmd_conns, "report": cmd_report}[a.cmd](a)
 
 
