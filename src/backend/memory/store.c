@@ -33,18 +33,15 @@
  */
 #include "backend/memory/store_int.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <unistd.h>
 
 #include "backend/memory/rng.h"
 #include "util/check.h"
 #include "util/clock.h"
 #include "util/mem.h"
+#include "util/seed.h"
 
 /* ---- entries ---------------------------------------------------------------------------------- */
 
@@ -142,45 +139,6 @@ static void entry_set_expire(store_db_t *d, store_entry_t *e, long long expire)
 }
 
 /* ---- store -------------------------------------------------------------------------------------- */
-
-/*
- * Fill buf with random bytes: getrandom(), else /dev/urandom, else (a sandbox that forbids both) a mix of
- * the clock, the pid and an address — weak, but still different per process, which is what defeats a
- * precomputed flooding key set.
- */
-static void seed_bytes(void *buf, size_t len)
-{
-    unsigned char *p = buf;
-    size_t got = 0;
-
-    while (got < len) {
-        ssize_t r = getrandom(p + got, len - got, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    if (got < len) {
-        int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            while (got < len) {
-                ssize_t r = read(fd, p + got, len - got);
-                if (r < 0 && errno == EINTR)
-                    continue;
-                if (r <= 0)
-                    break;
-                got += (size_t)r;
-            }
-            close(fd);
-        }
-    }
-    if (got < len) {
-        uint64_t st = (uint64_t)clock_us_monotonic() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)buf;
-        for (; got < len; got++)
-            p[got] = (unsigned char)rng_next(&st);
-    }
-}
 
 /* The db, which must exist: callers (SELECT, config) validate indexes, so a bad one here is a bug. */
 static inline store_db_t *get_db(const store_t *s, int db)
