@@ -70,6 +70,8 @@ typedef struct config {
     long long near_cache_max_value_size;/* longer values are not kept */
     int near_cache_ttl;                 /* ms an entry lives at most, 0 = its key's TTL */
     char *near_cache_prefixes;          /* space-separated prefixes (broadcast mode), or NULL */
+    char *dictionary_key_prefix;        /* upstream keys of trained zstd dictionaries: prefix + ID */
+    char *dictionary_dir;               /* memory://: where trained dictionaries are kept, or NULL / "" */
 
     /* [upstream] */
     int upstream_pool_size;             /* connections to a redis:// backend */

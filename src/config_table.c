@@ -173,6 +173,12 @@ const config_option_t config_options[] = {
     { "near-cache-prefixes", "cache", CONFIG_STRING, F(near_cache_prefixes), 0, 0, NULL, "",
       "keep only keys with one of these prefixes (separated by spaces), tracked in Redis's broadcast mode: "
       "every change under them is told; empty = any key, tracked as it is read" },
+    { "dictionary-key-prefix", "cache", CONFIG_STRING, F(dictionary_key_prefix), 0, 0, NULL,
+      "cachetoryd:zstd-dict:", "zstd dictionaries trained with zstd://?dictionary=auto are stored upstream under "
+      "this prefix followed by their ID, where every cachetoryd in front of that Redis finds them" },
+    { "dictionary-dir", "cache", CONFIG_STRING, F(dictionary_dir), 0, 0, NULL, "",
+      "with memory://, a directory where trained zstd dictionaries are written, and read at start so that a "
+      "restart reuses them; empty = kept in memory only" },
     { "hz", "cache", CONFIG_INT, F(hz), 1, 500, NULL, "10",
       "background tasks (active expiry) per second" },
 

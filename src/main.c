@@ -348,6 +348,7 @@ int main(int argc, char **argv)
         config_deinit(&cfg);
         return 1;
     }
+    cache_set_dict_store(cache, cfg.dictionary_key_prefix, cfg.dictionary_dir);
     if (cfg.near_cache) {
         cache_near_opts_t no = near_opts(&cfg);
         if (cache_set_near(cache, &no, err, sizeof(err)) < 0) {

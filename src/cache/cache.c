@@ -30,6 +30,7 @@ typedef struct call {
     void *update_arg;
     int may_offload;
     int checked;                        /* the old value was decoded by cache_check_fn, into kept */
+    int fetched;                        /* a dictionary its values named was waited for already */
     int kept_as_is;                     /* ... and is the stored value itself */
     buf_t kept;                         /* a decoded old value, or an update's plain result, kept until the
                                            callback (a backend may call back after other ops ran) */
@@ -53,6 +54,8 @@ struct cache {
     call_t *free_calls;
     int jobs;                           /* on the thread pool */
     cache_near_t *near;                 /* the near cache, or NULL */
+    cache_dict_t *dict;                 /* zstd dictionaries: trainings, storing, fetching */
+    int nodict;                         /* the last decode met a dictionary the chain does not have */
     chain_t *retired[16];               /* chains replaced by a reload, kept for jobs that still use them */
     int nretired;
     char err[CACHE_ERRLEN];
@@ -123,6 +126,11 @@ static void call_fail(call_t *k, const char *err)
     call_put(k);
 }
 
+/* A value that names a zstd dictionary not here yet cannot be changed: it would be taken for plain bytes. */
+static const char cache_nodict_err[] = "ERR the stored value was compressed with a zstd dictionary this daemon does "
+                                       "not have: left unchanged (a dictionary stored upstream is being fetched: "
+                                       "try again; INFO cache and the log say more)";
+
 /* ---- loop-thread encode / decode, with the counters ---------------------------------------------- */
 
 /* Encode one value into out (emptied first). Returns CHAIN_OUT (the bytes are in out), CHAIN_AS_IS, or
@@ -140,6 +148,7 @@ static int cache_encode_one(cache_t *c, bytes_t v, buf_t *out)
     c->stats.encodes++;
     c->stats.encode_bytes_in += v.len;
     c->stats.encode_bytes_out += rc == CHAIN_OUT ? out->len : v.len;
+    cache_dict_after_encode(c->dict, c->chain);
     return rc;
 }
 
@@ -153,6 +162,9 @@ static int cache_decode_one(cache_t *c, bytes_t v, size_t budget, buf_t *out)
                                  &undecoded);
 
     c->stats.decode_usec += (unsigned long long)(clock_us_monotonic() - t0);
+    c->nodict = undecoded == CHAIN_UNDECODED_NODICT;
+    if (c->nodict)
+        cache_dict_fetch_for(c->dict, c->chain, v);
     if (rc == CHAIN_OVER_BUDGET)
         return rc;
     if (rc == CHAIN_ERROR) {
@@ -160,7 +172,7 @@ static int cache_decode_one(cache_t *c, bytes_t v, size_t budget, buf_t *out)
         return rc;
     }
     c->stats.decodes++;
-    c->stats.undecoded += (unsigned long long)undecoded;
+    c->stats.undecoded += (unsigned long long)(undecoded != 0);
     c->stats.decode_bytes_in += v.len;
     c->stats.decode_bytes_out += rc == CHAIN_OUT ? out->len : v.len;
     return rc;
@@ -256,36 +268,16 @@ static void job_own(job_t *j, const bytes_t *src, bytes_t *dst, size_t n, size_t
         dst[i] = (bytes_t){ src[i].ptr ? j->owned.data + offs[i] : NULL, src[i].len };
 }
 
-/*
- * Codec jobs run at a lower priority than the event loop (codec-thread-nice): on a machine with few
- * cores, a level-19 compression of a large value otherwise competes on equal terms with the loop thread
- * and every small request waits behind it. Linux keeps a nice value per thread, so each pool thread
- * lowers its own the first time it runs a job; zstd's worker threads, created from it, inherit it.
- */
-static int thread_nice_wanted;
-static _Thread_local int thread_nice_applied = -1;
-
-void cache_set_thread_nice(int nice)
+void cache_jobs_add(cache_t *c, int delta)
 {
-    __atomic_store_n(&thread_nice_wanted, nice, __ATOMIC_RELAXED);
-}
-
-static void job_thread_priority(void)
-{
-    int want = __atomic_load_n(&thread_nice_wanted, __ATOMIC_RELAXED);
-
-    if (thread_nice_applied == want)
-        return;
-    thread_nice_applied = want;
-    /* raising a lowered priority back may be refused (no CAP_SYS_NICE); the job runs all the same */
-    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), want);
+    c->jobs += delta;
 }
 
 static void job_work_cb(uv_work_t *w)
 {
     job_t *j = w->data;
     chain_t *ch = j->chain;
-    job_thread_priority();
+    cache_job_priority();
     chain_ctx_t *ctx = chain_ctx_get(ch);
     long long t0 = clock_us_monotonic();
 
@@ -296,7 +288,7 @@ static void job_work_cb(uv_work_t *w)
         j->state[i] = j->decode
                           ? chain_decode(ch, ctx, j->in[i].ptr, j->in[i].len, &j->out[i], j->err, &undecoded)
                           : chain_encode(ch, ctx, j->in[i].ptr, j->in[i].len, &j->out[i], j->err);
-        j->undecoded += (unsigned long long)undecoded;
+        j->undecoded += (unsigned long long)(undecoded != 0);
         if (j->state[i] == CHAIN_ERROR)
             break;
     }
@@ -310,6 +302,19 @@ static bytes_t job_result(const job_t *j, size_t i)
     if (j->in[i].ptr == NULL || j->state[i] != CHAIN_OUT)
         return j->in[i];
     return (bytes_t){ j->out[i].data ? j->out[i].data : "", j->out[i].len };
+}
+
+/* The result a job holds, its values pointing at the job's values (vals: room for j->n). */
+static backend_result_t job_result_all(const job_t *j, bytes_t *vals)
+{
+    backend_result_t res = j->res;
+    for (size_t i = 0; i < j->n; i++)
+        vals[i] = job_result(j, i);
+    if (res.values != NULL)
+        res.values = vals;
+    else
+        res.value = vals[0];
+    return res;
 }
 
 static void job_after_cb(uv_work_t *w, int status)
@@ -353,14 +358,8 @@ static void job_after_cb(uv_work_t *w, int status)
         return;
     }
     if (j->decode) {
-        backend_result_t res = j->res;
         bytes_t *vals = mem_alloc((j->n ? j->n : 1) * sizeof(*vals));
-        for (size_t i = 0; i < j->n; i++)
-            vals[i] = job_result(j, i);
-        if (res.values != NULL)
-            res.values = vals;
-        else
-            res.value = vals[0];
+        backend_result_t res = job_result_all(j, vals);
         k->cb(k->ctx, &res);
         call_put(k);
         mem_free(vals);
@@ -415,14 +414,16 @@ static void cache_offload_encode(cache_t *c, call_t *k, const backend_op_t *op)
     uv_queue_work(c->loop, &j->work, job_work_cb, job_after_cb);
 }
 
-/* Decode a result's values on the thread pool; the command's callback runs afterwards. */
-static void cache_offload_decode(cache_t *c, call_t *k, const backend_result_t *res, const bytes_t *vals, size_t n)
+/* A decode job holding a copy of a result (its values, its TTLs): for the thread pool, or to wait for a
+ * dictionary with. */
+static job_t *job_for_result(call_t *k, const backend_result_t *res, const bytes_t *vals, size_t n)
 {
     job_t *j = job_create(k, 1, n);
     size_t *offs = mem_alloc((n ? n : 1) * sizeof(*offs));
 
-    c->jobs++;
     job_own(j, vals, j->in, n, offs);
+    for (size_t i = 0; i < n; i++)
+        j->state[i] = CHAIN_AS_IS;      /* not decoded yet: job_result gives the stored value */
     mem_free(offs);
     j->res = *res;
     if (res->ttls != NULL) {
@@ -430,6 +431,15 @@ static void cache_offload_decode(cache_t *c, call_t *k, const backend_result_t *
         memcpy(j->ttls, res->ttls, n * sizeof(*j->ttls));
         j->res.ttls = j->ttls;
     }
+    return j;
+}
+
+/* Decode a result's values on the thread pool; the command's callback runs afterwards. */
+static void cache_offload_decode(cache_t *c, call_t *k, const backend_result_t *res, const bytes_t *vals, size_t n)
+{
+    job_t *j = job_for_result(k, res, vals, n);
+
+    c->jobs++;
     uv_queue_work(c->loop, &j->work, job_work_cb, job_after_cb);
 }
 
@@ -464,11 +474,28 @@ static int cache_check_fn(void *arg, const bytes_t *old, const char **err)
         *err = c->err;
         return -1;
     }
+    if (c->nodict) {
+        *err = cache_nodict_err;
+        return -1;
+    }
     k->checked = 1;
     k->kept_as_is = c->vec[0].ptr == old->ptr;
     if (!k->kept_as_is)
         buf_append(&k->kept, c->vec[0].ptr, c->vec[0].len);
     return 0;
+}
+
+/* A dictionary cache_done_cb waited for is there (or could not be had): decode the kept result now. */
+static void cache_dict_resume_cb(void *arg)
+{
+    job_t *j = arg;
+    bytes_t *vals = mem_alloc((j->n ? j->n : 1) * sizeof(*vals));
+    backend_result_t res = job_result_all(j, vals);
+
+    j->call->fetched = 1;
+    cache_done_cb(j->call, &res);
+    mem_free(vals);
+    job_destroy(j);
 }
 
 /* The backend answered an op with values to decode (GET family, SET ... GET, MGET). */
@@ -499,6 +526,19 @@ static void cache_done_cb(void *ctx, const backend_result_t *res)
      * not, costs at most the inflating of thread_min bytes before it is sent (what a value just under
      * the threshold costs anyway), where a ratio bound (zlib's ~1032:1) would send every zlib value of
      * 64 stored bytes or more to the pool. */
+    /* A value naming a dictionary not here: wait for it (one GET upstream), unless inside EXEC. */
+    if (!k->fetched && chain_dicts(c->chain) != NULL) {
+        size_t i = 0;
+        while (i < n && (vals[i].ptr == NULL || chain_missing_dict(c->chain, vals[i].ptr, vals[i].len) == 0))
+            i++;
+        if (i < n) {
+            job_t *j = k->may_offload ? job_for_result(k, res, vals, n) : NULL;
+            if (cache_dict_wait(c->dict, c->chain, vals, n, j != NULL, cache_dict_resume_cb, j))
+                return;
+            if (j != NULL)
+                job_destroy(j);
+        }
+    }
     for (size_t i = 0; i < n; i++)
         total += vals[i].len;
     int offload = k->may_offload && c->thread_min > 0;
@@ -538,6 +578,10 @@ static int cache_update_fn(void *arg, const bytes_t *old, buf_t *newval, backend
         int rc = cache_decode_one(c, *old, SIZE_MAX, &c->dec);
         if (rc == CHAIN_ERROR) {
             res->err = c->err;
+            return -1;
+        }
+        if (c->nodict) {
+            res->err = cache_nodict_err;
             return -1;
         }
         dold = rc == CHAIN_OUT ? (bytes_t){ c->dec.data ? c->dec.data : "", c->dec.len } : *old;
@@ -668,6 +712,7 @@ cache_t *cache_create(const char *name, const char *serializer, backend_t *backe
     c->chain = ch;
     c->loop = loop;
     c->thread_min = thread_min;
+    c->dict = cache_dict_create(c);
     buf_init(&c->enc);
     buf_init(&c->dec);
     buf_init(&c->upd);
@@ -680,6 +725,7 @@ void cache_destroy(cache_t *c)
     if (c == NULL)
         return;
     cache_near_destroy(c->near);
+    cache_dict_destroy(c->dict);
     while (c->free_calls != NULL) {
         call_t *k = c->free_calls;
         c->free_calls = k->next;
@@ -721,6 +767,7 @@ int cache_set_serializer(cache_t *c, const char *serializer, size_t max_bulk, ch
     }
     c->retired[c->nretired++] = c->chain;
     c->chain = ch;
+    cache_dict_chain_added(c->dict, ch);
     return 0;
 }
 
@@ -762,6 +809,35 @@ int cache_jobs(const cache_t *c)
 uv_loop_t *cache_loop(const cache_t *c)
 {
     return c->loop;
+}
+
+const char *cache_name(const cache_t *c)
+{
+    return c->name;
+}
+
+int cache_chain_live(const cache_t *c, const chain_t *ch)
+{
+    if (ch == c->chain)
+        return 1;
+    for (int i = 0; i < c->nretired; i++)
+        if (c->retired[i] == ch)
+            return 1;
+    return 0;
+}
+
+void cache_set_dict_store(cache_t *c, const char *key_prefix, const char *dir)
+{
+    cache_dict_configure(c->dict, key_prefix, dir);
+    cache_dict_chain_added(c->dict, c->chain);
+}
+
+void cache_dict_command(cache_t *c, int load, bytes_t bytes, size_t dict_size, backend_cb *cb, void *ctx)
+{
+    if (load)
+        cache_dict_load(c->dict, c->chain, bytes, cb, ctx);
+    else
+        cache_dict_train(c->dict, c->chain, dict_size, cb, ctx);
 }
 
 backend_t *cache_backend(cache_t *c)
@@ -809,8 +885,15 @@ void cache_info(cache_t *c, buf_t *out)
                c->name, chain_url(c->chain), s->encodes, s->encode_bytes_in, s->encode_bytes_out, ratio,
                s->encode_usec, s->encode_errors, s->decodes, s->decode_bytes_in, s->decode_bytes_out,
                s->decode_usec, s->decode_errors, s->undecoded, s->offloaded);
-    const codec_dicts_t *d = chain_dicts(c->chain);
+    codec_dict_stats_t d;
+    codec_zstd_dicts_stats(chain_dicts(c->chain), &d);
     buf_printf(out, "cache_zstd_dictionary_id:%u\r\ncache_zstd_dictionary_size:%zu\r\n"
-               "cache_zstd_unknown_dictionary_frames:%llu\r\n", codec_zstd_dicts_encode_id(d),
-               codec_zstd_dicts_encode_size(d), codec_zstd_dicts_unknown(d));
+               "cache_zstd_unknown_dictionary_frames:%llu\r\ncache_zstd_dictionaries:%zu\r\n"
+               "cache_zstd_dictionary_auto:%d\r\ncache_zstd_dictionary_training:%d\r\n"
+               "cache_zstd_dictionary_trainings:%llu\r\ncache_zstd_dictionary_trainings_unused:%llu\r\n"
+               "cache_zstd_dictionary_sample_values:%zu\r\ncache_zstd_dictionary_sample_bytes:%zu\r\n"
+               "cache_zstd_dictionary_trained_ratio:%.4f\r\ncache_zstd_dictionary_recent_ratio:%.4f\r\n",
+               d.encode_id, d.encode_size, d.unknown, d.count, d.auto_train, d.training, d.trainings, d.rejected,
+               d.sample_values, d.sample_bytes, d.trained_ratio, d.recent_ratio);
+    cache_dict_info(c->dict, out);
 }

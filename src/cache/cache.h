@@ -72,6 +72,13 @@ void cache_release_backend(cache_t *c);
 /* INFO near_cache's fields ("near_cache_enabled:0" when off). */
 void cache_near_section(cache_t *c, buf_t *out);
 
+/* Where trained zstd dictionaries are kept (cache_dict.c): under key_prefix<id> upstream, and with
+ * memory:// in dir (NULL or "": nowhere), whose dictionaries are loaded now. */
+void cache_set_dict_store(cache_t *c, const char *key_prefix, const char *dir);
+/* CACHE DICT TRAIN (load 0; dict_size 0: the serializer's dictionary-size) or LOAD (load 1, bytes: a
+ * dictionary): cb once, with integer = the dictionary's ID that new values now use, or BE_ERR. */
+void cache_dict_command(cache_t *c, int load, bytes_t bytes, size_t dict_size, backend_cb *cb, void *ctx);
+
 /* Append the cache's INFO fields. */
 void cache_info(cache_t *c, buf_t *out);
 void cache_stats_reset(cache_t *c);

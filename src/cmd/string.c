@@ -400,7 +400,20 @@ static int dict_find(bytes_t arg, codec_dict_info_t *out)
     return -1;
 }
 
-/* CACHE DICT LIST | INFO id | EXPORT id: the zstd dictionaries of the serializer (zstd://?dictionary=). */
+/* CACHE DICT TRAIN / LOAD answered: the ID new values use now, or why not. */
+static void dict_done_cb(void *ctx, const backend_result_t *res)
+{
+    req_t *r = ctx;
+    if (res->status == BE_ERR)
+        reply_error(req_out(r), res->err);
+    else
+        reply_int(req_out(r), res->integer);
+    req_done(r);
+}
+
+/* CACHE DICT LIST | INFO id | EXPORT id | TRAIN [size] | LOAD id bytes: the zstd dictionaries of the
+ * serializer (zstd://?dictionary=): look at them, export one, train one now (dictionary=auto), or add one
+ * (stored where trained ones are) that new values then use. */
 static int cache_dict(req_t *r, int argc, bytes_t *argv)
 {
     buf_t *out = req_out(r);
@@ -431,7 +444,27 @@ static int cache_dict(req_t *r, int argc, bytes_t *argv)
         reply_int(out, d.encodes);
         return CMD_DONE;
     }
-    reply_error(out, "ERR syntax error: CACHE DICT LIST | INFO <id> | EXPORT <id>");
+    if (argc <= 4 && bytes_eq_nocase(argv[2], "train")) {
+        long long size = 0;
+        if (argc == 4 && (cmd_parse_ll(argv[3], &size) < 0 || size < 1024 || size > (1 << 20))) {
+            reply_error(out, "ERR dictionary size must be an integer between 1024 and 1048576 (bytes)");
+            return CMD_DONE;
+        }
+        cache_dict_command(cmd_ctx.cache, 0, (bytes_t){ NULL, 0 }, (size_t)size, dict_done_cb, r);
+        return CMD_PENDING;
+    }
+    if (argc == 5 && bytes_eq_nocase(argv[2], "load")) {
+        long long id;
+        if (cmd_parse_ll(argv[3], &id) < 0 || id < 1 || id > 0xffffffffLL ||
+            codec_zstd_dict_id(argv[4].ptr, argv[4].len) != (unsigned)id) {
+            reply_error(out, "ERR CACHE DICT LOAD <id> <bytes>: <bytes> must be a zstd dictionary whose header "
+                             "carries the ID <id>");
+            return CMD_DONE;
+        }
+        cache_dict_command(cmd_ctx.cache, 1, argv[4], 0, dict_done_cb, r);
+        return CMD_PENDING;
+    }
+    reply_error(out, "ERR syntax error: CACHE DICT LIST | INFO <id> | EXPORT <id> | TRAIN [<size>] | LOAD <id> <bytes>");
     return CMD_DONE;
 }
 
@@ -455,6 +488,8 @@ int cmd_cache(req_t *r, int argc, bytes_t *argv)
         "DICT LIST", "    List the IDs of the serializer's zstd dictionaries (zstd://?dictionary=).",
         "DICT INFO <id>", "    Return a dictionary's ID, size, and whether new values are compressed with it.",
         "DICT EXPORT <id>", "    Return a dictionary's bytes (for zstd -D, or Python's zstandard module).",
+        "DICT TRAIN [<size>]", "    Train a dictionary now from the values sampled (dictionary=auto); return its ID.",
+        "DICT LOAD <id> <bytes>", "    Add a dictionary (stored as trained ones are); new values use it. Return its ID.",
     };
     CMD_REPLY_HELP(req_out(r), help);
     return CMD_DONE;

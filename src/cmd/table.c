@@ -64,7 +64,7 @@ static const cmd_def_t config_subs[] = {
 static const cmd_def_t cache_subs[] = {
     {"cache|rawget", cmd_cache, 3, R | A, 2, 2, 1, "cachetoryd", "0.1.0", "Returns the bytes stored for a key, not decoded.", "@admin @read @string"},
     {"cache|rawset", cmd_cache, 4, W | M | A, 2, 2, 1, "cachetoryd", "0.1.0", "Stores bytes for a key as they are, not encoded.", "@admin @write @string"},
-    {"cache|dict", cmd_cache, -3, A, 0, 0, 0, "cachetoryd", "0.1.0", "Lists, describes or exports the serializer's zstd dictionaries.", "@admin @slow"},
+    {"cache|dict", cmd_cache, -3, A, 0, 0, 0, "cachetoryd", "0.1.0", "Lists, describes, exports, trains or loads the serializer's zstd dictionaries.", "@admin @slow"},
     {"cache|help", cmd_cache, 2, 0, 0, 0, 0, "cachetoryd", "0.1.0", "Returns helpful text about the different subcommands.", "@slow"},
     {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL},
 };

@@ -10,6 +10,8 @@
  *   strict                yes: a stored value that does not decode is an error; no (default): it is
  *                         returned as it is ("mixed mode": values written before cachetoryd still read)
  *   max-decoded-size      no value decodes to more than this (default: proto-max-bulk-len)
+ *   dictionary            zstd: a dictionary file (zstd --train), or auto: trained from the values written
+ *   dictionary-size, dictionary-sample-size, dictionary-retrain-drift   how auto trains (chain.c)
  *
  * Encoding and decoding are reentrant: each thread brings its own chain_ctx_t (codec contexts such as
  * ZSTD_CCtx, reused from value to value). The loop thread keeps one; the thread pool takes them from a
@@ -30,7 +32,10 @@
 #define CHAIN_AS_IS   1     /* the result is the input itself (null chain, below compression-min-size, or a
                                stored value not in the chain's format in mixed mode) */
 #define CHAIN_ERROR (-1)    /* err holds the client's message, with its "ERR " prefix */
-#define CHAIN_OVER_BUDGET 2 /* chain_decode_budget: the value decodes to more than the budget (out empty) */
+#define CHAIN_OVER_BUDGET 2
+/* chain_decode's *undecoded: 1 not in the chain's format; CHAIN_UNDECODED_NODICT in it, but compressed
+ * with a zstd dictionary the chain does not have (yet): the stored value must not be taken for a plain one */
+#define CHAIN_UNDECODED_NODICT 2 /* chain_decode_budget: the value decodes to more than the budget (out empty) */
 
 typedef struct chain chain_t;
 typedef struct chain_ctx chain_ctx_t;
@@ -43,6 +48,11 @@ int chain_is_null(const chain_t *ch);           /* no layer: values pass as they
 const char *chain_url(const chain_t *ch);
 /* The zstd dictionaries of the chain (zstd://?dictionary=), or NULL (codec.h: codec_zstd_dicts_*). */
 const codec_dicts_t *chain_dicts(const chain_t *ch);
+/* The same, to add dictionaries and train (the loop thread only). */
+codec_dicts_t *chain_dicts_mut(chain_t *ch);
+/* The dictionary ID a stored value's zstd frame names when the chain ends with zstd and has no such
+ * dictionary (0 otherwise): what must be fetched before the value can be decoded. */
+unsigned chain_missing_dict(const chain_t *ch, const char *in, size_t n);
 size_t chain_max_decoded(const chain_t *ch);
 
 /* Contexts: the loop thread's own, or one from the pool for a worker thread (get / put, thread-safe). */

@@ -37,6 +37,7 @@
 #define CODEC_EFORMAT (-1)     /* not this format, or damaged */
 #define CODEC_ETOOBIG (-2)     /* would decode past max_decoded */
 #define CODEC_EINPUT  (-3)     /* encode: the value cannot be represented (json: invalid UTF-8) */
+#define CODEC_ENODICT (-4)     /* zstd: the frame names a dictionary the set does not have (yet) */
 
 #define CODEC_ERRLEN 160
 
@@ -94,19 +95,33 @@ int codec_call_ctx(const codec_t *c, codec_fn *fn, void *ctx, const codec_params
                    buf_t *out, char *err);
 
 /*
- * zstd dictionaries. codec_zstd_dicts_load reads a dictionary file (made by `zstd --train`, or ZDICT):
- * NULL with err if it cannot be read, is larger than 16 MB, or is not a zstd dictionary (it must carry a
- * dictionary ID: frames name their dictionary by it). New values are compressed with it at level; frames
- * that name it decode with it, frames that name no dictionary decode as plain zstd, frames that name
- * another ID are CODEC_EFORMAT ("... dictionary ID N, which this daemon does not have") and counted.
- * The set is read by every thread and never changes after it is made.
+ * zstd dictionaries (zstd_dict.c; zstd_int.h says how threads share a set). A set holds every dictionary
+ * frames may name, and names the one new values are compressed with (none: plain zstd frames). Frames
+ * that name a dictionary decode with it, frames that name none decode as plain zstd, frames that name an
+ * ID the set does not have are CODEC_ENODICT ("... dictionary ID N, which this daemon does not have") and
+ * counted. Dictionaries are added (never removed) and chosen by the loop thread only; any thread reads.
  */
+codec_dicts_t *codec_zstd_dicts_create(int level);         /* empty; CDicts are prepared for level */
+/* Read a dictionary file (made by `zstd --train`, or ZDICT) into a new set that encodes with it; NULL
+ * with err ("dictionary 'PATH': ...") if it cannot be read, is larger than 16 MB, or is not a zstd
+ * dictionary (it must carry a dictionary ID: frames name their dictionary by it). */
 codec_dicts_t *codec_zstd_dicts_load(const char *path, int level, char *err, size_t errlen);
 void codec_zstd_dicts_free(codec_dicts_t *d);              /* NULL ok */
-unsigned codec_zstd_dicts_encode_id(const codec_dicts_t *d);    /* the ID new values use */
+/* Add a dictionary (bytes are copied; *id is its ID): 0 added, 1 the set has it already (same bytes),
+ * -1 with err: not a dictionary, damaged, the set is full, or its ID names other bytes (a collision). */
+int codec_zstd_dicts_add(codec_dicts_t *d, const char *bytes, size_t len, unsigned *id, char *err, size_t errlen);
+int codec_zstd_dicts_add_file(codec_dicts_t *d, const char *path, unsigned *id, char *err, size_t errlen);
+/* Compress new values with dictionary id (0: plain zstd). -1 if the set has no such dictionary. */
+int codec_zstd_dicts_use(codec_dicts_t *d, unsigned id);
+int codec_zstd_dicts_has(const codec_dicts_t *d, unsigned id);
+unsigned codec_zstd_dicts_encode_id(const codec_dicts_t *d);    /* the ID new values use, 0 none */
 size_t codec_zstd_dicts_encode_size(const codec_dicts_t *d);    /* its size in bytes */
 /* Frames that named a dictionary ID the set does not have, so far. */
 unsigned long long codec_zstd_dicts_unknown(const codec_dicts_t *d);
+/* The ID in a zstd dictionary's header (0: not a dictionary with one). */
+unsigned codec_zstd_dict_id(const char *bytes, size_t len);
+/* The dictionary ID a stored zstd frame names: 0 when it names none or is not a zstd frame. */
+unsigned codec_zstd_frame_dict_id(const char *in, size_t n);
 /* The dictionaries of the set, for CACHE DICT: how many, and the i-th (0, or -1 past the last). */
 typedef struct codec_dict_info {
     unsigned id;
@@ -116,6 +131,48 @@ typedef struct codec_dict_info {
 } codec_dict_info_t;
 size_t codec_zstd_dicts_count(const codec_dicts_t *d);
 int codec_zstd_dicts_get(const codec_dicts_t *d, size_t i, codec_dict_info_t *out);
+
+/* What INFO shows of a set (all 0 for NULL). */
+typedef struct codec_dict_stats {
+    size_t count;                       /* dictionaries held */
+    unsigned encode_id;                 /* new values use it (0: plain zstd) */
+    size_t encode_size;
+    unsigned long long unknown;         /* frames naming an ID not held */
+    int auto_train, training;           /* dictionary=auto; a training is under way */
+    unsigned long long trainings;       /* finished, whatever came of them */
+    unsigned long long rejected;        /* ... that did not give a dictionary worth using */
+    size_t sample_values, sample_bytes; /* the sample the next training will use */
+    double trained_ratio;               /* the encode dictionary's ratio on held-out values at training */
+    double recent_ratio;                /* the ratio of the last window of writes with it (0: none yet) */
+} codec_dict_stats_t;
+void codec_zstd_dicts_stats(const codec_dicts_t *d, codec_dict_stats_t *st);
+
+/*
+ * dictionary=auto. codec_zstd_dicts_auto makes a set train its own dictionaries: every value the zstd
+ * layer compresses on the loop thread is offered to codec_zstd_dicts_observe (a sample bounded by
+ * sample_size bytes, and the ratio of recent writes). codec_zstd_dicts_due says a training should start:
+ * the sample is full and there is no dictionary yet, or the recent ratio is worse than the ratio at
+ * training by more than drift (a fraction), or an earlier attempt did not help and enough new values
+ * came since (the wait doubles each time, up to 64 samples' worth). The caller then takes the sample
+ * (codec_zstd_training_take: copies it, empties the set's, marks a training under way), runs
+ * codec_zstd_training_run on any thread (ZDICT on 3/4 of the values, judged on the other 1/4 against
+ * plain zstd: kept only if it saves 10% or more), and ends it on the loop thread with
+ * codec_zstd_dicts_trained (id: the dictionary it added and new values should use; 0: nothing came of
+ * it). Nothing here does I/O: storing a dictionary where others can find it is the cache's business.
+ */
+void codec_zstd_dicts_auto(codec_dicts_t *d, size_t dict_size, size_t sample_size, double drift);
+void codec_zstd_dicts_observe(codec_dicts_t *d, const char *in, size_t n, size_t out_len);
+int codec_zstd_dicts_due(const codec_dicts_t *d);
+typedef struct codec_zstd_training codec_zstd_training_t;
+/* dict_size 0: the set's dictionary-size. NULL with err when too few values were sampled, a training
+ * is under way, or the set is full. */
+codec_zstd_training_t *codec_zstd_training_take(codec_dicts_t *d, size_t dict_size, char *err, size_t errlen);
+void codec_zstd_training_run(codec_zstd_training_t *t);
+/* 0: a dictionary worth using (dict, len); -1: none, why says why. The ratios are on the held-out values. */
+int codec_zstd_training_result(const codec_zstd_training_t *t, const char **dict, size_t *len, double *ratio,
+                               double *plain_ratio, const char **why);
+void codec_zstd_training_free(codec_zstd_training_t *t);
+void codec_zstd_dicts_trained(codec_dicts_t *d, unsigned id, double ratio);
 
 /* The codecs, one file each in src/codec/ (for chain.c's table, and for tests that run one alone). */
 extern const codec_t codec_null;        /* null / noop: the identity */

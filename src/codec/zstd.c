@@ -24,7 +24,7 @@
 #include <zstd_errors.h>
 #include <errno.h>
 
-#include "codec/codec.h"
+#include "codec/zstd_int.h"
 #include "util/mem.h"
 
 /* cachetory's default level (ZSTD_CLEVEL_DEFAULT): used when compression-level is not given */
@@ -42,25 +42,6 @@
 
 /* First output reservation of a streaming decode when the input gives no better hint (then 4 x input). */
 #define ZSTD_CODEC_DECODE_MIN_GUESS 4096
-
-/* A dictionary file larger than this is refused (zstd --train makes 110 KB by default). */
-#define ZSTD_CODEC_DICT_MAX (16u << 20)
-
-/* One dictionary, prepared once for compressing (at the chain's level) and for decompressing. */
-typedef struct zstd_dict {
-    unsigned id;                /* its dictionary ID, as frames name it */
-    size_t size;                /* bytes of the dictionary */
-    char *bytes;                /* the dictionary itself (CACHE DICT EXPORT) */
-    ZSTD_CDict *cdict;
-    ZSTD_DDict *ddict;
-} zstd_dict_t;
-
-struct codec_dicts {
-    zstd_dict_t *encode;        /* what new values are compressed with */
-    zstd_dict_t *dicts;         /* every dictionary frames may name */
-    size_t ndicts;
-    unsigned long long unknown; /* frames naming an ID not here (updated atomically: any thread) */
-};
 
 typedef struct zstd_ctx {
     ZSTD_CCtx *cctx;    /* created on first encode */
@@ -159,7 +140,8 @@ static int zstd_encode_ctx(void *ctx, const codec_params_t *p, const char *in, s
         snprintf(err, CODEC_ERRLEN, "zstd: a value of %zu bytes is too large to compress", n);
         return CODEC_EINPUT;
     }
-    const ZSTD_CDict *dict = p->dicts != NULL && p->dicts->encode != NULL ? p->dicts->encode->cdict : NULL;
+    const zstd_dict_t *d = zstd_dict_encoding(p->dicts);
+    const ZSTD_CDict *dict = d != NULL ? d->cdict : NULL;
     if (zstd_cctx_setup(c, level, p->compression_threads, dict, err) < 0)
         return CODEC_EINPUT;
 
@@ -296,14 +278,6 @@ static int zstd_sniff(const char *in, size_t n)
                      ZSTD_MAGICNUMBER;
 }
 
-static const zstd_dict_t *zstd_dict_find(const codec_dicts_t *ds, unsigned id)
-{
-    for (size_t i = 0; ds != NULL && i < ds->ndicts; i++)
-        if (ds->dicts[i].id == id)
-            return &ds->dicts[i];
-    return NULL;
-}
-
 /*
  * Decode in[0..n): exactly one standard frame, nothing before or after it. Checks, in order: the magic;
  * the frame header; a declared size over the limit (CODEC_ETOOBIG before anything is allocated, even if
@@ -350,7 +324,7 @@ static int zstd_decode_ctx(void *ctx, const codec_params_t *p, const char *in, s
                 __atomic_add_fetch(&p->dicts->unknown, 1, __ATOMIC_RELAXED);
             snprintf(err, CODEC_ERRLEN, "zstd: the value was compressed with dictionary ID %u, which this daemon "
                      "does not have", id);
-            return CODEC_EFORMAT;
+            return CODEC_ENODICT;
         }
         ddict = d->ddict;
     }
@@ -439,115 +413,3 @@ const codec_t codec_zstd = {
     .decode = zstd_decode,
     .sniff = zstd_sniff,
 };
-
-/* ---- dictionaries ------------------------------------------------------------------------------- */
-
-/* Read path whole into *data (at most ZSTD_CODEC_DICT_MAX bytes). 0, or -1 with err. */
-static int zstd_read_file(const char *path, char **data, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, errlen, "dictionary '%s': %s", path, strerror(errno));
-        return -1;
-    }
-    buf_t b;
-    buf_init(&b);
-    char chunk[8192];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        if (b.len + got > ZSTD_CODEC_DICT_MAX) {
-            snprintf(err, errlen, "dictionary '%s': larger than %u bytes: not a zstd dictionary", path,
-                     ZSTD_CODEC_DICT_MAX);
-            fclose(f);
-            buf_deinit(&b);
-            return -1;
-        }
-        buf_append(&b, chunk, got);
-    }
-    int failed = ferror(f);
-    fclose(f);
-    if (failed) {
-        snprintf(err, errlen, "dictionary '%s': read error", path);
-        buf_deinit(&b);
-        return -1;
-    }
-    *data = b.data;
-    *len = b.len;
-    return 0;
-}
-
-codec_dicts_t *codec_zstd_dicts_load(const char *path, int level, char *err, size_t errlen)
-{
-    char *data = NULL;
-    size_t len = 0;
-
-    if (zstd_read_file(path, &data, &len, err, errlen) < 0)
-        return NULL;
-    /* a raw-content "dictionary" (any file) has no ID: frames could not name it, and any file would pass */
-    unsigned id = ZSTD_getDictID_fromDict(data, len);
-    if (id == 0) {
-        snprintf(err, errlen, "dictionary '%s': not a zstd dictionary (no dictionary header with an ID; make one "
-                 "with zstd --train)", path);
-        mem_free(data);
-        return NULL;
-    }
-    ZSTD_CDict *cd = ZSTD_createCDict(data, len, level);
-    ZSTD_DDict *dd = ZSTD_createDDict(data, len);
-    if (cd == NULL || dd == NULL) {
-        mem_free(data);
-        snprintf(err, errlen, "dictionary '%s': damaged zstd dictionary (its tables do not load)", path);
-        ZSTD_freeCDict(cd);
-        ZSTD_freeDDict(dd);
-        return NULL;
-    }
-    codec_dicts_t *ds = mem_calloc(1, sizeof(*ds));
-    ds->dicts = mem_calloc(1, sizeof(*ds->dicts));
-    ds->dicts[0] = (zstd_dict_t){ .id = id, .size = len, .bytes = data, .cdict = cd, .ddict = dd };
-    ds->ndicts = 1;
-    ds->encode = &ds->dicts[0];
-    return ds;
-}
-
-void codec_zstd_dicts_free(codec_dicts_t *ds)
-{
-    if (ds == NULL)
-        return;
-    for (size_t i = 0; i < ds->ndicts; i++) {
-        ZSTD_freeCDict(ds->dicts[i].cdict);
-        ZSTD_freeDDict(ds->dicts[i].ddict);
-        mem_free(ds->dicts[i].bytes);
-    }
-    mem_free(ds->dicts);
-    mem_free(ds);
-}
-
-unsigned codec_zstd_dicts_encode_id(const codec_dicts_t *ds)
-{
-    return ds != NULL && ds->encode != NULL ? ds->encode->id : 0;
-}
-
-size_t codec_zstd_dicts_encode_size(const codec_dicts_t *ds)
-{
-    return ds != NULL && ds->encode != NULL ? ds->encode->size : 0;
-}
-
-unsigned long long codec_zstd_dicts_unknown(const codec_dicts_t *ds)
-{
-    return ds != NULL ? __atomic_load_n(&ds->unknown, __ATOMIC_RELAXED) : 0;
-}
-
-size_t codec_zstd_dicts_count(const codec_dicts_t *ds)
-{
-    return ds != NULL ? ds->ndicts : 0;
-}
-
-int codec_zstd_dicts_get(const codec_dicts_t *ds, size_t i, codec_dict_info_t *out)
-{
-    if (ds == NULL || i >= ds->ndicts)
-        return -1;
-    out->id = ds->dicts[i].id;
-    out->bytes = ds->dicts[i].bytes;
-    out->size = ds->dicts[i].size;
-    out->encodes = &ds->dicts[i] == ds->encode;
-    return 0;
-}

@@ -234,7 +234,7 @@ static void test_dict_unknown_id(void **state)
     assert_int_equal(chain_encode(other, chain_main_ctx(other), doc, (size_t)n, &enc, err), CHAIN_OUT);
     assert_int_equal(codec_zstd_dicts_unknown(chain_dicts(ch)), 0);
     assert_int_equal(chain_decode(ch, chain_main_ctx(ch), enc.data, enc.len, &dec, err, &undecoded), CHAIN_AS_IS);
-    assert_int_equal(undecoded, 1);
+    assert_int_equal(undecoded, CHAIN_UNDECODED_NODICT);
     assert_int_equal(codec_zstd_dicts_unknown(chain_dicts(ch)), 1);
     assert_int_equal(chain_decode(strict, chain_main_ctx(strict), enc.data, enc.len, &dec, err, &undecoded),
                      CHAIN_ERROR);
@@ -273,7 +273,11 @@ static void test_dict_refused(void **state)
     expect_refused(url, f->garbage);
     expect_refused("zstd://?dictionary=/nonexistent/dict", "/nonexistent/dict");
     expect_refused("zstd://?dictionary=", "path of a zstd dictionary");
-    expect_refused("zstd://?dictionary=auto", "dictionary=auto");
+    expect_refused("zstd://?dictionary-size=16kb", "only with dictionary=auto");
+    expect_refused("zstd://?dictionary=auto&dictionary-size=1", "dictionary-size '1'");
+    expect_refused("zstd://?dictionary=auto&dictionary-sample-size=64kb", "at least 8 times");
+    expect_refused("zstd://?dictionary=auto&dictionary-retrain-drift=0", "percentage");
+    expect_refused("zlib://?dictionary=auto", "only zstd");
     snprintf(url, sizeof(url), "zlib://?dictionary=%s", f->path);
     expect_refused(url, "only zstd");
     /* the dictionary's header and ID kept, its entropy tables overwritten */

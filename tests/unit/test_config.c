@@ -669,7 +669,7 @@ static void test_config_get(void **state)
     assert_int_equal(c.n, 0);
     assert_string_equal(get(&cfg, "appendonly", &c), "");
     get(&cfg, "*", &c);
-    assert_int_equal(c.n, 56);
+    assert_int_equal(c.n, 58);
     assert_string_equal(get(&cfg, "?ort", &c), "port=6380;");
     assert_string_equal(get(&cfg, "[pq]ort", &c), "port=6380;");
     assert_string_equal(get(&cfg, "[^p]ort", &c), "");
