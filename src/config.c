@@ -259,7 +259,7 @@ static void config_commit(config_t *cfg, const config_option_t *o, config_value_
 }
 
 /* The value without one pair of surrounding double or single quotes, as a new string. */
-static char *config_unquote(const char *s)
+char *config_unquote(const char *s)
 {
     size_t n = strlen(s);
     if (n >= 2 && (s[0] == '"' || s[0] == '\'') && s[n - 1] == s[0])
@@ -294,6 +294,28 @@ int config_set(config_t *cfg, const char *name, const char *value, char *err, si
     return config_set_option(cfg, o, value, err, errlen);
 }
 
+const char *config_option_section(const char *name)
+{
+    const config_option_t *o = config_find(name);
+    return o != NULL ? o->section : NULL;
+}
+
+int config_parse_option(const char *name, const char *text, long long *num, char **str, char *err, size_t errlen)
+{
+    const config_option_t *o = config_find(name);
+    config_value_t v;
+
+    if (o == NULL || o->type == CONFIG_ADDRLIST) {
+        snprintf(err, errlen, "unknown option '%s'", name);
+        return -1;
+    }
+    if (config_parse_value(o, text, &v, err, errlen) < 0)
+        return -1;
+    *num = v.num;
+    *str = v.str;
+    return 0;
+}
+
 /* --- defaults ---------------------------------------------------------------------------------- */
 
 /* Apply every row's default. A default the row's own parser refuses is a bug in the table: abort
@@ -326,6 +348,7 @@ void config_deinit(config_t *cfg)
         mem_free(cfg->bind[i]);
     memset(cfg->bind, 0, sizeof(cfg->bind));
     cfg->nbind = 0;
+    config_caches_deinit(cfg);
 }
 
 /* --- the INI file ------------------------------------------------------------------------------ */
@@ -419,8 +442,13 @@ static char *config_file_read_cb(char *str, int num, void *stream)
             config_file_fail(cf, "a section header must end with ']'");
             return NULL;
         }
-        if (!config_section_known(s + 1, (size_t)(end - s - 1))) {
-            char reason[128];
+        char reason[256];
+        int named = config_caches_open(cf->cfg, s + 1, (size_t)(end - s - 1), cf->lineno, reason, sizeof(reason));
+        if (named < 0) {
+            config_file_fail(cf, reason);
+            return NULL;
+        }
+        if (!named && !config_section_known(s + 1, (size_t)(end - s - 1))) {
             snprintf(reason, sizeof(reason), "unknown section '%.*s' (expected [server], [cache], [upstream] or [log])",
                      (int)(end - s - 1 > 40 ? 40 : end - s - 1), s + 1);
             config_file_fail(cf, reason);
@@ -453,6 +481,11 @@ static int config_file_handler(void *user, const char *section, const char *name
     const config_option_t *o = config_find(name);
     char reason[512];
 
+    if (strncasecmp(section, "cache.", 6) == 0) {
+        if (config_caches_set(cf->cfg, section, name, value, cf->lineno, reason, sizeof(reason)) < 0)
+            goto fail;
+        return 1;
+    }
     if (o == NULL) {
         snprintf(reason, sizeof(reason), "unknown option '%s'", name);
         goto fail;
@@ -504,7 +537,12 @@ static int config_load_file(config_t *cfg, const char *path, char *err, size_t e
     }
 
     rc = ini_parse_stream(config_file_read_cb, &cf, config_file_handler, &cf);
-    if (!cf.failed && rc > 0) {
+    int line;
+    char reason[256];
+    if (!cf.failed && rc == 0 && config_caches_check(cfg, &line, reason, sizeof(reason)) < 0) {
+        config_file_seek_line(&cf, line);
+        config_file_fail(&cf, reason);
+    } else if (!cf.failed && rc > 0) {
         /* inih refused a line our reader let through: not expected, but do not let it pass. */
         config_file_seek_line(&cf, rc);
         config_file_fail(&cf, "syntax error");

@@ -13,6 +13,8 @@
 #include <stdio.h>
 
 #define CONFIG_MAX_BIND 16
+#define CONFIG_MAX_CACHES 64            /* [cache.NAME] sections at most */
+#define CONFIG_CACHE_NAME_MAX 32        /* NAME: 1..32 of A-Z a-z 0-9 _ - */
 
 enum config_loglevel { LOG_LEVEL_DEBUG, LOG_LEVEL_VERBOSE, LOG_LEVEL_NOTICE, LOG_LEVEL_WARNING };
 /* passthrough-scripts: what scripts, functions and SORT ... BY / GET get with a serializer that encodes */
@@ -32,6 +34,18 @@ enum config_maxmemory_policy {
     MAXMEMORY_NOEVICTION, MAXMEMORY_ALLKEYS_LRU, MAXMEMORY_VOLATILE_LRU, MAXMEMORY_ALLKEYS_LFU,
     MAXMEMORY_VOLATILE_LFU, MAXMEMORY_VOLATILE_TTL, MAXMEMORY_ALLKEYS_RANDOM, MAXMEMORY_VOLATILE_RANDOM,
 };
+
+/* A [cache.NAME] section: keys starting with one of its prefixes go to a cache of their own (config_caches.c). */
+typedef struct config_cache {
+    char *name;                         /* NAME ("default" is [cache]'s and reserved) */
+    char *prefix;                       /* its prefixes, separated by spaces, as written; never NULL once loaded */
+    char *serializer;                   /* codec chain URL; NULL: [cache]'s serializer */
+    int default_ttl;                    /* seconds; -1: [cache]'s default-ttl */
+    int line;                           /* of the section header in the file */
+    int prefix_line;                    /* of its prefix, serializer and default-ttl (0: not given) */
+    int serializer_line;
+    int default_ttl_line;
+} config_cache_t;
 
 typedef struct config {
     /* [server] */
@@ -72,6 +86,8 @@ typedef struct config {
     char *near_cache_prefixes;          /* space-separated prefixes (broadcast mode), or NULL */
     char *dictionary_key_prefix;        /* upstream keys of trained zstd dictionaries: prefix + ID */
     char *dictionary_dir;               /* memory://: where trained dictionaries are kept, or NULL / "" */
+    config_cache_t caches[CONFIG_MAX_CACHES];   /* [cache.NAME] sections, in file order */
+    int ncaches;
 
     /* [upstream] */
     int upstream_pool_size;             /* connections to a redis:// backend */
@@ -114,12 +130,20 @@ void config_deinit(config_t *cfg);
  * overrides: a sequence of "--name value" pairs (names as in the file, e.g. --port 7000 --maxmemory
  * 100mb), which win over the file. In the file an option may appear under its own [section] or before
  * any section; an unknown option or section, an option under another section, an option given twice
- * (in the file, or on the command line) are errors. Reading stops at the first error and returns -1
- * with a message in err:
+ * (in the file, or on the command line) are errors. [cache.NAME] sections (file only) take prefix,
+ * serializer and default-ttl; a missing or empty prefix, a prefix in two sections, a bad NAME, another
+ * option there are errors too. Reading stops at the first error and returns -1 with a message in err:
  *   "config.conf:12: 'port = x': port must be an integer between 0 and 65535"
  *   "--port 'x': port must be an integer between 0 and 65535"   "--port: missing value"
  * cfg may be partly updated then. */
 int config_load(config_t *cfg, const char *path, int argc, char **argv, char *err, size_t errlen);
+
+/* The serializer and default-ttl of cache section cc, with [cache]'s where it gives none. */
+const char *config_cache_serializer(const config_t *cfg, const config_cache_t *cc);
+int config_cache_default_ttl(const config_t *cfg, const config_cache_t *cc);
+/* 1 if a and b have the same [cache.NAME] sections, in the same order, with the same settings as
+ * written (a reload compares them; lines do not count). */
+int config_caches_equal(const config_t *a, const config_t *b);
 
 /* Set one option by name from text, as in the file (one pair of surrounding quotes is removed).
  * 0, or -1 with the reason in err ("unknown option 'prot'", "port must be ...") and cfg unchanged. */

@@ -59,4 +59,24 @@ extern const size_t config_noptions;
 extern const char *const config_sections[];
 extern const size_t config_nsections;
 
+/* Between config.c and config_caches.c ([cache.NAME] sections). */
+
+/* Parse text (unquoted already) as a value of the option named name: *num for numbers, *str (a new
+ * string, or NULL for none) for text. 0, or -1 with the reason in err. */
+int config_parse_option(const char *name, const char *text, long long *num, char **str, char *err, size_t errlen);
+/* The [section] (without brackets) of the option named name, or NULL when there is no such option. */
+const char *config_option_section(const char *name);
+/* The value without one pair of surrounding quotes, as a new string. */
+char *config_unquote(const char *s);
+
+/* A header "[cache.NAME]" (the text between the brackets, n bytes) at line: 1 if it names a cache
+ * section, 0 if not one (another section); -1 with reason when it is a bad one (name, count, twice). */
+int config_caches_open(config_t *cfg, const char *section, size_t n, int line, char *reason, size_t rlen);
+/* name = value under [section], a cache section (config_caches_open said 1). 0, or -1 with reason. */
+int config_caches_set(config_t *cfg, const char *section, const char *name, const char *value, int line,
+                      char *reason, size_t rlen);
+/* After the file: every section has a prefix. 0, or -1 with reason and *line the section's header. */
+int config_caches_check(const config_t *cfg, int *line, char *reason, size_t rlen);
+void config_caches_deinit(config_t *cfg);
+
 #endif
