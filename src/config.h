@@ -144,6 +144,8 @@ int config_cache_default_ttl(const config_t *cfg, const config_cache_t *cc);
 /* 1 if a and b have the same [cache.NAME] sections, in the same order, with the same settings as
  * written (a reload compares them; lines do not count). */
 int config_caches_equal(const config_t *a, const config_t *b);
+/* Move src's [cache.NAME] sections into dst (dst's go; src has none after). */
+void config_caches_take(config_t *dst, config_t *src);
 
 /* Set one option by name from text, as in the file (one pair of surrounding quotes is removed).
  * 0, or -1 with the reason in err ("unknown option 'prot'", "port must be ...") and cfg unchanged. */

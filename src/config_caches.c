@@ -241,3 +241,12 @@ int config_caches_equal(const config_t *a, const config_t *b)
     }
     return 1;
 }
+
+void config_caches_take(config_t *dst, config_t *src)
+{
+    config_caches_deinit(dst);
+    memcpy(dst->caches, src->caches, sizeof(dst->caches));
+    dst->ncaches = src->ncaches;
+    memset(src->caches, 0, sizeof(src->caches));
+    src->ncaches = 0;
+}

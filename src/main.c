@@ -129,6 +129,34 @@ static cache_near_opts_t near_opts(const config_t *c)
     return o;
 }
 
+/*
+ * Make the [cache.NAME] sections of c the named caches, each with [cache]'s serializer and default-ttl
+ * (the running ones) where it sets none. 0, or -1 with err ("path:line: [cache.docs] serializer: ...",
+ * URLs redacted) and the caches unchanged.
+ */
+static int apply_caches(const config_t *c, char *err, size_t errlen)
+{
+    cache_def_t defs[CONFIG_MAX_CACHES];
+    char why[384];
+
+    for (int i = 0; i < c->ncaches; i++) {
+        const config_cache_t *cc = &c->caches[i];
+        defs[i] = (cache_def_t){ .name = cc->name, .prefixes = cc->prefix, .serializer = config_cache_serializer(&cfg, cc),
+                                 .default_ttl = config_cache_default_ttl(&cfg, cc) };
+    }
+    if (cache_configure(cache, defs, (size_t)c->ncaches, (size_t)cfg.proto_max_bulk_len, why, sizeof(why)) == 0)
+        return 0;
+    url_redact_in(why, sizeof(why));
+    snprintf(err, errlen, "%s", why);
+    for (int i = 0; i < c->ncaches && cfg_path != NULL; i++) {
+        const config_cache_t *cc = &c->caches[i];
+        size_t n = strlen(cc->name);
+        if (strncmp(why, "[cache.", 7) == 0 && strncmp(why + 7, cc->name, n) == 0 && why[7 + n] == ']')
+            snprintf(err, errlen, "%s:%d: %s", cfg_path, cc->serializer_line ? cc->serializer_line : cc->line, why);
+    }
+    return -1;
+}
+
 /* Error messages of a reload name the URLs: redacted, as everywhere they are shown. */
 static int reload_backend(const config_t *next, char *err, size_t errlen)
 {
@@ -238,6 +266,14 @@ static void on_reload(uv_signal_t *h, int signum)
 next_option:
         mem_free(was);
         mem_free(now);
+    }
+    /* the named caches: their own settings, or [cache]'s new ones they inherit */
+    cache_set_default_ttl(cache, cfg.default_ttl);
+    if (apply_caches(&next, err, sizeof(err)) < 0) {
+        log_warn("reload: %s; the [cache.NAME] sections keep their running configuration", err);
+    } else if (!config_caches_equal(&cfg, &next)) {
+        config_caches_take(&cfg, &next);
+        log_notice("reload: [cache.NAME] sections applied (%d named caches)", cfg.ncaches);
     }
     config_deinit(&next);
     if (log_setup(cfg.loglevel, cfg.logfile) < 0)
@@ -349,6 +385,16 @@ int main(int argc, char **argv)
         return 1;
     }
     cache_set_dict_store(cache, cfg.dictionary_key_prefix, cfg.dictionary_dir);
+    cache_set_default_ttl(cache, cfg.default_ttl);
+    if (apply_caches(&cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "cachetoryd: %s\n", err);
+        cache_destroy(cache);
+        backend_destroy(backend);
+        uv_run(loop, UV_RUN_DEFAULT);          /* the backend's handles close */
+        uv_loop_close(loop);
+        config_deinit(&cfg);
+        return 1;
+    }
     if (cfg.near_cache) {
         cache_near_opts_t no = near_opts(&cfg);
         if (cache_set_near(cache, &no, err, sizeof(err)) < 0) {

@@ -27,7 +27,7 @@ typedef enum backend_opcode {
     BE_SET,         /* key value [NX|XX] [expire|KEEPTTL [NEWTTL expire]] [GETOLD] -> OK | NIL (condition false);
                        GETOLD: value */
     BE_MGET,        /* keys                                  -> values (ptr NULL = missing) */
-    BE_MSET,        /* keys vals [NX] [expire_at]            -> OK; NX: integer 1 set all, 0 set none */
+    BE_MSET,        /* keys vals [NX] [expire_at | ttls_ms]  -> OK; NX: integer 1 set all, 0 set none */
     BE_DEL,         /* keys                                  -> integer removed */
     BE_EXISTS,      /* keys (repeats count again)            -> integer */
     BE_TOUCH,       /* keys                                  -> integer */
@@ -104,6 +104,8 @@ typedef struct backend_op {
     size_t nkeys;
     long long expire_at;        /* absolute unix ms, -1 = none */
     long long rel_ms;           /* with BE_REL: the expiry as the client gave it, ms from now */
+    const long long *ttls_ms;   /* MSET: one expiry per key, ms from now (-1: none), when the keys' caches
+                                   have different default-ttls; NULL: expire_at / rel_ms for every key */
     int db2;                    /* BE_SELECT: the database to switch to */
     uint64_t cursor;            /* SCAN */
     size_t count;               /* SCAN COUNT hint */

@@ -48,6 +48,14 @@ typedef struct cache_near_opts {
     int ping_ms;                        /* the invalidation connection is PINGed this often */
 } cache_near_opts_t;
 
+/* A named cache ([cache.NAME]): the keys under its prefixes use its serializer and default-ttl. */
+typedef struct cache_def {
+    const char *name;                   /* 1..32 of A-Z a-z 0-9 _ - ; not "default" */
+    const char *prefixes;               /* one or more, separated by spaces; no prefix in two caches */
+    const char *serializer;             /* its codec chain URL */
+    int default_ttl;                    /* seconds, 0 = none */
+} cache_def_t;
+
 cache_t *cache_create(const char *name, const char *serializer, backend_t *backend, uv_loop_t *loop,
                       size_t thread_min, size_t max_bulk, char *err, size_t errlen);
 void cache_destroy(cache_t *c);
@@ -76,22 +84,51 @@ void cache_near_section(cache_t *c, buf_t *out);
  * memory:// in dir (NULL or "": nowhere), whose dictionaries are loaded now. */
 void cache_set_dict_store(cache_t *c, const char *key_prefix, const char *dir);
 /* CACHE DICT TRAIN (load 0; dict_size 0: the serializer's dictionary-size) or LOAD (load 1, bytes: a
- * dictionary): cb once, with integer = the dictionary's ID that new values now use, or BE_ERR. */
-void cache_dict_command(cache_t *c, int load, bytes_t bytes, size_t dict_size, backend_cb *cb, void *ctx);
+ * dictionary) for the cache called name (NULL: the default one): cb once, with integer = the dictionary's
+ * ID that new values now use, or BE_ERR. -1 (and no cb) when no cache has that name. */
+int cache_dict_command(cache_t *c, const char *name, int load, bytes_t bytes, size_t dict_size, backend_cb *cb,
+                       void *ctx);
 
 /* Append the cache's INFO fields. */
 void cache_info(cache_t *c, buf_t *out);
 void cache_stats_reset(cache_t *c);
 void cache_metrics(cache_t *c, buf_t *out);        /* Prometheus lines */
 backend_t *cache_backend(cache_t *c);
-/* The codec chain new values are written with (chain_is_null, chain_url). */
+/* The codec chain new values of the default cache are written with (chain_is_null, chain_url). */
 const chain_t *cache_chain(const cache_t *c);
 /* Codec jobs (encodes / decodes) on the thread pool whose completion has not run on the loop yet;
  * shutdown waits for 0. */
 int cache_jobs(const cache_t *c);
 /* reload: ops from now on go to b (the near cache tracks b, and drops what it kept) */
 void cache_set_backend(cache_t *c, backend_t *b);
-/* Replace the codec chain (SIGHUP). 0, or -1 with err and the chain unchanged. */
+/* Replace the codec chain of the default cache (SIGHUP). 0, or -1 with err and the chain unchanged. */
 int cache_set_serializer(cache_t *c, const char *serializer, size_t max_bulk, char *err, size_t errlen);
+/* The default cache's default-ttl (seconds, 0 = none). */
+void cache_set_default_ttl(cache_t *c, int seconds);
+
+/*
+ * Caches by key prefix. A key goes to the named cache with the longest prefix it starts with (byte-wise),
+ * others to the default cache. Each value of an op is encoded and decoded with its own key's chain; a
+ * multi-key op stays one backend op whatever caches its keys are in. Without named caches a key costs no
+ * lookup.
+ *
+ * cache_configure makes defs the named caches, at start and on a reload: a cache whose serializer changed
+ * gets a new chain (values on the thread pool finish with the old one), prefixes and default-ttl apply to
+ * the commands from now on, caches not in defs take no more keys. All or nothing: 0, or -1 with err naming
+ * the cache ("[cache.docs] serializer: ...") and nothing changed.
+ */
+int cache_configure(cache_t *c, const cache_def_t *defs, size_t n, size_t max_bulk, char *err, size_t errlen);
+/* The caches configured now: 0 is the default one, then the named ones in defs' order. */
+size_t cache_count(cache_t *c);
+const char *cache_name_at(cache_t *c, size_t i);                /* NULL past the last */
+const chain_t *cache_chain_at(cache_t *c, size_t i);            /* NULL past the last */
+/* The chain of the cache called name now (NULL: the default one), or NULL when there is none. */
+chain_t *cache_chain_named(cache_t *c, const char *name);
+/* The chain and the default-ttl (seconds, 0 = none) of key's cache. */
+const chain_t *cache_chain_for(cache_t *c, bytes_t key);
+int cache_default_ttl(cache_t *c, bytes_t key);
+/* A chain that encodes (not null://) among the caches configured now, or NULL when every one is null://
+ * (scripts then see the clients' own bytes upstream). */
+const chain_t *cache_chain_encoding(cache_t *c);
 
 #endif

@@ -38,10 +38,17 @@
 #define DICT_MISSES 16              /* IDs remembered as not fetchable */
 #define DICT_MISS_MS 10000          /* ... for this long */
 
-typedef struct dict_waiter {
-    struct dict_waiter *next;
+/* A reader waiting for the dictionaries its values name: resumed when the last of them has come (or
+ * could not be had). */
+typedef struct dict_group {
+    int pending;                /* fetches still out, plus one while cache_dict_wait adds them */
     void (*resume)(void *arg);
     void *arg;
+} dict_group_t;
+
+typedef struct dict_waiter {
+    struct dict_waiter *next;
+    dict_group_t *group;
 } dict_waiter_t;
 
 typedef struct dict_fetch {
@@ -101,6 +108,13 @@ static int dict_upstream(const cache_dict_t *dd)
     return backend_forwards(cache_backend(dd->cache));
 }
 
+/* The name of the cache ch belongs to, for the log and dictionary-dir's files. */
+static const char *dict_name(const cache_dict_t *dd, const chain_t *ch)
+{
+    const char *name = cache_chain_name(dd->cache, ch);
+    return name != NULL ? name : cache_name(dd->cache);
+}
+
 static void dict_key(const cache_dict_t *dd, unsigned id, char *key, size_t len)
 {
     snprintf(key, len, "%s%u", dd->prefix, id);
@@ -110,10 +124,10 @@ static void dict_key(const cache_dict_t *dd, unsigned id, char *key, size_t len)
 
 /* Write the dictionary to dir/<cache>-<id>.dict (through a temporary file and a rename: a crash leaves
  * either the whole file or none). 0, or -1 with errno. */
-static int dict_dir_write(const cache_dict_t *dd, unsigned id, const char *bytes, size_t len)
+static int dict_dir_write(const cache_dict_t *dd, const char *name, unsigned id, const char *bytes, size_t len)
 {
     char path[4096], tmp[4200];
-    snprintf(path, sizeof(path), "%s/%s-%u.dict", dd->dir, cache_name(dd->cache), id);
+    snprintf(path, sizeof(path), "%s/%s-%u.dict", dd->dir, name, id);
     snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
     if (f == NULL)
@@ -134,7 +148,7 @@ static int dict_dir_write(const cache_dict_t *dd, unsigned id, const char *bytes
 
 /* Load dir's dictionaries of this cache into the chain; the newest file's becomes the one new values
  * use. A file that is not a dictionary is logged and skipped. */
-static void dict_dir_load(cache_dict_t *dd, chain_t *ch)
+static void dict_dir_load(cache_dict_t *dd, chain_t *ch, const char *name)
 {
     codec_dicts_t *ds = chain_dicts_mut(ch);
     char want[128];
@@ -145,14 +159,17 @@ static void dict_dir_load(cache_dict_t *dd, chain_t *ch)
                  strerror(errno));
         return;
     }
-    snprintf(want, sizeof(want), "%s-", cache_name(dd->cache));
+    snprintf(want, sizeof(want), "%s-", name);
     struct dirent *e;
     time_t newest = 0;
     unsigned newest_id = 0;
     int n = 0;
     while ((e = readdir(d)) != NULL) {
         size_t l = strlen(e->d_name);
-        if (strncmp(e->d_name, want, strlen(want)) != 0 || l < 6 || strcmp(e->d_name + l - 5, ".dict") != 0)
+        size_t w = strlen(want);
+        /* <name>-<digits>.dict exactly: the files of cache "a" are not those of cache "a-b" */
+        if (strncmp(e->d_name, want, w) != 0 || l < w + 6 || strcmp(e->d_name + l - 5, ".dict") != 0 ||
+            strspn(e->d_name + w, "0123456789") != l - w - 5)
             continue;
         char path[4096], err[512];
         struct stat st;
@@ -173,7 +190,7 @@ static void dict_dir_load(cache_dict_t *dd, chain_t *ch)
     closedir(d);
     if (newest_id != 0) {
         codec_zstd_dicts_use(ds, newest_id);
-        log_notice("cache %s: %d zstd dictionaries from %s; new values use %u", cache_name(dd->cache), n, dd->dir,
+        log_notice("cache %s: %d zstd dictionaries from %s; new values use %u", name, n, dd->dir,
                    newest_id);
     }
 }
@@ -186,13 +203,13 @@ void cache_dict_configure(cache_dict_t *dd, const char *prefix, const char *dir)
     dd->dir = dir && *dir ? mem_strdup(dir) : NULL;
 }
 
-void cache_dict_chain_added(cache_dict_t *dd, chain_t *ch)
+void cache_dict_chain_added(cache_dict_t *dd, chain_t *ch, const char *name)
 {
     const codec_dicts_t *ds = chain_dicts(ch);
     codec_dict_stats_t st;
     codec_zstd_dicts_stats(ds, &st);
     if (ds != NULL && st.auto_train && dd->dir != NULL && !dict_upstream(dd))
-        dict_dir_load(dd, ch);
+        dict_dir_load(dd, ch, name);
 }
 
 /* ---- training ---------------------------------------------------------------------------------------- */
@@ -232,10 +249,10 @@ static void dict_train_end(dict_train_t *tr, const char *err)
             id = 0;
             char msg[CODEC_ERRLEN + 160];
             snprintf(msg, sizeof(msg), "ERR zstd dictionary: %s", why);
-            log_warn("cache %s: %s", cache_name(dd->cache), msg + 4);
+            log_warn("cache %s: %s", dict_name(dd, tr->ch), msg + 4);
             dict_train_reply(tr, 0, msg);
         } else {
-            log_notice("cache %s: zstd dictionary %u (%zu bytes)%s; new values use it", cache_name(dd->cache), id,
+            log_notice("cache %s: zstd dictionary %u (%zu bytes)%s; new values use it", dict_name(dd, tr->ch), id,
                        tr->dict.len, tr->t ? " trained" : " loaded");
             dict_train_reply(tr, id, NULL);
         }
@@ -265,7 +282,7 @@ static void dict_store_get_cb(void *arg, const backend_result_t *res)
     else
         snprintf(msg, sizeof(msg), "ERR zstd dictionary %u not used: the upstream key %s holds other bytes (an ID "
                  "collision, or a key written by something else)", tr->id, tr->key);
-    log_warn("cache %s: %s", cache_name(tr->dd->cache), msg + 4);
+    log_warn("cache %s: %s", dict_name(tr->dd, tr->ch), msg + 4);
     dict_train_end(tr, msg);
 }
 
@@ -289,7 +306,7 @@ static void dict_store_set_cb(void *arg, const backend_result_t *res)
     tr->dd->store_failures++;
     snprintf(msg, sizeof(msg), "ERR zstd dictionary %u not stored upstream (%s): not used, values stay readable by "
              "every daemon", tr->id, res->err);
-    log_warn("cache %s: %s", cache_name(tr->dd->cache), msg + 4);
+    log_warn("cache %s: %s", dict_name(tr->dd, tr->ch), msg + 4);
     dict_train_end(tr, msg);
 }
 
@@ -306,11 +323,11 @@ static void dict_store(dict_train_t *tr)
         backend_submit(cache_backend(dd->cache), &op, dict_store_set_cb, tr);
         return;
     }
-    if (dd->dir != NULL && dict_dir_write(dd, tr->id, tr->dict.data, tr->dict.len) < 0) {
+    if (dd->dir != NULL && dict_dir_write(dd, dict_name(dd, tr->ch), tr->id, tr->dict.data, tr->dict.len) < 0) {
         dd->store_failures++;
         /* memory:// values die with the daemon: the dictionary is still usable, only not kept */
         log_warn("cache %s: zstd dictionary %u not written to dictionary-dir '%s' (%s): it will not survive a "
-                 "restart", cache_name(dd->cache), tr->id, dd->dir, strerror(errno));
+                 "restart", dict_name(dd, tr->ch), tr->id, dd->dir, strerror(errno));
     } else if (dd->dir != NULL) {
         dd->stored++;
     }
@@ -336,12 +353,12 @@ static void dict_train_after_cb(uv_work_t *w, int status)
     cache_jobs_add(dd->cache, -1);
     if (status < 0 || codec_zstd_training_result(tr->t, &dict, &len, &tr->ratio, &plain, &why) < 0) {
         snprintf(msg, sizeof(msg), "ERR no zstd dictionary: %s", status < 0 ? "the training was cancelled" : why);
-        log_notice("cache %s: %s", cache_name(dd->cache), msg + 4);
+        log_notice("cache %s: %s", dict_name(dd, tr->ch), msg + 4);
         dict_train_end(tr, msg);
         return;
     }
     log_notice("cache %s: zstd dictionary trained: ratio %.3f against %.3f for plain zstd on held-out values",
-               cache_name(dd->cache), tr->ratio, plain);
+               dict_name(dd, tr->ch), tr->ratio, plain);
     buf_append(&tr->dict, dict, len);
     dict_store(tr);
 }
@@ -432,6 +449,16 @@ static int dict_missed(cache_dict_t *dd, unsigned id)
     return 0;
 }
 
+static void dict_group_done(dict_group_t *g)
+{
+    if (--g->pending > 0)
+        return;
+    void (*resume)(void *) = g->resume;
+    void *arg = g->arg;
+    mem_free(g);
+    resume(arg);
+}
+
 static void dict_fetch_cb(void *arg, const backend_result_t *res)
 {
     dict_fetch_t *f = arg;
@@ -457,10 +484,10 @@ static void dict_fetch_cb(void *arg, const backend_result_t *res)
         dd->miss[dd->nmiss_next].until = uv_now(cache_loop(dd->cache)) + DICT_MISS_MS;
         dd->nmiss_next = (dd->nmiss_next + 1) % DICT_MISSES;
         log_warn("cache %s: zstd dictionary %u from upstream key %s: %s; values that use it are not decoded",
-                 cache_name(dd->cache), f->id, f->key, fail);
+                 dict_name(dd, f->ch), f->id, f->key, fail);
     } else {
         dd->fetched++;
-        log_notice("cache %s: zstd dictionary %u fetched from upstream key %s", cache_name(dd->cache), f->id, f->key);
+        log_notice("cache %s: zstd dictionary %u fetched from upstream key %s", dict_name(dd, f->ch), f->id, f->key);
     }
     for (dict_fetch_t **p = &dd->fetches; *p != NULL; p = &(*p)->next)
         if (*p == f) {
@@ -471,15 +498,15 @@ static void dict_fetch_cb(void *arg, const backend_result_t *res)
     while (f->waiters != NULL) {
         dict_waiter_t *w = f->waiters;
         f->waiters = w->next;
-        w->resume(w->arg);
+        dict_group_done(w->group);
         mem_free(w);
     }
     mem_free(f);
 }
 
-/* Fetch id for ch unless it is on its way or known missing; add the waiter if given. 1 if the waiter
- * will be resumed, 0 if not (nothing to wait for). */
-static int dict_fetch(cache_dict_t *dd, chain_t *ch, unsigned id, void (*resume)(void *), void *arg)
+/* Fetch id for ch unless it is on its way or known missing; g (if not NULL) then waits for it too. 1 if
+ * g waits, 0 if not (nothing to wait for). */
+static int dict_fetch(cache_dict_t *dd, chain_t *ch, unsigned id, dict_group_t *g)
 {
     dict_fetch_t *f;
 
@@ -503,40 +530,58 @@ static int dict_fetch(cache_dict_t *dd, chain_t *ch, unsigned id, void (*resume)
                             .key = { f->key, strlen(f->key) }, .expire_at = -1 };
         backend_submit(cache_backend(dd->cache), &op, dict_fetch_cb, f);
         /* the backend may have answered at once (it failed): f is gone then */
-        for (dict_fetch_t *g = dd->fetches; g != NULL; g = g->next)
-            if (g == f)
+        for (dict_fetch_t *h = dd->fetches; h != NULL; h = h->next)
+            if (h == f)
                 goto added;
         return 0;
     }
 added:
-    if (resume == NULL)
+    if (g == NULL)
         return 0;
     dict_waiter_t *w = mem_alloc(sizeof(*w));
-    w->resume = resume;
-    w->arg = arg;
+    w->group = g;
+    g->pending++;
     w->next = f->waiters;
     f->waiters = w;
     return 1;
 }
 
-int cache_dict_wait(cache_dict_t *dd, chain_t *ch, const bytes_t *vals, size_t n, int can_wait,
+int cache_dict_wait(cache_dict_t *dd, chain_t *const *chs, const bytes_t *vals, size_t n, int can_wait,
                     void (*resume)(void *), void *arg)
 {
+    dict_group_t *g = NULL;
+    int waits = 0;
+
+    if (can_wait) {
+        g = mem_alloc(sizeof(*g));
+        *g = (dict_group_t){ 1, resume, arg };
+    }
     for (size_t i = 0; i < n; i++) {
         if (vals[i].ptr == NULL)
             continue;
-        unsigned id = chain_missing_dict(ch, vals[i].ptr, vals[i].len);
-        if (id != 0 && dict_fetch(dd, ch, id, can_wait ? resume : NULL, arg))
-            return 1;
+        unsigned id = chain_missing_dict(chs[i], vals[i].ptr, vals[i].len);
+        if (id != 0)
+            waits |= dict_fetch(dd, chs[i], id, g);
     }
-    return 0;
+    if (g == NULL)
+        return 0;
+    if (!waits) {
+        mem_free(g);
+        return 0;
+    }
+    /* the fetches may all have ended by now (a backend that answers at once): the last one resumes */
+    if (--g->pending == 0) {
+        mem_free(g);
+        return 0;
+    }
+    return 1;
 }
 
 void cache_dict_fetch_for(cache_dict_t *dd, chain_t *ch, bytes_t v)
 {
     unsigned id = chain_missing_dict(ch, v.ptr, v.len);
     if (id != 0)
-        dict_fetch(dd, ch, id, NULL, NULL);
+        dict_fetch(dd, ch, id, NULL);
 }
 
 void cache_dict_info(const cache_dict_t *dd, buf_t *out)
@@ -544,4 +589,25 @@ void cache_dict_info(const cache_dict_t *dd, buf_t *out)
     buf_printf(out, "cache_zstd_dictionaries_fetched:%llu\r\ncache_zstd_dictionary_fetch_failures:%llu\r\n"
                "cache_zstd_dictionaries_stored:%llu\r\ncache_zstd_dictionary_store_failures:%llu\r\n",
                dd->fetched, dd->fetch_failures, dd->stored, dd->store_failures);
+}
+
+/* ---- the public face (cache.h) ------------------------------------------------------------------- */
+
+void cache_set_dict_store(cache_t *c, const char *key_prefix, const char *dir)
+{
+    cache_dict_configure(cache_dict(c), key_prefix, dir);
+    cache_profiles_dict_sync(c);
+}
+
+int cache_dict_command(cache_t *c, const char *name, int load, bytes_t bytes, size_t dict_size, backend_cb *cb,
+                       void *ctx)
+{
+    chain_t *ch = cache_chain_named(c, name);
+    if (ch == NULL)
+        return -1;
+    if (load)
+        cache_dict_load(cache_dict(c), ch, bytes, cb, ctx);
+    else
+        cache_dict_train(cache_dict(c), ch, dict_size, cb, ctx);
+    return 0;
 }

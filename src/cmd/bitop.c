@@ -243,7 +243,7 @@ static void bitop_store(mkeys_t *m)
         backend_op_t op = { .code = BE_DEL, .keys = &dest, .nkeys = 1 };
         mk_submit(m, &op, bitop_write_cb);
     } else {
-        long long rel, at = cmd_default_expiry(&rel);
+        long long rel, at = cmd_default_expiry(dest, &rel);
         backend_op_t op = { .code = BE_SET, .key = dest, .value = { result.data, result.len },
                             .expire_at = at, .rel_ms = rel, .flags = at >= 0 ? BE_REL : 0 };
         mk_submit(m, &op, bitop_write_cb);

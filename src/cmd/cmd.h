@@ -94,10 +94,11 @@ int cmd_submit_raw(req_t *r, backend_op_t *op, backend_cb *cb);
 int cmd_parse_ll(bytes_t a, long long *out);
 int cmd_parse_ld(bytes_t a, long double *out);
 
-/* default-ttl: the expiry (absolute unix ms) of a key written without one, or -1; *rel the same in ms
- * from now (an upstream is sent that). */
-long long cmd_default_expiry(long long *rel);
-/* A read-modify-write op (BE_UPDATE): a key it creates gets default-ttl (BE_NEWTTL), sent relative. */
+/* default-ttl of key's cache ([cache] or the [cache.NAME] of its prefix): the expiry (absolute unix ms)
+ * of the key written without one, or -1; *rel the same in ms from now (an upstream is sent that). */
+long long cmd_default_expiry(bytes_t key, long long *rel);
+/* A read-modify-write op (BE_UPDATE) on op->key: a key it creates gets its default-ttl (BE_NEWTTL), sent
+ * relative. */
 void cmd_update_newttl(backend_op_t *op);
 
 /* A backend callback for commands that reply with the result's integer (or its error). */

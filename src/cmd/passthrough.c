@@ -126,13 +126,14 @@ static void refuse_script(buf_t *out, const cmd_class_t *cl, const char *what)
     display_name(cl, name, sizeof(name));
     reply_errorf(out, "ERR %s%s is refused by cachetoryd: it reads string values inside Redis, where serializer "
                  "%s stores them encoded; use serializer null://, or set passthrough-scripts stored-bytes to "
-                 "let it see the stored bytes", name, what, chain_url(cache_chain(cmd_ctx.cache)));
+                 "let it see the stored bytes", name, what, chain_url(cache_chain_encoding(cmd_ctx.cache)));
 }
 
-/* Scripts may run upstream: the values there are the clients' own bytes, or the user said it is fine. */
+/* Scripts may run upstream: the values there are the clients' own bytes (every cache, the named ones too,
+ * is null://), or the user said it is fine. */
 static int scripts_allowed(void)
 {
-    return chain_is_null(cache_chain(cmd_ctx.cache)) ||
+    return cache_chain_encoding(cmd_ctx.cache) == NULL ||
            cmd_ctx.cfg->passthrough_scripts == PASSTHROUGH_SCRIPTS_STORED_BYTES;
 }
 

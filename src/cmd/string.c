@@ -149,10 +149,11 @@ const char *cmd_value_unreadable(size_t len)
     return err;
 }
 
-/* default-ttl: the expiry of a key written without one, relative (*rel ms) and absolute (returned). */
-long long cmd_default_expiry(long long *rel)
+/* default-ttl of key's cache: the expiry of a key written without one, relative (*rel ms) and absolute
+ * (returned). Without named caches the default cache's, with no lookup. */
+long long cmd_default_expiry(bytes_t key, long long *rel)
 {
-    int ttl = cmd_ctx.cfg->default_ttl;
+    int ttl = cache_default_ttl(cmd_ctx.cache, key);
     *rel = ttl > 0 ? (long long)ttl * 1000 : -1;
     return ttl > 0 ? clock_ms() + *rel : -1;
 }
@@ -174,7 +175,7 @@ static int set_generic(req_t *r, bytes_t key, bytes_t val, unsigned flags, long 
         return CMD_DONE;
     }
     if (at < 0)
-        at = cmd_default_expiry(&rel);
+        at = cmd_default_expiry(key, &rel);
     backend_op_t op = {
         .code = BE_SET,
         .key = key,
@@ -342,6 +343,7 @@ int cmd_mget(req_t *r, int argc, bytes_t *argv)
 static int mset_generic(req_t *r, int argc, bytes_t *argv, int nx)
 {
     bytes_t small[64];
+    long long ttl_small[32], *ttls = NULL;
     size_t n = (size_t)(argc - 1) / 2;
 
     if ((argc - 1) % 2 != 0) {
@@ -360,13 +362,30 @@ static int mset_generic(req_t *r, int argc, bytes_t *argv, int nx)
         kv[i] = argv[1 + 2 * i];
         kv[n + i] = argv[2 + 2 * i];
     }
-    long long rel, at = cmd_default_expiry(&rel);
-    backend_op_t op = { .code = BE_MSET, .keys = kv, .vals = kv + n, .nkeys = n,
+    /* each key its cache's default-ttl: one expiry for all when they agree (always, without named caches),
+     * else one per key (still one MSET op) */
+    long long rel, at = cmd_default_expiry(kv[0], &rel);
+    for (size_t i = 1; i < n && ttls == NULL; i++) {
+        long long rel_i;
+        cmd_default_expiry(kv[i], &rel_i);
+        if (rel_i != rel) {
+            ttls = n <= 32 ? ttl_small : mem_alloc(n * sizeof(*ttls));
+            for (size_t j = 0; j < n; j++)
+                cmd_default_expiry(kv[j], &ttls[j]);
+        }
+    }
+    backend_op_t op = { .code = BE_MSET, .keys = kv, .vals = kv + n, .nkeys = n, .ttls_ms = ttls,
                         .flags = (nx ? BE_NX : 0) | rel_flag(rel), .expire_at = at, .rel_ms = rel };
+    if (ttls != NULL) {
+        op.expire_at = -1;
+        op.flags &= ~BE_REL;
+    }
     cmd_scratch(r)->variant = nx ? REPLY_INT : REPLY_SET_OK;
     int rc = cmd_submit(r, &op, set_done_cb);
     if (kv != small)
         mem_free(kv);
+    if (ttls != ttl_small)
+        mem_free(ttls);
     return rc;
 }
 
@@ -386,10 +405,9 @@ int cmd_msetnx(req_t *r, int argc, bytes_t *argv)
  * CACHE RAWGET key | CACHE RAWSET key bytes | CACHE HELP: the bytes as the backend holds them, past the
  * codec chain — to look at what a serializer wrote, or to store a value another program encoded.
  */
-/* The zstd dictionary with id (a decimal argument) of the running chain, or NULL. */
-static int dict_find(bytes_t arg, codec_dict_info_t *out)
+/* The zstd dictionary with id (a decimal argument) among ds's: 0, or -1. */
+static int dict_find(const codec_dicts_t *ds, bytes_t arg, codec_dict_info_t *out)
 {
-    const codec_dicts_t *ds = chain_dicts(cache_chain(cmd_ctx.cache));
     long long id;
 
     if (cmd_parse_ll(arg, &id) < 0)
@@ -418,16 +436,35 @@ static int cache_dict(req_t *r, int argc, bytes_t *argv)
 {
     buf_t *out = req_out(r);
     codec_dict_info_t d;
+    char name[64];
+    const char *which = NULL;           /* CACHE <name>: a named cache's, else the default cache's */
+
+    if (argc >= 5 && bytes_eq_nocase(argv[argc - 2], "cache")) {
+        bytes_t n = argv[argc - 1];
+        if (n.len >= sizeof(name)) {
+            reply_error(out, "ERR no such cache (INFO cache lists them)");
+            return CMD_DONE;
+        }
+        memcpy(name, n.ptr, n.len);
+        name[n.len] = '\0';
+        which = memchr(n.ptr, '\0', n.len) == NULL ? name : "";
+        argc -= 2;
+    }
+    chain_t *ch = cache_chain_named(cmd_ctx.cache, which);
+    if (ch == NULL) {
+        reply_error(out, "ERR no such cache (INFO cache lists them)");
+        return CMD_DONE;
+    }
+    const codec_dicts_t *ds = chain_dicts(ch);
 
     if (argc == 3 && bytes_eq_nocase(argv[2], "list")) {
-        const codec_dicts_t *ds = chain_dicts(cache_chain(cmd_ctx.cache));
         reply_array(out, codec_zstd_dicts_count(ds));
         for (size_t i = 0; codec_zstd_dicts_get(ds, i, &d) == 0; i++)
             reply_int(out, d.id);
         return CMD_DONE;
     }
     if (argc == 4 && (bytes_eq_nocase(argv[2], "info") || bytes_eq_nocase(argv[2], "export"))) {
-        if (dict_find(argv[3], &d) < 0) {
+        if (dict_find(ds, argv[3], &d) < 0) {
             reply_error(out, "ERR no such dictionary (CACHE DICT LIST lists them)");
             return CMD_DONE;
         }
@@ -450,7 +487,7 @@ static int cache_dict(req_t *r, int argc, bytes_t *argv)
             reply_error(out, "ERR dictionary size must be an integer between 1024 and 1048576 (bytes)");
             return CMD_DONE;
         }
-        cache_dict_command(cmd_ctx.cache, 0, (bytes_t){ NULL, 0 }, (size_t)size, dict_done_cb, r);
+        cache_dict_command(cmd_ctx.cache, which, 0, (bytes_t){ NULL, 0 }, (size_t)size, dict_done_cb, r);
         return CMD_PENDING;
     }
     if (argc == 5 && bytes_eq_nocase(argv[2], "load")) {
@@ -461,10 +498,11 @@ static int cache_dict(req_t *r, int argc, bytes_t *argv)
                              "carries the ID <id>");
             return CMD_DONE;
         }
-        cache_dict_command(cmd_ctx.cache, 1, argv[4], 0, dict_done_cb, r);
+        cache_dict_command(cmd_ctx.cache, which, 1, argv[4], 0, dict_done_cb, r);
         return CMD_PENDING;
     }
-    reply_error(out, "ERR syntax error: CACHE DICT LIST | INFO <id> | EXPORT <id> | TRAIN [<size>] | LOAD <id> <bytes>");
+    reply_error(out, "ERR syntax error: CACHE DICT LIST | INFO <id> | EXPORT <id> | TRAIN [<size>] | LOAD <id> <bytes>, "
+                     "then CACHE <name> for a named cache's");
     return CMD_DONE;
 }
 
@@ -490,6 +528,7 @@ int cmd_cache(req_t *r, int argc, bytes_t *argv)
         "DICT EXPORT <id>", "    Return a dictionary's bytes (for zstd -D, or Python's zstandard module).",
         "DICT TRAIN [<size>]", "    Train a dictionary now from the values sampled (dictionary=auto); return its ID.",
         "DICT LOAD <id> <bytes>", "    Add a dictionary (stored as trained ones are); new values use it. Return its ID.",
+        "DICT ... CACHE <name>", "    The same for the named cache <name> ([cache.<name>]) instead of the default one.",
     };
     CMD_REPLY_HELP(req_out(r), help);
     return CMD_DONE;
@@ -519,7 +558,7 @@ static void update_done_cb(void *ctx, const backend_result_t *res)
  */
 void cmd_update_newttl(backend_op_t *op)
 {
-    op->expire_at = cmd_default_expiry(&op->rel_ms);
+    op->expire_at = cmd_default_expiry(op->key, &op->rel_ms);
     if (op->expire_at >= 0)
         op->flags |= BE_NEWTTL | BE_REL;
 }

@@ -1099,15 +1099,15 @@ static void test_mset_accounting(void **state)
 
     keys[0] = BYTES("a"), vals[0] = (bytes_t){ v, 500 };
     keys[1] = BYTES("b"), vals[1] = (bytes_t){ v, 1000 };               /* net 0 */
-    assert_int_equal(store_mset(s, 0, keys, vals, 2, -1, 0), 1);
+    assert_int_equal(store_mset(s, 0, keys, vals, 2, -1, NULL, 0), 1);
     assert_int_equal(store_used(s), used);
     keys[0] = BYTES("a"), vals[0] = (bytes_t){ v, 1 };
     keys[1] = BYTES("c"), vals[1] = (bytes_t){ v, 400 };                /* -499 + 449 */
-    assert_int_equal(store_mset(s, 0, keys, vals, 2, -1, 0), 1);
+    assert_int_equal(store_mset(s, 0, keys, vals, 2, -1, NULL, 0), 1);
     assert_int_equal(store_used(s), used - 50);
     keys[0] = BYTES("b"), vals[0] = (bytes_t){ v, 1 };
     keys[1] = BYTES("d"), vals[1] = (bytes_t){ v, 1100 };               /* -999 + 1149: 150 > 60 */
-    assert_int_equal(store_mset(s, 0, keys, vals, 2, -1, 0), STORE_OOM);
+    assert_int_equal(store_mset(s, 0, keys, vals, 2, -1, NULL, 0), STORE_OOM);
     assert_int_equal(store_used(s), used - 50);
     assert_null(peek(s, 0, "d"));
     assert_int_equal(strlen(get_str(s, 0, "b")), 1000);
@@ -1120,9 +1120,9 @@ static void test_mset_accounting(void **state)
     keys[0] = BYTES("x"), vals[0] = (bytes_t){ v, 1000 };
     keys[1] = BYTES("y"), vals[1] = (bytes_t){ v, 1000 };
     keys[2] = BYTES("x"), vals[2] = (bytes_t){ v, 1000 };
-    assert_int_equal(store_mset(s, 0, keys, vals, 3, -1, 0), STORE_OOM);
-    assert_int_equal(store_mset(s, 0, keys, vals, 2, -1, 1), 1);
-    assert_int_equal(store_mset(s, 0, keys + 1, vals + 1, 2, -1, 1), 0);  /* nx: y exists */
+    assert_int_equal(store_mset(s, 0, keys, vals, 3, -1, NULL, 0), STORE_OOM);
+    assert_int_equal(store_mset(s, 0, keys, vals, 2, -1, NULL, 1), 1);
+    assert_int_equal(store_mset(s, 0, keys + 1, vals + 1, 2, -1, NULL, 1), 0);  /* nx: y exists */
     assert_int_equal(store_dbsize(s, 0), 2);
 }
 
@@ -1148,13 +1148,13 @@ static void test_mset_pins_most_keys(void **state)
         store_set_limit(s, store_used(s), policies[p]);
         for (int i = 0; i < 64; i++)
             vals[i].len = 51;                                   /* +64 bytes: "spare" must go */
-        assert_int_equal(store_mset(s, 0, keys, vals, 64, T0 + 2000, 0), 1);
+        assert_int_equal(store_mset(s, 0, keys, vals, 64, T0 + 2000, NULL, 0), 1);
         assert_null(peek(s, 0, "spare"));
         assert_int_equal(store_dbsize(s, 0), 64);
         assert_int_equal(store_stats(s)->evicted_keys, 1);
         for (int i = 0; i < 64; i++)
             vals[i].len = 53;                                   /* nothing left to evict */
-        assert_int_equal(store_mset(s, 0, keys, vals, 64, T0 + 2000, 0), STORE_OOM);
+        assert_int_equal(store_mset(s, 0, keys, vals, 64, T0 + 2000, NULL, 0), STORE_OOM);
         assert_int_equal(store_dbsize(s, 0), 64);
         assert_true(store_used(s) <= store_maxmemory(s));
         store_destroy(s);

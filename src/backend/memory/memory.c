@@ -128,8 +128,16 @@ static void memory_set(memory_backend_t *m, const backend_op_t *op, backend_resu
 /* MSET / MSETNX: all or nothing, charged the sum of the differences. */
 static void memory_mset(memory_backend_t *m, const backend_op_t *op, backend_result_t *res)
 {
-    int rc = store_mset(m->store, op->db, op->keys, op->vals, op->nkeys, op->expire_at,
+    long long *ats = NULL;
+    if (op->ttls_ms != NULL) {      /* each key its own expiry: ms from now, to this host's clock */
+        long long now = clock_ms();
+        ats = mem_alloc((op->nkeys ? op->nkeys : 1) * sizeof(*ats));
+        for (size_t i = 0; i < op->nkeys; i++)
+            ats[i] = op->ttls_ms[i] >= 0 ? now + op->ttls_ms[i] : -1;
+    }
+    int rc = store_mset(m->store, op->db, op->keys, op->vals, op->nkeys, op->expire_at, ats,
                         (op->flags & BE_NX) != 0);
+    mem_free(ats);
 
     if (rc == STORE_OOM)
         memory_oom(res);

@@ -357,7 +357,7 @@ static size_t pin_keys(store_t *s, store_db_t *d, const bytes_t *keys, size_t n,
  * clear the pins. A key given twice is charged for both values (never less than the truth).
  */
 int store_mset(store_t *s, int db, const bytes_t *keys, const bytes_t *vals, size_t n, long long expire_at,
-               int nx)
+               const long long *expires, int nx)
 {
     store_db_t *d = get_db(s, db);
     dict_pos_t pos;
@@ -367,7 +367,7 @@ int store_mset(store_t *s, int db, const bytes_t *keys, const bytes_t *vals, siz
             if (lookup_live(s, d, keys[i].ptr, keys[i].len, &pos))
                 return 0;
     }
-    if (s->maxmemory != 0 && !(expire_at >= 0 && expire_at <= clock_ms())) {
+    if (s->maxmemory != 0 && (expires != NULL || !(expire_at >= 0 && expire_at <= clock_ms()))) {
         size_t need = 0;
         for (size_t i = 0; i < n; i++) {
             size_t c = store_entry_cost(keys[i].len, vals[i].len);
@@ -382,7 +382,7 @@ int store_mset(store_t *s, int db, const bytes_t *keys, const bytes_t *vals, siz
         }
     }
     for (size_t i = 0; i < n; i++)
-        set_key(s, d, keys[i].ptr, keys[i].len, vals[i].ptr, vals[i].len, expire_at, 0, 0);
+        set_key(s, d, keys[i].ptr, keys[i].len, vals[i].ptr, vals[i].len, expires ? expires[i] : expire_at, 0, 0);
     return 1;
 }
 

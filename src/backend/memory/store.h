@@ -90,11 +90,12 @@ size_t store_entry_cost(size_t klen, size_t vlen);
 int store_set(store_t *s, int db, const char *key, size_t klen, const char *val, size_t vlen,
               long long expire_at, int flags);
 
-/* Set n keys (keys[i] to vals[i], expire_at as for store_set, no flags) as one write: charged the sum of
- * the differences (a key given twice counts both values), all written or none. nx: only if none of the
- * keys exists. Returns 1 written, 0 (nx) a key exists, STORE_OOM as store_set (nothing written). */
+/* Set n keys (keys[i] to vals[i], expire_at as for store_set — or expires[i] when expires is not NULL —,
+ * no flags) as one write: charged the sum of the differences (a key given twice counts both values), all
+ * written or none. nx: only if none of the keys exists. Returns 1 written, 0 (nx) a key exists, STORE_OOM
+ * as store_set (nothing written). */
 int store_mset(store_t *s, int db, const bytes_t *keys, const bytes_t *vals, size_t n, long long expire_at,
-               int nx);
+               const long long *expires, int nx);
 
 /* Remove key; returns 1 if it existed (and was not expired), 0 otherwise. */
 int store_delete(store_t *s, int db, const char *key, size_t klen);

@@ -212,6 +212,7 @@ void route_fan_slots(upstream_t *up, const backend_op_t *op, backend_cb *cb, voi
     }
     bytes_t *keys = mem_alloc(op->nkeys * sizeof(*keys));
     bytes_t *vals = op->vals ? mem_alloc(op->nkeys * sizeof(*vals)) : NULL;
+    long long *ttls = op->ttls_ms ? mem_alloc(op->nkeys * sizeof(*ttls)) : NULL;
     for (int g = 0; g < nslots; g++) {
         fan_part_t *p = &f->parts[g];
         p->idx = mem_alloc(op->nkeys * sizeof(*p->idx));
@@ -234,16 +235,20 @@ void route_fan_slots(upstream_t *up, const backend_op_t *op, backend_cb *cb, voi
             keys[k] = op->keys[i];
             if (vals)
                 vals[k] = op->vals[i];
+            if (ttls)
+                ttls[k] = op->ttls_ms[i];
             k++;
         }
         backend_op_t part = *op;
         part.keys = keys;
         part.vals = vals;
+        part.ttls_ms = ttls;
         part.nkeys = p->n;
         up_submit_on(up, route_op_conn(up, order[g], op), &part, fan_part_cb, p);
     }
     mem_free(keys);
     mem_free(vals);
+    mem_free(ttls);
     mem_free(slots);
     mem_free(order);
 }

@@ -79,6 +79,7 @@ struct up_task {
     backend_op_t op;            /* a copy; its slices point into data */
     buf_t data;                 /* owned bytes: the formatted command (plain), or the op's keys and values */
     bytes_t *slices;            /* owned slices for the op copy */
+    long long *ttls_ms;         /* owned copy of the op's ttls_ms (MSET with per-key expiries), or NULL */
     backend_cb *cb;
     void *ctx;
     int done;                   /* the callback ran */

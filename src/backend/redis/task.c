@@ -20,6 +20,8 @@ void up_task_free(up_task_t *t)
 
     mem_free(t->slices);
     mem_free(t->members);
+    mem_free(t->ttls_ms);
+    t->ttls_ms = NULL;
     t->slices = NULL;
     t->members = NULL;
     if (up == NULL || up->nfree_tasks >= UP_FREE_TASKS_MAX || t->data.cap > 4096 || t->newval.cap > 4096 ||
@@ -110,6 +112,12 @@ void up_task_own_op(up_task_t *t, const backend_op_t *op)
     for (int i = 0; i < op->argc; i++, n++)
         sl[i] = (bytes_t){ base + offs[n], op->argv[i].len };
     t->op.argv = op->argc ? sl : NULL;
+    if (op->ttls_ms != NULL) {
+        mem_free(t->ttls_ms);
+        t->ttls_ms = mem_alloc((op->nkeys ? op->nkeys : 1) * sizeof(*t->ttls_ms));
+        memcpy(t->ttls_ms, op->ttls_ms, op->nkeys * sizeof(*t->ttls_ms));
+        t->op.ttls_ms = t->ttls_ms;
+    }
     mem_free(offs);
 }
 

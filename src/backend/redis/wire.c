@@ -241,6 +241,30 @@ static void put_mset(buf_t *out, const backend_op_t *op)
     argv_builder_t a;
     size_t k;
 
+    if (op->ttls_ms != NULL) {
+        /* each key its own expiry (the default-ttl of its cache): ARGV vals, then ms per key (-1 none),
+         * then NX */
+        static const char script[] =
+            "local n=#KEYS "
+            "if ARGV[2*n+1]=='1' then for i=1,n do if redis.call('EXISTS',KEYS[i])==1 then return 0 end end end "
+            "for i=1,n do if ARGV[n+i]=='-1' then redis.call('SET',KEYS[i],ARGV[i]) "
+            "else redis.call('SET',KEYS[i],ARGV[i],'PX',ARGV[n+i]) end end return 1";
+        char nk[24];
+        int len = snprintf(nk, sizeof(nk), "%zu", op->nkeys);
+        ab_init(&a, (int)op->nkeys * 3 + 5);
+        ab_add(&a, B("EVAL"));
+        ab_add(&a, (bytes_t){ script, sizeof(script) - 1 });
+        ab_add(&a, (bytes_t){ nk, (size_t)len });
+        for (k = 0; k < op->nkeys; k++)
+            ab_add(&a, op->keys[k]);
+        for (k = 0; k < op->nkeys; k++)
+            ab_add(&a, op->vals[k]);
+        for (k = 0; k < op->nkeys; k++)
+            ab_num(&a, op->ttls_ms[k] > 0 ? op->ttls_ms[k] : -1);
+        ab_add(&a, (op->flags & BE_NX) ? B("1") : B("0"));
+        ab_put(&a, out);
+        return;
+    }
     if (op->expire_at >= 0) {
         /* MSET has no expiry: one script sets every key with it, atomically (MSETNX: if none exists) */
         static const char script[] =
