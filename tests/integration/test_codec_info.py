@@ -15,8 +15,8 @@ FIELDS = ["cache_name", "cache_serializer", "cache_encodes", "cache_encode_bytes
 
 def _nums(d):
     i = info(d)
-    return {k: (float(v) if k == "cache_encode_ratio" else int(v)) for k, v in i.items()
-            if k.startswith("cache_") and k not in ("cache_name", "cache_serializer")}
+    return {k: (float(v) if k.endswith("_ratio") else int(v)) for k, v in i.items()
+            if k.startswith("cache_") and k not in ("cache_name", "cache_serializer") and "=" not in v}
 
 
 def test_cache_section_present(start_daemon):
