@@ -73,8 +73,9 @@ void call_fail(call_t *k, const char *err)
 
 /* A value that names a zstd dictionary not here yet cannot be changed: it would be taken for plain bytes. */
 static const char cache_nodict_err[] = "ERR the stored value was compressed with a zstd dictionary this daemon does "
-                                       "not have: left unchanged (a dictionary stored upstream is being fetched: "
-                                       "try again; INFO cache and the log say more)";
+                                       "not have, or that does not decode it: left unchanged (a dictionary stored "
+                                       "upstream is being fetched: try again; INFO cache and the log say more)";
+
 /* Learn the caches of op's keys (n of them) into k: one profile when they share it, else one per key. */
 static void call_route(cache_t *c, call_t *k, const bytes_t *keys, size_t n)
 {

@@ -83,6 +83,9 @@ static void zstd_buf_grow_to(buf_t *b, size_t cap)
 
 /*
  * Point cctx at level / workers with the frame options of the format (content size on, checksum off).
+ * A frame made with a dictionary carries a checksum (as the zstd CLI writes them): cachetory cannot read
+ * those frames anyway, and a dictionary that is not the one the frame was made with — cut short or
+ * replaced upstream, under the same ID — then fails the check instead of decoding to other bytes.
  * A chain's parameters are fixed, so the parameters are set once and then only the session is reset.
  * Workers only change how the frame is computed, not its format: a libzstd built without threads
  * refuses nbWorkers >= 1, and then compresses on the calling thread.
@@ -101,7 +104,7 @@ static int zstd_cctx_setup(zstd_ctx_t *c, int level, int workers, const ZSTD_CDi
     if (!ZSTD_isError(r))
         r = ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_contentSizeFlag, 1);
     if (!ZSTD_isError(r))
-        r = ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_checksumFlag, 0);
+        r = ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_checksumFlag, dict != NULL);
     if (ZSTD_isError(r)) {
         snprintf(err, CODEC_ERRLEN, "zstd: cannot set up the compressor (%s)", ZSTD_getErrorName(r));
         return -1;
@@ -285,6 +288,20 @@ static int zstd_sniff(const char *in, size_t n)
  * must end exactly at the end of the input). Then a one-shot decode into exactly the declared size, or a
  * bounded streaming decode when there is none. limit is p->max_decoded.
  */
+/*
+ * A frame naming a dictionary this daemon has does not decode with it: the dictionary (cut short or
+ * replaced upstream) or the value is damaged. Not a value in another format that mixed mode could hand
+ * back for a read-modify-write to change: the same outcome as a dictionary not here (CODEC_ENODICT).
+ */
+static int zstd_dict_damaged(unsigned id, char *err)
+{
+    char why[64];
+    snprintf(why, sizeof(why), "%s", strncmp(err, "zstd: ", 6) == 0 ? err + 6 : err);
+    snprintf(err, CODEC_ERRLEN, "zstd: dictionary ID %u does not decode the value, one of them is damaged (%s)", id,
+             why);
+    return CODEC_ENODICT;
+}
+
 static int zstd_decode_ctx(void *ctx, const codec_params_t *p, const char *in, size_t n, buf_t *out, char *err)
 {
     zstd_ctx_t *c = ctx;
@@ -335,6 +352,8 @@ static int zstd_decode_ctx(void *ctx, const codec_params_t *p, const char *in, s
         int rc = zstd_decode_stream(c, limit, in, n, out, err);
         if (c->dctx != NULL)
             ZSTD_DCtx_refDDict(c->dctx, NULL);      /* the next frame may name none */
+        if (rc == CODEC_EFORMAT && id != 0)
+            rc = zstd_dict_damaged(id, err);
         /* The streaming decoder keeps its window buffer for the next frame. Past the floor that is an
          * unusual frame: give the memory back rather than keep it in every thread's context. */
         if (zstd_stream_window(u) > (1ULL << ZSTD_CODEC_WINDOW_LOG_FLOOR)) {
@@ -350,8 +369,10 @@ static int zstd_decode_ctx(void *ctx, const codec_params_t *p, const char *in, s
     zstd_buf_grow_to(out, out->len + size);
     char *dst = size ? out->data + out->len : &empty;
     size_t r = ZSTD_decompress_usingDDict(c->dctx, dst, size, in, n, ddict);
-    if (ZSTD_isError(r))
-        return zstd_decode_error(r, c->d_window_log, err);
+    if (ZSTD_isError(r)) {
+        int rc = zstd_decode_error(r, c->d_window_log, err);
+        return rc == CODEC_EFORMAT && id != 0 ? zstd_dict_damaged(id, err) : rc;
+    }
     if (r != size) {
         /* (libzstd checks this itself; an invariant worth keeping in release builds) */
         snprintf(err, CODEC_ERRLEN, "zstd: frame declares %zu bytes but holds %zu", size, r);

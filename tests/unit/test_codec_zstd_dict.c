@@ -252,6 +252,49 @@ static void test_dict_unknown_id(void **state)
     chain_destroy(plain);
 }
 
+/* A dictionary cut short under the same ID (as a damaged upstream key would be): the frames made with the
+ * whole one carry a checksum, and fail it, instead of decoding to other bytes. Mixed mode answers them as
+ * a value whose dictionary is missing (nothing may modify them as plain bytes); strict mode says why. */
+static void test_dict_damaged_is_never_a_wrong_value(void **state)
+{
+    fixture_t *f = *state;
+    char cut[96], doc[512], err[CODEC_ERRLEN + 32];
+    snprintf(cut, sizeof(cut), "%s-cut", f->path);
+    write_file(cut, f->dict, f->dict_len - 100);
+    chain_t *whole = chain_with("zstd://?dictionary=%s", f->path);
+    chain_t *mixed = chain_with("zstd://?dictionary=%s", cut);
+    chain_t *strict = chain_with("zstd://?strict=yes&dictionary=%s", cut);
+    unlink(cut);
+    buf_t enc, dec;
+    buf_init(&enc);
+    buf_init(&dec);
+    int bad = 0;
+    for (int i = 0; i < 50; i++) {
+        int n = make_doc(doc, sizeof(doc), 1, i), undecoded = 0;
+        assert_int_equal(chain_encode(whole, chain_main_ctx(whole), doc, (size_t)n, &enc, err), CHAIN_OUT);
+        assert_true(ZSTD_getFrameContentSize(enc.data, enc.len) == (unsigned long long)n);
+        int rc = chain_decode(mixed, chain_main_ctx(mixed), enc.data, enc.len, &dec, err, &undecoded);
+        if (rc == CHAIN_OUT) {
+            /* a value that only uses the dictionary's first part decodes right, or not at all */
+            assert_int_equal(dec.len, (size_t)n);
+            assert_memory_equal(dec.data, doc, (size_t)n);
+            continue;
+        }
+        bad++;
+        assert_int_equal(rc, CHAIN_AS_IS);
+        assert_int_equal(undecoded, CHAIN_UNDECODED_NODICT);
+        assert_int_equal(chain_decode(strict, chain_main_ctx(strict), enc.data, enc.len, &dec, err, &undecoded),
+                         CHAIN_ERROR);
+        assert_non_null(strstr(err, "damaged"));
+    }
+    assert_true(bad > 25);
+    buf_deinit(&enc);
+    buf_deinit(&dec);
+    chain_destroy(whole);
+    chain_destroy(mixed);
+    chain_destroy(strict);
+}
+
 static void expect_refused(const char *url, const char *want)
 {
     char err[512];
@@ -297,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_dict_round_trip_and_ratio),
         cmocka_unit_test(test_dict_reads_foreign_frames),
         cmocka_unit_test(test_dict_unknown_id),
+        cmocka_unit_test(test_dict_damaged_is_never_a_wrong_value),
         cmocka_unit_test(test_dict_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
