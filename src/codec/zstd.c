@@ -293,8 +293,10 @@ static int zstd_sniff(const char *in, size_t n)
  * replaced upstream) or the value is damaged. Not a value in another format that mixed mode could hand
  * back for a read-modify-write to change: the same outcome as a dictionary not here (CODEC_ENODICT).
  */
-static int zstd_dict_damaged(unsigned id, char *err)
+static int zstd_dict_damaged(codec_dicts_t *ds, unsigned id, char *err)
 {
+    if (ds != NULL)
+        __atomic_add_fetch(&ds->unknown, 1, __ATOMIC_RELAXED);
     char why[64];
     snprintf(why, sizeof(why), "%s", strncmp(err, "zstd: ", 6) == 0 ? err + 6 : err);
     snprintf(err, CODEC_ERRLEN, "zstd: dictionary ID %u does not decode the value, one of them is damaged (%s)", id,
@@ -353,7 +355,7 @@ static int zstd_decode_ctx(void *ctx, const codec_params_t *p, const char *in, s
         if (c->dctx != NULL)
             ZSTD_DCtx_refDDict(c->dctx, NULL);      /* the next frame may name none */
         if (rc == CODEC_EFORMAT && id != 0)
-            rc = zstd_dict_damaged(id, err);
+            rc = zstd_dict_damaged(p->dicts, id, err);
         /* The streaming decoder keeps its window buffer for the next frame. Past the floor that is an
          * unusual frame: give the memory back rather than keep it in every thread's context. */
         if (zstd_stream_window(u) > (1ULL << ZSTD_CODEC_WINDOW_LOG_FLOOR)) {
@@ -371,7 +373,7 @@ static int zstd_decode_ctx(void *ctx, const codec_params_t *p, const char *in, s
     size_t r = ZSTD_decompress_usingDDict(c->dctx, dst, size, in, n, ddict);
     if (ZSTD_isError(r)) {
         int rc = zstd_decode_error(r, c->d_window_log, err);
-        return rc == CODEC_EFORMAT && id != 0 ? zstd_dict_damaged(id, err) : rc;
+        return rc == CODEC_EFORMAT && id != 0 ? zstd_dict_damaged(p->dicts, id, err) : rc;
     }
     if (r != size) {
         /* (libzstd checks this itself; an invariant worth keeping in release builds) */
