@@ -41,10 +41,14 @@ typedef struct config_cache {
     char *prefix;                       /* its prefixes, separated by spaces, as written; never NULL once loaded */
     char *serializer;                   /* codec chain URL; NULL: [cache]'s serializer */
     int default_ttl;                    /* seconds; -1: [cache]'s default-ttl */
+    int near_cache;                     /* its keys in the near cache: 0 / 1; -1: [cache]'s near-cache */
+    int near_cache_ttl;                 /* ms an entry of its keys lives at most; -1: [cache]'s */
     int line;                           /* of the section header in the file */
-    int prefix_line;                    /* of its prefix, serializer and default-ttl (0: not given) */
+    int prefix_line;                    /* of its options (0: not given) */
     int serializer_line;
     int default_ttl_line;
+    int near_cache_line;
+    int near_cache_ttl_line;
 } config_cache_t;
 
 typedef struct config {
@@ -141,6 +145,11 @@ int config_load(config_t *cfg, const char *path, int argc, char **argv, char *er
 /* The serializer and default-ttl of cache section cc, with [cache]'s where it gives none. */
 const char *config_cache_serializer(const config_t *cfg, const config_cache_t *cc);
 int config_cache_default_ttl(const config_t *cfg, const config_cache_t *cc);
+/* Its near-cache (0 / 1) and near-cache-ttl (ms), with [cache]'s where it gives none. */
+int config_cache_near(const config_t *cfg, const config_cache_t *cc);
+int config_cache_near_ttl(const config_t *cfg, const config_cache_t *cc);
+/* 1 if some cache keeps its keys in the near cache: [cache]'s near-cache, or a section's near-cache = yes. */
+int config_near_wanted(const config_t *cfg);
 /* 1 if a and b have the same [cache.NAME] sections, in the same order, with the same settings as
  * written (a reload compares them; lines do not count). */
 int config_caches_equal(const config_t *a, const config_t *b);

@@ -5,10 +5,11 @@
  *   prefix = sess: session:
  *   serializer = zlib://
  *   default-ttl = 3600
+ *   near-cache = no
  *
- * A section takes prefix (required: one or more prefixes separated by spaces), serializer and
- * default-ttl (both default to [cache]'s, resolved when they are used, so that a reload of [cache]
- * reaches the sections that do not set their own). config.c's reader hands us each section header
+ * A section takes prefix (required: one or more prefixes separated by spaces), serializer, default-ttl,
+ * near-cache and near-cache-ttl (all default to [cache]'s, resolved when they are used, so that a reload
+ * of [cache] reaches the sections that do not set their own). config.c's reader hands us each section header
  * (config_caches_open) and each name = value under one (config_caches_set), and asks at the end whether
  * every section got its prefix (config_caches_check); errors come back as a reason that config.c turns
  * into "file:line: 'the line': reason". Values are checked by the same rows of the option table as
@@ -27,7 +28,7 @@
 #include "util/mem.h"
 
 /* The options a [cache.NAME] section takes, for the messages. */
-#define CACHE_SECTION_TAKES "a [cache.NAME] section takes prefix, serializer and default-ttl"
+#define CACHE_SECTION_TAKES "a [cache.NAME] section takes prefix, serializer, default-ttl, near-cache and near-cache-ttl"
 
 static int name_ok(const char *s, size_t n)
 {
@@ -75,6 +76,8 @@ int config_caches_open(config_t *cfg, const char *section, size_t n, int line, c
     memset(cc, 0, sizeof(*cc));
     cc->name = mem_strndup(name, nlen);
     cc->default_ttl = -1;
+    cc->near_cache = -1;
+    cc->near_cache_ttl = -1;
     cc->line = line;
     return 1;
 }
@@ -151,6 +154,10 @@ int config_caches_set(config_t *cfg, const char *section, const char *name, cons
         seen = &cc->serializer_line;
     } else if (strcasecmp(name, "default-ttl") == 0) {
         seen = &cc->default_ttl_line;
+    } else if (strcasecmp(name, "near-cache") == 0) {
+        seen = &cc->near_cache_line;
+    } else if (strcasecmp(name, "near-cache-ttl") == 0) {
+        seen = &cc->near_cache_ttl_line;
     } else {
         const char *home = config_option_section(name);
         if (home != NULL && strcmp(home, "cache") == 0)
@@ -176,12 +183,19 @@ int config_caches_set(config_t *cfg, const char *section, const char *name, cons
     } else {
         long long num;
         char *str = NULL;
-        rc = config_parse_option(seen == &cc->serializer_line ? "serializer" : "default-ttl", v, &num, &str, reason,
-                                 rlen);
+        const char *opt = seen == &cc->serializer_line    ? "serializer"
+                          : seen == &cc->default_ttl_line ? "default-ttl"
+                          : seen == &cc->near_cache_line  ? "near-cache"
+                                                          : "near-cache-ttl";
+        rc = config_parse_option(opt, v, &num, &str, reason, rlen);
         if (rc == 0 && seen == &cc->serializer_line)
             cc->serializer = str;
-        else if (rc == 0)
+        else if (rc == 0 && seen == &cc->default_ttl_line)
             cc->default_ttl = (int)num;
+        else if (rc == 0 && seen == &cc->near_cache_line)
+            cc->near_cache = (int)num;
+        else if (rc == 0)
+            cc->near_cache_ttl = (int)num;
     }
     mem_free(v);
     if (rc == 0)
@@ -224,6 +238,24 @@ int config_cache_default_ttl(const config_t *cfg, const config_cache_t *cc)
     return cc->default_ttl >= 0 ? cc->default_ttl : cfg->default_ttl;
 }
 
+int config_cache_near(const config_t *cfg, const config_cache_t *cc)
+{
+    return cc->near_cache >= 0 ? cc->near_cache : cfg->near_cache;
+}
+
+int config_cache_near_ttl(const config_t *cfg, const config_cache_t *cc)
+{
+    return cc->near_cache_ttl >= 0 ? cc->near_cache_ttl : cfg->near_cache_ttl;
+}
+
+int config_near_wanted(const config_t *cfg)
+{
+    for (int i = 0; i < cfg->ncaches; i++)
+        if (cfg->caches[i].near_cache == 1)
+            return 1;
+    return cfg->near_cache;
+}
+
 static int str_eq(const char *a, const char *b)
 {
     return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
@@ -236,7 +268,8 @@ int config_caches_equal(const config_t *a, const config_t *b)
     for (int i = 0; i < a->ncaches; i++) {
         const config_cache_t *x = &a->caches[i], *y = &b->caches[i];
         if (!str_eq(x->name, y->name) || !str_eq(x->prefix, y->prefix) || !str_eq(x->serializer, y->serializer) ||
-            x->default_ttl != y->default_ttl)
+            x->default_ttl != y->default_ttl || x->near_cache != y->near_cache ||
+            x->near_cache_ttl != y->near_cache_ttl)
             return 0;
     }
     return 1;

@@ -142,7 +142,8 @@ static int apply_caches(const config_t *c, char *err, size_t errlen)
     for (int i = 0; i < c->ncaches; i++) {
         const config_cache_t *cc = &c->caches[i];
         defs[i] = (cache_def_t){ .name = cc->name, .prefixes = cc->prefix, .serializer = config_cache_serializer(&cfg, cc),
-                                 .default_ttl = config_cache_default_ttl(&cfg, cc) };
+                                 .default_ttl = config_cache_default_ttl(&cfg, cc), .near = config_cache_near(&cfg, cc),
+                                 .near_ttl_ms = config_cache_near_ttl(&cfg, cc) };
     }
     if (cache_configure(cache, defs, (size_t)c->ncaches, (size_t)cfg.proto_max_bulk_len, why, sizeof(why)) == 0)
         return 0;
@@ -269,17 +270,20 @@ next_option:
     }
     /* the named caches: their own settings, or [cache]'s new ones they inherit */
     cache_set_default_ttl(cache, cfg.default_ttl);
+    cache_set_default_near(cache, cfg.near_cache, cfg.near_cache_ttl);
     if (apply_caches(&next, err, sizeof(err)) < 0) {
         log_warn("reload: %s; the [cache.NAME] sections keep their running configuration", err);
     } else if (!config_caches_equal(&cfg, &next)) {
         config_caches_take(&cfg, &next);
         log_notice("reload: [cache.NAME] sections applied (%d named caches)", cfg.ncaches);
+        if (config_near_wanted(&cfg) && !cache_near_on(cache))
+            log_warn("reload: a [cache.NAME] section's near-cache = yes needs a restart: there is no near cache now");
     }
     config_deinit(&next);
     if (log_setup(cfg.loglevel, cfg.logfile) < 0)
         log_warn("reload: cannot open logfile '%s': %s", cfg.logfile, strerror(errno));
     backend_reconfigure(backend, &cfg);
-    if (cfg.near_cache) {
+    if (cache_near_on(cache)) {
         cache_near_opts_t no = near_opts(&cfg);
         cache_set_near(cache, &no, err, sizeof(err));      /* on already: the sizes and the TTL bound */
     }
@@ -395,7 +399,8 @@ int main(int argc, char **argv)
         config_deinit(&cfg);
         return 1;
     }
-    if (cfg.near_cache) {
+    cache_set_default_near(cache, cfg.near_cache, cfg.near_cache_ttl);
+    if (config_near_wanted(&cfg)) {
         cache_near_opts_t no = near_opts(&cfg);
         if (cache_set_near(cache, &no, err, sizeof(err)) < 0) {
             fprintf(stderr, "cachetoryd: near-cache: %s\n", err);

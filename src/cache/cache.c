@@ -559,6 +559,16 @@ int cache_set_near(cache_t *c, const cache_near_opts_t *opts, char *err, size_t 
     return c->near != NULL ? 0 : -1;
 }
 
+int cache_near_on(const cache_t *c)
+{
+    return c->near != NULL;
+}
+
+cache_near_t *cache_near_of(cache_t *c)
+{
+    return c->near;
+}
+
 void cache_release_backend(cache_t *c)
 {
     if (c->near != NULL)

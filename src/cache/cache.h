@@ -54,6 +54,8 @@ typedef struct cache_def {
     const char *prefixes;               /* one or more, separated by spaces; no prefix in two caches */
     const char *serializer;             /* its codec chain URL */
     int default_ttl;                    /* seconds, 0 = none */
+    int near;                           /* its keys may be kept in the near cache (when there is one) */
+    long long near_ttl_ms;              /* ... for this long at most, 0 = their TTL upstream */
 } cache_def_t;
 
 cache_t *cache_create(const char *name, const char *serializer, backend_t *backend, uv_loop_t *loop,
@@ -105,6 +107,11 @@ void cache_set_backend(cache_t *c, backend_t *b);
 int cache_set_serializer(cache_t *c, const char *serializer, size_t max_bulk, char *err, size_t errlen);
 /* The default cache's default-ttl (seconds, 0 = none). */
 void cache_set_default_ttl(cache_t *c, int seconds);
+/* Whether the default cache's keys may be kept in the near cache, and for how long at most (ms, 0 = their
+ * TTL upstream); a named cache has its own (cache_def_t). Both are on (1, 0) until set. */
+void cache_set_default_near(cache_t *c, int on, long long ttl_ms);
+/* 1 if c has a near cache (cache_set_near made one). */
+int cache_near_on(const cache_t *c);
 
 /*
  * Caches by key prefix. A key goes to the named cache with the longest prefix it starts with (byte-wise),

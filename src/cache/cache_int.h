@@ -36,6 +36,8 @@ typedef struct cache_profile {
     char *serializer;                   /* the URL chain was made from (a reload compares it) */
     chain_t *chain;
     int default_ttl;                    /* seconds, 0 = none */
+    int near;                           /* its keys may be kept in the near cache */
+    long long near_ttl_ms;              /* ... for this long at most (0: their TTL upstream) */
     char *prefixes;                     /* as configured, separated by spaces; NULL for profile 0 */
     int active;                         /* configured now (profile 0 always) */
     const chain_t *dict_seen;           /* the chain cache_profiles_dict_sync last told cache_dict of */
@@ -135,5 +137,11 @@ int cache_near_submit(cache_near_t *nc, const backend_op_t *op, backend_cb *cb, 
 void cache_near_info(const cache_near_t *nc, buf_t *out);
 void cache_near_metrics(const cache_near_t *nc, const char *cache_name, buf_t *out);
 void cache_near_stats_reset(cache_near_t *nc);
+/* The caches' near settings changed (a reload): drop the entries of keys no longer kept. NULL ok. */
+void cache_near_refilter(cache_near_t *nc);
+/* near.c's policy: -1 for a key whose cache keeps nothing near, else its cache's near-cache-ttl. */
+long long cache_profiles_near_policy(void *arg, bytes_t key);
+/* c's near cache, or NULL. */
+cache_near_t *cache_near_of(cache_t *c);
 
 #endif

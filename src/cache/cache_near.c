@@ -472,6 +472,12 @@ static int near_parse_prefixes(cache_near_t *nc, const char *text, char *err, si
     return 0;
 }
 
+void cache_near_refilter(cache_near_t *nc)
+{
+    if (nc != NULL)
+        near_refilter(nc->near);
+}
+
 cache_near_t *cache_near_create(cache_t *c, backend_t *b, const cache_near_opts_t *opts, char *err, size_t errlen)
 {
     cache_near_t *nc = mem_calloc(1, sizeof(*nc));
@@ -483,6 +489,7 @@ cache_near_t *cache_near_create(cache_t *c, backend_t *b, const cache_near_opts_
         goto out_free;
     nc->near = near_create((size_t)opts->size, (size_t)opts->max_value, opts->ttl_ms);
     near_set_prefixes(nc->near, nc->prefixes, nc->nprefixes);
+    near_set_policy(nc->near, cache_profiles_near_policy, c);
     if (near_track(nc, b, err, errlen) < 0)
         goto out_free_near;
     return nc;

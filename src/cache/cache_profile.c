@@ -19,6 +19,7 @@ static cache_profile_t *profile_create(const char *name)
 {
     cache_profile_t *p = mem_calloc(1, sizeof(*p));
     p->name = mem_strdup(name);
+    p->near = 1;
     return p;
 }
 
@@ -206,6 +207,8 @@ int cache_profiles_configure(cache_profiles_t *pf, const cache_def_t *defs, size
         mem_free(p->prefixes);
         p->prefixes = mem_strdup(defs[i].prefixes);
         p->default_ttl = defs[i].default_ttl;
+        p->near = defs[i].near;
+        p->near_ttl_ms = defs[i].near_ttl_ms;
         p->active = 1;
         pf->active[pf->nactive++] = p;
     }
@@ -241,12 +244,27 @@ void cache_set_default_ttl(cache_t *c, int seconds)
     pf->v[0]->default_ttl = seconds;
 }
 
+void cache_set_default_near(cache_t *c, int on, long long ttl_ms)
+{
+    cache_profile_t *p = cache_profiles(c)->v[0];
+    p->near = on;
+    p->near_ttl_ms = ttl_ms;
+    cache_near_refilter(cache_near_of(c));
+}
+
+long long cache_profiles_near_policy(void *arg, bytes_t key)
+{
+    const cache_profile_t *p = cache_profile_of(cache_profiles(arg), key.ptr, key.len);
+    return p->near ? p->near_ttl_ms : -1;
+}
+
 int cache_configure(cache_t *c, const cache_def_t *defs, size_t n, size_t max_bulk, char *err, size_t errlen)
 {
     cache_profiles_t *pf = cache_profiles(c);
     if (cache_profiles_configure(pf, defs, n, max_bulk, cache_jobs(c), err, errlen) < 0)
         return -1;
     cache_profiles_dict_sync(c);
+    cache_near_refilter(cache_near_of(c));
     return 0;
 }
 
@@ -405,10 +423,10 @@ void cache_profiles_info(const cache_profiles_t *pf, const cache_dict_t *dd, buf
         s = &p->stats;
         buf_printf(out, "cache_%s:serializer=%s,prefixes=", p->name, chain_url(p->chain));
         info_prefixes(out, p->prefixes);
-        buf_printf(out, ",default_ttl=%d,encodes=%llu,encode_bytes_in=%llu,encode_bytes_out=%llu,"
+        buf_printf(out, ",default_ttl=%d,near_cache=%d,near_cache_ttl=%lld,encodes=%llu,encode_bytes_in=%llu,encode_bytes_out=%llu,"
                    "encode_ratio=%.4f,encode_errors=%llu,decodes=%llu,decode_bytes_in=%llu,decode_bytes_out=%llu,"
                    "decode_errors=%llu,values_undecoded=%llu,offloaded=%llu",
-                   p->default_ttl, s->encodes, s->encode_bytes_in, s->encode_bytes_out, encode_ratio(s),
+                   p->default_ttl, p->near, p->near_ttl_ms, s->encodes, s->encode_bytes_in, s->encode_bytes_out, encode_ratio(s),
                    s->encode_errors, s->decodes, s->decode_bytes_in, s->decode_bytes_out, s->decode_errors,
                    s->undecoded, s->offloaded);
         if (chain_dicts(p->chain) != NULL) {

@@ -57,6 +57,8 @@ struct near {
     size_t max_bytes;           /* bound on bytes */
     size_t max_value;           /* values longer are not kept */
     long long ttl_ms;           /* upper bound on an entry's life, 0 = none */
+    near_policy_fn *policy;     /* which keys, and their bound, in place of ttl_ms; NULL: all, ttl_ms */
+    void *policy_arg;
     uint64_t clock;             /* ticket clock: the latest stamp given out */
     uint64_t flushed_at;        /* stamp of the last near_flush */
     uint64_t *gen;              /* NEAR_GENS stamps: the last invalidation of a key in that bucket */
@@ -319,17 +321,35 @@ void near_set_prefixes(near_t *n, const bytes_t *prefixes, size_t count)
     drop_excluded(n);
 }
 
+/* The upper bound on key's entry's life (ms, 0 = none), or -1 when the key may not be kept. */
+static long long key_bound(const near_t *n, bytes_t key)
+{
+    if (n->nprefixes > 0) {
+        size_t i = 0;
+        while (i < n->nprefixes && !(key.len >= n->prefixes[i].len &&
+                                     memcmp(key.ptr, n->prefixes[i].ptr, n->prefixes[i].len) == 0))
+            i++;
+        if (i == n->nprefixes)
+            return -1;
+    }
+    return n->policy != NULL ? n->policy(n->policy_arg, key) : n->ttl_ms;
+}
+
 int near_covers(const near_t *n, bytes_t key)
 {
-    if (n->nprefixes == 0)
-        return 1;
-    key = safe_bytes(key);
-    for (size_t i = 0; i < n->nprefixes; i++) {
-        const bytes_t *p = &n->prefixes[i];
-        if (key.len >= p->len && memcmp(key.ptr, p->ptr, p->len) == 0)
-            return 1;
-    }
-    return 0;
+    return key_bound(n, safe_bytes(key)) >= 0;
+}
+
+void near_set_policy(near_t *n, near_policy_fn *fn, void *arg)
+{
+    n->policy = fn;
+    n->policy_arg = arg;
+    drop_excluded(n);
+}
+
+void near_refilter(near_t *n)
+{
+    drop_excluded(n);
 }
 
 /* ---- lookups and stores ------------------------------------------------------------------------- */
@@ -382,7 +402,8 @@ int near_put(near_t *n, uint64_t ticket, int db, bytes_t key, bytes_t val, long 
     CHECK(db >= 0);
     key = safe_bytes(key);
     val = safe_bytes(val);
-    if (!near_covers(n, key))
+    long long bound_ms = key_bound(n, key);
+    if (bound_ms < 0)
         return 0;
 
     uint64_t h = key_hash(n, key);
@@ -405,8 +426,8 @@ int near_put(near_t *n, uint64_t ticket, int db, bytes_t key, bytes_t val, long 
     long long expire_at = 0;
     if (ttl_left_ms > 0)
         expire_at = expiry_after(now_ms, ttl_left_ms);
-    if (n->ttl_ms > 0) {
-        long long bound = expiry_after(now_ms, n->ttl_ms);
+    if (bound_ms > 0) {
+        long long bound = expiry_after(now_ms, bound_ms);
         if (expire_at == 0 || bound < expire_at)
             expire_at = bound;
     }

@@ -91,7 +91,14 @@ void near_configure(near_t *n, size_t max_bytes, size_t max_value, long long ttl
  * keys the new list does not cover are dropped (counted in reconfigured). An empty prefix covers every
  * key. */
 void near_set_prefixes(near_t *n, const bytes_t *prefixes, size_t count);
-int near_covers(const near_t *n, bytes_t key);    /* 1 if the key may be kept (prefixes) */
+int near_covers(const near_t *n, bytes_t key);    /* 1 if the key may be kept (prefixes, policy) */
+/* Which of the keys the prefixes cover may be kept, and for how long at most: fn(arg, key) is -1 for a key
+ * not to keep, else the upper bound on its entry's life in ms (0: none), in place of ttl_ms. NULL: every
+ * key, ttl_ms. Entries the policy excludes are dropped now (counted in reconfigured). */
+typedef long long near_policy_fn(void *arg, bytes_t key);
+void near_set_policy(near_t *n, near_policy_fn *fn, void *arg);
+/* The policy changed its mind (a reload): drop the entries it excludes now. */
+void near_refilter(near_t *n);
 
 /* Lookup of (db, key): 1 with *val pointing at the stored bytes (valid until the next call that changes
  * the near tier), or 0. An entry past its expiry (now_ms) is dropped and counted as expired, and is a

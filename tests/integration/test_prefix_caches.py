@@ -13,6 +13,7 @@ one backend — memory:// and a real redis-server upstream:
     takes its keys, a removed one gives them back; a bad section keeps the running configuration;
   - config errors (duplicate prefix, missing prefix, unknown option, bad name...) stop the daemon with a
     message naming the line and the problem."""
+import os
 import signal
 import subprocess
 import time
@@ -383,7 +384,9 @@ BAD = [
     ("[cache.a]\nprefix = x:\n[cache.b]\nprefix = y: x:\n", ":4:", "prefix 'x:' of [cache.b] is also in [cache.a]"),
     ("[cache.a]\nserializer = zstd://\n", ":1:", "[cache.a] has no prefix"),
     ("[cache.a]\nprefix =\n", ":2:", "must be one or more key prefixes"),
-    ("[cache.a]\nprefix = x:\nnear-cache = yes\n", ":3:", "'near-cache' is not a per-cache option"),
+    ("[cache.a]\nprefix = x:\nnear-cache-size = 1mb\n", ":3:", "'near-cache-size' is not a per-cache option"),
+    ("[cache.a]\nprefix = x:\nnear-cache = maybe\n", ":3:", "near-cache"),
+    ("[cache.a]\nprefix = x:\nnear-cache-ttl = -5\n", ":3:", "near-cache-ttl"),
     ("[cache.a]\nprefix = x:\nwhatever = 1\n", ":3:", "unknown option 'whatever' in [cache.a]"),
     ("[cache.a b]\nprefix = x:\n", ":1:", "bad cache name 'a b'"),
     ("[cache.%s]\nprefix = x:\n" % ("n" * 33), ":1:", "bad cache name"),
@@ -420,3 +423,65 @@ def test_sixty_four_sections_are_fine(start_daemon, tmp_path):
         check_stored(c.cmd("CACHE", "RAWGET", "p%d:k" % i), "zlib" if i % 2 else "zstd", b"v" * 100, i)
     assert c.cmd("SET", "p64:k", "v") == "OK"
     assert c.cmd("CACHE", "RAWGET", "p64:k") == b"v"
+
+
+NEAR_CONF = """[cache]
+serializer = zstd://
+near-cache = {default_near}
+
+[cache.sess]
+prefix = sess:
+near-cache = {sess_near}
+
+[cache.hot]
+prefix = hot:
+near-cache = yes
+near-cache-ttl = {hot_ttl}
+"""
+
+
+def test_near_cache_per_cache(start_daemon, upstreams, tmp_path):  # noqa: F811
+    """near-cache and near-cache-ttl per [cache.NAME]: a cache that says no keeps nothing near, one with
+    its own TTL bound has its entries expire on it, and a section alone can turn the near cache on."""
+    from test_near_cache import near, tracking_ready, up_calls
+    up = upstreams()
+    conf = tmp_path / "near.conf"
+    conf.write_text(NEAR_CONF.format(default_near="yes", sess_near="no", hot_ttl=300))
+    d = start_daemon(config_file=conf, backend=up.url())
+    assert wait_for(lambda: tracking_ready(d), 10 * conftest.SLOW)
+    c = d.conn()
+    for k in ("plain", "sess:1", "hot:1"):
+        assert c.cmd("SET", k, value_of(k)) == "OK"
+
+    def gets(key, n=3):
+        g0 = up_calls(up, "get")
+        for _ in range(n):
+            assert c.cmd("GET", key) == value_of(key)
+        return up_calls(up, "get") - g0
+
+    assert gets("plain") == 1, "the default cache's keys are kept near"
+    assert gets("sess:1") == 3, "[cache.sess] near-cache = no: every GET goes upstream"
+    assert gets("hot:1") == 1
+    time.sleep(0.45)
+    assert gets("hot:1") == 1, "[cache.hot]'s entry outlived its near-cache-ttl (300 ms)"
+    assert gets("plain") == 0, "the default cache's entry has no TTL bound"
+    inf = parse_info(c.cmd("INFO", "cache"))
+    assert named_line(inf, "sess")["near_cache"] == "0"
+    assert named_line(inf, "hot")["near_cache_ttl"] == "300"
+
+    # SIGHUP: sess keys are kept from now on
+    conf.write_text(NEAR_CONF.format(default_near="yes", sess_near="yes", hot_ttl=300))
+    os.kill(d.pid, signal.SIGHUP)
+    assert wait_for(lambda: named_line(parse_info(c.cmd("INFO", "cache")), "sess")["near_cache"] == "1",
+                    5 * conftest.SLOW)
+    assert gets("sess:1") == 1
+    d.stop()
+
+    # [cache] without a near cache, one section with: only its keys are kept near
+    conf.write_text(NEAR_CONF.format(default_near="no", sess_near="no", hot_ttl=0))
+    d = start_daemon(config_file=conf, backend=up.url())
+    assert wait_for(lambda: tracking_ready(d), 10 * conftest.SLOW)
+    c = d.conn()
+    assert gets("plain") == 3
+    assert gets("hot:1") == 1
+    assert near(d, "hits") >= 2

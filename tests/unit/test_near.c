@@ -300,6 +300,51 @@ static void test_ttl(void **state)
     near_destroy(n);
 }
 
+/* The policy (caches by key prefix): "no:" keys are never kept, "short:" ones at most 30 ms, others as the
+ * tier's ttl_ms says no more (the policy replaces it). A policy that changes its mind drops entries. */
+static int policy_drops_all;
+
+static long long policy(void *arg, bytes_t key)
+{
+    (void)arg;
+    if (policy_drops_all || (key.len >= 3 && memcmp(key.ptr, "no:", 3) == 0))
+        return -1;
+    return key.len >= 6 && memcmp(key.ptr, "short:", 6) == 0 ? 30 : 0;
+}
+
+static void test_policy(void **state)
+{
+    near_t *n = near_create(BIG, 1024, 10);
+    uint64_t t = near_ticket(n);
+
+    assert_int_equal(put(n, 0, "no:1", "a"), 1);
+    assert_int_equal(put(n, 0, "x", "b"), 1);
+    policy_drops_all = 0;
+    near_set_policy(n, policy, NULL);
+    assert_int_equal(has(n, 0, "no:1", "a", NOW), 0);
+    assert_int_equal(stats(n).reconfigured, 1);
+    assert_int_equal(near_covers(n, B("no:2")), 0);
+    assert_int_equal(near_covers(n, B("short:2")), 1);
+    assert_int_equal(put(n, 0, "no:2", "c"), 0);
+    assert_int_equal(near_put(n, t, 0, B("short:1"), B("v"), -1, NOW), 1);
+    assert_int_equal(has(n, 0, "short:1", "v", NOW + 29), 1);
+    assert_int_equal(has(n, 0, "short:1", "v", NOW + 30), 0);
+    /* the policy's 0 is "no bound", not the tier's 10 ms */
+    assert_int_equal(near_put(n, t, 0, B("long"), B("v"), -1, NOW), 1);
+    assert_int_equal(has(n, 0, "long", "v", NOW + 1000), 1);
+    /* prefixes still apply first */
+    const bytes_t pre[] = { BYTES("short:") };
+    near_set_prefixes(n, pre, 1);
+    assert_int_equal(near_covers(n, B("long")), 0);
+    assert_int_equal(near_covers(n, B("short:3")), 1);
+    policy_drops_all = 1;
+    near_refilter(n);
+    assert_int_equal(stats(n).entries, 0);
+    assert_int_equal(near_covers(n, B("short:3")), 0);
+    policy_drops_all = 0;
+    near_destroy(n);
+}
+
 static void test_lru_order(void **state)
 {
     const size_t one = near_entry_size(2, 2);
@@ -657,6 +702,7 @@ int main(void)
         cmocka_unit_test(test_max_value),
         cmocka_unit_test(test_prefixes),
         cmocka_unit_test(test_ttl),
+        cmocka_unit_test(test_policy),
         cmocka_unit_test(test_lru_order),
         cmocka_unit_test(test_random_bound),
         cmocka_unit_test(test_configure_shrinks),
