@@ -36,6 +36,7 @@ import json
 import os
 import random
 import resource
+import select
 import signal
 import socket
 import statistics
@@ -318,19 +319,26 @@ def cmd_getlat(a):
         p.execute()
     rng = random.Random(7)
     lat = []
+    starts = []  # with --trace: when each GET was sent (time.monotonic, the same clock in every process)
     misses = 0
     deadline = time.monotonic() + a.seconds
     for _ in range(a.max_ops):
-        if time.monotonic() >= deadline:
+        now = time.monotonic()
+        if now >= deadline:
             break
         k = "small:%d" % rng.randrange(a.keys)
         t = time.perf_counter()
         v = r.get(k)
         lat.append(time.perf_counter() - t)
+        if a.trace:
+            starts.append(now)
         if v is None:
             misses += 1
     if misses:
         raise SystemExit("getlat: %d GETs missed (keys not prefilled?)" % misses)
+    if a.trace:
+        with open(a.trace, "w") as f:
+            f.writelines("%.6f %.6f\n" % x for x in zip(starts, lat))
     lat.sort()
     ms = lambda x: "%.3f" % (x * 1000.0)
     kv(ops=len(lat), p50_ms=ms(pct(lat, 50)), p99_ms=ms(pct(lat, 99)), p999_ms=ms(pct(lat, 99.9)),
@@ -390,6 +398,462 @@ def cmd_conns(a):
     finally:
         for s in socks:
             s.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# zstd dictionaries (zstd://?dictionary=auto)
+def load_docs(path, count):
+    """The first COUNT documents of a dictdocs file (one JSON document a line)."""
+    docs = []
+    with open(path, "rb") as f:
+        for line in f:
+            if len(docs) >= count:
+                break
+            docs.append(line.rstrip(b"\n"))
+    if len(docs) < count:
+        raise SystemExit("%s holds %d documents, %d wanted" % (path, len(docs), count))
+    return docs
+
+
+def cmd_dictdocs(a):
+    """The first N documents of `docs` (same generator and seed), one a line, into FILE; make_doc writes
+    compact JSON, which has no newline."""
+    rng = random.Random(a.seed)
+    sizes = []
+    with open(a.out, "wb") as f:
+        for i in range(a.count):
+            d = make_doc(rng, i)
+            if b"\n" in d:
+                raise SystemExit("dictdocs: document %d has a newline" % i)
+            f.write(d + b"\n")
+            sizes.append(len(d))
+    kv(docs=len(sizes), raw_bytes=sum(sizes), min_bytes=min(sizes), max_bytes=max(sizes),
+       avg_bytes="%.0f" % (sum(sizes) / max(len(sizes), 1)))
+
+
+def dict_state(r):
+    """(cache_zstd_dictionary_id, cache_zstd_dictionary_training, the whole INFO cache) of a cachetoryd."""
+    i = r.info("cache")
+    return int(i.get("cache_zstd_dictionary_id", 0)), int(i.get("cache_zstd_dictionary_training", 0)), i
+
+
+def dict_wait_training(r, max_wait):
+    """Wait until no training runs (polled every 20 ms, at most MAX_WAIT s); the dictionary ID then."""
+    deadline = time.monotonic() + max_wait
+    did, training, _ = dict_state(r)
+    while training:
+        if time.monotonic() >= deadline:
+            raise SystemExit("a dictionary training still runs after %d s" % max_wait)
+        time.sleep(0.02)
+        did, training, _ = dict_state(r)
+    return did
+
+
+def doc_key(prefix, i):
+    return b"%s%07d" % (prefix, i)
+
+
+def cmd_dictfill(a):
+    """Write the first COUNT documents through a cachetoryd in pipelined batches. With --wait-dict, INFO cache
+    after each batch: while a dictionary training runs the writes pause (so that the documents that follow
+    are written with the dictionary it makes, as on a server whose training took no time), and the number
+    of documents written when cache_zstd_dictionary_id first names a dictionary is docs_before_dict. Then
+    the bytes as stored: STRLEN summed over the keys in the upstream Redis (--upstream-port), or the
+    encoded bytes of INFO cache (memory://), and used_memory before and after (the upstream's, or the
+    daemon's); 50 sampled keys are read back equal."""
+    prefix = a.prefix.encode()
+    docs = load_docs(a.docs, a.count)
+    r = connect(a.port, timeout=120.0)
+    up = connect(a.upstream_port, timeout=120.0, db=a.upstream_db) if a.upstream_port else None
+    meas = up if up is not None else r
+    mem0 = int(meas.info("memory")["used_memory"])
+    _, _, i0 = dict_state(r)
+    adopted = None
+    i_adopt = None  # INFO cache when the dictionary was first seen in use
+    paused = 0.0
+    pauses = 0
+    t0 = time.monotonic()
+    for lo in range(0, len(docs), a.batch):
+        hi = min(lo + a.batch, len(docs))
+        p = r.pipeline(transaction=False)
+        for i in range(lo, hi):
+            p.set(doc_key(prefix, i), docs[i])
+        res = p.execute()
+        if not all(x is True for x in res):
+            raise SystemExit("dictfill: port %d: a SET failed: %r" % (a.port, [x for x in res if x is not True][:3]))
+        if a.wait_dict and adopted is None:
+            did, training, _ = dict_state(r)
+            if training:
+                tp = time.monotonic()
+                did = dict_wait_training(r, a.max_wait)
+                paused += time.monotonic() - tp
+                pauses += 1
+            if did:
+                adopted = hi
+                i_adopt = dict_state(r)[2]
+    secs = time.monotonic() - t0 - paused
+    if a.wait_dict and adopted is None:
+        tp = time.monotonic()
+        if dict_wait_training(r, a.max_wait):
+            adopted = len(docs)
+        paused += time.monotonic() - tp
+    did, training, i1 = dict_state(r)
+    mem1 = int(meas.info("memory")["used_memory"])
+    d = lambda f, i: int(i1.get(f, 0)) - int(i.get(f, 0))
+    enc_in, enc_out = d("cache_encode_bytes_in", i0), d("cache_encode_bytes_out", i0)
+    stored = enc_out
+    # the documents written once the dictionary was in use, alone: raw and stored bytes
+    after_raw = after_stored = ""
+    if i_adopt is not None and adopted < len(docs):
+        after_raw, after_stored = d("cache_encode_bytes_in", i_adopt), d("cache_encode_bytes_out", i_adopt)
+    if up is not None:
+        stored = 0
+        after_stored = 0 if after_raw != "" else ""
+        for lo in range(0, len(docs), 1000):
+            p = up.pipeline(transaction=False)
+            for i in range(lo, min(lo + 1000, len(docs))):
+                p.strlen(doc_key(prefix, i))
+            for i, n in zip(range(lo, min(lo + 1000, len(docs))), p.execute()):
+                if n == 0:
+                    raise SystemExit("dictfill: upstream port %d db %d: a key is missing" % (a.upstream_port,
+                                                                                           a.upstream_db))
+                stored += n
+                if after_raw != "" and i >= adopted:
+                    after_stored += n
+        if after_raw != "":
+            after_raw = sum(len(x) for x in docs[adopted:])
+    want = sorted(random.Random(a.seed + 1).sample(range(len(docs)), min(50, len(docs))))
+    p = r.pipeline(transaction=False)
+    for i in want:
+        p.get(doc_key(prefix, i))
+    for i, got in zip(want, p.execute()):
+        if got != docs[i]:
+            raise SystemExit("dictfill: port %d: %s reads back different (%r...)" % (
+                a.port, doc_key(prefix, i).decode(), (got or b"")[:40]))
+    kv(docs=len(docs), raw_bytes=sum(len(x) for x in docs), write_seconds="%.2f" % secs,
+       paused_seconds="%.2f" % paused, pauses=pauses, docs_before_dict="" if adopted is None else adopted,
+       dictionary_id=did, dictionaries=i1.get("cache_zstd_dictionaries", 0),
+       trainings=i1.get("cache_zstd_dictionary_trainings", 0),
+       trainings_unused=i1.get("cache_zstd_dictionary_trainings_unused", 0),
+       trained_ratio=i1.get("cache_zstd_dictionary_trained_ratio", ""),
+       used_memory_before=mem0, used_memory_after=mem1, encode_bytes_in=enc_in, encode_bytes_out=enc_out,
+       stored_bytes=stored, after_dict_raw_bytes=after_raw, after_dict_stored_bytes=after_stored,
+       verified=len(want))
+
+
+def resp_command(*args):
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in args)
+
+
+def resp_reply(buf, pos):
+    """One RESP reply of buf at pos: (kind, value, next pos), or None while incomplete. kind is the type byte
+    (b"+", b"-", b":", b"$"); a bulk string's value is its bytes (None for a nil)."""
+    e = buf.find(b"\r\n", pos)
+    if e < 0:
+        return None
+    kind = buf[pos:pos + 1]
+    if kind != b"$":
+        return kind, bytes(buf[pos + 1:e]), e + 2
+    n = int(buf[pos + 1:e])
+    if n < 0:
+        return kind, None, e + 2
+    if len(buf) < e + 2 + n + 2:
+        return None
+    return kind, bytes(buf[e + 2:e + 2 + n]), e + 2 + n + 2
+
+
+def dictload_worker(port, cmds, expect, order, first, ops, pipeline, go, out):
+    """One connection's share of a dictload run: OPS commands from position FIRST of ORDER (cycled), PIPELINE
+    at a time; waits for a byte on GO, then writes its result (JSON) to the file OUT."""
+    s = socket.create_connection((HOST, port), timeout=60)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if os.read(go, 1) != b"g":
+        raise SystemExit(1)
+    lat = []
+    bad = []
+    done = 0
+    k = first
+    n = len(order)
+    t_start = time.monotonic()
+    while done < ops:
+        m = min(pipeline, ops - done)
+        idx = [order[(k + j) % n] for j in range(m)]
+        k += m
+        t = time.perf_counter()
+        s.sendall(b"".join(cmds[i] for i in idx))
+        buf = bytearray()
+        pos = 0
+        got = 0
+        for _ in range(100_000):  # bounded: each pass reads at least one byte or ends
+            while got < m:
+                rep = resp_reply(buf, pos)
+                if rep is None:
+                    break
+                kind, val, pos = rep
+                want = expect[idx[got]] if expect is not None else None
+                if kind == b"-" or (want is not None and val != want) or (want is None and val != b"OK"):
+                    if len(bad) < 3:
+                        bad.append("%r" % ((val or b"")[:60],))
+                    else:
+                        bad.append("")
+                got += 1
+            if got == m:
+                break
+            chunk = s.recv(1 << 18)
+            if not chunk:
+                raise SystemExit("dictload: the server closed the connection")
+            buf += chunk
+        if got != m:
+            raise SystemExit("dictload: replies did not arrive")
+        lat.append(time.perf_counter() - t)
+        done += m
+    t_end = time.monotonic()
+    s.close()
+    with open(out, "w") as f:
+        json.dump({"ops": done, "start": t_start, "end": t_end, "lat": lat, "bad": len(bad),
+                   "bad_first": [b for b in bad if b][:3]}, f)
+
+
+def cpu_seconds(pid):
+    """User + system CPU of PID so far, in seconds (/proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cmd_dictload(a):
+    """SET or GET of the first KEYS documents (keys in a fixed shuffled order), COUNT commands over CONNS
+    connections (one forked process each), PIPELINE commands in flight per connection; GET replies must equal
+    the documents. Measured from the moment every connection is up to the last reply: ops/s, round-trip
+    p50/p99 (one round trip = PIPELINE commands), and the CPU of the server (--pid, /proc/PID/stat) and of
+    the client processes over that span."""
+    prefix = a.prefix.encode()
+    docs = load_docs(a.docs, a.keys)
+    keys = [doc_key(prefix, i) for i in range(a.keys)]
+    if a.op == "set":
+        cmds = [resp_command(b"SET", keys[i], docs[i]) for i in range(a.keys)]
+        expect = None
+    else:
+        cmds = [resp_command(b"GET", keys[i]) for i in range(a.keys)]
+        expect = docs
+    order = list(range(a.keys))
+    random.Random(a.seed + 3).shuffle(order)
+    tmp = a.tmp or "/tmp"
+    outs, pids = [], []
+    go_r, go_w = os.pipe()
+    per = [a.count // a.conns + (1 if c < a.count % a.conns else 0) for c in range(a.conns)]
+    try:
+        for c in range(a.conns):
+            out = os.path.join(tmp, "dictload-%d-%d.json" % (os.getpid(), c))
+            outs.append(out)
+            pid = os.fork()
+            if pid == 0:
+                rc = 0
+                try:
+                    os.close(go_w)
+                    dictload_worker(a.port, cmds, expect, order, c * a.keys // a.conns, per[c], a.pipeline, go_r,
+                                    out)
+                except BaseException as e:  # the child must not return into the parent's code
+                    sys.stderr.write("dictload worker %d: %s\n" % (c, e))
+                    rc = 1
+                finally:
+                    os._exit(rc)
+            pids.append(pid)
+        os.close(go_r)
+        time.sleep(0.3)  # the connections are made (a worker connects before it waits for GO)
+        c0 = os.times()
+        k0 = cpu_seconds(a.pid)
+        t0 = time.monotonic()
+        os.write(go_w, b"g" * a.conns)
+        failed = 0
+        for pid in pids:
+            _, st = os.waitpid(pid, 0)
+            failed += st != 0
+        pids = []
+        k1 = cpu_seconds(a.pid)
+        c1 = os.times()
+        if failed:
+            raise SystemExit("dictload: %d of %d connections failed" % (failed, a.conns))
+        res = []
+        for out in outs:
+            with open(out) as f:
+                res.append(json.load(f))
+    finally:
+        os.close(go_w)
+        for pid in pids:  # (only on an error: stop the workers still running)
+            try:
+                os.kill(pid, signal.SIGTERM)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+        for out in outs:
+            try:
+                os.unlink(out)
+            except OSError:
+                pass
+    end = max(x["end"] for x in res)
+    wall = end - t0
+    ops = sum(x["ops"] for x in res)
+    lat = sorted(v for x in res for v in x["lat"])
+    bad = sum(x["bad"] for x in res)
+    first = [b for x in res for b in x["bad_first"]][:3]
+    if bad:
+        raise SystemExit("dictload: %d of %d %s replies were not as expected: %s" % (bad, ops, a.op.upper(),
+                                                                                     "; ".join(first)))
+    ms = lambda x: "%.3f" % (x * 1000.0)
+    kv(ops=ops, seconds="%.3f" % wall, rps="%.1f" % (ops / wall if wall > 0 else 0), p50_ms=ms(pct(lat, 50)),
+       p99_ms=ms(pct(lat, 99)), server_cpu_s="%.3f" % (k1 - k0),
+       client_cpu_s="%.3f" % ((c1.children_user - c0.children_user) + (c1.children_system - c0.children_system)),
+       mismatches=bad)
+
+
+def read_trace(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            t, v = line.split()
+            rows.append((float(t), float(v)))
+    return rows
+
+
+def cmd_dictiso(a):
+    """Small-GET latency while dictionary trainings run, against quiet. First the sample is filled (FILL
+    documents) and the automatic training it starts is waited for. Quiet: `getlat` for SECONDS. Loaded:
+    `getlat` again while this process trains back to back: the sample refilled (the FILL documents again,
+    pipelined: CACHE DICT TRAIN takes the sample), then CACHE DICT TRAIN sent, INFO cache polled every
+    50 ms until its reply (cache_zstd_dictionary_training:1 seen or not), and so on until the GETs end.
+    A GET counts as "during a training" when it was sent between a TRAIN and its reply."""
+    import subprocess
+    prefix = a.prefix.encode()
+    docs = load_docs(a.docs, a.fill)
+    r = connect(a.port, timeout=300.0)
+
+    def refill():
+        for lo in range(0, len(docs), 500):
+            p = r.pipeline(transaction=False)
+            for i in range(lo, min(lo + 500, len(docs))):
+                p.set(doc_key(prefix, i), docs[i])
+            if not all(x is True for x in p.execute()):
+                raise SystemExit("dictiso: a SET failed")
+
+    def getlat(trace, prefill):
+        args = [sys.executable, os.path.abspath(__file__), "getlat", "--port", str(a.port), "--seconds",
+                str(a.seconds), "--trace", trace] + (["--prefill"] if prefill else [])
+        return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def finish(proc, what):
+        try:
+            out, err = proc.communicate(timeout=a.seconds + 120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise SystemExit("dictiso: %s GET timing did not end" % what)
+        if proc.returncode != 0:
+            raise SystemExit("dictiso: %s GET timing failed: %s" % (what, err.decode(errors="replace")[-300:]))
+
+    t = time.monotonic()
+    refill()
+    first = dict_wait_training(r, a.max_wait)
+    if not first:
+        raise SystemExit("dictiso: no dictionary after the sample was filled with %d documents (INFO cache: %r)" % (
+            len(docs), dict_state(r)[2]))
+    first_s = time.monotonic() - t
+    qtrace, ltrace = a.trace_prefix + "-quiet.txt", a.trace_prefix + "-loaded.txt"
+    proc = getlat(qtrace, True)
+    finish(proc, "quiet")
+    quiet = sorted(v for _, v in read_trace(qtrace))
+
+    spans = []       # (sent, answered) of each TRAIN
+    seen = 0         # TRAINs during which INFO said cache_zstd_dictionary_training:1
+    errors = []
+    refill_s = []
+    proc = getlat(ltrace, False)
+    try:
+        for _ in range(a.max_trainings):
+            if proc.poll() is not None:
+                break
+            t = time.monotonic()
+            refill()
+            refill_s.append(time.monotonic() - t)
+            s = socket.create_connection((HOST, a.port), timeout=10)
+            try:
+                t0 = time.monotonic()
+                s.sendall(resp_command(b"CACHE", b"DICT", b"TRAIN"))
+                buf = bytearray()
+                rep = None
+                running = False
+                deadline = t0 + a.max_wait
+                while rep is None:
+                    if time.monotonic() >= deadline:
+                        raise SystemExit("dictiso: CACHE DICT TRAIN not answered within %d s" % a.max_wait)
+                    ready, _, _ = select.select([s], [], [], 0.05)
+                    if ready:
+                        chunk = s.recv(4096)
+                        if not chunk:
+                            raise SystemExit("dictiso: the server closed the connection during CACHE DICT TRAIN")
+                        buf += chunk
+                        rep = resp_reply(buf, 0)
+                    elif not running:
+                        running = dict_state(r)[1] == 1
+                t1 = time.monotonic()
+            finally:
+                s.close()
+            spans.append((t0, t1))
+            seen += running
+            if rep[0] == b"-":
+                errors.append(rep[1].decode(errors="replace"))
+    finally:
+        finish(proc, "loaded")
+    loaded = read_trace(ltrace)
+    during = sorted(v for ts, v in loaded if any(t0 <= ts <= t1 for t0, t1 in spans))
+    outside = sorted(v for ts, v in loaded if not any(t0 <= ts <= t1 for t0, t1 in spans))
+    alll = sorted(v for _, v in loaded)
+    lo_end = loaded[-1][0] if loaded else 0
+    lo_start = loaded[0][0] if loaded else 0
+    busy = sum(max(0.0, min(t1, lo_end) - max(t0, lo_start)) for t0, t1 in spans)
+    ms = lambda x: "%.3f" % (x * 1000.0)
+    train_s = [t1 - t0 for t0, t1 in spans]
+    kv(first_training_seconds="%.2f" % first_s, quiet_ops=len(quiet), quiet_p50_ms=ms(pct(quiet, 50)),
+       quiet_p99_ms=ms(pct(quiet, 99)), loaded_ops=len(alll), loaded_p50_ms=ms(pct(alll, 50)),
+       loaded_p99_ms=ms(pct(alll, 99)), during_ops=len(during), during_p50_ms=ms(pct(during, 50)),
+       during_p99_ms=ms(pct(during, 99)), during_max_ms=ms(during[-1] if during else float("nan")),
+       outside_ops=len(outside), outside_p99_ms=ms(pct(outside, 99)), trainings=len(spans),
+       trainings_seen_running=seen, training_errors=len(errors),
+       training_error_first=(errors[0][:120].replace(",", ";") if errors else ""),
+       training_seconds_avg="%.2f" % (statistics.mean(train_s) if train_s else 0),
+       refill_seconds_avg="%.2f" % (statistics.mean(refill_s) if refill_s else 0),
+       training_share="%.3f" % (busy / (lo_end - lo_start) if lo_end > lo_start else 0))
+
+
+def cmd_dictread(a):
+    """Read the first COUNT documents back (GET, pipelined) through a cachetoryd that did not write them;
+    count those equal to their document, different, and missing; then that daemon's dictionary counters."""
+    prefix = a.prefix.encode()
+    docs = load_docs(a.docs, a.count)
+    r = connect(a.port, timeout=120.0)
+    equal = differ = missing = 0
+    first = ""
+    for lo in range(0, len(docs), 500):
+        p = r.pipeline(transaction=False)
+        for i in range(lo, min(lo + 500, len(docs))):
+            p.get(doc_key(prefix, i))
+        for i, got in zip(range(lo, min(lo + 500, len(docs))), p.execute(raise_on_error=False)):
+            if got == docs[i]:
+                equal += 1
+            elif got is None:
+                missing += 1
+            else:
+                differ += 1
+                if not first:
+                    first = "%s: %r" % (doc_key(prefix, i).decode(), (str(got) if isinstance(got, Exception)
+                                                                      else got)[:60])
+    i = r.info("cache")
+    kv(read=len(docs), equal=equal, mismatches=differ, missing=missing,
+       first_mismatch=first.replace(",", ";").replace("\n", " "),
+       dictionaries_fetched=i.get("cache_zstd_dictionaries_fetched", 0),
+       dictionary_fetch_failures=i.get("cache_zstd_dictionary_fetch_failures", 0),
+       dictionaries=i.get("cache_zstd_dictionaries", 0), decode_errors=i.get("cache_decode_errors", 0),
+       values_undecoded=i.get("cache_values_undecoded", 0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -814,6 +1278,199 @@ def cmd_report(a):
     print("\n".join(out))
 
 
+def cmd_dictreport(a):
+    """The summary's "zstd dictionaries" section (Markdown, on stdout) from DIR's dict-*.csv files; writes
+    dict-throughput.csv (medians over the rounds) and dict-targets.csv."""
+    d = a.dir
+    meta = {}
+    if os.path.exists(os.path.join(d, "meta.txt")):
+        with open(os.path.join(d, "meta.txt")) as f:
+            meta = dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
+    out = []
+    P = out.append
+    targets = []  # (target, bound, measured, met or None)
+
+    def fl(x):
+        try:
+            return float(x)
+        except (TypeError, ValueError):
+            return None
+
+    P("#### zstd dictionaries: zstd:// against zstd://?dictionary=auto")
+    P("")
+    P("Load average %s at the start of these rows, %s at their end; other work shares the machine's %s cores, "
+      "so the figures are indicative." % (meta.get("dict_load_start", "?"), meta.get("dict_load_end", "?"),
+                                          meta.get("nproc", "?")))
+    P("")
+
+    # memory
+    mem = read_csv(os.path.join(d, "dict-memory.csv"))
+    if mem:
+        P("**Memory.** %s JSON documents (the memory rows' generator and seed, %s raw) written once through each "
+          "setup, pipelined, 200 a batch; with dictionary=auto the writes pause while a training runs (INFO "
+          "cache_zstd_dictionary_training), and \"documents before\" counts those written when "
+          "cache_zstd_dictionary_id first named the dictionary (they stay compressed without it). Stored: the "
+          "values' bytes as stored — STRLEN summed over the keys in the upstream redis-server (cachetoryd → "
+          "redis), or cache_encode_bytes_out of INFO cache (memory://), over the documents' bytes (the same "
+          "figures over the documents written after the dictionary was in use: their own column); used_memory: the growth of the "
+          "upstream redis-server's used_memory (its allocator, keys and the dictionary's key included), or of "
+          "cachetoryd's accounted dataset (memory://: key, value and a fixed per-key overhead)." % (
+              fnum(mem[0]["docs"]), mb(mem[0]["raw_bytes"])))
+        P("")
+        P("| setup | serializer | stored | stored / raw | used_memory growth | used_memory / raw | documents before "
+          "the dictionary | stored / raw of the documents after | dictionary ID | trainings (unused) | trained "
+          "ratio |")
+        P("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for m in mem:
+            dic = "dictionary=auto" in m["serializer"]
+            P("| %s | `%s` | %s | %.3f | %s | %.3f | %s | %s | %s | %s | %s |" % (
+                m["label"], m["serializer"], mb(m["stored_bytes"]), float(m["stored_raw_ratio"]),
+                mb(m["used_memory_delta"]), float(m["used_memory_raw_ratio"]),
+                fnum(m["docs_before_dict"]) if dic and m["docs_before_dict"] else ("none" if dic else ""),
+                m.get("after_dict_ratio", "") if dic else "",
+                m["dictionary_id"] if dic else "", ("%s (%s)" % (m["trainings"], m["trainings_unused"])) if dic else "",
+                m["trained_ratio"] if dic else ""))
+            r = float(m["stored_raw_ratio"])
+            if dic:
+                targets.append(("%s: stored / raw" % m["label"], "<= 0.35", "%.3f" % r, r <= 0.35))
+            else:
+                targets.append(("%s (no dictionary): stored / raw" % m["label"], "about 0.62-0.68",
+                                "%.3f" % r, 0.62 <= r <= 0.68))
+        P("")
+
+    # throughput
+    raw = read_csv(os.path.join(d, "dict-throughput-raw.csv"))
+    fill = read_csv(os.path.join(d, "dict-throughput-fill.csv"))
+    if raw:
+        labels = {"dt-zstd": "memory:// zstd://", "dt-dict": "memory:// zstd://?dictionary=auto"}
+        groups = {}
+        for r in raw:
+            groups.setdefault((r["setup"], r["op"], int(r["pipeline"])), []).append(r)
+        med = {}
+        for k, rows in groups.items():
+            med[k] = {"n": len(rows), "rps": statistics.median(float(x["rps"]) for x in rows),
+                      "min": min(float(x["rps"]) for x in rows), "max": max(float(x["rps"]) for x in rows),
+                      "p50": statistics.median(float(x["p50_ms"]) for x in rows),
+                      "p99": statistics.median(float(x["p99_ms"]) for x in rows),
+                      "us": statistics.median(float(x["server_cpu_s"]) * 1e6 / int(x["ops"]) for x in rows),
+                      "client": statistics.median(float(x["client_cpu_s"]) / float(x["seconds"]) for x in rows)}
+        fills = {(f["setup"], f["pass"]): f for f in fill}
+        f2 = fills.get(("dt-dict", "2"), {})
+        fa = fills.get(("dt-dict", "after"), {})
+        P("**Throughput.** SET and GET of %s documents (the first of the same sequence, keys in a fixed shuffled "
+          "order) from bench-helper.py's own client (redis-benchmark sends no JSON documents): %s connections, "
+          "one process each, %s commands at pipeline 1 and %s at pipeline 16, GET replies compared with the "
+          "documents; setups interleaved, median of %s round(s). Before the rounds each setup got every document "
+          "twice, so that with dictionary=auto the dictionary (ID %s, trained ratio %s) was in use and every "
+          "value was written with it; trainings by the end of the rounds: %s. CPU: user + system of cachetoryd "
+          "(/proc/PID/stat) per command over the measured span; client: the client processes' CPU as a share "
+          "of one core (Python: the client is the ceiling at pipeline 1, compare CPU per command there)." % (
+              fnum(meta.get("dict_keys", "?")), meta.get("dict_conns", "?"), fnum(meta.get("dict_req_p1", "?")),
+              fnum(meta.get("dict_req_p16", "?")), meta.get("rounds", "?"), f2.get("dictionary_id", "?"),
+              f2.get("trained_ratio", "?"), fa.get("trainings", "?")))
+        P("")
+        P("| setup | op | pipeline | ops/s | range of rounds | p50 ms | p99 ms | cachetoryd CPU µs/command | "
+          "×zstd:// ops/s | ×zstd:// CPU | client CPU |")
+        P("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        rows_csv = []
+        pipes = sorted({k[2] for k in med})
+        for p in pipes:
+            for op in ("SET", "GET"):
+                base = med.get(("dt-zstd", op, p))
+                for s in ("dt-zstd", "dt-dict"):
+                    m = med.get((s, op, p))
+                    if not m:
+                        continue
+                    xr = m["rps"] / base["rps"] if (s != "dt-zstd" and base and base["rps"]) else None
+                    xc = m["us"] / base["us"] if (s != "dt-zstd" and base and base["us"]) else None
+                    P("| %s | %s | %d | %s | %s | %.3f | %.3f | %.2f | %s | %s | %.0f%% |" % (
+                        labels[s], op, p, fnum(m["rps"]),
+                        "%.1fk–%.1fk" % (m["min"] / 1e3, m["max"] / 1e3) if m["n"] > 1 else "", m["p50"], m["p99"],
+                        m["us"], "%.2f" % xr if xr else "", "%.2f" % xc if xc else "", m["client"] * 100))
+                    rows_csv.append([s, labels[s], op, p, m["n"], "%.1f" % m["rps"], "%.1f" % m["min"],
+                                     "%.1f" % m["max"], "%.3f" % m["p50"], "%.3f" % m["p99"], "%.3f" % m["us"],
+                                     "%.3f" % m["client"], "%.3f" % xr if xr else "", "%.3f" % xc if xc else ""])
+                    if xr is not None:
+                        # a client near a whole core is the ceiling: the ops/s ratio then says little
+                        busy = max(m["client"], base["client"])
+                        targets.append(("dictionary=auto %s P%d: ops/s against zstd://" % (op, p), ">= 1.00",
+                                        "%.2f (%s against %s)%s" % (xr, fnum(m["rps"]), fnum(base["rps"]),
+                                                                    "; the client at %.0f%% of a core: it is the "
+                                                                    "ceiling" % (busy * 100) if busy >= 0.9 else ""),
+                                        xr >= 1.0))
+                    if xc is not None:
+                        targets.append(("dictionary=auto %s P%d: CPU per command against zstd://" % (op, p),
+                                        "<= 1.00", "%.2f (%.2f µs against %.2f µs)" % (xc, m["us"], base["us"]),
+                                        xc <= 1.0))
+        write_csv(os.path.join(d, "dict-throughput.csv"),
+                  ["setup", "label", "op", "pipeline", "rounds", "rps_median", "rps_min", "rps_max", "p50_ms_median",
+                   "p99_ms_median", "cachetoryd_cpu_us_per_command", "client_cpu_share", "ratio_rps_vs_zstd",
+                   "ratio_cpu_vs_zstd"], rows_csv)
+        P("")
+
+    # isolation
+    iso = read_csv(os.path.join(d, "dict-isolation.csv"))
+    for m in iso:
+        P("**Small GETs while a training runs.** %s: one client times single GETs of 100-byte keys, %s s quiet, "
+          "then %s s while this script trains back to back: the sample refilled (about %s MB of documents, "
+          "pipelined, %s s on average: CACHE DICT TRAIN takes the sample), then `CACHE DICT TRAIN`, whose reply "
+          "comes when the dictionary is made (%s s on average; INFO showed cache_zstd_dictionary_training:1 "
+          "during %s of the %s trainings). \"During a training\": the GETs sent between a TRAIN and its reply "
+          "(%.0f%% of the loaded phase). The first training, started by the sample filling up, took %s s." % (
+              m["label"], m["seconds"], m["seconds"], m["sample_mb"], m["refill_seconds_avg"],
+              m["training_seconds_avg"], m["trainings_seen_running"], m["trainings"],
+              100 * (fl(m["training_share"]) or 0), m["first_training_seconds"]))
+        P("")
+        P("| phase | GETs | p50 ms | p99 ms | max ms |")
+        P("|---|---:|---:|---:|---:|")
+        P("| quiet | %s | %s | %s | |" % (fnum(m["quiet_ops"]), m["quiet_p50_ms"], m["quiet_p99_ms"]))
+        P("| during a training | %s | %s | %s | %s |" % (fnum(m["during_ops"]), m["during_p50_ms"],
+                                                         m["during_p99_ms"], m["during_max_ms"]))
+        P("| refilling the sample (between trainings) | %s | | %s | |" % (fnum(m["outside_ops"]), m["outside_p99_ms"]))
+        P("| whole loaded phase | %s | | %s | |" % (fnum(m["loaded_ops"]), m["loaded_p99_ms"]))
+        P("")
+        ratio = fl(m["p99_ratio"])
+        targets.append(("small-GET p99 during a training / quiet", "<= 2.00",
+                        "%s (%s ms against %s ms)" % ("%.2f" % ratio if ratio is not None else "n/a",
+                                                      m["during_p99_ms"], m["quiet_p99_ms"]),
+                        None if ratio is None else ratio <= 2.0))
+
+    # two daemons
+    share = read_csv(os.path.join(d, "dict-share.csv"))
+    for m in share:
+        P("**Two daemons, one redis-server.** Both cachetoryd → redis with `zstd://?dictionary=auto` and "
+          "`--dictionary-key-prefix bench:zstd-dict:`. The first wrote %s documents (its dictionary %s in use "
+          "after %s of them, stored upstream under `%s`, %s bytes); the second, which had written nothing, read "
+          "them all back: %s read, %s equal, %s different, %s missing; it fetched %s dictionary(ies) from the "
+          "upstream (%s fetch failures, %s decode errors)." % (
+              fnum(m["docs"]), m["dictionary_id"], fnum(m["docs_before_dict"]) if m["docs_before_dict"] else "?",
+              m["dictionary_key"], m["dictionary_key_bytes"], fnum(m["read"]), fnum(m["equal"]),
+              m["mismatches"], m["missing"], m["reader_dictionaries_fetched"], m["reader_fetch_failures"],
+              m["reader_decode_errors"]))
+        if m["first_mismatch"]:
+            P("First mismatch: %s." % m["first_mismatch"])
+        P("")
+        ok = m["mismatches"] == "0" and m["missing"] == "0" and m["read"] == m["docs"]
+        targets.append(("second daemon reads the first's documents", "0 different, 0 missing",
+                        "%s read, %s different, %s missing" % (m["read"], m["mismatches"], m["missing"]), ok))
+
+    if not (mem or raw or iso or share):
+        P("No dictionary row completed.")
+        P("")
+    if targets:
+        P("Targets:")
+        P("")
+        P("| target | bound | measured | met |")
+        P("|---|---|---|---|")
+        for t in targets:
+            P("| %s | %s | %s | %s |" % (t[0], t[1], t[2], "n/a" if t[3] is None else ("**met**" if t[3] else
+                                                                                       "**not met**")))
+        P("")
+        write_csv(os.path.join(d, "dict-targets.csv"), ["target", "bound", "measured", "met"],
+                  [[t[0], t[1], t[2], "" if t[3] is None else ("yes" if t[3] else "no")] for t in targets])
+    print("\n".join(out))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -849,6 +1506,50 @@ def main():
     p.add_argument("--max-ops", type=int, default=1_000_000)
     p.add_argument("--keys", type=int, default=1000)
     p.add_argument("--prefill", action="store_true")
+    p.add_argument("--trace", default="", help="write each GET's start (monotonic s) and latency (s) here")
+    p = sub.add_parser("dictdocs")
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--seed", type=int, default=20240501)
+    p.add_argument("--out", required=True)
+    p = sub.add_parser("dictfill")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--docs", required=True)
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--seed", type=int, default=20240501)
+    p.add_argument("--prefix", default="doc:")
+    p.add_argument("--batch", type=int, default=200)
+    p.add_argument("--wait-dict", action="store_true")
+    p.add_argument("--max-wait", type=int, default=300)
+    p.add_argument("--upstream-port", type=int, default=0)
+    p.add_argument("--upstream-db", type=int, default=0)
+    p = sub.add_parser("dictload")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--docs", required=True)
+    p.add_argument("--keys", type=int, required=True)
+    p.add_argument("--op", choices=("set", "get"), required=True)
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--pipeline", type=int, default=1)
+    p.add_argument("--conns", type=int, default=2)
+    p.add_argument("--seed", type=int, default=20240501)
+    p.add_argument("--prefix", default="doc:")
+    p.add_argument("--tmp", default="")
+    p = sub.add_parser("dictiso")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--docs", required=True)
+    p.add_argument("--fill", type=int, required=True)
+    p.add_argument("--seconds", type=float, default=15)
+    p.add_argument("--prefix", default="doc:")
+    p.add_argument("--max-wait", type=int, default=300)
+    p.add_argument("--max-trainings", type=int, default=50)
+    p.add_argument("--trace-prefix", required=True)
+    p = sub.add_parser("dictread")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--docs", required=True)
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--prefix", default="doc:")
+    p = sub.add_parser("dictreport")
+    p.add_argument("--dir", required=True)
     p = sub.add_parser("conns")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--pid", type=int, required=True)
@@ -859,7 +1560,9 @@ def main():
     p.add_argument("--dir", required=True)
     a = ap.parse_args()
     {"ports": cmd_ports, "docs": cmd_docs, "neardocs": cmd_neardocs, "nearcheck": cmd_nearcheck,
-     "bigwriter": cmd_bigwriter, "getlat": cmd_getlat,
+     "bigwriter": cmd_bigwriter, "getlat": cmd_getlat, "dictdocs": cmd_dictdocs, "dictfill": cmd_dictfill,
+     "dictload": cmd_dictload, "dictiso": cmd_dictiso, "dictread": cmd_dictread,
+     "dictreport": cmd_dictreport,
      "conns": cmd_conns, "report": cmd_report}[a.cmd](a)
 
 
