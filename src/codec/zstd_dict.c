@@ -117,6 +117,7 @@ int codec_zstd_dicts_use(codec_dicts_t *ds, unsigned id)
     __atomic_store_n(&ds->encode, (zstd_dict_t *)d, __ATOMIC_RELEASE);
     ds->win_in = ds->win_out = 0;
     ds->drifted = 0;
+    ds->trained_ratio = 0;          /* not known (loaded, not trained here): the first window sets it */
     return 0;
 }
 
@@ -344,6 +345,8 @@ void codec_zstd_dicts_observe(codec_dicts_t *ds, const char *in, size_t n, size_
     ds->win_out += out_len;
     if (ds->win_in >= ds->sampler.budget) {
         ds->recent_ratio = (double)ds->win_out / (double)ds->win_in;
+        if (ds->trained_ratio == 0)     /* a dictionary loaded (dictionary-dir, LOAD): this is its ratio */
+            ds->trained_ratio = ds->recent_ratio;
         ds->drifted = ds->recent_ratio > ds->trained_ratio * (1.0 + ds->drift);
         ds->win_in = ds->win_out = 0;
     }

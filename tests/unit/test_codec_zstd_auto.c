@@ -194,6 +194,34 @@ static void test_auto_drift(void **state)
     chain_destroy(ch);
 }
 
+/* A dictionary loaded (dictionary-dir at start, CACHE DICT LOAD) has no ratio of its own: the first window
+ * of values gives it one instead of counting as drift (every restart trained one more dictionary). */
+static void test_loaded_dictionary_is_not_drift(void **state)
+{
+    chain_t *ch = chain_new(AUTO_URL);
+    int i = 0;
+    while (!codec_zstd_dicts_due(chain_dicts(ch)) && i < 5000)
+        write_docs(ch, 0, i++, 1);
+    unsigned id = train(ch, 1);
+    codec_dict_info_t info;
+    assert_int_equal(codec_zstd_dicts_get(chain_dicts(ch), 0, &info), 0);
+
+    chain_t *again = chain_new(AUTO_URL);                /* a restart */
+    codec_dicts_t *ds = chain_dicts_mut(again);
+    unsigned got;
+    char err[256];
+    assert_int_equal(codec_zstd_dicts_add(ds, info.bytes, info.size, &got, err, sizeof(err)), 0);
+    assert_int_equal(codec_zstd_dicts_use(ds, got), 0);
+    assert_int_equal(got, id);
+    write_docs(again, 0, 30000, 1500);          /* well past a window, the same shape */
+    assert_false(codec_zstd_dicts_due(ds));
+    codec_dict_stats_t st;
+    codec_zstd_dicts_stats(ds, &st);
+    assert_true(st.trained_ratio > 0 && st.trained_ratio < 0.5);
+    chain_destroy(again);
+    chain_destroy(ch);
+}
+
 /* A dictionary made with a given ID from documents of shape. */
 static size_t dict_with_id(char *out, size_t cap, unsigned id, int shape)
 {
@@ -314,6 +342,7 @@ int main(void)
         cmocka_unit_test(test_auto_trains_and_uses),
         cmocka_unit_test(test_auto_incompressible),
         cmocka_unit_test(test_auto_drift),
+        cmocka_unit_test(test_loaded_dictionary_is_not_drift),
         cmocka_unit_test(test_id_collision),
         cmocka_unit_test(test_readers_while_adding),
     };
