@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cache/cache.h"
+#include "cmd/classes.h"
 #include "cmd/session.h"
 #include "net/server.h"
 #include "net/tls.h"
@@ -25,13 +26,116 @@
 
 /* ---- COMMAND ------------------------------------------------------------------------------------- */
 
+/*
+ * What COMMAND lists is what a client can run here: the table's commands (cmd_table), and in proxy mode
+ * (an upstream and passthrough = yes) the Redis 7.0 commands forwarded to it (cmd/classes.c). Whether a
+ * command is forwarded is asked of cmd_passthrough_resolve itself, with the command's name and enough
+ * placeholder arguments for its arity, so that COMMAND never disagrees with what running it does (a
+ * SCRIPT-class command is listed only when scripts may run upstream). Forms refused for their arguments
+ * (XREAD ... BLOCK, SORT ... BY pattern) do not take the command out of the list: other forms run.
+ * A forwarded container (OBJECT, XINFO...) is listed when one of its subcommands is, with those
+ * subcommands.
+ */
+
 static size_t count_words(const char *s)
 {
     size_t n = 0;
-    for (const char *p = s; *p; p++)
-        if (*p == '@')
-            n++;
+    for (const char *p = s; p && *p;) {
+        while (*p == ' ')
+            p++;
+        if (*p == '\0')
+            break;
+        n++;
+        while (*p && *p != ' ')
+            p++;
+    }
     return n;
+}
+
+/* A set (RESP3) or array of status replies, one per space-separated word of s. */
+static void reply_words(buf_t *out, int proto, const char *s)
+{
+    reply_set(out, proto, count_words(s));
+    for (const char *p = s; p && *p;) {
+        while (*p == ' ')
+            p++;
+        if (*p == '\0')
+            break;
+        const char *e = p;
+        while (*e && *e != ' ')
+            e++;
+        buf_append(out, "+", 1);
+        buf_append(out, p, (size_t)(e - p));
+        buf_append(out, "\r\n", 2);
+        p = e;
+    }
+}
+
+static int command_proxying(void)
+{
+    return backend_forwards(cmd_ctx.backend) && cmd_ctx.cfg->passthrough;
+}
+
+/* Is the Redis 7.0 command (or subcommand "container|sub") cl forwarded as the client would send it? */
+static int class_forwarded(const cmd_class_t *cl)
+{
+    bytes_t argv[16];
+    char name[64];
+    int argc = cl->arity < 0 ? -cl->arity : cl->arity;
+    const char *bar = strchr(cl->name, '|');
+    buf_t scratch;
+
+    if (argc < 1 || argc > 16)
+        return 0;
+    if (bar != NULL) {
+        snprintf(name, sizeof(name), "%.*s", (int)(bar - cl->name), cl->name);
+        argv[0] = (bytes_t){ name, strlen(name) };
+        argv[1] = (bytes_t){ bar + 1, strlen(bar + 1) };
+    } else {
+        argv[0] = (bytes_t){ cl->name, strlen(cl->name) };
+    }
+    for (int i = bar ? 2 : 1; i < argc; i++)
+        argv[i] = BYTES("0");
+    buf_init(&scratch);
+    const cmd_def_t *d = cmd_passthrough_resolve(&scratch, argc, argv, 0);
+    buf_deinit(&scratch);
+    return d != NULL;
+}
+
+/* A top-level row of cmd_classes listed by COMMAND here: forwarded, and not one the table runs. */
+static int class_listed(const cmd_class_t *cl)
+{
+    if (!command_proxying() || cmd_lookup((bytes_t){ cl->name, strlen(cl->name) }) != NULL)
+        return 0;
+    if (cl->subs == NULL)
+        return class_forwarded(cl);
+    for (int i = 0; i < cl->nsubs; i++)
+        if (class_forwarded(&cl->subs[i]))
+            return 1;
+    return 0;
+}
+
+/* COMMAND INFO's entry for a forwarded command: redis 7's ten fields from the class table (no tips, no key
+ * specs: the legacy key positions say where the keys are). */
+static void command_info_class(buf_t *out, int proto, const cmd_class_t *cl)
+{
+    reply_array(out, 10);
+    reply_bulk_str(out, cl->name);
+    reply_int(out, cl->arity);
+    reply_words(out, proto, cl->flags);
+    reply_int(out, cl->first_key);
+    reply_int(out, cl->last_key);
+    reply_int(out, cl->key_step);
+    reply_words(out, proto, cl->acl);
+    reply_array(out, 0);
+    reply_array(out, 0);
+    size_t n = 0;
+    for (int i = 0; i < cl->nsubs; i++)
+        n += class_forwarded(&cl->subs[i]);
+    reply_array(out, n);
+    for (int i = 0; i < cl->nsubs; i++)
+        if (class_forwarded(&cl->subs[i]))
+            command_info_class(out, proto, &cl->subs[i]);
 }
 
 /* COMMAND INFO's entry: name, arity, flags, first key, last key, step, ACL categories, tips, key specs,
@@ -62,18 +166,15 @@ static void command_info_one(buf_t *out, int proto, const cmd_def_t *d)
     reply_int(out, d->first_key);
     reply_int(out, d->last_key);
     reply_int(out, d->key_step);
-    reply_set(out, proto, count_words(d->acl));
-    for (const char *p = d->acl; (p = strchr(p, '@')) != NULL;) {
-        const char *e = strchr(p, ' ');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        buf_append(out, "+", 1);
-        buf_append(out, p, n);
-        buf_append(out, "\r\n", 2);
-        p += n;
-    }
+    reply_words(out, proto, d->acl);
     reply_array(out, 0);
     reply_array(out, 0);
-    reply_array(out, 0);
+    size_t n = 0;
+    for (const cmd_def_t *sub = d->subs; sub != NULL && sub->name != NULL; sub++)
+        n++;
+    reply_array(out, n);
+    for (const cmd_def_t *sub = d->subs; sub != NULL && sub->name != NULL; sub++)
+        command_info_one(out, proto, sub);
 }
 
 static void command_docs_one(buf_t *out, int proto, const cmd_def_t *d)
@@ -88,48 +189,98 @@ static void command_docs_one(buf_t *out, int proto, const cmd_def_t *d)
     reply_bulk_str(out, d->group);
 }
 
+/* A forwarded command's docs: its group (the class table keeps no summary; redis leaves out a field it
+ * has no text for). */
+static void command_docs_class(buf_t *out, int proto, const cmd_class_t *cl)
+{
+    reply_bulk_str(out, cl->name);
+    reply_map(out, proto, 1);
+    reply_bulk_str(out, "group");
+    reply_bulk_str(out, cl->group);
+}
+
+/* The commands COMMAND lists, as table rows and class rows (listed[] marks the class rows), their number. */
+static size_t command_listed(unsigned char *listed)
+{
+    size_t n = (size_t)cmd_count;
+    for (int i = 0; i < cmd_nclasses; i++) {
+        listed[i] = (unsigned char)class_listed(&cmd_classes[i]);
+        n += listed[i];
+    }
+    return n;
+}
+
+/* One name of COMMAND INFO / DOCS: the table's row, or a forwarded command's; 0 if neither. */
+static int command_find(bytes_t name, const cmd_def_t **d, const cmd_class_t **cl)
+{
+    *d = cmd_lookup(name);
+    *cl = NULL;
+    if (*d != NULL)
+        return 1;
+    const cmd_class_t *c = cmd_class_lookup(name);
+    if (c != NULL && class_listed(c)) {
+        *cl = c;
+        return 1;
+    }
+    return 0;
+}
+
 /* COMMAND [COUNT | INFO [name ...] | DOCS [name ...] | LIST | HELP] */
 int cmd_command(req_t *r, int argc, bytes_t *argv)
 {
     buf_t *out = req_out(r);
     int proto = cmd_proto(r);
+    unsigned char *listed = mem_calloc((size_t)cmd_nclasses + 1, 1);
+    size_t total = command_listed(listed);
+    const cmd_def_t *d;
+    const cmd_class_t *cl;
 
-    if (argc == 1) {
-        reply_array(out, (size_t)cmd_count);
+    if (argc == 1 || (bytes_eq_nocase(argv[1], "info") && argc == 2)) {
+        reply_array(out, total);
         for (int i = 0; i < cmd_count; i++)
             command_info_one(out, proto, &cmd_table[i]);
+        for (int i = 0; i < cmd_nclasses; i++)
+            if (listed[i])
+                command_info_class(out, proto, &cmd_classes[i]);
     } else if (bytes_eq_nocase(argv[1], "count") && argc == 2) {
-        reply_int(out, cmd_count);
+        reply_int(out, (long long)total);
     } else if (bytes_eq_nocase(argv[1], "list") && argc == 2) {
-        reply_array(out, (size_t)cmd_count);
+        reply_array(out, total);
         for (int i = 0; i < cmd_count; i++)
             reply_bulk_str(out, cmd_table[i].name);
+        for (int i = 0; i < cmd_nclasses; i++)
+            if (listed[i])
+                reply_bulk_str(out, cmd_classes[i].name);
     } else if (bytes_eq_nocase(argv[1], "info")) {
-        if (argc == 2) {
-            reply_array(out, (size_t)cmd_count);
-            for (int i = 0; i < cmd_count; i++)
-                command_info_one(out, proto, &cmd_table[i]);
-        } else {
-            reply_array(out, (size_t)argc - 2);
-            for (int i = 2; i < argc; i++) {
-                const cmd_def_t *d = cmd_lookup(argv[i]);
-                d ? command_info_one(out, proto, d) : reply_null_array(out, proto);
-            }
+        reply_array(out, (size_t)argc - 2);
+        for (int i = 2; i < argc; i++) {
+            if (!command_find(argv[i], &d, &cl))
+                reply_null_array(out, proto);
+            else if (d != NULL)
+                command_info_one(out, proto, d);
+            else
+                command_info_class(out, proto, cl);
         }
     } else if (bytes_eq_nocase(argv[1], "docs")) {
-        size_t n = 0;
         if (argc == 2) {
-            reply_map(out, proto, (size_t)cmd_count);
+            reply_map(out, proto, total);
             for (int i = 0; i < cmd_count; i++)
                 command_docs_one(out, proto, &cmd_table[i]);
+            for (int i = 0; i < cmd_nclasses; i++)
+                if (listed[i])
+                    command_docs_class(out, proto, &cmd_classes[i]);
         } else {
+            size_t n = 0;
             for (int i = 2; i < argc; i++)
-                n += cmd_lookup(argv[i]) != NULL;
+                n += (size_t)command_find(argv[i], &d, &cl);
             reply_map(out, proto, n);
             for (int i = 2; i < argc; i++) {
-                const cmd_def_t *d = cmd_lookup(argv[i]);
+                if (!command_find(argv[i], &d, &cl))
+                    continue;
                 if (d != NULL)
                     command_docs_one(out, proto, d);
+                else
+                    command_docs_class(out, proto, cl);
             }
         }
     } else {
@@ -143,6 +294,7 @@ int cmd_command(req_t *r, int argc, bytes_t *argv)
         };
         CMD_REPLY_HELP(out, help);
     }
+    mem_free(listed);
     return CMD_DONE;
 }
 
