@@ -298,6 +298,37 @@ int cmd_command(req_t *r, int argc, bytes_t *argv)
     return CMD_DONE;
 }
 
+/* Is the upstream a Redis Cluster (redis+cluster://, rediss+cluster://)? */
+static int info_upstream_is_cluster(void)
+{
+    const char *u = cmd_ctx.cfg->backend;
+    return u != NULL && (strncmp(u, "redis+cluster://", 16) == 0 || strncmp(u, "rediss+cluster://", 17) == 0);
+}
+
+/* ---- CLUSTER ------------------------------------------------------------------------------------- */
+
+/*
+ * CLUSTER <subcommand>: clients probe it to learn whether they talk to a cluster. cachetoryd shows a
+ * standalone server (INFO cluster_enabled:0), so it answers as a Redis with cluster support disabled —
+ * Redis's unknown-subcommand and arity errors first, then "This instance has cluster support disabled" —
+ * and cluster-aware clients fall back to a single node. In front of a Redis Cluster (redis+cluster://)
+ * the command is refused by its class, as before: cachetoryd routes the slots itself.
+ */
+int cmd_cluster(req_t *r, int argc, bytes_t *argv)
+{
+    buf_t *out = req_out(r);
+    const cmd_class_t *cl = cmd_class_lookup(argv[0]);
+    const cmd_class_t *sub = cl != NULL ? cmd_class_lookup_sub(cl, argv[1]) : NULL;
+
+    if (sub == NULL)
+        cmd_reply_unknown_sub(out, argv[1], "cluster");
+    else if (sub->arity > 0 ? argc != sub->arity : argc < -sub->arity)
+        cmd_reply_arity(out, sub->name);
+    else if (!info_upstream_is_cluster() || cmd_passthrough_resolve(out, argc, argv, 0) != NULL)
+        reply_error(out, "ERR This instance has cluster support disabled");
+    return CMD_DONE;
+}
+
 /* ---- INFO ---------------------------------------------------------------------------------------- */
 
 /*
@@ -437,12 +468,6 @@ static const char *info_run_id(void)
             snprintf(id + 2 * i, 3, "%02x", raw[i]);
     }
     return id;
-}
-
-static int info_upstream_is_cluster(void)
-{
-    const char *u = cmd_ctx.cfg->backend;
-    return u != NULL && (strncmp(u, "redis+cluster://", 16) == 0 || strncmp(u, "rediss+cluster://", 17) == 0);
 }
 
 /* The line "name:value\r\n" of an INFO text, appended to out if it is there. */
