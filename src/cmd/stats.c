@@ -9,8 +9,8 @@
  * instantaneous_output_kbps) and used_memory_peak, sampled as redis samples them: one rate per 100 ms
  * period, the average of the last 16. Redis takes a sample from its timer; here a sample is taken when a
  * command runs or INFO asks (cmd_stats_tick), and a gap of several periods without either counts as that
- * many periods at the rate measured over the gap — the same figures a timer gives, since nothing that is
- * counted happens in a gap.
+ * many periods, the first with what was counted since the last sample and the others with nothing — the
+ * figures a timer gives, since what is counted happens when commands run (inst_push).
  */
 #include <stdio.h>
 #include <string.h>
@@ -67,15 +67,20 @@ static inst_metric_t inst[INST_N];
 static long long inst_last_ms;          /* 0: no sample yet */
 static size_t mem_peak;
 
+/*
+ * A sample after elapsed_ms without one. Every command takes a sample once a period has passed, so what
+ * was counted since the last one happened in the period right after it (the command taking the sample
+ * aside): that period gets the rate a timer would have measured, the periods after it none.
+ */
 static void inst_push(inst_metric_t *m, unsigned long long now_value, long long elapsed_ms)
 {
-    double rate = (double)(now_value - m->last) * 1000.0 / (double)elapsed_ms;
     long long periods = elapsed_ms / INST_PERIOD_MS;
+    double rate = (double)(now_value - m->last) * 1000.0 / (double)(periods > 1 ? INST_PERIOD_MS : elapsed_ms);
 
     if (now_value < m->last)            /* CONFIG RESETSTAT zeroed the counter */
         rate = 0;
-    for (long long i = 0; i < periods && i < INST_SAMPLES; i++) {
-        m->samples[m->idx] = rate;
+    for (long long i = 0; i < periods && i <= INST_SAMPLES; i++) {
+        m->samples[m->idx] = i == 0 ? rate : 0;
         m->idx = (m->idx + 1) % INST_SAMPLES;
     }
     m->last = now_value;
