@@ -5,6 +5,10 @@
 #include "cmd/cmd.h"
 
 #include <malloc.h>
+#if defined(__SANITIZE_ADDRESS__)
+/* sanitizer/allocator_interface.h's, not installed with every compiler */
+size_t __sanitizer_get_current_allocated_bytes(void);
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -418,11 +422,14 @@ static size_t info_rss(void)
  * The bytes the C library's allocator has handed out and not had back, over all its arenas (the codec
  * threads allocate in arenas of their own): redis's zmalloc_used_memory, the denominator of its
  * mem_fragmentation_ratio. glibc tells it only through malloc_info's XML, whose closing totals give the
- * arenas' system bytes and free chunks, and the mmapped chunks. 0 when unknown (another C library).
+ * arenas' system bytes and free chunks, and the mmapped chunks. AddressSanitizer's allocator replaces
+ * glibc's in a sanitizer build, and tells it directly. 0 when unknown (another C library).
  */
 static size_t info_heap_used(void)
 {
-#ifdef __GLIBC__
+#if defined(__SANITIZE_ADDRESS__)
+    return __sanitizer_get_current_allocated_bytes();
+#elif defined(__GLIBC__)
     char *xml = NULL;
     size_t len = 0, used = 0;
     FILE *f = open_memstream(&xml, &len);
