@@ -137,7 +137,7 @@ cmd_proc_t cmd_del, cmd_exists, cmd_type, cmd_touch, cmd_expire, cmd_pexpire, cm
     cmd_pexpireat, cmd_ttl, cmd_pttl, cmd_expiretime, cmd_pexpiretime, cmd_persist, cmd_keys, cmd_scan,
     cmd_randomkey, cmd_rename, cmd_renamenx, cmd_dbsize, cmd_flushdb, cmd_flushall;
 cmd_proc_t cmd_ping, cmd_echo, cmd_quit, cmd_reset, cmd_hello, cmd_auth, cmd_select, cmd_client, cmd_command,
-    cmd_info, cmd_config, cmd_time;
+    cmd_info, cmd_config, cmd_time, cmd_cluster;
 cmd_proc_t cmd_multi, cmd_exec, cmd_discard;
 cmd_proc_t cmd_cache, cmd_forward, cmd_slowlog;
 
@@ -147,6 +147,15 @@ void cmd_stats_rejected(const cmd_def_t *d);
 void cmd_stats_info(buf_t *out, int latency);
 void cmd_stats_reset(void);
 void cmd_stats_prometheus(buf_t *out);
+/* INFO stats' instantaneous rates (redis's: 16 samples of 100 ms) and the highest used_memory sampled.
+ * cmd_stats_tick takes a sample when a period has passed (every command calls it). */
+typedef struct cmd_stats_instant {
+    long long ops_per_sec;
+    double input_kbps, output_kbps;
+    size_t used_memory_peak;
+} cmd_stats_instant_t;
+void cmd_stats_tick(void);
+void cmd_stats_instant(cmd_stats_instant_t *out);
 
 /* For COMMAND: the table. */
 extern const cmd_def_t cmd_table[];

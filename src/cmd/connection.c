@@ -384,7 +384,59 @@ static void client_kill(req_t *r, int argc, bytes_t *argv)
     reply_int(out, killed);
 }
 
-/* CLIENT ID | SETNAME | GETNAME | SETINFO | LIST | KILL | INFO | HELP */
+/* "on" / "off" as CLIENT's switches take them: 1, 0, or -1 after writing Redis's syntax error. */
+static int client_switch(buf_t *out, bytes_t arg)
+{
+    if (bytes_eq_nocase(arg, "on"))
+        return 1;
+    if (bytes_eq_nocase(arg, "off"))
+        return 0;
+    reply_error(out, "ERR syntax error");
+    return -1;
+}
+
+/*
+ * The client-side caching subcommands. cachetoryd has no server-assisted client-side caching (its near
+ * cache is its own, in front of the upstream), so no connection is ever in tracking mode, and each
+ * subcommand answers what Redis answers a connection that is not:
+ *   TRACKING OFF      OK (it is off); TRACKING ON: refused, saying so — the client would wait for
+ *                     invalidation messages that never come and serve stale values;
+ *   TRACKINGINFO      flags "off", redirect -1, no prefixes;
+ *   GETREDIR          -1;
+ *   CACHING yes|no    Redis's own error for a connection not in tracking mode.
+ */
+static void client_tracking(req_t *r, int argc, bytes_t *argv)
+{
+    buf_t *out = req_out(r);
+    bytes_t sub = argv[1];
+
+    if (bytes_eq_nocase(sub, "tracking")) {
+        int on = client_switch(out, argv[2]);
+        if (on == 1)
+            reply_error(out, "ERR CLIENT TRACKING ON is not supported by cachetoryd: it sends no invalidation "
+                             "messages, so a client-side cache would keep stale values; connect to Redis "
+                             "directly for it");
+        else if (on == 0)
+            REPLY_OK(out);
+    } else if (bytes_eq_nocase(sub, "trackinginfo")) {
+        reply_map(out, cmd_proto(r), 3);
+        reply_bulk_str(out, "flags");
+        reply_set(out, cmd_proto(r), 1);
+        reply_bulk_str(out, "off");
+        reply_bulk_str(out, "redirect");
+        reply_int(out, -1);
+        reply_bulk_str(out, "prefixes");
+        reply_array(out, 0);
+    } else if (bytes_eq_nocase(sub, "getredir")) {
+        reply_int(out, -1);
+    } else {
+        reply_error(out, "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN "
+                         "or OPTOUT mode enabled");
+    }
+}
+
+/* CLIENT ID | SETNAME | GETNAME | SETINFO | LIST | KILL | INFO | TRACKING | TRACKINGINFO | GETREDIR | CACHING |
+ * NO-EVICT | NO-TOUCH | HELP */
 int cmd_client(req_t *r, int argc, bytes_t *argv)
 {
     client_t *c = r->c;
@@ -427,16 +479,40 @@ int cmd_client(req_t *r, int argc, bytes_t *argv)
         buf_deinit(&text);
     } else if (bytes_eq_nocase(sub, "kill") && argc >= 3) {
         client_kill(r, argc, argv);
+    } else if (bytes_eq_nocase(sub, "tracking") || bytes_eq_nocase(sub, "trackinginfo") ||
+               bytes_eq_nocase(sub, "getredir") || bytes_eq_nocase(sub, "caching")) {
+        client_tracking(r, argc, argv);
+    } else if (bytes_eq_nocase(sub, "no-evict") && argc == 3) {
+        /* Redis exempts the client from maxmemory-clients eviction; cachetoryd evicts no client for the
+         * memory clients use (its output-buffer limits apply to every client, as Redis's apply even with
+         * NO-EVICT), so either setting is already what it asks: accepted */
+        if (client_switch(out, argv[2]) >= 0)
+            REPLY_OK(out);
+    } else if (bytes_eq_nocase(sub, "no-touch") && argc == 3) {
+        /* OFF is how every connection reads here; ON would need reads that leave the keys' LRU/LFU alone,
+         * which neither the memory store nor the shared upstream connections can do for one client */
+        int on = client_switch(out, argv[2]);
+        if (on == 1)
+            reply_error(out, "ERR CLIENT NO-TOUCH ON is not supported by cachetoryd: reads still update the "
+                             "keys' LRU/LFU access time");
+        else if (on == 0)
+            REPLY_OK(out);
     } else {
         static const char *const help[] = {
             "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "CACHING (YES|NO)", "    Only in tracking mode, which cachetoryd does not support.",
             "GETNAME", "    Return the name of the current connection.",
+            "GETREDIR", "    Return the ID tracking notifications are redirected to: always -1 here.",
             "ID", "    Return the ID of the current connection.",
             "INFO", "    Return information about the current client connection.",
             "KILL <ip:port> | ID <client-id> [ID ...]", "    Kill connections.",
             "LIST [TYPE normal] [ID <id> [<id> ...]]", "    Return information about client connections.",
+            "NO-EVICT (ON|OFF)", "    Accepted: cachetoryd never evicts clients.",
+            "NO-TOUCH (ON|OFF)", "    OFF only: reads update the keys' LRU/LFU access time.",
             "SETINFO <LIB-NAME|LIB-VER> <value>", "    Set client library name or version.",
             "SETNAME <name>", "    Assign the name <name> to the current connection.",
+            "TRACKING (ON|OFF) [...]", "    OFF only: cachetoryd has no server-assisted client-side caching.",
+            "TRACKINGINFO", "    Return tracking information: always off here.",
         };
         CMD_REPLY_HELP(out, help);
     }

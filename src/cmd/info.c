@@ -4,13 +4,21 @@
  */
 #include "cmd/cmd.h"
 
+#include <malloc.h>
+#if defined(__SANITIZE_ADDRESS__)
+/* sanitizer/allocator_interface.h's, not installed with every compiler */
+size_t __sanitizer_get_current_allocated_bytes(void);
+#endif
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include "cache/cache.h"
+#include "cmd/classes.h"
 #include "cmd/session.h"
 #include "net/server.h"
 #include "net/tls.h"
@@ -22,13 +30,116 @@
 
 /* ---- COMMAND ------------------------------------------------------------------------------------- */
 
+/*
+ * What COMMAND lists is what a client can run here: the table's commands (cmd_table), and in proxy mode
+ * (an upstream and passthrough = yes) the Redis 7.0 commands forwarded to it (cmd/classes.c). Whether a
+ * command is forwarded is asked of cmd_passthrough_resolve itself, with the command's name and enough
+ * placeholder arguments for its arity, so that COMMAND never disagrees with what running it does (a
+ * SCRIPT-class command is listed only when scripts may run upstream). Forms refused for their arguments
+ * (XREAD ... BLOCK, SORT ... BY pattern) do not take the command out of the list: other forms run.
+ * A forwarded container (OBJECT, XINFO...) is listed when one of its subcommands is, with those
+ * subcommands.
+ */
+
 static size_t count_words(const char *s)
 {
     size_t n = 0;
-    for (const char *p = s; *p; p++)
-        if (*p == '@')
-            n++;
+    for (const char *p = s; p && *p;) {
+        while (*p == ' ')
+            p++;
+        if (*p == '\0')
+            break;
+        n++;
+        while (*p && *p != ' ')
+            p++;
+    }
     return n;
+}
+
+/* A set (RESP3) or array of status replies, one per space-separated word of s. */
+static void reply_words(buf_t *out, int proto, const char *s)
+{
+    reply_set(out, proto, count_words(s));
+    for (const char *p = s; p && *p;) {
+        while (*p == ' ')
+            p++;
+        if (*p == '\0')
+            break;
+        const char *e = p;
+        while (*e && *e != ' ')
+            e++;
+        buf_append(out, "+", 1);
+        buf_append(out, p, (size_t)(e - p));
+        buf_append(out, "\r\n", 2);
+        p = e;
+    }
+}
+
+static int command_proxying(void)
+{
+    return backend_forwards(cmd_ctx.backend) && cmd_ctx.cfg->passthrough;
+}
+
+/* Is the Redis 7.0 command (or subcommand "container|sub") cl forwarded as the client would send it? */
+static int class_forwarded(const cmd_class_t *cl)
+{
+    bytes_t argv[16];
+    char name[64];
+    int argc = cl->arity < 0 ? -cl->arity : cl->arity;
+    const char *bar = strchr(cl->name, '|');
+    buf_t scratch;
+
+    if (argc < 1 || argc > 16)
+        return 0;
+    if (bar != NULL) {
+        snprintf(name, sizeof(name), "%.*s", (int)(bar - cl->name), cl->name);
+        argv[0] = (bytes_t){ name, strlen(name) };
+        argv[1] = (bytes_t){ bar + 1, strlen(bar + 1) };
+    } else {
+        argv[0] = (bytes_t){ cl->name, strlen(cl->name) };
+    }
+    for (int i = bar ? 2 : 1; i < argc; i++)
+        argv[i] = BYTES("0");
+    buf_init(&scratch);
+    const cmd_def_t *d = cmd_passthrough_resolve(&scratch, argc, argv, 0);
+    buf_deinit(&scratch);
+    return d != NULL;
+}
+
+/* A top-level row of cmd_classes listed by COMMAND here: forwarded, and not one the table runs. */
+static int class_listed(const cmd_class_t *cl)
+{
+    if (!command_proxying() || cmd_lookup((bytes_t){ cl->name, strlen(cl->name) }) != NULL)
+        return 0;
+    if (cl->subs == NULL)
+        return class_forwarded(cl);
+    for (int i = 0; i < cl->nsubs; i++)
+        if (class_forwarded(&cl->subs[i]))
+            return 1;
+    return 0;
+}
+
+/* COMMAND INFO's entry for a forwarded command: redis 7's ten fields from the class table (no tips, no key
+ * specs: the legacy key positions say where the keys are). */
+static void command_info_class(buf_t *out, int proto, const cmd_class_t *cl)
+{
+    reply_array(out, 10);
+    reply_bulk_str(out, cl->name);
+    reply_int(out, cl->arity);
+    reply_words(out, proto, cl->flags);
+    reply_int(out, cl->first_key);
+    reply_int(out, cl->last_key);
+    reply_int(out, cl->key_step);
+    reply_words(out, proto, cl->acl);
+    reply_array(out, 0);
+    reply_array(out, 0);
+    size_t n = 0;
+    for (int i = 0; i < cl->nsubs; i++)
+        n += class_forwarded(&cl->subs[i]);
+    reply_array(out, n);
+    for (int i = 0; i < cl->nsubs; i++)
+        if (class_forwarded(&cl->subs[i]))
+            command_info_class(out, proto, &cl->subs[i]);
 }
 
 /* COMMAND INFO's entry: name, arity, flags, first key, last key, step, ACL categories, tips, key specs,
@@ -59,18 +170,15 @@ static void command_info_one(buf_t *out, int proto, const cmd_def_t *d)
     reply_int(out, d->first_key);
     reply_int(out, d->last_key);
     reply_int(out, d->key_step);
-    reply_set(out, proto, count_words(d->acl));
-    for (const char *p = d->acl; (p = strchr(p, '@')) != NULL;) {
-        const char *e = strchr(p, ' ');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        buf_append(out, "+", 1);
-        buf_append(out, p, n);
-        buf_append(out, "\r\n", 2);
-        p += n;
-    }
+    reply_words(out, proto, d->acl);
     reply_array(out, 0);
     reply_array(out, 0);
-    reply_array(out, 0);
+    size_t n = 0;
+    for (const cmd_def_t *sub = d->subs; sub != NULL && sub->name != NULL; sub++)
+        n++;
+    reply_array(out, n);
+    for (const cmd_def_t *sub = d->subs; sub != NULL && sub->name != NULL; sub++)
+        command_info_one(out, proto, sub);
 }
 
 static void command_docs_one(buf_t *out, int proto, const cmd_def_t *d)
@@ -85,48 +193,98 @@ static void command_docs_one(buf_t *out, int proto, const cmd_def_t *d)
     reply_bulk_str(out, d->group);
 }
 
+/* A forwarded command's docs: its group (the class table keeps no summary; redis leaves out a field it
+ * has no text for). */
+static void command_docs_class(buf_t *out, int proto, const cmd_class_t *cl)
+{
+    reply_bulk_str(out, cl->name);
+    reply_map(out, proto, 1);
+    reply_bulk_str(out, "group");
+    reply_bulk_str(out, cl->group);
+}
+
+/* The commands COMMAND lists, as table rows and class rows (listed[] marks the class rows), their number. */
+static size_t command_listed(unsigned char *listed)
+{
+    size_t n = (size_t)cmd_count;
+    for (int i = 0; i < cmd_nclasses; i++) {
+        listed[i] = (unsigned char)class_listed(&cmd_classes[i]);
+        n += listed[i];
+    }
+    return n;
+}
+
+/* One name of COMMAND INFO / DOCS: the table's row, or a forwarded command's; 0 if neither. */
+static int command_find(bytes_t name, const cmd_def_t **d, const cmd_class_t **cl)
+{
+    *d = cmd_lookup(name);
+    *cl = NULL;
+    if (*d != NULL)
+        return 1;
+    const cmd_class_t *c = cmd_class_lookup(name);
+    if (c != NULL && class_listed(c)) {
+        *cl = c;
+        return 1;
+    }
+    return 0;
+}
+
 /* COMMAND [COUNT | INFO [name ...] | DOCS [name ...] | LIST | HELP] */
 int cmd_command(req_t *r, int argc, bytes_t *argv)
 {
     buf_t *out = req_out(r);
     int proto = cmd_proto(r);
+    unsigned char *listed = mem_calloc((size_t)cmd_nclasses + 1, 1);
+    size_t total = command_listed(listed);
+    const cmd_def_t *d;
+    const cmd_class_t *cl;
 
-    if (argc == 1) {
-        reply_array(out, (size_t)cmd_count);
+    if (argc == 1 || (bytes_eq_nocase(argv[1], "info") && argc == 2)) {
+        reply_array(out, total);
         for (int i = 0; i < cmd_count; i++)
             command_info_one(out, proto, &cmd_table[i]);
+        for (int i = 0; i < cmd_nclasses; i++)
+            if (listed[i])
+                command_info_class(out, proto, &cmd_classes[i]);
     } else if (bytes_eq_nocase(argv[1], "count") && argc == 2) {
-        reply_int(out, cmd_count);
+        reply_int(out, (long long)total);
     } else if (bytes_eq_nocase(argv[1], "list") && argc == 2) {
-        reply_array(out, (size_t)cmd_count);
+        reply_array(out, total);
         for (int i = 0; i < cmd_count; i++)
             reply_bulk_str(out, cmd_table[i].name);
+        for (int i = 0; i < cmd_nclasses; i++)
+            if (listed[i])
+                reply_bulk_str(out, cmd_classes[i].name);
     } else if (bytes_eq_nocase(argv[1], "info")) {
-        if (argc == 2) {
-            reply_array(out, (size_t)cmd_count);
-            for (int i = 0; i < cmd_count; i++)
-                command_info_one(out, proto, &cmd_table[i]);
-        } else {
-            reply_array(out, (size_t)argc - 2);
-            for (int i = 2; i < argc; i++) {
-                const cmd_def_t *d = cmd_lookup(argv[i]);
-                d ? command_info_one(out, proto, d) : reply_null_array(out, proto);
-            }
+        reply_array(out, (size_t)argc - 2);
+        for (int i = 2; i < argc; i++) {
+            if (!command_find(argv[i], &d, &cl))
+                reply_null_array(out, proto);
+            else if (d != NULL)
+                command_info_one(out, proto, d);
+            else
+                command_info_class(out, proto, cl);
         }
     } else if (bytes_eq_nocase(argv[1], "docs")) {
-        size_t n = 0;
         if (argc == 2) {
-            reply_map(out, proto, (size_t)cmd_count);
+            reply_map(out, proto, total);
             for (int i = 0; i < cmd_count; i++)
                 command_docs_one(out, proto, &cmd_table[i]);
+            for (int i = 0; i < cmd_nclasses; i++)
+                if (listed[i])
+                    command_docs_class(out, proto, &cmd_classes[i]);
         } else {
+            size_t n = 0;
             for (int i = 2; i < argc; i++)
-                n += cmd_lookup(argv[i]) != NULL;
+                n += (size_t)command_find(argv[i], &d, &cl);
             reply_map(out, proto, n);
             for (int i = 2; i < argc; i++) {
-                const cmd_def_t *d = cmd_lookup(argv[i]);
+                if (!command_find(argv[i], &d, &cl))
+                    continue;
                 if (d != NULL)
                     command_docs_one(out, proto, d);
+                else
+                    command_docs_class(out, proto, cl);
             }
         }
     } else {
@@ -140,10 +298,99 @@ int cmd_command(req_t *r, int argc, bytes_t *argv)
         };
         CMD_REPLY_HELP(out, help);
     }
+    mem_free(listed);
+    return CMD_DONE;
+}
+
+/* Is the upstream a Redis Cluster (redis+cluster://, rediss+cluster://)? */
+static int info_upstream_is_cluster(void)
+{
+    const char *u = cmd_ctx.cfg->backend;
+    return u != NULL && (strncmp(u, "redis+cluster://", 16) == 0 || strncmp(u, "rediss+cluster://", 17) == 0);
+}
+
+/* ---- CLUSTER ------------------------------------------------------------------------------------- */
+
+/*
+ * CLUSTER <subcommand>: clients probe it to learn whether they talk to a cluster. cachetoryd shows a
+ * standalone server (INFO cluster_enabled:0), so it answers as a Redis with cluster support disabled —
+ * Redis's unknown-subcommand and arity errors first, then "This instance has cluster support disabled" —
+ * and cluster-aware clients fall back to a single node. In front of a Redis Cluster (redis+cluster://)
+ * the command is refused by its class, as before: cachetoryd routes the slots itself.
+ */
+int cmd_cluster(req_t *r, int argc, bytes_t *argv)
+{
+    buf_t *out = req_out(r);
+    const cmd_class_t *cl = cmd_class_lookup(argv[0]);
+    const cmd_class_t *sub = cl != NULL ? cmd_class_lookup_sub(cl, argv[1]) : NULL;
+
+    if (sub == NULL)
+        cmd_reply_unknown_sub(out, argv[1], "cluster");
+    else if (sub->arity > 0 ? argc != sub->arity : argc < -sub->arity)
+        cmd_reply_arity(out, sub->name);
+    else if (!info_upstream_is_cluster() || cmd_passthrough_resolve(out, argc, argv, 0) != NULL)
+        reply_error(out, "ERR This instance has cluster support disabled");
     return CMD_DONE;
 }
 
 /* ---- INFO ---------------------------------------------------------------------------------------- */
+
+/*
+ * The sections, in Redis 7's order, cachetoryd's own (TLS, Cache, Near_cache, Upstream) before Keyspace.
+ * INFO with no argument, or "default", gives those marked in_default; "all" and "everything" give every
+ * one (cachetoryd has no module sections, so the two are the same); several names give their union.
+ */
+enum {
+    INFO_SERVER, INFO_CLIENTS, INFO_MEMORY, INFO_PERSISTENCE, INFO_STATS, INFO_REPLICATION, INFO_CPU,
+    INFO_COMMANDSTATS, INFO_LATENCYSTATS, INFO_CLUSTER, INFO_TLS, INFO_CACHE, INFO_NEAR, INFO_UPSTREAM,
+    INFO_KEYSPACE, INFO_NSECTIONS
+};
+
+static const struct {
+    const char *name;           /* as INFO takes it (any case) */
+    const char *title;          /* its "# Title" line */
+    int in_default;
+} info_sections[INFO_NSECTIONS] = {
+    [INFO_SERVER] = { "server", "Server", 1 },
+    [INFO_CLIENTS] = { "clients", "Clients", 1 },
+    [INFO_MEMORY] = { "memory", "Memory", 1 },
+    [INFO_PERSISTENCE] = { "persistence", "Persistence", 1 },
+    [INFO_STATS] = { "stats", "Stats", 1 },
+    [INFO_REPLICATION] = { "replication", "Replication", 1 },
+    [INFO_CPU] = { "cpu", "CPU", 1 },
+    [INFO_COMMANDSTATS] = { "commandstats", "Commandstats", 0 },
+    [INFO_LATENCYSTATS] = { "latencystats", "Latencystats", 0 },
+    [INFO_CLUSTER] = { "cluster", "Cluster", 1 },
+    [INFO_TLS] = { "tls", "TLS", 1 },
+    [INFO_CACHE] = { "cache", "Cache", 1 },
+    [INFO_NEAR] = { "near_cache", "Near_cache", 1 },
+    [INFO_UPSTREAM] = { "upstream", "Upstream", 1 },
+    [INFO_KEYSPACE] = { "keyspace", "Keyspace", 1 },
+};
+
+#define INFO_BIT(sec) (1u << (sec))
+
+/* The sections INFO's arguments ask for, as a mask of INFO_BIT()s. */
+static unsigned info_mask(int argc, bytes_t *argv)
+{
+    unsigned mask = 0, all = INFO_BIT(INFO_NSECTIONS) - 1, def = 0;
+
+    for (int k = 0; k < INFO_NSECTIONS; k++)
+        if (info_sections[k].in_default)
+            def |= INFO_BIT(k);
+    if (argc < 2)
+        return def;
+    for (int i = 1; i < argc; i++) {
+        if (bytes_eq_nocase(argv[i], "all") || bytes_eq_nocase(argv[i], "everything"))
+            mask |= all;
+        else if (bytes_eq_nocase(argv[i], "default"))
+            mask |= def;
+        for (int k = 0; k < INFO_NSECTIONS; k++)
+            if (bytes_eq_nocase(argv[i], info_sections[k].name))
+                mask |= INFO_BIT(k);
+    }
+    return mask;
+}
 
 static void info_human(char *buf, size_t n, double bytes)
 {
@@ -171,113 +418,229 @@ static size_t info_rss(void)
     return rss * (size_t)sysconf(_SC_PAGESIZE);
 }
 
-static int info_wants(int argc, bytes_t *argv, const char *section, int in_default)
+/*
+ * The bytes the C library's allocator has handed out and not had back, over all its arenas (the codec
+ * threads allocate in arenas of their own): redis's zmalloc_used_memory, the denominator of its
+ * mem_fragmentation_ratio. glibc tells it only through malloc_info's XML, whose closing totals give the
+ * arenas' system bytes and free chunks, and the mmapped chunks. AddressSanitizer's allocator replaces
+ * glibc's in a sanitizer build, and tells it directly. 0 when unknown (another C library).
+ */
+static size_t info_heap_used(void)
 {
-    if (argc < 2)
-        return in_default;
-    for (int i = 1; i < argc; i++) {
-        if (bytes_eq_nocase(argv[i], section) || bytes_eq_nocase(argv[i], "all") ||
-            bytes_eq_nocase(argv[i], "everything") || (in_default && bytes_eq_nocase(argv[i], "default")))
-            return 1;
-    }
+#if defined(__SANITIZE_ADDRESS__)
+    return __sanitizer_get_current_allocated_bytes();
+#elif defined(__GLIBC__)
+    char *xml = NULL;
+    size_t len = 0, used = 0;
+    FILE *f = open_memstream(&xml, &len);
+    unsigned long long fast = 0, rest = 0, mmap_size = 0, cnt = 0, system = 0;
+
+    if (f == NULL)
+        return 0;
+    malloc_info(0, f);
+    fclose(f);
+    /* after the last </heap>: <total type="fast" .../><total type="rest" .../><total type="mmap" .../>
+     * <system type="current" size="..."/> */
+    const char *p = xml ? strstr(xml, "</heap>") : NULL;
+    for (const char *q = p; q != NULL; q = strstr(q + 1, "</heap>"))
+        p = q;
+    if (p != NULL && sscanf(p, "</heap> <total type=\"fast\" count=\"%llu\" size=\"%llu\"/> "
+                               "<total type=\"rest\" count=\"%llu\" size=\"%llu\"/> "
+                               "<total type=\"mmap\" count=\"%llu\" size=\"%llu\"/> "
+                               "<system type=\"current\" size=\"%llu\"/>",
+                            &cnt, &fast, &cnt, &rest, &cnt, &mmap_size, &system) == 7 &&
+        system >= fast + rest)
+        used = (size_t)(system - fast - rest + mmap_size);
+    free(xml);
+    return used;
+#else
     return 0;
+#endif
 }
 
-static void info_section(buf_t *t, const char *name)
+/* 40 hex characters, random, fixed for the life of the process: INFO's run_id (redis's). */
+static const char *info_run_id(void)
+{
+    static char id[41];
+
+    if (id[0] == '\0') {
+        unsigned char raw[20];
+        FILE *f = fopen("/dev/urandom", "rb");
+        size_t got = f ? fread(raw, 1, sizeof(raw), f) : 0;
+        if (f != NULL)
+            fclose(f);
+        for (size_t i = got; i < sizeof(raw); i++)      /* no /dev/urandom: time and pid, still unique */
+            raw[i] = (unsigned char)((unsigned long long)clock_us_monotonic() >> (i % 8 * 8) ^ (unsigned)getpid() * i);
+        for (size_t i = 0; i < sizeof(raw); i++)
+            snprintf(id + 2 * i, 3, "%02x", raw[i]);
+    }
+    return id;
+}
+
+/* The line "name:value\r\n" of an INFO text, appended to out if it is there. */
+static void info_copy_field(buf_t *out, const char *text, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = text, *end = text + len; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl ? nl + 1 : end;
+        if ((size_t)(eol - p) > n && memcmp(p, name, n) == 0 && p[n] == ':') {
+            buf_append(out, p, (size_t)(eol - p));
+            if (nl == NULL)
+                buf_append(out, "\r\n", 2);
+            return;
+        }
+        p = eol;
+    }
+}
+
+static void info_section(buf_t *t, int sec)
 {
     if (t->len > 0)
         buf_append(t, "\r\n", 2);
-    buf_printf(t, "# %s\r\n", name);
+    buf_printf(t, "# %s\r\n", info_sections[sec].title);
 }
 
-/* The upstream's "INFO keyspace" arrived: its lines after its own "# Keyspace" header complete ours. */
-static void info_keyspace_done_cb(void *ctx, const backend_result_t *res)
-{
-    req_t *r = ctx;
-    buf_t *t = &cmd_scratch(r)->keep;
+/* The upstream's answers an INFO waits for (proxy mode), NULL where not asked or not arrived. */
+typedef struct info_upstream {
+    const backend_result_t *stats;      /* its INFO stats */
+    const backend_result_t *keyspace;   /* its INFO keyspace */
+} info_upstream_t;
 
-    if (res->status == BE_ERR) {
-        buf_printf(t, "upstream_error:%s\r\n", res->err);
-    } else if (res->has_value) {
-        const char *p = res->value.ptr, *end = p + res->value.len;
-        if (res->value.len > 0 && p[0] == '#') {
-            const char *nl = memchr(p, '\n', res->value.len);
-            p = nl ? nl + 1 : end;
-        }
-        buf_append(t, p, (size_t)(end - p));
-    }
-    reply_verbatim(req_out(r), cmd_proto(r), t->data ? t->data : "", t->len);
-    req_done(r);
-}
-
-/* INFO [section ...]: redis's sections and field names, so existing tools read them. */
-int cmd_info(req_t *r, int argc, bytes_t *argv)
+/*
+ * Render the sections of mask into t. What the keyspace holds — its keys, and in Stats expired_keys,
+ * evicted_keys, keyspace_hits and keyspace_misses — is the upstream's in proxy mode: cachetoryd keeps no
+ * keys there, so those fields are copied from the upstream's own INFO (up); cachetoryd's reads through the
+ * proxy are cache_hits / cache_misses (# Cache). With a cluster upstream the four Stats fields are left
+ * out: one node's counters are not the cluster's. Everything else is cachetoryd's own process.
+ */
+static void info_render(buf_t *t, unsigned mask, const info_upstream_t *up)
 {
     const cmd_ctx_t *s = &cmd_ctx;
     const conn_stats_t *ns = conn_stats(s->srv);
-    buf_t t;
+    int forwards = backend_forwards(s->backend);
     long long now = clock_ms();
     char h1[32], h2[32];
+    cmd_stats_instant_t inst;
 
-    buf_init(&t);
-    if (info_wants(argc, argv, "server", 1)) {
+    cmd_stats_instant(&inst);
+    if (mask & INFO_BIT(INFO_SERVER)) {
         struct utsname un;
         char *backend = url_redact(s->cfg->backend);
         uname(&un);
-        info_section(&t, "Server");
-        buf_printf(&t,
-                   "redis_version:%s\r\ncachetoryd_version:%s\r\nredis_mode:standalone\r\nos:%s %s %s\r\n"
-                   "arch_bits:%d\r\nmultiplexing_api:libuv\r\nlibuv_version:%s\r\nprocess_id:%d\r\n"
-                   "tcp_port:%d\r\nserver_time_usec:%lld\r\nuptime_in_seconds:%lld\r\nuptime_in_days:%lld\r\n"
-                   "hz:%d\r\nbackend:%s\r\n",
+        info_section(t, INFO_SERVER);
+        buf_printf(t,
+                   "redis_version:%s\r\ncachetoryd_version:%s\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\n"
+                   "redis_mode:standalone\r\nos:%s %s %s\r\narch_bits:%d\r\nmultiplexing_api:libuv\r\n"
+                   "libuv_version:%s\r\nprocess_id:%d\r\nrun_id:%s\r\ntcp_port:%d\r\nserver_time_usec:%lld\r\n"
+                   "uptime_in_seconds:%lld\r\nuptime_in_days:%lld\r\nhz:%d\r\nconfigured_hz:%d\r\nbackend:%s\r\n",
                    CACHETORYD_REDIS_VERSION, CACHETORYD_VERSION, un.sysname, un.release, un.machine,
-                   (int)(sizeof(void *) * 8), uv_version_string(), (int)getpid(), s->cfg->port, now * 1000,
-                   (now - s->start_ms) / 1000, (now - s->start_ms) / 86400000, s->cfg->hz, backend);
+                   (int)(sizeof(void *) * 8), uv_version_string(), (int)getpid(), info_run_id(), s->cfg->port,
+                   now * 1000, (now - s->start_ms) / 1000, (now - s->start_ms) / 86400000, s->cfg->hz,
+                   s->cfg->hz, backend);
         mem_free(backend);
     }
-    if (info_wants(argc, argv, "clients", 1)) {
-        info_section(&t, "Clients");
-        buf_printf(&t, "connected_clients:%u\r\nmaxclients:%d\r\nblocked_clients:0\r\ntracking_clients:0\r\n",
+    if (mask & INFO_BIT(INFO_CLIENTS)) {
+        /* no client blocks (blocking commands are refused) and none tracks keys (CLIENT TRACKING ON is) */
+        info_section(t, INFO_CLIENTS);
+        buf_printf(t, "connected_clients:%u\r\nmaxclients:%d\r\nblocked_clients:0\r\ntracking_clients:0\r\n",
                    conn_count(s->srv), s->cfg->maxclients);
     }
-    if (info_wants(argc, argv, "memory", 1)) {
+    if (mask & INFO_BIT(INFO_MEMORY)) {
         backend_stats_t bs;
         backend_stats(s->backend, &bs, NULL, 0);
-        size_t used = bs.used_memory, rss = info_rss();
-        info_section(&t, "Memory");
+        size_t used = bs.used_memory, rss = info_rss(), heap = info_heap_used();
+        size_t peak = inst.used_memory_peak > used ? inst.used_memory_peak : used;
+        info_section(t, INFO_MEMORY);
         info_human(h1, sizeof(h1), (double)used);
         info_human(h2, sizeof(h2), (double)rss);
-        buf_printf(&t, "used_memory:%zu\r\nused_memory_human:%s\r\nused_memory_rss:%zu\r\nused_memory_rss_human:%s\r\n",
+        buf_printf(t, "used_memory:%zu\r\nused_memory_human:%s\r\nused_memory_rss:%zu\r\nused_memory_rss_human:%s\r\n",
                    used, h1, rss, h2);
+        info_human(h1, sizeof(h1), (double)peak);
+        buf_printf(t, "used_memory_peak:%zu\r\nused_memory_peak_human:%s\r\n", peak, h1);
         info_human(h1, sizeof(h1), (double)s->cfg->maxmemory);
-        buf_printf(&t, "maxmemory_human:%s\r\n", h1);
-        if (backend_info(s->backend, "memory", &t) < 0)
-            buf_printf(&t, "maxmemory:%lld\r\n", s->cfg->maxmemory);
+        buf_printf(t, "maxmemory_human:%s\r\n", h1);
+        if (backend_info(s->backend, "memory", t) < 0 || forwards)
+            /* proxy mode: cachetoryd holds no keys, so evicts none; the upstream's limit is its own INFO's */
+            buf_printf(t, "maxmemory:%lld\r\nmaxmemory_policy:%s\r\n", forwards ? 0LL : s->cfg->maxmemory,
+                       forwards ? "noeviction" : config_enum_name("maxmemory-policy", s->cfg->maxmemory_policy));
+        /* redis's ratio: the process's resident bytes over what its allocator has handed out */
+        buf_printf(t, "allocator_allocated:%zu\r\nmem_fragmentation_ratio:%.2f\r\nmem_fragmentation_bytes:%lld\r\n"
+                   "mem_allocator:libc\r\n", heap, heap ? (double)rss / (double)heap : 0.0,
+                   heap ? (long long)rss - (long long)heap : 0LL);
     }
-    if (info_wants(argc, argv, "stats", 1)) {
-        info_section(&t, "Stats");
-        buf_printf(&t,
-                   "total_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
-                   "total_net_input_bytes:%llu\r\ntotal_net_output_bytes:%llu\r\nrejected_connections:%llu\r\n"
+    if (mask & INFO_BIT(INFO_PERSISTENCE)) {
+        /* cachetoryd never writes its keys to disk */
+        info_section(t, INFO_PERSISTENCE);
+        buf_printf(t, "loading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\n"
+                   "rdb_last_save_time:%lld\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\n"
+                   "aof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\n"
+                   "aof_last_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_last_write_status:ok\r\n",
+                   s->start_ms / 1000);
+    }
+    if (mask & INFO_BIT(INFO_STATS)) {
+        info_section(t, INFO_STATS);
+        buf_printf(t,
+                   "total_connections_received:%llu\r\ntotal_commands_processed:%llu\r\ninstantaneous_ops_per_sec:%lld\r\n"
+                   "total_net_input_bytes:%llu\r\ntotal_net_output_bytes:%llu\r\ninstantaneous_input_kbps:%.2f\r\n"
+                   "instantaneous_output_kbps:%.2f\r\nrejected_connections:%llu\r\n"
                    "client_query_buffer_limit_disconnections:%llu\r\nclient_output_buffer_limit_disconnections:%llu\r\n",
-                   ns->total_connections, s->stats.total_commands, ns->net_input_bytes, ns->net_output_bytes,
-                   ns->rejected_connections, ns->query_limit_disconnections, ns->output_limit_disconnections);
-        if (backend_info(s->backend, "stats", &t) < 0)
-            buf_append_str(&t, "expired_keys:0\r\nevicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\n");
+                   ns->total_connections, s->stats.total_commands, inst.ops_per_sec, ns->net_input_bytes,
+                   ns->net_output_bytes, inst.input_kbps, inst.output_kbps, ns->rejected_connections,
+                   ns->query_limit_disconnections, ns->output_limit_disconnections);
+        if (!forwards) {
+            if (backend_info(s->backend, "stats", t) < 0)
+                buf_append_str(t, "expired_keys:0\r\nevicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\n");
+        } else if (up != NULL && up->stats != NULL && up->stats->status != BE_ERR && up->stats->has_value) {
+            static const char *const fields[] = { "expired_keys", "evicted_keys", "keyspace_hits", "keyspace_misses" };
+            for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+                info_copy_field(t, up->stats->value.ptr, up->stats->value.len, fields[i]);
+        }
     }
-    if (info_wants(argc, argv, "commandstats", 0)) {
-        info_section(&t, "Commandstats");
-        cmd_stats_info(&t, 0);
+    if (mask & INFO_BIT(INFO_REPLICATION)) {
+        /* a primary with no replicas: cachetoryd does not replicate (a proxy's upstream may, in its own INFO) */
+        info_section(t, INFO_REPLICATION);
+        buf_printf(t, "role:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:%s\r\n"
+                   "master_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\n"
+                   "second_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:0\r\n"
+                   "repl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n", info_run_id());
     }
-    if (info_wants(argc, argv, "latencystats", 0)) {
-        info_section(&t, "Latencystats");
-        cmd_stats_info(&t, 1);
+    if (mask & INFO_BIT(INFO_CPU)) {
+        struct rusage self, children, thread;
+        getrusage(RUSAGE_SELF, &self);
+        getrusage(RUSAGE_CHILDREN, &children);
+#ifdef RUSAGE_THREAD
+        getrusage(RUSAGE_THREAD, &thread);      /* INFO runs on the loop thread: the main thread */
+#else
+        thread = self;
+#endif
+        info_section(t, INFO_CPU);
+        buf_printf(t, "used_cpu_sys:%ld.%06ld\r\nused_cpu_user:%ld.%06ld\r\nused_cpu_sys_children:%ld.%06ld\r\n"
+                   "used_cpu_user_children:%ld.%06ld\r\nused_cpu_sys_main_thread:%ld.%06ld\r\n"
+                   "used_cpu_user_main_thread:%ld.%06ld\r\n",
+                   (long)self.ru_stime.tv_sec, (long)self.ru_stime.tv_usec, (long)self.ru_utime.tv_sec,
+                   (long)self.ru_utime.tv_usec, (long)children.ru_stime.tv_sec, (long)children.ru_stime.tv_usec,
+                   (long)children.ru_utime.tv_sec, (long)children.ru_utime.tv_usec, (long)thread.ru_stime.tv_sec,
+                   (long)thread.ru_stime.tv_usec, (long)thread.ru_utime.tv_sec, (long)thread.ru_utime.tv_usec);
     }
-    if (info_wants(argc, argv, "tls", 1)) {
+    if (mask & INFO_BIT(INFO_COMMANDSTATS)) {
+        info_section(t, INFO_COMMANDSTATS);
+        cmd_stats_info(t, 0);
+    }
+    if (mask & INFO_BIT(INFO_LATENCYSTATS)) {
+        info_section(t, INFO_LATENCYSTATS);
+        cmd_stats_info(t, 1);
+    }
+    if (mask & INFO_BIT(INFO_CLUSTER)) {
+        /* clients see a standalone server, also in front of a cluster: cachetoryd routes the slots itself */
+        info_section(t, INFO_CLUSTER);
+        buf_append_str(t, "cluster_enabled:0\r\n");
+    }
+    if (mask & INFO_BIT(INFO_TLS)) {
         char expiry[32];
-        info_section(&t, "TLS");
+        info_section(t, INFO_TLS);
         tls_format_time(server_tls_cert_not_after(s->srv), expiry, sizeof(expiry));
-        buf_printf(&t,
+        buf_printf(t,
                    "tls_port:%d\r\ntls_cert_file:%s\r\ntls_cert_not_after:%s\r\ntls_auth_clients:%s\r\n"
                    "tls_protocols:%s\r\ntls_connected_clients:%u\r\ntls_handshakes:%llu\r\n"
                    "tls_handshake_failures:%llu\r\ntls_reloads:%llu\r\n",
@@ -286,32 +649,107 @@ int cmd_info(req_t *r, int argc, bytes_t *argv)
                    s->cfg->tls_protocols ? s->cfg->tls_protocols : "", conn_tls_count(s->srv), ns->tls_handshakes,
                    ns->tls_handshake_failures, s->srv->tls_reloads);
     }
-    if (info_wants(argc, argv, "cache", 1)) {
-        info_section(&t, "Cache");
-        buf_printf(&t, "cache_hits:%llu\r\ncache_misses:%llu\r\n", s->stats.cache_hits, s->stats.cache_misses);
-        cache_info(s->cache, &t);
+    if (mask & INFO_BIT(INFO_CACHE)) {
+        info_section(t, INFO_CACHE);
+        buf_printf(t, "cache_hits:%llu\r\ncache_misses:%llu\r\n", s->stats.cache_hits, s->stats.cache_misses);
+        cache_info(s->cache, t);
     }
-    if (info_wants(argc, argv, "near_cache", 1)) {
-        info_section(&t, "Near_cache");
-        cache_near_section(s->cache, &t);
+    if (mask & INFO_BIT(INFO_NEAR)) {
+        info_section(t, INFO_NEAR);
+        cache_near_section(s->cache, t);
     }
-    if (backend_forwards(s->backend) && info_wants(argc, argv, "upstream", 1)) {
-        info_section(&t, "Upstream");
-        backend_info(s->backend, "upstream", &t);
+    if (forwards && (mask & INFO_BIT(INFO_UPSTREAM))) {
+        info_section(t, INFO_UPSTREAM);
+        backend_info(s->backend, "upstream", t);
     }
-    if (info_wants(argc, argv, "keyspace", 1)) {
-        info_section(&t, "Keyspace");
-        if (backend_forwards(s->backend)) {
-            /* the keyspace is the upstream's: ask it, and reply when it answers */
-            buf_deinit(&cmd_scratch(r)->keep);
-            cmd_scratch(r)->keep = t;
+    if (mask & INFO_BIT(INFO_KEYSPACE)) {
+        info_section(t, INFO_KEYSPACE);
+        if (!forwards) {
+            backend_info(s->backend, "keyspace", t);
+        } else if (up != NULL && up->keyspace != NULL) {
+            const backend_result_t *res = up->keyspace;
+            if (res->status == BE_ERR) {
+                buf_printf(t, "upstream_error:%s\r\n", res->err);
+            } else if (res->has_value) {
+                /* its lines after its own "# Keyspace" header */
+                const char *p = res->value.ptr, *end = p + res->value.len;
+                if (res->value.len > 0 && p[0] == '#') {
+                    const char *nl = memchr(p, '\n', res->value.len);
+                    p = nl ? nl + 1 : end;
+                }
+                buf_append(t, p, (size_t)(end - p));
+            }
+        }
+    }
+}
+
+/* Render and send INFO's reply for r (scratch aux: the mask), with what the upstream answered. */
+static void info_reply(req_t *r, const info_upstream_t *up)
+{
+    buf_t t;
+
+    buf_init(&t);
+    info_render(&t, (unsigned)cmd_scratch(r)->aux, up);
+    reply_verbatim(req_out(r), cmd_proto(r), t.data ? t.data : "", t.len);
+    buf_deinit(&t);
+}
+
+static void info_keyspace_done_cb(void *ctx, const backend_result_t *res)
+{
+    req_t *r = ctx;
+    cmd_scratch_t *sc = cmd_scratch(r);
+    backend_result_t stats = { .status = BE_OK };
+    info_upstream_t up = { .keyspace = res };
+
+    if (sc->aux2) {             /* the stats' text asked first, kept */
+        stats.has_value = 1;
+        stats.value = (bytes_t){ sc->keep.data ? sc->keep.data : "", sc->keep.len };
+        up.stats = &stats;
+    }
+    info_reply(r, &up);
+    req_done(r);
+}
+
+/* The upstream's INFO stats arrived: keep it, then ask for its keyspace if INFO shows it. */
+static void info_stats_done_cb(void *ctx, const backend_result_t *res)
+{
+    req_t *r = ctx;
+    cmd_scratch_t *sc = cmd_scratch(r);
+
+    if ((sc->aux & INFO_BIT(INFO_KEYSPACE)) && !(r->c->flags & CLIENT_CLOSING)) {
+        buf_reset(&sc->keep);
+        if (res->status != BE_ERR && res->has_value) {
+            buf_append(&sc->keep, res->value.ptr, res->value.len);
+            sc->aux2 = 1;
+        }
+        backend_op_t op = { .code = BE_INFO, .pattern = BYTES("keyspace") };
+        cmd_submit_raw(r, &op, info_keyspace_done_cb);
+        return;
+    }
+    info_upstream_t up = { .stats = res };
+    info_reply(r, &up);
+    req_done(r);
+}
+
+/* INFO [section ...]: redis's sections and field names, so existing tools read them. */
+int cmd_info(req_t *r, int argc, bytes_t *argv)
+{
+    unsigned mask = info_mask(argc, argv);
+    cmd_scratch_t *sc = cmd_scratch(r);
+
+    sc->aux = mask;
+    if (backend_forwards(cmd_ctx.backend)) {
+        /* the keyspace is the upstream's: ask it, and reply when it answers */
+        if ((mask & INFO_BIT(INFO_STATS)) && !info_upstream_is_cluster()) {
+            backend_op_t op = { .code = BE_INFO, .pattern = BYTES("stats") };
+            return cmd_submit_raw(r, &op, info_stats_done_cb);
+        }
+        if (mask & INFO_BIT(INFO_KEYSPACE)) {
             backend_op_t op = { .code = BE_INFO, .pattern = BYTES("keyspace") };
             return cmd_submit_raw(r, &op, info_keyspace_done_cb);
         }
-        backend_info(s->backend, "keyspace", &t);
     }
-    reply_verbatim(req_out(r), cmd_proto(r), t.data ? t.data : "", t.len);
-    buf_deinit(&t);
+    info_reply(r, NULL);
     return CMD_DONE;
 }
 

@@ -4,6 +4,13 @@
  *
  * Time is the command's execution on the loop thread, measured around its handler, as redis measures
  * it; an upstream's round trip is in INFO upstream.
+ *
+ * Also the instantaneous rates of INFO stats (instantaneous_ops_per_sec, instantaneous_input_kbps,
+ * instantaneous_output_kbps) and used_memory_peak, sampled as redis samples them: one rate per 100 ms
+ * period, the average of the last 16. Redis takes a sample from its timer; here a sample is taken when a
+ * command runs or INFO asks (cmd_stats_tick), and a gap of several periods without either counts as that
+ * many periods, the first with what was counted since the last sample and the others with nothing — the
+ * figures a timer gives, since what is counted happens when commands run (inst_push).
  */
 #include <stdio.h>
 #include <string.h>
@@ -41,6 +48,80 @@ static cmd_stat_t *stat_for(const cmd_def_t *d)
             return stats[h];
     }
     return NULL;        /* more commands than slots: cannot happen with the table's size */
+}
+
+/* ---- instantaneous rates ------------------------------------------------------------------------- */
+
+#define INST_SAMPLES 16         /* redis's STATS_METRIC_SAMPLES */
+#define INST_PERIOD_MS 100      /* redis samples in serverCron every 100 ms */
+
+typedef struct inst_metric {
+    unsigned long long last;    /* the counter at the last sample */
+    double samples[INST_SAMPLES];  /* per second, ring */
+    int idx;
+} inst_metric_t;
+
+enum { INST_OPS, INST_NET_IN, INST_NET_OUT, INST_N };
+
+static inst_metric_t inst[INST_N];
+static long long inst_last_ms;          /* 0: no sample yet */
+static size_t mem_peak;
+
+/*
+ * A sample after elapsed_ms without one. Every command takes a sample once a period has passed, so what
+ * was counted since the last one happened in the period right after it (the command taking the sample
+ * aside): that period gets the rate a timer would have measured, the periods after it none.
+ */
+static void inst_push(inst_metric_t *m, unsigned long long now_value, long long elapsed_ms)
+{
+    long long periods = elapsed_ms / INST_PERIOD_MS;
+    double rate = (double)(now_value - m->last) * 1000.0 / (double)(periods > 1 ? INST_PERIOD_MS : elapsed_ms);
+
+    if (now_value < m->last)            /* CONFIG RESETSTAT zeroed the counter */
+        rate = 0;
+    for (long long i = 0; i < periods && i <= INST_SAMPLES; i++) {
+        m->samples[m->idx] = i == 0 ? rate : 0;
+        m->idx = (m->idx + 1) % INST_SAMPLES;
+    }
+    m->last = now_value;
+}
+
+void cmd_stats_tick(void)
+{
+    long long now = clock_ms();
+    const conn_stats_t *ns = conn_stats(cmd_ctx.srv);
+    unsigned long long v[INST_N] = { cmd_ctx.stats.total_commands, ns->net_input_bytes, ns->net_output_bytes };
+
+    if (inst_last_ms != 0 && now - inst_last_ms < INST_PERIOD_MS)
+        return;
+    for (int i = 0; i < INST_N; i++) {
+        if (inst_last_ms == 0)
+            inst[i].last = v[i];
+        else
+            inst_push(&inst[i], v[i], now - inst_last_ms);
+    }
+    inst_last_ms = now;
+    backend_stats_t bs;
+    backend_stats(cmd_ctx.backend, &bs, NULL, 0);
+    if (bs.used_memory > mem_peak)
+        mem_peak = bs.used_memory;
+}
+
+static double inst_avg(const inst_metric_t *m)
+{
+    double sum = 0;
+    for (int i = 0; i < INST_SAMPLES; i++)
+        sum += m->samples[i];
+    return sum / INST_SAMPLES;
+}
+
+void cmd_stats_instant(cmd_stats_instant_t *out)
+{
+    cmd_stats_tick();
+    out->ops_per_sec = (long long)(inst_avg(&inst[INST_OPS]) + 0.5);
+    out->input_kbps = inst_avg(&inst[INST_NET_IN]) / 1024;
+    out->output_kbps = inst_avg(&inst[INST_NET_OUT]) / 1024;
+    out->used_memory_peak = mem_peak;
 }
 
 static int hist_bucket(long long us)
@@ -182,6 +263,7 @@ void cmd_stats_record(const client_t *c, const cmd_def_t *d, int argc, bytes_t *
         s->usec += (unsigned long long)usec;
         s->hist[hist_bucket(usec)]++;
     }
+    cmd_stats_tick();
     long long slower = cmd_ctx.cfg->slowlog_log_slower_than;
     if (slower >= 0 && usec >= slower)
         slowlog_push(c, argc, argv, usec);
@@ -196,6 +278,9 @@ void cmd_stats_rejected(const cmd_def_t *d)
 
 void cmd_stats_reset(void)
 {
+    memset(inst, 0, sizeof(inst));
+    inst_last_ms = 0;
+    mem_peak = 0;
     for (int i = 0; i < STAT_SLOTS; i++)
         if (stats[i] != NULL)
             memset(&stats[i]->calls, 0, sizeof(*stats[i]) - offsetof(cmd_stat_t, calls));

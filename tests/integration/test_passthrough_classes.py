@@ -107,9 +107,6 @@ SESSION = [
     (["BLPOP", "l", "1"], "BLPOP", "blocking"), (["BZMPOP", "1", "1", "z", "MIN"], "BZMPOP", "blocking"),
     (["XREAD", "BLOCK", "10", "STREAMS", "x", "$"], "XREAD", "blocking"), (["WAIT", "0", "0"], "WAIT", "blocking"),
     (["CLIENT", "REPLY", "OFF"], "CLIENT REPLY", "it changes the state of the connection"),
-    (["CLIENT", "TRACKING", "ON"], "CLIENT TRACKING", "it changes the state of the connection"),
-    (["CLIENT", "NO-EVICT", "ON"], "CLIENT NO-EVICT", "it changes the state of the connection"),
-    (["CLIENT", "CACHING", "YES"], "CLIENT CACHING", "it changes the state of the connection"),
     (["READONLY"], "READONLY", "cachetoryd talks to a single Redis"),
     (["READWRITE"], "READWRITE", "cachetoryd talks to a single Redis"),
     (["ASKING"], "ASKING", "cachetoryd talks to a single Redis"),
@@ -121,7 +118,7 @@ ADMIN = [
     (["REPLICAOF", "NO", "ONE"], "REPLICAOF"), (["SLAVEOF", "NO", "ONE"], "SLAVEOF"),
     (["ACL", "SETUSER", "x"], "ACL SETUSER"), (["ACL", "WHOAMI"], "ACL WHOAMI"), (["MODULE", "LIST"], "MODULE LIST"),
     (["SAVE"], "SAVE"), (["BGSAVE"], "BGSAVE"), (["BGREWRITEAOF"], "BGREWRITEAOF"), (["FAILOVER"], "FAILOVER"),
-    (["CLUSTER", "INFO"], "CLUSTER INFO"), (["SWAPDB", "0", "1"], "SWAPDB"), (["CLIENT", "PAUSE", "100"], "CLIENT PAUSE"),
+    (["SWAPDB", "0", "1"], "SWAPDB"), (["CLIENT", "PAUSE", "100"], "CLIENT PAUSE"),
     (["SCRIPT", "KILL"], "SCRIPT KILL"), (["FUNCTION", "KILL"], "FUNCTION KILL"), (["LATENCY", "RESET"], "LATENCY RESET"),
     (["MIGRATE", "h", "1", "k", "0", "10"], "MIGRATE"), (["MEMORY", "PURGE"], "MEMORY PURGE"),
 ]
