@@ -40,7 +40,7 @@ void watch_touch(watch_registry_t *r, int db, const char *key, size_t klen);
 /* FLUSHDB / FLUSHALL of db, before it is emptied: every watcher of a key for which exists(priv, db, key,
  * klen) says 1 (the key is in the store, expired or not) becomes dirty, as Redis's
  * touchAllWatchedKeysInDb (a key that did not exist is not touched by a flush). The watchers are only
- * marked here (their links go with watch_release). */
+ * marked here (their links go with backend_unwatch). */
 typedef int watch_exists_fn(void *priv, int db, const char *key, size_t klen);
 void watch_touch_db(watch_registry_t *r, int db, watch_exists_fn *exists, void *priv);
 
