@@ -168,6 +168,15 @@ typedef struct backend_track_opts {
 typedef struct backend backend_t;
 struct config;
 
+/* A client's watched keys (WATCH), the backend's own: created by the first backend_watch, given back by
+ * backend_unwatch. Opaque to the caller but for its release function, which lets it go back even after
+ * the backend was destroyed (clients close after the backend at shutdown): the backend's watcher starts
+ * with this header, and what the release needs outlives the backend until the last watcher is gone. */
+typedef struct backend_watch backend_watch_t;
+struct backend_watch {
+    void (*release)(backend_watch_t *w);    /* forget the keys and free w */
+};
+
 /* What a backend that keeps the values itself (memory://) tells about them; all 0 for the others. */
 typedef struct backend_stats {
     int local;                          /* 1: the figures below are this process's own */
@@ -209,6 +218,12 @@ typedef struct backend_vtable {
      * it returns). 0, or -1 with err when the backend cannot track; may be NULL (it cannot). */
     int (*track)(backend_t *b, const backend_track_opts_t *opts, backend_track_cb *cb, void *ctx, char *err,
                  size_t errlen);
+    /* WATCH, Redis's optimistic locking, for a backend that sees every write (memory://): watch key in db
+     * for *w (created on first use), say whether a watched key was touched since (EXEC; a key that expired
+     * since counts); w's release forgets them all. Synchronous. NULL: the backend cannot watch (the
+     * command layer refuses WATCH). */
+    void (*watch)(backend_t *b, backend_watch_t **w, int db, bytes_t key);
+    int (*watch_touched)(backend_t *b, backend_watch_t *w);
 } backend_vtable_t;
 
 struct backend {
@@ -275,6 +290,34 @@ void backend_metrics(backend_t *b, buf_t *out);
 int backend_track(backend_t *b, const backend_track_opts_t *opts, backend_track_cb *cb, void *ctx, char *err,
                   size_t errlen);
 void backend_untrack(backend_t *b);
+
+/*
+ * WATCH (vtable watch). backend_can_watch: 1 when the backend watches keys itself. backend_watch adds
+ * key in db to *w (only where backend_can_watch); backend_watch_touched is 1 when a key of w was
+ * modified (written, deleted, expired, evicted, flushed) since it was watched, 0 for w NULL;
+ * backend_unwatch forgets w's keys and frees w (NULL is fine), also once the backend is gone. A backend
+ * that is replaced by a reload cannot watch, so w always belongs to the running backend while it lives.
+ */
+static inline int backend_can_watch(const backend_t *b)
+{
+    return b->vt->watch != NULL;
+}
+
+static inline void backend_watch(backend_t *b, backend_watch_t **w, int db, bytes_t key)
+{
+    b->vt->watch(b, w, db, key);
+}
+
+static inline int backend_watch_touched(backend_t *b, backend_watch_t *w)
+{
+    return w != NULL && b->vt->watch_touched(b, w);
+}
+
+static inline void backend_unwatch(backend_watch_t *w)
+{
+    if (w != NULL)
+        w->release(w);
+}
 
 /* The concrete backends (backend/memory.c, backend/dummy.c). */
 backend_t *backend_memory_create(const struct config *cfg);

@@ -78,16 +78,23 @@ void cmd_session_free_cb(client_t *c)
     c->session = NULL;
 }
 
+void cmd_session_unwatch(cmd_session_t *s)
+{
+    backend_unwatch(s->watch);
+    s->watch = NULL;
+}
+
 void cmd_multi_reset(cmd_session_t *s)
 {
     for (int i = 0; i < s->mcount; i++)
         mem_free(s->mqueue[i].argv);
     s->mcount = 0;
     s->flags &= ~(SESSION_MULTI | SESSION_DIRTY_EXEC);
+    cmd_session_unwatch(s);
 }
 
 /*
- * RESET: MULTI discarded, the database a new client starts in (the URL's upstream), RESP2, no name, and
+ * RESET: MULTI discarded and nothing watched, the database a new client starts in (the URL's upstream), RESP2, no name, and
  * no longer authenticated when a password is set.
  */
 void cmd_session_reset(client_t *c)

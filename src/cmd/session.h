@@ -7,7 +7,8 @@
  *   command counters. Set by cmd_setup, the backend again by cmd_set_backend after a reload; owned by
  *   main, borrowed here.
  * - cmd_session_t: what a command may change about its client — database, protocol, authentication,
- *   name, the MULTI queue. Created when net accepts the client (cmd_session_open_cb), hung on
+ *   name, the MULTI queue, the WATCHed keys (a handle on the backend's registry, given back whenever
+ *   the transaction ends, by RESET and when the client goes). Created when net accepts the client (cmd_session_open_cb), hung on
  *   client_t.session, freed with the client (cmd_session_free_cb). net never looks inside.
  * - cmd_scratch_t: what a command keeps for its callback (which form it was, parsed numbers, bytes
  *   that must outlive the handler), in the tail of every req_t (req_t.scratch), so that it costs no
@@ -44,6 +45,7 @@ typedef struct cmd_session {
     const char *last_cmd;       /* name of the last command, for CLIENT LIST */
     queued_cmd_t *mqueue;       /* MULTI: queued commands */
     int mcount, mcap;
+    backend_watch_t *watch;     /* WATCHed keys (the backend's), or NULL: none */
 } cmd_session_t;
 
 typedef struct cmd_scratch {
@@ -92,8 +94,11 @@ static inline int cmd_proto(const req_t *r)
 /* A req for a command about to run, its scratch cleared. */
 req_t *cmd_req_create(client_t *c);
 
-/* Drop queued MULTI commands and leave MULTI. */
+/* Drop queued MULTI commands, leave MULTI and forget the watched keys (redis's discardTransaction). */
 void cmd_multi_reset(cmd_session_t *s);
+
+/* Forget the watched keys (UNWATCH, EXEC, and every cmd_multi_reset). */
+void cmd_session_unwatch(cmd_session_t *s);
 
 /* 1 when no requirepass is set: every client counts as authenticated. */
 int cmd_session_nopass(void);

@@ -1,5 +1,5 @@
 /*
- * cmd/table: the command table, lookup, dispatch, and MULTI / EXEC / DISCARD.
+ * cmd/table: the command table, lookup, dispatch, and MULTI / EXEC / DISCARD / WATCH / UNWATCH.
  */
 #include "cmd/cmd.h"
 
@@ -23,6 +23,8 @@
 #define A  CMD_ADMIN
 #define NA CMD_NOAUTH
 #define NQ CMD_NOQUEUE
+
+static cmd_proc_t cmd_watch, cmd_unwatch;
 
 /* Subcommands: arity and flags are checked by cmd_dispatch; the container's handler does the work. */
 static const cmd_def_t client_subs[] = {
@@ -151,6 +153,8 @@ const cmd_def_t cmd_table[] = {
     {"multi", cmd_multi, 1, F | NQ, 0, 0, 0, "transactions", "1.2.0", "Starts a transaction.", "@fast @transaction"},
     {"exec", cmd_exec, 1, NQ, 0, 0, 0, "transactions", "1.2.0", "Executes all commands in a transaction.", "@slow @transaction"},
     {"discard", cmd_discard, 1, F | NQ, 0, 0, 0, "transactions", "2.0.0", "Discards a transaction.", "@fast @transaction"},
+    {"watch", cmd_watch, -2, F | NQ, 1, -1, 1, "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction.", "@fast @transaction"},
+    {"unwatch", cmd_unwatch, 1, F, 0, 0, 0, "transactions", "2.2.0", "Forgets about watched keys of a transaction.", "@fast @transaction"},
 };
 const int cmd_count = (int)(sizeof(cmd_table) / sizeof(cmd_table[0]));
 
@@ -264,6 +268,10 @@ static const cmd_def_t *cmd_resolve(buf_t *out, int argc, bytes_t *argv, int noa
 {
     const cmd_def_t *d = cmd_lookup(argv[0]);
 
+    /* WATCH / UNWATCH run here only over a backend that watches keys (memory://); elsewhere they are
+     * refused by their class, as any session command the proxy cannot run on a shared connection */
+    if (d != NULL && (d->proc == cmd_watch || d->proc == cmd_unwatch) && !backend_can_watch(cmd_ctx.backend))
+        d = NULL;
     if (d == NULL)
         return cmd_passthrough_resolve(out, argc, argv, noauth);
     if (!cmd_arity_ok(d, argc)) {
@@ -393,6 +401,33 @@ int cmd_discard(req_t *r, int argc, bytes_t *argv)
 }
 
 /*
+ * WATCH key [key ...]: the backend watches each key in the client's database until the transaction ends
+ * (EXEC, DISCARD), UNWATCH, RESET or the client goes; EXEC then fails (a null reply) if any was modified
+ * since. Not queued inside MULTI, where it is an error that does not doom the transaction (as Redis).
+ */
+static int cmd_watch(req_t *r, int argc, bytes_t *argv)
+{
+    cmd_session_t *s = cmd_session(r->c);
+
+    if (s->flags & SESSION_MULTI) {
+        reply_error(req_out(r), "ERR WATCH inside MULTI is not allowed");
+        return CMD_DONE;
+    }
+    for (int i = 1; i < argc; i++)
+        backend_watch(cmd_ctx.backend, &s->watch, s->db, argv[i]);
+    REPLY_OK(req_out(r));
+    return CMD_DONE;
+}
+
+/* UNWATCH */
+static int cmd_unwatch(req_t *r, int argc, bytes_t *argv)
+{
+    cmd_session_unwatch(cmd_session(r->c));
+    REPLY_OK(req_out(r));
+    return CMD_DONE;
+}
+
+/*
  * The upstream's answer to a client's transaction (backend batch end): EXEC's array header, with the
  * queued commands' replies to follow, or the upstream's error (EXECABORT: it refused a command when it
  * was queued) as the one reply to EXEC, the commands' own replies dropped, as Redis answers.
@@ -415,7 +450,8 @@ static void exec_outcome_cb(void *ctx, const backend_result_t *res)
 }
 
 /*
- * EXEC: the array header, then each queued command as a command of its own, so their replies follow
+ * EXEC: aborted (a null reply) when a WATCHed key was modified since it was watched, or expired since;
+ * otherwise the array header, then each queued command as a command of its own, so their replies follow
  * in order. With the memory backend they all complete within this call: nothing else runs in between,
  * which is what makes the transaction atomic and isolated. A backend with batches (an upstream) runs
  * them as one transaction and tells how it went before their replies (exec_outcome_cb).
@@ -434,6 +470,13 @@ int cmd_exec(req_t *r, int argc, bytes_t *argv)
         reply_error(req_out(r), "EXECABORT Transaction discarded because of previous errors.");
         return CMD_DONE;
     }
+    if (backend_watch_touched(cmd_ctx.backend, s->watch)) {
+        cmd_multi_reset(s);
+        reply_null_array(req_out(r), cmd_proto(r));
+        return CMD_DONE;
+    }
+    /* nothing watched from here: the transaction's own writes touch no one of ours */
+    cmd_session_unwatch(s);
     queued_cmd_t *q = s->mqueue;
     int n = s->mcount;
     s->mqueue = NULL;

@@ -1,6 +1,7 @@
 /*
  * Unit tests for src/backend/memory/store.c and evict.c: the keyspace (set/lookup/delete/rename), expiry
- * (lazy and active, with a frozen clock), memory accounting, every eviction policy, SCAN and RANDOMKEY.
+ * (lazy and active, with a frozen clock), memory accounting, every eviction policy, SCAN and RANDOMKEY; the
+ * "key modified" signal and the WATCH registry (watch.c) it feeds.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 
 #include "backend/memory/store.h"
+#include "backend/memory/watch.h"
 #include "util/clock.h"
 
 #define T0 1700000000000LL      /* a fixed "now" (2023-11-14) */
@@ -1205,6 +1207,222 @@ static void test_make_room_zero_after_lowering(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
+/* ---- the "key modified" signal and the WATCH registry ------------------------------------------- */
+
+typedef struct notified {
+    int n;
+    int db[64];
+    char key[64][16];
+} notified_t;
+
+static void record_cb(void *ctx, int db, const char *key, size_t klen)
+{
+    notified_t *r = ctx;
+    assert_true(r->n < 64 && klen < 16);
+    r->db[r->n] = db;
+    memcpy(r->key[r->n], key, klen);
+    r->key[r->n][klen] = '\0';
+    r->n++;
+}
+
+/* How many signals since the last call, and was key (in db) among them. */
+static int signalled(notified_t *r, int db, const char *key)
+{
+    int found = 0;
+    for (int i = 0; i < r->n; i++)
+        if (r->db[i] == db && strcmp(r->key[i], key) == 0)
+            found = 1;
+    r->n = 0;
+    return found;
+}
+
+static void test_notify_every_change(void **state)
+{
+    store_t *s = *state;
+    notified_t r = { 0 };
+    bytes_t keys[2] = { { "m1", 2 }, { "m2", 2 } }, vals[2] = { { "1", 1 }, { "2", 1 } };
+
+    store_set_notify(s, record_cb, &r);
+    set_kv(s, 3, "k", "v", -1);
+    assert_true(signalled(&r, 3, "k"));
+    set_kv(s, 3, "k", "v", -1);                     /* the same value is a write too */
+    assert_true(signalled(&r, 3, "k"));
+    assert_non_null(store_lookup(s, 3, "k", 1, 0)); /* reads say nothing */
+    assert_int_equal(r.n, 0);
+    assert_int_equal(store_set_expire(s, 3, "k", 1, -1), 1);    /* no expiry to remove: no change */
+    assert_int_equal(r.n, 0);
+    assert_int_equal(store_set_expire(s, 3, "k", 1, T0 + 5000), 1);
+    assert_true(signalled(&r, 3, "k"));
+    assert_int_equal(store_set_expire(s, 3, "k", 1, -1), 1);
+    assert_true(signalled(&r, 3, "k"));
+    assert_int_equal(store_rename(s, 3, "k", 1, "k", 1, 0), 1);  /* onto itself: nothing changes */
+    assert_int_equal(r.n, 0);
+    assert_int_equal(store_rename(s, 3, "k", 1, "j", 1, 0), 1);
+    assert_true(signalled(&r, 3, "k"));
+    set_kv(s, 3, "a", "1", -1);
+    r.n = 0;
+    assert_int_equal(store_rename(s, 3, "a", 1, "j", 1, 0), 1);
+    int src = 0, dst = 0;
+    for (int i = 0; i < r.n; i++) {
+        src |= strcmp(r.key[i], "a") == 0;
+        dst |= strcmp(r.key[i], "j") == 0;
+    }
+    assert_true(src && dst);
+    r.n = 0;
+    assert_int_equal(store_delete(s, 3, "nope", 4), 0);
+    assert_int_equal(r.n, 0);
+    assert_int_equal(store_delete(s, 3, "j", 1), 1);
+    assert_true(signalled(&r, 3, "j"));
+    assert_int_equal(store_mset(s, 5, keys, vals, 2, -1, NULL, 0), 1);
+    assert_int_equal(r.n, 2);
+    r.n = 0;
+    assert_int_equal(store_mset(s, 5, keys, vals, 2, -1, NULL, 1), 0);     /* NX refused: nothing */
+    assert_int_equal(r.n, 0);
+    set_kv(s, 5, "m1", "v", T0 - 1);                /* a past expiry deletes */
+    assert_true(signalled(&r, 5, "m1"));
+    store_flush(s, -1);                             /* flushes give no per-key signal */
+    assert_int_equal(r.n, 0);
+    store_set_notify(s, NULL, NULL);
+}
+
+static void test_notify_expiry_and_eviction(void **state)
+{
+    store_t *s = *state;
+    notified_t r = { 0 };
+
+    store_set_notify(s, record_cb, &r);
+    set_kv(s, 0, "lazy", "v", T0 + 10);
+    set_kv(s, 0, "active", "v", T0 + 10);
+    r.n = 0;
+    clock_set_ms(T0 + 10);
+    assert_null(store_lookup(s, 0, "lazy", 4, STORE_LOOKUP_NOTOUCH));
+    assert_true(signalled(&r, 0, "lazy"));
+    assert_int_equal(store_expire_cycle(s, 100000), 1);
+    assert_true(signalled(&r, 0, "active"));
+    clock_set_ms(T0);
+
+    store_set_limit(s, store_entry_cost(1, 10) * 3, STORE_ALLKEYS_LRU);
+    set_kv(s, 1, "a", "0123456789", -1);
+    set_kv(s, 1, "b", "0123456789", -1);
+    set_kv(s, 1, "c", "0123456789", -1);
+    r.n = 0;
+    set_kv(s, 1, "d", "0123456789", -1);            /* evicts one of a, b, c */
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.key[1], "d");
+    assert_true(strcmp(r.key[0], "a") == 0 || strcmp(r.key[0], "b") == 0 || strcmp(r.key[0], "c") == 0);
+    assert_null(store_peek(s, 1, r.key[0], 1));
+    store_set_notify(s, NULL, NULL);
+}
+
+static void test_peek_has_no_side_effect(void **state)
+{
+    store_t *s = *state;
+
+    set_kv(s, 0, "k", "v", T0 + 10);
+    clock_set_ms(T0 + 20);
+    const store_entry_t *e = store_peek(s, 0, "k", 1);
+    assert_non_null(e);
+    assert_true(store_entry_expired(e));
+    assert_int_equal(store_dbsize(s, 0), 1);
+    assert_int_equal(store_stats(s)->expired_keys, 0);
+    assert_int_equal(store_stats(s)->keyspace_hits + store_stats(s)->keyspace_misses, 0);
+    assert_null(store_peek(s, 0, "x", 1));
+    clock_set_ms(T0);
+}
+
+static void touch_cb(void *ctx, int db, const char *key, size_t klen)
+{
+    watch_touch(ctx, db, key, klen);
+}
+
+static int exists_cb(void *priv, int db, const char *key, size_t klen)
+{
+    return store_peek(priv, db, key, klen) != NULL;
+}
+
+static void test_watch_registry(void **state)
+{
+    store_t *s = *state;
+    watch_registry_t *wr = watch_registry_create(16);
+    backend_watch_t *a = NULL, *b = NULL, *c = NULL;
+
+    store_set_notify(s, touch_cb, wr);
+    watch_add(wr, &a, 0, "k", 1);
+    watch_add(wr, &a, 0, "k", 1);                   /* once per (db, key) */
+    watch_add(wr, &a, 1, "k", 1);
+    watch_add(wr, &b, 0, "k", 1);
+    watch_add(wr, &c, 2, "x", 1);
+    assert_int_equal(watch_registry_keys(wr), 3);
+    assert_int_equal(watch_registry_links(wr), 4);
+    assert_int_equal(watch_count(a), 2);
+
+    set_kv(s, 3, "k", "v", -1);                     /* another db: nothing */
+    assert_false(watch_dirty(a) || watch_dirty(b) || watch_dirty(c));
+    set_kv(s, 1, "k", "v", -1);                     /* a's (1, k) */
+    assert_true(watch_dirty(a));
+    assert_false(watch_dirty(b));
+    assert_int_equal(watch_count(a), 0);            /* a touched watcher is unwatched at once */
+    assert_int_equal(watch_registry_keys(wr), 2);
+    watch_add(wr, &a, 5, "z", 1);                   /* dirty: records nothing more */
+    assert_int_equal(watch_count(a), 0);
+
+    /* a flush touches the keys that exist, only */
+    set_kv(s, 2, "other", "v", -1);
+    watch_touch_db(wr, 2, exists_cb, s);
+    assert_false(watch_dirty(c));
+    set_kv(s, 0, "k", "v", -1);
+    assert_true(watch_dirty(b));
+    backend_unwatch(b);
+    b = NULL;
+    watch_add(wr, &b, 0, "k", 1);
+    assert_false(watch_dirty(b));
+    watch_touch_db(wr, 0, exists_cb, s);
+    assert_true(watch_dirty(b));
+
+    int db;
+    size_t klen;
+    assert_int_equal(watch_count(c), 1);
+    assert_memory_equal(watch_key_at(c, 0, &db, &klen), "x", 1);
+    assert_int_equal(db, 2);
+    backend_unwatch(a);
+    backend_unwatch(b);
+    assert_int_equal(watch_registry_keys(wr), 1);
+    /* destroyed with a watcher out (a client closing after the backend): c is emptied, freed later */
+    store_set_notify(s, NULL, NULL);
+    watch_registry_destroy(wr);
+    assert_int_equal(watch_count(c), 0);
+    backend_unwatch(c);
+}
+
+static void test_watch_many(void **state)
+{
+    store_t *s = *state;
+    watch_registry_t *wr = watch_registry_create(1);
+    backend_watch_t *w[40] = { NULL };
+    char k[16];
+
+    store_set_notify(s, touch_cb, wr);
+    for (int i = 0; i < 2000; i++) {
+        int n = snprintf(k, sizeof(k), "k%d", i);
+        watch_add(wr, &w[0], 0, k, (size_t)n);
+    }
+    for (int j = 1; j < 40; j++) {
+        watch_add(wr, &w[j], 0, "k7", 2);
+        watch_add(wr, &w[j], 0, "hot", 3);
+    }
+    assert_int_equal(watch_registry_keys(wr), 2001);
+    assert_int_equal(watch_registry_links(wr), 2000 + 39 * 2);
+    set_kv(s, 0, "k7", "v", -1);
+    for (int j = 0; j < 40; j++)
+        assert_true(watch_dirty(w[j]));
+    assert_int_equal(watch_registry_keys(wr), 0);
+    assert_int_equal(watch_registry_links(wr), 0);
+    for (int j = 0; j < 40; j++)
+        backend_unwatch(w[j]);
+    store_set_notify(s, NULL, NULL);
+    watch_registry_destroy(wr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1249,6 +1467,11 @@ int main(void)
         T(test_mset_pins_most_keys),
         T(test_rename_accounting),
         T(test_make_room_zero_after_lowering),
+        T(test_notify_every_change),
+        T(test_notify_expiry_and_eviction),
+        T(test_peek_has_no_side_effect),
+        T(test_watch_registry),
+        T(test_watch_many),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "backend/memory/store.h"
+#include "backend/memory/watch.h"
 #include "util/glob.h"
 #include "util/clock.h"
 #include "util/mem.h"
@@ -26,6 +27,7 @@ typedef struct memory_backend {
     bytes_t *vec;               /* result arrays (MGET, KEYS, SCAN), reused */
     size_t vec_cap;
     buf_t scratch;              /* values that must outlive the entry they came from */
+    watch_registry_t *watches;  /* WATCHed keys, told of every change by the store */
 } memory_backend_t;
 
 static bytes_t *memory_vec(memory_backend_t *m, size_t n)
@@ -264,6 +266,21 @@ static void memory_update(memory_backend_t *m, const backend_op_t *op, backend_r
         memory_oom(res);
 }
 
+/* Is key in db stored, expired or not (what a flush touches, as redis's touchAllWatchedKeysInDb)? */
+static int memory_exists_cb(void *priv, int db, const char *key, size_t klen)
+{
+    return store_peek(priv, db, key, klen) != NULL;
+}
+
+/* FLUSHDB (db) / FLUSHALL (-1): the watchers of keys that are there go dirty first, then the store is
+ * emptied (which gives no signal per key). */
+static void memory_flush(memory_backend_t *m, int db)
+{
+    for (int i = db < 0 ? 0 : db; i < (db < 0 ? m->ndb : db + 1); i++)
+        watch_touch_db(m->watches, i, memory_exists_cb, m->store);
+    store_flush(m->store, db);
+}
+
 static void memory_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, void *ctx)
 {
     memory_backend_t *m = (memory_backend_t *)b;
@@ -338,7 +355,7 @@ static void memory_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, 
         res.integer = (long long)store_dbsize(m->store, op->db);
         break;
     case BE_FLUSH:
-        store_flush(m->store, (op->flags & BE_ALLDB) ? -1 : op->db);
+        memory_flush(m, (op->flags & BE_ALLDB) ? -1 : op->db);
         break;
     case BE_UPDATE:
         memory_update(m, op, &res);
@@ -414,9 +431,50 @@ static void memory_stats_reset(backend_t *b)
     store_stats_reset(((memory_backend_t *)b)->store);
 }
 
+/* The store's "key modified" signal, for WATCH. */
+static void memory_modified_cb(void *ctx, int db, const char *key, size_t klen)
+{
+    watch_touch(ctx, db, key, klen);
+}
+
+/*
+ * WATCH key: a key that is stored but already expired is reclaimed first (a lookup), before it is watched,
+ * so that its deletion touches no one and no watched key starts out expired. Redis 7.0 keeps such a key
+ * and flags the watch instead; either way the key counts as absent, and only writing it, not its
+ * reclaiming, fails the EXEC.
+ */
+static void memory_watch(backend_t *b, backend_watch_t **w, int db, bytes_t key)
+{
+    memory_backend_t *m = (memory_backend_t *)b;
+
+    (void)store_lookup(m->store, db, key.ptr, key.len, STORE_LOOKUP_NOTOUCH);
+    watch_add(m->watches, w, db, key.ptr, key.len);
+}
+
+/* Touched since WATCH, or expired since (redis 7.0's isWatchedKeyExpired: a key whose TTL passed fails the
+ * EXEC even if nothing reclaimed it yet); looked at without changing anything. */
+static int memory_watch_touched(backend_t *b, backend_watch_t *w)
+{
+    memory_backend_t *m = (memory_backend_t *)b;
+
+    if (watch_dirty(w))
+        return 1;
+    for (size_t i = 0; i < watch_count(w); i++) {
+        int db;
+        size_t klen;
+        const char *key = watch_key_at(w, i, &db, &klen);
+        const store_entry_t *e = store_peek(m->store, db, key, klen);
+        if (e != NULL && store_entry_expired(e))
+            return 1;
+    }
+    return 0;
+}
+
 static void memory_destroy(backend_t *b)
 {
     memory_backend_t *m = (memory_backend_t *)b;
+    store_set_notify(m->store, NULL, NULL);
+    watch_registry_destroy(m->watches);
     store_destroy(m->store);
     mem_free(m->vec);
     buf_deinit(&m->scratch);
@@ -433,6 +491,8 @@ static const backend_vtable_t memory_vtable = {
     .reconfigure = memory_reconfigure,
     .stats = memory_stats,
     .stats_reset = memory_stats_reset,
+    .watch = memory_watch,
+    .watch_touched = memory_watch_touched,
 };
 
 backend_t *backend_memory_create(const config_t *cfg)
@@ -443,6 +503,8 @@ backend_t *backend_memory_create(const config_t *cfg)
     store_set_limit(m->store, (size_t)cfg->maxmemory, (store_policy_t)cfg->maxmemory_policy);
     m->hz = cfg->hz > 0 ? cfg->hz : 10;
     m->ndb = cfg->databases;
+    m->watches = watch_registry_create(cfg->databases);
+    store_set_notify(m->store, memory_modified_cb, m->watches);
     buf_init(&m->scratch);
     return &m->base;
 }

@@ -183,7 +183,22 @@ void store_set_limit(store_t *s, size_t maxmemory, store_policy_t policy)
     s->policy = policy;
 }
 
-/* Free e, already unlinked from db d's dict, dropping its other references and its accounting. */
+/* The "key modified" signal for key in db d (see store_set_notify). */
+static void notify_modified(store_t *s, const store_db_t *d, const char *key, size_t klen)
+{
+    if (s->notify != NULL)
+        s->notify(s->notify_ctx, (int)(d - s->db), key, klen);
+}
+
+void store_set_notify(store_t *s, store_notify_fn *fn, void *ctx)
+{
+    s->notify = fn;
+    s->notify_ctx = ctx;
+}
+
+/* Free e, already unlinked from db d's dict, dropping its other references and its accounting. Every
+ * deletion but a flush passes here (DEL, expiry, eviction, a rename's old names): the signal is given
+ * here, once the key is gone. */
 static void entry_release(store_t *s, store_db_t *d, store_entry_t *e)
 {
     size_t cost = entry_cost(e);
@@ -194,6 +209,7 @@ static void entry_release(store_t *s, store_db_t *d, store_entry_t *e)
     store__pool_forget(s, e);
     CHECK(s->used >= cost);
     s->used -= cost;
+    notify_modified(s, d, e->data, e->klen);
     mem_free(e);
 }
 
@@ -223,6 +239,17 @@ static store_entry_t *lookup_live(store_t *s, store_db_t *d, const char *key, si
         return NULL;
     }
     return e;
+}
+
+const store_entry_t *store_peek(store_t *s, int db, const char *key, size_t klen)
+{
+    dict_node_t *n = dict_find(&get_db(s, db)->keys, key, klen);
+    return n ? ENTRY_OF(n) : NULL;
+}
+
+int store_entry_expired(const store_entry_t *e)
+{
+    return entry_expired(e, clock_ms());
 }
 
 store_entry_t *store_lookup(store_t *s, int db, const char *key, size_t klen, int flags)
@@ -293,6 +320,7 @@ static int set_key(store_t *s, store_db_t *d, const char *key, size_t klen, cons
         entry_set_expire(d, e, expire_at);
         dict_add_located(&d->keys, &e->node, &pos);
         s->used += entry_cost(e);
+        notify_modified(s, d, key, klen);
         return 0;
     }
 
@@ -316,6 +344,7 @@ static int set_key(store_t *s, store_db_t *d, const char *key, size_t klen, cons
     }
     entry_set_expire(d, e, expire);
     store__touch(s, e);
+    notify_modified(s, d, e->data, e->klen);
     return 0;
 }
 
@@ -405,10 +434,13 @@ int store_set_expire(store_t *s, int db, const char *key, size_t klen, long long
 
     if (e == NULL)
         return 0;
-    if (expire_at >= 0 && expire_at <= clock_ms())
+    if (expire_at >= 0 && expire_at <= clock_ms()) {
         delete_at(s, d, &pos);
-    else
+    } else if (expire_at >= 0 || e->expire >= 0) {
+        /* removing an expiry the key does not have changes nothing: no signal (redis's PERSIST) */
         entry_set_expire(d, e, expire_at);
+        notify_modified(s, d, e->data, e->klen);
+    }
     return 1;
 }
 
@@ -449,6 +481,7 @@ int store_rename(store_t *s, int db, const char *src, size_t slen, const char *d
     entry_set_expire(d, n, expire);
     dict_add(&d->keys, &n->node);
     s->used += entry_cost(n);
+    notify_modified(s, d, dst, dlen);
     return 1;
 }
 

@@ -59,6 +59,17 @@ typedef struct store_stats {
 /* A write that does not fit under maxmemory even after evicting (see the top of this file). */
 #define STORE_OOM             (-2)
 
+/*
+ * The "key modified" signal (what WATCH listens to, as redis's signalModifiedKey): fn(ctx, db, key, klen)
+ * is called after every change of a key — a write (even of the same value), a deletion, an expiry (lazy
+ * or active), an eviction, an expiry set or removed, both names of a rename — with the key's bytes, valid
+ * only during the call. Not for flushes: store_flush says nothing per key (whoever listens checks what
+ * existed before flushing, store_peek). fn is called from inside the store's operations and must not
+ * call the store. NULL: no signal (the default).
+ */
+typedef void store_notify_fn(void *ctx, int db, const char *key, size_t klen);
+void store_set_notify(store_t *s, store_notify_fn *fn, void *ctx);
+
 /* ndb >= 1 databases, numbered 0..ndb-1. Every call taking a db aborts on an index out of range (the
  * command layer validates SELECT). Seeds the hash tables from getrandom(). */
 store_t *store_create(int ndb);
@@ -70,6 +81,12 @@ const char *store_policy_name(store_policy_t p);
 /* The entry for key in db, or NULL if absent or expired. The pointer is valid until the next call that
  * modifies the store. */
 store_entry_t *store_lookup(store_t *s, int db, const char *key, size_t klen, int flags);
+/* The entry for key in db as it is stored, expired or not, with no side effect at all (no lazy deletion,
+ * no LRU/LFU, no hit or miss counted): for checks that must not change the store (WATCH's). Valid as
+ * store_lookup's. */
+const store_entry_t *store_peek(store_t *s, int db, const char *key, size_t klen);
+/* 1 when the entry's expiry is at or before now: it exists no longer, though not yet reclaimed. */
+int store_entry_expired(const store_entry_t *e);
 /* The entry's bytes, owned by the store; not NUL-terminated. */
 const char *store_entry_key(const store_entry_t *e, size_t *klen);
 const char *store_entry_value(const store_entry_t *e, size_t *vlen);

@@ -78,6 +78,8 @@ struct store {
     int npool;                  /* candidates in pool */
     evict_cand_t pool[EVPOOL_SIZE]; /* sorted by ascending score: the best candidate is last */
     uint8_t seed[SIPHASH_KEY_LEN];  /* SipHash key shared by the dbs' dicts */
+    store_notify_fn *notify;    /* the "key modified" signal (store_set_notify), or NULL */
+    void *notify_ctx;
 };
 
 /* e has an expiry that is at or before now (ms). */
