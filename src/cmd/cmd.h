@@ -73,6 +73,8 @@ size_t cmd_req_size(void);
 void cmd_metrics_page_cb(buf_t *body, void *arg);
 
 const cmd_def_t *cmd_lookup(bytes_t name);
+/* 0 for a table row this daemon does not run with its backend (WATCH without a watching backend). */
+int cmd_served(const cmd_def_t *d);
 
 /* Must c still AUTH before running commands? Asked per command: a reload may add or remove requirepass
  * (redis's authRequired). cmd_auth_reconfigure, after requirepass changed, gives each connected client's

@@ -206,7 +206,9 @@ static void command_docs_class(buf_t *out, int proto, const cmd_class_t *cl)
 /* The commands COMMAND lists, as table rows and class rows (listed[] marks the class rows), their number. */
 static size_t command_listed(unsigned char *listed)
 {
-    size_t n = (size_t)cmd_count;
+    size_t n = 0;
+    for (int i = 0; i < cmd_count; i++)
+        n += (size_t)cmd_served(&cmd_table[i]);
     for (int i = 0; i < cmd_nclasses; i++) {
         listed[i] = (unsigned char)class_listed(&cmd_classes[i]);
         n += listed[i];
@@ -219,8 +221,9 @@ static int command_find(bytes_t name, const cmd_def_t **d, const cmd_class_t **c
 {
     *d = cmd_lookup(name);
     *cl = NULL;
-    if (*d != NULL)
+    if (*d != NULL && cmd_served(*d))
         return 1;
+    *d = NULL;
     const cmd_class_t *c = cmd_class_lookup(name);
     if (c != NULL && class_listed(c)) {
         *cl = c;
@@ -242,7 +245,8 @@ int cmd_command(req_t *r, int argc, bytes_t *argv)
     if (argc == 1 || (bytes_eq_nocase(argv[1], "info") && argc == 2)) {
         reply_array(out, total);
         for (int i = 0; i < cmd_count; i++)
-            command_info_one(out, proto, &cmd_table[i]);
+            if (cmd_served(&cmd_table[i]))
+                command_info_one(out, proto, &cmd_table[i]);
         for (int i = 0; i < cmd_nclasses; i++)
             if (listed[i])
                 command_info_class(out, proto, &cmd_classes[i]);
@@ -251,7 +255,8 @@ int cmd_command(req_t *r, int argc, bytes_t *argv)
     } else if (bytes_eq_nocase(argv[1], "list") && argc == 2) {
         reply_array(out, total);
         for (int i = 0; i < cmd_count; i++)
-            reply_bulk_str(out, cmd_table[i].name);
+            if (cmd_served(&cmd_table[i]))
+                reply_bulk_str(out, cmd_table[i].name);
         for (int i = 0; i < cmd_nclasses; i++)
             if (listed[i])
                 reply_bulk_str(out, cmd_classes[i].name);
@@ -269,7 +274,8 @@ int cmd_command(req_t *r, int argc, bytes_t *argv)
         if (argc == 2) {
             reply_map(out, proto, total);
             for (int i = 0; i < cmd_count; i++)
-                command_docs_one(out, proto, &cmd_table[i]);
+                if (cmd_served(&cmd_table[i]))
+                    command_docs_one(out, proto, &cmd_table[i]);
             for (int i = 0; i < cmd_nclasses; i++)
                 if (listed[i])
                     command_docs_class(out, proto, &cmd_classes[i]);

@@ -264,13 +264,18 @@ static const cmd_def_t *cmd_lookup_sub(const cmd_def_t *d, bytes_t arg)
  * command in the table is checked by the caller (cmd_dispatch), after this. Returns the definition to
  * run, or NULL after writing the error to out.
  */
+/* WATCH / UNWATCH run here only over a backend that watches keys (memory://); elsewhere they are
+ * refused by their class, as any session command the proxy cannot run on a shared connection */
+int cmd_served(const cmd_def_t *d)
+{
+    return !((d->proc == cmd_watch || d->proc == cmd_unwatch) && !backend_can_watch(cmd_ctx.backend));
+}
+
 static const cmd_def_t *cmd_resolve(buf_t *out, int argc, bytes_t *argv, int noauth)
 {
     const cmd_def_t *d = cmd_lookup(argv[0]);
 
-    /* WATCH / UNWATCH run here only over a backend that watches keys (memory://); elsewhere they are
-     * refused by their class, as any session command the proxy cannot run on a shared connection */
-    if (d != NULL && (d->proc == cmd_watch || d->proc == cmd_unwatch) && !backend_can_watch(cmd_ctx.backend))
+    if (d != NULL && !cmd_served(d))
         d = NULL;
     if (d == NULL)
         return cmd_passthrough_resolve(out, argc, argv, noauth);

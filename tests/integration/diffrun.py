@@ -90,7 +90,7 @@ def refused_transaction(cfg, cmd, ours, queued):
 # A reply pair that one accepts is not a mismatch; it is counted, and the counts are reported. Keep this
 # list short, every entry justified: it is the documented set of cachetoryd-specific errors.
 # Not generated at all, because cachetoryd refuses them by design (README) and they would need an entry
-# here: WATCH / UNWATCH (refused everywhere; inside MULTI the refusal also aborts the transaction, where
+# here: WATCH / UNWATCH (refused in proxy mode; inside MULTI the refusal also aborts the transaction, where
 # Redis says "WATCH inside MULTI is not allowed" and goes on), blocking and pub/sub commands, EVAL and
 # friends; nor RANDOMKEY or SCAN cursors (random by definition).
 ALLOWED_ERRORS = [
