@@ -59,6 +59,18 @@ extern const size_t config_noptions;
 extern const char *const config_sections[];
 extern const size_t config_nsections;
 
+/* Between config.c and config_rewrite.c (CONFIG REWRITE). */
+
+/* The row of the option named name (any case), or NULL. */
+const config_option_t *config_find(const char *name);
+/* The field of o in cfg. */
+void *config_field(const config_t *cfg, const config_option_t *o);
+/* Append o's value in cfg as CONFIG GET shows it (raw: URLs unredacted), NUL-terminated. */
+struct buf;
+void config_render(struct buf *b, const config_t *cfg, const config_option_t *o, int raw);
+/* v as a user would write it: "1gb", "64kb", "1000". */
+void config_format_memory(char *out, size_t outlen, long long v);
+
 /* Between config.c and config_caches.c ([cache.NAME] sections). */
 
 /* Parse text (unquoted already) as a value of the option named name: *num for numbers, *str (a new
