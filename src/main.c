@@ -195,14 +195,14 @@ static char *reload_shown(const char *name, const char *value)
 #define APPLY_TLS    0x2        /* build the TLS context again even if no tls-* option changed (the files
                                    named may have: certificate rotation) */
 
-/* Does a live tls-* option differ between the two lists (same options, same order)? */
-static int tls_options_differ(const option_list_t *a, const option_list_t *b)
+/* The first live tls-* option that differs between the two lists (same options, same order), or NULL. */
+static const char *tls_option_changed(const option_list_t *a, const option_list_t *b)
 {
     for (int i = 0; i < a->n && i < b->n; i++)
         if (strncmp(a->v[i].name, "tls-", 4) == 0 && config_is_live(a->v[i].name) &&
             strcmp(a->v[i].value, b->v[i].value) != 0)
-            return 1;
-    return 0;
+            return config_canonical_name(a->v[i].name);
+    return NULL;
 }
 
 /*
@@ -252,15 +252,15 @@ static int apply_options(const config_t *next, unsigned flags, const char *who, 
         log_warn("%s: %s", who, err);
         serializer_kept = 1;
     }
-    if (cfg.tls_port > 0 && next->tls_port == cfg.tls_port &&
-        ((flags & APPLY_TLS) || tls_options_differ(&before, &after))) {
+    const char *tls_changed = tls_option_changed(&before, &after);
+    if (cfg.tls_port > 0 && next->tls_port == cfg.tls_port && ((flags & APPLY_TLS) || tls_changed != NULL)) {
         if (server_tls_reload(&srv, next, err, errlen) < 0) {
             if (atomic) {
                 char ignored[256];
                 if (serializer_changed)     /* the running chain was built once: it builds again */
                     cache_set_serializer(cache, cfg.serializer, (size_t)cfg.proto_max_bulk_len, ignored,
                                          sizeof(ignored));
-                *option = "tls-cert-file";
+                *option = tls_changed;
                 return -1;
             }
             log_warn("%s: %s; the TLS listener keeps its previous certificate", who, err);

@@ -3,11 +3,13 @@ Redis defines them), every live option settable with an effect where it is cheap
 options that need a restart and Redis-only parameters refused (never forwarded), and a rewritten config
 file that keeps its comments and gives the same configuration after a restart."""
 import os
-import time
+import socket
 
 import pytest
 
+from conftest import free_port
 from helpers import Err
+from tls_support import tls_context, tls_pki  # noqa: F401
 from upstream_support import proxy, upstreams, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.needs_cachetoryd
@@ -393,3 +395,22 @@ def test_rewrite_unwritable_dir_errors(start_daemon, tmp_path):
         assert conf.read_text() == "[server]\n"
     finally:
         os.chmod(sub, 0o700)
+
+
+def test_tls_settings_all_or_none(start_daemon, tls_pki):
+    """A TLS setting the listener cannot use fails the whole call, and the listener keeps serving."""
+    pki = tls_pki
+    d = start_daemon(tls_port=free_port(), tls_cert_file=pki.certs["server"].crt,
+                     tls_key_file=pki.certs["server"].key, tls_auth_clients="no")
+    c = d.conn()
+    r = c.cmd("CONFIG", "SET", "maxmemory", "5mb", "tls-cert-file", "/nonexistent/cert.pem")
+    assert isinstance(r, Err) and r.startswith(
+        "ERR CONFIG SET failed (possibly related to argument 'tls-cert-file') - "), r
+    assert get(c, "maxmemory") == b"0" and get(c, "tls-cert-file") == pki.certs["server"].crt.encode()
+    ctx = tls_context(pki)
+    with socket.create_connection(("127.0.0.1", int(d.options["tls-port"])), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as t:
+            t.sendall(b"PING\r\n")
+            assert t.recv(16) == b"+PONG\r\n"
+    assert c.cmd("CONFIG", "SET", "tls-protocols", "TLSv1.3", "tls-session-cache-size", "100") == "OK"
+    assert get(c, "tls-protocols") == b"TLSv1.3"
