@@ -4,8 +4,8 @@
  * One row per option (config_options[] in config_table.c): name, section, type, bounds, default, help,
  * flags, and the field of config_t it fills. config_init() applies the defaults by parsing each row's
  * default text, so a default is written exactly as a user would write it and is checked by the same
- * code; the INI reader, the command line, CONFIG GET, --help and reloads (CONFIG_LIVE: config_is_live)
- * all walk the same rows. Adding an option is one row in config_table.c plus its field in config.h.
+ * code; the INI reader, the command line, CONFIG GET / SET / REWRITE, --help and reloads (CONFIG_LIVE:
+ * config_is_live) all walk the same rows. Adding an option is one row in config_table.c plus its field in config.h.
  *
  * The file is read with inih, through ini_parse_stream() and a reader of our own (config_file_read_cb)
  * rather than ini_parse(), because:

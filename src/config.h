@@ -3,7 +3,8 @@
  * from an INI file with inih and overridden from the command line (`--name value`, like redis-server).
  *
  * The table in config_table.c is the single source of truth: the parser, the defaults, the bounds,
- * CONFIG GET, --help and which options a reload changes in place all read it. An error names the option (and, in a file, `file:line: 'the line': reason`)
+ * CONFIG GET, CONFIG SET, CONFIG REWRITE (config_rewrite.c), --help and which options a reload changes
+ * in place all read it. An error names the option (and, in a file, `file:line: 'the line': reason`)
  * and says what is accepted.
  */
 #ifndef CACHETORYD_CONFIG_H
@@ -203,7 +204,7 @@ void config_get_raw(const config_t *cfg, const char *pattern, config_get_fn *fn,
  * authenticated client, but logs never do. */
 int config_is_secret(const char *name);
 
-/* 1 for an option a reload (SIGHUP) changes in place, 0 for one that needs a restart (or no option):
+/* 1 for an option a reload (SIGHUP) or CONFIG SET changes in place, 0 for one that needs a restart (or no option):
  * the CONFIG_LIVE flag of its row. */
 int config_is_live(const char *name);
 

@@ -27,7 +27,10 @@
 
 #include "config_table.h"
 #include "util/buf.h"
+#include "util/check.h"
 #include "util/mem.h"
+
+#define RW_MAX_SECTIONS 8           /* config_sections[] has at most this many */
 
 /* One line of the old text, as the loader sees it. */
 typedef struct rw_line {
@@ -178,11 +181,12 @@ void config_rewrite_text(const config_t *cfg, const char *old, size_t oldlen, bu
     rw_line_t *lines = NULL;
     size_t nlines = 0, cap = 0;
     int in_file[CONFIG_MAX_OPTIONS] = { 0 };
-    long after[8];                  /* per section: the line new options go after; -1: no such section */
+    long after[RW_MAX_SECTIONS];    /* per section: the line new options go after; -1: no such section */
     config_t scratch, defaults;
     int section = -1;
 
-    for (size_t i = 0; i < sizeof(after) / sizeof(after[0]); i++)
+    CHECK(config_nsections <= RW_MAX_SECTIONS);
+    for (size_t i = 0; i < RW_MAX_SECTIONS; i++)
         after[i] = -1;
     config_init(&scratch);
     config_init(&defaults);
@@ -210,7 +214,7 @@ void config_rewrite_text(const config_t *cfg, const char *old, size_t oldlen, bu
         pos += len + (nl != NULL);
     }
     /* the options to add, by section */
-    buf_t add[8];
+    buf_t add[RW_MAX_SECTIONS];
     for (size_t s = 0; s < config_nsections; s++)
         buf_init(&add[s]);
     for (size_t i = 0; i < config_noptions; i++) {

@@ -1,6 +1,6 @@
 /*
- * config_table: the rows of the option table, private to config.c (which reads them) and
- * config_table.c (which holds them). Nothing else includes this header: the rest of the program asks
+ * config_table: the rows of the option table, private to the config module: config_table.c holds
+ * them; config.c, config_caches.c and config_rewrite.c read them. Nothing else includes this header: the rest of the program asks
  * config.h's functions.
  *
  * A row says everything about one option: name, [section], type, bounds, the names of an enum, the
@@ -15,7 +15,8 @@
 #include "config.h"
 
 /* config_option_t.flags */
-#define CONFIG_LIVE 0x1             /* a reload (SIGHUP) changes it in place; without it, a restart does */
+#define CONFIG_LIVE 0x1             /* a reload (SIGHUP) or CONFIG SET changes it in place; without it, a
+                                       restart does (and CONFIG SET refuses it) */
 
 #define GB (1024LL * 1024 * 1024)   /* sizes in the table and in messages */
 #define MB (1024LL * 1024)
