@@ -1,7 +1,7 @@
 /*
  * config_table: the rows of the option table, private to the config module: config_table.c holds
- * them; config.c, config_caches.c and config_rewrite.c read them. Nothing else includes this header: the rest of the program asks
- * config.h's functions.
+ * them; config.c, config_caches.c and config_rewrite.c read them. Nothing else includes this header:
+ * the rest of the program asks config.h's functions.
  *
  * A row says everything about one option: name, [section], type, bounds, the names of an enum, the
  * default written as a user would write it, the --help line, and flags. Adding an option is one row in
