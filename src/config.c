@@ -4,8 +4,8 @@
  * One row per option (config_options[] in config_table.c): name, section, type, bounds, default, help,
  * flags, and the field of config_t it fills. config_init() applies the defaults by parsing each row's
  * default text, so a default is written exactly as a user would write it and is checked by the same
- * code; the INI reader, the command line, CONFIG GET, --help and reloads (CONFIG_LIVE: config_is_live)
- * all walk the same rows. Adding an option is one row in config_table.c plus its field in config.h.
+ * code; the INI reader, the command line, CONFIG GET / SET / REWRITE, --help and reloads (CONFIG_LIVE:
+ * config_is_live) all walk the same rows. Adding an option is one row in config_table.c plus its field in config.h.
  *
  * The file is read with inih, through ini_parse_stream() and a reader of our own (config_file_read_cb)
  * rather than ini_parse(), because:
@@ -47,7 +47,7 @@ typedef struct config_value {
     int nlist;
 } config_value_t;
 
-static const config_option_t *config_find(const char *name)
+const config_option_t *config_find(const char *name)
 {
     for (size_t i = 0; i < config_noptions; i++) {
         if (strcasecmp(config_options[i].name, name) == 0)
@@ -56,7 +56,7 @@ static const config_option_t *config_find(const char *name)
     return NULL;
 }
 
-static void *config_field(const config_t *cfg, const config_option_t *o)
+void *config_field(const config_t *cfg, const config_option_t *o)
 {
     return (char *)cfg + o->offset;
 }
@@ -64,7 +64,7 @@ static void *config_field(const config_t *cfg, const config_option_t *o)
 /* --- parsing one value ------------------------------------------------------------------------- */
 
 /* "1073741824" -> "1gb": a bound as a user would write it. */
-static void config_format_memory(char *out, size_t outlen, long long v)
+void config_format_memory(char *out, size_t outlen, long long v)
 {
     if (v != 0 && v % GB == 0)
         snprintf(out, outlen, "%lldgb", v / GB);
@@ -294,6 +294,40 @@ int config_set(config_t *cfg, const char *name, const char *value, char *err, si
     return config_set_option(cfg, o, value, err, errlen);
 }
 
+/*
+ * CONFIG SET's form of config_set: the value is taken as the client sent it, quotes and all. A value
+ * with a line break is refused (it could not be written to the file by CONFIG REWRITE).
+ */
+int config_set_verbatim(config_t *cfg, const char *name, const char *value, char *err, size_t errlen)
+{
+    const config_option_t *o = config_find(name);
+    config_value_t v;
+
+    if (o == NULL) {
+        snprintf(err, errlen, "unknown option '%s'", name);
+        return -1;
+    }
+    if (strpbrk(value, "\r\n") != NULL) {
+        snprintf(err, errlen, "%s cannot contain a line break", o->name);
+        return -1;
+    }
+    if (config_parse_value(o, value, &v, err, errlen) < 0)
+        return -1;
+    config_commit(cfg, o, &v);
+    return 0;
+}
+
+int config_exists(const char *name)
+{
+    return config_find(name) != NULL;
+}
+
+const char *config_canonical_name(const char *name)
+{
+    const config_option_t *o = config_find(name);
+    return o != NULL ? o->name : NULL;
+}
+
 const char *config_option_section(const char *name)
 {
     const config_option_t *o = config_find(name);
@@ -349,6 +383,24 @@ void config_deinit(config_t *cfg)
     memset(cfg->bind, 0, sizeof(cfg->bind));
     cfg->nbind = 0;
     config_caches_deinit(cfg);
+}
+
+/* A deep copy of src's options; the [cache.NAME] sections are not copied (dst has none). */
+void config_copy_options(config_t *dst, const config_t *src)
+{
+    memcpy(dst, src, sizeof(*dst));
+    memset(dst->caches, 0, sizeof(dst->caches));
+    dst->ncaches = 0;
+    for (size_t i = 0; i < config_noptions; i++) {
+        const config_option_t *o = &config_options[i];
+        if (o->type == CONFIG_STRING || o->type == CONFIG_URL) {
+            char **p = config_field(dst, o);
+            if (*p != NULL)
+                *p = mem_strdup(*p);
+        }
+    }
+    for (int i = 0; i < dst->nbind; i++)
+        dst->bind[i] = mem_strdup(src->bind[i]);
 }
 
 /* --- the INI file ------------------------------------------------------------------------------ */
@@ -609,7 +661,7 @@ int config_load(config_t *cfg, const char *path, int argc, char **argv, char *er
 /* Append o's value in cfg as CONFIG GET shows it: numbers in decimal (sizes in bytes), the mode in
  * octal, yes/no, names, "" for none, addresses joined by spaces; URLs with their password redacted
  * unless raw. */
-static void config_render(buf_t *b, const config_t *cfg, const config_option_t *o, int raw)
+void config_render(buf_t *b, const config_t *cfg, const config_option_t *o, int raw)
 {
     const void *field = config_field(cfg, o);
     const char *s;

@@ -3,7 +3,8 @@
  * from an INI file with inih and overridden from the command line (`--name value`, like redis-server).
  *
  * The table in config_table.c is the single source of truth: the parser, the defaults, the bounds,
- * CONFIG GET, --help and which options a reload changes in place all read it. An error names the option (and, in a file, `file:line: 'the line': reason`)
+ * CONFIG GET, CONFIG SET, CONFIG REWRITE (config_rewrite.c), --help and which options a reload changes
+ * in place all read it. An error names the option (and, in a file, `file:line: 'the line': reason`)
  * and says what is accepted.
  */
 #ifndef CACHETORYD_CONFIG_H
@@ -160,6 +161,35 @@ void config_caches_take(config_t *dst, config_t *src);
  * 0, or -1 with the reason in err ("unknown option 'prot'", "port must be ...") and cfg unchanged. */
 int config_set(config_t *cfg, const char *name, const char *value, char *err, size_t errlen);
 
+/* CONFIG SET's config_set: value as the client sent it (no quotes removed); a line break in it is
+ * refused. 0, or -1 with the reason in err and cfg unchanged. */
+int config_set_verbatim(config_t *cfg, const char *name, const char *value, char *err, size_t errlen);
+
+/* 1 if name (any case) is an option of the table. */
+int config_exists(const char *name);
+/* The table's spelling of the option named name (any case), or NULL. */
+const char *config_canonical_name(const char *name);
+
+/* A deep copy of src's options into dst (not set up before; config_deinit it after). The [cache.NAME]
+ * sections are not copied: dst has none. CONFIG SET changes the copy, then makes it the running one. */
+void config_copy_options(config_t *dst, const config_t *src);
+
+/*
+ * CONFIG REWRITE. config_rewrite_text: the text of a config file (old, oldlen bytes; NULL / 0 for none)
+ * changed so that loading it gives cfg's options: the line of an option whose value in the file differs
+ * from cfg's is replaced by "name = value"; an option the file does not set and whose value in cfg is
+ * not its default is added after the last option line of its [section] (the section is added at the end
+ * when the file has none). Every other line (comments, blank lines, [cache.NAME] sections, lines it does
+ * not understand) stays as it was, in its place. Values are written as they are, secrets included (it is
+ * the config file). The new text is appended to out (a buf_t).
+ * config_rewrite: the same on the file at path, written atomically (a temporary file in the same
+ * directory, then rename; a symbolic link is followed, the file's mode is kept; a missing file is
+ * created). 0, or -1 with the reason in err ("config.conf: cannot write: ...") and the file unchanged.
+ */
+struct buf;
+void config_rewrite_text(const config_t *cfg, const char *old, size_t oldlen, struct buf *out);
+int config_rewrite(const config_t *cfg, const char *path, char *err, size_t errlen);
+
 /* Call fn for every option whose name matches the glob pattern (util/glob.h, nocase), with the value
  * rendered as CONFIG GET shows it: sizes as a plain byte count, unixsocketperm in octal, names for
  * enums, "" for none, bind as a space-joined list, URLs with their password redacted (url_redact:
@@ -174,7 +204,7 @@ void config_get_raw(const config_t *cfg, const char *pattern, config_get_fn *fn,
  * authenticated client, but logs never do. */
 int config_is_secret(const char *name);
 
-/* 1 for an option a reload (SIGHUP) changes in place, 0 for one that needs a restart (or no option):
+/* 1 for an option a reload (SIGHUP) or CONFIG SET changes in place, 0 for one that needs a restart (or no option):
  * the CONFIG_LIVE flag of its row. */
 int config_is_live(const char *name);
 

@@ -1,7 +1,7 @@
 /*
- * config_table: the rows of the option table, private to config.c (which reads them) and
- * config_table.c (which holds them). Nothing else includes this header: the rest of the program asks
- * config.h's functions.
+ * config_table: the rows of the option table, private to the config module: config_table.c holds
+ * them; config.c, config_caches.c and config_rewrite.c read them. Nothing else includes this header:
+ * the rest of the program asks config.h's functions.
  *
  * A row says everything about one option: name, [section], type, bounds, the names of an enum, the
  * default written as a user would write it, the --help line, and flags. Adding an option is one row in
@@ -15,7 +15,8 @@
 #include "config.h"
 
 /* config_option_t.flags */
-#define CONFIG_LIVE 0x1             /* a reload (SIGHUP) changes it in place; without it, a restart does */
+#define CONFIG_LIVE 0x1             /* a reload (SIGHUP) or CONFIG SET changes it in place; without it, a
+                                       restart does (and CONFIG SET refuses it) */
 
 #define GB (1024LL * 1024 * 1024)   /* sizes in the table and in messages */
 #define MB (1024LL * 1024)
@@ -58,6 +59,18 @@ extern const size_t config_noptions;
 /* The [sections] a file may have, in the order --help lists them. */
 extern const char *const config_sections[];
 extern const size_t config_nsections;
+
+/* Between config.c and config_rewrite.c (CONFIG REWRITE). */
+
+/* The row of the option named name (any case), or NULL. */
+const config_option_t *config_find(const char *name);
+/* The field of o in cfg. */
+void *config_field(const config_t *cfg, const config_option_t *o);
+/* Append o's value in cfg as CONFIG GET shows it (raw: URLs unredacted), NUL-terminated. */
+struct buf;
+void config_render(struct buf *b, const config_t *cfg, const config_option_t *o, int raw);
+/* v as a user would write it: "1gb", "64kb", "1000". */
+void config_format_memory(char *out, size_t outlen, long long v);
 
 /* Between config.c and config_caches.c ([cache.NAME] sections). */
 

@@ -190,16 +190,146 @@ static char *reload_shown(const char *name, const char *value)
     return config_is_secret(name) ? mem_strdup("(hidden)") : url_redact(value);
 }
 
+/* apply_options flags */
+#define APPLY_ATOMIC 0x1        /* all or none: a step that fails undoes the ones before and nothing changes */
+#define APPLY_TLS    0x2        /* build the TLS context again even if no tls-* option changed (the files
+                                   named may have: certificate rotation) */
+
+/* The first live tls-* option that differs between the two lists (same options, same order), or NULL. */
+static const char *tls_option_changed(const option_list_t *a, const option_list_t *b)
+{
+    for (int i = 0; i < a->n && i < b->n; i++)
+        if (strncmp(a->v[i].name, "tls-", 4) == 0 && config_is_live(a->v[i].name) &&
+            strcmp(a->v[i].value, b->v[i].value) != 0)
+            return config_canonical_name(a->v[i].name);
+    return NULL;
+}
+
+/*
+ * Make next's options the running ones (cfg), each with its effect: the serializer becomes the default
+ * cache's chain, requirepass is asked of clients from now on, the TLS listener gets a new context, the
+ * log its level and file, the backend its limits and timeouts (maxmemory, upstream-*), the near cache
+ * its sizes, the codec threads their nice value, the default cache its default-ttl; the rest is read
+ * from cfg where it is used. An option that needs a restart is logged and keeps its running value. The
+ * shared path of a reload (SIGHUP) and of CONFIG SET; who names it in the log ("reload", "CONFIG SET").
+ *
+ * Without APPLY_ATOMIC (reload) a step that fails is logged and its options keep their running values;
+ * the others change. With it (CONFIG SET) the steps that can fail run first — the log file is opened,
+ * the serializer built, the TLS context built — and the first that fails undoes those before it: -1,
+ * with the reason in err, *option the option it was about, and nothing changed. The [cache.NAME]
+ * sections are the caller's (apply_caches), after this.
+ */
+static int apply_options(const config_t *next, unsigned flags, const char *who, char *err, size_t errlen,
+                         const char **option)
+{
+    static option_list_t before, after;
+    int atomic = (flags & APPLY_ATOMIC) != 0;
+    int serializer_kept = 0, tls_kept = 0, serializer_changed;
+
+    before.n = after.n = 0;
+    config_get_raw(&cfg, "*", collect_cb, &before);
+    config_get_raw(next, "*", collect_cb, &after);
+    *option = NULL;
+
+    if (atomic && next->logfile != NULL && next->logfile[0] != '\0' &&
+        (cfg.logfile == NULL || strcmp(cfg.logfile, next->logfile) != 0)) {
+        FILE *f = fopen(next->logfile, "a");
+        if (f == NULL) {
+            snprintf(err, errlen, "cannot open logfile '%s': %s", next->logfile, strerror(errno));
+            *option = "logfile";
+            return -1;
+        }
+        fclose(f);
+    }
+    serializer_changed = strcmp(cfg.serializer, next->serializer) != 0;
+    if (serializer_changed &&
+        cache_set_serializer(cache, next->serializer, (size_t)cfg.proto_max_bulk_len, err, errlen) < 0) {
+        url_redact_in(err, errlen);
+        if (atomic) {
+            *option = "serializer";
+            return -1;
+        }
+        log_warn("%s: %s", who, err);
+        serializer_kept = 1;
+    }
+    const char *tls_changed = tls_option_changed(&before, &after);
+    if (cfg.tls_port > 0 && next->tls_port == cfg.tls_port && ((flags & APPLY_TLS) || tls_changed != NULL)) {
+        if (server_tls_reload(&srv, next, err, errlen) < 0) {
+            if (atomic) {
+                char ignored[256];
+                if (serializer_changed)     /* the running chain was built once: it builds again */
+                    cache_set_serializer(cache, cfg.serializer, (size_t)cfg.proto_max_bulk_len, ignored,
+                                         sizeof(ignored));
+                *option = tls_changed;
+                return -1;
+            }
+            log_warn("%s: %s; the TLS listener keeps its previous certificate", who, err);
+            tls_kept = 1;
+        } else {
+            log_notice("%s: TLS certificate and settings reloaded", who);
+        }
+    }
+    for (int i = 0; i < before.n && i < after.n; i++) {
+        const char *name = after.v[i].name;
+        if (strcmp(before.v[i].value, after.v[i].value) == 0)
+            continue;
+        if (tls_kept && strncmp(name, "tls-", 4) == 0 && config_is_live(name))
+            continue;
+        if (serializer_kept && strcmp(name, "serializer") == 0)
+            continue;
+        char *was = reload_shown(name, before.v[i].value);
+        char *now = reload_shown(name, after.v[i].value);
+        if (!config_is_live(name)) {
+            log_warn("%s: %s changed from '%s' to '%s': this needs a restart", who, name, was, now);
+        } else if (config_set_verbatim(&cfg, name, after.v[i].value, err, errlen) < 0) {
+            url_redact_in(err, errlen);     /* not reached: the value was rendered from a parsed one */
+            log_warn("%s: %s", who, err);
+        } else {
+            log_notice("%s: %s is now '%s'", who, name, now);
+            if (strcmp(name, "requirepass") == 0)
+                cmd_auth_reconfigure();
+        }
+        mem_free(was);
+        mem_free(now);
+    }
+    cache_set_default_ttl(cache, cfg.default_ttl);
+    cache_set_default_near(cache, cfg.near_cache, cfg.near_cache_ttl);
+    if (log_setup(cfg.loglevel, cfg.logfile) < 0)
+        log_warn("%s: cannot open logfile '%s': %s", who, cfg.logfile, strerror(errno));
+    backend_reconfigure(backend, &cfg);
+    if (cache_near_on(cache)) {
+        cache_near_opts_t no = near_opts(&cfg);
+        cache_set_near(cache, &no, err, errlen);    /* on already: the sizes and the TTL bound */
+    }
+    cache_set_thread_nice(cfg.codec_thread_nice);
+    return 0;
+}
+
+/*
+ * CONFIG SET (cmd_config_apply_cb): next's live options become the running ones, as a reload would make
+ * them, all or none. The [cache.NAME] sections are made again from the running ones, since those that
+ * set no serializer, default-ttl or near-cache-ttl of their own take [cache]'s.
+ */
+static int config_set_cb(const config_t *next, char *err, size_t errlen, const char **option, void *arg)
+{
+    if (apply_options(next, APPLY_ATOMIC, "CONFIG SET", err, errlen, option) < 0)
+        return -1;
+    if (cfg.ncaches > 0 && apply_caches(&cfg, err, errlen) < 0)
+        log_warn("CONFIG SET: %s; the [cache.NAME] sections keep their running configuration", err);
+    return 0;
+}
+
 /*
  * SIGHUP: read the configuration again. An invalid file changes nothing. Options that can change
- * while clients stay connected change; the others are logged as needing a restart. The values are
- * compared raw (a backend whose password alone changed is another backend) and logged redacted.
+ * while clients stay connected change (apply_options); the others are logged as needing a restart. The
+ * values are compared raw (a backend whose password alone changed is another backend) and logged
+ * redacted.
  */
 static void on_reload(uv_signal_t *h, int signum)
 {
     config_t next;
     char err[512];
-    static option_list_t before, after;
+    const char *option;
 
     notify_send("RELOADING=1");
     config_init(&next);
@@ -209,9 +339,6 @@ static void on_reload(uv_signal_t *h, int signum)
         notify_send("READY=1");
         return;
     }
-    before.n = after.n = 0;
-    config_get_raw(&cfg, "*", collect_cb, &before);
-    config_get_raw(&next, "*", collect_cb, &after);
     if (strcmp(cfg.backend, next.backend) != 0 || cfg.upstream_pool_size != next.upstream_pool_size) {
         if (reload_backend(&next, err, sizeof(err)) < 0) {
             log_warn("reload: %s", err);
@@ -223,54 +350,10 @@ static void on_reload(uv_signal_t *h, int signum)
             char n[16];
             snprintf(n, sizeof(n), "%d", next.upstream_pool_size);
             config_set(&cfg, "upstream-pool-size", n, err, sizeof(err));
-            before.n = after.n = 0;         /* compare the rest again, the backend now equal */
-            config_get_raw(&cfg, "*", collect_cb, &before);
-            config_get_raw(&next, "*", collect_cb, &after);
         }
     }
-    /* The TLS listener's context is built again whether or not its options changed: the files named may
-     * have (certificate rotation). If that fails, the tls-* options keep their running values. */
-    int tls_kept = 0;
-    if (cfg.tls_port > 0 && next.tls_port == cfg.tls_port) {
-        if (server_tls_reload(&srv, &next, err, sizeof(err)) < 0) {
-            log_warn("reload: %s; the TLS listener keeps its previous certificate", err);
-            tls_kept = 1;
-        } else {
-            log_notice("reload: TLS certificate and settings reloaded");
-        }
-    }
-    for (int i = 0; i < before.n && i < after.n; i++) {
-        if (strcmp(before.v[i].value, after.v[i].value) == 0)
-            continue;
-        if (tls_kept && strncmp(before.v[i].name, "tls-", 4) == 0 && config_is_live(before.v[i].name))
-            continue;
-        char *was = reload_shown(before.v[i].name, before.v[i].value);
-        char *now = reload_shown(after.v[i].name, after.v[i].value);
-        if (!config_is_live(before.v[i].name)) {
-            log_warn("reload: %s changed from '%s' to '%s': this needs a restart", before.v[i].name, was, now);
-            goto next_option;
-        }
-        if (strcmp(after.v[i].name, "serializer") == 0 &&
-            cache_set_serializer(cache, after.v[i].value, (size_t)cfg.proto_max_bulk_len, err, sizeof(err)) < 0) {
-            url_redact_in(err, sizeof(err));
-            log_warn("reload: %s", err);
-            goto next_option;
-        }
-        if (config_set(&cfg, after.v[i].name, after.v[i].value, err, sizeof(err)) < 0) {
-            url_redact_in(err, sizeof(err));
-            log_warn("reload: %s", err);
-            goto next_option;
-        }
-        log_notice("reload: %s is now '%s'", after.v[i].name, now);
-        if (strcmp(after.v[i].name, "requirepass") == 0)
-            cmd_auth_reconfigure();
-next_option:
-        mem_free(was);
-        mem_free(now);
-    }
+    apply_options(&next, APPLY_TLS, "reload", err, sizeof(err), &option);
     /* the named caches: their own settings, or [cache]'s new ones they inherit */
-    cache_set_default_ttl(cache, cfg.default_ttl);
-    cache_set_default_near(cache, cfg.near_cache, cfg.near_cache_ttl);
     if (apply_caches(&next, err, sizeof(err)) < 0) {
         log_warn("reload: %s; the [cache.NAME] sections keep their running configuration", err);
     } else if (!config_caches_equal(&cfg, &next)) {
@@ -280,14 +363,6 @@ next_option:
             log_warn("reload: a [cache.NAME] section's near-cache = yes needs a restart: there is no near cache now");
     }
     config_deinit(&next);
-    if (log_setup(cfg.loglevel, cfg.logfile) < 0)
-        log_warn("reload: cannot open logfile '%s': %s", cfg.logfile, strerror(errno));
-    backend_reconfigure(backend, &cfg);
-    if (cache_near_on(cache)) {
-        cache_near_opts_t no = near_opts(&cfg);
-        cache_set_near(cache, &no, err, sizeof(err));      /* on already: the sizes and the TTL bound */
-    }
-    cache_set_thread_nice(cfg.codec_thread_nice);
     log_notice("configuration reloaded");
     notify_send("READY=1");
 }
@@ -428,6 +503,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(cfg.maxclients);
     cmd_setup(&cfg, backend, cache, &srv);
+    cmd_config_setup(config_set_cb, NULL, cfg_path);
 
     /* net hands every command to cmd, which works with the backend through the cache; net knows neither */
     conn_hooks_t hooks = {

@@ -61,6 +61,15 @@ void cmd_setup(struct config *cfg, backend_t *b, struct cache *cache, struct ser
 /* A reload replaced the backend: commands from now on use b, new clients start in its default_db. */
 void cmd_set_backend(backend_t *b);
 
+/* CONFIG SET's way to change the running configuration, registered by main (cmd/config.c): next is a
+ * copy of it with the new values; the hook gives every option that differs the effect a reload (SIGHUP)
+ * gives it and makes next's values the running ones, all or none. 0, or -1 with the reason in err, *option
+ * the option it failed on (or NULL), and nothing changed. path: the config file the daemon was started
+ * with, which CONFIG REWRITE rewrites (NULL: none; borrowed until exit). */
+typedef int cmd_config_apply_cb(const struct config *next, char *err, size_t errlen, const char **option,
+                                void *arg);
+void cmd_config_setup(cmd_config_apply_cb *apply, void *arg, const char *path);
+
 /* The connection hooks (net/conn.h's conn_hooks_t): run one command; a client's session created and
  * freed; a req's scratch given back. cmd_req_size is conn_hooks_t.req_size. */
 void cmd_dispatch(client_t *c, int argc, bytes_t *argv);

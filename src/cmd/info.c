@@ -1,6 +1,6 @@
 /*
  * cmd/info: what the server tells about itself — COMMAND (the table), INFO (redis's sections and field
- * names), CONFIG GET / RESETSTAT, TIME.
+ * names), TIME (CONFIG is cmd/config.c).
  */
 #include "cmd/cmd.h"
 
@@ -759,69 +759,7 @@ int cmd_info(req_t *r, int argc, bytes_t *argv)
     return CMD_DONE;
 }
 
-/* ---- CONFIG, TIME -------------------------------------------------------------------------------- */
-
-typedef struct config_collect {
-    buf_t items;
-    size_t n;
-} config_collect_t;
-
-static void config_collect_cb(void *priv, const char *name, const char *value)
-{
-    config_collect_t *cc = priv;
-    reply_bulk_str(&cc->items, name);
-    reply_bulk_str(&cc->items, value);
-    cc->n++;
-}
-
-/* Redis options that clients and tools ask for (redis-benchmark reads save and appendonly) and that
- * have one fixed value here: cachetoryd never persists. */
-static const char *const config_fixed[][2] = {
-    {"save", ""},
-    {"appendonly", "no"},
-};
-
-static int config_glob(const char *pat, const char *name)
-{
-    return glob_match(pat, strlen(pat), name, strlen(name), 1);
-}
-
-/* CONFIG GET parameter [parameter ...] | CONFIG RESETSTAT | CONFIG HELP */
-int cmd_config(req_t *r, int argc, bytes_t *argv)
-{
-    buf_t *out = req_out(r);
-
-    if (bytes_eq_nocase(argv[1], "get") && argc >= 3) {
-        config_collect_t cc = { .n = 0 };
-        buf_init(&cc.items);
-        for (int i = 2; i < argc; i++) {
-            char *pat = mem_strndup(argv[i].ptr, argv[i].len);
-            config_get(cmd_ctx.cfg, pat, config_collect_cb, &cc);
-            for (size_t k = 0; k < sizeof(config_fixed) / sizeof(config_fixed[0]); k++)
-                if (config_glob(pat, config_fixed[k][0]))
-                    config_collect_cb(&cc, config_fixed[k][0], config_fixed[k][1]);
-            mem_free(pat);
-        }
-        reply_map(out, cmd_proto(r), cc.n);
-        buf_append(out, cc.items.data, cc.items.len);
-        buf_deinit(&cc.items);
-    } else if (bytes_eq_nocase(argv[1], "resetstat") && argc == 2) {
-        memset(&cmd_ctx.stats, 0, sizeof(cmd_ctx.stats));
-        conn_stats_reset(cmd_ctx.srv);
-        backend_stats_reset(cmd_ctx.backend);
-        cache_stats_reset(cmd_ctx.cache);
-        cmd_stats_reset();
-        REPLY_OK(out);
-    } else {
-        static const char *const help[] = {
-            "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-            "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
-            "RESETSTAT", "    Reset statistics reported by the INFO command.",
-        };
-        CMD_REPLY_HELP(out, help);
-    }
-    return CMD_DONE;
-}
+/* ---- TIME ---------------------------------------------------------------------------------------- */
 
 /* TIME */
 int cmd_time(req_t *r, int argc, bytes_t *argv)

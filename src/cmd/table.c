@@ -65,6 +65,8 @@ static const cmd_def_t slowlog_subs[] = {
 static const cmd_def_t config_subs[] = {
     {"config|get", cmd_config, -3, A, 0, 0, 0, "server", "2.0.0", "Returns the effective values of configuration parameters.", "@admin @slow @dangerous"},
     {"config|resetstat", cmd_config, 2, A, 0, 0, 0, "server", "2.0.0", "Resets the server's statistics.", "@admin @slow @dangerous"},
+    {"config|set", cmd_config, -4, A, 0, 0, 0, "server", "2.0.0", "Sets configuration parameters in-flight.", "@admin @slow @dangerous"},
+    {"config|rewrite", cmd_config, 2, A, 0, 0, 0, "server", "2.8.0", "Persists the effective configuration to file.", "@admin @slow @dangerous"},
     {"config|help", cmd_config, 2, 0, 0, 0, 0, "server", "5.0.0", "Returns helpful text about the different subcommands.", "@slow"},
     {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL},
 };

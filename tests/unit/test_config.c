@@ -1,6 +1,7 @@
 /*
  * Unit tests of config: defaults, the INI reader (every type's bounds and the exact error text with
- * file:line and the line), command-line overrides, config_parse_memory, CONFIG GET patterns, --help.
+ * file:line and the line), command-line overrides, config_parse_memory, CONFIG GET patterns, --help,
+ * CONFIG SET's config_set_verbatim and config_copy_options, and CONFIG REWRITE's text and file.
  *
  * Config files are written to a mkdtemp() directory made in the group setup and removed in its
  * teardown. The shipped conf/cachetoryd.conf is found from this file's path (__FILE__), so the test
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "util/buf.h"
 
 static char tmpdir[64];
 static char conf_path[128];     /* tmpdir/test.conf, rewritten by each test */
@@ -728,6 +730,188 @@ static void test_print_help(void **state)
     free(text);
 }
 
+/* --- CONFIG SET and CONFIG REWRITE --------------------------------------------------------------- */
+
+static void test_set_verbatim(void **state)
+{
+    config_t cfg;
+    char err[256];
+    collect_t c;
+    (void)state;
+
+    config_init(&cfg);
+    assert_int_equal(config_set_verbatim(&cfg, "requirepass", "\"quoted\"", err, sizeof(err)), 0);
+    assert_string_equal(cfg.requirepass, "\"quoted\"");       /* as sent: no quotes removed */
+    assert_int_equal(config_set_verbatim(&cfg, "REQUIREPASS", "a\nb", err, sizeof(err)), -1);
+    assert_string_equal(err, "requirepass cannot contain a line break");
+    assert_string_equal(cfg.requirepass, "\"quoted\"");
+    assert_int_equal(config_set_verbatim(&cfg, "maxmemory", "lots", err, sizeof(err)), -1);
+    assert_string_equal(get(&cfg, "maxmemory", &c), "maxmemory=0;");
+    assert_int_equal(config_set_verbatim(&cfg, "nosuch", "1", err, sizeof(err)), -1);
+    assert_string_equal(err, "unknown option 'nosuch'");
+    assert_true(config_exists("MaxMemory"));
+    assert_false(config_exists("hash-max-listpack-entries"));
+    assert_string_equal(config_canonical_name("MAXMEMORY"), "maxmemory");
+    assert_null(config_canonical_name("save"));
+    config_deinit(&cfg);
+}
+
+static void test_copy_options(void **state)
+{
+    config_t cfg, copy;
+    char err[256];
+    collect_t a, b;
+    (void)state;
+
+    expect_file_ok(&cfg, "[server]\nbind = 127.0.0.1 ::1\nrequirepass = pw\n[cache.docs]\nprefix = doc:\n");
+    config_copy_options(&copy, &cfg);
+    assert_int_equal(copy.ncaches, 0);
+    assert_string_equal(get(&copy, "*", &a), get(&cfg, "*", &b));
+    assert_int_equal(config_set(&copy, "requirepass", "other", err, sizeof(err)), 0);
+    assert_int_equal(config_set(&copy, "bind", "0.0.0.0", err, sizeof(err)), 0);
+    assert_string_equal(cfg.requirepass, "pw");                 /* the copy owns its strings */
+    assert_string_equal(cfg.bind[1], "::1");
+    config_deinit(&copy);
+    assert_int_equal(cfg.ncaches, 1);
+    config_deinit(&cfg);
+}
+
+/* The rewrite of old for cfg, as a new string (free it). */
+static char *rewrite(const config_t *cfg, const char *old)
+{
+    buf_t out;
+    buf_init(&out);
+    config_rewrite_text(cfg, old, old ? strlen(old) : 0, &out);
+    buf_append(&out, "", 1);
+    char *s = strdup(out.data);
+    buf_deinit(&out);
+    return s;
+}
+
+static const char rw_conf[] =
+    "# top comment\n"
+    "timeout = 5\n"                         /* before any section */
+    "\n"
+    "[server]\n"
+    "  port = 7000 ; inline\n"
+    "requirepass = \"  spaced  \"\n"
+    "\n"
+    "; about the cache\n"
+    "[cache]\n"
+    "maxmemory = 100mb\n"
+    "serializer = zlib://\n"
+    "[cache.docs]\n"
+    "prefix = doc:\n"
+    "default-ttl = 60\n"
+    "[log]\r\n"
+    "loglevel = warning\r\n";
+
+static void test_rewrite_unchanged(void **state)
+{
+    config_t cfg;
+    (void)state;
+
+    expect_file_ok(&cfg, rw_conf);
+    char *s = rewrite(&cfg, rw_conf);
+    assert_string_equal(s, rw_conf);                /* 100mb is 104857600: the line stays */
+    free(s);
+    config_deinit(&cfg);
+}
+
+static void test_rewrite_changes(void **state)
+{
+    config_t cfg;
+    char err[256];
+    (void)state;
+
+    expect_file_ok(&cfg, rw_conf);
+    assert_int_equal(config_set(&cfg, "timeout", "9", err, sizeof(err)), 0);
+    assert_int_equal(config_set(&cfg, "port", "7001", err, sizeof(err)), 0);
+    assert_int_equal(config_set(&cfg, "maxmemory", "3145728", err, sizeof(err)), 0);
+    assert_int_equal(config_set(&cfg, "default-ttl", "30", err, sizeof(err)), 0);
+    assert_int_equal(config_set(&cfg, "loglevel", "debug", err, sizeof(err)), 0);
+    assert_int_equal(config_set(&cfg, "slowlog-max-len", "7", err, sizeof(err)), 0);
+    assert_int_equal(config_set(&cfg, "upstream-retry-max", "900", err, sizeof(err)), 0);
+    assert_int_equal(config_set_verbatim(&cfg, "requirepass", "'q'", err, sizeof(err)), 0);
+    char *s = rewrite(&cfg, rw_conf);
+    assert_string_equal(s,
+        "# top comment\n"
+        "timeout = 9\n"
+        "\n"
+        "[server]\n"
+        "port = 7001 ; inline\n"
+        "requirepass = \"'q'\"\n"
+        "slowlog-max-len = 7\n"
+        "\n"
+        "; about the cache\n"
+        "[cache]\n"
+        "maxmemory = 3mb\n"
+        "serializer = zlib://\n"
+        "default-ttl = 30\n"
+        "[cache.docs]\n"
+        "prefix = doc:\n"
+        "default-ttl = 60\n"
+        "[log]\r\n"
+        "loglevel = debug\r\n"
+        "\n"
+        "[upstream]\n"
+        "upstream-retry-max = 900\n");
+    /* and it loads back to the same options */
+    config_t back;
+    collect_t a, b;
+    expect_file_ok(&back, s);
+    assert_string_equal(get(&back, "*", &a), get(&cfg, "*", &b));
+    assert_int_equal(back.ncaches, 1);
+    config_deinit(&back);
+    free(s);
+    config_deinit(&cfg);
+}
+
+static void test_rewrite_no_file(void **state)
+{
+    config_t cfg;
+    char err[256];
+    (void)state;
+
+    config_init(&cfg);
+    char *s = rewrite(&cfg, NULL);
+    assert_string_equal(s, "");                     /* all defaults: nothing to write */
+    free(s);
+    assert_int_equal(config_set(&cfg, "tls-protocols", "", err, sizeof(err)), 0);
+    assert_int_equal(config_set(&cfg, "backend", "redis://u:secret@h:6379/1", err, sizeof(err)), 0);
+    s = rewrite(&cfg, "[server]");                  /* no newline at the end */
+    assert_string_equal(s, "[server]\n\n[cache]\nbackend = redis://u:secret@h:6379/1\n\n[tls]\ntls-protocols = \n");
+    free(s);
+    config_deinit(&cfg);
+}
+
+static void test_rewrite_file(void **state)
+{
+    config_t cfg;
+    char err[256], link[256], text[256];
+    (void)state;
+
+    expect_file_ok(&cfg, "[server]\ntimeout = 1\n");
+    assert_int_equal(config_set(&cfg, "timeout", "2", err, sizeof(err)), 0);
+    snprintf(link, sizeof(link), "%s/link.conf", tmpdir);
+    assert_int_equal(symlink(conf_path, link), 0);
+    assert_int_equal(config_rewrite(&cfg, link, err, sizeof(err)), 0);
+    FILE *f = fopen(conf_path, "r");
+    assert_non_null(f);
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    assert_string_equal(text, "[server]\ntimeout = 2\n");
+    char target[256];
+    ssize_t tn = readlink(link, target, sizeof(target) - 1);
+    assert_true(tn > 0);                            /* still a link */
+    unlink(link);
+    snprintf(link, sizeof(link), "%s/nodir/x.conf", tmpdir);
+    assert_int_equal(config_rewrite(&cfg, link, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "cannot write"));
+    config_deinit(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -759,6 +943,12 @@ int main(void)
         cmocka_unit_test(test_parse_memory),
         cmocka_unit_test(test_config_get),
         cmocka_unit_test(test_print_help),
+        cmocka_unit_test(test_set_verbatim),
+        cmocka_unit_test(test_copy_options),
+        cmocka_unit_test(test_rewrite_unchanged),
+        cmocka_unit_test(test_rewrite_changes),
+        cmocka_unit_test(test_rewrite_no_file),
+        cmocka_unit_test(test_rewrite_file),
     };
     return cmocka_run_group_tests_name("config", tests, group_setup, group_teardown);
 }
