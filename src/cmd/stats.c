@@ -12,6 +12,7 @@
  * many periods, the first with what was counted since the last sample and the others with nothing — the
  * figures a timer gives, since what is counted happens when commands run (inst_push).
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -164,7 +165,8 @@ static void slowlog_entry_free(slowlog_entry_t *e)
 /*
  * Arguments the slow log never keeps, as redis's redactClientCommandArgument: every argument of AUTH,
  * the user and password after HELLO's AUTH, the password after MIGRATE's AUTH and the user and password
- * after its AUTH2 (MIGRATE reaches an upstream by passthrough). A redacted argument reads "(redacted)".
+ * after its AUTH2 (MIGRATE reaches an upstream by passthrough), the value of a secret option in CONFIG SET
+ * (requirepass, tls-key-file-pass...). A redacted argument reads "(redacted)".
  * Marks those among the first nmark in mark[].
  */
 #define SLOWLOG_ARGS_MAX 32
@@ -185,6 +187,17 @@ static void slowlog_redact(int argc, const bytes_t *argv, char *mark, int nmark)
             } else if (bytes_eq_nocase(argv[i], "setname") && i + 1 < argc) {
                 i++;
             }
+        }
+    } else if (bytes_eq_nocase(argv[0], "config") && argc >= 4 && bytes_eq_nocase(argv[1], "set")) {
+        for (int i = 2; i + 1 < argc; i += 2) {
+            char name[64];
+            if (argv[i].len >= sizeof(name))
+                continue;
+            memcpy(name, argv[i].ptr, argv[i].len);
+            name[argv[i].len] = '\0';
+            for (char *p = name; *p; p++)
+                *p = (char)tolower((unsigned char)*p);
+            redact[i + 1] = (char)config_is_secret(name);
         }
     } else if (bytes_eq_nocase(argv[0], "migrate")) {
         for (int i = 6; i < argc; i++) {

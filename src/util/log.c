@@ -12,8 +12,10 @@ static FILE *log_file;
 int log_setup(int level, const char *path)
 {
     log_level = level;
-    if (path == NULL || path[0] == '\0')
+    if (path == NULL || path[0] == '\0') {
+        log_teardown();             /* back to stderr */
         return 0;
+    }
     FILE *f = fopen(path, "a");
     if (f == NULL)
         return -1;
