@@ -339,8 +339,11 @@ int main(int argc, char **argv)
     const char *path = NULL;
     int argi = 1, test_only = 0;
 
-    if (argc > 1 && strcmp(argv[1], "--ping") == 0)      /* a probe: no config, no log (main_ping.h) */
-        return main_ping(argc - 1, argv + 1);
+    /* a probe: no config, no log (main_ping.h); a config file before it (an image's ENTRYPOINT) is ignored */
+    int ping_at = argc > 1 && strcmp(argv[1], "--ping") == 0 ? 1 :
+                  argc > 2 && argv[1][0] != '-' && strcmp(argv[2], "--ping") == 0 ? 2 : 0;
+    if (ping_at > 0)
+        return main_ping(argc - ping_at, argv + ping_at);
     config_init(&cfg);
     /* -t / --test-config may stand anywhere: take it out before the options are read */
     for (int i = 1, j = 1; i < argc; i++) {
