@@ -49,6 +49,9 @@ man-db
 systemd
 nutcracker
 gnuplot-nox
+podman
+runc
+iproute2
 "
 
 # The Node.js clients of the tests (ioredis, node-redis, tests/clients/node) need node and npm: Debian's,
