@@ -21,7 +21,10 @@ NODE_STAMP=$NODE_DIR/node_modules/.installed-package-lock.json
 # Build: compiler and pkg-config, then one -dev package per library in the Makefile's LIBS_PC.
 # Tests: cmocka (unit), a real redis and python (integration, compared against redis), procps (pgrep),
 # valgrind (make test VALGRIND=1, and the valgrind smoke of make test), faketime (a daemon whose clock
-# differs from the upstream's).
+# differs from the upstream's). The container image and its tests (make image,
+# tests/integration/test_container.py): podman with runc (Debian's podman prefers crun, which fails on
+# hosts with hybrid cgroups; the tests pass --runtime runc), and iproute2 (ip netns: the static binary's
+# DNS lookup is tested against a responder of its own).
 PACKAGES="
 build-essential
 pkg-config
