@@ -179,7 +179,7 @@ uninstall:
 #   make static    build-static/cachetoryd: one stripped, statically linked binary (objects in build-static/)
 #   make image     localhost/cachetoryd:latest from the Containerfile, with podman (or docker where its
 #                  daemon answers), FROM scratch: nothing is pulled from a registry
-#   make clean BUILD=build-static   removes the static build
+#   rm -rf build-static             removes them (the objects are the plain build's, in build/)
 #
 # Host names without NSS plugins: glibc (2.34 and later) has its "files" and "dns" lookups built into libc,
 # so the static binary's getaddrinfo reads /etc/hosts and asks resolv.conf's servers in an image that holds
@@ -188,7 +188,8 @@ uninstall:
 # in an empty chroot: a name from /etc/hosts, and a name answered by a DNS server on 127.0.0.1:53 in a
 # network namespace of its own.
 STATIC_BUILD  ?= build-static
-STATIC_OBJ    := $(SRC:%.c=$(STATIC_BUILD)/%.o)
+# the plain build's objects (build/, same flags): only the link differs
+STATIC_OBJ    := $(SRC:%.c=build/%.o)
 # Debian's static archives: libuv's is libuv_a.a; the rest are the usual lib*.a
 STATIC_LDLIBS := -l:libuv_a.a -lhiredis -lz -lzstd -lmsgpackc -linih -lssl -lcrypto -lpthread -ldl -lrt -lm
 IMAGE         ?= localhost/cachetoryd:latest
@@ -197,22 +198,20 @@ CONTAINER_ENGINE ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || 
                       { docker info >/dev/null 2>&1 && echo docker; })
 .PHONY: static image
 
-static: $(STATIC_BUILD)/cachetoryd
+# the objects come from the plain build, whatever SANITIZER says
+static:
+	$(Q)$(MAKE) --no-print-directory BUILD=build SANITIZER= $(STATIC_BUILD)/cachetoryd
 
 $(STATIC_BUILD)/cachetoryd: $(STATIC_OBJ)
+	@mkdir -p $(dir $@)
 	@echo "  LINK  $@ (static)"
 	$(Q)$(CC) -static $(LDFLAGS) -o $@ $^ $(STATIC_LDLIBS) $(LDLIBS) 2>$@.ld.log || { cat $@.ld.log >&2; exit 1; }
 	$(Q)grep -v -e 'statically linked applications requires at runtime' -e 'in function' $@.ld.log >&2 || true
 	$(Q)strip $@
 
-$(STATIC_BUILD)/%.o: %.c | pc-check
-	@mkdir -p $(dir $@)
-	@echo "  CC    $< (static)"
-	$(Q)$(CC) $(PROJ_CFLAGS) $(CFLAGS) -c -o $@ $<
-
 # The context holds only what the Containerfile copies, at the same paths as in the source tree (so
 # `podman build -f Containerfile .` after `make static` works too); no registry is asked (--pull=never).
-image: $(STATIC_BUILD)/cachetoryd conf/container.conf Containerfile
+image: static
 	@if [ -z "$(CONTAINER_ENGINE)" ]; then \
 	    echo "error: neither podman nor a running docker found (scripts/install-deps.sh installs podman)" >&2; \
 	    exit 1; \
@@ -223,8 +222,6 @@ image: $(STATIC_BUILD)/cachetoryd conf/container.conf Containerfile
 	$(CONTAINER_ENGINE) build $(if $(filter podman,$(CONTAINER_ENGINE)),--pull=never --layers=false) \
 	    --build-arg STATIC_BUILD=$(STATIC_BUILD) -t $(IMAGE) -f Containerfile $(STATIC_BUILD)/context
 	@$(CONTAINER_ENGINE) image inspect --format '$(IMAGE): {{.Size}} bytes' $(IMAGE)
-
--include $(STATIC_OBJ:.o=.d)
 
 clean:
 	rm -rf $(BUILD) build-address build-undefined build-address-undefined

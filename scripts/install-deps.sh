@@ -23,7 +23,8 @@ NODE_STAMP=$NODE_DIR/node_modules/.installed-package-lock.json
 # valgrind (make test VALGRIND=1, and the valgrind smoke of make test), faketime (a daemon whose clock
 # differs from the upstream's). The container image and its tests (make image,
 # tests/integration/test_container.py): podman with runc (Debian's podman prefers crun, which fails on
-# hosts with hybrid cgroups; the tests pass --runtime runc), and iproute2 (ip netns: the static binary's
+# hosts with hybrid cgroups; the tests pass --runtime runc), catatonit (the pause process of the pods
+# that podman kube play makes, built locally: no registry is reached), and iproute2 (ip netns: the static binary's
 # DNS lookup is tested against a responder of its own).
 PACKAGES="
 build-essential
@@ -54,6 +55,7 @@ nutcracker
 gnuplot-nox
 podman
 runc
+catatonit
 iproute2
 "
 
