@@ -24,8 +24,9 @@ NODE_STAMP=$NODE_DIR/node_modules/.installed-package-lock.json
 # differs from the upstream's). The container image and its tests (make image,
 # tests/integration/test_container.py): podman with runc (Debian's podman prefers crun, which fails on
 # hosts with hybrid cgroups; the tests pass --runtime runc), catatonit (the pause process of the pods
-# that podman kube play makes, built locally: no registry is reached), and iproute2 (ip netns: the static binary's
-# DNS lookup is tested against a responder of its own).
+# that podman kube play makes, built locally: no registry is reached), iproute2 (ip brings up the
+# loopback of the network namespace where the static binary's DNS lookup meets a responder of the
+# test's own) and python3-yaml (the test reads deploy/kubernetes.yaml).
 PACKAGES="
 build-essential
 pkg-config
@@ -44,6 +45,7 @@ python3-redis
 python3-pytest
 python3-msgpack
 python3-zstd
+python3-yaml
 zstd
 procps
 valgrind

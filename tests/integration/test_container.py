@@ -338,7 +338,7 @@ def _kube_variant(tools, image, name, password):
     as a value: podman 4.3 has no Secret kind; and the URL gets it as Kubernetes would put it there), the sidecar among the containers (podman 4.3 runs an init
     container to its end before the others, whatever its restartPolicy), the upstream a redis container
     of the pod, the app a container with redis-cli."""
-    yaml = pytest.importorskip("yaml")
+    import yaml                                     # python3-yaml (scripts/install-deps.sh)
     with open(os.path.join(REPO, "deploy", "kubernetes.yaml")) as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
     secret = next(d for d in docs if d["kind"] == "Secret")
