@@ -21,7 +21,12 @@ NODE_STAMP=$NODE_DIR/node_modules/.installed-package-lock.json
 # Build: compiler and pkg-config, then one -dev package per library in the Makefile's LIBS_PC.
 # Tests: cmocka (unit), a real redis and python (integration, compared against redis), procps (pgrep),
 # valgrind (make test VALGRIND=1, and the valgrind smoke of make test), faketime (a daemon whose clock
-# differs from the upstream's).
+# differs from the upstream's). The container image and its tests (make image,
+# tests/integration/test_container.py): podman with runc (Debian's podman prefers crun, which fails on
+# hosts with hybrid cgroups; the tests pass --runtime runc), catatonit (the pause process of the pods
+# that podman kube play makes, built locally: no registry is reached), iproute2 (ip brings up the
+# loopback of the network namespace where the static binary's DNS lookup meets a responder of the
+# test's own) and python3-yaml (the test reads deploy/kubernetes.yaml).
 PACKAGES="
 build-essential
 pkg-config
@@ -40,6 +45,7 @@ python3-redis
 python3-pytest
 python3-msgpack
 python3-zstd
+python3-yaml
 zstd
 procps
 valgrind
@@ -49,6 +55,10 @@ man-db
 systemd
 nutcracker
 gnuplot-nox
+podman
+runc
+catatonit
+iproute2
 "
 
 # The Node.js clients of the tests (ioredis, node-redis, tests/clients/node) need node and npm: Debian's,
