@@ -99,6 +99,7 @@ typedef struct config {
     int upstream_connect_timeout;       /* ms */
     int upstream_command_timeout;       /* ms */
     int upstream_retry_max;             /* ms, the longest reconnection backoff */
+    char *upstream_password_file;       /* the upstream's password is this file's content, or NULL / "" */
     int passthrough;                    /* forward the commands of other types to the upstream */
     int passthrough_scripts;            /* enum config_passthrough_scripts */
     int cluster_cross_slot_writes;      /* enum config_cross_slot */

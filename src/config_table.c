@@ -191,6 +191,9 @@ const config_option_t config_options[] = {
       CONFIG_LIVE },
     { "upstream-retry-max", "upstream", CONFIG_INT, F(upstream_retry_max), 1, 600000, NULL, "2000",
       "longest wait between reconnection attempts, in milliseconds (the wait doubles from 50 ms)", CONFIG_LIVE },
+    { "upstream-password-file", "upstream", CONFIG_STRING, F(upstream_password_file), 0, 0, NULL, "",
+      "a file whose content is the upstream's password (a mounted secret), instead of one in the backend URL: "
+      "read at start and again on SIGHUP (a changed password reconnects); empty = none" },
     { "passthrough", "upstream", CONFIG_BOOL, F(passthrough), 0, 1, NULL, "no",
       "forward the commands of other types (hashes, lists, sets, streams...) to the upstream as they are; "
       "string values always go through the serializer, and connection, blocking and admin commands are never "

@@ -186,6 +186,36 @@ static int reload_backend(const config_t *next, char *err, size_t errlen)
     return 0;
 }
 
+/*
+ * upstream-password-file's content when the running backend was made. A reload reads the file again and
+ * makes a new backend when it changed (a rotated secret), so that new connections authenticate with the
+ * new password; a changed path needs a restart, as for any option that is not live.
+ */
+static char *password_seen;
+
+static int str_same(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+static char *password_now(const config_t *c)
+{
+    char why[512];
+    if (c->upstream_password_file == NULL || c->upstream_password_file[0] == '\0')
+        return NULL;
+    return backend_read_password_file(c->upstream_password_file, why, sizeof(why));
+}
+
+static int password_changed(const config_t *next)
+{
+    if (!str_same(cfg.upstream_password_file, next->upstream_password_file))
+        return 0;
+    char *now = password_now(next);
+    int changed = now != NULL && (password_seen == NULL || strcmp(now, password_seen) != 0);
+    mem_free(now);
+    return changed;
+}
+
 /* An option's value as a log line may show it: URLs redacted, secrets not at all. A new string. */
 static char *reload_shown(const char *name, const char *value)
 {
@@ -341,10 +371,15 @@ static void on_reload(uv_signal_t *h, int signum)
         notify_send("READY=1");
         return;
     }
-    if (strcmp(cfg.backend, next.backend) != 0 || cfg.upstream_pool_size != next.upstream_pool_size) {
+    int new_password = password_changed(&next);
+    if (strcmp(cfg.backend, next.backend) != 0 || cfg.upstream_pool_size != next.upstream_pool_size || new_password) {
         if (reload_backend(&next, err, sizeof(err)) < 0) {
             log_warn("reload: %s", err);
         } else {
+            if (new_password)
+                log_notice("reload: upstream-password-file changed: new upstream connections use the new password");
+            mem_free(password_seen);
+            password_seen = password_now(&next);
             char *shown = url_redact(next.backend);
             log_notice("reload: backend is now '%s' with %d connections", shown, next.upstream_pool_size);
             mem_free(shown);
@@ -455,6 +490,7 @@ int main(int argc, char **argv)
     }
     uv_loop_t *loop = uv_default_loop();
     backend = backend_create(&cfg, loop, err, sizeof(err));
+    password_seen = password_now(&cfg);
     if (backend == NULL) {
         fprintf(stderr, "cachetoryd: %s\n", err);
         config_deinit(&cfg);
@@ -574,6 +610,7 @@ int main(int argc, char **argv)
         unlink(cfg.pidfile);
     cache_destroy(cache);
     config_deinit(&cfg);
+    mem_free(password_seen);
     log_notice("bye");
     log_teardown();
     return 0;

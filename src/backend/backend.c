@@ -1,6 +1,7 @@
 /* Backend selection by URL scheme, and the wrappers of the optional vtable entries. */
 #include "backend/backend.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,6 +20,35 @@ static int url_is_upstream(const char *url)
 int backend_url_forwards(const char *url)
 {
     return url_is_upstream(url);
+}
+
+char *backend_read_password_file(const char *path, char *err, size_t errlen)
+{
+    char buf[4098];
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(err, errlen, "upstream-password-file '%s': %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t n = fread(buf, 1, sizeof(buf), f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        snprintf(err, errlen, "upstream-password-file '%s': cannot be read", path);
+        return NULL;
+    }
+    if (n > 0 && buf[n - 1] == '\n')
+        n--;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    const char *why = n == 0 ? "is empty" : n > 4096 ? "is longer than 4096 bytes"
+                    : memchr(buf, '\0', n) || memchr(buf, '\n', n) || memchr(buf, '\r', n)
+                        ? "holds a NUL byte or a line break: the password is the file's one line" : NULL;
+    if (why != NULL) {
+        snprintf(err, errlen, "upstream-password-file '%s' %s", path, why);
+        return NULL;
+    }
+    return mem_strndup(buf, n);
 }
 
 /* The error of a backend that could not be created quotes its URL: redacted here, for every backend. */

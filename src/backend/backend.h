@@ -253,6 +253,11 @@ static inline int backend_forwards(const backend_t *b)
  * backend a reload can replace while clients stay connected. */
 int backend_url_forwards(const char *url);
 
+/* The upstream password kept in file path (upstream-password-file: a mounted secret): its content without
+ * one trailing newline, a new string; NULL with err naming the file when it cannot be read, is empty, is
+ * longer than 4096 bytes or holds a NUL or a line break inside. */
+char *backend_read_password_file(const char *path, char *err, size_t errlen);
+
 /* Append the fields of INFO section ("memory", "stats", "keyspace", "upstream"...) to out. 0, or -1 when
  * the backend reports no INFO at all (then out is unchanged: the caller shows its defaults). */
 int backend_info(backend_t *b, const char *section, buf_t *out);

@@ -333,11 +333,11 @@ def test_image_size_run_and_set_get(podman, image, tmp_path):
 
 # ---- the Kubernetes example -----------------------------------------------------------------------
 
-def _kube_variant(tools, image, name, password):
-    """deploy/kubernetes.yaml for podman kube play: the Deployment only (its env takes the password
-    as a value: podman 4.3 has no Secret kind; and the URL gets it as Kubernetes would put it there), the sidecar among the containers (podman 4.3 runs an init
-    container to its end before the others, whatever its restartPolicy), the upstream a redis container
-    of the pod, the app a container with redis-cli."""
+def _kube_variant(tools, image, name, password, secret_dir):
+    """deploy/kubernetes.yaml for podman kube play: the Deployment only (podman 4.3 has no Secret kind:
+    the secret volume becomes a hostPath directory holding the same file, secret_dir), the sidecar among
+    the containers (podman 4.3 runs an init container to its end before the others, whatever its
+    restartPolicy), the upstream a redis container of the pod, the app a container with redis-cli."""
     import yaml                                     # python3-yaml (scripts/install-deps.sh)
     with open(os.path.join(REPO, "deploy", "kubernetes.yaml")) as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
@@ -350,14 +350,22 @@ def _kube_variant(tools, image, name, password):
     assert any("127.0.0.1:6380" in str(e.get("value")) for e in spec["containers"][0]["env"])
     del side["restartPolicy"]
     side["image"] = image
-    env = side["env"][0]
-    assert env["valueFrom"]["secretKeyRef"]["name"] == "cachetoryd-upstream"
-    side["env"] = [{"name": env["name"], "value": password}]
+    vol = next(v for v in spec["volumes"] if v["name"] == "upstream-secret")
+    assert vol["secret"]["secretName"] == "cachetoryd-upstream"
+    key = next(iter(secret["stringData"]))
+    mount = next(m for m in side["volumeMounts"] if m["name"] == "upstream-secret")
+    i = side["args"].index("--upstream-password-file")
+    assert side["args"][i + 1] == mount["mountPath"] + "/" + key
+    os.makedirs(secret_dir, exist_ok=True)
+    with open(os.path.join(secret_dir, key), "w") as f:
+        f.write(password + "\n")
+    os.chmod(os.path.join(secret_dir, key), 0o644)
+    os.chmod(secret_dir, 0o755)
+    del vol["secret"]
+    vol["hostPath"] = {"path": str(secret_dir), "type": "Directory"}
     i = side["args"].index("--backend")
-    assert side["args"][i + 1] == "redis://:$(REDIS_PASSWORD)@redis:6379/0"
-    # Kubernetes puts the variable's value in place of $(REDIS_PASSWORD); podman 4.3 leaves the text as it
-    # is (the sidecar then gets WRONGPASS, and its --upstream readiness probe fails): do it here
-    side["args"][i + 1] = "redis://:%s@127.0.0.1:6379/0" % password
+    assert side["args"][i + 1] == "redis://redis:6379/0"
+    side["args"][i + 1] = "redis://127.0.0.1:6379/0"     # the pod's redis container: the same loopback
     app = spec["containers"][0]
     app["image"] = tools
     app["command"] = ["/usr/bin/sleep", "300"]
@@ -375,7 +383,7 @@ def test_kube_play_sidecar_compresses_into_redis(podman, image, tools_image, tmp
     name = "ctest" + SUFFIX
     password = "pw-" + SUFFIX
     manifest = tmp_path / "pod.yaml"
-    manifest.write_text(_kube_variant(tools_image, image, name, password))
+    manifest.write_text(_kube_variant(tools_image, image, name, password, tmp_path / "secret"))
     try:
         podman.run("kube", "play", str(manifest), timeout=180)
         # a Deployment's pod is NAME-pod-0 for podman 4.3, NAME-pod for later ones

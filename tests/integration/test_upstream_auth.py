@@ -51,3 +51,56 @@ def test_bad_credentials_give_upstream_errors(start_daemon, upstreams, password)
     assert c.cmd("PING") == "PONG", "cachetoryd itself should still answer"
     assert up.client(0).dbsize() == 0
     assert d.alive()
+
+
+def test_password_file(start_daemon, upstreams, tmp_path):
+    """upstream-password-file: the password from a file (a mounted secret, one line, a trailing newline
+    ignored), never in the URL; a rotated secret is read again on SIGHUP and new connections use it."""
+    import os
+    import signal
+    from upstream_support import wait_for
+    up = upstreams(password=PW)
+    pw = tmp_path / "redis-password"
+    pw.write_text(PW + "\n")
+    d = proxy(start_daemon, up, "zstd://", url=up.url(password=False), upstream_password_file=str(pw))
+    c = d.conn()
+    assert c.cmd("SET", "k", b"from a file") == "OK"
+    assert c.cmd("GET", "k") == b"from a file"
+    assert PW not in " ".join(c.cmd("CONFIG", "GET", "backend")[1].decode().split())
+    # rotation: the upstream's password changes, then the file, then SIGHUP
+    with up.conn() as direct:
+        assert direct.cmd("CONFIG", "SET", "requirepass", "rotated-pw") == "OK"
+        assert direct.cmd("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes") >= 1
+    pw.write_text("rotated-pw")
+    os.kill(d.pid, signal.SIGHUP)
+    assert wait_for(lambda: c.cmd("SET", "k2", b"after rotation") == "OK", 10)
+    assert c.cmd("GET", "k2") == b"after rotation"
+    assert "upstream-password-file changed" in d.log_tail(20000)
+    assert "rotated-pw" not in d.log_tail(20000) and PW not in d.log_tail(20000)
+
+
+@pytest.mark.parametrize("content,why", [
+    (None, "No such file"), ("", "is empty"), ("a\nb\n", "line break"), ("x" * 5000, "longer than 4096")])
+def test_password_file_refused(upstreams, tmp_path, content, why):
+    import subprocess
+    import conftest
+    up = upstreams(password=PW)
+    pw = tmp_path / "pw"
+    if content is not None:
+        pw.write_text(content)
+    p = subprocess.run([str(conftest.BIN), "-t", "--backend", up.url(password=False), "--upstream-password-file",
+                        str(pw)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=20)
+    out = p.stdout.decode()
+    assert p.returncode == 1 and "upstream-password-file '%s'" % pw in out and why in out, out
+
+
+def test_password_in_url_and_file_refused(upstreams, tmp_path):
+    import subprocess
+    import conftest
+    up = upstreams(password=PW)
+    pw = tmp_path / "pw"
+    pw.write_text(PW)
+    p = subprocess.run([str(conftest.BIN), "-t", "--backend", up.url(), "--upstream-password-file", str(pw)],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=20)
+    out = p.stdout.decode()
+    assert p.returncode == 1 and "give it in one place" in out and PW not in out, out

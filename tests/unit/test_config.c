@@ -671,7 +671,7 @@ static void test_config_get(void **state)
     assert_int_equal(c.n, 0);
     assert_string_equal(get(&cfg, "appendonly", &c), "");
     get(&cfg, "*", &c);
-    assert_int_equal(c.n, 58);
+    assert_int_equal(c.n, 59);
     assert_string_equal(get(&cfg, "?ort", &c), "port=6380;");
     assert_string_equal(get(&cfg, "[pq]ort", &c), "port=6380;");
     assert_string_equal(get(&cfg, "[^p]ort", &c), "");
@@ -692,7 +692,7 @@ static void test_config_get(void **state)
     assert_string_equal(get(&cfg, "*[h]z", &c), "hz=10;");
     assert_string_equal(get(&cfg, "*e*o*", &c), "timeout=0;client-output-buffer-limit=1073741824;metrics-port=0;"
                         "maxmemory=0;maxmemory-policy=allkeys-lru;upstream-pool-size=4;"
-                        "upstream-connect-timeout=1000;upstream-command-timeout=2000;"
+                        "upstream-connect-timeout=1000;upstream-command-timeout=2000;upstream-password-file=;"
                         "cluster-cross-slot-writes=error;read-from=master;tls-session-caching=yes;"
                         "tls-session-cache-size=20480;tls-session-cache-timeout=300;tls-handshake-timeout=10000;");
     assert_string_equal(get(&cfg, "p**t", &c), "port=6380;");

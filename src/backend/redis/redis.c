@@ -559,6 +559,19 @@ backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, siz
     tls = NULL;
     up->user = u.user ? mem_strdup(u.user) : NULL;
     up->password = u.password ? mem_strdup(u.password) : NULL;
+    if (cfg->upstream_password_file != NULL && cfg->upstream_password_file[0] != '\0') {
+        if (up->password != NULL) {
+            snprintf(err, errlen, "backend '%s': a password in the URL and upstream-password-file: give it in one "
+                     "place", cfg->backend);
+            up_free(up);
+            goto fail;
+        }
+        if ((up->password = backend_read_password_file(cfg->upstream_password_file, why, sizeof(why))) == NULL) {
+            snprintf(err, errlen, "%s", why);
+            up_free(up);
+            goto fail;
+        }
+    }
     up->db = (int)db;
     up->base.default_db = up->db;
     up->npool = cfg->upstream_pool_size;
