@@ -104,7 +104,7 @@ static void memory_set(memory_backend_t *m, const backend_op_t *op, backend_resu
     store_entry_t *e = NULL;
     if (op->flags & (BE_GETOLD | BE_NX | BE_XX))
         e = store_lookup(m->store, op->db, op->key.ptr, op->key.len,
-                         (op->flags & BE_GETOLD) ? 0 : STORE_LOOKUP_NOTOUCH);
+                         (op->flags & BE_GETOLD) ? 0 : STORE_LOOKUP_NOTOUCH | STORE_LOOKUP_NOSTATS);
 
     if (e != NULL && (op->flags & BE_GETOLD)) {
         size_t vlen;
@@ -181,7 +181,7 @@ static void memory_count(memory_backend_t *m, const backend_op_t *op, backend_re
  * infinite TTL for GT and LT. */
 static void memory_expire(memory_backend_t *m, const backend_op_t *op, backend_result_t *res)
 {
-    store_entry_t *e = store_lookup(m->store, op->db, op->key.ptr, op->key.len, STORE_LOOKUP_NOTOUCH);
+    store_entry_t *e = store_lookup(m->store, op->db, op->key.ptr, op->key.len, STORE_LOOKUP_NOTOUCH | STORE_LOOKUP_NOSTATS);
     unsigned f = op->flags;
 
     res->integer = 0;
@@ -334,7 +334,7 @@ static void memory_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, 
     case BE_RENAME: {
         if (op->key.len == op->key2.len && memcmp(op->key.ptr, op->key2.ptr, op->key.len) == 0) {
             /* redis: renaming a key onto itself is OK (RENAMENX: 0) if it exists */
-            if (store_lookup(m->store, op->db, op->key.ptr, op->key.len, STORE_LOOKUP_NOTOUCH) == NULL) {
+            if (store_lookup(m->store, op->db, op->key.ptr, op->key.len, STORE_LOOKUP_NOTOUCH | STORE_LOOKUP_NOSTATS) == NULL) {
                 res.status = BE_ERR;
                 res.err = "ERR no such key";
             }
@@ -447,7 +447,7 @@ static void memory_watch(backend_t *b, backend_watch_t **w, int db, bytes_t key)
 {
     memory_backend_t *m = (memory_backend_t *)b;
 
-    (void)store_lookup(m->store, db, key.ptr, key.len, STORE_LOOKUP_NOTOUCH);
+    (void)store_lookup(m->store, db, key.ptr, key.len, STORE_LOOKUP_NOTOUCH | STORE_LOOKUP_NOSTATS);
     watch_add(m->watches, w, db, key.ptr, key.len);
 }
 

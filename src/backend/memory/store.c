@@ -257,13 +257,13 @@ store_entry_t *store_lookup(store_t *s, int db, const char *key, size_t klen, in
     dict_pos_t pos;
     store_entry_t *e = lookup_live(s, get_db(s, db), key, klen, &pos);
 
-    if (!(flags & STORE_LOOKUP_NOTOUCH)) {
-        if (e) {
-            store__touch(s, e);
+    if (e && !(flags & STORE_LOOKUP_NOTOUCH))
+        store__touch(s, e);
+    if (!(flags & STORE_LOOKUP_NOSTATS)) {
+        if (e)
             s->stats.keyspace_hits++;
-        } else {
+        else
             s->stats.keyspace_misses++;
-        }
     }
     return e;
 }

@@ -51,7 +51,8 @@ typedef struct store_stats {
 } store_stats_t;
 
 /* Lookup flags. */
-#define STORE_LOOKUP_NOTOUCH  1     /* do not update LRU/LFU, do not count a hit or miss (TYPE, TTL, SCAN...) */
+#define STORE_LOOKUP_NOTOUCH  1     /* do not update LRU/LFU (TYPE, TTL, EXISTS: Redis's LOOKUP_NOTOUCH) */
+#define STORE_LOOKUP_NOSTATS  2     /* do not count a hit or miss (a write's lookup: Redis's lookupKeyWrite) */
 
 /* store_set flags. */
 #define STORE_SET_KEEPTTL     1     /* an existing key keeps its expiry; expire_at is ignored if so */
