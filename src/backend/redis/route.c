@@ -2,7 +2,8 @@
  * backend/redis/route: a Redis Cluster behind the backend (redis+cluster://host:port,host:port...).
  *
  * The slot map: which master serves each of the 16384 slots, asked with CLUSTER SLOTS from any node at
- * start, again when Redis answers MOVED, when a connection to a node is lost, and every
+ * start, again when Redis answers MOVED, when a connection to a node is lost, while commands fail because
+ * their node is down (up_conn_down_error: a replica may have taken its slots over), and every
  * ROUTE_REFRESH_MS. Nodes are created as the map names them (upstream-pool-size connections each). A
  * slot not known yet goes to any node: Redis answers MOVED and the command follows it.
  *
