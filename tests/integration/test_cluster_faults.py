@@ -9,6 +9,7 @@ import time
 import pytest
 import redis
 
+import conftest
 from cluster_support import fresh_cluster  # noqa: F401  (the fixture)
 from helpers import report_figure
 
@@ -119,8 +120,9 @@ def test_killed_master_recovers_without_restart(start_daemon, fresh_cluster):
     d = start_daemon(backend=cl.seed_url(), serializer="zstd://")
     with Load(d.port) as load:
         wait_ops(load, 300)
+        victim = cl.masters()[0]
         killed_at = time.monotonic()
-        new, took = cl.kill_master(cl.masters()[0])
+        new, took = cl.kill_master(victim)
         # once the cluster has promoted the replica, the daemon follows within a map refresh or two
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
@@ -137,5 +139,15 @@ def test_killed_master_recovers_without_restart(start_daemon, fresh_cluster):
     report_figure("cluster killed master: seconds of client-visible errors", round(last_error - killed_at, 2), "s")
     report_figure("cluster killed master: acknowledged writes lost (asynchronous replication)", len(missing))
     assert not late, "errors after recovery: %s" % late[:5]
-    assert all("upstream" in e[1] or "CLUSTERDOWN" in e[1] for e in load.errors), load.errors[:5]
-    assert last_error - killed_at < took + 3, "errors went on %.1f s after the promotion" % (last_error - killed_at - took)
+    # Until the promotion two errors are expected, and only these: the daemon's own for a command whose slot
+    # is the dead master's ("upstream HOST:PORT: connection refused", its node named), and Redis's
+    # CLUSTERDOWN for the other masters' slots (cluster-require-full-coverage: every node refuses keyed
+    # commands while a slot has no master). Anything else (EXECABORT for an INCR, a redirection, an error
+    # naming a live node, a connection to the daemon closed) is a fault of the daemon.
+    down = "upstream %s: " % victim.name
+    odd = [e for e in load.errors if down not in e[1] and "CLUSTERDOWN" not in e[1]]
+    assert not odd, "errors other than %r and CLUSTERDOWN: %s" % (down, odd[:5])
+    # while commands fail for the dead node the slot map is asked again every 100 ms, so the daemon follows
+    # the promotion within about that (not at its next reconnection to the dead node, ~1.5 s later)
+    assert last_error - killed_at < took + 1.0 * conftest.SLOW, \
+        "errors went on %.2f s after the promotion" % (last_error - killed_at - took)
