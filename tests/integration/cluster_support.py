@@ -27,6 +27,10 @@ Shared pieces of the Redis Cluster (redis+cluster:// backend) tests; this module
   fresh_cluster        fixture (function scope): a factory fresh_cluster(**Cluster options) -> a new started
                        Cluster, stopped when the test ends.
   cluster_tls          fixture (module scope): a Cluster with TLS ports too.
+  FakeClusterNode      a loopback server answering as a cluster node (strings, MULTI / EXEC, CLUSTER SLOTS
+                       as the test sets it) with a hook that may answer any command otherwise: for what
+                       a real cluster gives no handle on, as an EXEC redirected after its commands were
+                       queued. resp(v) is a value as a RESP2 reply.
 
 Importing the fixtures into a test module (`from cluster_support import cluster, fresh_cluster`) makes them
 usable there.
@@ -48,8 +52,10 @@ master is killed and restarted; the time each step took is printed.
 """
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 if __name__ == "__main__":          # run by hand: the suite's modules are next to this file
@@ -850,6 +856,147 @@ class Cluster:
 
     def __repr__(self):
         return "<Cluster %s>" % ", ".join(repr(n) for n in self.nodes)
+
+
+# -- a scripted node ------------------------------------------------------------------------------
+
+def resp(v):
+    """v as a RESP2 reply: bytes -> bulk, None -> nil, int -> integer, list -> array, Err -> error,
+    str -> status."""
+    if v is None:
+        return b"$-1\r\n"
+    if isinstance(v, Err):
+        return b"-%s\r\n" % str(v).encode()
+    if isinstance(v, str):
+        return b"+%s\r\n" % v.encode()
+    if isinstance(v, bool) or not isinstance(v, (int, bytes, list)):
+        raise TypeError("no RESP form for %r" % (v,))
+    if isinstance(v, int):
+        return b":%d\r\n" % v
+    if isinstance(v, bytes):
+        return b"$%d\r\n%s\r\n" % (len(v), v)
+    return b"*%d\r\n" % len(v) + b"".join(resp(x) for x in v)
+
+
+class FakeClusterNode:
+    """A loopback server that answers as a cluster node whose answers a test decides: for the moments a
+    real cluster gives no handle on (an EXEC redirected after its commands were queued). It keeps string
+    keys (GET, SET, DEL), runs MULTI / EXEC (WATCH accepted, never tripped) and answers CLUSTER SLOTS
+    with slots() (set by the test: [(start, end, node)]). hook(node, argv) runs first for every command:
+    a reply (see resp()) is sent instead, None lets the command run as above. Every command is
+    remembered in seen (lists of bytes). Stopped with stop() (its threads end with their sockets)."""
+
+    def __init__(self, hook=None):
+        self.hook = hook
+        self.slots = lambda: []
+        self.data = {}
+        self.seen = []
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def name(self):
+        return "127.0.0.1:%d" % self.port
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _commands(buf):
+        """The complete commands (arrays of bulk strings) at the start of buf, and what is left."""
+        out = []
+        while buf.startswith(b"*"):
+            end = buf.find(b"\r\n")
+            if end < 0:
+                break
+            n, pos, argv = int(buf[1:end]), end + 2, []
+            for _ in range(n):
+                end = buf.find(b"\r\n", pos)
+                if end < 0 or buf[pos:pos + 1] != b"$":
+                    return out, buf
+                ln = int(buf[pos + 1:end])
+                if len(buf) < end + 2 + ln + 2:
+                    return out, buf
+                argv.append(bytes(buf[end + 2:end + 2 + ln]))
+                pos = end + 2 + ln + 2
+            out.append(argv)
+            buf = buf[pos:]
+        return out, buf
+
+    def _serve(self, c):
+        buf, queued = b"", None
+        while True:
+            try:
+                chunk = c.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            cmds, buf = self._commands(buf + chunk)
+            out = []
+            for argv in cmds:
+                with self.lock:
+                    self.seen.append(argv)
+                    r = self.hook(self, argv) if self.hook else None
+                    name = argv[0].upper()
+                    if r is not None:
+                        if name == b"EXEC":
+                            queued = None        # a refused EXEC ends the transaction, as in Redis
+                    elif name == b"MULTI":
+                        queued, r = [], "OK"
+                    elif name == b"EXEC":
+                        r, queued = [self._run(a) for a in queued or []], None
+                    elif queued is not None:
+                        queued.append(argv)
+                        r = "QUEUED"
+                    else:
+                        r = self._run(argv)
+                out.append(resp(r))
+            try:
+                c.sendall(b"".join(out))
+            except OSError:
+                return
+
+    def _run(self, argv):
+        name = argv[0].upper()
+        if name in (b"PING",):
+            return "PONG"
+        if name in (b"WATCH", b"UNWATCH", b"READONLY", b"ASKING"):
+            return "OK"
+        if name == b"SELECT":
+            return "OK" if argv[1] == b"0" else Err("ERR SELECT is not allowed in cluster mode")
+        if name == b"GET":
+            return self.data.get(argv[1])
+        if name == b"SET":
+            self.data[argv[1]] = argv[2]
+            return "OK"
+        if name == b"DEL":
+            return sum(self.data.pop(k, None) is not None for k in argv[1:])
+        if name == b"CLUSTER" and argv[1].upper() == b"SLOTS":
+            return [[a, b, [b"127.0.0.1", n.port, b"%040d" % n.port]] for a, b, n in self.slots()]
+        return Err("ERR unknown command '%s'" % argv[0].decode("utf-8", "replace"))
+
+    def stop(self):
+        self.stopped = True
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
 
 
 # -- fixtures -------------------------------------------------------------------------------------

@@ -407,6 +407,10 @@ static void conn_handle_reply(up_conn_t *c, redisReply *r)
         if (t->done)
             up_conn_release(c, t);
         break;
+    case SLOT_IGNORE:
+        if (t != NULL && t->kind == TASK_TX && r->type == REDIS_REPLY_ERROR)
+            up_tx_ignored_error(t, r);
+        break;
     case SLOT_TX_EXEC:
         if (t->kind == TASK_BATCH)
             up_batch_exec_reply(c, t, r);

@@ -43,6 +43,10 @@
 
 void up_conn_down_error(const up_conn_t *c, char *err, size_t n)
 {
+    /* a cluster's node that stays down may have been replaced by a replica by now: the map is asked
+     * again (at most every ROUTE_RETRY_MS) as long as commands fail for it, not only when one of its
+     * reconnections fails (with backoff, up to upstream-retry-max after the promotion) */
+    route_map_want(c->up);
     snprintf(err, n, "ERR upstream %s: %s", c->node->name, c->last_error[0] ? c->last_error : "not connected");
 }
 

@@ -92,7 +92,8 @@ struct up_task {
     int sent;                   /* plain: its bytes are on the wire; batch member: it is inside MULTI */
     int reads;                  /* TASK_BATCH: some members read-modify-write, a WATCH + GETs come first */
     int reads_left;             /* TASK_BATCH: replies to those GETs still to come */
-    buf_t olds;                 /* TASK_BATCH: what the GETs brought (up_batch_got_values) */
+    buf_t olds;                 /* TASK_BATCH: what the GETs brought (up_batch_got_values); TASK_TX: the
+                                 * error Redis gave a command of this round (up_tx_ignored_error) */
     int db_start;               /* TASK_BATCH: the connection's database at MULTI */
     int created;                /* TASK_TX update: the key did not exist (BE_NEWTTL: its write sets expire_at) */
     int redirects;              /* cluster: MOVED / ASK followed so far */
@@ -214,7 +215,8 @@ static inline int up_conn_down(const up_conn_t *c)
 
 /* One of the handles closed by the backend's destroy is gone; the last one frees the backend. */
 void up_closed_one(upstream_t *up);
-/* "ERR upstream HOST:PORT: why it is down", for a command that cannot be sent on c. */
+/* "ERR upstream HOST:PORT: why it is down", for a command that cannot be sent on c; on a cluster, the
+ * slot map is wanted again (the slots of a node that is down may have moved to one of its replicas). */
 void up_conn_down_error(const up_conn_t *c, char *err, size_t n);
 /* Submit op on connection c (redis_submit once the connection is chosen; the cluster's parts too). */
 void up_submit_on(upstream_t *up, up_conn_t *c, const backend_op_t *op, backend_cb *cb, void *ctx);
@@ -339,6 +341,9 @@ void up_tx_start(up_conn_t *c, up_task_t *t);
 void up_tx_got_old(up_conn_t *c, up_task_t *t, const redisReply *r);
 /* EXEC answered: the result, or another round if the key changed. */
 void up_tx_exec_reply(up_conn_t *c, up_task_t *t, const redisReply *r);
+/* Redis answered one of the round's WATCH / MULTI / write with error r (not a redirection): kept, for
+ * EXEC's EXECABORT to be reported as that error. */
+void up_tx_ignored_error(up_task_t *t, const redisReply *r);
 /* The write of read-modify-write m (SET key newval KEEPTTL, or with its expiry for a key it creates). */
 void up_tx_send_update_write(up_conn_t *c, up_task_t *owner, const up_task_t *m, int db);
 

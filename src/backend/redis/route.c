@@ -2,7 +2,8 @@
  * backend/redis/route: a Redis Cluster behind the backend (redis+cluster://host:port,host:port...).
  *
  * The slot map: which master serves each of the 16384 slots, asked with CLUSTER SLOTS from any node at
- * start, again when Redis answers MOVED, when a connection to a node is lost, and every
+ * start, again when Redis answers MOVED, when a connection to a node is lost, while commands fail because
+ * their node is down (up_conn_down_error: a replica may have taken its slots over), and every
  * ROUTE_REFRESH_MS. Nodes are created as the map names them (upstream-pool-size connections each). A
  * slot not known yet goes to any node: Redis answers MOVED and the command follows it.
  *
@@ -353,8 +354,21 @@ int route_redirect(up_conn_t *c, up_task_t *t, int kind, const redisReply *r)
 
     if (t == NULL)
         return 0;
+    if (kind == SLOT_TX_EXEC && !t->moved && (how = parse_redirect(r, &slot, host, sizeof(host), &port))) {
+        /* EXEC itself redirected: the slot left the node after the commands were queued, and Redis
+         * discarded the transaction (it checks their keys again at EXEC). As for a queued command
+         * redirected: a read-modify-write runs again where the slot is now, a client's transaction
+         * fails with TRYAGAIN. Never the MOVED / ASK itself to the client. */
+        up->nredirects++;
+        c->node->nredirects++;
+        up_node_t *n = node_get(up, host, port);
+        if (how == 1 && n != NULL)
+            up->slot_node[slot] = (int16_t)n->index;
+        route_map_want(up);
+        t->moved = 1;
+    }
     if (kind == SLOT_TX_EXEC && t->moved) {
-        /* EXEC refused (EXECABORT) because a command inside MULTI was redirected */
+        /* EXEC refused (EXECABORT) because a command inside MULTI was redirected, or redirected itself */
         t->moved = 0;
         if (t->kind == TASK_TX) {
             if (c->active == t)

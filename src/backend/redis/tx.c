@@ -18,6 +18,7 @@
 /* WATCH key, GET key, in the op's database. */
 void up_tx_start(up_conn_t *c, up_task_t *t)
 {
+    buf_reset(&t->olds);            /* no error of this round yet */
     bytes_t watch[2] = { B("WATCH"), t->op.key };
     bytes_t get[2] = { B("GET"), t->op.key };
     up_conn_send_argv(c, t, SLOT_IGNORE, t->op.db, 2, watch);
@@ -92,6 +93,21 @@ void up_tx_got_old(up_conn_t *c, up_task_t *t, const redisReply *r)
     up_conn_send_argv(c, t, SLOT_TX_EXEC, -1, 1, exec);
 }
 
+/*
+ * A command of the round other than GET and EXEC failed: Redis refused the write queued inside MULTI
+ * (CLUSTERDOWN while a cluster fails over, OOM, READONLY, ...), or the WATCH or MULTI. EXEC then answers
+ * EXECABORT ("Transaction discarded because of previous errors"), which means nothing to a client that
+ * sent one INCR or APPEND: the task fails with the first such error instead, as that command would have
+ * failed sent alone. Redirections (MOVED / ASK) are route.c's and never come here.
+ */
+void up_tx_ignored_error(up_task_t *t, const redisReply *r)
+{
+    if (t->olds.len > 0)
+        return;                     /* the first one says why */
+    buf_append(&t->olds, r->str, r->len);
+    buf_append(&t->olds, "", 1);
+}
+
 /* EXEC answered: nil, the key changed (another round); else the write's result, or the fn's. */
 void up_tx_exec_reply(up_conn_t *c, up_task_t *t, const redisReply *r)
 {
@@ -104,7 +120,9 @@ void up_tx_exec_reply(up_conn_t *c, up_task_t *t, const redisReply *r)
         up_tx_start(c, t);
         return;
     }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 1) {
+    if (r->type == REDIS_REPLY_ERROR && t->olds.len > 0) {
+        up_task_fail(t, t->olds.data);  /* EXECABORT: the reason Redis gave the command it refused */
+    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 1) {
         up_task_fail(t, r->type == REDIS_REPLY_ERROR ? r->str : "ERR upstream: unexpected reply to EXEC");
     } else if (t->op.code == BE_UPDATE) {
         if (r->element[0]->type == REDIS_REPLY_ERROR) {
