@@ -425,6 +425,19 @@ static void config_file_fail(config_file_t *cf, const char *reason)
     if (cf->failed)
         return;
     cf->failed = 1;
+    /* the line of a secret option (requirepass = ...) is quoted without its value */
+    char name[64];
+    size_t n = strcspn(cf->text, "= \t");
+    if (n > 0 && n < sizeof(name) && strchr(cf->text, '=') != NULL) {
+        memcpy(name, cf->text, n);
+        name[n] = '\0';
+        for (char *p = name; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        if (config_is_secret(name)) {
+            snprintf(cf->err, cf->errlen, "%s:%d: '%s = (hidden)': %s", cf->path, cf->lineno, name, reason);
+            return;
+        }
+    }
     snprintf(cf->err, cf->errlen, "%s:%d: '%s': %s", cf->path, cf->lineno, cf->text, reason);
 }
 

@@ -25,6 +25,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <ini.h>
+
 #include "config_table.h"
 #include "util/buf.h"
 #include "util/check.h"
@@ -59,7 +61,7 @@ static void rw_value(buf_t *out, const config_t *cfg, const config_option_t *o)
     }
     const char *s = v.data;
     size_t n = strlen(s);
-    int quote = n > 0 && (isspace((unsigned char)s[0]) || isspace((unsigned char)s[n - 1]) ||
+    int quote = n > 0 && (isspace((unsigned char)s[0]) || isspace((unsigned char)s[n - 1]) || s[0] == ';' ||
                           (n >= 2 && (s[0] == '"' || s[0] == '\'') && s[n - 1] == s[0]));
     if (quote)
         buf_printf(out, "\"%s\"", s);
@@ -108,7 +110,7 @@ static int rw_section_index(const char *s, size_t n)
  * one, else an index of config_sections); an option line of a known option that may stand there gets
  * opt and, compared with cfg, replace.
  */
-static void rw_classify(rw_line_t *l, int *section, const config_t *cfg, config_t *scratch)
+static void rw_classify(rw_line_t *l, int first, int *section, const config_t *cfg, config_t *scratch)
 {
     char text[1024];
     size_t n = l->len;
@@ -118,6 +120,9 @@ static void rw_classify(rw_line_t *l, int *section, const config_t *cfg, config_
     memcpy(text, l->start, n);
     text[n] = '\0';
     char *s = text;
+    if (first && n >= 3 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB &&
+        (unsigned char)s[2] == 0xBF)
+        s += 3;     /* the loader skips a UTF-8 byte order mark */
     while (isspace((unsigned char)*s))
         s++;
     while (n > 0 && isspace((unsigned char)text[n - 1]))
@@ -202,7 +207,7 @@ void config_rewrite_text(const config_t *cfg, const char *old, size_t oldlen, bu
         l->start = old + pos;
         l->len = len;
         int was = section;
-        rw_classify(l, &section, cfg, &scratch);
+        rw_classify(l, nlines == 0, &section, cfg, &scratch);
         if (section >= 0 && section != was)
             after[section] = (long)nlines;      /* a header: new options at least after it */
         if (l->opt != NULL) {
@@ -288,14 +293,14 @@ static int rw_replace(const char *path, const char *data, size_t n, mode_t mode)
 {
     char tmp[PATH_MAX];
     const char *slash = strrchr(path, '/');
-    int len = slash ? snprintf(tmp, sizeof(tmp), "%.*s/.%s.rewrite-%d", (int)(slash - path), path, slash + 1,
-                               (int)getpid())
-                    : snprintf(tmp, sizeof(tmp), ".%s.rewrite-%d", path, (int)getpid());
+    int len = slash ? snprintf(tmp, sizeof(tmp), "%.*s/.%s.rewrite-XXXXXX", (int)(slash - path), path, slash + 1)
+                    : snprintf(tmp, sizeof(tmp), ".%s.rewrite-XXXXXX", path);
     if (len < 0 || (size_t)len >= sizeof(tmp)) {
         errno = ENAMETOOLONG;
         return -1;
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    /* a new file of a name nobody could guess (O_EXCL): never one a link placed there points at */
+    int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
         return -1;
     for (size_t done = 0; done < n;) {
@@ -326,6 +331,38 @@ out_unlink:;
     return -1;
 }
 
+/*
+ * Every option's line as the rewrite would write it must read back as the same value: the loader takes
+ * lines of fewer than INI_MAX_LINE characters, and a ';' after a space starts a comment however the value
+ * is quoted. 0, or -1 with err naming the first option that cannot be written (never its value).
+ */
+static int rw_writable(const config_t *cfg, char *err, size_t errlen)
+{
+    buf_t line;
+    int rc = 0;
+
+    buf_init(&line);
+    for (size_t i = 0; i < config_noptions && rc == 0; i++) {
+        buf_reset(&line);
+        rw_option_line(&line, cfg, &config_options[i]);
+        const char *v = line.data + strlen(config_options[i].name) + 3;
+        size_t vlen = line.len - strlen(config_options[i].name) - 3;
+        if (line.len >= INI_MAX_LINE) {
+            snprintf(err, errlen, "the value of %s is too long for a line of the file (at most %d characters "
+                     "with the name); file left unchanged", config_options[i].name, INI_MAX_LINE - 1);
+            rc = -1;
+        }
+        for (size_t k = 1; k < vlen && rc == 0; k++)
+            if (v[k] == ';' && isspace((unsigned char)v[k - 1])) {
+                snprintf(err, errlen, "the value of %s holds a ';' after a space, which the file would read as a "
+                         "comment; file left unchanged", config_options[i].name);
+                rc = -1;
+            }
+    }
+    buf_deinit(&line);
+    return rc;
+}
+
 int config_rewrite(const config_t *cfg, const char *path, char *err, size_t errlen)
 {
     char real[PATH_MAX];
@@ -346,6 +383,8 @@ int config_rewrite(const config_t *cfg, const char *path, char *err, size_t errl
         snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
         goto out;
     }
+    if (rw_writable(cfg, err, errlen) < 0)
+        goto out;
     config_rewrite_text(cfg, old.data, old.len, &out);
     if (rw_replace(path, out.data ? out.data : "", out.len, mode) < 0) {
         snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));

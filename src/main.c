@@ -87,7 +87,7 @@ static void on_signal(uv_signal_t *h, int signum)
 
 typedef struct option_pair {
     char name[64];
-    char value[512];
+    char *value;                    /* whole, however long (a long password, a serializer URL) */
 } option_pair_t;
 
 typedef struct option_list {
@@ -100,9 +100,16 @@ static void collect_cb(void *priv, const char *name, const char *value)
     option_list_t *l = priv;
     if (l->n < 128) {
         snprintf(l->v[l->n].name, sizeof(l->v[l->n].name), "%s", name);
-        snprintf(l->v[l->n].value, sizeof(l->v[l->n].value), "%s", value);
+        l->v[l->n].value = mem_strdup(value);
         l->n++;
     }
+}
+
+static void option_list_reset(option_list_t *l)
+{
+    for (int i = 0; i < l->n; i++)
+        mem_free(l->v[i].value);
+    l->n = 0;
 }
 
 /*
@@ -258,7 +265,8 @@ static int apply_options(const config_t *next, unsigned flags, const char *who, 
     int atomic = (flags & APPLY_ATOMIC) != 0;
     int serializer_kept = 0, tls_kept = 0, serializer_changed;
 
-    before.n = after.n = 0;
+    option_list_reset(&before);
+    option_list_reset(&after);
     config_get_raw(&cfg, "*", collect_cb, &before);
     config_get_raw(next, "*", collect_cb, &after);
     *option = NULL;

@@ -221,13 +221,21 @@ static void slowlog_push(const client_t *c, int argc, bytes_t *argv, long long u
 
     if (max <= 0)
         return;
-    if (slowlog_cap != max) {           /* the length changed (reload): start over */
-        for (int i = 0; i < slowlog_cap; i++)
-            slowlog_entry_free(&slowlog[i]);
+    if (slowlog_cap != max) {           /* the length changed (reload, CONFIG SET): keep the newest */
+        slowlog_entry_t *ring = mem_calloc((size_t)max, sizeof(*ring));
+        int keep = slowlog_len < max ? slowlog_len : max;
+        for (int i = 0; i < slowlog_len; i++) {
+            slowlog_entry_t *e = &slowlog[(slowlog_head - 1 - i + 2 * slowlog_cap) % slowlog_cap];
+            if (i < keep)
+                ring[keep - 1 - i] = *e;        /* oldest kept first */
+            else
+                slowlog_entry_free(e);
+        }
         mem_free(slowlog);
-        slowlog = mem_calloc((size_t)max, sizeof(*slowlog));
+        slowlog = ring;
         slowlog_cap = max;
-        slowlog_len = slowlog_head = 0;
+        slowlog_len = keep;
+        slowlog_head = keep % max;
     }
     slowlog_entry_t *e = &slowlog[slowlog_head];
     slowlog_entry_free(e);

@@ -439,3 +439,86 @@ def test_tls_settings_all_or_none(start_daemon, tls_pki):
             assert t.recv(16) == b"+PONG\r\n"
     assert c.cmd("CONFIG", "SET", "tls-protocols", "TLSv1.3", "tls-session-cache-size", "100") == "OK"
     assert get(c, "tls-protocols") == b"TLSv1.3"
+
+
+def test_rewrite_quotes_a_leading_semicolon(start_daemon, tmp_path):
+    conf = tmp_path / "c.conf"
+    conf.write_text("[server]\n")
+    d = start_daemon(config_file=conf)
+    c = d.conn()
+    assert c.cmd("CONFIG", "SET", "tls-key-file-pass", ";secret") == "OK"
+    assert c.cmd("CONFIG", "REWRITE") == "OK"
+    d.stop()
+    d2 = start_daemon(config_file=conf)
+    assert d2.conn().cmd("CONFIG", "GET", "tls-key-file-pass") == [b"tls-key-file-pass", b";secret"]
+
+
+@pytest.mark.parametrize("value,why", [("ab ;cd", "';' after a space"), ("x" * 300, "too long")])
+def test_rewrite_refuses_what_the_file_cannot_hold(start_daemon, tmp_path, value, why):
+    conf = tmp_path / "c.conf"
+    conf.write_text("[server]\n; a comment\n")
+    d = start_daemon(config_file=conf)
+    c = d.conn()
+    assert c.cmd("CONFIG", "SET", "requirepass", value) == "OK"
+    assert c.cmd("AUTH", value) == "OK"                     # whole, not cut at 511 bytes or at the ';'
+    assert c.cmd("CONFIG", "GET", "requirepass") == [b"requirepass", value.encode()]
+    r = c.cmd("CONFIG", "REWRITE")
+    assert isinstance(r, Err) and why in r and "requirepass" in r and value not in r, r
+    assert conf.read_text() == "[server]\n; a comment\n"
+    assert sorted(os.listdir(tmp_path)) == ["c.conf"]       # no temporary file left behind
+
+
+def test_rewrite_never_writes_through_a_planted_link(start_daemon, tmp_path):
+    conf = tmp_path / "c.conf"
+    conf.write_text("[server]\n")
+    victim = tmp_path / "victim"
+    victim.write_text("untouched\n")
+    d = start_daemon(config_file=conf)
+    for name in (".c.conf.rewrite-%d" % d.pid, ".c.conf.rewrite-XXXXXX"):
+        os.symlink(victim, tmp_path / name)
+    c = d.conn()
+    assert c.cmd("CONFIG", "SET", "timeout", "9") == "OK"
+    assert c.cmd("CONFIG", "REWRITE") == "OK"
+    assert victim.read_text() == "untouched\n"
+    assert "timeout = 9" in conf.read_text()
+
+
+def test_rewrite_of_a_file_with_a_byte_order_mark(start_daemon, tmp_path):
+    import subprocess
+    import conftest
+    conf = tmp_path / "bom.conf"
+    conf.write_bytes(b"\xef\xbb\xbftimeout = 5\n[cache]\nhz = 10\n")
+    d = start_daemon(config_file=conf)
+    c = d.conn()
+    assert c.cmd("CONFIG", "REWRITE") == "OK"
+    p = subprocess.run([str(conftest.BIN), "-t", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=20)
+    assert p.returncode == 0, p.stdout
+    assert conf.read_bytes().count(b"timeout") == 1
+
+
+def test_slowlog_max_len_keeps_the_newest_as_redis(start_daemon, reference_redis):
+    def run(c):
+        lens = []
+        c.cmd("CONFIG", "SET", "slowlog-log-slower-than", "0")
+        c.cmd("SLOWLOG", "RESET")
+        for i in range(5):
+            c.cmd("SET", "k%d" % i, "v")
+        c.cmd("CONFIG", "SET", "slowlog-max-len", "64")
+        lens.append(c.cmd("SLOWLOG", "LEN"))
+        c.cmd("CONFIG", "SET", "slowlog-max-len", "3")
+        lens.append(c.cmd("SLOWLOG", "LEN"))
+        lens.append([e[3][:2] for e in c.cmd("SLOWLOG", "GET", "10")])
+        return lens
+    assert run(start_daemon().conn()) == run(reference_redis.conn())
+
+
+def test_config_file_error_hides_a_secret_line(tmp_path):
+    import subprocess
+    import conftest
+    conf = tmp_path / "c.conf"
+    conf.write_text("[server]\nrequirepass = %s\n" % ("s3cr3t" * 40))
+    p = subprocess.run([str(conftest.BIN), "-t", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=20)
+    out = p.stdout.decode()
+    assert p.returncode == 1 and "requirepass = (hidden)" in out and "s3cr3t" not in out, out

@@ -17,6 +17,8 @@ pytestmark = pytest.mark.needs_cachetoryd
 # Each sequence: (client, command...) steps, client "A" (watches), "B" (writes) or "C" (a third one).
 # Before each, the server is flushed. Replies are compared step by step with redis-server's.
 SEQUENCES = {
+    "set-missing-expired-at-once": [("A", "WATCH", "k"), ("B", "SET", "k", "1", "PXAT", "1"), ("A", "MULTI"),
+                                    ("A", "PING"), ("A", "EXEC")],
     "write-by-other": [("A", "WATCH", "k"), ("B", "SET", "k", "1"), ("A", "MULTI"), ("A", "SET", "k", "2"),
                        ("A", "EXEC"), ("A", "GET", "k")],
     "same-value": [("B", "SET", "k", "v"), ("A", "WATCH", "k"), ("B", "SET", "k", "v"), ("A", "MULTI"),

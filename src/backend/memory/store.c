@@ -295,6 +295,8 @@ static int set_key(store_t *s, store_db_t *d, const char *key, size_t klen, cons
         if (e) {
             e->pinned = 0;
             delete_at(s, d, &pos);
+        } else {
+            notify_modified(s, d, key, klen);   /* written, expired at once: Redis signals it all the same */
         }
         return 0;
     }
