@@ -232,7 +232,39 @@ static int command_find(bytes_t name, const cmd_def_t **d, const cmd_class_t **c
     return 0;
 }
 
-/* COMMAND [COUNT | INFO [name ...] | DOCS [name ...] | LIST | HELP] */
+/* COMMAND LIST's names, as Redis 7 lists them (every command and every subcommand, "container|sub"),
+ * filtered: FILTERBY MODULE (none here), ACLCAT (a category of the command's), PATTERN (a glob, any case). */
+enum { LIST_ALL, LIST_MODULE, LIST_ACLCAT, LIST_PATTERN };
+typedef struct command_list {
+    int kind;
+    bytes_t arg;
+    buf_t names;                    /* the bulk strings */
+    size_t n;
+} command_list_t;
+
+static int acl_has(const char *acl, bytes_t cat)
+{
+    for (const char *p = acl; p && *p;) {
+        while (*p == ' ')
+            p++;
+        size_t w = strcspn(p, " ");
+        if (w == cat.len + 1 && p[0] == '@' && strncasecmp(p + 1, cat.ptr, cat.len) == 0)
+            return 1;
+        p += w;
+    }
+    return 0;
+}
+
+static void command_list_add(command_list_t *l, const char *name, const char *acl)
+{
+    if (l->kind == LIST_MODULE || (l->kind == LIST_ACLCAT && !acl_has(acl, l->arg)) ||
+        (l->kind == LIST_PATTERN && !glob_match(l->arg.ptr, l->arg.len, name, strlen(name), 1)))
+        return;
+    reply_bulk_str(&l->names, name);
+    l->n++;
+}
+
+/* COMMAND [COUNT | INFO [name ...] | DOCS [name ...] | LIST [FILTERBY ...] | HELP] */
 int cmd_command(req_t *r, int argc, bytes_t *argv)
 {
     buf_t *out = req_out(r);
@@ -252,14 +284,43 @@ int cmd_command(req_t *r, int argc, bytes_t *argv)
                 command_info_class(out, proto, &cmd_classes[i]);
     } else if (bytes_eq_nocase(argv[1], "count") && argc == 2) {
         reply_int(out, (long long)total);
-    } else if (bytes_eq_nocase(argv[1], "list") && argc == 2) {
-        reply_array(out, total);
-        for (int i = 0; i < cmd_count; i++)
-            if (cmd_served(&cmd_table[i]))
-                reply_bulk_str(out, cmd_table[i].name);
-        for (int i = 0; i < cmd_nclasses; i++)
-            if (listed[i])
-                reply_bulk_str(out, cmd_classes[i].name);
+    } else if (bytes_eq_nocase(argv[1], "list") && (argc == 2 || argc == 5)) {
+        command_list_t l = { .kind = LIST_ALL };
+        if (argc == 5) {
+            if (!bytes_eq_nocase(argv[2], "filterby")) {
+                reply_error(out, "ERR syntax error");
+                goto done;
+            }
+            l.kind = bytes_eq_nocase(argv[3], "module") ? LIST_MODULE : bytes_eq_nocase(argv[3], "aclcat") ? LIST_ACLCAT
+                   : bytes_eq_nocase(argv[3], "pattern") ? LIST_PATTERN : -1;
+            if (l.kind < 0) {
+                reply_error(out, "ERR syntax error");
+                goto done;
+            }
+            l.arg = argv[4];
+        }
+        buf_init(&l.names);
+        for (int i = 0; i < cmd_count; i++) {
+            const cmd_def_t *t = &cmd_table[i];
+            if (!cmd_served(t))
+                continue;
+            command_list_add(&l, t->name, t->acl);
+            for (const cmd_def_t *sub = t->subs; sub != NULL && sub->name != NULL; sub++)
+                command_list_add(&l, sub->name, sub->acl);
+        }
+        for (int i = 0; i < cmd_nclasses; i++) {
+            if (!listed[i])
+                continue;
+            command_list_add(&l, cmd_classes[i].name, cmd_classes[i].acl);
+            for (int k = 0; k < cmd_classes[i].nsubs; k++)
+                if (class_forwarded(&cmd_classes[i].subs[k]))
+                    command_list_add(&l, cmd_classes[i].subs[k].name, cmd_classes[i].subs[k].acl);
+        }
+        reply_array(out, l.n);
+        buf_append(out, l.names.data, l.names.len);
+        buf_deinit(&l.names);
+    } else if (bytes_eq_nocase(argv[1], "list")) {
+        reply_error(out, "ERR syntax error");
     } else if (bytes_eq_nocase(argv[1], "info")) {
         reply_array(out, (size_t)argc - 2);
         for (int i = 2; i < argc; i++) {
@@ -300,10 +361,12 @@ int cmd_command(req_t *r, int argc, bytes_t *argv)
             "COUNT", "    Return the total number of commands.",
             "DOCS [<command-name> ...]", "    Return documentary information about commands.",
             "INFO [<command-name> ...]", "    Return details about the given commands, or all of them.",
-            "LIST", "    Return a list of all commands.",
+            "LIST [FILTERBY (MODULE <module-name>|ACLCAT <category>|PATTERN <pattern>)]",
+            "    Return a list of all commands in this Redis server.",
         };
         CMD_REPLY_HELP(out, help);
     }
+done:
     mem_free(listed);
     return CMD_DONE;
 }

@@ -18,8 +18,9 @@ def _daemon(start_daemon, upstreams, mode, serializer="zstd://"):
 
 
 def _names(c):
+    """COMMAND LIST's commands (it lists their subcommands too, "client|list", as Redis 7 does)."""
     listed = c.cmd("COMMAND", "LIST")
-    return {n.decode() for n in listed}
+    return {n.decode() for n in listed if b"|" not in n}
 
 
 @pytest.mark.parametrize("mode", ["memory", "proxy", "proxy-no-passthrough"])
@@ -140,3 +141,19 @@ def test_client_caching_subcommands(start_daemon, upstreams, reference_redis, mo
     assert c.cmd("SET", "k", "v") == "OK" and c.cmd("GET", "k") == b"v"
     info = c.cmd("INFO", "clients")
     assert "tracking_clients:0" in (info.decode() if isinstance(info, bytes) else info)
+
+
+def test_command_list_filterby_as_redis(start_daemon, reference_redis):
+    """COMMAND LIST lists subcommands too ("client|list"), as Redis 7; FILTERBY ACLCAT / PATTERN / MODULE
+    filter it, and malformed forms are Redis's syntax error."""
+    c, r = start_daemon().conn(), reference_redis.conn()
+    names = set(x.decode() for x in c.cmd("COMMAND", "LIST"))
+    assert {"client|list", "config|get", "config|set", "get"} <= names
+    assert len(names) > c.cmd("COMMAND", "COUNT")
+    for filt in (["ACLCAT", "transaction"], ["ACLCAT", "TRANSACTION"], ["MODULE", "x"], ["ACLCAT", "nosuchcat"]):
+        assert sorted(c.cmd("COMMAND", "LIST", "FILTERBY", *filt)) == sorted(r.cmd("COMMAND", "LIST", "FILTERBY", *filt))
+    ours = set(x.decode() for x in c.cmd("COMMAND", "LIST", "FILTERBY", "PATTERN", "CONFIG|*"))
+    assert ours == {n for n in names if n.startswith("config|")} and "config|get" in ours
+    for bad in (["LIST", "FILTERBY"], ["LIST", "FILTERBY", "ACLCAT"], ["LIST", "FILTERBY", "nope", "x"],
+                ["LIST", "x", "y", "z"]):
+        assert c.cmd("COMMAND", *bad) == r.cmd("COMMAND", *bad), bad
