@@ -211,6 +211,7 @@ static void up_flush_cb(uv_check_t *h)
         up_conn_flush(up_conn_at(up, k));
     if (up->track != NULL)
         up_conn_flush(up_track_conn(up));
+    up_ded_flush(up);
 }
 
 /* The connection is free for the next queued tasks once the transaction or batch owning it is over. */
@@ -278,7 +279,7 @@ static void conn_select_refused(up_conn_t *c, int db, const char *err)
 /* Send what the connection can: plain tasks at once, one transaction or batch at a time. */
 void up_conn_pump(up_conn_t *c)
 {
-    if (c->up->track != NULL)
+    if (c->up->track != NULL && !c->dedicated)
         up_track_conn_ready(c);
     while (c->state == UP_READY && c->active == NULL && c->tasks != NULL && task_dbs_ready(c, c->tasks)) {
         up_task_t *t = c->tasks;
@@ -310,6 +311,8 @@ void up_conn_pump(up_conn_t *c)
                 up_batch_send(c, t);
         }
     }
+    if (c->dedicated)
+        up_ded_pumped(c);
 }
 
 void up_conn_enqueue(up_conn_t *c, up_task_t *t)
@@ -366,6 +369,8 @@ static void conn_handle_reply(up_conn_t *c, redisReply *r)
             c->state = UP_READY;
             c->retry_ms = 0;
             up_conn_pump(c);
+            if (c->dedicated)
+                up_ded_ready(c);
             route_map_request(up);
         }
         break;
@@ -462,7 +467,9 @@ static void conn_closed_cb(uv_handle_t *h)
 {
     up_conn_t *c = h->data;
     c->handle_open = 0;
-    if (c->up->destroying)
+    if (c->dedicated)
+        up_ded_handle_closed(c);
+    else if (c->up->destroying)
         up_closed_one(c->up);
 }
 
@@ -567,7 +574,7 @@ void up_conn_fail(up_conn_t *c, const char *fmt, ...)
     va_end(ap);
     snprintf(err, sizeof(err), "ERR upstream %s: %s", c->node->name, why);
     /* one warning when a working connection fails, and when the reason changes; not one per retry */
-    if (c->state == UP_READY || strcmp(c->last_error, why) != 0) {
+    if (!c->quiet && (c->state == UP_READY || strcmp(c->last_error, why) != 0)) {
         if (c->tracker)
             log_warn("upstream %s invalidation connection: %s", c->node->name, why);
         else
@@ -581,7 +588,7 @@ void up_conn_fail(up_conn_t *c, const char *fmt, ...)
     c->nslots = 0;
     c->tasks = c->tasks_tail = NULL;
     c->active = NULL;
-    if (up->track != NULL)
+    if (up->track != NULL && !c->dedicated)
         up_track_conn_lost(c, why);
     c->state = UP_DOWN;
     c->starting = 0;
@@ -595,10 +602,14 @@ void up_conn_fail(up_conn_t *c, const char *fmt, ...)
     }
     if (!up->destroying)
         route_map_want(up);     /* a cluster's node gone: a replica may be taking over its slots */
-    c->retry_ms = c->retry_ms ? c->retry_ms * 2 : UP_RETRY_MIN_MS;
-    if (c->retry_ms > up->retry_max_ms)
-        c->retry_ms = up->retry_max_ms;
-    uv_timer_start(&c->retry, conn_retry_cb, c->retry_ms, 0);
+    if (c->dedicated) {
+        up_ded_lost(c, err);        /* never made again: its client's state went with it */
+    } else {
+        c->retry_ms = c->retry_ms ? c->retry_ms * 2 : UP_RETRY_MIN_MS;
+        if (c->retry_ms > up->retry_max_ms)
+            c->retry_ms = up->retry_max_ms;
+        uv_timer_start(&c->retry, conn_retry_cb, c->retry_ms, 0);
+    }
 
     /* Fail each task once: a task may own several slots, and the active one no slot at all yet. */
     while (slots != NULL) {
@@ -690,7 +701,7 @@ static void conn_connect_cb(uv_connect_t *req, int status)
     c->db = up->db;
     c->handshake_left++;
     c->track_sent = c->track_session = 0;
-    if (up->track != NULL)
+    if (up->track != NULL && !c->dedicated)
         up_track_conn_ready(c);     /* pipelined: the reads behind it are tracked once Redis says OK */
     stream_read_start(&c->w, conn_alloc_cb, conn_read_cb);
 }
@@ -760,5 +771,6 @@ void up_tick_cb(uv_timer_t *h)
         up_conn_tick(up_conn_at(up, k), now);
     if (up->track != NULL)
         up_track_tick(up, now);
+    up_ded_tick(up, now);
 }
 
