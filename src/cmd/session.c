@@ -82,6 +82,28 @@ void cmd_session_unwatch(cmd_session_t *s)
 {
     backend_unwatch(s->watch);
     s->watch = NULL;
+    cmd_session_unpin(s, PIN_WATCH, 0);
+}
+
+int cmd_session_pin(client_t *c, unsigned why, char *err, size_t errlen)
+{
+    cmd_session_t *s = cmd_session(c);
+
+    if (s->pin == NULL && backend_pin(cmd_ctx.backend, c->id, &s->pin, err, errlen) < 0) {
+        s->pin = NULL;
+        return -1;
+    }
+    s->pin_for |= why;
+    return 0;
+}
+
+void cmd_session_unpin(cmd_session_t *s, unsigned why, int close)
+{
+    s->pin_for &= ~why;
+    if (s->pin_for == 0 && s->pin != NULL) {
+        backend_unpin(s->pin, close);
+        s->pin = NULL;
+    }
 }
 
 void cmd_multi_reset(cmd_session_t *s)

@@ -46,7 +46,12 @@ typedef struct cmd_session {
     queued_cmd_t *mqueue;       /* MULTI: queued commands */
     int mcount, mcap;
     backend_watch_t *watch;     /* WATCHed keys (the backend's), or NULL: none */
+    backend_pin_t *pin;         /* a dedicated upstream connection its ops go on (backend_pin), or NULL */
+    unsigned pin_for;           /* PIN_*: what holds it; given back when nothing does */
 } cmd_session_t;
+
+/* cmd_session_t.pin_for */
+#define PIN_WATCH   (1u << 0)   /* WATCH in proxy mode: the upstream watches the keys on that connection */
 
 typedef struct cmd_scratch {
     int variant;                /* which form of the command it was */
@@ -97,8 +102,17 @@ req_t *cmd_req_create(client_t *c);
 /* Drop queued MULTI commands, leave MULTI and forget the watched keys (redis's discardTransaction). */
 void cmd_multi_reset(cmd_session_t *s);
 
-/* Forget the watched keys (UNWATCH, EXEC, and every cmd_multi_reset). */
+/* Forget the watched keys (UNWATCH, EXEC, and every cmd_multi_reset); a connection pinned for them only
+ * is handed back. */
 void cmd_session_unwatch(cmd_session_t *s);
+
+/* Pin a dedicated upstream connection for why (PIN_*), the one held already if any: 0, or -1 with the
+ * client's error in err. */
+int cmd_session_pin(client_t *c, unsigned why, char *err, size_t errlen);
+
+/* why no longer holds the pin; when nothing does, it is handed back (close 1: closed, something may still
+ * wait on it). */
+void cmd_session_unpin(cmd_session_t *s, unsigned why, int close);
 
 /* 1 when no requirepass is set: every client counts as authenticated. */
 int cmd_session_nopass(void);

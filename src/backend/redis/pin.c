@@ -171,10 +171,6 @@ void up_ded_ready(up_conn_t *c)
 {
     if (c->ded_state != DED_RESETTING || c->ded_closed || c->nslots != 0 || c->tasks != NULL)
         return;
-    if (c->up->ded_max < c->up->ded_count) {    /* the limit was lowered meanwhile */
-        ded_retire(c, "closed: over upstream-dedicated-max");
-        return;
-    }
     c->ded_state = DED_IDLE;
     c->ded_idle_since_us = clock_us_monotonic();
     c->up->ded_idle++;

@@ -368,9 +368,9 @@ static void conn_handle_reply(up_conn_t *c, redisReply *r)
             c->last_error[0] = '\0';
             c->state = UP_READY;
             c->retry_ms = 0;
-            up_conn_pump(c);
             if (c->dedicated)
-                up_ded_ready(c);
+                up_ded_ready(c);        /* first: one cleaned and handed back becomes idle, not reset again */
+            up_conn_pump(c);
             route_map_request(up);
         }
         break;

@@ -354,7 +354,6 @@ static void redis_reconfigure(backend_t *b, const config_t *cfg)
     up->connect_timeout_us = (long long)cfg->upstream_connect_timeout * 1000;
     up->command_timeout_us = (long long)cfg->upstream_command_timeout * 1000;
     up->retry_max_ms = (unsigned)cfg->upstream_retry_max;
-    up->ded_max = cfg->upstream_dedicated_max;     /* lowered: connections over it close as they come back */
 }
 
 /* Prometheus: the upstream's counters, and with a cluster the redirects and each node's state. */

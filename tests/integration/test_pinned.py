@@ -1,0 +1,195 @@
+"""Proxy mode, dedicated upstream connections: WATCH pins a client to a connection of its own (apart from
+the pool) until EXEC / DISCARD / UNWATCH / RESET / disconnect, so that Redis's own WATCH semantics apply
+and the codec chain still applies to the values. The pool of dedicated connections is bounded
+(upstream-dedicated-max, a clear error when exhausted), and connections come back clean and are reused
+(INFO upstream_dedicated_*)."""
+import threading
+import time
+
+import pytest
+import redis
+
+from helpers import Err
+from upstream_support import decode, proxy, upstreams, wait_for  # noqa: F401
+
+pytestmark = pytest.mark.needs_cachetoryd
+
+
+def ded_info(d):
+    with d.conn() as c:
+        text = c.cmd("INFO", "upstream").decode()
+    out = {}
+    for line in text.split("\r\n"):
+        if line.startswith("upstream_dedicated_"):
+            k, v = line.split(":", 1)
+            out[k[len("upstream_dedicated_"):]] = int(v)
+    assert set(out) >= {"max", "in_use", "idle", "open", "created"}, text
+    return out
+
+
+def py(d):
+    return redis.Redis(host=d.host, port=d.port, socket_timeout=10)
+
+
+def test_watch_exec_aborts_when_watched_key_changes(start_daemon, upstreams):
+    up = upstreams()
+    d = proxy(start_daemon, up, "zstd://")
+    a, b = d.conn(), d.conn()
+    assert a.cmd("SET", "k", "1") == "OK"
+    assert a.cmd("WATCH", "k") == "OK"
+    assert a.cmd("GET", "k") == b"1"
+    assert ded_info(d)["in_use"] == 1
+    assert b.cmd("SET", "k", "2") == "OK"           # another client changes it
+    assert a.cmd("MULTI") == "OK"
+    assert a.cmd("SET", "k", "3") == "QUEUED"
+    assert a.cmd("EXEC") is None                    # Redis's nil, as from Redis itself
+    assert a.cmd("GET", "k") == b"2"
+    assert decode("zstd://", up.client(0).get("k")) == b"2"
+    # unchanged: it runs, and the value went through the codec chain
+    assert a.cmd("WATCH", "k") == "OK"
+    assert a.cmd("MULTI") == "OK"
+    assert a.cmd("SET", "k", "4") == "QUEUED"
+    assert a.cmd("GET", "k") == "QUEUED"
+    assert a.cmd("EXEC") == ["OK", b"4"]
+    raw = up.client(0).get("k")
+    assert raw != b"4" and decode("zstd://", raw) == b"4"
+    assert wait_for(lambda: ded_info(d)["in_use"] == 0, 5)
+
+
+def test_watch_ends_with_unwatch_discard_reset_and_disconnect(start_daemon, upstreams):
+    up = upstreams()
+    d = proxy(start_daemon, up, "null://")
+    c = d.conn()
+    for end in (["UNWATCH"], ["MULTI"], ["RESET"]):
+        assert c.cmd("WATCH", "k") == "OK"
+        assert ded_info(d)["in_use"] == 1
+        assert c.cmd(*end) in ("OK", "RESET")
+        if end == ["MULTI"]:
+            assert ded_info(d)["in_use"] == 1       # still watching inside MULTI
+            assert c.cmd("DISCARD") == "OK"
+        assert wait_for(lambda: ded_info(d)["in_use"] == 0, 5), end
+        # what was watched is forgotten: another client's write does not abort the next EXEC
+        assert d.conn().cmd("SET", "k", "x") == "OK"
+        assert c.cmd("MULTI") == "OK" and c.cmd("SET", "k", "y") == "QUEUED"
+        assert c.cmd("EXEC") == ["OK"], end
+    assert c.cmd("WATCH", "k") == "OK"
+    assert c.cmd("WATCH", "k2") == "OK"             # the same connection: one pin per client
+    assert ded_info(d)["in_use"] == 1
+    c.close()
+    assert wait_for(lambda: ded_info(d)["in_use"] == 0, 5)
+    # the connection came back clean: the next client's EXEC is not aborted by the old WATCH
+    assert wait_for(lambda: ded_info(d)["idle"] >= 1, 5)
+    e = d.conn()
+    assert e.cmd("WATCH", "other") == "OK"
+    assert e.cmd("SET", "k", "z") == "OK"           # k was the old client's
+    assert e.cmd("MULTI") == "OK" and e.cmd("SET", "other", "1") == "QUEUED"
+    assert e.cmd("EXEC") == ["OK"]
+
+
+def test_watch_inside_multi_and_upstream_side_state(start_daemon, upstreams):
+    up = upstreams()
+    d = proxy(start_daemon, up, "null://")
+    c = d.conn()
+    assert c.cmd("MULTI") == "OK"
+    r = c.cmd("WATCH", "k")
+    assert isinstance(r, Err) and str(r) == "ERR WATCH inside MULTI is not allowed"
+    assert c.cmd("EXEC") == []
+    assert ded_info(d)["in_use"] == 0
+    # SELECT while watching: the pinned connection follows the client's database
+    assert c.cmd("SELECT", "3") == "OK"
+    assert c.cmd("WATCH", "k") == "OK"
+    assert c.cmd("SET", "k", "v3") == "OK"
+    assert c.cmd("MULTI") == "OK" and c.cmd("GET", "k") == "QUEUED"
+    assert c.cmd("EXEC") is None                    # its own write changed the watched key, as in Redis
+    assert up.client(3).get("k") == b"v3" and up.client(0).get("k") is None
+
+
+def test_dedicated_max_exhaustion_error(start_daemon, upstreams):
+    up = upstreams()
+    d = proxy(start_daemon, up, "null://", upstream_dedicated_max=2)
+    a, b, c = d.conn(), d.conn(), d.conn()
+    assert a.cmd("WATCH", "x") == "OK"
+    assert b.cmd("WATCH", "y") == "OK"
+    r = c.cmd("WATCH", "z")
+    assert isinstance(r, Err), r
+    assert str(r).startswith("ERR all 2 dedicated upstream connections are in use (upstream-dedicated-max): "), r
+    info = ded_info(d)
+    assert info["in_use"] == 2 and info["open"] == 2 and info["max"] == 2
+    assert a.cmd("UNWATCH") == "OK"
+    assert wait_for(lambda: c.cmd("WATCH", "z") == "OK", 5)
+    assert ded_info(d)["open"] == 2
+    # 0 disables them
+    d0 = proxy(start_daemon, up, "null://", upstream_dedicated_max=0)
+    r = d0.conn().cmd("WATCH", "z")
+    assert r == Err("ERR dedicated upstream connections are disabled (upstream-dedicated-max 0): WATCH, blocking "
+                    "commands and subscriptions need one"), r
+
+
+def test_no_leak_over_1000_cycles(start_daemon, upstreams):
+    up = upstreams()
+    d = proxy(start_daemon, up, "zstd://")
+    c = d.conn()
+    before = ded_info(d)
+    for i in range(1000):
+        assert c.cmd("WATCH", "k") == "OK"
+        if i % 2:
+            assert c.cmd("UNWATCH") == "OK"
+        else:
+            assert c.cmd("MULTI") == "OK" and c.cmd("SET", "k", str(i)) == "QUEUED"
+            assert c.cmd("EXEC") == ["OK"]
+    after = wait_for(lambda: (lambda i: i if i["in_use"] == 0 and i["idle"] == i["open"] else None)(ded_info(d)), 5)
+    assert after, ded_info(d)
+    assert after["open"] <= 3, after
+    assert after["created"] - before["created"] <= 10, (before, after)
+    # the upstream agrees: no client beyond the pool, the dedicated ones still open, and cachetoryd's own
+    n = len(up.client(0).client_list())
+    assert n <= 4 + after["open"] + 2, n
+
+
+def test_redis_py_watch_retry_loop_under_contention(start_daemon, upstreams):
+    """N threads increment one JSON counter through zstd:// with WATCH / GET / MULTI / SET / EXEC: the final
+    value is the number of transactions that succeeded, and some had to retry."""
+    import json
+    up = upstreams()
+    d = proxy(start_daemon, up, "zstd://")
+    key = "counter"
+    py(d).set(key, json.dumps({"n": 0}))
+    nthreads, per = 6, 40
+    successes, retries, errors = [0], [0], []
+    lock = threading.Lock()
+
+    def worker():
+        r = py(d)
+        try:
+            for _ in range(per):
+                for _attempt in range(1000):
+                    with r.pipeline() as p:
+                        try:
+                            p.watch(key)
+                            v = json.loads(p.get(key))
+                            p.multi()
+                            p.set(key, json.dumps({"n": v["n"] + 1}))
+                            p.execute()
+                            with lock:
+                                successes[0] += 1
+                            break
+                        except redis.WatchError:
+                            with lock:
+                                retries[0] += 1
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    ts = [threading.Thread(target=worker) for _ in range(nthreads)]
+    t0 = time.monotonic()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert not any(t.is_alive() for t in ts), "workers still running after 60 s"
+    assert not errors, errors[:3]
+    final = json.loads(py(d).get(key))["n"]
+    assert final == successes[0] == nthreads * per, (final, successes[0], retries[0])
+    assert retries[0] > 0, "no contention seen in %.1f s" % (time.monotonic() - t0)
+    raw = up.client(0).get(key)
+    assert json.loads(decode("zstd://", raw)) == {"n": final}
+    assert wait_for(lambda: ded_info(d)["in_use"] == 0, 5)
