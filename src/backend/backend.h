@@ -70,6 +70,7 @@ typedef enum backend_opcode {
  * the read was tracked (result tracked), for the near cache. Only a backend that tracks (backend_track)
  * answers them; the others ignore the flag. Never inside a batch. */
 #define BE_WITHTTL  (1u << 13)
+#define BE_BLOCKS   (1u << 15)  /* COMMAND: it may wait as long as it says (BLPOP...): no command timeout */
 #define BE_READONLY (1u << 14)  /* COMMAND: it changes no key (without it, any key it names, or any key at all
                                    when they are not known, may have changed) */
 

@@ -6,8 +6,9 @@
  *            implemented is refused, never forwarded — Redis would see encoded bytes.
  *   SCRIPT   forwarded (passthrough = yes) only when Redis would see the values clients wrote: the
  *            serializer is null://, or passthrough-scripts = stored-bytes says scripts may see stored bytes.
- *   SESSION  refused: connection state, transactions, pub/sub and blocking commands would act on an
- *            upstream connection shared by many clients.
+ *   SESSION  refused: connection state, transactions and pub/sub would act on an upstream connection
+ *            shared by many clients. Blocking commands (and XREAD ... BLOCK) are forwarded on a dedicated
+ *            connection of the client's own with an upstream and passthrough = yes, refused otherwise.
  *   FORWARD  forwarded as they are (passthrough = yes), after a look at arguments that make some forms
  *            blocking (XREAD BLOCK) or readers of string values (SORT BY / GET).
  *   ADMIN    refused: a client of the proxy never reconfigures, stops or inspects the shared upstream.
@@ -33,6 +34,74 @@ static const cmd_def_t cmd_forward_def = {
     "passthrough", cmd_forward, -1, CMD_WRITE | CMD_DENYOOM, 1, 1, 1, "cachetoryd", "0.1.0",
     "A command forwarded to the upstream as it is.", "@slow",
 };
+
+static cmd_proc_t cmd_forward_blocking;
+
+/* A blocking command, forwarded on a dedicated upstream connection (passthrough = yes). */
+static const cmd_def_t cmd_blocking_def = {
+    "passthrough", cmd_forward_blocking, -1, CMD_WRITE | CMD_DENYOOM, 1, 1, 1, "cachetoryd", "0.1.0",
+    "A blocking command forwarded to the upstream on a connection of the client's own.", "@slow @blocking",
+};
+
+/* The client goes while a blocking command waits upstream: its connection is closed, not handed back (it
+ * is still blocked there), which ends the command; its reply goes nowhere. */
+static void blocking_closing_cb(client_t *c)
+{
+    cmd_session_t *s = cmd_session(c);
+    cmd_session_unpin(s, s->pin_for, 1);
+}
+
+static void blocking_done_cb(void *ctx, const backend_result_t *res)
+{
+    req_t *r = ctx;
+    client_t *c = r->c;
+    cmd_session_t *s = cmd_session(c);
+
+    if (res->status == BE_ERR)
+        reply_error(req_out(r), res->err);
+    else
+        buf_append(req_out(r), res->resp.ptr, res->resp.len);
+    if (--s->nblocked == 0) {
+        c->closing_cb = NULL;
+        cmd_session_unpin(s, PIN_BLOCK, 0);     /* handed back (kept while WATCH holds it too) */
+    }
+    req_done(r);
+}
+
+/*
+ * BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN / MAX, BZMPOP, WAIT, XREAD / XREADGROUP ... BLOCK:
+ * on a dedicated upstream connection (the client's pin, taken now unless it holds one) for as long as it
+ * waits, without the command timeout; the connection is handed back when it answers, or closed if the
+ * client goes first. Inside EXEC it cannot block (Redis runs it at once there): forwarded as any other.
+ */
+static int cmd_forward_blocking(req_t *r, int argc, bytes_t *argv)
+{
+    client_t *c = r->c;
+    cmd_session_t *s = cmd_session(c);
+    char err[400];
+    bytes_t keys[16];
+
+    if (s->flags & SESSION_IN_EXEC)
+        return cmd_forward(r, argc, argv);
+    if (cmd_session_pin(c, PIN_BLOCK, err, sizeof(err)) < 0) {
+        reply_error(req_out(r), err);
+        return CMD_DONE;
+    }
+    s->nblocked++;
+    c->closing_cb = blocking_closing_cb;
+    int n = cmd_passthrough_keys(argc, argv, keys, 16);
+    backend_op_t op = { .code = BE_COMMAND, .argc = argc, .argv = argv, .keys = n >= 0 ? keys : NULL,
+                        .nkeys = n >= 0 ? (size_t)n : 0, .flags = BE_BLOCKS | (n >= 0 ? BE_KEYSKNOWN : 0) };
+    if (!cmd_passthrough_writes(argc, argv))
+        op.flags |= BE_READONLY;
+    return cmd_submit_raw(r, &op, blocking_done_cb);
+}
+
+/* Does the backend run cl's blocking form, on a dedicated connection? */
+static int blocking_forwarded(void)
+{
+    return backend_can_pin(cmd_ctx.backend) && cmd_ctx.cfg->passthrough;
+}
 
 /* Compare a client's name (any case) with a table name (lower case), as strcmp orders them. */
 static int name_cmp(bytes_t a, const char *b)
@@ -96,8 +165,8 @@ static void refuse(buf_t *out, const cmd_class_t *cl, cmd_class_why_t why)
 {
     static const char *const reasons[] = {
         [CMD_WHY_NONE] = "it is not supported",
-        [CMD_WHY_BLOCKING] = "blocking commands would hold an upstream connection that many clients share; "
-                             "connect to Redis directly for them",
+        [CMD_WHY_BLOCKING] = "blocking commands are forwarded only to an upstream Redis with passthrough = yes, "
+                             "on a connection of the client's own",
         [CMD_WHY_PUBSUB] = "subscribing turns the connection into a pub/sub one, which a proxy that shares "
                            "its upstream connections cannot do; connect to Redis directly for it",
         [CMD_WHY_WATCH] = "WATCH would watch keys on an upstream connection that many clients share; "
@@ -280,6 +349,10 @@ const cmd_def_t *cmd_passthrough_resolve(buf_t *out, int argc, bytes_t *argv, in
         return NULL;
     }
     case CMD_CLASS_SESSION:
+        if (cl->why == CMD_WHY_BLOCKING && blocking_forwarded())
+            return &cmd_blocking_def;
+        refuse(out, cl, cl->why);
+        return NULL;
     case CMD_CLASS_ADMIN:
         refuse(out, cl, cl->why);
         return NULL;
@@ -289,6 +362,8 @@ const cmd_def_t *cmd_passthrough_resolve(buf_t *out, int argc, bytes_t *argv, in
     }
     /* the argument checks come first: a refused form is refused whatever the backend */
     if (cl->check == CMD_CHECK_XREAD_BLOCK && xread_blocks(argc, argv)) {
+        if (blocking_forwarded())
+            return &cmd_blocking_def;
         refuse(out, cl, CMD_WHY_BLOCKING);
         return NULL;
     }

@@ -101,8 +101,9 @@ void cmd_session_unpin(cmd_session_t *s, unsigned why, int close)
 {
     s->pin_for &= ~why;
     if (s->pin_for == 0 && s->pin != NULL) {
-        backend_unpin(s->pin, close);
-        s->pin = NULL;
+        backend_pin_t *p = s->pin;
+        s->pin = NULL;              /* first: closing it fails what waits on it, whose callbacks come here */
+        backend_unpin(p, close);
     }
 }
 

@@ -48,10 +48,12 @@ typedef struct cmd_session {
     backend_watch_t *watch;     /* WATCHed keys (the backend's), or NULL: none */
     backend_pin_t *pin;         /* a dedicated upstream connection its ops go on (backend_pin), or NULL */
     unsigned pin_for;           /* PIN_*: what holds it; given back when nothing does */
+    int nblocked;               /* blocking commands forwarded on the pin and not yet answered */
 } cmd_session_t;
 
 /* cmd_session_t.pin_for */
 #define PIN_WATCH   (1u << 0)   /* WATCH in proxy mode: the upstream watches the keys on that connection */
+#define PIN_BLOCK   (1u << 1)   /* blocking commands (BLPOP...) are waiting on it: nblocked of them */
 
 typedef struct cmd_scratch {
     int variant;                /* which form of the command it was */

@@ -133,6 +133,8 @@ def test_session_and_admin_commands_refused(start_daemon, upstreams, mode):
         d = zproxy(start_daemon, up)
     c = d.conn(timeout=5.0)
     for cmd, name, why in SESSION:
+        if mode == "upstream" and why == "blocking":
+            continue                    # forwarded on a dedicated connection (test_pinned.py)
         r = c.cmd(*cmd)
         assert refused(r, name, why), "%r: %r" % (cmd, r)
     for cmd, name in ADMIN:

@@ -1,4 +1,4 @@
-"""Proxy mode, dedicated upstream connections: WATCH pins a client to a connection of its own (apart from
+"""Proxy mode, dedicated upstream connections: WATCH and blocking commands pin a client to a connection of its own (apart from
 the pool) until EXEC / DISCARD / UNWATCH / RESET / disconnect, so that Redis's own WATCH semantics apply
 and the codec chain still applies to the values. The pool of dedicated connections is bounded
 (upstream-dedicated-max, a clear error when exhausted), and connections come back clean and are reused
@@ -9,7 +9,7 @@ import time
 import pytest
 import redis
 
-from helpers import Err
+from helpers import Err, encode_command
 from upstream_support import decode, proxy, upstreams, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.needs_cachetoryd
@@ -193,3 +193,89 @@ def test_redis_py_watch_retry_loop_under_contention(start_daemon, upstreams):
     raw = up.client(0).get(key)
     assert json.loads(decode("zstd://", raw)) == {"n": final}
     assert wait_for(lambda: ded_info(d)["in_use"] == 0, 5)
+
+
+# -- blocking commands ------------------------------------------------------------------------------
+
+def blocked_upstream(up, cmd):
+    """The upstream's clients whose last command is cmd (blocked in it)."""
+    return [c for c in up.client(0).client_list() if c.get("cmd") == cmd]
+
+
+def test_blpop_woken_by_lpush_from_another_client(start_daemon, upstreams):
+    up = upstreams()
+    d = proxy(start_daemon, up, "zstd://", passthrough="yes", upstream_command_timeout=300)
+    a, b = d.conn(), d.conn()
+    a.send(encode_command("BLPOP", "l", "10"))
+    assert wait_for(lambda: blocked_upstream(up, "blpop"), 5), "BLPOP never reached the upstream"
+    assert ded_info(d)["in_use"] == 1
+    time.sleep(0.5)                                 # longer than upstream-command-timeout: no timeout
+    assert b.cmd("PING") == "PONG"                  # other clients are not held up
+    assert b.cmd("LPUSH", "l", "v") == 1
+    assert a.read_reply() == [b"l", b"v"]
+    assert wait_for(lambda: ded_info(d)["in_use"] == 0, 5)
+    assert wait_for(lambda: ded_info(d)["idle"] == 1, 5)
+    # pipelined behind a blocking command, the client's next commands keep their order
+    a.send(encode_command("BLPOP", "l2", "10") + encode_command("SET", "k", "after") + encode_command("GET", "k"))
+    assert wait_for(lambda: blocked_upstream(up, "blpop"), 5)
+    assert b.cmd("SET", "k", "before") == "OK"
+    assert b.cmd("RPUSH", "l2", "x") == 1
+    assert [a.read_reply() for _ in range(3)] == [[b"l2", b"x"], "OK", b"after"]
+    # the other blocking forms
+    assert b.cmd("ZADD", "z", "1", "m") == 1
+    assert a.cmd("BZPOPMIN", "z", "1") == [b"z", b"m", b"1"]
+    assert b.cmd("RPUSH", "src", "e") == 1
+    assert a.cmd("BLMOVE", "src", "dst", "LEFT", "RIGHT", "1") == b"e"
+    assert a.cmd("BLMPOP", "1", "1", "dst", "LEFT") == [b"dst", [b"e"]]
+    assert b.cmd("XADD", "s", "1-1", "f", "v") == b"1-1"
+    assert a.cmd("XREAD", "BLOCK", "1000", "STREAMS", "s", "0") == [[b"s", [[b"1-1", [b"f", b"v"]]]]]
+    assert a.cmd("WAIT", "0", "0") == 0
+    assert wait_for(lambda: ded_info(d)["in_use"] == 0, 5)
+
+
+def test_blpop_timeout(start_daemon, upstreams):
+    up = upstreams()
+    d = proxy(start_daemon, up, "null://", passthrough="yes", upstream_command_timeout=200)
+    c = d.conn()
+    t = time.monotonic()
+    assert c.cmd("BLPOP", "nothing", "0.8") is None     # Redis's nil after the timeout, not an upstream error
+    took = time.monotonic() - t
+    assert 0.7 <= took < 5, took
+    assert c.cmd("XREAD", "BLOCK", "300", "STREAMS", "nos", "$") is None
+    assert wait_for(lambda: ded_info(d)["in_use"] == 0, 5)
+
+
+def test_disconnect_while_blocked_closes_the_connection(start_daemon, upstreams):
+    up = upstreams()
+    d = proxy(start_daemon, up, "null://", passthrough="yes")
+    before = len(up.client(0).client_list())
+    a = d.conn()
+    a.send(encode_command("BLPOP", "l", "0"))
+    assert wait_for(lambda: blocked_upstream(up, "blpop"), 5)
+    info = ded_info(d)
+    assert info["in_use"] == 1 and info["open"] == 1
+    a.close()
+    # closed, not handed back: nothing still blocked upstream could pop what comes next
+    assert wait_for(lambda: ded_info(d)["open"] == 0, 5), ded_info(d)
+    assert ded_info(d)["in_use"] == 0
+    assert wait_for(lambda: not blocked_upstream(up, "blpop"), 5)
+    assert wait_for(lambda: len(up.client(0).client_list()) == before, 5)
+    with d.conn() as b:
+        assert b.cmd("LPUSH", "l", "v") == 1
+        assert b.cmd("LLEN", "l") == 1
+
+
+def test_blocking_refused_without_dedicated_connections(start_daemon, upstreams):
+    up = upstreams()
+    d = proxy(start_daemon, up, "null://", passthrough="yes", upstream_dedicated_max=1)
+    a, b = d.conn(), d.conn()
+    a.send(encode_command("BLPOP", "l", "0"))
+    assert wait_for(lambda: blocked_upstream(up, "blpop"), 5)
+    r = b.cmd("BRPOP", "l", "0")
+    assert isinstance(r, Err) and str(r).startswith("ERR all 1 dedicated upstream connections are in use"), r
+    assert b.cmd("RPUSH", "l", "v") == 1
+    assert a.read_reply() == [b"l", b"v"]
+    # without passthrough they stay refused
+    d2 = proxy(start_daemon, up, "null://")
+    r = d2.conn().cmd("BLPOP", "l", "0")
+    assert isinstance(r, Err) and "BLPOP is refused by cachetoryd" in str(r), r

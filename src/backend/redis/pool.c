@@ -731,6 +731,18 @@ static void conn_connect(up_conn_t *c)
         up_conn_fail(c, "cannot connect: %s", uv_strerror(rc));
 }
 
+/* Is a blocking command (BE_BLOCKS, on a dedicated connection) awaiting its reply on c? It may wait as long
+ * as the client asked, and what was sent behind it waits with it. */
+static int conn_blocked(const up_conn_t *c)
+{
+    if (!c->dedicated)
+        return 0;
+    for (const up_slot_t *s = c->slots; s != NULL; s = s->next)
+        if (s->task != NULL && (s->task->op.flags & BE_BLOCKS))
+            return 1;
+    return 0;
+}
+
 /* Connect and command timeouts of c, and a server certificate that expired while connected. */
 void up_conn_tick(up_conn_t *c, long long now)
 {
@@ -747,7 +759,7 @@ void up_conn_tick(up_conn_t *c, long long now)
                tls_peer_not_after(c->w.tls) != 0 && clock_ms() / 1000 >= tls_peer_not_after(c->w.tls)) {
         /* verified when it was made, no longer valid: made again, it fails the check */
         up_conn_fail(c, "the server's certificate expired");
-    } else if (c->slots != NULL && now - c->slots->sent_us > up->command_timeout_us) {
+    } else if (c->slots != NULL && now - c->slots->sent_us > up->command_timeout_us && !conn_blocked(c)) {
         up->ntimeouts++;
         up_conn_fail(c, "timed out after %lld ms", up->command_timeout_us / 1000);
     } else if (c->tasks != NULL && c->active == NULL && c->state != UP_READY &&
