@@ -71,6 +71,8 @@ typedef enum backend_opcode {
  * answers them; the others ignore the flag. Never inside a batch. */
 #define BE_WITHTTL  (1u << 13)
 #define BE_BLOCKS   (1u << 15)  /* COMMAND: it may wait as long as it says (BLPOP...): no command timeout */
+#define BE_PUSHES   (1u << 16)  /* COMMAND on a pin: SUBSCRIBE and its kin. Answered OK once sent; what Redis
+                                   answers to it, and the messages that follow, go to the pin's push callback */
 #define BE_READONLY (1u << 14)  /* COMMAND: it changes no key (without it, any key it names, or any key at all
                                    when they are not known, may have changed) */
 
@@ -176,8 +178,20 @@ struct config;
  * shutdown): close 0 hands the connection back to be cleaned (RESET) and reused, 1 closes it (a blocking
  * command still waits on it), and frees the pin either way. */
 typedef struct backend_pin backend_pin_t;
+
+/*
+ * What a pin's push callback is told, on the loop thread: BE_PUSH_DATA, a pub/sub frame Redis sent on the
+ * pinned connection (a message, or the answer to a SUBSCRIBE / UNSUBSCRIBE of the client's: resp is the
+ * RESP2 array, valid only during the call); BE_PUSH_IDLE, the connection is subscribed to nothing any more,
+ * and no SUBSCRIBE is on its way; BE_PUSH_LOST, the subscribed connection was lost (no more messages).
+ */
+enum backend_push_event { BE_PUSH_DATA, BE_PUSH_IDLE, BE_PUSH_LOST };
+typedef void backend_push_cb(void *ctx, enum backend_push_event ev, const bytes_t *resp);
+
 struct backend_pin {
     void (*release)(backend_pin_t *p, int close);
+    backend_push_cb *push;      /* set by the caller before a BE_PUSHES op, with push_ctx; NULL: none */
+    void *push_ctx;
 };
 
 /* A client's watched keys (WATCH), the backend's own: created by the first backend_watch, given back by

@@ -85,6 +85,19 @@ void cmd_session_unwatch(cmd_session_t *s)
     cmd_session_unpin(s, PIN_WATCH, 0);
 }
 
+/*
+ * The client starts closing while it holds a pin: handed back now rather than when its last command
+ * answers, and closed, not handed back, while a blocking command waits on it (that ends the command, whose
+ * reply goes nowhere; nothing can then pop what the client would never read).
+ */
+static void session_closing_cb(client_t *c)
+{
+    cmd_session_t *s = cmd_session(c);
+
+    if (s != NULL)
+        cmd_session_unpin(s, s->pin_for, s->nblocked > 0);
+}
+
 int cmd_session_pin(client_t *c, unsigned why, char *err, size_t errlen)
 {
     cmd_session_t *s = cmd_session(c);
@@ -94,6 +107,7 @@ int cmd_session_pin(client_t *c, unsigned why, char *err, size_t errlen)
         return -1;
     }
     s->pin_for |= why;
+    c->closing_cb = session_closing_cb;
     return 0;
 }
 
@@ -125,6 +139,7 @@ void cmd_session_reset(client_t *c)
     cmd_session_t *s = cmd_session(c);
 
     cmd_multi_reset(s);
+    cmd_session_unpin(s, s->pin_for, s->nblocked > 0);     /* no subscription either */
     s->db = cmd_ctx.default_db;
     s->proto = 2;
     mem_free(s->name);

@@ -54,6 +54,7 @@ typedef struct cmd_session {
 /* cmd_session_t.pin_for */
 #define PIN_WATCH   (1u << 0)   /* WATCH in proxy mode: the upstream watches the keys on that connection */
 #define PIN_BLOCK   (1u << 1)   /* blocking commands (BLPOP...) are waiting on it: nblocked of them */
+#define PIN_SUB     (1u << 2)   /* subscribed (SUBSCRIBE...): messages come on it, until nothing is */
 
 typedef struct cmd_scratch {
     int variant;                /* which form of the command it was */
@@ -118,6 +119,13 @@ void cmd_session_unpin(cmd_session_t *s, unsigned why, int close);
 
 /* 1 when no requirepass is set: every client counts as authenticated. */
 int cmd_session_nopass(void);
+
+/* The pin a client's ops go on: its pin, unless it is subscribed there (a RESP3 client's other commands
+ * then use the shared connections: the subscribed one runs nothing but pub/sub). */
+static inline backend_pin_t *cmd_session_op_pin(const cmd_session_t *s)
+{
+    return (s->pin_for & PIN_SUB) ? NULL : s->pin;
+}
 
 /* Back to a new connection's session (RESET). */
 void cmd_session_reset(client_t *c);

@@ -373,6 +373,8 @@ void cmd_dispatch(client_t *c, int argc, bytes_t *argv)
         req_done(r);
         return;
     }
+    if (cmd_pubsub_filter(r, d, argc, argv))
+        return;                         /* subscribed (RESP2): Redis's error, or PING's pub/sub answer */
     if ((s->flags & SESSION_MULTI) && !(d->flags & CMD_NOQUEUE)) {
         cmd_multi_queue(s, argc, argv);
         REPLY_QUEUED(req_out(r));
@@ -555,7 +557,7 @@ int cmd_submit_opts(req_t *r, backend_op_t *op, backend_cb *cb, int may_offload,
 
     op->db = db >= 0 ? db : s->db;
     op->affinity = c->id;
-    op->pin = s->pin;
+    op->pin = cmd_session_op_pin(s);
     if (cache_submit(cmd_ctx.cache, op, cb, r, may_offload && !(s->flags & SESSION_IN_EXEC))) {
         /* its values went to the thread pool: the client's next commands wait for it */
         req_hold(r);
@@ -567,7 +569,8 @@ int cmd_submit_raw(req_t *r, backend_op_t *op, backend_cb *cb)
 {
     op->db = cmd_session(r->c)->db;
     op->affinity = r->c->id;
-    op->pin = cmd_session(r->c)->pin;
+    if (op->pin == NULL)                /* a command that must go on the pin (SUBSCRIBE...) names it */
+        op->pin = cmd_session_op_pin(cmd_session(r->c));
     cache_submit_raw(cmd_ctx.cache, op, cb, r);
     return CMD_PENDING;
 }

@@ -1,15 +1,16 @@
-"""Proxy mode, dedicated upstream connections: WATCH and blocking commands pin a client to a connection of its own (apart from
+"""Proxy mode, dedicated upstream connections: WATCH, blocking commands and subscriptions pin a client to a connection of its own (apart from
 the pool) until EXEC / DISCARD / UNWATCH / RESET / disconnect, so that Redis's own WATCH semantics apply
 and the codec chain still applies to the values. The pool of dedicated connections is bounded
 (upstream-dedicated-max, a clear error when exhausted), and connections come back clean and are reused
 (INFO upstream_dedicated_*)."""
+import socket
 import threading
 import time
 
 import pytest
 import redis
 
-from helpers import Err, encode_command
+from helpers import Err, Push, encode_command
 from upstream_support import decode, proxy, upstreams, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.needs_cachetoryd
@@ -279,3 +280,122 @@ def test_blocking_refused_without_dedicated_connections(start_daemon, upstreams)
     d2 = proxy(start_daemon, up, "null://")
     r = d2.conn().cmd("BLPOP", "l", "0")
     assert isinstance(r, Err) and "BLPOP is refused by cachetoryd" in str(r), r
+
+
+# -- pub/sub --------------------------------------------------------------------------------------
+
+def test_subscribe_publish_round_trip(start_daemon, upstreams):
+    up = upstreams()
+    d = proxy(start_daemon, up, "zstd://", passthrough="yes")
+    a, b = d.conn(), d.conn()
+    assert a.cmd("UNSUBSCRIBE") == [b"unsubscribe", None, 0]     # subscribed to nothing: answered here
+    assert ded_info(d)["in_use"] == 0
+    assert a.cmd("SUBSCRIBE", "ch", "ch2") == [b"subscribe", b"ch", 1]
+    assert a.read_reply() == [b"subscribe", b"ch2", 2]
+    assert ded_info(d)["in_use"] == 1
+    assert b.cmd("PUBLISH", "ch", "hello") == 1
+    assert a.read_reply() == [b"message", b"ch", b"hello"]
+    assert up.client(0).publish("ch2", b"\x00bin") == 1           # published straight to Redis: relayed too
+    assert a.read_reply() == [b"message", b"ch2", b"\x00bin"]
+    # subscribed (RESP2): PING answers as Redis does there, other commands are refused as by Redis
+    assert a.cmd("PING") == [b"pong", b""]
+    assert a.cmd("PING", "x") == [b"pong", b"x"]
+    assert a.cmd("GET", "k") == Err("ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
+                                    "QUIT / RESET are allowed in this context")
+    assert a.cmd("UNSUBSCRIBE", "ch") == [b"unsubscribe", b"ch", 1]
+    assert b.cmd("PUBLISH", "ch", "gone") == 0
+    assert a.cmd("UNSUBSCRIBE") == [b"unsubscribe", b"ch2", 0]
+    # subscribed to nothing: the connection goes back, the client is a normal one again
+    assert wait_for(lambda: ded_info(d)["in_use"] == 0, 5)
+    assert a.cmd("SET", "k", "v") == "OK" and a.cmd("GET", "k") == b"v"
+
+
+def test_pattern_subscriptions(start_daemon, upstreams):
+    up = upstreams()
+    d = proxy(start_daemon, up, "null://", passthrough="yes")
+    a, b = d.conn(), d.conn()
+    assert a.cmd("PSUBSCRIBE", "news.*") == [b"psubscribe", b"news.*", 1]
+    assert a.cmd("SUBSCRIBE", "plain") == [b"subscribe", b"plain", 2]
+    assert b.cmd("PUBLISH", "news.sport", "goal") == 1
+    assert a.read_reply() == [b"pmessage", b"news.*", b"news.sport", b"goal"]
+    assert b.cmd("PUBLISH", "other", "x") == 0
+    assert a.cmd("UNSUBSCRIBE") == [b"unsubscribe", b"plain", 1]
+    time.sleep(0.2)
+    assert ded_info(d)["in_use"] == 1                # the pattern is still subscribed
+    assert b.cmd("PUBLISH", "news.x", "y") == 1
+    assert a.read_reply() == [b"pmessage", b"news.*", b"news.x", b"y"]
+    assert a.cmd("PUNSUBSCRIBE") == [b"punsubscribe", b"news.*", 0]
+    assert wait_for(lambda: ded_info(d)["in_use"] == 0, 5)
+    # subscribe again right after unsubscribing everything: still subscribed, nothing lost
+    a.send(encode_command("UNSUBSCRIBE") + encode_command("SUBSCRIBE", "again"))
+    assert a.read_reply() == [b"unsubscribe", None, 0]
+    assert a.read_reply() == [b"subscribe", b"again", 1]
+    a.send(encode_command("SUBSCRIBE", "s1") + encode_command("UNSUBSCRIBE", "s1", "again") +
+           encode_command("SUBSCRIBE", "s2"))
+    assert [a.read_reply() for _ in range(4)] == [[b"subscribe", b"s1", 2], [b"unsubscribe", b"s1", 1],
+                                                  [b"unsubscribe", b"again", 0], [b"subscribe", b"s2", 1]]
+    time.sleep(0.2)
+    assert ded_info(d)["in_use"] == 1
+    assert b.cmd("PUBLISH", "s2", "still") == 1
+    assert a.read_reply() == [b"message", b"s2", b"still"]
+    # RESET ends the subscriptions and hands the connection back
+    assert a.cmd("RESET") == "RESET"
+    assert wait_for(lambda: ded_info(d)["in_use"] == 0, 5)
+    assert b.cmd("PUBLISH", "s2", "none") == 0
+
+
+def test_resp3_push_frames(start_daemon, upstreams):
+    up = upstreams()
+    d = proxy(start_daemon, up, "null://", passthrough="yes")
+    a, b = d.conn(), d.conn()
+    assert isinstance(a.cmd("HELLO", "3"), dict)
+    r = a.cmd("SUBSCRIBE", "ch")
+    assert isinstance(r, Push) and list(r) == [b"subscribe", b"ch", 1], r
+    assert b.cmd("PUBLISH", "ch", "m") == 1
+    r = a.read_reply()
+    assert isinstance(r, Push) and list(r) == [b"message", b"ch", b"m"], r
+    # RESP3: other commands run while subscribed
+    assert a.cmd("PING") == "PONG"
+    assert a.cmd("SET", "k", "v") == "OK"
+    r = a.cmd("UNSUBSCRIBE", "ch")
+    assert isinstance(r, Push) and list(r) == [b"unsubscribe", b"ch", 0], r
+    assert wait_for(lambda: ded_info(d)["in_use"] == 0, 5)
+    r = a.cmd("UNSUBSCRIBE")
+    assert isinstance(r, Push) and list(r) == [b"unsubscribe", None, 0], r
+
+
+def test_slow_subscriber_is_disconnected(start_daemon, upstreams):
+    up = upstreams()
+    d = proxy(start_daemon, up, "null://", passthrough="yes", client_output_buffer_limit="1mb")
+    slow = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.settimeout(5)
+    slow.connect(d.addr)
+    try:
+        slow.sendall(encode_command("SUBSCRIBE", "flood"))
+        assert wait_for(lambda: up.client(0).pubsub_numsub("flood") == [(b"flood", 1)], 5)
+        pub = up.conn(timeout=10)
+        msg = b"x" * 100_000
+        received = None
+        deadline = time.monotonic() + 20
+        for _ in range(300):                              # up to 30 MB, far over the 1 MB limit
+            received = pub.cmd("PUBLISH", "flood", msg)
+            if received == 0 or time.monotonic() > deadline:
+                break                                     # the subscriber is gone
+        assert received == 0, "the subscriber was never disconnected"
+        assert wait_for(lambda: ded_info(d)["in_use"] == 0, 5), ded_info(d)
+        with d.conn() as c:
+            assert c.cmd("PING") == "PONG"
+            stats = c.cmd("INFO", "stats").decode()
+            # closed by cachetoryd's limit (or, if the daemon fell behind reading, Redis's own pubsub limit
+            # closed the dedicated connection first, and the subscriber with it)
+            assert ("client_output_buffer_limit_disconnections:1" in stats or
+                    ded_info(d)["open"] == 0), stats
+        slow.settimeout(5)
+        try:
+            while slow.recv(65536):
+                pass                                      # drain what was sent before the close
+        except ConnectionResetError:
+            pass
+    finally:
+        slow.close()

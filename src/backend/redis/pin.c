@@ -123,9 +123,73 @@ static void ded_retire(up_conn_t *c, const char *why)
 
 void up_ded_lost(up_conn_t *c, const char *err)
 {
-    if (c->pin != NULL)
-        snprintf(c->pin->lost, sizeof(c->pin->lost), "%s (the dedicated connection was closed)", err);
+    up_pin_t *p = c->pin;
+    int subscribed = c->pubsub;
+
+    if (p != NULL)
+        snprintf(p->lost, sizeof(p->lost), "%s (the dedicated connection was closed)", err);
     ded_retire(c, err);
+    /* p is its client's until released: still here. A subscriber is told (it is closed, as Redis going
+     * away would close it) */
+    if (p != NULL && subscribed && p->base.push != NULL)
+        p->base.push(p->base.push_ctx, BE_PUSH_LOST, NULL);
+}
+
+/* The pub/sub frames Redis sends a subscribed connection (RESP2): messages and the answers to
+ * (un)subscribing. Anything else (an error, PING's ["pong", ...]) is the reply of a command. */
+static int push_kind(const redisReply *r, int *unsub)
+{
+    static const char *const kinds[] = { "message", "pmessage", "smessage", "subscribe", "psubscribe",
+                                         "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe" };
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || r->element[0]->type != REDIS_REPLY_STRING)
+        return 0;
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (r->element[0]->len == strlen(kinds[i]) && memcmp(r->element[0]->str, kinds[i], r->element[0]->len) == 0) {
+            *unsub = i >= 6;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * A pub/sub frame goes to the pin's client as it is. An unsubscribe that leaves a count of 0 may mean the
+ * connection is subscribed to nothing (for SUNSUBSCRIBE, to no shard channel only): a PING behind it
+ * asks Redis, which answers +PONG only when nothing is subscribed (up_ded_subcheck_reply).
+ */
+int up_ded_push(up_conn_t *c, const redisReply *r)
+{
+    int unsub = 0;
+
+    if (!push_kind(r, &unsub))
+        return 0;
+    if (c->pin != NULL && c->pin->base.push != NULL) {
+        backend_op_t op = { .code = BE_COMMAND };
+        backend_result_t res = { .status = BE_OK };
+        wire_scratch_t s;
+        wire_scratch_init(&s);
+        wire_reply(&op, r, &res, &s);
+        c->pin->base.push(c->pin->base.push_ctx, BE_PUSH_DATA, &res.resp);
+        wire_scratch_deinit(&s);
+    }
+    const redisReply *n = r->element[r->elements - 1];
+    if (unsub && n->type == REDIS_REPLY_INTEGER && n->integer == 0 && c->state == UP_READY && c->pin != NULL) {
+        bytes_t ping[1] = { B("PING") };
+        up_conn_send_argv(c, NULL, SLOT_SUBCHECK, -1, 1, ping);
+        c->slots_tail->tag = c->push_sent;
+    }
+    return 1;
+}
+
+/* +PONG: nothing is subscribed; if no SUBSCRIBE was sent since the PING, the client is told it may let
+ * the connection go. ["pong", ""]: still subscribed. */
+void up_ded_subcheck_reply(up_conn_t *c, unsigned long long tag, const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_STATUS || tag != c->push_sent || c->pin == NULL)
+        return;
+    c->pubsub = 0;
+    if (c->pin->base.push != NULL)
+        c->pin->base.push(c->pin->base.push_ctx, BE_PUSH_IDLE, NULL);
 }
 
 /* Clean c for the next client: RESET (no WATCH, no subscription, database 0, no name...), then the
@@ -172,6 +236,7 @@ void up_ded_ready(up_conn_t *c)
     if (c->ded_state != DED_RESETTING || c->ded_closed || c->nslots != 0 || c->tasks != NULL)
         return;
     c->ded_state = DED_IDLE;
+    c->pubsub = 0;                  /* RESET ended the subscriptions, and its answer came after their frames */
     c->ded_idle_since_us = clock_us_monotonic();
     c->up->ded_idle++;
 }

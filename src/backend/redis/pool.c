@@ -177,6 +177,21 @@ void up_conn_send_op(up_conn_t *c, up_task_t *t, int kind, int db, const backend
     conn_send(c, t, kind, db, put_op_cb, op);
 }
 
+/* SUBSCRIBE and its kin on a dedicated connection: no slot, Redis's answers are pushes (up_ded_push); the
+ * task is answered OK now. */
+void up_conn_send_push(up_conn_t *c, up_task_t *t)
+{
+    backend_result_t res = { .status = BE_OK };
+
+    buf_append(&c->w.out, t->data.data, t->data.len);
+    c->up->ncommands++;
+    c->pubsub = 1;
+    c->push_sent++;
+    flush_schedule(c->up);
+    up_task_finish(t, &res);
+    up_task_free(t);
+}
+
 /* The write in flight ended: a failure fails the connection; else send what came meanwhile. */
 static void conn_written_cb(stream_t *w, int status)
 {
@@ -299,6 +314,8 @@ void up_conn_pump(up_conn_t *c)
             }
             conn_send(c, t, SLOT_RESULT, t->op.db, put_bytes_cb, &t->data);
             t->sent = 1;
+        } else if (t->kind == TASK_PUSH) {
+            up_conn_send_push(c, t);
         } else if (t->kind == TASK_TX) {
             c->active = t;
             up_tx_start(c, t);
@@ -387,6 +404,9 @@ static void conn_handle_reply(up_conn_t *c, redisReply *r)
     case SLOT_TRACKER:
         up_track_reply(c, tag, r);
         break;
+    case SLOT_SUBCHECK:
+        up_ded_subcheck_reply(c, tag, r);
+        break;
     case SLOT_RESULT:
         if (t->op.flags & BE_WITHTTL)
             t->tracked = up_track_tracked(c);
@@ -452,7 +472,7 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         }
         if (reply == NULL)
             break;
-        if (c->tracker && up_track_push(c, reply)) {
+        if ((c->tracker && up_track_push(c, reply)) || (c->pubsub && up_ded_push(c, reply))) {
             freeReplyObject(reply);
             continue;
         }

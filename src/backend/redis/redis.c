@@ -66,6 +66,13 @@ void up_submit_on(upstream_t *up, up_conn_t *c, const backend_op_t *op, backend_
         fail_down(up, c, cb, ctx);
         return;
     }
+    if (op->flags & BE_PUSHES) {            /* SUBSCRIBE...: on a dedicated connection, in its turn */
+        up_task_t *t = up_task_create(up, op, cb, ctx, TASK_PUSH);
+        wire_put(&t->data, op);
+        up_conn_enqueue(c, t);
+        up_conn_pump(c);
+        return;
+    }
     if (wire_needs_tx(op) || op->code == BE_SELECT) {
         /* a client's SELECT waits its turn among its commands; it answers OK at once where the database
          * is known on the connection, else when Redis has answered a SELECT of it */

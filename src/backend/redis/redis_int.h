@@ -49,7 +49,7 @@ typedef struct up_conn up_conn_t;
 typedef struct up_task up_task_t;
 
 enum up_state { UP_DOWN, UP_CONNECTING, UP_HANDSHAKE, UP_READY };
-enum up_kind { TASK_PLAIN, TASK_TX, TASK_BATCH, TASK_SELECT };
+enum up_kind { TASK_PLAIN, TASK_TX, TASK_BATCH, TASK_SELECT, TASK_PUSH };
 
 /* What a reply in flight is for. */
 enum up_slot_kind {
@@ -63,6 +63,7 @@ enum up_slot_kind {
     SLOT_TTL,           /* the PTTL before a GET / MGET with BE_WITHTTL: the task's ttls[db] (db = key index) */
     SLOT_TRACK,         /* CLIENT TRACKING ON REDIRECT on a pool connection, for tracking session tag */
     SLOT_TRACKER,       /* the invalidation connection's own commands (tracking.c), tag says which */
+    SLOT_SUBCHECK,      /* a dedicated connection's PING after an unsubscribe: is it still subscribed? (pin.c) */
 };
 
 typedef struct up_slot {
@@ -144,6 +145,8 @@ struct up_conn {
     int ded_closed;             /* dedicated: its handles are closing; freed when ded_handles reaches 0 */
     int ded_handles;
     int quiet;                  /* closed on purpose: no warning in the log */
+    int pubsub;                 /* dedicated: SUBSCRIBE sent; pub/sub frames are pushes, not replies */
+    unsigned long long push_sent;   /* dedicated: SUBSCRIBE and its kin sent (SLOT_SUBCHECK's tag) */
 };
 
 enum up_ded_state { DED_IN_USE, DED_RESETTING, DED_IDLE };
@@ -362,6 +365,12 @@ void up_ded_ready(up_conn_t *c);
 /* Nothing holds c back any more (pump): a dedicated one handed back is reset now. */
 void up_ded_pumped(up_conn_t *c);
 void up_ded_tick(upstream_t *up, long long now_us);
+/* A reply on a subscribed dedicated connection: a pub/sub frame goes to its pin's push callback, 1; else 0. */
+int up_ded_push(up_conn_t *c, const redisReply *r);
+/* The reply to SLOT_SUBCHECK's PING (tag: push_sent when it was sent). */
+void up_ded_subcheck_reply(up_conn_t *c, unsigned long long tag, const redisReply *r);
+/* Queue the bytes of a TASK_PUSH task on c (no reply slot). */
+void up_conn_send_push(up_conn_t *c, up_task_t *t);
 void up_ded_flush(upstream_t *up);
 void up_ded_info(upstream_t *up, buf_t *out);
 /* At destroy: every dedicated connection closes, their pins are detached (released later, freed then). */
