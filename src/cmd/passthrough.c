@@ -6,9 +6,10 @@
  *            implemented is refused, never forwarded — Redis would see encoded bytes.
  *   SCRIPT   forwarded (passthrough = yes) only when Redis would see the values clients wrote: the
  *            serializer is null://, or passthrough-scripts = stored-bytes says scripts may see stored bytes.
- *   SESSION  refused: connection state, transactions and pub/sub would act on an upstream connection
- *            shared by many clients. Blocking commands (and XREAD ... BLOCK) are forwarded on a dedicated
- *            connection of the client's own with an upstream and passthrough = yes, refused otherwise.
+ *   SESSION  refused: connection state and transactions would act on an upstream connection shared by
+ *            many clients. Blocking commands (and XREAD ... BLOCK) and subscriptions are forwarded on a
+ *            dedicated connection of the client's own (backend_pin) with an upstream and passthrough = yes,
+ *            refused otherwise; WATCH pins one too (cmd/table.c).
  *   FORWARD  forwarded as they are (passthrough = yes), after a look at arguments that make some forms
  *            blocking (XREAD BLOCK) or readers of string values (SORT BY / GET).
  *   ADMIN    refused: a client of the proxy never reconfigures, stops or inspects the shared upstream.
@@ -290,8 +291,8 @@ static void refuse(buf_t *out, const cmd_class_t *cl, cmd_class_why_t why)
         [CMD_WHY_NONE] = "it is not supported",
         [CMD_WHY_BLOCKING] = "blocking commands are forwarded only to an upstream Redis with passthrough = yes, "
                              "on a connection of the client's own",
-        [CMD_WHY_PUBSUB] = "subscribing turns the connection into a pub/sub one, which a proxy that shares "
-                           "its upstream connections cannot do; connect to Redis directly for it",
+        [CMD_WHY_PUBSUB] = "subscribing is forwarded only to an upstream Redis with passthrough = yes, on a "
+                           "connection of the client's own",
         [CMD_WHY_WATCH] = "WATCH would watch keys on an upstream connection that many clients share; "
                           "MULTI / EXEC are run by cachetoryd itself",
         [CMD_WHY_SESSION] = "it changes the state of the connection, and the upstream connection is shared by "
