@@ -96,6 +96,7 @@ typedef struct config {
 
     /* [upstream] */
     int upstream_pool_size;             /* connections to a redis:// backend */
+    int upstream_dedicated_max;         /* connections held by one client each (WATCH, blocking, pub/sub) */
     int upstream_connect_timeout;       /* ms */
     int upstream_command_timeout;       /* ms */
     int upstream_retry_max;             /* ms, the longest reconnection backoff */

@@ -184,6 +184,9 @@ const config_option_t config_options[] = {
 
     { "upstream-pool-size", "upstream", CONFIG_INT, F(upstream_pool_size), 1, 256, NULL, "4",
       "connections to a redis:// backend; each carries many commands at once (pipelined)" },
+    { "upstream-dedicated-max", "upstream", CONFIG_INT, F(upstream_dedicated_max), 0, 65536, NULL, "64",
+      "most connections to a redis:// backend held by one client each, apart from the pool: from WATCH to "
+      "EXEC, for a blocking command, while subscribed; 0 = none (those commands are refused)" },
     { "upstream-connect-timeout", "upstream", CONFIG_INT, F(upstream_connect_timeout), 1, 600000, NULL, "1000",
       "milliseconds to wait for a connection to the upstream before giving up and retrying", CONFIG_LIVE },
     { "upstream-command-timeout", "upstream", CONFIG_INT, F(upstream_command_timeout), 1, 600000, NULL, "2000",

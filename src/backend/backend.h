@@ -70,6 +70,9 @@ typedef enum backend_opcode {
  * the read was tracked (result tracked), for the near cache. Only a backend that tracks (backend_track)
  * answers them; the others ignore the flag. Never inside a batch. */
 #define BE_WITHTTL  (1u << 13)
+#define BE_BLOCKS   (1u << 15)  /* COMMAND: it may wait as long as it says (BLPOP...): no command timeout */
+#define BE_PUSHES   (1u << 16)  /* COMMAND on a pin: SUBSCRIBE and its kin. Answered OK once sent; what Redis
+                                   answers to it, and the messages that follow, go to the pin's push callback */
 #define BE_READONLY (1u << 14)  /* COMMAND: it changes no key (without it, any key it names, or any key at all
                                    when they are not known, may have changed) */
 
@@ -119,6 +122,7 @@ typedef struct backend_op {
     void *update_arg;
     backend_check_fn *check;    /* BE_SET with GETOLD, BE_GET with GETDEL / SETTTL; may be NULL */
     void *check_arg;
+    struct backend_pin *pin;    /* the client's dedicated connection (backend_pin), or NULL: shared ones */
 } backend_op_t;
 
 enum backend_status { BE_OK, BE_NIL, BE_ERR };
@@ -168,6 +172,28 @@ typedef struct backend_track_opts {
 typedef struct backend backend_t;
 struct config;
 
+/* A client's dedicated upstream connection (backend_pin), the backend's own: the ops that carry it
+ * (backend_op_t.pin) go on that connection, in order, and on no other. Opaque to the caller but for its
+ * release function, which works also once the backend was destroyed (clients close after the backend at
+ * shutdown): close 0 hands the connection back to be cleaned (RESET) and reused, 1 closes it (a blocking
+ * command still waits on it), and frees the pin either way. */
+typedef struct backend_pin backend_pin_t;
+
+/*
+ * What a pin's push callback is told, on the loop thread: BE_PUSH_DATA, a pub/sub frame Redis sent on the
+ * pinned connection (a message, or the answer to a SUBSCRIBE / UNSUBSCRIBE of the client's: resp is the
+ * RESP2 array, valid only during the call); BE_PUSH_IDLE, the connection is subscribed to nothing any more,
+ * and no SUBSCRIBE is on its way; BE_PUSH_LOST, the subscribed connection was lost (no more messages).
+ */
+enum backend_push_event { BE_PUSH_DATA, BE_PUSH_IDLE, BE_PUSH_LOST };
+typedef void backend_push_cb(void *ctx, enum backend_push_event ev, const bytes_t *resp);
+
+struct backend_pin {
+    void (*release)(backend_pin_t *p, int close);
+    backend_push_cb *push;      /* set by the caller before a BE_PUSHES op, with push_ctx; NULL: none */
+    void *push_ctx;
+};
+
 /* A client's watched keys (WATCH), the backend's own: created by the first backend_watch, given back by
  * backend_unwatch. Opaque to the caller but for its release function, which lets it go back even after
  * the backend was destroyed (clients close after the backend at shutdown): the backend's watcher starts
@@ -197,8 +223,9 @@ typedef struct backend_vtable {
     void (*cron)(backend_t *b);                                     /* background work, hz times a second */
     /* MULTI/EXEC: ops submitted between begin and end run as one transaction; may be NULL (ops are
      * atomic already). At end, cb(ctx, res) tells the transaction's outcome exactly once, before the
-     * callbacks of the ops still to answer: BE_OK, it ran (each op's result follows), or BE_ERR with
-     * the reason nothing ran (each op then fails with it). */
+     * callbacks of the ops still to answer: BE_OK, it ran (each op's result follows), BE_ERR with
+     * the reason nothing ran (each op then fails with it), or BE_NIL: on the client's dedicated
+     * connection, Redis aborted it because a key the client WATCHed changed (each op then fails). */
     void (*batch)(backend_t *b, int begin, uint64_t affinity, backend_cb *cb, void *ctx);
     int forwards;                       /* 1: can run BE_COMMAND and native BE_UPDATE (an upstream) */
     int (*over_limit)(backend_t *b);    /* 1 if it is over its memory limit even after evicting: a
@@ -224,6 +251,10 @@ typedef struct backend_vtable {
      * command layer refuses WATCH). */
     void (*watch)(backend_t *b, backend_watch_t **w, int db, bytes_t key);
     int (*watch_touched)(backend_t *b, backend_watch_t *w);
+    /* A dedicated connection for the client of affinity (its MULTI ... EXEC, backend_batch, goes there too):
+     * 0 with *p, or -1 with err (the client's error: none left, none allowed). NULL: the backend has none
+     * (its connections are the client's already, or it has none). */
+    int (*pin)(backend_t *b, uint64_t affinity, backend_pin_t **p, char *err, size_t errlen);
 } backend_vtable_t;
 
 struct backend {
@@ -322,6 +353,27 @@ static inline void backend_unwatch(backend_watch_t *w)
 {
     if (w != NULL)
         w->release(w);
+}
+
+/*
+ * Dedicated connections (vtable pin). backend_can_pin: 1 when the backend has them (an upstream). The
+ * pin is the caller's until backend_unpin, which hands the connection back (close 0) or closes it
+ * (close 1: a command may still be waiting on it); NULL is fine.
+ */
+static inline int backend_can_pin(const backend_t *b)
+{
+    return b->vt->pin != NULL;
+}
+
+static inline int backend_pin(backend_t *b, uint64_t affinity, backend_pin_t **p, char *err, size_t errlen)
+{
+    return b->vt->pin(b, affinity, p, err, errlen);
+}
+
+static inline void backend_unpin(backend_pin_t *p, int close)
+{
+    if (p != NULL)
+        p->release(p, close);
 }
 
 /* The concrete backends (backend/memory.c, backend/dummy.c). */

@@ -98,7 +98,8 @@ int cmd_submit(req_t *r, backend_op_t *op, backend_cb *cb);
  * (-1: the client's now; a command that submits again from a callback passes the one it started in,
  * since the client may have SELECTed another meanwhile). */
 int cmd_submit_opts(req_t *r, backend_op_t *op, backend_cb *cb, int may_offload, int db);
-/* The same, straight to the backend: the stored bytes, no codec chain (CACHE RAWGET / RAWSET). */
+/* The same, straight to the backend: the stored bytes, no codec chain (CACHE RAWGET / RAWSET, forwarded
+ * commands). An op->pin set by the caller is kept (SUBSCRIBE goes on the subscribed connection). */
 int cmd_submit_raw(req_t *r, backend_op_t *op, backend_cb *cb);
 
 /* Number parsing with redis's strictness (string2ll, strtold without spaces, no nan). 0 or -1. */
@@ -133,6 +134,10 @@ const cmd_def_t *cmd_passthrough_resolve(buf_t *out, int argc, bytes_t *argv, in
 int cmd_passthrough_keys(int argc, const bytes_t *argv, bytes_t *keys, int max);
 /* 1 if the forwarded command may change a key (not flagged readonly by Redis; not pub/sub). */
 int cmd_passthrough_writes(int argc, const bytes_t *argv);
+/* A RESP2 client subscribed through a dedicated connection may only (un)subscribe, PING, QUIT and RESET,
+ * as on Redis: 1 when r was answered here (Redis's error for any other command, PING forwarded for its
+ * ["pong", ...] answer), 0 to run the command as usual. */
+int cmd_pubsub_filter(req_t *r, const cmd_def_t *d, int argc, bytes_t *argv);
 
 /* NULL if a string value of len bytes can be stored, or the client's error when it could never be read
  * back: its GET reply would exceed client-output-buffer-limit and close the reader. Every command that

@@ -6,8 +6,10 @@
  *            implemented is refused, never forwarded — Redis would see encoded bytes.
  *   SCRIPT   forwarded (passthrough = yes) only when Redis would see the values clients wrote: the
  *            serializer is null://, or passthrough-scripts = stored-bytes says scripts may see stored bytes.
- *   SESSION  refused: connection state, transactions, pub/sub and blocking commands would act on an
- *            upstream connection shared by many clients.
+ *   SESSION  refused: connection state and transactions would act on an upstream connection shared by
+ *            many clients. Blocking commands (and XREAD ... BLOCK) and subscriptions are forwarded on a
+ *            dedicated connection of the client's own (backend_pin) with an upstream and passthrough = yes,
+ *            refused otherwise; WATCH pins one too (cmd/table.c).
  *   FORWARD  forwarded as they are (passthrough = yes), after a look at arguments that make some forms
  *            blocking (XREAD BLOCK) or readers of string values (SORT BY / GET).
  *   ADMIN    refused: a client of the proxy never reconfigures, stops or inspects the shared upstream.
@@ -33,6 +35,197 @@ static const cmd_def_t cmd_forward_def = {
     "passthrough", cmd_forward, -1, CMD_WRITE | CMD_DENYOOM, 1, 1, 1, "cachetoryd", "0.1.0",
     "A command forwarded to the upstream as it is.", "@slow",
 };
+
+static cmd_proc_t cmd_forward_blocking;
+
+/* A blocking command, forwarded on a dedicated upstream connection (passthrough = yes). */
+static const cmd_def_t cmd_blocking_def = {
+    "passthrough", cmd_forward_blocking, -1, CMD_WRITE | CMD_DENYOOM, 1, 1, 1, "cachetoryd", "0.1.0",
+    "A blocking command forwarded to the upstream on a connection of the client's own.", "@slow @blocking",
+};
+
+static void blocking_done_cb(void *ctx, const backend_result_t *res)
+{
+    req_t *r = ctx;
+    client_t *c = r->c;
+    cmd_session_t *s = cmd_session(c);
+
+    if (res->status == BE_ERR)
+        reply_error(req_out(r), res->err);
+    else
+        buf_append(req_out(r), res->resp.ptr, res->resp.len);
+    if (--s->nblocked == 0)
+        cmd_session_unpin(s, PIN_BLOCK, 0);     /* handed back (kept while WATCH holds it too) */
+    req_done(r);
+}
+
+/*
+ * BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN / MAX, BZMPOP, WAIT, XREAD / XREADGROUP ... BLOCK:
+ * on a dedicated upstream connection (the client's pin, taken now unless it holds one) for as long as it
+ * waits, without the command timeout; the connection is handed back when it answers, or closed if the
+ * client goes first. Inside EXEC it cannot block (Redis runs it at once there): forwarded as any other.
+ */
+static int cmd_forward_blocking(req_t *r, int argc, bytes_t *argv)
+{
+    client_t *c = r->c;
+    cmd_session_t *s = cmd_session(c);
+    char err[400];
+    bytes_t keys[16];
+
+    if (s->flags & SESSION_IN_EXEC)
+        return cmd_forward(r, argc, argv);
+    if (cmd_session_pin(c, PIN_BLOCK, err, sizeof(err)) < 0) {
+        reply_error(req_out(r), err);
+        return CMD_DONE;
+    }
+    s->nblocked++;
+    int n = cmd_passthrough_keys(argc, argv, keys, 16);
+    backend_op_t op = { .code = BE_COMMAND, .argc = argc, .argv = argv, .keys = n >= 0 ? keys : NULL,
+                        .nkeys = n >= 0 ? (size_t)n : 0, .flags = BE_BLOCKS | (n >= 0 ? BE_KEYSKNOWN : 0) };
+    if (!cmd_passthrough_writes(argc, argv))
+        op.flags |= BE_READONLY;
+    return cmd_submit_raw(r, &op, blocking_done_cb);
+}
+
+/* What the upstream answered a command forwarded on the pin: its reply, as it is. */
+static void relay_done_cb(void *ctx, const backend_result_t *res)
+{
+    req_t *r = ctx;
+    if (res->status == BE_ERR)
+        reply_error(req_out(r), res->err);
+    else
+        buf_append(req_out(r), res->resp.ptr, res->resp.len);
+    req_done(r);
+}
+
+/*
+ * The client's dedicated connection sent a pub/sub frame: queued as a reply of its own behind the
+ * client's commands in flight (so that it follows the answers before it), a RESP3 push for a RESP3 client
+ * (the frame is an array: only its type byte differs). The client's output limit (client-output-buffer-
+ * limit) applies, as to any reply: a subscriber that does not read is closed. Subscribed to nothing any
+ * more: the connection is handed back. Lost: the client is closed, as Redis going away would close it.
+ */
+static void pubsub_push_cb(void *ctx, enum backend_push_event ev, const bytes_t *resp)
+{
+    client_t *c = ctx;
+    cmd_session_t *s = cmd_session(c);
+
+    if (ev == BE_PUSH_IDLE) {
+        cmd_session_unpin(s, PIN_SUB, 0);
+        return;
+    }
+    if (ev == BE_PUSH_LOST) {
+        conn_close(c);
+        return;
+    }
+    if (c->flags & CLIENT_CLOSING)
+        return;
+    req_t *r = cmd_req_create(c);
+    buf_t *out = req_out(r);
+    size_t at = out->len;
+    buf_append(out, resp->ptr, resp->len);
+    if (s->proto == 3 && resp->len > 0 && out->data[at] == '*')
+        out->data[at] = '>';
+    req_done(r);
+}
+
+/* "unsubscribe" (punsubscribe, sunsubscribe): a client subscribed to nothing, answered here as Redis
+ * would: one frame per name, or one with a null name, each with a count of 0. */
+static void reply_unsubscribed(req_t *r, int argc, bytes_t *argv)
+{
+    buf_t *out = req_out(r);
+    char kind[16];
+    size_t n = argv[0].len < sizeof(kind) ? argv[0].len : sizeof(kind) - 1;
+
+    for (size_t i = 0; i < n; i++)
+        kind[i] = (char)tolower((unsigned char)argv[0].ptr[i]);
+    for (int i = 1; i < (argc > 1 ? argc : 2); i++) {
+        if (cmd_proto(r) == 3)
+            buf_append(out, ">3\r\n", 4);
+        else
+            reply_array(out, 3);
+        reply_bulk(out, kind, n);
+        if (argc > 1)
+            reply_bulk(out, argv[i].ptr, argv[i].len);
+        else
+            reply_null(out, cmd_proto(r));
+        reply_int(out, 0);
+    }
+}
+
+/*
+ * SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE and their UNSUBSCRIBE: on the client's dedicated connection (pinned
+ * by the first subscription), with no reply of their own here: what Redis answers, and the messages,
+ * reach the client through pubsub_push_cb, in order. The connection is handed back once Redis says it is
+ * subscribed to nothing (BE_PUSH_IDLE), or when the client goes.
+ */
+static int cmd_subscribe(req_t *r, int argc, bytes_t *argv)
+{
+    client_t *c = r->c;
+    cmd_session_t *s = cmd_session(c);
+    char err[400];
+    int unsub = bytes_eq_nocase(argv[0], "unsubscribe") || bytes_eq_nocase(argv[0], "punsubscribe") ||
+                bytes_eq_nocase(argv[0], "sunsubscribe");
+
+    if (s->flags & SESSION_IN_EXEC) {
+        reply_error(req_out(r), "ERR subscribing inside MULTI is not supported by cachetoryd");
+        return CMD_DONE;
+    }
+    if (unsub && !(s->pin_for & PIN_SUB)) {
+        reply_unsubscribed(r, argc, argv);
+        return CMD_DONE;
+    }
+    if (cmd_session_pin(c, PIN_SUB, err, sizeof(err)) < 0) {
+        reply_error(req_out(r), err);
+        return CMD_DONE;
+    }
+    s->pin->push = pubsub_push_cb;
+    s->pin->push_ctx = c;
+    backend_op_t op = { .code = BE_COMMAND, .argc = argc, .argv = argv, .flags = BE_PUSHES | BE_READONLY,
+                        .pin = s->pin };
+    cmd_submit_raw(r, &op, relay_done_cb);     /* OK: nothing to write (an error: the client's) */
+    return CMD_PENDING;
+}
+
+static const cmd_def_t cmd_subscribe_def = {
+    "passthrough", cmd_subscribe, -1, 0, 0, 0, 0, "cachetoryd", "0.1.0",
+    "Subscribing, on a connection to the upstream of the client's own.", "@pubsub @slow",
+};
+
+int cmd_pubsub_filter(req_t *r, const cmd_def_t *d, int argc, bytes_t *argv)
+{
+    cmd_session_t *s = cmd_session(r->c);
+    static const char *const allowed[] = { "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe",
+                                           "sunsubscribe", "quit", "reset" };
+
+    if (!(s->pin_for & PIN_SUB) || s->proto != 2 || (s->flags & SESSION_MULTI))
+        return 0;
+    for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+        if (bytes_eq_nocase(argv[0], allowed[i]))
+            return 0;
+    if (bytes_eq_nocase(argv[0], "ping") && argc <= 2) {
+        /* subscribed, Redis answers ["pong", message]: asked on the connection, behind what is in flight */
+        backend_op_t op = { .code = BE_COMMAND, .argc = argc, .argv = argv, .flags = BE_READONLY, .pin = s->pin };
+        cmd_submit_raw(r, &op, relay_done_cb);
+        return 1;
+    }
+    char name[64];
+    size_t n = argv[0].len < sizeof(name) ? argv[0].len : sizeof(name) - 1;
+    for (size_t i = 0; i < n; i++)
+        name[i] = (char)tolower((unsigned char)argv[0].ptr[i]);
+    name[n] = '\0';
+    (void)d;
+    reply_errorf(req_out(r), "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET "
+                 "are allowed in this context", name);
+    req_done(r);
+    return 1;
+}
+
+/* Does the backend run cl's blocking form, on a dedicated connection? */
+static int blocking_forwarded(void)
+{
+    return backend_can_pin(cmd_ctx.backend) && cmd_ctx.cfg->passthrough;
+}
 
 /* Compare a client's name (any case) with a table name (lower case), as strcmp orders them. */
 static int name_cmp(bytes_t a, const char *b)
@@ -96,10 +289,10 @@ static void refuse(buf_t *out, const cmd_class_t *cl, cmd_class_why_t why)
 {
     static const char *const reasons[] = {
         [CMD_WHY_NONE] = "it is not supported",
-        [CMD_WHY_BLOCKING] = "blocking commands would hold an upstream connection that many clients share; "
-                             "connect to Redis directly for them",
-        [CMD_WHY_PUBSUB] = "subscribing turns the connection into a pub/sub one, which a proxy that shares "
-                           "its upstream connections cannot do; connect to Redis directly for it",
+        [CMD_WHY_BLOCKING] = "blocking commands are forwarded only to an upstream Redis with passthrough = yes, "
+                             "on a connection of the client's own",
+        [CMD_WHY_PUBSUB] = "subscribing is forwarded only to an upstream Redis with passthrough = yes, on a "
+                           "connection of the client's own",
         [CMD_WHY_WATCH] = "WATCH would watch keys on an upstream connection that many clients share; "
                           "MULTI / EXEC are run by cachetoryd itself",
         [CMD_WHY_SESSION] = "it changes the state of the connection, and the upstream connection is shared by "
@@ -280,6 +473,12 @@ const cmd_def_t *cmd_passthrough_resolve(buf_t *out, int argc, bytes_t *argv, in
         return NULL;
     }
     case CMD_CLASS_SESSION:
+        if (cl->why == CMD_WHY_BLOCKING && blocking_forwarded())
+            return &cmd_blocking_def;
+        if (cl->why == CMD_WHY_PUBSUB && blocking_forwarded())
+            return strncmp(cl->name, "pubsub", 6) == 0 ? &cmd_forward_def : &cmd_subscribe_def;
+        refuse(out, cl, cl->why);
+        return NULL;
     case CMD_CLASS_ADMIN:
         refuse(out, cl, cl->why);
         return NULL;
@@ -289,6 +488,8 @@ const cmd_def_t *cmd_passthrough_resolve(buf_t *out, int argc, bytes_t *argv, in
     }
     /* the argument checks come first: a refused form is refused whatever the backend */
     if (cl->check == CMD_CHECK_XREAD_BLOCK && xread_blocks(argc, argv)) {
+        if (blocking_forwarded())
+            return &cmd_blocking_def;
         refuse(out, cl, CMD_WHY_BLOCKING);
         return NULL;
     }

@@ -82,6 +82,43 @@ void cmd_session_unwatch(cmd_session_t *s)
 {
     backend_unwatch(s->watch);
     s->watch = NULL;
+    cmd_session_unpin(s, PIN_WATCH, 0);
+}
+
+/*
+ * The client starts closing while it holds a pin: handed back now rather than when its last command
+ * answers, and closed, not handed back, while a blocking command waits on it (that ends the command, whose
+ * reply goes nowhere; nothing can then pop what the client would never read).
+ */
+static void session_closing_cb(client_t *c)
+{
+    cmd_session_t *s = cmd_session(c);
+
+    if (s != NULL)
+        cmd_session_unpin(s, s->pin_for, s->nblocked > 0);
+}
+
+int cmd_session_pin(client_t *c, unsigned why, char *err, size_t errlen)
+{
+    cmd_session_t *s = cmd_session(c);
+
+    if (s->pin == NULL && backend_pin(cmd_ctx.backend, c->id, &s->pin, err, errlen) < 0) {
+        s->pin = NULL;
+        return -1;
+    }
+    s->pin_for |= why;
+    c->closing_cb = session_closing_cb;
+    return 0;
+}
+
+void cmd_session_unpin(cmd_session_t *s, unsigned why, int close)
+{
+    s->pin_for &= ~why;
+    if (s->pin_for == 0 && s->pin != NULL) {
+        backend_pin_t *p = s->pin;
+        s->pin = NULL;              /* first: closing it fails what waits on it, whose callbacks come here */
+        backend_unpin(p, close);
+    }
 }
 
 void cmd_multi_reset(cmd_session_t *s)
@@ -102,6 +139,7 @@ void cmd_session_reset(client_t *c)
     cmd_session_t *s = cmd_session(c);
 
     cmd_multi_reset(s);
+    cmd_session_unpin(s, s->pin_for, s->nblocked > 0);     /* no subscription either */
     s->db = cmd_ctx.default_db;
     s->proto = 2;
     mem_free(s->name);

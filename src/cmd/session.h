@@ -46,7 +46,15 @@ typedef struct cmd_session {
     queued_cmd_t *mqueue;       /* MULTI: queued commands */
     int mcount, mcap;
     backend_watch_t *watch;     /* WATCHed keys (the backend's), or NULL: none */
+    backend_pin_t *pin;         /* a dedicated upstream connection its ops go on (backend_pin), or NULL */
+    unsigned pin_for;           /* PIN_*: what holds it; given back when nothing does */
+    int nblocked;               /* blocking commands forwarded on the pin and not yet answered */
 } cmd_session_t;
+
+/* cmd_session_t.pin_for */
+#define PIN_WATCH   (1u << 0)   /* WATCH in proxy mode: the upstream watches the keys on that connection */
+#define PIN_BLOCK   (1u << 1)   /* blocking commands (BLPOP...) are waiting on it: nblocked of them */
+#define PIN_SUB     (1u << 2)   /* subscribed (SUBSCRIBE...): messages come on it, until nothing is */
 
 typedef struct cmd_scratch {
     int variant;                /* which form of the command it was */
@@ -97,11 +105,27 @@ req_t *cmd_req_create(client_t *c);
 /* Drop queued MULTI commands, leave MULTI and forget the watched keys (redis's discardTransaction). */
 void cmd_multi_reset(cmd_session_t *s);
 
-/* Forget the watched keys (UNWATCH, EXEC, and every cmd_multi_reset). */
+/* Forget the watched keys (UNWATCH, EXEC, and every cmd_multi_reset); a connection pinned for them only
+ * is handed back. */
 void cmd_session_unwatch(cmd_session_t *s);
+
+/* Pin a dedicated upstream connection for why (PIN_*), the one held already if any: 0, or -1 with the
+ * client's error in err. */
+int cmd_session_pin(client_t *c, unsigned why, char *err, size_t errlen);
+
+/* why no longer holds the pin; when nothing does, it is handed back (close 1: closed, something may still
+ * wait on it). */
+void cmd_session_unpin(cmd_session_t *s, unsigned why, int close);
 
 /* 1 when no requirepass is set: every client counts as authenticated. */
 int cmd_session_nopass(void);
+
+/* The pin a client's ops go on: its pin, unless it is subscribed there (a RESP3 client's other commands
+ * then use the shared connections: the subscribed one runs nothing but pub/sub). */
+static inline backend_pin_t *cmd_session_op_pin(const cmd_session_t *s)
+{
+    return (s->pin_for & PIN_SUB) ? NULL : s->pin;
+}
 
 /* Back to a new connection's session (RESET). */
 void cmd_session_reset(client_t *c);

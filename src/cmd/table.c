@@ -266,11 +266,12 @@ static const cmd_def_t *cmd_lookup_sub(const cmd_def_t *d, bytes_t arg)
  * command in the table is checked by the caller (cmd_dispatch), after this. Returns the definition to
  * run, or NULL after writing the error to out.
  */
-/* WATCH / UNWATCH run here only over a backend that watches keys (memory://); elsewhere they are
- * refused by their class, as any session command the proxy cannot run on a shared connection */
+/* WATCH / UNWATCH run here only over a backend that watches keys (memory://) or gives a client a dedicated
+ * connection (an upstream); elsewhere they are refused by their class */
 int cmd_served(const cmd_def_t *d)
 {
-    return !((d->proc == cmd_watch || d->proc == cmd_unwatch) && !backend_can_watch(cmd_ctx.backend));
+    backend_t *b = cmd_ctx.backend;
+    return !((d->proc == cmd_watch || d->proc == cmd_unwatch) && !backend_can_watch(b) && !backend_can_pin(b));
 }
 
 static const cmd_def_t *cmd_resolve(buf_t *out, int argc, bytes_t *argv, int noauth)
@@ -372,6 +373,8 @@ void cmd_dispatch(client_t *c, int argc, bytes_t *argv)
         req_done(r);
         return;
     }
+    if (cmd_pubsub_filter(r, d, argc, argv))
+        return;                         /* subscribed (RESP2): Redis's error, or PING's pub/sub answer */
     if ((s->flags & SESSION_MULTI) && !(d->flags & CMD_NOQUEUE)) {
         cmd_multi_queue(s, argc, argv);
         REPLY_QUEUED(req_out(r));
@@ -412,6 +415,16 @@ int cmd_discard(req_t *r, int argc, bytes_t *argv)
  * (EXEC, DISCARD), UNWATCH, RESET or the client goes; EXEC then fails (a null reply) if any was modified
  * since. Not queued inside MULTI, where it is an error that does not doom the transaction (as Redis).
  */
+static void watch_done_cb(void *ctx, const backend_result_t *res)
+{
+    req_t *r = ctx;
+    if (res->status == BE_ERR)
+        reply_error(req_out(r), res->err);
+    else
+        buf_append(req_out(r), res->resp.ptr, res->resp.len);
+    req_done(r);
+}
+
 static int cmd_watch(req_t *r, int argc, bytes_t *argv)
 {
     cmd_session_t *s = cmd_session(r->c);
@@ -419,6 +432,17 @@ static int cmd_watch(req_t *r, int argc, bytes_t *argv)
     if (s->flags & SESSION_MULTI) {
         reply_error(req_out(r), "ERR WATCH inside MULTI is not allowed");
         return CMD_DONE;
+    }
+    if (!backend_can_watch(cmd_ctx.backend)) {
+        /* an upstream: Redis watches them, on the client's dedicated connection, where everything the client
+         * sends goes until the transaction ends (EXEC, DISCARD, UNWATCH, RESET or the client goes) */
+        char err[400];
+        if (cmd_session_pin(r->c, PIN_WATCH, err, sizeof(err)) < 0) {
+            reply_error(req_out(r), err);
+            return CMD_DONE;
+        }
+        backend_op_t op = { .code = BE_COMMAND, .argc = argc, .argv = argv, .flags = BE_READONLY };
+        return cmd_submit_raw(r, &op, watch_done_cb);
     }
     for (int i = 1; i < argc; i++)
         backend_watch(cmd_ctx.backend, &s->watch, s->db, argv[i]);
@@ -436,15 +460,18 @@ static int cmd_unwatch(req_t *r, int argc, bytes_t *argv)
 
 /*
  * The upstream's answer to a client's transaction (backend batch end): EXEC's array header, with the
- * queued commands' replies to follow, or the upstream's error (EXECABORT: it refused a command when it
+ * queued commands' replies to follow; the upstream's error (EXECABORT: it refused a command when it
  * was queued) as the one reply to EXEC, the commands' own replies dropped, as Redis answers.
  */
 static void exec_outcome_cb(void *ctx, const backend_result_t *res)
 {
     req_t *r = ctx;
 
-    if (res->status == BE_ERR) {
-        reply_error(req_out(r), res->err);
+    if (res->status != BE_OK) {
+        if (res->status == BE_NIL)          /* Redis aborted it: a key the client WATCHed changed */
+            reply_null_array(req_out(r), cmd_proto(r));
+        else
+            reply_error(req_out(r), res->err);
         req_t *m = r->next;
         for (long long i = 0; i < cmd_scratch(r)->aux && m != NULL; i++, m = m->next) {
             m->mute = 1;
@@ -482,8 +509,10 @@ int cmd_exec(req_t *r, int argc, bytes_t *argv)
         reply_null_array(req_out(r), cmd_proto(r));
         return CMD_DONE;
     }
-    /* nothing watched from here: the transaction's own writes touch no one of ours */
-    cmd_session_unwatch(s);
+    /* nothing watched from here: the transaction's own writes touch no one of ours (a dedicated upstream
+     * connection stays until the transaction is on it: Redis checks the WATCH there) */
+    backend_unwatch(s->watch);
+    s->watch = NULL;
     queued_cmd_t *q = s->mqueue;
     int n = s->mcount;
     s->mqueue = NULL;
@@ -511,6 +540,7 @@ int cmd_exec(req_t *r, int argc, bytes_t *argv)
     s->flags &= ~SESSION_IN_EXEC;
     if (batched)
         backend_batch_end(b, c->id, exec_outcome_cb, r);
+    cmd_session_unpin(s, PIN_WATCH, 0);     /* handed back once EXEC has run on it */
     mem_free(q);
     return CMD_PENDING;
 }
@@ -527,6 +557,7 @@ int cmd_submit_opts(req_t *r, backend_op_t *op, backend_cb *cb, int may_offload,
 
     op->db = db >= 0 ? db : s->db;
     op->affinity = c->id;
+    op->pin = cmd_session_op_pin(s);
     if (cache_submit(cmd_ctx.cache, op, cb, r, may_offload && !(s->flags & SESSION_IN_EXEC))) {
         /* its values went to the thread pool: the client's next commands wait for it */
         req_hold(r);
@@ -538,6 +569,8 @@ int cmd_submit_raw(req_t *r, backend_op_t *op, backend_cb *cb)
 {
     op->db = cmd_session(r->c)->db;
     op->affinity = r->c->id;
+    if (op->pin == NULL)                /* a command that must go on the pin (SUBSCRIBE...) names it */
+        op->pin = cmd_session_op_pin(cmd_session(r->c));
     cache_submit_raw(cmd_ctx.cache, op, cb, r);
     return CMD_PENDING;
 }

@@ -80,6 +80,11 @@ void conn_close(client_t *c)
     if (c->flags & CLIENT_CLOSING)
         return;
     c->flags |= CLIENT_CLOSING;
+    if (c->closing_cb != NULL) {
+        void (*cb)(client_t *) = c->closing_cb;
+        c->closing_cb = NULL;
+        cb(c);
+    }
     if (c->prev)
         c->prev->next = c->next;
     else

@@ -96,6 +96,9 @@ struct client {
     long long last_ms;          /* last input, for the idle timeout */
 
     void *session;              /* the command layer's (conn_hooks_t.open_cb / free_cb) */
+    void (*closing_cb)(client_t *c);    /* the command layer's, or NULL: called once when the client starts
+                                           closing, while its commands may still be in flight (a blocking
+                                           command waiting upstream is ended then, not when it answers) */
 };
 
 /* What CLIENT LIST shows of a connection that net keeps. */

@@ -55,6 +55,21 @@ void up_batch_exec_reply(up_conn_t *c, up_task_t *t, const redisReply *r)
     for (int i = 0; i < t->nmembers; i++)
         nsent += t->members[i]->sent;
     c->db = t->db_start;
+    if (r->type == REDIS_REPLY_NIL && t->pinned) {
+        /* the client's own WATCH (or one of the members' reads) saw a change: Redis ran nothing, and the
+         * client gets EXEC's nil, as from Redis */
+        backend_result_t res = { .status = BE_NIL };
+        if (!t->done) {
+            t->done = 1;
+            if (t->cb)
+                t->cb(t->ctx, &res);
+        }
+        for (int i = 0; i < t->nmembers; i++)
+            up_task_fail(t->members[i], "EXECABORT a watched key changed");
+        up_batch_free_members(t);
+        up_conn_release(c, t);
+        return;
+    }
     if (r->type == REDIS_REPLY_NIL && t->reads) {
         if (++t->retries > UP_TX_RETRIES) {
             up_task_fail(t, "ERR upstream: the keys kept changing during a transaction, try again");

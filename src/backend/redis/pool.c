@@ -177,6 +177,21 @@ void up_conn_send_op(up_conn_t *c, up_task_t *t, int kind, int db, const backend
     conn_send(c, t, kind, db, put_op_cb, op);
 }
 
+/* SUBSCRIBE and its kin on a dedicated connection: no slot, Redis's answers are pushes (up_ded_push); the
+ * task is answered OK now. */
+void up_conn_send_push(up_conn_t *c, up_task_t *t)
+{
+    backend_result_t res = { .status = BE_OK };
+
+    buf_append(&c->w.out, t->data.data, t->data.len);
+    c->up->ncommands++;
+    c->pubsub = 1;
+    c->push_sent++;
+    flush_schedule(c->up);
+    up_task_finish(t, &res);
+    up_task_free(t);
+}
+
 /* The write in flight ended: a failure fails the connection; else send what came meanwhile. */
 static void conn_written_cb(stream_t *w, int status)
 {
@@ -211,6 +226,7 @@ static void up_flush_cb(uv_check_t *h)
         up_conn_flush(up_conn_at(up, k));
     if (up->track != NULL)
         up_conn_flush(up_track_conn(up));
+    up_ded_flush(up);
 }
 
 /* The connection is free for the next queued tasks once the transaction or batch owning it is over. */
@@ -278,7 +294,7 @@ static void conn_select_refused(up_conn_t *c, int db, const char *err)
 /* Send what the connection can: plain tasks at once, one transaction or batch at a time. */
 void up_conn_pump(up_conn_t *c)
 {
-    if (c->up->track != NULL)
+    if (c->up->track != NULL && !c->dedicated)
         up_track_conn_ready(c);
     while (c->state == UP_READY && c->active == NULL && c->tasks != NULL && task_dbs_ready(c, c->tasks)) {
         up_task_t *t = c->tasks;
@@ -298,6 +314,8 @@ void up_conn_pump(up_conn_t *c)
             }
             conn_send(c, t, SLOT_RESULT, t->op.db, put_bytes_cb, &t->data);
             t->sent = 1;
+        } else if (t->kind == TASK_PUSH) {
+            up_conn_send_push(c, t);
         } else if (t->kind == TASK_TX) {
             c->active = t;
             up_tx_start(c, t);
@@ -310,6 +328,8 @@ void up_conn_pump(up_conn_t *c)
                 up_batch_send(c, t);
         }
     }
+    if (c->dedicated)
+        up_ded_pumped(c);
 }
 
 void up_conn_enqueue(up_conn_t *c, up_task_t *t)
@@ -365,6 +385,8 @@ static void conn_handle_reply(up_conn_t *c, redisReply *r)
             c->last_error[0] = '\0';
             c->state = UP_READY;
             c->retry_ms = 0;
+            if (c->dedicated)
+                up_ded_ready(c);        /* first: one cleaned and handed back becomes idle, not reset again */
             up_conn_pump(c);
             route_map_request(up);
         }
@@ -381,6 +403,9 @@ static void conn_handle_reply(up_conn_t *c, redisReply *r)
         break;
     case SLOT_TRACKER:
         up_track_reply(c, tag, r);
+        break;
+    case SLOT_SUBCHECK:
+        up_ded_subcheck_reply(c, tag, r);
         break;
     case SLOT_RESULT:
         if (t->op.flags & BE_WITHTTL)
@@ -451,7 +476,7 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         }
         if (reply == NULL)
             break;
-        if (c->tracker && up_track_push(c, reply)) {
+        if ((c->tracker && up_track_push(c, reply)) || (c->pubsub && up_ded_push(c, reply))) {
             freeReplyObject(reply);
             continue;
         }
@@ -466,7 +491,9 @@ static void conn_closed_cb(uv_handle_t *h)
 {
     up_conn_t *c = h->data;
     c->handle_open = 0;
-    if (c->up->destroying)
+    if (c->dedicated)
+        up_ded_handle_closed(c);
+    else if (c->up->destroying)
         up_closed_one(c->up);
 }
 
@@ -571,7 +598,7 @@ void up_conn_fail(up_conn_t *c, const char *fmt, ...)
     va_end(ap);
     snprintf(err, sizeof(err), "ERR upstream %s: %s", c->node->name, why);
     /* one warning when a working connection fails, and when the reason changes; not one per retry */
-    if (c->state == UP_READY || strcmp(c->last_error, why) != 0) {
+    if (!c->quiet && (c->state == UP_READY || strcmp(c->last_error, why) != 0)) {
         if (c->tracker)
             log_warn("upstream %s invalidation connection: %s", c->node->name, why);
         else
@@ -585,7 +612,7 @@ void up_conn_fail(up_conn_t *c, const char *fmt, ...)
     c->nslots = 0;
     c->tasks = c->tasks_tail = NULL;
     c->active = NULL;
-    if (up->track != NULL)
+    if (up->track != NULL && !c->dedicated)
         up_track_conn_lost(c, why);
     c->state = UP_DOWN;
     c->starting = 0;
@@ -599,10 +626,14 @@ void up_conn_fail(up_conn_t *c, const char *fmt, ...)
     }
     if (!up->destroying)
         route_map_want(up);     /* a cluster's node gone: a replica may be taking over its slots */
-    c->retry_ms = c->retry_ms ? c->retry_ms * 2 : UP_RETRY_MIN_MS;
-    if (c->retry_ms > up->retry_max_ms)
-        c->retry_ms = up->retry_max_ms;
-    uv_timer_start(&c->retry, conn_retry_cb, c->retry_ms, 0);
+    if (c->dedicated) {
+        up_ded_lost(c, err);        /* never made again: its client's state went with it */
+    } else {
+        c->retry_ms = c->retry_ms ? c->retry_ms * 2 : UP_RETRY_MIN_MS;
+        if (c->retry_ms > up->retry_max_ms)
+            c->retry_ms = up->retry_max_ms;
+        uv_timer_start(&c->retry, conn_retry_cb, c->retry_ms, 0);
+    }
 
     /* Fail each task once: a task may own several slots, and the active one no slot at all yet. */
     while (slots != NULL) {
@@ -694,7 +725,7 @@ static void conn_connect_cb(uv_connect_t *req, int status)
     c->db = up->db;
     c->handshake_left++;
     c->track_sent = c->track_session = 0;
-    if (up->track != NULL)
+    if (up->track != NULL && !c->dedicated)
         up_track_conn_ready(c);     /* pipelined: the reads behind it are tracked once Redis says OK */
     stream_read_start(&c->w, conn_alloc_cb, conn_read_cb);
 }
@@ -724,6 +755,18 @@ static void conn_connect(up_conn_t *c)
         up_conn_fail(c, "cannot connect: %s", uv_strerror(rc));
 }
 
+/* Is a blocking command (BE_BLOCKS, on a dedicated connection) awaiting its reply on c? It may wait as long
+ * as the client asked, and what was sent behind it waits with it. */
+static int conn_blocked(const up_conn_t *c)
+{
+    if (!c->dedicated)
+        return 0;
+    for (const up_slot_t *s = c->slots; s != NULL; s = s->next)
+        if (s->task != NULL && (s->task->op.flags & BE_BLOCKS))
+            return 1;
+    return 0;
+}
+
 /* Connect and command timeouts of c, and a server certificate that expired while connected. */
 void up_conn_tick(up_conn_t *c, long long now)
 {
@@ -740,7 +783,7 @@ void up_conn_tick(up_conn_t *c, long long now)
                tls_peer_not_after(c->w.tls) != 0 && clock_ms() / 1000 >= tls_peer_not_after(c->w.tls)) {
         /* verified when it was made, no longer valid: made again, it fails the check */
         up_conn_fail(c, "the server's certificate expired");
-    } else if (c->slots != NULL && now - c->slots->sent_us > up->command_timeout_us) {
+    } else if (c->slots != NULL && now - c->slots->sent_us > up->command_timeout_us && !conn_blocked(c)) {
         up->ntimeouts++;
         up_conn_fail(c, "timed out after %lld ms", up->command_timeout_us / 1000);
     } else if (c->tasks != NULL && c->active == NULL && c->state != UP_READY &&
@@ -764,5 +807,6 @@ void up_tick_cb(uv_timer_t *h)
         up_conn_tick(up_conn_at(up, k), now);
     if (up->track != NULL)
         up_track_tick(up, now);
+    up_ded_tick(up, now);
 }
 

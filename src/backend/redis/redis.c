@@ -70,6 +70,13 @@ void up_submit_on(upstream_t *up, up_conn_t *c, const backend_op_t *op, backend_
         fail_down(up, c, cb, ctx);
         return;
     }
+    if (op->flags & BE_PUSHES) {            /* SUBSCRIBE...: on a dedicated connection, in its turn */
+        up_task_t *t = up_task_create(up, op, cb, ctx, TASK_PUSH);
+        wire_put(&t->data, op);
+        up_conn_enqueue(c, t);
+        up_conn_pump(c);
+        return;
+    }
     if (wire_needs_tx(op) || op->code == BE_SELECT) {
         /* a client's SELECT waits its turn among its commands; it answers OK at once where the database
          * is known on the connection, else when Redis has answered a SELECT of it */
@@ -94,6 +101,31 @@ void up_submit_on(upstream_t *up, up_conn_t *c, const backend_op_t *op, backend_
         up_conn_pump(c);
 }
 
+/*
+ * An op of a client holding a dedicated connection: on it, behind the client's other ops. A
+ * read-modify-write of encoded values would run its own WATCH ... EXEC there, which ends the client's
+ * WATCH: refused between WATCH and EXEC (inside the client's MULTI it is part of the transaction).
+ */
+static void submit_pinned(upstream_t *up, const backend_op_t *op, backend_cb *cb, void *ctx)
+{
+    char err[400];
+    up_conn_t *c = up_pin_conn(up, op, err, sizeof(err));
+
+    if (c != NULL && wire_needs_tx(op)) {
+        snprintf(err, sizeof(err), "ERR %s of an encoded value between WATCH and MULTI is not supported by "
+                 "cachetoryd (it would end the WATCH on the upstream); run it inside MULTI ... EXEC",
+                 wire_op(op->code)->name);
+        c = NULL;
+    }
+    if (c == NULL) {
+        backend_result_t res = { .status = BE_ERR, .err = err };
+        up->nerrors++;
+        cb(ctx, &res);
+        return;
+    }
+    up_submit_on(up, c, op, cb, ctx);
+}
+
 static void redis_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, void *ctx)
 {
     upstream_t *up = (upstream_t *)b;
@@ -105,7 +137,7 @@ static void redis_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, v
     }
     if (up->batching) {
         up_conn_t *c = &up->nodes[0]->pool[up->batch_affinity % (uint64_t)up->npool];
-        if (!up->cluster && up_conn_down(c)) {
+        if (op->pin == NULL && !up->cluster && up_conn_down(c)) {
             fail_down(up, c, cb, ctx);
             return;
         }
@@ -115,6 +147,10 @@ static void redis_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, v
         bt->reads |= t->kind == TASK_TX;
         bt->members = mem_realloc(bt->members, (size_t)(bt->nmembers + 1) * sizeof(*bt->members));
         bt->members[bt->nmembers++] = t;
+        return;
+    }
+    if (op->pin != NULL) {
+        submit_pinned(up, op, cb, ctx);
         return;
     }
     if (up->cluster) {
@@ -145,18 +181,26 @@ static void redis_batch(backend_t *b, int begin, uint64_t affinity, backend_cb *
     }
     bt->cb = cb;
     bt->ctx = ctx;
-    if (bt->nmembers == 0) {
+    up_conn_t *c = &up->nodes[0]->pool[affinity % (uint64_t)up->npool];
+    const char *why = NULL;
+    char pinerr[400];
+    int pinned = up_pin_batch_conn(up, affinity, &c, pinerr, sizeof(pinerr));
+    if (bt->nmembers == 0 && pinned == 0) {
         up_batch_outcome(bt, NULL);
         up_task_free(bt);
         return;
     }
-    up_conn_t *c = &up->nodes[0]->pool[affinity % (uint64_t)up->npool];
-    const char *why = NULL;
-    bt->op.db = bt->members[0]->op.db;
-    if (up->cluster)
+    /* on the client's dedicated connection even when empty: Redis tells whether a WATCHed key changed */
+    bt->pinned = pinned != 0;
+    bt->op.db = bt->nmembers > 0 ? bt->members[0]->op.db : up->db;
+    if (pinned < 0) {
+        c = NULL;
+        why = pinerr;
+    } else if (up->cluster) {
         c = route_batch_conn(up, bt, affinity, &why);
+    }
     if (c == NULL || up_conn_down(c)) {
-        char err[320];
+        char err[400];
         if (c == NULL)
             snprintf(err, sizeof(err), "%s", why);
         else
@@ -212,6 +256,7 @@ static void redis_info(backend_t *b, const char *section, buf_t *out)
                up->name, up->db, up_nconns(up), ready, inflight, up->ncommands, up->nerrors, up->ntimeouts,
                up->nreconnects, up->latency_n ? up->latency_sum_us / up->latency_n : 0, up->latency_max_us);
     redis_info_tls(up, out);
+    up_ded_info(up, out);
     up_track_info(up, out);
     if (up->cluster)
         route_info(up, out);
@@ -275,6 +320,7 @@ static void redis_destroy(backend_t *b)
     if (up->track != NULL)
         up_track_stop(up);      /* nothing more is told: the pool's connections go next */
     route_unpark(up, 1);
+    up_ded_destroy(up);
     for (int k = 0; k < up_nconns(up); k++) {
         up_conn_t *c = up_conn_at(up, k);
         if (c->state != UP_DOWN || c->tasks != NULL)
@@ -292,7 +338,7 @@ static void redis_destroy(backend_t *b)
         if (c->handle_open)
             up->closing++;
     }
-    up->closing += 2;
+    up->closing += 2 + up->ded_closing;     /* each dedicated connection still closing: ded_freed */
     uv_close((uv_handle_t *)&up->tick, up_own_closed_cb);
     uv_close((uv_handle_t *)&up->flush, up_own_closed_cb);
     up_closed_one(up);
@@ -307,6 +353,8 @@ static int redis_idle(backend_t *b)
             return 0;
     if (up->track != NULL && up_track_conn(up)->nslots)
         return 0;
+    if (up->ded_in_use > 0 || up->pins != NULL)
+        return 0;                   /* its clients' dedicated connections: they end with them */
     return up->parked == NULL;
 }
 
@@ -347,6 +395,7 @@ static const backend_vtable_t redis_vtable = {
     .info = redis_info,
     .destroy = redis_destroy,
     .batch = redis_batch,
+    .pin = redis_pin,
     .forwards = 1,
 };
 
@@ -582,6 +631,7 @@ backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, siz
     up->connect_timeout_us = (long long)cfg->upstream_connect_timeout * 1000;
     up->command_timeout_us = (long long)cfg->upstream_command_timeout * 1000;
     up->retry_max_ms = (unsigned)cfg->upstream_retry_max;
+    up->ded_max = cfg->upstream_dedicated_max;
     up->read_buf = mem_alloc(UP_READ_BUF);
     /* Resolved once, at start (a name like localhost too), as redis resolves its replication master. */
     up_node_t *n = up_node_create(up, is_unix ? NULL : u.host, u.port >= 0 ? u.port : 6379, is_unix ? u.path : NULL,

@@ -14,6 +14,7 @@
  *   route.c   a Redis Cluster (redis+cluster://): the slot map, routing by key slot, MOVED / ASK
  *   fan.c     a cluster's ops split by slot or sent to every master, and their replies put together
  *   tracking.c  the invalidation connection of the near cache (CLIENT TRACKING, __redis__:invalidate)
+ *   pin.c     dedicated connections, one client's each (WATCH, blocking commands, pub/sub), apart from the pool
  *
  * Ownership: the upstream_t owns its connections, their slots and every task; a task is freed by the
  * file that ends it (task_free recycles it). Callbacks into the cache layer run through up_task_finish /
@@ -36,6 +37,7 @@
 #define UP_TX_RETRIES    5000   /* optimistic: each round one contender wins; bounded all the same */
 #define UP_RETRY_MIN_MS  50
 #define UP_KNOWN_DBS     1024   /* databases below this are remembered as existing once selected */
+#define UP_DEDICATED_IDLE_US (30LL * 1000 * 1000)  /* an idle dedicated connection is closed after this */
 #define ROUTE_SLOTS      16384  /* Redis Cluster's hash slots */
 #define ROUTE_MAX_MASTERS 1024
 #define ROUTE_NOKEY      (-1)   /* route_op_slot: the op has no key */
@@ -47,7 +49,7 @@ typedef struct up_conn up_conn_t;
 typedef struct up_task up_task_t;
 
 enum up_state { UP_DOWN, UP_CONNECTING, UP_HANDSHAKE, UP_READY };
-enum up_kind { TASK_PLAIN, TASK_TX, TASK_BATCH, TASK_SELECT };
+enum up_kind { TASK_PLAIN, TASK_TX, TASK_BATCH, TASK_SELECT, TASK_PUSH };
 
 /* What a reply in flight is for. */
 enum up_slot_kind {
@@ -61,6 +63,7 @@ enum up_slot_kind {
     SLOT_TTL,           /* the PTTL before a GET / MGET with BE_WITHTTL: the task's ttls[db] (db = key index) */
     SLOT_TRACK,         /* CLIENT TRACKING ON REDIRECT on a pool connection, for tracking session tag */
     SLOT_TRACKER,       /* the invalidation connection's own commands (tracking.c), tag says which */
+    SLOT_SUBCHECK,      /* a dedicated connection's PING after an unsubscribe: is it still subscribed? (pin.c) */
 };
 
 typedef struct up_slot {
@@ -90,6 +93,7 @@ struct up_task {
     int nmembers;
     long long queued_us;
     int sent;                   /* plain: its bytes are on the wire; batch member: it is inside MULTI */
+    int pinned;                 /* TASK_BATCH: on a client's dedicated connection: EXEC's nil aborts it */
     int reads;                  /* TASK_BATCH: some members read-modify-write, a WATCH + GETs come first */
     int reads_left;             /* TASK_BATCH: replies to those GETs still to come */
     buf_t olds;                 /* TASK_BATCH: what the GETs brought (up_batch_got_values); TASK_TX: the
@@ -133,7 +137,20 @@ struct up_conn {
     int tracker;                /* the near cache's invalidation connection (tracking.c), not a pool one */
     unsigned long long track_sent;      /* the tracking session a CLIENT TRACKING was sent for, 0 none */
     unsigned long long track_session;   /* ... and the one Redis confirmed: reads on it are tracked */
+    /* dedicated connections (pin.c) */
+    int dedicated;              /* one client's at a time, not a pool one: never reconnects */
+    struct up_pin *pin;         /* dedicated: the client's pin holding it, NULL when idle or being reset */
+    up_conn_t *ded_next;        /* dedicated: in up->dedicated */
+    int ded_state;              /* dedicated: enum up_ded_state */
+    long long ded_idle_since_us;
+    int ded_closed;             /* dedicated: its handles are closing; freed when ded_handles reaches 0 */
+    int ded_handles;
+    int quiet;                  /* closed on purpose: no warning in the log */
+    int pubsub;                 /* dedicated: SUBSCRIBE sent; pub/sub frames are pushes, not replies */
+    unsigned long long push_sent;   /* dedicated: SUBSCRIBE and its kin sent (SLOT_SUBCHECK's tag) */
 };
+
+enum up_ded_state { DED_IN_USE, DED_RESETTING, DED_IDLE };
 
 /* One Redis server and the pool of connections to it: the only one, or a node of a cluster. */
 struct up_node {
@@ -190,6 +207,13 @@ struct upstream {
     uint64_t batch_affinity;
     up_task_t *batch;           /* the batch being collected */
     struct up_track *track;     /* the near cache's tracking (tracking.c), or NULL */
+    /* dedicated connections (pin.c) */
+    up_conn_t *dedicated;       /* every dedicated connection not closing: in use, being reset, idle */
+    struct up_pin *pins;        /* every pin its clients hold, with a connection or one lost */
+    int ded_max;                /* upstream-dedicated-max */
+    int ded_count, ded_in_use, ded_idle;
+    int ded_closing;            /* closing, not yet freed */
+    unsigned long long ded_created, ded_refused;
     /* INFO upstream */
     unsigned long long ncommands, nerrors, ntimeouts, nreconnects, latency_sum_us, latency_n, latency_max_us;
 };
@@ -325,6 +349,34 @@ void up_track_stop(upstream_t *up);
 void up_track_free(upstream_t *up);
 int redis_track(backend_t *b, const backend_track_opts_t *opts, backend_track_cb *cb, void *ctx, char *err,
                 size_t errlen);
+
+/* ---- pin.c ---- */
+
+int redis_pin(backend_t *b, uint64_t affinity, backend_pin_t **p, char *err, size_t errlen);
+/* The dedicated connection of op's pin, or NULL with the reason in err (it was lost, another backend's). */
+up_conn_t *up_pin_conn(upstream_t *up, const backend_op_t *op, char *err, size_t errlen);
+/* The client of affinity's MULTI ... EXEC: 0, it holds no pin; 1, it goes on *c, the pin's connection; -1,
+ * the pin lost its connection (err says why). */
+int up_pin_batch_conn(upstream_t *up, uint64_t affinity, up_conn_t **c, char *err, size_t errlen);
+/* A dedicated connection failed (up_conn_fail): its pin loses it and it closes. */
+void up_ded_lost(up_conn_t *c, const char *err);
+/* A dedicated connection's handle closed (conn_closed_cb). */
+void up_ded_handle_closed(up_conn_t *c);
+/* A dedicated connection's handshake or RESET is answered: READY; one being reset becomes idle. */
+void up_ded_ready(up_conn_t *c);
+/* Nothing holds c back any more (pump): a dedicated one handed back is reset now. */
+void up_ded_pumped(up_conn_t *c);
+void up_ded_tick(upstream_t *up, long long now_us);
+/* A reply on a subscribed dedicated connection: a pub/sub frame goes to its pin's push callback, 1; else 0. */
+int up_ded_push(up_conn_t *c, const redisReply *r);
+/* The reply to SLOT_SUBCHECK's PING (tag: push_sent when it was sent). */
+void up_ded_subcheck_reply(up_conn_t *c, unsigned long long tag, const redisReply *r);
+/* Queue the bytes of a TASK_PUSH task on c (no reply slot). */
+void up_conn_send_push(up_conn_t *c, up_task_t *t);
+void up_ded_flush(upstream_t *up);
+void up_ded_info(upstream_t *up, buf_t *out);
+/* At destroy: every dedicated connection closes, their pins are detached (released later, freed then). */
+void up_ded_destroy(upstream_t *up);
 
 /* ---- pool.c (for tracking.c) ---- */
 
