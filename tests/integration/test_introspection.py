@@ -42,9 +42,11 @@ def test_command_count_list_and_info_agree(start_daemon, upstreams, mode):
         assert c.cmd("COMMAND", "INFO", "hset") == [None]
         assert isinstance(c.cmd("HSET", "h", "f", "v"), Err)
     # never listed: refused by class (session, admin), or string values the codec owns but not implemented
-    assert not ({"subscribe", "blpop", "shutdown", "acl", "debug", "setrange_nope"} & names)
-    # WATCH / UNWATCH: run over memory:// only
-    assert ({"watch", "unwatch"} <= names) == (mode == "memory"), mode
+    assert not ({"shutdown", "acl", "debug", "setrange_nope"} & names)
+    # blocking and pub/sub: on dedicated upstream connections, with passthrough
+    assert ({"subscribe", "blpop"} <= names) == (mode == "proxy"), mode
+    # WATCH / UNWATCH: run over memory://, and on a dedicated upstream connection in front of Redis
+    assert {"watch", "unwatch"} <= names, mode
 
 
 def test_every_listed_command_is_known_to_command_info(start_daemon, upstreams):

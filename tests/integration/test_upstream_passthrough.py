@@ -64,8 +64,10 @@ def test_passthrough_yes_forwards_verbatim(start_daemon, reference_redis, upstre
 
 @pytest.mark.parametrize("mode", ["no", "yes"])
 def test_blocking_and_pubsub_get_a_clear_error(start_daemon, upstreams, mode):
+    """Without passthrough, or without dedicated upstream connections (upstream-dedicated-max = 0; with
+    them they run: test_pinned.py), blocking and pub/sub commands get an error at once."""
     up = upstreams()
-    d = proxy(start_daemon, up, "null://", passthrough=mode)
+    d = proxy(start_daemon, up, "null://", passthrough=mode, upstream_dedicated_max=0)
     for cmd in BLOCKING:
         c = d.conn(timeout=5.0)
         t = time.monotonic()

@@ -367,16 +367,16 @@ def test_pipeline_watch_retry_loop_under_contention(start_daemon):
     setup.close()
 
 
-def test_proxy_mode_still_refuses_watch(start_daemon, upstreams):  # noqa: F811
-    """In front of an upstream WATCH and UNWATCH keep their refusal (and inside MULTI it dooms the
-    transaction, as any refused command)."""
+def test_proxy_mode_without_dedicated_connections_refuses_watch(start_daemon, upstreams):  # noqa: F811
+    """In front of an upstream WATCH needs a dedicated connection (test_pinned.py); with
+    upstream-dedicated-max = 0 there is none: a clear error, and the client goes on unpinned."""
     up = upstreams()
-    d = proxy(start_daemon, up, "zstd://")
+    d = proxy(start_daemon, up, "zstd://", upstream_dedicated_max=0)
     c = d.conn()
-    for cmd in (["WATCH", "k"], ["UNWATCH"]):
-        r = c.cmd(*cmd)
-        assert isinstance(r, Err) and "is refused by cachetoryd: WATCH would watch keys" in r, r
+    r = c.cmd("WATCH", "k")
+    assert isinstance(r, Err) and "upstream-dedicated-max" in r, r
+    assert c.cmd("UNWATCH") == "OK"
     assert c.cmd("MULTI") == "OK"
-    assert isinstance(c.cmd("UNWATCH"), Err)
-    assert isinstance(c.cmd("EXEC"), Err)
-    assert isinstance(c.cmd("WATCH"), Err)
+    assert c.cmd("SET", "k", "v") == "QUEUED"
+    assert c.cmd("EXEC") == ["OK"]
+    assert c.cmd("GET", "k") == b"v"
