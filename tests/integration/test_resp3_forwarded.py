@@ -158,3 +158,26 @@ def test_resp3_connections_reconnect_after_upstream_restart(start_daemon, upstre
     assert [raw_cmd(c, *cmd) for cmd in COMMANDS[:3]] == want
     info = resp3_info(d)
     assert info["connections_ready"] >= 1, info
+
+
+@pytest.mark.parametrize("user", [None, "app"])
+def test_resp3_connections_authenticate_and_select(start_daemon, upstreams, user):
+    """HELLO 3 AUTH (the default user, or the URL's) replaces AUTH; the URL's database and a client's SELECT
+    apply on the RESP3 connections as on the others."""
+    up = upstreams(password="s3cret")
+    if user:
+        with up.conn() as u:
+            assert u.cmd("ACL", "SETUSER", user, "on", ">apppass", "~*", "+@all") == "OK"
+    url = up.url(db=2, user=user, password="apppass" if user else "s3cret")
+    d = proxy(start_daemon, up, "zstd://", url=url, passthrough="yes")
+    for db in (2, 5):
+        with up.conn(db=db) as u:
+            assert u.cmd("HSET", "h", "db", str(db)) == 1
+    c = d.conn()
+    assert raw_cmd(c, "HELLO", "3")[:1] == b"%"
+    assert raw_cmd(c, "HGETALL", "h") == b"%1\r\n$2\r\ndb\r\n$1\r\n2\r\n"
+    assert raw_cmd(c, "SELECT", "5") == b"+OK\r\n"
+    assert raw_cmd(c, "HGETALL", "h") == b"%1\r\n$2\r\ndb\r\n$1\r\n5\r\n"
+    assert raw_cmd(c, "SELECT", "0") == b"+OK\r\n"
+    assert raw_cmd(c, "HGETALL", "h") == b"%0\r\n"
+    assert resp3_info(d)["connections_ready"] >= 1
