@@ -73,6 +73,8 @@ typedef enum backend_opcode {
 #define BE_BLOCKS   (1u << 15)  /* COMMAND: it may wait as long as it says (BLPOP...): no command timeout */
 #define BE_PUSHES   (1u << 16)  /* COMMAND on a pin: SUBSCRIBE and its kin. Answered OK once sent; what Redis
                                    answers to it, and the messages that follow, go to the pin's push callback */
+#define BE_RESP3    (1u << 17)  /* COMMAND of a RESP3 client: answered in RESP3, as the upstream wrote it (an
+                                   upstream that can: a single Redis; elsewhere RESP2) */
 #define BE_READONLY (1u << 14)  /* COMMAND: it changes no key (without it, any key it names, or any key at all
                                    when they are not known, may have changed) */
 

@@ -30,9 +30,11 @@
 #include "cmd/session.h"
 #include "config.h"
 
+static cmd_proc_t cmd_forward_proto;
+
 /* Forwarded to the upstream as it is (passthrough = yes). */
 static const cmd_def_t cmd_forward_def = {
-    "passthrough", cmd_forward, -1, CMD_WRITE | CMD_DENYOOM, 1, 1, 1, "cachetoryd", "0.1.0",
+    "passthrough", cmd_forward_proto, -1, CMD_WRITE | CMD_DENYOOM, 1, 1, 1, "cachetoryd", "0.1.0",
     "A command forwarded to the upstream as it is.", "@slow",
 };
 
@@ -96,6 +98,27 @@ static void relay_done_cb(void *ctx, const backend_result_t *res)
     else
         buf_append(req_out(r), res->resp.ptr, res->resp.len);
     req_done(r);
+}
+
+/*
+ * A forwarded command. A RESP3 client's (HELLO 3) asks for the upstream's RESP3 reply (BE_RESP3): a
+ * single Redis answers it on a connection opened with HELLO 3 and the bytes are relayed as they are, so
+ * HGETALL is a map and ZSCORE a double, as from Redis itself. Inside MULTI, on the client's pin (WATCH)
+ * and with a cluster the reply stays RESP2 (those connections speak RESP2).
+ */
+static int cmd_forward_proto(req_t *r, int argc, bytes_t *argv)
+{
+    cmd_session_t *s = cmd_session(r->c);
+    bytes_t keys[16];
+
+    if (s->proto != 3 || (s->flags & (SESSION_MULTI | SESSION_IN_EXEC)))
+        return cmd_forward(r, argc, argv);
+    int n = cmd_passthrough_keys(argc, argv, keys, 16);
+    backend_op_t op = { .code = BE_COMMAND, .argc = argc, .argv = argv, .keys = n >= 0 ? keys : NULL,
+                        .nkeys = n >= 0 ? (size_t)n : 0, .flags = BE_RESP3 | (n >= 0 ? BE_KEYSKNOWN : 0) };
+    if (!cmd_passthrough_writes(argc, argv))
+        op.flags |= BE_READONLY;
+    return cmd_submit_raw(r, &op, relay_done_cb);
 }
 
 /*

@@ -19,6 +19,16 @@
  * when the first command (AUTH or PING) is flushed and those commands wait inside the stream until it
  * is done; a handshake that fails is a connection failure like a refused connect, its reason (the
  * certificate check that failed) in the error, and upstream-connect-timeout covers it.
+ *
+ * RESP3 (node.pool3, not with a cluster): a RESP3 client's forwarded commands (BE_RESP3) go on a second
+ * set of upstream-pool-size connections, each made on first use with HELLO 3 [AUTH user pass] instead of
+ * AUTH, so that Redis answers them in RESP3 itself: maps, sets, doubles, nulls, big numbers, verbatim
+ * strings and attributes reach the client as Redis wrote them. hiredis 0.14's reader knows RESP2 only;
+ * rather than a RESP3 parser building objects to be written out again, their replies are only cut into
+ * frames (resp/frame.h) and the bytes relayed: nothing is converted, so nothing can be converted wrong.
+ * Replies to the connection's own commands (HELLO, SELECT, PING) need only "error or not". Connection i
+ * of both sets carries client affinity % npool: a task waits until the same client's earlier tasks on
+ * the other set have answered (conn_waits), so a client's commands still run in the order it sent them.
  */
 #include "backend/redis/redis_int.h"
 
@@ -224,6 +234,8 @@ static void up_flush_cb(uv_check_t *h)
     up->flush_active = 0;
     for (int k = 0; k < up_nconns(up); k++)
         up_conn_flush(up_conn_at(up, k));
+    for (int k = 0; up->nodes[0]->pool3 != NULL && k < up->npool; k++)
+        up_conn_flush(&up->nodes[0]->pool3[k]);
     if (up->track != NULL)
         up_conn_flush(up_track_conn(up));
     up_ded_flush(up);
@@ -291,12 +303,57 @@ static void conn_select_refused(up_conn_t *c, int db, const char *err)
     up_task_free(t);
 }
 
+/* The pool connection of the other protocol carrying the same clients (index), or NULL. */
+static up_conn_t *conn_sibling(const up_conn_t *c)
+{
+    if (c->dedicated || c->tracker || c->node->pool3 == NULL)
+        return NULL;
+    return c->resp3 ? &c->node->pool[c->index] : &c->node->pool3[c->index];
+}
+
+static int task_earlier(const up_task_t *o, const up_task_t *t)
+{
+    return o != NULL && o != t && o->op.affinity == t->op.affinity && o->seq < t->seq;
+}
+
+/* Must t wait: the sibling still holds a task of t's client submitted before it (sent or queued)? */
+static int conn_waits(const up_conn_t *c, const up_task_t *t)
+{
+    const up_conn_t *o = conn_sibling(c);
+
+    if (o == NULL || (o->slots == NULL && o->tasks == NULL && o->active == NULL))
+        return 0;
+    if (task_earlier(o->active, t))
+        return 1;
+    for (const up_slot_t *s = o->slots; s != NULL; s = s->next)
+        if (task_earlier(s->task, t))
+            return 1;
+    for (const up_task_t *q = o->tasks; q != NULL; q = q->next)
+        if (task_earlier(q, t))
+            return 1;
+    return 0;
+}
+
+/* c answered or failed: the sibling's tasks waiting for it may go. */
+static void conn_wake_sibling(up_conn_t *c)
+{
+    up_conn_t *o = conn_sibling(c);
+    if (o != NULL && o->tasks != NULL)
+        up_conn_pump(o);
+}
+
+int up_conn_can_send(up_conn_t *c, up_task_t *t)
+{
+    return !conn_waits(c, t);
+}
+
 /* Send what the connection can: plain tasks at once, one transaction or batch at a time. */
 void up_conn_pump(up_conn_t *c)
 {
-    if (c->up->track != NULL && !c->dedicated)
+    if (c->up->track != NULL && !c->dedicated && !c->resp3)
         up_track_conn_ready(c);
-    while (c->state == UP_READY && c->active == NULL && c->tasks != NULL && task_dbs_ready(c, c->tasks)) {
+    while (c->state == UP_READY && c->active == NULL && c->tasks != NULL && !conn_waits(c, c->tasks) &&
+           task_dbs_ready(c, c->tasks)) {
         up_task_t *t = c->tasks;
         c->tasks = t->next;
         if (c->tasks == NULL)
@@ -342,7 +399,9 @@ void up_conn_enqueue(up_conn_t *c, up_task_t *t)
     c->tasks_tail = t;
 }
 
-static void conn_handle_reply(up_conn_t *c, redisReply *r)
+/* Redis's reply r to the command at the head of c's slots; on a RESP3 connection r says only whether it
+ * is an error (and its text), and raw[0..rawlen) is the reply itself. */
+static void conn_handle_reply(up_conn_t *c, const redisReply *r, const char *raw, size_t rawlen)
 {
     upstream_t *up = c->up;
     up_slot_t *s = c->slots;
@@ -410,7 +469,10 @@ static void conn_handle_reply(up_conn_t *c, redisReply *r)
     case SLOT_RESULT:
         if (t->op.flags & BE_WITHTTL)
             t->tracked = up_track_tracked(c);
-        up_task_deliver(t, &t->op, r);
+        if (raw != NULL)
+            up_task_deliver_raw(t, raw, rawlen);
+        else
+            up_task_deliver(t, &t->op, r);
         up_task_free(t);
         break;
     case SLOT_SELECT:
@@ -453,6 +515,60 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(c->up->read_buf, UP_READ_BUF);
 }
 
+/* One reply of a RESP3 connection: its bytes, and for the slot an error-or-not reply with the text. */
+static void conn_handle_frame(up_conn_t *c, const char *f, size_t len)
+{
+    redisReply r = { .type = REDIS_REPLY_STATUS, .str = "" };
+    char err[256];
+
+    if (f[0] == '-' || f[0] == '!') {
+        const char *p = f + 1, *end = f + len - 2;         /* a simple error: the line */
+        if (f[0] == '!') {                                  /* a blob error: after its length's line */
+            const char *nl = memchr(f, '\n', len);
+            p = nl != NULL ? nl + 1 : end;
+        }
+        size_t n = p < end ? (size_t)(end - p) : 0;
+        if (n >= sizeof(err))
+            n = sizeof(err) - 1;
+        memcpy(err, p, n);
+        err[n] = '\0';
+        r.type = REDIS_REPLY_ERROR;
+        r.str = err;
+        r.len = n;
+    }
+    conn_handle_reply(c, &r, f, len);
+}
+
+/* What a RESP3 connection read: cut into frames (resp/frame.h), each relayed as it is. A push frame is
+ * nobody's reply (none is asked for on these connections): dropped. */
+static void conn_read_resp3(up_conn_t *c, const char *p, size_t n)
+{
+    size_t off = 0;
+
+    buf_append(&c->rbuf, p, n);
+    while (c->state != UP_DOWN && off < c->rbuf.len) {
+        int rc = resp_frame_scan(&c->frame, c->rbuf.data + off, c->rbuf.len - off);
+        if (rc == RESP_FRAME_AGAIN)
+            break;
+        if (rc == RESP_FRAME_ERROR) {
+            up_conn_fail(c, "%s", c->frame.err);
+            return;
+        }
+        const char *f = c->rbuf.data + off;
+        size_t len = c->frame.pos;
+        off += len;
+        resp_frame_next(&c->frame);
+        if (f[0] != '>')
+            conn_handle_frame(c, f, len);
+    }
+    if (c->state == UP_DOWN)
+        return;                     /* up_conn_fail emptied the buffer */
+    buf_consume(&c->rbuf, off);
+    if (c->rbuf.len == 0)
+        buf_shrink(&c->rbuf, UP_READ_BUF);
+    conn_wake_sibling(c);
+}
+
 static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     up_conn_t *c = st->data;
@@ -463,6 +579,10 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
             up_conn_fail(c, "%s", stream_error(&c->w));
         else
             up_conn_fail(c, "%s", nread == UV_EOF ? "connection closed by the server" : uv_strerror((int)nread));
+        return;
+    }
+    if (c->resp3) {
+        conn_read_resp3(c, buf->base, (size_t)nread);
         return;
     }
     if (redisReaderFeed(c->reader, buf->base, (size_t)nread) != REDIS_OK) {
@@ -480,9 +600,11 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
             freeReplyObject(reply);
             continue;
         }
-        conn_handle_reply(c, reply);
+        conn_handle_reply(c, reply, NULL, 0);
         freeReplyObject(reply);
     }
+    if (c->state != UP_DOWN)
+        conn_wake_sibling(c);
 }
 
 /* ---- connection lifecycle ------------------------------------------------------------------------ */
@@ -528,9 +650,31 @@ void up_conn_init(up_conn_t *c, up_node_t *node, int index)
     uv_timer_start(&c->retry, conn_start_cb, 0, 0);
 }
 
+void up_conn_init_resp3(up_conn_t *c, up_node_t *node, int index)
+{
+    upstream_t *up = node->up;
+    c->up = up;
+    c->node = node;
+    c->index = index;
+    c->resp3 = 1;
+    buf_init(&c->rbuf);
+    stream_init(&c->w, &c->h.stream, conn_written_cb, 0, NULL);
+    uv_timer_init(up->loop, &c->retry);
+    c->retry.data = c;
+    c->starting = 1;                /* tasks wait for it; up_conn_start connects */
+    c->state_since_us = clock_us_monotonic();
+}
+
+void up_conn_start(up_conn_t *c)
+{
+    if (c->starting && !uv_is_active((uv_handle_t *)&c->retry))
+        uv_timer_start(&c->retry, conn_start_cb, 0, 0);
+}
+
 void up_conn_deinit(up_conn_t *c)
 {
     stream_deinit(&c->w);
+    buf_deinit(&c->rbuf);
 }
 
 /*
@@ -574,9 +718,13 @@ up_node_t *up_node_create(upstream_t *up, const char *host, int port, const char
 
 void up_node_free(up_node_t *n)
 {
-    for (int i = 0; i < n->npool; i++)
+    for (int i = 0; i < n->npool; i++) {
         up_conn_deinit(&n->pool[i]);
+        if (n->pool3 != NULL)
+            up_conn_deinit(&n->pool3[i]);
+    }
     mem_free(n->pool);
+    mem_free(n->pool3);
     mem_free(n->host);
     mem_free(n->path);
     mem_free(n);
@@ -612,7 +760,7 @@ void up_conn_fail(up_conn_t *c, const char *fmt, ...)
     c->nslots = 0;
     c->tasks = c->tasks_tail = NULL;
     c->active = NULL;
-    if (up->track != NULL && !c->dedicated)
+    if (up->track != NULL && !c->dedicated && !c->resp3)
         up_track_conn_lost(c, why);
     c->state = UP_DOWN;
     c->starting = 0;
@@ -624,6 +772,7 @@ void up_conn_fail(up_conn_t *c, const char *fmt, ...)
         redisReaderFree(c->reader);
         c->reader = NULL;
     }
+    buf_reset(&c->rbuf);
     if (!up->destroying)
         route_map_want(up);     /* a cluster's node gone: a replica may be taking over its slots */
     if (c->dedicated) {
@@ -667,6 +816,8 @@ void up_conn_fail(up_conn_t *c, const char *fmt, ...)
         t->nmembers = 0;
         up_task_free(t);
     }
+    if (!up->destroying)
+        conn_wake_sibling(c);
 }
 
 static void conn_connect_cb(uv_connect_t *req, int status)
@@ -684,14 +835,25 @@ static void conn_connect_cb(uv_connect_t *req, int status)
         uv_tcp_nodelay(&c->h.tcp, 1);
     if (up->tls != NULL)
         stream_set_tls(&c->w, tls_create(up->tls, c->node->host));
-    c->reader = redisReaderCreate();
+    if (c->resp3) {
+        buf_reset(&c->rbuf);
+        resp_frame_init(&c->frame, UP_RESP3_BLOB_MAX, UP_RESP3_COUNT_MAX);
+    } else {
+        c->reader = redisReaderCreate();
+    }
     c->state = UP_HANDSHAKE;
     c->state_since_us = clock_us_monotonic();
     c->handshake_left = 0;
     c->db = 0;
     c->select_wait = 0;
     memset(c->known_dbs, 0, sizeof(c->known_dbs));   /* a new server may have other databases */
-    if (up->password) {
+    if (c->resp3) {
+        /* HELLO 3, authenticated in the same command (HELLO's AUTH needs a user name: "default") */
+        bytes_t argv[5] = { B("HELLO"), B("3"), B("AUTH"), { up->user ? up->user : "default",
+                            up->user ? strlen(up->user) : 7 }, { up->password, up->password ? strlen(up->password) : 0 } };
+        up_conn_send_argv(c, NULL, SLOT_INTERNAL, -1, up->password ? 5 : 2, argv);
+        c->handshake_left++;
+    } else if (up->password) {
         bytes_t argv[3] = { B("AUTH"), { up->user ? up->user : "", up->user ? strlen(up->user) : 0 },
                             { up->password, strlen(up->password) } };
         if (up->user) {
@@ -725,7 +887,7 @@ static void conn_connect_cb(uv_connect_t *req, int status)
     c->db = up->db;
     c->handshake_left++;
     c->track_sent = c->track_session = 0;
-    if (up->track != NULL && !c->dedicated)
+    if (up->track != NULL && !c->dedicated && !c->resp3)
         up_track_conn_ready(c);     /* pipelined: the reads behind it are tracked once Redis says OK */
     stream_read_start(&c->w, conn_alloc_cb, conn_read_cb);
 }
@@ -805,6 +967,8 @@ void up_tick_cb(uv_timer_t *h)
 
     for (int k = 0; k < up_nconns(up); k++)
         up_conn_tick(up_conn_at(up, k), now);
+    for (int k = 0; up->nodes[0]->pool3 != NULL && k < up->npool; k++)
+        up_conn_tick(&up->nodes[0]->pool3[k], now);
     if (up->track != NULL)
         up_track_tick(up, now);
     up_ded_tick(up, now);

@@ -88,17 +88,19 @@ void up_submit_on(upstream_t *up, up_conn_t *c, const backend_op_t *op, backend_
     }
     up_task_t *t = up_task_create(up, op, cb, ctx, TASK_PLAIN);
     if (!up->cluster && c->state == UP_READY && c->active == NULL && c->tasks == NULL &&
-        up_conn_db_ready(c, op->db)) {
+        up_conn_can_send(c, t) && up_conn_db_ready(c, op->db)) {
         up_conn_send_op(c, t, SLOT_RESULT, op->db, op);   /* the fast path: straight to the wire */
         t->sent = 1;
         return;
     }
-    /* behind a transaction, a SELECT awaited, before the connection is ready, or a cluster's: keep the
-     * command's bytes */
+    /* behind a transaction, a SELECT awaited, before the connection is ready, behind the client's commands
+     * on the other protocol's connection, or a cluster's: keep the command's bytes */
     wire_put(&t->data, op);
     up_conn_enqueue(c, t);
     if (up->cluster)
         up_conn_pump(c);
+    else if (c->resp3)
+        up_conn_start(c);
 }
 
 /*
@@ -157,7 +159,12 @@ static void redis_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, v
         route_submit(up, op, cb, ctx);
         return;
     }
-    up_submit_on(up, &up->nodes[0]->pool[op->affinity % (uint64_t)up->npool], op, cb, ctx);
+    up_node_t *n = up->nodes[0];
+    if ((op->flags & BE_RESP3) && op->code == BE_COMMAND && n->pool3 != NULL) {
+        up_submit_on(up, &n->pool3[op->affinity % (uint64_t)up->npool], op, cb, ctx);
+        return;
+    }
+    up_submit_on(up, &n->pool[op->affinity % (uint64_t)up->npool], op, cb, ctx);
 }
 
 static void redis_batch(backend_t *b, int begin, uint64_t affinity, backend_cb *cb, void *ctx)
@@ -165,7 +172,7 @@ static void redis_batch(backend_t *b, int begin, uint64_t affinity, backend_cb *
     upstream_t *up = (upstream_t *)b;
 
     if (begin) {
-        backend_op_t none = { .code = BE_COMMAND };
+        backend_op_t none = { .code = BE_COMMAND, .affinity = affinity };
         up->batching = 1;
         up->batch_affinity = affinity;
         up->batch = up_task_create(up, &none, NULL, NULL, TASK_BATCH);
@@ -236,6 +243,22 @@ static void redis_info_tls(upstream_t *up, buf_t *out)
                t ? tls_cipher(t) : "", expiry);
 }
 
+/* INFO upstream's RESP3 connections (made on first use by a RESP3 client's forwarded command). */
+static void redis_info_resp3(upstream_t *up, buf_t *out)
+{
+    const up_node_t *n = up->nodes[0];
+    int made = 0, ready = 0;
+    unsigned inflight = 0;
+
+    for (int k = 0; n->pool3 != NULL && k < up->npool; k++) {
+        made += !n->pool3[k].starting;
+        ready += n->pool3[k].state == UP_READY;
+        inflight += n->pool3[k].nslots;
+    }
+    buf_printf(out, "upstream_resp3_connections:%d\r\nupstream_resp3_connections_ready:%d\r\n"
+               "upstream_resp3_commands_in_flight:%u\r\n", made, ready, inflight);
+}
+
 static void redis_info(backend_t *b, const char *section, buf_t *out)
 {
     upstream_t *up = (upstream_t *)b;
@@ -255,6 +278,7 @@ static void redis_info(backend_t *b, const char *section, buf_t *out)
                "upstream_latency_max_usec:%llu\r\n",
                up->name, up->db, up_nconns(up), ready, inflight, up->ncommands, up->nerrors, up->ntimeouts,
                up->nreconnects, up->latency_n ? up->latency_sum_us / up->latency_n : 0, up->latency_max_us);
+    redis_info_resp3(up, out);
     redis_info_tls(up, out);
     up_ded_info(up, out);
     up_track_info(up, out);
@@ -331,6 +355,16 @@ static void redis_destroy(backend_t *b)
         if (c->handle_open)
             up->closing++;      /* conn_closed_cb counts it */
     }
+    for (int k = 0; up->nodes[0]->pool3 != NULL && k < up->npool; k++) {
+        up_conn_t *c = &up->nodes[0]->pool3[k];
+        if (c->state != UP_DOWN || c->tasks != NULL)
+            up_conn_fail(c, "shutting down");
+        uv_timer_stop(&c->retry);
+        up->closing++;
+        uv_close((uv_handle_t *)&c->retry, up_timer_closed_cb);
+        if (c->handle_open)
+            up->closing++;
+    }
     if (up->track != NULL) {
         up_conn_t *c = up_track_conn(up);
         up->closing++;
@@ -350,6 +384,9 @@ static int redis_idle(backend_t *b)
     upstream_t *up = (upstream_t *)b;
     for (int k = 0; k < up_nconns(up); k++)
         if (up_conn_at(up, k)->nslots || up_conn_at(up, k)->tasks || up_conn_at(up, k)->active)
+            return 0;
+    for (int k = 0; up->nodes[0]->pool3 != NULL && k < up->npool; k++)
+        if (up->nodes[0]->pool3[k].nslots || up->nodes[0]->pool3[k].tasks)
             return 0;
     if (up->track != NULL && up_track_conn(up)->nslots)
         return 0;
@@ -668,6 +705,12 @@ backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, siz
             size_t l = strlen(up->name);
             snprintf(up->name + l, sizeof(up->name) - l, ",%s", sn->name);
         }
+    } else {
+        /* RESP3 clients' forwarded commands (pool.c); a cluster's stay RESP2: route.c's redirections and
+         * fan-outs read replies with hiredis */
+        n->pool3 = mem_calloc((size_t)up->npool, sizeof(*n->pool3));
+        for (int i = 0; i < up->npool; i++)
+            up_conn_init_resp3(&n->pool3[i], n, i);
     }
     free_seeds(seeds);
     seeds = NULL;

@@ -31,9 +31,12 @@
 #include "backend/redis/wire.h"
 #include "net/stream.h"
 #include "net/tls.h"
+#include "resp/frame.h"
 #include "util/buf.h"
 
 #define UP_READ_BUF      (64 * 1024)
+#define UP_RESP3_BLOB_MAX  (1LL << 32)  /* a RESP3 connection's framer: the longest blob accepted */
+#define UP_RESP3_COUNT_MAX (1LL << 32)  /* ... the most elements of an aggregate */
 #define UP_TX_RETRIES    5000   /* optimistic: each round one contender wins; bounded all the same */
 #define UP_RETRY_MIN_MS  50
 #define UP_KNOWN_DBS     1024   /* databases below this are remembered as existing once selected */
@@ -108,6 +111,8 @@ struct up_task {
     long long *ttls;            /* BE_WITHTTL: each key's PTTL as it arrives (-2 until then) */
     size_t ttls_cap;
     int tracked;                /* BE_WITHTTL: its reply came on a connection with tracking intact */
+    unsigned long long seq;     /* the order it was submitted in (upstream.task_seq): a pool connection's
+                                 * task waits for the same client's earlier ones on the sibling (pool.c) */
 };
 
 struct up_conn {
@@ -148,6 +153,11 @@ struct up_conn {
     int quiet;                  /* closed on purpose: no warning in the log */
     int pubsub;                 /* dedicated: SUBSCRIBE sent; pub/sub frames are pushes, not replies */
     unsigned long long push_sent;   /* dedicated: SUBSCRIBE and its kin sent (SLOT_SUBCHECK's tag) */
+    /* RESP3 connections (node.pool3): opened with HELLO 3, replies framed (resp/frame.h) and relayed as
+     * they are, never parsed by hiredis */
+    int resp3;
+    buf_t rbuf;                 /* resp3: bytes read, from the start of the frame being scanned */
+    resp_frame_t frame;
 };
 
 enum up_ded_state { DED_IN_USE, DED_RESETTING, DED_IDLE };
@@ -163,6 +173,7 @@ struct up_node {
     char name[128];             /* "host:port" or the socket path, for errors */
     int npool;
     up_conn_t *pool;
+    up_conn_t *pool3;           /* not a cluster: npool RESP3 connections, each connecting on first use */
     int master;                 /* cluster: serves slots in the last map */
     int readonly;               /* cluster: a replica read from (READONLY in the handshake) */
     unsigned long long nerrors;     /* error replies it sent */
@@ -207,6 +218,7 @@ struct upstream {
     uint64_t batch_affinity;
     up_task_t *batch;           /* the batch being collected */
     struct up_track *track;     /* the near cache's tracking (tracking.c), or NULL */
+    unsigned long long task_seq;    /* tasks submitted (up_task_t.seq) */
     /* dedicated connections (pin.c) */
     up_conn_t *dedicated;       /* every dedicated connection not closing: in use, being reset, idle */
     struct up_pin *pins;        /* every pin its clients hold, with a connection or one lost */
@@ -259,6 +271,8 @@ void up_task_finish(up_task_t *t, const backend_result_t *res);
 void up_task_fail(up_task_t *t, const char *err);
 /* Redis's reply r to the op: mapped (wire_reply), then the callback. */
 void up_task_deliver(up_task_t *t, const backend_op_t *op, const redisReply *r);
+/* A RESP3 connection's reply to a forwarded command: its bytes, as they are. */
+void up_task_deliver_raw(up_task_t *t, const char *resp, size_t len);
 
 /* ---- pool.c ---- */
 
@@ -270,6 +284,10 @@ void up_conn_init(up_conn_t *c, up_node_t *node, int index);
 up_node_t *up_node_create(upstream_t *up, const char *host, int port, const char *path, char *err, size_t errlen);
 /* Free a node's memory, once its handles are closed. */
 void up_node_free(up_node_t *n);
+/* The same for a RESP3 connection (node.pool3), which connects when up_conn_start is first called. */
+void up_conn_init_resp3(up_conn_t *c, up_node_t *node, int index);
+/* A RESP3 connection not yet started: connect now (commands submitted meanwhile wait for it). */
+void up_conn_start(up_conn_t *c);
 /* Free what up_conn_init allocated, once the connection's handles are closed. */
 void up_conn_deinit(up_conn_t *c);
 /* Every 50 ms: connect and command timeouts, expired server certificates (data = the upstream). */
@@ -282,6 +300,8 @@ int up_conn_db_ready(up_conn_t *c, int db);
 void up_conn_send_argv(up_conn_t *c, up_task_t *t, int kind, int db, int argc, const bytes_t *argv);
 /* The same with op's command (wire_put). */
 void up_conn_send_op(up_conn_t *c, up_task_t *t, int kind, int db, const backend_op_t *op);
+/* May t go on c now, or must it wait for its client's earlier tasks on the pool of the other protocol? */
+int up_conn_can_send(up_conn_t *c, up_task_t *t);
 /* Queue t behind the connection's other tasks. */
 void up_conn_enqueue(up_conn_t *c, up_task_t *t);
 /* Send what the connection can: plain tasks at once, one transaction or batch at a time. */

@@ -156,6 +156,7 @@ up_task_t *up_task_create(upstream_t *up, const backend_op_t *op, backend_cb *cb
     t->cb = cb;
     t->ctx = ctx;
     t->op = *op;
+    t->seq = ++up->task_seq;
     if (op->flags & BE_WITHTTL) {
         size_t n = op->code == BE_MGET ? op->nkeys : 1;
         if (n > t->ttls_cap) {
@@ -186,4 +187,10 @@ void up_task_deliver(up_task_t *t, const backend_op_t *op, const redisReply *r)
     }
     up_task_finish(t, &res);
     wire_scratch_deinit(&s);
+}
+
+void up_task_deliver_raw(up_task_t *t, const char *resp, size_t len)
+{
+    backend_result_t res = { .status = BE_OK, .resp = { resp, len } };
+    up_task_finish(t, &res);
 }
