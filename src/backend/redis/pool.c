@@ -303,56 +303,12 @@ static void conn_select_refused(up_conn_t *c, int db, const char *err)
     up_task_free(t);
 }
 
-/* The pool connection of the other protocol carrying the same clients (index), or NULL. */
-static up_conn_t *conn_sibling(const up_conn_t *c)
-{
-    if (c->dedicated || c->tracker || c->node->pool3 == NULL)
-        return NULL;
-    return c->resp3 ? &c->node->pool[c->index] : &c->node->pool3[c->index];
-}
-
-static int task_earlier(const up_task_t *o, const up_task_t *t)
-{
-    return o != NULL && o != t && o->op.affinity == t->op.affinity && o->seq < t->seq;
-}
-
-/* Must t wait: the sibling still holds a task of t's client submitted before it (sent or queued)? */
-static int conn_waits(const up_conn_t *c, const up_task_t *t)
-{
-    const up_conn_t *o = conn_sibling(c);
-
-    if (o == NULL || (o->slots == NULL && o->tasks == NULL && o->active == NULL))
-        return 0;
-    if (task_earlier(o->active, t))
-        return 1;
-    for (const up_slot_t *s = o->slots; s != NULL; s = s->next)
-        if (task_earlier(s->task, t))
-            return 1;
-    for (const up_task_t *q = o->tasks; q != NULL; q = q->next)
-        if (task_earlier(q, t))
-            return 1;
-    return 0;
-}
-
-/* c answered or failed: the sibling's tasks waiting for it may go. */
-static void conn_wake_sibling(up_conn_t *c)
-{
-    up_conn_t *o = conn_sibling(c);
-    if (o != NULL && o->tasks != NULL)
-        up_conn_pump(o);
-}
-
-int up_conn_can_send(up_conn_t *c, up_task_t *t)
-{
-    return !conn_waits(c, t);
-}
-
 /* Send what the connection can: plain tasks at once, one transaction or batch at a time. */
 void up_conn_pump(up_conn_t *c)
 {
     if (c->up->track != NULL && !c->dedicated && !c->resp3)
         up_track_conn_ready(c);
-    while (c->state == UP_READY && c->active == NULL && c->tasks != NULL && !conn_waits(c, c->tasks) &&
+    while (c->state == UP_READY && c->active == NULL && c->tasks != NULL && !up_conn_waits(c, c->tasks) &&
            task_dbs_ready(c, c->tasks)) {
         up_task_t *t = c->tasks;
         c->tasks = t->next;
@@ -401,7 +357,7 @@ void up_conn_enqueue(up_conn_t *c, up_task_t *t)
 
 /* Redis's reply r to the command at the head of c's slots; on a RESP3 connection r says only whether it
  * is an error (and its text), and raw[0..rawlen) is the reply itself. */
-static void conn_handle_reply(up_conn_t *c, const redisReply *r, const char *raw, size_t rawlen)
+void up_conn_handle_reply(up_conn_t *c, const redisReply *r, const char *raw, size_t rawlen)
 {
     upstream_t *up = c->up;
     up_slot_t *s = c->slots;
@@ -515,60 +471,6 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(c->up->read_buf, UP_READ_BUF);
 }
 
-/* One reply of a RESP3 connection: its bytes, and for the slot an error-or-not reply with the text. */
-static void conn_handle_frame(up_conn_t *c, const char *f, size_t len)
-{
-    redisReply r = { .type = REDIS_REPLY_STATUS, .str = "" };
-    char err[256];
-
-    if (f[0] == '-' || f[0] == '!') {
-        const char *p = f + 1, *end = f + len - 2;         /* a simple error: the line */
-        if (f[0] == '!') {                                  /* a blob error: after its length's line */
-            const char *nl = memchr(f, '\n', len);
-            p = nl != NULL ? nl + 1 : end;
-        }
-        size_t n = p < end ? (size_t)(end - p) : 0;
-        if (n >= sizeof(err))
-            n = sizeof(err) - 1;
-        memcpy(err, p, n);
-        err[n] = '\0';
-        r.type = REDIS_REPLY_ERROR;
-        r.str = err;
-        r.len = n;
-    }
-    conn_handle_reply(c, &r, f, len);
-}
-
-/* What a RESP3 connection read: cut into frames (resp/frame.h), each relayed as it is. A push frame is
- * nobody's reply (none is asked for on these connections): dropped. */
-static void conn_read_resp3(up_conn_t *c, const char *p, size_t n)
-{
-    size_t off = 0;
-
-    buf_append(&c->rbuf, p, n);
-    while (c->state != UP_DOWN && off < c->rbuf.len) {
-        int rc = resp_frame_scan(&c->frame, c->rbuf.data + off, c->rbuf.len - off);
-        if (rc == RESP_FRAME_AGAIN)
-            break;
-        if (rc == RESP_FRAME_ERROR) {
-            up_conn_fail(c, "%s", c->frame.err);
-            return;
-        }
-        const char *f = c->rbuf.data + off;
-        size_t len = c->frame.pos;
-        off += len;
-        resp_frame_next(&c->frame);
-        if (f[0] != '>')
-            conn_handle_frame(c, f, len);
-    }
-    if (c->state == UP_DOWN)
-        return;                     /* up_conn_fail emptied the buffer */
-    buf_consume(&c->rbuf, off);
-    if (c->rbuf.len == 0)
-        buf_shrink(&c->rbuf, UP_READ_BUF);
-    conn_wake_sibling(c);
-}
-
 static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     up_conn_t *c = st->data;
@@ -582,7 +484,7 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (c->resp3) {
-        conn_read_resp3(c, buf->base, (size_t)nread);
+        up_conn_read_resp3(c, buf->base, (size_t)nread);
         return;
     }
     if (redisReaderFeed(c->reader, buf->base, (size_t)nread) != REDIS_OK) {
@@ -600,11 +502,11 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
             freeReplyObject(reply);
             continue;
         }
-        conn_handle_reply(c, reply, NULL, 0);
+        up_conn_handle_reply(c, reply, NULL, 0);
         freeReplyObject(reply);
     }
     if (c->state != UP_DOWN)
-        conn_wake_sibling(c);
+        up_conn_wake_sibling(c);
 }
 
 /* ---- connection lifecycle ------------------------------------------------------------------------ */
@@ -817,7 +719,7 @@ void up_conn_fail(up_conn_t *c, const char *fmt, ...)
         up_task_free(t);
     }
     if (!up->destroying)
-        conn_wake_sibling(c);
+        up_conn_wake_sibling(c);
 }
 
 static void conn_connect_cb(uv_connect_t *req, int status)

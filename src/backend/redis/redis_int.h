@@ -8,6 +8,7 @@
  *   task.c    tasks: an op's copy while it is queued or in flight, and its callback called exactly once
  *   pool.c    the connections: connecting, handshake, retry and timeouts, databases (SELECT), sending
  *             commands with a slot for each reply, reading and matching replies, pumping the queue
+ *   resp3.c   the RESP3 connections' replies (framed and relayed) and the order across both sets
  *   tx.c      one op's read-modify-write: WATCH / GET, compute, MULTI / write / EXEC, retried
  *   batch.c   a client's MULTI ... EXEC: its members' databases, their reads, the overlay that follows
  *             their writes, MULTI / members / EXEC, and EXEC's reply handed out
@@ -302,6 +303,15 @@ void up_conn_send_argv(up_conn_t *c, up_task_t *t, int kind, int db, int argc, c
 void up_conn_send_op(up_conn_t *c, up_task_t *t, int kind, int db, const backend_op_t *op);
 /* May t go on c now, or must it wait for its client's earlier tasks on the pool of the other protocol? */
 int up_conn_can_send(up_conn_t *c, up_task_t *t);
+/* resp3.c: must t wait on c for an earlier task of its client on the sibling connection (the other
+ * protocol's set)? */
+int up_conn_waits(const up_conn_t *c, const up_task_t *t);
+/* c answered or failed: its sibling's tasks that waited for it may go. */
+void up_conn_wake_sibling(up_conn_t *c);
+/* What a RESP3 connection read: framed and handled reply by reply. */
+void up_conn_read_resp3(up_conn_t *c, const char *p, size_t n);
+/* pool.c: one reply for the connection's oldest slot (raw: its bytes on a RESP3 connection, else NULL). */
+void up_conn_handle_reply(up_conn_t *c, const redisReply *r, const char *raw, size_t rawlen);
 /* Queue t behind the connection's other tasks. */
 void up_conn_enqueue(up_conn_t *c, up_task_t *t);
 /* Send what the connection can: plain tasks at once, one transaction or batch at a time. */
