@@ -412,6 +412,17 @@ static void on_reload(uv_signal_t *h, int signum)
     notify_send("READY=1");
 }
 
+/* A start that ends before serving (an error, or --test-config): what was made goes; rc is the exit status. */
+static int start_end(uv_loop_t *loop, int rc)
+{
+    cache_destroy(cache);
+    backend_destroy(backend);
+    uv_run(loop, UV_RUN_DEFAULT);          /* the backend's handles close */
+    uv_loop_close(loop);
+    config_deinit(&cfg);
+    return rc;
+}
+
 /* hz times a second, from the server's timer: the backend's background work (active expiry). */
 static void cron_cb(void *arg)
 {
@@ -518,34 +529,19 @@ int main(int argc, char **argv)
     cache_set_default_ttl(cache, cfg.default_ttl);
     if (apply_caches(&cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "cachetoryd: %s\n", err);
-        cache_destroy(cache);
-        backend_destroy(backend);
-        uv_run(loop, UV_RUN_DEFAULT);          /* the backend's handles close */
-        uv_loop_close(loop);
-        config_deinit(&cfg);
-        return 1;
+        return start_end(loop, 1);
     }
     cache_set_default_near(cache, cfg.near_cache, cfg.near_cache_ttl);
     if (config_near_wanted(&cfg)) {
         cache_near_opts_t no = near_opts(&cfg);
         if (cache_set_near(cache, &no, err, sizeof(err)) < 0) {
             fprintf(stderr, "cachetoryd: near-cache: %s\n", err);
-            cache_destroy(cache);
-            backend_destroy(backend);
-            uv_run(loop, UV_RUN_DEFAULT);          /* the backend's handles close */
-            uv_loop_close(loop);
-            config_deinit(&cfg);
-            return 1;
+            return start_end(loop, 1);
         }
     }
     if (test_only) {
         printf("cachetoryd: configuration %s is valid\n", path ? path : "(defaults)");
-        cache_destroy(cache);
-        backend_destroy(backend);
-        uv_run(loop, UV_RUN_DEFAULT);          /* the backend's handles close */
-        uv_loop_close(loop);
-        config_deinit(&cfg);
-        return 0;
+        return start_end(loop, 0);
     }
     if (log_setup(cfg.loglevel, cfg.logfile) < 0) {
         fprintf(stderr, "cachetoryd: cannot open logfile '%s': %s\n", cfg.logfile, strerror(errno));

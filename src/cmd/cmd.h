@@ -101,6 +101,9 @@ int cmd_submit_opts(req_t *r, backend_op_t *op, backend_cb *cb, int may_offload,
 /* The same, straight to the backend: the stored bytes, no codec chain (CACHE RAWGET / RAWSET, forwarded
  * commands). An op->pin set by the caller is kept (SUBSCRIBE goes on the subscribed connection). */
 int cmd_submit_raw(req_t *r, backend_op_t *op, backend_cb *cb);
+/* A callback for cmd_submit_raw of a command whose reply is the upstream's as it is (res->resp): relayed, or
+ * its error. */
+void cmd_relay_done_cb(void *ctx, const backend_result_t *res);
 
 /* Number parsing with redis's strictness (string2ll, strtold without spaces, no nan). 0 or -1. */
 int cmd_parse_ll(bytes_t a, long long *out);

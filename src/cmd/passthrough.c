@@ -89,8 +89,7 @@ static int cmd_forward_blocking(req_t *r, int argc, bytes_t *argv)
     return cmd_submit_raw(r, &op, blocking_done_cb);
 }
 
-/* What the upstream answered a command forwarded on the pin: its reply, as it is. */
-static void relay_done_cb(void *ctx, const backend_result_t *res)
+void cmd_relay_done_cb(void *ctx, const backend_result_t *res)
 {
     req_t *r = ctx;
     if (res->status == BE_ERR)
@@ -118,7 +117,7 @@ static int cmd_forward_proto(req_t *r, int argc, bytes_t *argv)
                         .nkeys = n >= 0 ? (size_t)n : 0, .flags = BE_RESP3 | (n >= 0 ? BE_KEYSKNOWN : 0) };
     if (!cmd_passthrough_writes(argc, argv))
         op.flags |= BE_READONLY;
-    return cmd_submit_raw(r, &op, relay_done_cb);
+    return cmd_submit_raw(r, &op, cmd_relay_done_cb);
 }
 
 /*
@@ -206,7 +205,7 @@ static int cmd_subscribe(req_t *r, int argc, bytes_t *argv)
     s->pin->push_ctx = c;
     backend_op_t op = { .code = BE_COMMAND, .argc = argc, .argv = argv, .flags = BE_PUSHES | BE_READONLY,
                         .pin = s->pin };
-    cmd_submit_raw(r, &op, relay_done_cb);     /* OK: nothing to write (an error: the client's) */
+    cmd_submit_raw(r, &op, cmd_relay_done_cb);     /* OK: nothing to write (an error: the client's) */
     return CMD_PENDING;
 }
 
@@ -229,7 +228,7 @@ int cmd_pubsub_filter(req_t *r, const cmd_def_t *d, int argc, bytes_t *argv)
     if (bytes_eq_nocase(argv[0], "ping") && argc <= 2) {
         /* subscribed, Redis answers ["pong", message]: asked on the connection, behind what is in flight */
         backend_op_t op = { .code = BE_COMMAND, .argc = argc, .argv = argv, .flags = BE_READONLY, .pin = s->pin };
-        cmd_submit_raw(r, &op, relay_done_cb);
+        cmd_submit_raw(r, &op, cmd_relay_done_cb);
         return 1;
     }
     char name[64];

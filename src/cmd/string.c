@@ -578,16 +578,6 @@ static int update_generic(req_t *r, int argc, bytes_t *argv, backend_update_fn *
     return cmd_submit(r, &op, update_done_cb);
 }
 
-static void forward_done_cb(void *ctx, const backend_result_t *res)
-{
-    req_t *r = ctx;
-    if (res->status == BE_ERR)
-        reply_error(req_out(r), res->err);
-    else
-        buf_append(req_out(r), res->resp.ptr, res->resp.len);
-    req_done(r);
-}
-
 /*
  * Any other command, with passthrough = yes and an upstream: sent as it is, its reply relayed. The keys
  * it touches go with it when they are known, so that a transaction can tell whether it changes a key a
@@ -601,7 +591,7 @@ int cmd_forward(req_t *r, int argc, bytes_t *argv)
                         .nkeys = n >= 0 ? (size_t)n : 0, .flags = n >= 0 ? BE_KEYSKNOWN : 0 };
     if (!cmd_passthrough_writes(argc, argv))
         op.flags |= BE_READONLY;
-    return cmd_submit_raw(r, &op, forward_done_cb);
+    return cmd_submit_raw(r, &op, cmd_relay_done_cb);
 }
 
 static long long max_string_len(void)

@@ -415,16 +415,6 @@ int cmd_discard(req_t *r, int argc, bytes_t *argv)
  * (EXEC, DISCARD), UNWATCH, RESET or the client goes; EXEC then fails (a null reply) if any was modified
  * since. Not queued inside MULTI, where it is an error that does not doom the transaction (as Redis).
  */
-static void watch_done_cb(void *ctx, const backend_result_t *res)
-{
-    req_t *r = ctx;
-    if (res->status == BE_ERR)
-        reply_error(req_out(r), res->err);
-    else
-        buf_append(req_out(r), res->resp.ptr, res->resp.len);
-    req_done(r);
-}
-
 static int cmd_watch(req_t *r, int argc, bytes_t *argv)
 {
     cmd_session_t *s = cmd_session(r->c);
@@ -442,7 +432,7 @@ static int cmd_watch(req_t *r, int argc, bytes_t *argv)
             return CMD_DONE;
         }
         backend_op_t op = { .code = BE_COMMAND, .argc = argc, .argv = argv, .flags = BE_READONLY };
-        return cmd_submit_raw(r, &op, watch_done_cb);
+        return cmd_submit_raw(r, &op, cmd_relay_done_cb);
     }
     for (int i = 1; i < argc; i++)
         backend_watch(cmd_ctx.backend, &s->watch, s->db, argv[i]);

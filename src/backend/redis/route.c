@@ -340,6 +340,20 @@ static int parse_redirect(const redisReply *r, int *slot, char *host, size_t hos
     return kind;
 }
 
+/* A command of t's transaction (a WATCH, a queued one, or EXEC) was redirected: counted, the slot map
+ * told of a MOVED and asked again, and t marked: the GET or EXEC after it says what to do. */
+static void redirect_noted(up_conn_t *c, up_task_t *t, int how, int slot, const char *host, int port)
+{
+    upstream_t *up = c->up;
+    up->nredirects++;
+    c->node->nredirects++;
+    up_node_t *n = node_get(up, host, port);
+    if (how == 1 && n != NULL)
+        up->slot_node[slot] = (int16_t)n->index;
+    route_map_want(up);
+    t->moved = 1;
+}
+
 /*
  * Redis answered the task t's command on c with an error: if it is a redirection of a command that can
  * follow it (a plain command, or a read-modify-write at its first GET), send the command where it was
@@ -359,13 +373,7 @@ int route_redirect(up_conn_t *c, up_task_t *t, int kind, const redisReply *r)
          * discarded the transaction (it checks their keys again at EXEC). As for a queued command
          * redirected: a read-modify-write runs again where the slot is now, a client's transaction
          * fails with TRYAGAIN. Never the MOVED / ASK itself to the client. */
-        up->nredirects++;
-        c->node->nredirects++;
-        up_node_t *n = node_get(up, host, port);
-        if (how == 1 && n != NULL)
-            up->slot_node[slot] = (int16_t)n->index;
-        route_map_want(up);
-        t->moved = 1;
+        redirect_noted(c, t, how, slot, host, port);
     }
     if (kind == SLOT_TX_EXEC && t->moved) {
         /* EXEC refused (EXECABORT) because a command inside MULTI was redirected, or redirected itself */
@@ -397,13 +405,7 @@ int route_redirect(up_conn_t *c, up_task_t *t, int kind, const redisReply *r)
         return 0;
     if (kind == SLOT_IGNORE && (t->kind == TASK_TX || t->kind == TASK_BATCH)) {
         /* WATCH or a command inside MULTI redirected: the GET or EXEC after it says what to do */
-        up->nredirects++;
-        c->node->nredirects++;
-        up_node_t *n = node_get(up, host, port);
-        if (how == 1 && n != NULL)
-            up->slot_node[slot] = (int16_t)n->index;
-        route_map_want(up);
-        t->moved = 1;
+        redirect_noted(c, t, how, slot, host, port);
         return 1;
     }
     if (kind == SLOT_TX_GET && t->kind == TASK_BATCH) {
