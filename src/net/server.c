@@ -78,7 +78,8 @@ static int server_listen_unix(server_t *s, const char *path, int perm)
     return 0;
 }
 
-/* Close c if its TLS handshake has taken too long, or its certificate expired. */
+/* Close c if its TLS handshake has taken too long, or its certificate expired; an idle client's TLS
+ * buffers are given back. */
 static void server_check_tls(server_t *s, client_t *c, long long now)
 {
     tls_t *t = c->w.tls;
@@ -93,6 +94,8 @@ static void server_check_tls(server_t *s, client_t *c, long long now)
         return;
     }
     long long expires = tls_peer_not_after(t);
+    if (now - c->last_ms >= 1000 && !c->w.writing && !stream_has_output(&c->w))
+        tls_release_buffers(t);
     if (expires != 0 && now / 1000 >= expires) {
         char when[32];
         tls_format_time(expires, when, sizeof(when));

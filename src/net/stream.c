@@ -228,9 +228,14 @@ static void stream_tls_deliver(stream_t *w)
         ssize_t n = TLS_ERR;
         w->alloc_cb((uv_handle_t *)h, STREAM_TLS_READ, &b);
         /* every record at hand in one callback, as one plain read would give them: the owner answers a
-         * pipeline in one write, not one per TLS record */
-        while (got < b.len && (n = tls_read(w->tls, b.base + got, b.len - got)) > 0)
+         * pipeline in one write, not one per TLS record. Nothing left to decrypt: no call to learn it. */
+        while (got < b.len && (n = tls_read(w->tls, b.base + got, b.len - got)) > 0) {
             got += (size_t)n;
+            if (!tls_has_input(w->tls)) {
+                n = TLS_AGAIN;
+                break;
+            }
+        }
         /* the handshake's replies, and a plaintext flush held back until the handshake ended */
         int rc = stream_tls_send(w);
         if (got > 0) {

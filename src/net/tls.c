@@ -217,10 +217,9 @@ tls_ctx_t *tls_ctx_create(const tls_opts_t *o, int is_server, char *err, size_t 
         return NULL;
     }
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-    /* a server's idle clients give their read and write buffers back (10,000 idle TLS clients); the few
-     * upstream connections, busy all the time, keep theirs */
-    if (is_server)
-        SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* Read and write buffers (17 KB each) stay while a session is busy: SSL_MODE_RELEASE_BUFFERS would
+     * free and allocate both again for every command of a client at pipeline 1. Idle clients give them
+     * back through tls_release_buffers (the server's once-a-second walk). */
     /* one BIO read takes every record at hand, not a 5-byte header and then the body of each */
     SSL_CTX_set_read_ahead(ctx, 1);
     if (set_protocols(ctx, o->protocols, err, errlen) < 0)
@@ -612,6 +611,14 @@ void tls_take_output(tls_t *t, buf_t *out)
         buf_append(out, t->out.data, t->out.len);
     }
     buf_reset(&t->out);
+}
+
+void tls_release_buffers(tls_t *t)
+{
+    if (t->done && !t->err[0] && t->in_len == 0 && t->out.len == 0) {
+        (void)SSL_free_buffers(t->ssl);     /* refused (nothing freed) while a record is half read */
+        buf_shrink(&t->out, 0);
+    }
 }
 
 void tls_close_notify(tls_t *t)

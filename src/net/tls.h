@@ -74,6 +74,10 @@ void tls_destroy(tls_t *t);
 #define TLS_EOF   (-1)          /* the peer closed the TLS session (close_notify) */
 #define TLS_ERR   (-2)          /* failed: tls_error() says why; the session is unusable */
 
+/* An idle session gives back OpenSSL's read and write buffers and its own output buffer (they come back
+ * with the next record). Nothing is lost: a session holding unread input keeps them. */
+void tls_release_buffers(tls_t *t);
+
 /* Ciphertext received from the peer, copied as far as it is not read at once. */
 void tls_feed(tls_t *t, const char *data, size_t len);
 /* The same without a copy: data must stay as it is until tls_keep_input, which copies what is left of it
