@@ -204,6 +204,7 @@ static void ded_reset(up_conn_t *c)
     c->state_since_us = clock_us_monotonic();
     c->handshake_left = 0;
     up_conn_send_argv(c, NULL, SLOT_INTERNAL, -1, 1, reset);
+    c->proto3 = 0;                  /* RESET returns to RESP2: what follows is answered in it */
     c->handshake_left++;
     c->db = 0;
     if (up->password) {
