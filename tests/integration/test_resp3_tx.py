@@ -207,3 +207,21 @@ def test_reused_dedicated_connection_answers_in_each_clients_protocol(start_daem
         assert wait_for(idle, 5)
     with d.conn() as c:
         assert "upstream_dedicated_created:1\r\n" in c.cmd("INFO", "upstream").decode()
+
+
+@pytest.mark.parametrize("serializer", SERIALIZERS)
+def test_own_commands_on_a_pinned_resp3_connection(start_daemon, upstreams, serializer):
+    """After WATCH and a forwarded command (the dedicated connection speaks RESP3 from then on),
+    cachetoryd's own commands still read Redis's replies right: answered as Redis answers them."""
+    up = upstreams()
+    d = proxy(start_daemon, up, serializer, passthrough="yes")
+    cmds = [("WATCH", "sk"), ("HGETALL", "h"), ("GET", "sk"), ("MGET", "sk", "nokey"), ("DBSIZE",),
+            ("TYPE", "sk"), ("TYPE", "s"), ("KEYS", "sk*"), ("TTL", "sk"), ("EXISTS", "sk", "nokey"),
+            ("INFO", "keyspace"), ("SET", "sk3", "x"), ("DEL", "sk3"), ("UNWATCH",)]
+    want = redis_transcript(up, 3, cmds)
+    assert want[10].startswith(b"=")        # a verbatim string
+    c = d.conn()
+    hello(c, 3)
+    seed(up, d, c)
+    got = [raw_cmd(c, *cmd) for cmd in cmds]
+    assert got == want
