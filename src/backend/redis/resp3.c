@@ -170,12 +170,13 @@ static redisReply *frame_parse(up_conn_t *c, const char *f, size_t len)
     void *reply = NULL;
 
     buf_reset(b);
-    buf_shrink(b, UP_READ_BUF);
     up_frame_walk(f, f + len, b);
     if (c->reader == NULL)
         c->reader = redisReaderCreate();
-    if (redisReaderFeed(c->reader, b->data, b->len) != REDIS_OK ||
-        redisReaderGetReply(c->reader, &reply) != REDIS_OK || reply == NULL)
+    int rc = redisReaderFeed(c->reader, b->data, b->len);
+    buf_reset(b);
+    buf_shrink(b, UP_READ_BUF);         /* hiredis has its copy: a large reply's block goes back now */
+    if (rc != REDIS_OK || redisReaderGetReply(c->reader, &reply) != REDIS_OK || reply == NULL)
         return NULL;
     return reply;
 }
