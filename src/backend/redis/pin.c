@@ -6,7 +6,8 @@
  * A client pins a connection (redis_pin) and its ops carry the pin (backend_op_t.pin): they go on that
  * connection, in order, through the same queue, slots and handshake as a pool connection (pool.c), and
  * its MULTI ... EXEC too (redis_batch finds the pin by the client's affinity), where Redis's answer to a
- * WATCH that saw a change (EXEC's nil) is the client's.
+ * WATCH that saw a change (EXEC's nil) is the client's. Its replies are read by frames: for a RESP3 client
+ * it says HELLO 3 before the first forwarded command and answers in RESP3 from then on (resp3.c).
  *
  * The connections: at most upstream-dedicated-max (in use, being cleaned and idle together), made on
  * demand with the pool's AUTH / SELECT handshake, never reconnected (a failure loses the client's state
