@@ -75,7 +75,7 @@ static int cmd_forward_blocking(req_t *r, int argc, bytes_t *argv)
     bytes_t keys[16];
 
     if (s->flags & SESSION_IN_EXEC)
-        return cmd_forward(r, argc, argv);
+        return cmd_forward_proto(r, argc, argv);
     if (cmd_session_pin(c, PIN_BLOCK, err, sizeof(err)) < 0) {
         reply_error(req_out(r), err);
         return CMD_DONE;
@@ -84,6 +84,8 @@ static int cmd_forward_blocking(req_t *r, int argc, bytes_t *argv)
     int n = cmd_passthrough_keys(argc, argv, keys, 16);
     backend_op_t op = { .code = BE_COMMAND, .argc = argc, .argv = argv, .keys = n >= 0 ? keys : NULL,
                         .nkeys = n >= 0 ? (size_t)n : 0, .flags = BE_BLOCKS | (n >= 0 ? BE_KEYSKNOWN : 0) };
+    if (s->proto == 3)
+        op.flags |= BE_RESP3;           /* BZPOPMIN's double, as Redis sends it (resp3.c) */
     if (!cmd_passthrough_writes(argc, argv))
         op.flags |= BE_READONLY;
     return cmd_submit_raw(r, &op, blocking_done_cb);
@@ -102,15 +104,17 @@ void cmd_relay_done_cb(void *ctx, const backend_result_t *res)
 /*
  * A forwarded command. A RESP3 client's (HELLO 3) asks for the upstream's RESP3 reply (BE_RESP3): a
  * single Redis answers it on a connection opened with HELLO 3 and the bytes are relayed as they are, so
- * HGETALL is a map and ZSCORE a double, as from Redis itself. Inside MULTI, on the client's pin (WATCH)
- * and with a cluster the reply stays RESP2 (those connections speak RESP2).
+ * HGETALL is a map and ZSCORE a double, as from Redis itself. The same inside MULTI ... EXEC (the
+ * transaction runs on a RESP3 connection, EXEC's array split element by element) and on the client's
+ * dedicated connection (WATCH, blocking commands: it says HELLO 3 first). With a cluster the reply stays
+ * RESP2 (its connections speak RESP2).
  */
 static int cmd_forward_proto(req_t *r, int argc, bytes_t *argv)
 {
     cmd_session_t *s = cmd_session(r->c);
     bytes_t keys[16];
 
-    if (s->proto != 3 || (s->flags & (SESSION_MULTI | SESSION_IN_EXEC)))
+    if (s->proto != 3)
         return cmd_forward(r, argc, argv);
     int n = cmd_passthrough_keys(argc, argv, keys, 16);
     backend_op_t op = { .code = BE_COMMAND, .argc = argc, .argv = argv, .keys = n >= 0 ? keys : NULL,

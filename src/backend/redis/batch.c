@@ -44,13 +44,15 @@ void up_batch_free_members(up_task_t *t)
 
 /*
  * EXEC of a client's MULTI answered. An array: each member sent gets its element, and the connection is
- * in the database of the last SELECT member that succeeded. Anything else (the transaction aborted,
+ * in the database of the last SELECT member that succeeded. Answered in RESP3 (raw: the frame; resp3.c),
+ * a forwarded member gets its element's bytes as Redis wrote them, the others their element read as RESP2. Anything else (the transaction aborted,
  * nothing ran): the connection stays where it was at MULTI; a null reply with read-modify-write members
  * means a key they read changed, and the batch reads and computes again.
  */
-void up_batch_exec_reply(up_conn_t *c, up_task_t *t, const redisReply *r)
+void up_batch_exec_reply(up_conn_t *c, up_task_t *t, const redisReply *r, const char *raw, size_t rawlen)
 {
     int nsent = 0;
+    const char *end = raw != NULL ? raw + rawlen : NULL, *p = NULL;
 
     for (int i = 0; i < t->nmembers; i++)
         nsent += t->members[i]->sent;
@@ -82,12 +84,19 @@ void up_batch_exec_reply(up_conn_t *c, up_task_t *t, const redisReply *r)
     }
     if (r->type == REDIS_REPLY_ARRAY && (int)r->elements == nsent) {
         size_t e = 0;
+        if (raw != NULL && raw[0] == '*')
+            p = memchr(raw, '\n', rawlen);         /* the first element, after the array's header */
+        if (p != NULL)
+            p++;
         up_batch_outcome(t, NULL);
         for (int i = 0; i < t->nmembers; i++) {
             up_task_t *m = t->members[i];
             if (!m->sent)
                 continue;               /* failed before MULTI: already answered */
             const redisReply *el = r->element[e++];
+            const char *ef = p;
+            if (p != NULL)
+                p = up_frame_walk(p, end, NULL);
             if (m->op.code == BE_SELECT && el->type != REDIS_REPLY_ERROR)
                 c->db = m->op.db2;
             if (m->kind == TASK_TX && m->op.code == BE_UPDATE) {
@@ -97,6 +106,8 @@ void up_batch_exec_reply(up_conn_t *c, up_task_t *t, const redisReply *r)
                     m->txres.status = BE_OK;
                     up_task_finish(m, &m->txres);
                 }
+            } else if (ef != NULL && m->op.code == BE_COMMAND) {
+                up_task_deliver_raw(m, ef, (size_t)(p - ef));
             } else {
                 up_task_deliver(m, &m->op, el);
             }

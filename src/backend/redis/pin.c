@@ -6,7 +6,8 @@
  * A client pins a connection (redis_pin) and its ops carry the pin (backend_op_t.pin): they go on that
  * connection, in order, through the same queue, slots and handshake as a pool connection (pool.c), and
  * its MULTI ... EXEC too (redis_batch finds the pin by the client's affinity), where Redis's answer to a
- * WATCH that saw a change (EXEC's nil) is the client's.
+ * WATCH that saw a change (EXEC's nil) is the client's. Its replies are read by frames: for a RESP3 client
+ * it says HELLO 3 before the first forwarded command and answers in RESP3 from then on (resp3.c).
  *
  * The connections: at most upstream-dedicated-max (in use, being cleaned and idle together), made on
  * demand with the pool's AUTH / SELECT handshake, never reconnected (a failure loses the client's state
@@ -204,6 +205,7 @@ static void ded_reset(up_conn_t *c)
     c->state_since_us = clock_us_monotonic();
     c->handshake_left = 0;
     up_conn_send_argv(c, NULL, SLOT_INTERNAL, -1, 1, reset);
+    c->proto3 = 0;                  /* RESET returns to RESP2: what follows is answered in it */
     c->handshake_left++;
     c->db = 0;
     if (up->password) {

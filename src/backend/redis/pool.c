@@ -26,9 +26,10 @@
  * strings and attributes reach the client as Redis wrote them. hiredis 0.14's reader knows RESP2 only;
  * rather than a RESP3 parser building objects to be written out again, their replies are only cut into
  * frames (resp/frame.h) and the bytes relayed: nothing is converted, so nothing can be converted wrong.
- * Replies to the connection's own commands (HELLO, SELECT, PING) need only "error or not". Connection i
- * of both sets carries client affinity % npool: a task waits until the same client's earlier tasks on
- * the other set have answered (conn_waits), so a client's commands still run in the order it sent them.
+ * Other replies (HELLO, SELECT, a transaction's) are read in their RESP2 form. Connection i of both sets
+ * carries client affinity % npool: a task waits until the same client's earlier tasks on the other set
+ * have answered (up_conn_waits), so a client's commands still run in the order it sent them. A RESP3
+ * client's MULTI ... EXEC and its dedicated connection: resp3.c.
  */
 #include "backend/redis/redis_int.h"
 
@@ -57,6 +58,7 @@ static up_slot_t *slot_push(up_conn_t *c, up_task_t *t, int kind)
     s->next = NULL;
     s->task = t;
     s->kind = kind;
+    s->resp3 = c->proto3;
     s->sent_us = clock_us_monotonic();
     if (c->slots_tail)
         c->slots_tail->next = s;
@@ -315,6 +317,8 @@ void up_conn_pump(up_conn_t *c)
         if (c->tasks == NULL)
             c->tasks_tail = NULL;
         t->next = NULL;
+        if (c->dedicated)
+            up_conn_proto_for(c, t);        /* HELLO 3 / HELLO 2 first if t needs the other protocol */
         if (t->kind == TASK_SELECT) {
             backend_result_t res = { .status = BE_OK };
             up_task_finish(t, &res);
@@ -456,7 +460,7 @@ void up_conn_handle_reply(up_conn_t *c, const redisReply *r, const char *raw, si
         break;
     case SLOT_TX_EXEC:
         if (t->kind == TASK_BATCH)
-            up_batch_exec_reply(c, t, r);
+            up_batch_exec_reply(c, t, r, raw, rawlen);
         else
             up_tx_exec_reply(c, t, r);
         break;
@@ -483,7 +487,7 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
             up_conn_fail(c, "%s", nread == UV_EOF ? "connection closed by the server" : uv_strerror((int)nread));
         return;
     }
-    if (c->resp3) {
+    if (c->resp3 || c->dedicated) {         /* read by frames (resp3.c) */
         up_conn_read_resp3(c, buf->base, (size_t)nread);
         return;
     }
@@ -737,12 +741,12 @@ static void conn_connect_cb(uv_connect_t *req, int status)
         uv_tcp_nodelay(&c->h.tcp, 1);
     if (up->tls != NULL)
         stream_set_tls(&c->w, tls_create(up->tls, c->node->host));
-    if (c->resp3) {
+    if (c->resp3 || c->dedicated) {
         buf_reset(&c->rbuf);
         resp_frame_init(&c->frame, UP_RESP3_BLOB_MAX, UP_RESP3_COUNT_MAX);
-    } else {
-        c->reader = redisReaderCreate();
     }
+    c->reader = redisReaderCreate();        /* framed connections: for the replies read as RESP2 */
+    c->proto3 = c->resp3;
     c->state = UP_HANDSHAKE;
     c->state_since_us = clock_us_monotonic();
     c->handshake_left = 0;

@@ -89,6 +89,8 @@ void up_submit_on(upstream_t *up, up_conn_t *c, const backend_op_t *op, backend_
     up_task_t *t = up_task_create(up, op, cb, ctx, TASK_PLAIN);
     if (!up->cluster && c->state == UP_READY && c->active == NULL && c->tasks == NULL &&
         up_conn_can_send(c, t) && up_conn_db_ready(c, op->db)) {
+        if (c->dedicated)
+            up_conn_proto_for(c, t);        /* HELLO 3 / HELLO 2 first if t needs the other protocol */
         up_conn_send_op(c, t, SLOT_RESULT, op->db, op);   /* the fast path: straight to the wire */
         t->sent = 1;
         return;
@@ -205,6 +207,11 @@ static void redis_batch(backend_t *b, int begin, uint64_t affinity, backend_cb *
         why = pinerr;
     } else if (up->cluster) {
         c = route_batch_conn(up, bt, affinity, &why);
+    } else if (pinned == 0 && up->nodes[0]->pool3 != NULL && up_task_wants_resp3(bt)) {
+        /* a RESP3 client's forwarded command inside: EXEC's array in RESP3, on the client's RESP3
+         * connection (resp3.c) */
+        c = &up->nodes[0]->pool3[affinity % (uint64_t)up->npool];
+        up_conn_start(c);
     }
     if (c == NULL || up_conn_down(c)) {
         char err[400];
@@ -306,6 +313,7 @@ static void up_free(upstream_t *up)
         mem_free(s);
     }
     up_track_free(up);
+    buf_deinit(&up->conv);
     mem_free(up->read_buf);
     mem_free(up->slot_node);
     mem_free(up->slot_replica);
@@ -386,7 +394,7 @@ static int redis_idle(backend_t *b)
         if (up_conn_at(up, k)->nslots || up_conn_at(up, k)->tasks || up_conn_at(up, k)->active)
             return 0;
     for (int k = 0; up->nodes[0]->pool3 != NULL && k < up->npool; k++)
-        if (up->nodes[0]->pool3[k].nslots || up->nodes[0]->pool3[k].tasks)
+        if (up->nodes[0]->pool3[k].nslots || up->nodes[0]->pool3[k].tasks || up->nodes[0]->pool3[k].active)
             return 0;
     if (up->track != NULL && up_track_conn(up)->nslots)
         return 0;

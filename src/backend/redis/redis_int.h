@@ -8,7 +8,8 @@
  *   task.c    tasks: an op's copy while it is queued or in flight, and its callback called exactly once
  *   pool.c    the connections: connecting, handshake, retry and timeouts, databases (SELECT), sending
  *             commands with a slot for each reply, reading and matching replies, pumping the queue
- *   resp3.c   the RESP3 connections' replies (framed and relayed) and the order across both sets
+ *   resp3.c   replies read by frames (RESP3 and dedicated connections): relayed, or read as RESP2; the
+ *             order across both pool sets; a dedicated connection's protocol (HELLO 3 / HELLO 2)
  *   tx.c      one op's read-modify-write: WATCH / GET, compute, MULTI / write / EXEC, retried
  *   batch.c   a client's MULTI ... EXEC: its members' databases, their reads, the overlay that follows
  *             their writes, MULTI / members / EXEC, and EXEC's reply handed out
@@ -77,6 +78,7 @@ typedef struct up_slot {
     int db;                     /* SLOT_SELECT: the database selected; SLOT_TTL: the key's index */
     unsigned long long tag;     /* SLOT_TRACK: the tracking session; SLOT_TRACKER: the command */
     long long sent_us;
+    int resp3;                  /* its reply comes in RESP3 (the connection's protocol when it was sent) */
 } up_slot_t;
 
 struct up_task {
@@ -157,7 +159,9 @@ struct up_conn {
     /* RESP3 connections (node.pool3): opened with HELLO 3, replies framed (resp/frame.h) and relayed as
      * they are, never parsed by hiredis */
     int resp3;
-    buf_t rbuf;                 /* resp3: bytes read, from the start of the frame being scanned */
+    int proto3;                 /* replies to what is sent from now on come in RESP3: a RESP3 connection, or a
+                                 * dedicated one after HELLO 3 (until HELLO 2 or RESET) (resp3.c) */
+    buf_t rbuf;                 /* resp3 or dedicated: bytes read, from the start of the frame being scanned */
     resp_frame_t frame;
 };
 
@@ -210,6 +214,7 @@ struct upstream {
     uv_check_t flush;           /* one write per connection per loop turn */
     int flush_active;
     char *read_buf;
+    buf_t conv;                 /* a frame in its RESP2 form, for hiredis to read (resp3.c) */
     up_slot_t *free_slots;
     up_task_t *free_tasks;      /* recycled tasks */
     int nfree_tasks;
@@ -308,8 +313,14 @@ int up_conn_can_send(up_conn_t *c, up_task_t *t);
 int up_conn_waits(const up_conn_t *c, const up_task_t *t);
 /* c answered or failed: its sibling's tasks that waited for it may go. */
 void up_conn_wake_sibling(up_conn_t *c);
-/* What a RESP3 connection read: framed and handled reply by reply. */
+/* What a connection read by frames (a RESP3 one, a dedicated one) read: handled reply by reply. */
 void up_conn_read_resp3(up_conn_t *c, const char *p, size_t n);
+/* The RESP3 value at p written to out in its RESP2 form (out NULL: skipped); returns where it ends. */
+const char *up_frame_walk(const char *p, const char *end, buf_t *out);
+/* Does t need Redis's RESP3 answer (a RESP3 client's forwarded command, or a batch holding one)? */
+int up_task_wants_resp3(const up_task_t *t);
+/* t is about to go on dedicated connection c: HELLO 3 or HELLO 2 first if t needs the other protocol. */
+void up_conn_proto_for(up_conn_t *c, const up_task_t *t);
 /* pool.c: one reply for the connection's oldest slot (raw: its bytes on a RESP3 connection, else NULL). */
 void up_conn_handle_reply(up_conn_t *c, const redisReply *r, const char *raw, size_t rawlen);
 /* Queue t behind the connection's other tasks. */
@@ -442,8 +453,8 @@ void up_batch_read(up_conn_t *c, up_task_t *t);
 void up_batch_send(up_conn_t *c, up_task_t *t);
 /* One of up_batch_read's GETs answered (the last one runs the members over the values). */
 void up_batch_got_values(up_conn_t *c, up_task_t *t, const redisReply *r);
-/* EXEC of the batch answered. */
-void up_batch_exec_reply(up_conn_t *c, up_task_t *t, const redisReply *r);
+/* EXEC of the batch answered (raw: its RESP3 frame, for forwarded members' elements as they are; or NULL). */
+void up_batch_exec_reply(up_conn_t *c, up_task_t *t, const redisReply *r, const char *raw, size_t rawlen);
 
 /* How a batch follows each opcode's writes (wire_op_t.follow). */
 wire_follow_fn up_batch_follow_get, up_batch_follow_set, up_batch_follow_mset, up_batch_follow_del,

@@ -396,7 +396,7 @@ int route_redirect(up_conn_t *c, up_task_t *t, int kind, const redisReply *r)
             redisReply again = { .type = REDIS_REPLY_ERROR };
             again.str = "TRYAGAIN upstream cluster: a slot of this transaction moved while it was sent; run it again";
             again.len = strlen(again.str);
-            up_batch_exec_reply(c, t, &again);
+            up_batch_exec_reply(c, t, &again, NULL, 0);
             return 1;
         }
         return 0;
