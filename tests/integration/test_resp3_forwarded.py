@@ -181,3 +181,34 @@ def test_resp3_connections_authenticate_and_select(start_daemon, upstreams, user
     assert raw_cmd(c, "SELECT", "0") == b"+OK\r\n"
     assert raw_cmd(c, "HGETALL", "h") == b"%0\r\n"
     assert resp3_info(d)["connections_ready"] >= 1
+
+
+NULL_ARRAYS = [
+    ("XREAD", "COUNT", "1", "STREAMS", "nostream", "0"),    # *-1: nothing to read
+    ("GEOADD", "g", "13.361389", "38.115556", "Palermo"),
+    ("GEOPOS", "g", "Palermo", "nowhere"),                   # an element *-1
+    ("LPOS", "nolist", "x"),                                  # $-1
+    ("MULTI",),
+    ("BLPOP", "nolist", "1"),                                 # inside MULTI: *-1 at once
+    ("XREAD", "STREAMS", "nostream", "0"),
+    ("EXEC",),
+]
+
+
+@pytest.mark.parametrize("proto", [2, 3])
+def test_null_arrays_stay_null_arrays(start_daemon, upstreams, proto):
+    """Redis answers a null array (*-1 in RESP2) where a list reply has none: XREAD with nothing new, GEOPOS
+    of a missing member, BLPOP that timed out. hiredis reads *-1 and $-1 as one nil; a forwarded reply
+    must keep which it was, in and out of MULTI ... EXEC."""
+    up = upstreams()
+    d = proxy(start_daemon, up, "zstd://", passthrough="yes")
+    fill(up)
+    want = direct(up, proto, NULL_ARRAYS)
+    assert want[0] == (b"*-1\r\n" if proto == 2 else b"_\r\n")
+    c = d.conn()
+    if proto == 3:
+        assert raw_cmd(c, "HELLO", "3")[:1] == b"%"
+    fill(up)
+    got = [raw_cmd(c, *cmd) for cmd in NULL_ARRAYS]
+    for cmd, g, w in zip(NULL_ARRAYS, got, want):
+        assert g == w, (cmd, g, w)

@@ -745,7 +745,7 @@ static void conn_connect_cb(uv_connect_t *req, int status)
         buf_reset(&c->rbuf);
         resp_frame_init(&c->frame, UP_RESP3_BLOB_MAX, UP_RESP3_COUNT_MAX);
     }
-    c->reader = redisReaderCreate();        /* framed connections: for the replies read as RESP2 */
+    c->reader = wire_reader_create();       /* framed connections: for the replies read as RESP2 */
     c->proto3 = c->resp3;
     c->state = UP_HANDSHAKE;
     c->state_since_us = clock_us_monotonic();

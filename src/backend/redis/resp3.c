@@ -172,7 +172,7 @@ static redisReply *frame_parse(up_conn_t *c, const char *f, size_t len)
     buf_reset(b);
     up_frame_walk(f, f + len, b);
     if (c->reader == NULL)
-        c->reader = redisReaderCreate();
+        c->reader = wire_reader_create();
     int rc = redisReaderFeed(c->reader, b->data, b->len);
     buf_reset(b);
     buf_shrink(b, UP_READ_BUF);         /* hiredis has its copy: a large reply's block goes back now */

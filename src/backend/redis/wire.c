@@ -442,7 +442,7 @@ static void put_reply(buf_t *out, const redisReply *r)
         buf_append_header(out, ':', r->integer);
         break;
     case REDIS_REPLY_NIL:
-        buf_append(out, "$-1\r\n", 5);
+        buf_append(out, r->integer == WIRE_NIL_ARRAY ? "*-1\r\n" : "$-1\r\n", 5);
         break;
     case REDIS_REPLY_STATUS:
         buf_append(out, "+", 1);
@@ -455,6 +455,39 @@ static void put_reply(buf_t *out, const redisReply *r)
         buf_append(out, "\r\n", 2);
         break;
     }
+}
+
+/*
+ * hiredis 0.14 reads RESP2's null array (*-1) and null bulk string ($-1) as one nil object; Redis answers
+ * *-1 to a BLPOP that timed out, an XREAD with nothing new, GEOPOS of a missing member (an element), and
+ * a relayed reply must keep which. Its reader knows while it reads (the task's type is the array's): the
+ * nil objects it makes for *-1 are marked (integer, unused by a nil, set to WIRE_NIL_ARRAY) and written
+ * back as *-1.
+ */
+static redisReplyObjectFunctions nil_marking_fns;
+static void *(*create_nil_base)(const redisReadTask *);
+
+static void *create_nil_marked(const redisReadTask *task)
+{
+    redisReply *r = create_nil_base(task);
+    if (r != NULL && task->type == REDIS_REPLY_ARRAY)
+        r->integer = WIRE_NIL_ARRAY;
+    return r;
+}
+
+redisReader *wire_reader_create(void)
+{
+    redisReader *r = redisReaderCreate();
+
+    if (r == NULL)
+        return NULL;
+    if (create_nil_base == NULL) {          /* hiredis's own functions, with createNil wrapped */
+        nil_marking_fns = *r->fn;
+        create_nil_base = r->fn->createNil;
+        nil_marking_fns.createNil = create_nil_marked;
+    }
+    r->fn = &nil_marking_fns;
+    return r;
 }
 
 /* A bulk string is the value; anything else (nil) is BE_NIL. GET, RANDOMKEY, INFO. */

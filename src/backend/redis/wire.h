@@ -62,6 +62,11 @@ size_t wire_ttl_count(const backend_op_t *op);
  * the row says the error is the result. res's slices point into r or s. */
 void wire_reply(const backend_op_t *op, const redisReply *r, backend_result_t *res, wire_scratch_t *s);
 
+/* A hiredis reader whose nil objects read from a null array (*-1) carry integer WIRE_NIL_ARRAY, so that
+ * a relayed reply writes *-1 back rather than $-1. Freed with redisReaderFree. */
+#define WIRE_NIL_ARRAY 1
+redisReader *wire_reader_create(void);
+
 /* Must op run as WATCH / GET / MULTI / write / EXEC (read-modify-write on encoded values, or a check of
  * the old value before changing it)? */
 int wire_needs_tx(const backend_op_t *op);
