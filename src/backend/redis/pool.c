@@ -27,7 +27,7 @@
  * rather than a RESP3 parser building objects to be written out again, their replies are only cut into
  * frames (resp/frame.h) and the bytes relayed: nothing is converted, so nothing can be converted wrong.
  * Other replies (HELLO, SELECT, a transaction's) are read in their RESP2 form. Connection i of both sets
- * carries client affinity % npool: a task waits until the same client's earlier tasks on the other set
+ * carries the same clients (lane.c): a task waits until the same client's earlier tasks on the other set
  * have answered (up_conn_waits), so a client's commands still run in the order it sent them. A RESP3
  * client's MULTI ... EXEC and its dedicated connection: resp3.c.
  */
@@ -234,6 +234,7 @@ static void up_flush_cb(uv_check_t *h)
     upstream_t *up = h->data;
     uv_check_stop(h);
     up->flush_active = 0;
+    up_lane_next_turn(up);
     for (int k = 0; k < up_nconns(up); k++)
         up_conn_flush(up_conn_at(up, k));
     for (int k = 0; up->nodes[0]->pool3 != NULL && k < up->npool; k++)

@@ -11,8 +11,8 @@
  * (a multibulk of bulk strings) and needs no allocation; parsing replies (every RESP type, nested) is
  * what hiredis's reader is good at.
  *
- * Connections (pool.c): a pool of upstream-pool-size connections, each pipelined. A client's ops always
- * use the same connection (affinity % pool size), so they reach Redis in the order the client sent them.
+ * Connections (pool.c): a pool of upstream-pool-size connections, each pipelined. A client's ops in
+ * flight are all on one connection (lane.c), so they reach Redis in the order the client sent them.
  *
  * Tasks (task.c): an op becomes a task queued on its connection. A plain task is one command (wire.c),
  * sent at once. A transaction task (tx.c: read-modify-write on encoded values, and ops that must check
@@ -72,6 +72,7 @@ void up_submit_on(upstream_t *up, up_conn_t *c, const backend_op_t *op, backend_
     }
     if (op->flags & BE_PUSHES) {            /* SUBSCRIBE...: on a dedicated connection, in its turn */
         up_task_t *t = up_task_create(up, op, cb, ctx, TASK_PUSH);
+        up_lane_hold(up, t, c);
         wire_put(&t->data, op);
         up_conn_enqueue(c, t);
         up_conn_pump(c);
@@ -81,12 +82,14 @@ void up_submit_on(upstream_t *up, up_conn_t *c, const backend_op_t *op, backend_
         /* a client's SELECT waits its turn among its commands; it answers OK at once where the database
          * is known on the connection, else when Redis has answered a SELECT of it */
         up_task_t *t = up_task_create(up, op, cb, ctx, op->code == BE_SELECT ? TASK_SELECT : TASK_TX);
+        up_lane_hold(up, t, c);
         up_task_own_op(t, op);
         up_conn_enqueue(c, t);
         up_conn_pump(c);
         return;
     }
     up_task_t *t = up_task_create(up, op, cb, ctx, TASK_PLAIN);
+    up_lane_hold(up, t, c);
     if (!up->cluster && c->state == UP_READY && c->active == NULL && c->tasks == NULL &&
         up_conn_can_send(c, t) && up_conn_db_ready(c, op->db)) {
         if (c->dedicated)
@@ -140,7 +143,7 @@ static void redis_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, v
         return;
     }
     if (up->batching) {
-        up_conn_t *c = &up->nodes[0]->pool[up->batch_affinity % (uint64_t)up->npool];
+        up_conn_t *c = &up->nodes[0]->pool[up_lane(up, up->nodes[0]->pool, up->batch_affinity)];
         if (op->pin == NULL && !up->cluster && up_conn_down(c)) {
             fail_down(up, c, cb, ctx);
             return;
@@ -163,10 +166,10 @@ static void redis_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, v
     }
     up_node_t *n = up->nodes[0];
     if ((op->flags & BE_RESP3) && op->code == BE_COMMAND && n->pool3 != NULL) {
-        up_submit_on(up, &n->pool3[op->affinity % (uint64_t)up->npool], op, cb, ctx);
+        up_submit_on(up, &n->pool3[up_lane(up, n->pool3, op->affinity)], op, cb, ctx);
         return;
     }
-    up_submit_on(up, &n->pool[op->affinity % (uint64_t)up->npool], op, cb, ctx);
+    up_submit_on(up, &n->pool[up_lane(up, n->pool, op->affinity)], op, cb, ctx);
 }
 
 static void redis_batch(backend_t *b, int begin, uint64_t affinity, backend_cb *cb, void *ctx)
@@ -190,7 +193,7 @@ static void redis_batch(backend_t *b, int begin, uint64_t affinity, backend_cb *
     }
     bt->cb = cb;
     bt->ctx = ctx;
-    up_conn_t *c = &up->nodes[0]->pool[affinity % (uint64_t)up->npool];
+    up_conn_t *c = &up->nodes[0]->pool[up->cluster ? 0 : up_lane(up, up->nodes[0]->pool, affinity)];
     const char *why = NULL;
     char pinerr[400];
     int pinned = up_pin_batch_conn(up, affinity, &c, pinerr, sizeof(pinerr));
@@ -210,7 +213,7 @@ static void redis_batch(backend_t *b, int begin, uint64_t affinity, backend_cb *
     } else if (pinned == 0 && up->nodes[0]->pool3 != NULL && up_task_wants_resp3(bt)) {
         /* a RESP3 client's forwarded command inside: EXEC's array in RESP3, on the client's RESP3
          * connection (resp3.c) */
-        c = &up->nodes[0]->pool3[affinity % (uint64_t)up->npool];
+        c = &up->nodes[0]->pool3[up_lane(up, up->nodes[0]->pool3, affinity)];
         up_conn_start(c);
     }
     if (c == NULL || up_conn_down(c)) {
@@ -226,6 +229,7 @@ static void redis_batch(backend_t *b, int begin, uint64_t affinity, backend_cb *
         up_task_free(bt);
         return;
     }
+    up_lane_hold(up, bt, c);
     up_conn_enqueue(c, bt);
     up_conn_pump(c);
 }
@@ -313,6 +317,7 @@ static void up_free(upstream_t *up)
         mem_free(s);
     }
     up_track_free(up);
+    up_lane_free(up);
     buf_deinit(&up->conv);
     mem_free(up->read_buf);
     mem_free(up->slot_node);

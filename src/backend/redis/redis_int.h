@@ -114,6 +114,7 @@ struct up_task {
     long long *ttls;            /* BE_WITHTTL: each key's PTTL as it arrives (-2 until then) */
     size_t ttls_cap;
     int tracked;                /* BE_WITHTTL: its reply came on a connection with tracking intact */
+    int lane_held;              /* counted in its client's lane (lane.c) until it is freed */
     unsigned long long seq;     /* the order it was submitted in (upstream.task_seq): a pool connection's
                                  * task waits for the same client's earlier ones on the sibling (pool.c) */
 };
@@ -225,6 +226,10 @@ struct upstream {
     up_task_t *batch;           /* the batch being collected */
     struct up_track *track;     /* the near cache's tracking (tracking.c), or NULL */
     unsigned long long task_seq;    /* tasks submitted (up_task_t.seq) */
+    /* lanes (lane.c): the pool connection of each client with tasks in flight */
+    struct up_lane_slot *lanes;
+    size_t lane_cap, lane_used;
+    int lane_turn;              /* where a client with nothing in flight goes this loop turn */
     /* dedicated connections (pin.c) */
     up_conn_t *dedicated;       /* every dedicated connection not closing: in use, being reset, idle */
     struct up_pin *pins;        /* every pin its clients hold, with a connection or one lost */
@@ -252,6 +257,19 @@ static inline int up_conn_down(const up_conn_t *c)
 {
     return c->state == UP_DOWN && !c->starting;
 }
+
+/* ---- lane.c ---- */
+
+/* The connection of set (a node's pool or pool3) for an op of the client of affinity, as an index: the
+ * one its tasks in flight are on, else this loop turn's (or the next one up). */
+int up_lane(const upstream_t *up, const up_conn_t *set, uint64_t affinity);
+/* t, just put on pool connection c, counts for its client until up_task_free (nothing on a cluster, a
+ * dedicated or the tracking connection). */
+void up_lane_hold(upstream_t *up, up_task_t *t, const up_conn_t *c);
+void up_lane_release(up_task_t *t);
+/* The connections were flushed: clients with nothing in flight go to the next one. */
+void up_lane_next_turn(upstream_t *up);
+void up_lane_free(upstream_t *up);
 
 /* ---- redis.c ---- */
 

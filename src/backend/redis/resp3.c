@@ -5,9 +5,9 @@
  * Their replies are cut into frames (resp/frame.h). A RESP3 client's forwarded command answered in RESP3
  * is relayed as it is; any other reply (the connection's own commands, a read of an encoded value, EXEC's
  * array) is turned into its RESP2 form (up_frame_walk) and read by hiredis, so that the rest of the
- * backend sees one kind of reply. Connection i of the RESP2 set and of the RESP3 set carry the same
- * clients (affinity % npool), so a task waits until the same client's earlier tasks on the other set have
- * answered (up_conn_waits): a client's commands run in its order.
+ * backend sees one kind of reply. A client's tasks in flight are all on connection i of one set or the
+ * other (lane.c), so a task waits until the same client's earlier tasks on the other set have answered
+ * (up_conn_waits): a client's commands run in its order.
  *
  * Transactions and dedicated connections of a RESP3 client. Redis answers a command inside MULTI in the
  * protocol of the connection that runs EXEC, so EXEC's array can hold RESP3 only if the whole transaction

@@ -18,6 +18,8 @@ void up_task_free(up_task_t *t)
 {
     upstream_t *up = t->up;
 
+    if (t->lane_held && up != NULL)
+        up_lane_release(t);
     mem_free(t->slices);
     mem_free(t->members);
     mem_free(t->ttls_ms);
