@@ -163,6 +163,12 @@ cmd_proc_t cmd_cache, cmd_forward, cmd_slowlog;
 /* cmd/stats.c: INFO commandstats / latencystats, SLOWLOG. */
 void cmd_stats_record(const client_t *c, const cmd_def_t *d, int argc, bytes_t *argv, long long usec);
 void cmd_stats_rejected(const cmd_def_t *d);
+/* An error reply left (reply: its bytes, '-' or '!' first): counted in total_error_replies and by its
+ * code, and as a failed call of d, the command that ran (NULL: refused before running, or no command). */
+void cmd_stats_reply_error(const cmd_def_t *d, bytes_t reply);
+unsigned long long cmd_stats_error_replies(void);
+/* INFO errorstats' lines */
+void cmd_stats_errors_info(buf_t *out);
 void cmd_stats_info(buf_t *out, int latency);
 void cmd_stats_reset(void);
 void cmd_stats_prometheus(buf_t *out);

@@ -28,14 +28,22 @@ req_t *cmd_req_create(client_t *c)
     req_t *r = req_create(c);
     cmd_scratch_t *x = cmd_scratch(r);
 
+    x->def = NULL;
     x->variant = 0;
     x->aux = 0;
     return r;
 }
 
+/* Also where error replies are counted (cmd/stats.c): r->reply is what r's client was sent, and a
+ * non-error costs one byte compare. */
 void cmd_req_recycle_cb(req_t *r, int destroy)
 {
-    buf_t *keep = &cmd_scratch(r)->keep;
+    cmd_scratch_t *x = cmd_scratch(r);
+    buf_t *keep = &x->keep;
+
+    if (r->reply.len > 0 && (r->reply.ptr[0] == '-' || r->reply.ptr[0] == '!'))
+        cmd_stats_reply_error(x->def, r->reply);
+    x->def = NULL;              /* a req net makes itself (a protocol error) has none */
 
     if (destroy) {
         buf_deinit(keep);

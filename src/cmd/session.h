@@ -13,7 +13,7 @@
  * - cmd_scratch_t: what a command keeps for its callback (which form it was, parsed numbers, bytes
  *   that must outlive the handler), in the tail of every req_t (req_t.scratch), so that it costs no
  *   allocation per command. The numbers are zeroed for each command (cmd_req_create); the buffer keep
- *   is given back when the req is recycled (cmd_req_recycle_cb).
+ *   is given back, and an error reply counted, when the req is recycled (cmd_req_recycle_cb).
  */
 #ifndef CACHETORYD_CMD_SESSION_H
 #define CACHETORYD_CMD_SESSION_H
@@ -57,6 +57,8 @@ typedef struct cmd_session {
 #define PIN_SUB     (1u << 2)   /* subscribed (SUBSCRIBE...): messages come on it, until nothing is */
 
 typedef struct cmd_scratch {
+    const cmd_def_t *def;       /* the command that ran in it (cmd_call), whose failed call an error reply
+                                   is; NULL: refused before running, or a reply of no command */
     int variant;                /* which form of the command it was */
     long long aux, aux2;        /* numbers the callback needs */
     long double auxf;           /* INCRBYFLOAT's increment */

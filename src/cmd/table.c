@@ -284,6 +284,7 @@ static const cmd_def_t *cmd_resolve(buf_t *out, int argc, bytes_t *argv, int noa
         return cmd_passthrough_resolve(out, argc, argv, noauth);
     if (!cmd_arity_ok(d, argc)) {
         cmd_reply_arity(out, d->name);
+        cmd_stats_rejected(d);
         return NULL;
     }
     if (d->subs != NULL && argc >= 2) {
@@ -296,6 +297,7 @@ static const cmd_def_t *cmd_resolve(buf_t *out, int argc, bytes_t *argv, int noa
         }
         if (!cmd_arity_ok(sub, argc)) {
             cmd_reply_arity(out, sub->name);
+            cmd_stats_rejected(sub);
             return NULL;
         }
         d = sub;
@@ -332,6 +334,7 @@ static void cmd_call(client_t *c, req_t *r, const cmd_def_t *d, int argc, bytes_
     long long t0 = clock_us_monotonic();
 
     cmd_session(c)->last_cmd = d->name;
+    cmd_scratch(r)->def = d;
     cmd_ctx.stats.total_commands++;
     if (d->proc(r, argc, argv) == CMD_DONE)
         req_done(r);
