@@ -49,6 +49,8 @@ typedef struct cmd_session {
     backend_pin_t *pin;         /* a dedicated upstream connection its ops go on (backend_pin), or NULL */
     unsigned pin_for;           /* PIN_*: what holds it; given back when nothing does */
     int nblocked;               /* blocking commands forwarded on the pin and not yet answered */
+    int nsub, npsub, nssub;     /* channels, patterns and shard channels subscribed on the pin (CLIENT LIST),
+                                   as Redis's (un)subscribe answers tell; 0 once PIN_SUB is let go */
 } cmd_session_t;
 
 /* cmd_session_t.pin_for */
