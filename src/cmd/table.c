@@ -257,15 +257,6 @@ static const cmd_def_t *cmd_lookup_sub(const cmd_def_t *d, bytes_t arg)
     return NULL;
 }
 
-/*
- * Check argv against the table: redis's errors for a wrong number of arguments and an unknown
- * subcommand of a container cachetoryd runs. A command not in the table, and a subcommand not in its
- * container's list that Redis has (CONFIG SET, CLIENT TRACKING...), go by their class
- * (cmd_passthrough_resolve): forwarded, or refused — unknown command or wrong arity first, then NOAUTH
- * when noauth says the client has yet to authenticate, then the class's own refusal. Authentication of a
- * command in the table is checked by the caller (cmd_dispatch), after this. Returns the definition to
- * run, or NULL after writing the error to out.
- */
 /* WATCH / UNWATCH run here only over a backend that watches keys (memory://) or gives a client a dedicated
  * connection (an upstream); elsewhere they are refused by their class */
 int cmd_served(const cmd_def_t *d)
@@ -274,6 +265,16 @@ int cmd_served(const cmd_def_t *d)
     return !((d->proc == cmd_watch || d->proc == cmd_unwatch) && !backend_can_watch(b) && !backend_can_pin(b));
 }
 
+/*
+ * Check argv against the table: redis's errors for a wrong number of arguments and an unknown
+ * subcommand of a container cachetoryd runs. A command not in the table, and a subcommand not in its
+ * container's list that Redis has (CONFIG SET, CLIENT TRACKING...), go by their class
+ * (cmd_passthrough_resolve): forwarded, or refused — unknown command or wrong arity first, then NOAUTH
+ * when noauth says the client has yet to authenticate, then the class's own refusal. Authentication of a
+ * command in the table is checked by the caller (cmd_dispatch), after this. Returns the definition to
+ * run, or NULL after writing the error to out (a wrong number of arguments of a command in the table is
+ * its rejected call, as Redis counts it; an unknown command or subcommand is no command's).
+ */
 static const cmd_def_t *cmd_resolve(buf_t *out, int argc, bytes_t *argv, int noauth)
 {
     const cmd_def_t *d = cmd_lookup(argv[0]);
