@@ -28,7 +28,7 @@ req_t *cmd_req_create(client_t *c)
     req_t *r = req_create(c);
     cmd_scratch_t *x = cmd_scratch(r);
 
-    x->def = NULL;
+    x->stat = NULL;
     x->variant = 0;
     x->aux = 0;
     return r;
@@ -42,8 +42,8 @@ void cmd_req_recycle_cb(req_t *r, int destroy)
     buf_t *keep = &x->keep;
 
     if (r->reply.len > 0 && (r->reply.ptr[0] == '-' || r->reply.ptr[0] == '!'))
-        cmd_stats_reply_error(x->def, r->reply);
-    x->def = NULL;              /* a req net makes itself (a protocol error) has none */
+        cmd_stats_reply_error(x->stat, r->reply);
+    x->stat = NULL;              /* a req net makes itself (a protocol error) has none */
 
     if (destroy) {
         buf_deinit(keep);

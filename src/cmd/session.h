@@ -59,8 +59,8 @@ typedef struct cmd_session {
 #define PIN_SUB     (1u << 2)   /* subscribed (SUBSCRIBE...): messages come on it, until nothing is */
 
 typedef struct cmd_scratch {
-    const cmd_def_t *def;       /* the command that ran in it (cmd_call), whose failed call an error reply
-                                   is; NULL: refused before running, or a reply of no command */
+    const char *stat;           /* the command that ran in it (cmd_call, cmd_stat_name), whose failed call
+                                   an error reply is; NULL: refused before running, or a reply of no command */
     int variant;                /* which form of the command it was */
     long long aux, aux2;        /* numbers the callback needs */
     long double auxf;           /* INCRBYFLOAT's increment */

@@ -35,7 +35,7 @@
 #define HIST_BUCKETS (41 * HIST_SUB)
 
 typedef struct cmd_stat {
-    const cmd_def_t *def;
+    const char *name;           /* as INFO shows it ("get", "client|list"): a table's string, the key */
     unsigned long long calls;
     unsigned long long usec;
     unsigned long long rejected;        /* refused before running (wrong arity, NOAUTH, OOM) */
@@ -46,16 +46,16 @@ typedef struct cmd_stat {
 #define STAT_SLOTS 512
 static cmd_stat_t *stats[STAT_SLOTS];
 
-static cmd_stat_t *stat_for(const cmd_def_t *d)
+static cmd_stat_t *stat_for(const char *name)
 {
-    unsigned h = (unsigned)(((uintptr_t)d >> 4) * 2654435761u) % STAT_SLOTS;
+    unsigned h = (unsigned)(((uintptr_t)name >> 3) * 2654435761u) % STAT_SLOTS;
     for (unsigned i = 0; i < STAT_SLOTS; i++, h = (h + 1) % STAT_SLOTS) {
         if (stats[h] == NULL) {
             stats[h] = mem_calloc(1, sizeof(cmd_stat_t));
-            stats[h]->def = d;
+            stats[h]->name = name;
             return stats[h];
         }
-        if (stats[h]->def == d)
+        if (stats[h]->name == name)
             return stats[h];
     }
     return NULL;        /* more commands than slots: cannot happen with the table's size */
@@ -133,11 +133,11 @@ static void err_reply_count(bytes_t reply)
         err_code_count("ERR", 3);
 }
 
-void cmd_stats_reply_error(const cmd_def_t *d, bytes_t reply)
+void cmd_stats_reply_error(const char *name, bytes_t reply)
 {
     err_reply_count(reply);
-    if (d != NULL) {
-        cmd_stat_t *s = stat_for(d);
+    if (name != NULL) {
+        cmd_stat_t *s = stat_for(name);
         if (s != NULL)
             s->failed++;
     }
@@ -396,9 +396,9 @@ static void slowlog_push(const client_t *c, int argc, bytes_t *argv, long long u
         slowlog_len++;
 }
 
-void cmd_stats_record(const client_t *c, const cmd_def_t *d, int argc, bytes_t *argv, long long usec)
+void cmd_stats_record(const client_t *c, const char *name, int argc, bytes_t *argv, long long usec)
 {
-    cmd_stat_t *s = stat_for(d);
+    cmd_stat_t *s = stat_for(name);
 
     if (s != NULL) {
         s->calls++;
@@ -411,9 +411,9 @@ void cmd_stats_record(const client_t *c, const cmd_def_t *d, int argc, bytes_t *
         slowlog_push(c, argc, argv, usec);
 }
 
-void cmd_stats_rejected(const cmd_def_t *d)
+void cmd_stats_rejected(const char *name)
 {
-    cmd_stat_t *s = stat_for(d);
+    cmd_stat_t *s = stat_for(name);
     if (s != NULL)
         s->rejected++;
 }
@@ -440,7 +440,7 @@ void cmd_stats_info(buf_t *out, int latency)
             continue;
         if (!latency) {
             buf_printf(out, "cmdstat_%s:calls=%llu,usec=%llu,usec_per_call=%.2f,rejected_calls=%llu,failed_calls=%llu\r\n",
-                       s->def->name, s->calls, s->usec, s->calls ? (double)s->usec / (double)s->calls : 0.0,
+                       s->name, s->calls, s->usec, s->calls ? (double)s->usec / (double)s->calls : 0.0,
                        s->rejected, s->failed);
             continue;
         }
@@ -460,7 +460,7 @@ void cmd_stats_info(buf_t *out, int latency)
                 }
             }
         }
-        buf_printf(out, "latency_percentiles_usec_%s:p50=%.3f,p99=%.3f,p99.9=%.3f\r\n", s->def->name, v[0], v[1], v[2]);
+        buf_printf(out, "latency_percentiles_usec_%s:p50=%.3f,p99=%.3f,p99.9=%.3f\r\n", s->name, v[0], v[1], v[2]);
     }
 }
 
@@ -482,11 +482,11 @@ void cmd_stats_prometheus(buf_t *out)
             cum += s->hist[b];
             if (b % HIST_SUB == HIST_SUB - 1 || b == last)
                 buf_printf(out, "cachetoryd_command_duration_seconds_bucket{cmd=\"%s\",le=\"%.9g\"} %llu\n",
-                           s->def->name, hist_upper(b) / 1e6, cum);
+                           s->name, hist_upper(b) / 1e6, cum);
         }
-        buf_printf(out, "cachetoryd_command_duration_seconds_bucket{cmd=\"%s\",le=\"+Inf\"} %llu\n", s->def->name, s->calls);
-        buf_printf(out, "cachetoryd_command_duration_seconds_sum{cmd=\"%s\"} %.9g\n", s->def->name, (double)s->usec / 1e6);
-        buf_printf(out, "cachetoryd_command_duration_seconds_count{cmd=\"%s\"} %llu\n", s->def->name, s->calls);
+        buf_printf(out, "cachetoryd_command_duration_seconds_bucket{cmd=\"%s\",le=\"+Inf\"} %llu\n", s->name, s->calls);
+        buf_printf(out, "cachetoryd_command_duration_seconds_sum{cmd=\"%s\"} %.9g\n", s->name, (double)s->usec / 1e6);
+        buf_printf(out, "cachetoryd_command_duration_seconds_count{cmd=\"%s\"} %llu\n", s->name, s->calls);
     }
 }
 

@@ -285,7 +285,7 @@ static const cmd_def_t *cmd_resolve(buf_t *out, int argc, bytes_t *argv, int noa
         return cmd_passthrough_resolve(out, argc, argv, noauth);
     if (!cmd_arity_ok(d, argc)) {
         cmd_reply_arity(out, d->name);
-        cmd_stats_rejected(d);
+        cmd_stats_rejected(d->name);
         return NULL;
     }
     if (d->subs != NULL && argc >= 2) {
@@ -298,7 +298,7 @@ static const cmd_def_t *cmd_resolve(buf_t *out, int argc, bytes_t *argv, int noa
         }
         if (!cmd_arity_ok(sub, argc)) {
             cmd_reply_arity(out, sub->name);
-            cmd_stats_rejected(sub);
+            cmd_stats_rejected(sub->name);
             return NULL;
         }
         d = sub;
@@ -329,17 +329,35 @@ static void cmd_multi_queue(cmd_session_t *s, int argc, bytes_t *argv)
     s->mqueue[s->mcount++] = (queued_cmd_t){ argc, v };
 }
 
+/*
+ * The name a command is counted and shown by (INFO commandstats, CLIENT LIST's cmd=): its table row's,
+ * and for one forwarded to the upstream (the definitions named "passthrough") its Redis 7.0 name from
+ * the classes' table ("hset", "object|encoding"), as Redis itself would count it.
+ */
+const char *cmd_stat_name(const cmd_def_t *d, int argc, const bytes_t *argv)
+{
+    if (strcmp(d->name, "passthrough") != 0)
+        return d->name;
+    const cmd_class_t *cl = cmd_class_lookup(argv[0]);
+    if (cl != NULL && cl->subs != NULL && argc >= 2) {
+        const cmd_class_t *sub = cmd_class_lookup_sub(cl, argv[1]);
+        cl = sub != NULL ? sub : cl;
+    }
+    return cl != NULL ? cl->name : d->name;
+}
+
 /* Run a command that passed the checks, in its req r. */
 static void cmd_call(client_t *c, req_t *r, const cmd_def_t *d, int argc, bytes_t *argv)
 {
     long long t0 = clock_us_monotonic();
+    const char *name = cmd_stat_name(d, argc, argv);
 
-    cmd_session(c)->last_cmd = d->name;
-    cmd_scratch(r)->def = d;
+    cmd_session(c)->last_cmd = name;
+    cmd_scratch(r)->stat = name;
     cmd_ctx.stats.total_commands++;
     if (d->proc(r, argc, argv) == CMD_DONE)
         req_done(r);
-    cmd_stats_record(c, d, argc, argv, clock_us_monotonic() - t0);
+    cmd_stats_record(c, name, argc, argv, clock_us_monotonic() - t0);
 }
 
 /* Is the backend over its memory limit even after evicting? Asked before a write runs or is queued in
@@ -369,7 +387,7 @@ void cmd_dispatch(client_t *c, int argc, bytes_t *argv)
         refuse = ERR_OOM;
     if (refuse != NULL) {
         reply_error(req_out(r), refuse);
-        cmd_stats_rejected(d);
+        cmd_stats_rejected(cmd_stat_name(d, argc, argv));
     }
     if (d == NULL || refuse != NULL) {
         if (s->flags & SESSION_MULTI)
