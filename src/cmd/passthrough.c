@@ -307,7 +307,7 @@ int cmd_pubsub_filter(req_t *r, const cmd_def_t *d, int argc, bytes_t *argv)
     for (size_t i = 0; i < n; i++)
         name[i] = (char)tolower((unsigned char)argv[0].ptr[i]);
     name[n] = '\0';
-    (void)d;
+    cmd_stats_rejected(cmd_stat_name(d, argc, argv));      /* refused before running, as Redis counts it */
     reply_errorf(req_out(r), "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET "
                  "are allowed in this context", name);
     req_done(r);

@@ -146,9 +146,37 @@ def test_client_list_counts_subscriptions_through_the_proxy(start_daemon, upstre
             [b"psubscribe", b"p*", 3], [b"unsubscribe", b"a", 2], [b"ssubscribe", b"s1", 1]]
         line = client_line(other, "subscriber")
         assert (line["sub"], line["psub"], line["ssub"], line["flags"]) == ("1", "1", "1", "P"), (server, line)
+        # subscribed (RESP2): another command is refused before it runs
+        assert other.cmd("CONFIG", "RESETSTAT") == "OK"
+        assert sub.cmd("GET", "k") == Err("ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
+                                         "PING / QUIT / RESET are allowed in this context")
+        info = parse_info(other.cmd("INFO", "all"))
+        assert info["cmdstat_get"] == "calls=0,usec=0,usec_per_call=0.00,rejected_calls=1,failed_calls=0"
+        assert info["total_error_replies"] == "1"
         sub.send(encode_command("PUNSUBSCRIBE") + encode_command("SUNSUBSCRIBE") + encode_command("UNSUBSCRIBE"))
         assert [sub.read_reply() for _ in range(3)] == [
             [b"punsubscribe", b"p*", 1], [b"sunsubscribe", b"s1", 0], [b"unsubscribe", b"b", 0]]
         assert wait_for(lambda: client_line(other, "subscriber")["flags"] == "N", 5)
         line = client_line(other, "subscriber")
         assert (line["sub"], line["psub"], line["ssub"]) == ("0", "0", "0")
+
+
+def test_error_codes_are_bounded(start_daemon, upstreams):
+    """Distinct codes relayed from the upstream's scripts (redis.error_reply) are kept up to 128; the next new
+    one empties the table, which then shows ERRORSTATS_DISABLED until CONFIG RESETSTAT (Redis 7.2.5 / 7.4's
+    bound; 7.0 kept them all). total_error_replies counts every one."""
+    up = upstreams()
+    d = proxy(start_daemon, up, passthrough="yes")
+    c = d.conn()
+    assert c.cmd("CONFIG", "RESETSTAT") == "OK"
+    script = "return redis.error_reply(ARGV[1] .. ' made up')"
+    replies = c.pipeline([("EVAL", script, "0", "CODE%d" % i) for i in range(130)])
+    assert replies[129] == Err("CODE129 made up")
+    info = parse_info(c.cmd("INFO", "all"))
+    assert info["total_error_replies"] == "130"
+    assert {k: v for k, v in info.items() if k.startswith("errorstat_")} == {
+        "errorstat_ERRORSTATS_DISABLED": "count=1"}
+    assert info["cmdstat_eval"].endswith(",rejected_calls=0,failed_calls=130")
+    assert c.cmd("CONFIG", "RESETSTAT") == "OK"
+    assert c.cmd("EVAL", script, "0", "AGAIN") == Err("AGAIN made up")
+    assert c.cmd("INFO", "errorstats").decode() == "# Errorstats\r\nerrorstat_AGAIN:count=1\r\n"
