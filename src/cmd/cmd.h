@@ -160,9 +160,17 @@ cmd_proc_t cmd_ping, cmd_echo, cmd_quit, cmd_reset, cmd_hello, cmd_auth, cmd_sel
 cmd_proc_t cmd_multi, cmd_exec, cmd_discard;
 cmd_proc_t cmd_cache, cmd_forward, cmd_slowlog;
 
-/* cmd/stats.c: INFO commandstats / latencystats, SLOWLOG. */
-void cmd_stats_record(const client_t *c, const cmd_def_t *d, int argc, bytes_t *argv, long long usec);
-void cmd_stats_rejected(const cmd_def_t *d);
+/* cmd/stats.c: INFO commandstats / latencystats, SLOWLOG. Commands are counted by name (cmd_stat_name: a
+ * string of a table, whose address is the key). */
+const char *cmd_stat_name(const cmd_def_t *d, int argc, const bytes_t *argv);
+void cmd_stats_record(const client_t *c, const char *name, int argc, bytes_t *argv, long long usec);
+void cmd_stats_rejected(const char *name);
+/* An error reply left (reply: its bytes, '-' or '!' first): counted in total_error_replies and by its
+ * code, and as a failed call of name, the command that ran (NULL: refused before running, or no command). */
+void cmd_stats_reply_error(const char *name, bytes_t reply);
+unsigned long long cmd_stats_error_replies(void);
+/* INFO errorstats' lines */
+void cmd_stats_errors_info(buf_t *out);
 void cmd_stats_info(buf_t *out, int latency);
 void cmd_stats_reset(void);
 void cmd_stats_prometheus(buf_t *out);

@@ -411,7 +411,7 @@ int cmd_cluster(req_t *r, int argc, bytes_t *argv)
  */
 enum {
     INFO_SERVER, INFO_CLIENTS, INFO_MEMORY, INFO_PERSISTENCE, INFO_STATS, INFO_REPLICATION, INFO_CPU,
-    INFO_COMMANDSTATS, INFO_LATENCYSTATS, INFO_CLUSTER, INFO_TLS, INFO_CACHE, INFO_NEAR, INFO_UPSTREAM,
+    INFO_COMMANDSTATS, INFO_ERRORSTATS, INFO_LATENCYSTATS, INFO_CLUSTER, INFO_TLS, INFO_CACHE, INFO_NEAR, INFO_UPSTREAM,
     INFO_KEYSPACE, INFO_NSECTIONS
 };
 
@@ -428,6 +428,7 @@ static const struct {
     [INFO_REPLICATION] = { "replication", "Replication", 1 },
     [INFO_CPU] = { "cpu", "CPU", 1 },
     [INFO_COMMANDSTATS] = { "commandstats", "Commandstats", 0 },
+    [INFO_ERRORSTATS] = { "errorstats", "Errorstats", 1 },            /* in Redis 7.0's default too */
     [INFO_LATENCYSTATS] = { "latencystats", "Latencystats", 0 },
     [INFO_CLUSTER] = { "cluster", "Cluster", 1 },
     [INFO_TLS] = { "tls", "TLS", 1 },
@@ -665,6 +666,8 @@ static void info_render(buf_t *t, unsigned mask, const info_upstream_t *up)
             for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
                 info_copy_field(t, up->stats->value.ptr, up->stats->value.len, fields[i]);
         }
+        /* unexpected_error_replies counts errors a replica sends its primary: none here */
+        buf_printf(t, "unexpected_error_replies:0\r\ntotal_error_replies:%llu\r\n", cmd_stats_error_replies());
     }
     if (mask & INFO_BIT(INFO_REPLICATION)) {
         /* a primary with no replicas: cachetoryd does not replicate (a proxy's upstream may, in its own INFO) */
@@ -695,6 +698,10 @@ static void info_render(buf_t *t, unsigned mask, const info_upstream_t *up)
     if (mask & INFO_BIT(INFO_COMMANDSTATS)) {
         info_section(t, INFO_COMMANDSTATS);
         cmd_stats_info(t, 0);
+    }
+    if (mask & INFO_BIT(INFO_ERRORSTATS)) {
+        info_section(t, INFO_ERRORSTATS);
+        cmd_stats_errors_info(t);
     }
     if (mask & INFO_BIT(INFO_LATENCYSTATS)) {
         info_section(t, INFO_LATENCYSTATS);

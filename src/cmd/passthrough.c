@@ -124,6 +124,76 @@ static int cmd_forward_proto(req_t *r, int argc, bytes_t *argv)
     return cmd_submit_raw(r, &op, cmd_relay_done_cb);
 }
 
+/* A number line ("<type><digits>\r\n") at *p, before end: its value, *p moved past it; -1 if malformed. */
+static long long frame_number(const char **p, const char *end)
+{
+    long long v = 0;
+    const char *q = *p + 1;
+
+    if (q < end && *q == '-')
+        return -1;
+    for (; q < end && *q >= '0' && *q <= '9' && v < (1LL << 40); q++)
+        v = v * 10 + (*q - '0');
+    if (q + 1 >= end || q[0] != '\r' || q[1] != '\n' || q == *p + 1)
+        return -1;
+    *p = q + 2;
+    return v;
+}
+
+/*
+ * CLIENT LIST's sub= psub= ssub=, from the frames of the subscribed connection: Redis's answer to each
+ * (un)subscription is [kind, name, count], where count is the channels and patterns now subscribed together
+ * (the shard channels alone for ssubscribe / sunsubscribe). A channel subscribed twice answers with the
+ * same count: the change of the count is what the kind's own number changes by. Messages change nothing.
+ */
+static void pubsub_count(cmd_session_t *s, const bytes_t *resp)
+{
+    static const struct { const char *kind; int which; } kinds[] = {
+        { "subscribe", 0 }, { "unsubscribe", 0 }, { "psubscribe", 1 }, { "punsubscribe", 1 },
+        { "ssubscribe", 2 }, { "sunsubscribe", 2 },
+    };
+    const char *p = resp->ptr, *end = resp->ptr + resp->len;
+
+    if (resp->len < 4 || (p[0] != '*' && p[0] != '>') || frame_number(&p, end) != 3 || p >= end || *p != '$')
+        return;
+    long long n = frame_number(&p, end);
+    if (n < 0 || n > 16 || end - p < n + 2)
+        return;
+    bytes_t kind = { p, (size_t)n };
+    p += n + 2;
+    if (p < end && *p == '$') {                     /* the name, or RESP2's null */
+        long long m = p[1] == '-' ? -1 : frame_number(&p, end);
+        if (m < 0)
+            p = memchr(p, '\n', (size_t)(end - p));
+        else
+            p += m + 2;
+        if (p == NULL || p >= end)
+            return;
+        if (m < 0)
+            p++;
+    } else if (p < end && *p == '_') {
+        p += 3;
+    }
+    if (p >= end || *p != ':')
+        return;
+    long long count = frame_number(&p, end);
+    if (count < 0)
+        return;
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (!bytes_eq_nocase(kind, kinds[i].kind))
+            continue;
+        if (kinds[i].which == 2) {
+            s->nssub = (int)count;
+        } else {
+            int *mine = kinds[i].which == 0 ? &s->nsub : &s->npsub;
+            *mine += (int)(count - (s->nsub + s->npsub));
+            if (*mine < 0)
+                *mine = 0;
+        }
+        return;
+    }
+}
+
 /*
  * The client's dedicated connection sent a pub/sub frame: queued as a reply of its own behind the
  * client's commands in flight (so that it follows the answers before it), a RESP3 push for a RESP3 client
@@ -146,6 +216,7 @@ static void pubsub_push_cb(void *ctx, enum backend_push_event ev, const bytes_t 
     }
     if (c->flags & CLIENT_CLOSING)
         return;
+    pubsub_count(s, resp);
     req_t *r = cmd_req_create(c);
     buf_t *out = req_out(r);
     size_t at = out->len;
@@ -240,7 +311,7 @@ int cmd_pubsub_filter(req_t *r, const cmd_def_t *d, int argc, bytes_t *argv)
     for (size_t i = 0; i < n; i++)
         name[i] = (char)tolower((unsigned char)argv[0].ptr[i]);
     name[n] = '\0';
-    (void)d;
+    cmd_stats_rejected(cmd_stat_name(d, argc, argv));      /* refused before running, as Redis counts it */
     reply_errorf(req_out(r), "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET "
                  "are allowed in this context", name);
     req_done(r);

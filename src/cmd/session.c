@@ -28,14 +28,22 @@ req_t *cmd_req_create(client_t *c)
     req_t *r = req_create(c);
     cmd_scratch_t *x = cmd_scratch(r);
 
+    x->stat = NULL;
     x->variant = 0;
     x->aux = 0;
     return r;
 }
 
+/* Also where error replies are counted (cmd/stats.c): r->reply is what r's client was sent, and a
+ * non-error costs one byte compare. */
 void cmd_req_recycle_cb(req_t *r, int destroy)
 {
-    buf_t *keep = &cmd_scratch(r)->keep;
+    cmd_scratch_t *x = cmd_scratch(r);
+    buf_t *keep = &x->keep;
+
+    if (r->reply.len > 0 && (r->reply.ptr[0] == '-' || r->reply.ptr[0] == '!'))
+        cmd_stats_reply_error(x->stat, r->reply);
+    x->stat = NULL;              /* a req net makes itself (a protocol error) has none */
 
     if (destroy) {
         buf_deinit(keep);
@@ -113,6 +121,8 @@ int cmd_session_pin(client_t *c, unsigned why, char *err, size_t errlen)
 
 void cmd_session_unpin(cmd_session_t *s, unsigned why, int close)
 {
+    if (why & PIN_SUB)
+        s->nsub = s->npsub = s->nssub = 0;
     s->pin_for &= ~why;
     if (s->pin_for == 0 && s->pin != NULL) {
         backend_pin_t *p = s->pin;
@@ -156,6 +166,8 @@ void cmd_session_describe(const client_t *c, buf_t *out)
     int nf = 0;
 
     conn_facts(c, &f);
+    if (s->pin_for & PIN_SUB)
+        flags[nf++] = 'P';
     if (s->flags & SESSION_MULTI)
         flags[nf++] = 'x';
     if (f.close_after_reply)
@@ -164,11 +176,11 @@ void cmd_session_describe(const client_t *c, buf_t *out)
         flags[nf++] = 'N';
     flags[nf] = '\0';
     buf_printf(out,
-               "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s db=%d sub=0 psub=0 "
-               "ssub=0 multi=%d qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 rbs=%zu rbp=0 obl=0 oll=0 "
+               "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s db=%d sub=%d psub=%d "
+               "ssub=%d multi=%d qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 rbs=%zu rbp=0 obl=0 oll=0 "
                "omem=%zu tot-mem=%zu events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s\n",
                (unsigned long long)c->id, c->addr, c->laddr, -1, s->name ? s->name : "", f.age_s, f.idle_s,
-               flags, s->db, (s->flags & SESSION_MULTI) ? s->mcount : -1, f.qbuf, f.qbuf_free, f.rbs, f.omem,
+               flags, s->db, s->nsub, s->npsub, s->nssub, (s->flags & SESSION_MULTI) ? s->mcount : -1, f.qbuf, f.qbuf_free, f.rbs, f.omem,
                f.tot_mem + sizeof(*s), s->last_cmd, s->proto, s->lib_name ? s->lib_name : "",
                s->lib_ver ? s->lib_ver : "");
 }

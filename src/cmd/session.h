@@ -13,7 +13,7 @@
  * - cmd_scratch_t: what a command keeps for its callback (which form it was, parsed numbers, bytes
  *   that must outlive the handler), in the tail of every req_t (req_t.scratch), so that it costs no
  *   allocation per command. The numbers are zeroed for each command (cmd_req_create); the buffer keep
- *   is given back when the req is recycled (cmd_req_recycle_cb).
+ *   is given back, and an error reply counted, when the req is recycled (cmd_req_recycle_cb).
  */
 #ifndef CACHETORYD_CMD_SESSION_H
 #define CACHETORYD_CMD_SESSION_H
@@ -49,6 +49,8 @@ typedef struct cmd_session {
     backend_pin_t *pin;         /* a dedicated upstream connection its ops go on (backend_pin), or NULL */
     unsigned pin_for;           /* PIN_*: what holds it; given back when nothing does */
     int nblocked;               /* blocking commands forwarded on the pin and not yet answered */
+    int nsub, npsub, nssub;     /* channels, patterns and shard channels subscribed on the pin (CLIENT LIST),
+                                   as Redis's (un)subscribe answers tell; 0 once PIN_SUB is let go */
 } cmd_session_t;
 
 /* cmd_session_t.pin_for */
@@ -57,6 +59,8 @@ typedef struct cmd_session {
 #define PIN_SUB     (1u << 2)   /* subscribed (SUBSCRIBE...): messages come on it, until nothing is */
 
 typedef struct cmd_scratch {
+    const char *stat;           /* the command that ran in it (cmd_call, cmd_stat_name), whose failed call
+                                   an error reply is; NULL: refused before running, or a reply of no command */
     int variant;                /* which form of the command it was */
     long long aux, aux2;        /* numbers the callback needs */
     long double auxf;           /* INCRBYFLOAT's increment */

@@ -11,14 +11,23 @@
  * command runs or INFO asks (cmd_stats_tick), and a gap of several periods without either counts as that
  * many periods, the first with what was counted since the last sample and the others with nothing — the
  * figures a timer gives, since what is counted happens when commands run (inst_push).
+ *
+ * And the error replies (INFO stats' total_error_replies, INFO errorstats, commandstats' failed_calls and
+ * rejected_calls), counted as Redis 7.0 counts them: every error reply a client is sent, by the first word
+ * of its text, whoever made it (this daemon, or the upstream whose reply is relayed). net shows each reply
+ * as it is released (req_t.reply, cmd_req_recycle_cb); a reply of a command that ran (cmd_call) counts as
+ * that command's failed call, one refused before running (arity, NOAUTH, OOM) was counted as rejected
+ * when it was refused. The members of a transaction are commands of their own, with replies of their own.
  */
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd/cmd.h"
 #include "cmd/session.h"
 #include "util/clock.h"
+#include "util/log.h"
 #include "util/mem.h"
 
 /* Latency histogram: 4 buckets per power of two of microseconds, up to 2^40 us. */
@@ -26,29 +35,141 @@
 #define HIST_BUCKETS (41 * HIST_SUB)
 
 typedef struct cmd_stat {
-    const cmd_def_t *def;
+    const char *name;           /* as INFO shows it ("get", "client|list"): a table's string, the key */
     unsigned long long calls;
     unsigned long long usec;
-    unsigned long long rejected;
+    unsigned long long rejected;        /* refused before running (wrong arity, NOAUTH, OOM) */
+    unsigned long long failed;          /* ran, and replied an error */
     unsigned hist[HIST_BUCKETS];
 } cmd_stat_t;
 
 #define STAT_SLOTS 512
 static cmd_stat_t *stats[STAT_SLOTS];
 
-static cmd_stat_t *stat_for(const cmd_def_t *d)
+static cmd_stat_t *stat_for(const char *name)
 {
-    unsigned h = (unsigned)(((uintptr_t)d >> 4) * 2654435761u) % STAT_SLOTS;
+    unsigned h = (unsigned)(((uintptr_t)name >> 3) * 2654435761u) % STAT_SLOTS;
     for (unsigned i = 0; i < STAT_SLOTS; i++, h = (h + 1) % STAT_SLOTS) {
         if (stats[h] == NULL) {
             stats[h] = mem_calloc(1, sizeof(cmd_stat_t));
-            stats[h]->def = d;
+            stats[h]->name = name;
             return stats[h];
         }
-        if (stats[h]->def == d)
+        if (stats[h]->name == name)
             return stats[h];
     }
     return NULL;        /* more commands than slots: cannot happen with the table's size */
+}
+
+/* ---- error replies ------------------------------------------------------------------------------- */
+
+/*
+ * Counts by error code, Redis's server.errors. Redis 7.0 keeps every distinct code it sees, and a relayed
+ * upstream's scripts can make up any number of them (redis.error_reply): kept bounded as later Redis
+ * versions bound theirs (7.2.5 and 7.4), at 128 codes, after which the table is emptied and shows only
+ * ERRORSTATS_DISABLED until CONFIG RESETSTAT. total_error_replies counts on.
+ */
+#define ERR_CODES_MAX 128
+#define ERR_CODE_LEN 32                 /* Redis looks for the code's end in the first 32 bytes */
+
+typedef struct err_code {
+    char name[ERR_CODE_LEN];            /* without the '-' (at most 30 bytes), NUL-terminated */
+    size_t len;
+    unsigned long long count;
+} err_code_t;
+
+static err_code_t err_codes[ERR_CODES_MAX];
+static int err_ncodes;
+static int err_disabled;                /* the table overflowed: ERRORSTATS_DISABLED until a reset */
+static unsigned long long err_total;    /* total_error_replies */
+
+static void err_code_count(const char *name, size_t len)
+{
+    if (err_disabled)
+        return;
+    for (int i = 0; i < err_ncodes; i++) {
+        if (err_codes[i].len == len && memcmp(err_codes[i].name, name, len) == 0) {
+            err_codes[i].count++;
+            return;
+        }
+    }
+    if (err_ncodes == ERR_CODES_MAX) {
+        log_warn("errorstats stopped counting by error code: more than %d codes (relayed scripts' error_reply?); "
+                 "CONFIG RESETSTAT starts again", ERR_CODES_MAX);
+        err_ncodes = 0;
+        err_code_count("ERRORSTATS_DISABLED", 19);
+        err_disabled = 1;
+        return;
+    }
+    err_code_t *e = &err_codes[err_ncodes++];
+    memcpy(e->name, name, len);
+    e->name[len] = '\0';
+    e->len = len;
+    e->count = 1;
+}
+
+/*
+ * One error reply: '-' and its text up to CRLF, or a RESP3 blob error ('!', relayed from an upstream).
+ * The code is the text's first word when a space ends it within Redis's 32 bytes (counting the '-'),
+ * "ERR" otherwise (afterErrorReply).
+ */
+static void err_reply_count(bytes_t reply)
+{
+    const char *p = reply.ptr, *end = reply.ptr + reply.len;
+
+    err_total++;
+    if (p[0] == '!') {                  /* !<len>\r\n<text>\r\n: the text as if it followed a '-' */
+        const char *nl = memchr(p, '\n', reply.len);
+        if (nl == NULL)
+            return;
+        p = nl;
+    }
+    const char *cr = memchr(p, '\r', (size_t)(end - p));
+    size_t len = (size_t)((cr != NULL ? cr : end) - p);
+    const char *sp = memchr(p, ' ', len < ERR_CODE_LEN ? len : ERR_CODE_LEN);
+    if (sp != NULL)
+        err_code_count(p + 1, (size_t)(sp - p - 1));
+    else
+        err_code_count("ERR", 3);
+}
+
+void cmd_stats_reply_error(const char *name, bytes_t reply)
+{
+    err_reply_count(reply);
+    if (name != NULL) {
+        cmd_stat_t *s = stat_for(name);
+        if (s != NULL)
+            s->failed++;
+    }
+}
+
+unsigned long long cmd_stats_error_replies(void)
+{
+    return err_total;
+}
+
+static int err_code_cmp(const void *a, const void *b)
+{
+    const err_code_t *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->name, y->name, n);
+    return c != 0 ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* INFO errorstats: errorstat_<CODE>:count=N, in Redis's order (its radix tree's: bytewise), with the
+ * characters that would break INFO's format ('#', ':', CR, LF) shown as '_', as Redis shows them. */
+void cmd_stats_errors_info(buf_t *out)
+{
+    err_code_t sorted[ERR_CODES_MAX];
+
+    memcpy(sorted, err_codes, (size_t)err_ncodes * sizeof(err_code_t));
+    qsort(sorted, (size_t)err_ncodes, sizeof(err_code_t), err_code_cmp);
+    for (int i = 0; i < err_ncodes; i++) {
+        for (size_t k = 0; k < sorted[i].len; k++)
+            if (strchr("#:\r\n", sorted[i].name[k]) != NULL && sorted[i].name[k] != '\0')
+                sorted[i].name[k] = '_';
+        buf_printf(out, "errorstat_%.*s:count=%llu\r\n", (int)sorted[i].len, sorted[i].name, sorted[i].count);
+    }
 }
 
 /* ---- instantaneous rates ------------------------------------------------------------------------- */
@@ -275,9 +396,9 @@ static void slowlog_push(const client_t *c, int argc, bytes_t *argv, long long u
         slowlog_len++;
 }
 
-void cmd_stats_record(const client_t *c, const cmd_def_t *d, int argc, bytes_t *argv, long long usec)
+void cmd_stats_record(const client_t *c, const char *name, int argc, bytes_t *argv, long long usec)
 {
-    cmd_stat_t *s = stat_for(d);
+    cmd_stat_t *s = stat_for(name);
 
     if (s != NULL) {
         s->calls++;
@@ -290,9 +411,9 @@ void cmd_stats_record(const client_t *c, const cmd_def_t *d, int argc, bytes_t *
         slowlog_push(c, argc, argv, usec);
 }
 
-void cmd_stats_rejected(const cmd_def_t *d)
+void cmd_stats_rejected(const char *name)
 {
-    cmd_stat_t *s = stat_for(d);
+    cmd_stat_t *s = stat_for(name);
     if (s != NULL)
         s->rejected++;
 }
@@ -305,6 +426,9 @@ void cmd_stats_reset(void)
     for (int i = 0; i < STAT_SLOTS; i++)
         if (stats[i] != NULL)
             memset(&stats[i]->calls, 0, sizeof(*stats[i]) - offsetof(cmd_stat_t, calls));
+    err_ncodes = 0;
+    err_disabled = 0;
+    err_total = 0;
 }
 
 /* "get" or "client|list" as redis names them in INFO. */
@@ -312,12 +436,12 @@ void cmd_stats_info(buf_t *out, int latency)
 {
     for (int i = 0; i < STAT_SLOTS; i++) {
         const cmd_stat_t *s = stats[i];
-        if (s == NULL || (s->calls == 0 && s->rejected == 0))
+        if (s == NULL || (s->calls == 0 && s->rejected == 0 && s->failed == 0))
             continue;
         if (!latency) {
-            buf_printf(out, "cmdstat_%s:calls=%llu,usec=%llu,usec_per_call=%.2f,rejected_calls=%llu,failed_calls=0\r\n",
-                       s->def->name, s->calls, s->usec, s->calls ? (double)s->usec / (double)s->calls : 0.0,
-                       s->rejected);
+            buf_printf(out, "cmdstat_%s:calls=%llu,usec=%llu,usec_per_call=%.2f,rejected_calls=%llu,failed_calls=%llu\r\n",
+                       s->name, s->calls, s->usec, s->calls ? (double)s->usec / (double)s->calls : 0.0,
+                       s->rejected, s->failed);
             continue;
         }
         if (s->calls == 0)
@@ -336,7 +460,7 @@ void cmd_stats_info(buf_t *out, int latency)
                 }
             }
         }
-        buf_printf(out, "latency_percentiles_usec_%s:p50=%.3f,p99=%.3f,p99.9=%.3f\r\n", s->def->name, v[0], v[1], v[2]);
+        buf_printf(out, "latency_percentiles_usec_%s:p50=%.3f,p99=%.3f,p99.9=%.3f\r\n", s->name, v[0], v[1], v[2]);
     }
 }
 
@@ -358,11 +482,11 @@ void cmd_stats_prometheus(buf_t *out)
             cum += s->hist[b];
             if (b % HIST_SUB == HIST_SUB - 1 || b == last)
                 buf_printf(out, "cachetoryd_command_duration_seconds_bucket{cmd=\"%s\",le=\"%.9g\"} %llu\n",
-                           s->def->name, hist_upper(b) / 1e6, cum);
+                           s->name, hist_upper(b) / 1e6, cum);
         }
-        buf_printf(out, "cachetoryd_command_duration_seconds_bucket{cmd=\"%s\",le=\"+Inf\"} %llu\n", s->def->name, s->calls);
-        buf_printf(out, "cachetoryd_command_duration_seconds_sum{cmd=\"%s\"} %.9g\n", s->def->name, (double)s->usec / 1e6);
-        buf_printf(out, "cachetoryd_command_duration_seconds_count{cmd=\"%s\"} %llu\n", s->def->name, s->calls);
+        buf_printf(out, "cachetoryd_command_duration_seconds_bucket{cmd=\"%s\",le=\"+Inf\"} %llu\n", s->name, s->calls);
+        buf_printf(out, "cachetoryd_command_duration_seconds_sum{cmd=\"%s\"} %.9g\n", s->name, (double)s->usec / 1e6);
+        buf_printf(out, "cachetoryd_command_duration_seconds_count{cmd=\"%s\"} %llu\n", s->name, s->calls);
     }
 }
 

@@ -257,15 +257,6 @@ static const cmd_def_t *cmd_lookup_sub(const cmd_def_t *d, bytes_t arg)
     return NULL;
 }
 
-/*
- * Check argv against the table: redis's errors for a wrong number of arguments and an unknown
- * subcommand of a container cachetoryd runs. A command not in the table, and a subcommand not in its
- * container's list that Redis has (CONFIG SET, CLIENT TRACKING...), go by their class
- * (cmd_passthrough_resolve): forwarded, or refused — unknown command or wrong arity first, then NOAUTH
- * when noauth says the client has yet to authenticate, then the class's own refusal. Authentication of a
- * command in the table is checked by the caller (cmd_dispatch), after this. Returns the definition to
- * run, or NULL after writing the error to out.
- */
 /* WATCH / UNWATCH run here only over a backend that watches keys (memory://) or gives a client a dedicated
  * connection (an upstream); elsewhere they are refused by their class */
 int cmd_served(const cmd_def_t *d)
@@ -274,6 +265,16 @@ int cmd_served(const cmd_def_t *d)
     return !((d->proc == cmd_watch || d->proc == cmd_unwatch) && !backend_can_watch(b) && !backend_can_pin(b));
 }
 
+/*
+ * Check argv against the table: redis's errors for a wrong number of arguments and an unknown
+ * subcommand of a container cachetoryd runs. A command not in the table, and a subcommand not in its
+ * container's list that Redis has (CONFIG SET, CLIENT TRACKING...), go by their class
+ * (cmd_passthrough_resolve): forwarded, or refused — unknown command or wrong arity first, then NOAUTH
+ * when noauth says the client has yet to authenticate, then the class's own refusal. Authentication of a
+ * command in the table is checked by the caller (cmd_dispatch), after this. Returns the definition to
+ * run, or NULL after writing the error to out (a wrong number of arguments of a command in the table is
+ * its rejected call, as Redis counts it; an unknown command or subcommand is no command's).
+ */
 static const cmd_def_t *cmd_resolve(buf_t *out, int argc, bytes_t *argv, int noauth)
 {
     const cmd_def_t *d = cmd_lookup(argv[0]);
@@ -284,6 +285,7 @@ static const cmd_def_t *cmd_resolve(buf_t *out, int argc, bytes_t *argv, int noa
         return cmd_passthrough_resolve(out, argc, argv, noauth);
     if (!cmd_arity_ok(d, argc)) {
         cmd_reply_arity(out, d->name);
+        cmd_stats_rejected(d->name);
         return NULL;
     }
     if (d->subs != NULL && argc >= 2) {
@@ -296,6 +298,7 @@ static const cmd_def_t *cmd_resolve(buf_t *out, int argc, bytes_t *argv, int noa
         }
         if (!cmd_arity_ok(sub, argc)) {
             cmd_reply_arity(out, sub->name);
+            cmd_stats_rejected(sub->name);
             return NULL;
         }
         d = sub;
@@ -326,16 +329,35 @@ static void cmd_multi_queue(cmd_session_t *s, int argc, bytes_t *argv)
     s->mqueue[s->mcount++] = (queued_cmd_t){ argc, v };
 }
 
+/*
+ * The name a command is counted and shown by (INFO commandstats, CLIENT LIST's cmd=): its table row's,
+ * and for one forwarded to the upstream (the definitions named "passthrough") its Redis 7.0 name from
+ * the classes' table ("hset", "object|encoding"), as Redis itself would count it.
+ */
+const char *cmd_stat_name(const cmd_def_t *d, int argc, const bytes_t *argv)
+{
+    if (strcmp(d->name, "passthrough") != 0)
+        return d->name;
+    const cmd_class_t *cl = cmd_class_lookup(argv[0]);
+    if (cl != NULL && cl->subs != NULL && argc >= 2) {
+        const cmd_class_t *sub = cmd_class_lookup_sub(cl, argv[1]);
+        cl = sub != NULL ? sub : cl;
+    }
+    return cl != NULL ? cl->name : d->name;
+}
+
 /* Run a command that passed the checks, in its req r. */
 static void cmd_call(client_t *c, req_t *r, const cmd_def_t *d, int argc, bytes_t *argv)
 {
     long long t0 = clock_us_monotonic();
+    const char *name = cmd_stat_name(d, argc, argv);
 
-    cmd_session(c)->last_cmd = d->name;
+    cmd_session(c)->last_cmd = name;
+    cmd_scratch(r)->stat = name;
     cmd_ctx.stats.total_commands++;
     if (d->proc(r, argc, argv) == CMD_DONE)
         req_done(r);
-    cmd_stats_record(c, d, argc, argv, clock_us_monotonic() - t0);
+    cmd_stats_record(c, name, argc, argv, clock_us_monotonic() - t0);
 }
 
 /* Is the backend over its memory limit even after evicting? Asked before a write runs or is queued in
@@ -365,7 +387,7 @@ void cmd_dispatch(client_t *c, int argc, bytes_t *argv)
         refuse = ERR_OOM;
     if (refuse != NULL) {
         reply_error(req_out(r), refuse);
-        cmd_stats_rejected(d);
+        cmd_stats_rejected(cmd_stat_name(d, argc, argv));
     }
     if (d == NULL || refuse != NULL) {
         if (s->flags & SESSION_MULTI)

@@ -126,24 +126,29 @@ req_t *req_create(client_t *c)
     r->done = 0;
     r->blocking = 0;
     r->mute = 0;
-    if (c->tail)
+    if (c->tail) {
         c->tail->next = r;
-    else
+    } else {
         c->head = r;
+        r->at = c->w.out.len;
+    }
     c->tail = r;
     c->npending++;
     return r;
 }
 
-static void req_recycle(client_t *c, req_t *r, int depth)
+/* r's reply has been released (reply: its bytes, valid during the hook only; empty: dropped). */
+static void req_recycle(client_t *c, req_t *r, int depth, bytes_t reply)
 {
+    r->reply = reply;
     if (depth >= FREE_REQS_MAX) {
         req_free(c, r);
         return;
     }
+    c->srv->hooks.req_recycle_cb(r, 0);
+    r->reply = (bytes_t){ NULL, 0 };
     buf_reset(&r->out);
     buf_shrink(&r->out, 0);
-    c->srv->hooks.req_recycle_cb(r, 0);
     r->next = c->free_reqs;
     c->free_reqs = r;
 }
@@ -230,14 +235,26 @@ void req_done(req_t *r)
         nfree++;
     while (c->head != NULL && c->head->done) {
         req_t *h = c->head;
+        bytes_t reply = { NULL, 0 };
         c->head = h->next;
         if (c->head == NULL)
             c->tail = NULL;
         c->npending--;
-        if (h != r && h->out.len > 0 && !h->mute && !(c->flags & CLIENT_CLOSING))
-            buf_append(&c->w.out, h->out.data, h->out.len);
-        req_recycle(c, h, nfree++);
+        if (h->mute) {
+            /* dropped */
+        } else if (h != r) {
+            /* completed behind another: its reply waited in its own buffer */
+            reply = (bytes_t){ h->out.data, h->out.len };
+            if (h->out.len > 0 && !(c->flags & CLIENT_CLOSING))
+                buf_append(&c->w.out, h->out.data, h->out.len);
+        } else if (h->at != REQ_AT_GONE && h->at <= c->w.out.len) {
+            /* written straight into the output, the last thing there */
+            reply = (bytes_t){ c->w.out.data + h->at, c->w.out.len - h->at };
+        }
+        req_recycle(c, h, nfree++, reply);
     }
+    if (c->head != NULL)
+        c->head->at = c->w.out.len;
     if (c->flags & CLIENT_CLOSING)
         conn_free(c);
     else if (resume)
@@ -275,12 +292,16 @@ static void conn_flush(client_t *c)
 {
     long long limit = c->srv->cfg->client_output_buffer_limit;
 
+    size_t before = c->w.out.len;
+
     if (c->flags & CLIENT_CLOSING)
         return;
     if (stream_flush(&c->w) < 0) {
         conn_close(c);
         return;
     }
+    if (c->head != NULL && c->w.out.len < before)       /* the output went whole (net/stream.h) */
+        c->head->at = c->head->at == before ? 0 : REQ_AT_GONE;    /* nothing of it yet, or its start left */
     if (limit > 0 && stream_pending(&c->w) > (unsigned long long)limit) {
         conn_output_over_limit(c);
         return;

@@ -37,9 +37,15 @@ struct req {
     int done;                   /* completed, waiting for the ones before it */
     int blocking;               /* the client holds its next commands until this one completes */
     int mute;                   /* its reply is dropped: a command of a transaction the upstream refused */
+    size_t at;                  /* at the head of the queue: where its reply starts in c->w.out
+                                   (REQ_AT_GONE: that start was written out before it completed) */
+    bytes_t reply;              /* during req_recycle_cb only: the reply as it left (empty when it was
+                                   dropped, or its start went out earlier); the first byte tells an error */
     max_align_t scratch[];      /* the command layer's part, conn_hooks_t.req_size - sizeof(req_t) bytes:
                                    zeroed when the req is first allocated, then the command layer's */
 };
+
+#define REQ_AT_GONE ((size_t)-1)
 
 /* What the layer above net is told, and asked, about connections (set by main, see the top). */
 typedef struct conn_hooks {
@@ -47,8 +53,9 @@ typedef struct conn_hooks {
     void (*open_cb)(client_t *c);                           /* accepted: set c->session */
     void (*command_cb)(client_t *c, int argc, bytes_t *argv);   /* argv valid only during the call */
     void (*free_cb)(client_t *c);                           /* the client goes: free c->session (may be NULL) */
-    void (*req_recycle_cb)(req_t *r, int destroy);          /* r is done: give back its scratch's memory
-                                                               (destroy: r itself is freed next) */
+    void (*req_recycle_cb)(req_t *r, int destroy);          /* r is done (r->reply: its reply): give back
+                                                               its scratch's memory (destroy: r itself is
+                                                               freed next) */
 } conn_hooks_t;
 
 /* The connection counters (INFO stats). */
