@@ -146,8 +146,9 @@ static int dict_dir_write(const cache_dict_t *dd, const char *name, unsigned id,
     return 0;
 }
 
-/* Load dir's dictionaries of this cache into the chain; the newest file's becomes the one new values
- * use. A file that is not a dictionary is logged and skipped. */
+/* Load dir's dictionaries of this cache into the chain; the newest file's (to the nanosecond: two
+ * trainings may land within one second) becomes the one new values use. A file that is not a dictionary
+ * is logged and skipped. */
 static void dict_dir_load(cache_dict_t *dd, chain_t *ch, const char *name)
 {
     codec_dicts_t *ds = chain_dicts_mut(ch);
@@ -161,7 +162,7 @@ static void dict_dir_load(cache_dict_t *dd, chain_t *ch, const char *name)
     }
     snprintf(want, sizeof(want), "%s-", name);
     struct dirent *e;
-    time_t newest = 0;
+    struct timespec newest = { 0, 0 };
     unsigned newest_id = 0;
     int n = 0;
     while ((e = readdir(d)) != NULL) {
@@ -182,8 +183,9 @@ static void dict_dir_load(cache_dict_t *dd, chain_t *ch, const char *name)
             continue;
         }
         n++;
-        if (st.st_mtime >= newest) {
-            newest = st.st_mtime;
+        if (st.st_mtim.tv_sec > newest.tv_sec ||
+            (st.st_mtim.tv_sec == newest.tv_sec && st.st_mtim.tv_nsec >= newest.tv_nsec)) {
+            newest = st.st_mtim;
             newest_id = id;
         }
     }

@@ -432,9 +432,9 @@ void cache_profiles_info(const cache_profiles_t *pf, const cache_dict_t *dd, buf
         if (chain_dicts(p->chain) != NULL) {
             codec_zstd_dicts_stats(chain_dicts(p->chain), &z);
             buf_printf(out, ",zstd_dictionary_id=%u,zstd_dictionaries=%zu,zstd_unknown_dictionary_frames=%llu,"
-                       "zstd_dictionary_trainings=%llu,zstd_dictionary_trainings_unused=%llu,"
-                       "zstd_dictionary_trained_ratio=%.4f", z.encode_id, z.count, z.unknown, z.trainings,
-                       z.rejected, z.trained_ratio);
+                       "zstd_dictionary_training=%d,zstd_dictionary_trainings=%llu,"
+                       "zstd_dictionary_trainings_unused=%llu,zstd_dictionary_trained_ratio=%.4f", z.encode_id,
+                       z.count, z.unknown, z.training, z.trainings, z.rejected, z.trained_ratio);
         }
         buf_printf(out, "\r\n");
     }
