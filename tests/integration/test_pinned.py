@@ -266,6 +266,32 @@ def test_disconnect_while_blocked_closes_the_connection(start_daemon, upstreams)
         assert b.cmd("LLEN", "l") == 1
 
 
+def test_watch_right_after_exec_takes_the_connection_being_cleaned(start_daemon, upstreams):
+    """At upstream-dedicated-max, a client's next WATCH sent right behind its EXEC (a retry loop) gets the
+    connection EXEC just handed back, while its RESET is still on the way: its commands queue behind the
+    clean-up, and Redis watches the key for it alone (a change by another client aborts its EXEC)."""
+    up = upstreams()
+    d = proxy(start_daemon, up, "null://", upstream_dedicated_max=1)
+    a, other = d.conn(), d.conn()
+    for i in range(50):
+        a.send(b"".join(encode_command(*cmd) for cmd in (
+            ("WATCH", "k"), ("GET", "k"), ("MULTI",), ("SET", "k", str(i)), ("EXEC",),
+            ("UNWATCH",), ("WATCH", "k"), ("GET", "k"))))
+        got = [a.read_reply() for _ in range(8)]
+        assert got[:5] == ["OK", None if i == 0 else str(i - 1).encode(), "OK", "QUEUED", ["OK"]], (i, got)
+        assert got[5:] == ["OK", "OK", str(i).encode()], (i, got)
+        if i % 10 == 9:
+            # the watch is the client's own: another client's write aborts the EXEC
+            assert other.cmd("SET", "k", str(i)) == "OK"
+            assert a.cmd("MULTI") == "OK" and a.cmd("SET", "k", "lost") == "QUEUED"
+            assert a.cmd("EXEC") is None
+        else:
+            assert a.cmd("UNWATCH") == "OK"
+    assert a.cmd("GET", "k") == b"49"
+    info = ded_info(d)
+    assert info["open"] == 1, info
+
+
 def test_blocking_refused_without_dedicated_connections(start_daemon, upstreams):
     up = upstreams()
     d = proxy(start_daemon, up, "null://", passthrough="yes", upstream_dedicated_max=1)

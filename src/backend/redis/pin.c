@@ -205,6 +205,7 @@ static void ded_reset(up_conn_t *c)
     c->state_since_us = clock_us_monotonic();
     c->handshake_left = 0;
     up_conn_send_argv(c, NULL, SLOT_INTERNAL, -1, 1, reset);
+    c->ded_reset_sent = 1;
     c->proto3 = 0;                  /* RESET returns to RESP2: what follows is answered in it */
     c->handshake_left++;
     c->db = 0;
@@ -226,6 +227,12 @@ static void ded_reset(up_conn_t *c)
     }
 }
 
+void up_ded_reset_due(up_conn_t *c)
+{
+    c->ded_reset_due = 0;
+    ded_reset(c);
+}
+
 void up_ded_pumped(up_conn_t *c)
 {
     if (c->ded_state == DED_RESETTING && !c->ded_closed && c->state == UP_READY && c->active == NULL &&
@@ -235,6 +242,10 @@ void up_ded_pumped(up_conn_t *c)
 
 void up_ded_ready(up_conn_t *c)
 {
+    if (c->ded_reset_sent) {        /* RESET answered, after any pub/sub frame of the client before */
+        c->ded_reset_sent = 0;
+        c->pubsub = 0;
+    }
     if (c->ded_state != DED_RESETTING || c->ded_closed || c->nslots != 0 || c->tasks != NULL)
         return;
     c->ded_state = DED_IDLE;
@@ -258,7 +269,8 @@ static void pin_release(backend_pin_t *bp, int close)
     }
     if (p->up != NULL && c != NULL) {
         ded_detach(c);
-        if (close || c->state == UP_DOWN)
+        /* not yet connected (a WATCH ... UNWATCH pipelined at once): what it queued still runs */
+        if (close || up_conn_down(c))
             ded_retire(c, "closed: its client went away");
         else
             up_ded_pumped(c);           /* cleaned now, or once what is queued on it has run */
@@ -290,13 +302,28 @@ int redis_pin(backend_t *b, uint64_t affinity, backend_pin_t **out, char *err, s
                  "upstream");
         return -1;
     }
-    for (up_conn_t *d = up->dedicated; d != NULL && c == NULL; d = d->ded_next)
+    up_conn_t *cleaning = NULL;
+    for (up_conn_t *d = up->dedicated; d != NULL && c == NULL; d = d->ded_next) {
         if (d->ded_state == DED_IDLE && d->state == UP_READY)
             c = d;
+        else if (d->ded_state == DED_RESETTING && !d->ded_closed && cleaning == NULL)
+            cleaning = d;
+    }
     if (c != NULL) {
         up->ded_idle--;
     } else if (up->ded_count < up->ded_max) {
         c = ded_create(up);
+    } else if (cleaning != NULL) {
+        /* all in use but one being cleaned (a client that just ended its WATCH, say): its RESET is sent,
+         * or goes once what its last client queued has gone (ded_reset_due, ded_old_left); what this
+         * client sends queues behind it until the clean-up has answered */
+        c = cleaning;
+        if (!c->ded_reset_sent) {
+            c->ded_reset_due = 1;
+            c->ded_old_left = 0;
+            for (const up_task_t *t = c->tasks; t != NULL; t = t->next)
+                c->ded_old_left++;
+        }
     } else {
         up->ded_refused++;
         if (up->ded_max == 0)

@@ -309,10 +309,20 @@ static void conn_select_refused(up_conn_t *c, int db, const char *err)
 /* Send what the connection can: plain tasks at once, one transaction or batch at a time. */
 void up_conn_pump(up_conn_t *c)
 {
+    if (c->ded_reset_due && c->ded_old_left == 0 && c->state == UP_READY && c->active == NULL &&
+        !c->select_wait) {
+        up_ded_reset_due(c);        /* the next client's tasks wait for the clean-up (pin.c) */
+        return;
+    }
     if (c->up->track != NULL && !c->dedicated && !c->resp3)
         up_track_conn_ready(c);
     while (c->state == UP_READY && c->active == NULL && c->tasks != NULL && !up_conn_waits(c, c->tasks) &&
            task_dbs_ready(c, c->tasks)) {
+        if (c->ded_reset_due && c->ded_old_left-- == 0) {
+            c->ded_old_left = 0;
+            up_ded_reset_due(c);    /* the last client's tasks are out: the clean-up, then the next's */
+            return;
+        }
         up_task_t *t = c->tasks;
         c->tasks = t->next;
         if (c->tasks == NULL)

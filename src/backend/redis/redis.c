@@ -90,7 +90,7 @@ void up_submit_on(upstream_t *up, up_conn_t *c, const backend_op_t *op, backend_
     }
     up_task_t *t = up_task_create(up, op, cb, ctx, TASK_PLAIN);
     up_lane_hold(up, t, c);
-    if (!up->cluster && c->state == UP_READY && c->active == NULL && c->tasks == NULL &&
+    if (!up->cluster && c->state == UP_READY && c->active == NULL && c->tasks == NULL && !c->ded_reset_due &&
         up_conn_can_send(c, t) && up_conn_db_ready(c, op->db)) {
         if (c->dedicated)
             up_conn_proto_for(c, t);        /* HELLO 3 / HELLO 2 first if t needs the other protocol */

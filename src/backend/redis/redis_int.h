@@ -156,6 +156,9 @@ struct up_conn {
     int ded_handles;
     int quiet;                  /* closed on purpose: no warning in the log */
     int pubsub;                 /* dedicated: SUBSCRIBE sent; pub/sub frames are pushes, not replies */
+    int ded_reset_sent;         /* dedicated: its RESET is sent and not yet answered (claimable then) */
+    int ded_reset_due;          /* dedicated: claimed before its RESET went: it goes once the ded_old_left */
+    int ded_old_left;           /* tasks its last client queued have been sent, before the new client's */
     unsigned long long push_sent;   /* dedicated: SUBSCRIBE and its kin sent (SLOT_SUBCHECK's tag) */
     /* RESP3 connections (node.pool3): opened with HELLO 3, replies framed (resp/frame.h) and relayed as
      * they are, never parsed by hiredis */
@@ -424,6 +427,8 @@ void up_ded_handle_closed(up_conn_t *c);
 /* A dedicated connection's handshake or RESET is answered: READY; one being reset becomes idle. */
 void up_ded_ready(up_conn_t *c);
 /* Nothing holds c back any more (pump): a dedicated one handed back is reset now. */
+/* A connection claimed before its RESET went (ded_reset_due): send it now, ahead of the queue. */
+void up_ded_reset_due(up_conn_t *c);
 void up_ded_pumped(up_conn_t *c);
 void up_ded_tick(upstream_t *up, long long now_us);
 /* A reply on a subscribed dedicated connection: a pub/sub frame goes to its pin's push callback, 1; else 0. */
