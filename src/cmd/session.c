@@ -162,7 +162,7 @@ void cmd_session_describe(const client_t *c, buf_t *out)
 {
     const cmd_session_t *s = cmd_session(c);
     conn_facts_t f;
-    char flags[8];
+    char flags[16];
     int nf = 0;
 
     conn_facts(c, &f);
@@ -170,8 +170,12 @@ void cmd_session_describe(const client_t *c, buf_t *out)
         flags[nf++] = 'P';
     if (s->flags & SESSION_MULTI)
         flags[nf++] = 'x';
+    if (s->pin_for & PIN_BLOCK)
+        flags[nf++] = 'b';
     if (f.close_after_reply)
         flags[nf++] = 'c';
+    if (c->flags & CLIENT_UNIX)
+        flags[nf++] = 'U';
     if (nf == 0)
         flags[nf++] = 'N';
     flags[nf] = '\0';

@@ -210,6 +210,10 @@ def test_blpop_woken_by_lpush_from_another_client(start_daemon, upstreams):
     a.send(encode_command("BLPOP", "l", "10"))
     assert wait_for(lambda: blocked_upstream(up, "blpop"), 5), "BLPOP never reached the upstream"
     assert ded_info(d)["in_use"] == 1
+    # CLIENT LIST flags the blocked client with b, as Redis does
+    lines = b.cmd("CLIENT", "LIST").decode().splitlines()
+    flags = sorted(dict(kv.split("=", 1) for kv in line.split(" ") if "=" in kv)["flags"] for line in lines)
+    assert flags == ["N", "b"], lines
     time.sleep(0.5)                                 # longer than upstream-command-timeout: no timeout
     assert b.cmd("PING") == "PONG"                  # other clients are not held up
     assert b.cmd("LPUSH", "l", "v") == 1

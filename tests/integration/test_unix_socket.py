@@ -23,6 +23,9 @@ def test_unix_socket_commands(unixd):
     assert t.cmd("GET", "shared") == b"via-unix"
     assert t.cmd("SET", "other", "via-tcp") == "OK"
     assert u.cmd("GET", "other") == b"via-tcp"
+    # CLIENT INFO flags a unix socket client with U, as Redis does
+    assert " flags=U " in u.cmd("CLIENT", "INFO").decode()
+    assert " flags=N " in t.cmd("CLIENT", "INFO").decode()
     u.send(b"ECHO inline\r\n")
     assert u.read_exact_bytes(12) == b"$6\r\ninline\r\n"
 
