@@ -543,6 +543,7 @@ const cmd_def_t *cmd_passthrough_resolve(buf_t *out, int argc, bytes_t *argv, in
     }
     if (!arity_ok(cl->arity, argc)) {
         cmd_reply_arity(out, cl->name);
+        cmd_stats_rejected(cl->name);       /* refused before running, counted as Redis does */
         return NULL;
     }
     if (cl->subs != NULL) {
@@ -553,12 +554,14 @@ const cmd_def_t *cmd_passthrough_resolve(buf_t *out, int argc, bytes_t *argv, in
         }
         if (!arity_ok(sub->arity, argc)) {
             cmd_reply_arity(out, sub->name);
+            cmd_stats_rejected(sub->name);
             return NULL;
         }
         cl = sub;
     }
     if (noauth) {
         reply_error(out, ERR_NOAUTH);
+        cmd_stats_rejected(cl->name);
         return NULL;
     }
     switch (cl->cls) {

@@ -98,6 +98,8 @@ def test_pipelined_errors_are_each_counted(start_daemon):
 PROXY = COMMON + [
     ("HSET", "str", "f", "v"),
     ("EVALSHA", "ffffffffffffffffffffffffffffffffffffffff", "0"),
+    ("HSET", "h"),                          # wrong arity of a forwarded command: rejected
+    ("OBJECT", "ENCODING"),                 # ... of a forwarded container's subcommand
     ("MULTI",), ("INCR", "str"), ("HSET", "str", "f", "v"), ("SET", "b", "2"), ("EXEC",),
 ]
 
@@ -115,12 +117,12 @@ def test_proxy_mode_counts_relayed_errors_as_redis(start_daemon, upstreams, refe
     assert replies[-1] == [Err("ERR value is not an integer or out of range"),
                            Err("WRONGTYPE Operation against a key holding the wrong kind of value"), "OK"]
     # forwarded commands are counted by their own names, as on Redis
-    names = COMMON_NAMES | {"hset", "evalsha"}
+    names = COMMON_NAMES | {"hset", "evalsha", "object|encoding"}
     total, errors, stats = error_figures(got, names)
     assert (total, errors, stats) == error_figures(want, names)
-    assert stats["hset"] == (2, 0, 2) and stats["evalsha"] == (1, 0, 1)
-    assert total == 14
-    assert errors == {"errorstat_ERR": "count=10", "errorstat_EXECABORT": "count=1",
+    assert stats["hset"] == (2, 1, 2) and stats["evalsha"] == (1, 0, 1) and stats["object|encoding"] == (0, 1, 0)
+    assert total == 16
+    assert errors == {"errorstat_ERR": "count=12", "errorstat_EXECABORT": "count=1",
                       "errorstat_NOSCRIPT": "count=1", "errorstat_WRONGTYPE": "count=2"}
 
 
