@@ -20,8 +20,8 @@
  * is done; a handshake that fails is a connection failure like a refused connect, its reason (the
  * certificate check that failed) in the error, and upstream-connect-timeout covers it.
  *
- * RESP3 (node.pool3, not with a cluster): a RESP3 client's forwarded commands (BE_RESP3) go on a second
- * set of upstream-pool-size connections, each made on first use with HELLO 3 [AUTH user pass] instead of
+ * RESP3 (node.pool3, every node's, a cluster's too): a RESP3 client's forwarded commands (BE_RESP3) go on a
+ * second set of upstream-pool-size connections, each made on first use with HELLO 3 [AUTH user pass] instead of
  * AUTH, so that Redis answers them in RESP3 itself: maps, sets, doubles, nulls, big numbers, verbatim
  * strings and attributes reach the client as Redis wrote them. hiredis 0.14's reader knows RESP2 only;
  * rather than a RESP3 parser building objects to be written out again, their replies are only cut into
@@ -237,8 +237,8 @@ static void up_flush_cb(uv_check_t *h)
     up_lane_next_turn(up);
     for (int k = 0; k < up_nconns(up); k++)
         up_conn_flush(up_conn_at(up, k));
-    for (int k = 0; up->nodes[0]->pool3 != NULL && k < up->npool; k++)
-        up_conn_flush(&up->nodes[0]->pool3[k]);
+    for (int k = 0; k < up_nconns(up); k++)
+        up_conn_flush(up_conn3_at(up, k));
     if (up->track != NULL)
         up_conn_flush(up_track_conn(up));
     up_ded_flush(up);
@@ -358,6 +358,8 @@ void up_conn_enqueue(up_conn_t *c, up_task_t *t)
     else
         c->tasks = t;
     c->tasks_tail = t;
+    if (c->resp3)
+        up_conn_start(c);       /* a RESP3 connection is made on first use (a redirected task's too) */
 }
 
 /* Redis's reply r to the command at the head of c's slots; on a RESP3 connection r says only whether it
@@ -618,8 +620,11 @@ up_node_t *up_node_create(upstream_t *up, const char *host, int port, const char
     up->nodes[up->nnodes++] = n;
     n->npool = up->npool;
     n->pool = mem_calloc((size_t)n->npool, sizeof(*n->pool));
-    for (int i = 0; i < n->npool; i++)
+    n->pool3 = mem_calloc((size_t)n->npool, sizeof(*n->pool3));
+    for (int i = 0; i < n->npool; i++) {
         up_conn_init(&n->pool[i], n, i);
+        up_conn_init_resp3(&n->pool3[i], n, i);     /* connects on first use */
+    }
     return n;
 }
 
@@ -627,8 +632,7 @@ void up_node_free(up_node_t *n)
 {
     for (int i = 0; i < n->npool; i++) {
         up_conn_deinit(&n->pool[i]);
-        if (n->pool3 != NULL)
-            up_conn_deinit(&n->pool3[i]);
+        up_conn_deinit(&n->pool3[i]);
     }
     mem_free(n->pool);
     mem_free(n->pool3);
@@ -874,8 +878,8 @@ void up_tick_cb(uv_timer_t *h)
 
     for (int k = 0; k < up_nconns(up); k++)
         up_conn_tick(up_conn_at(up, k), now);
-    for (int k = 0; up->nodes[0]->pool3 != NULL && k < up->npool; k++)
-        up_conn_tick(&up->nodes[0]->pool3[k], now);
+    for (int k = 0; k < up_nconns(up); k++)
+        up_conn_tick(up_conn3_at(up, k), now);
     if (up->track != NULL)
         up_track_tick(up, now);
     up_ded_tick(up, now);
