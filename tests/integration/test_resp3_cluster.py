@@ -171,3 +171,20 @@ def test_resp3_client_order_across_both_sets(start_daemon, cl):
     with cl.node_for_key("{a}sv").conn() as u:
         assert u.cmd("GET", "{a}sv") != str(rounds - 1).encode()
     assert key_slot("{a}sv") == key_slot("{a}o")
+
+
+def test_resp3_transactions_and_pins_with_a_cluster(start_daemon, cl):
+    """Out of scope with a cluster, as documented: MULTI ... EXEC runs on the RESP2 connections (forwarded
+    members in RESP2 shapes), WATCH and blocking commands are refused; forwarded commands after them are
+    RESP3 again."""
+    fill(cl)
+    d = proxy(start_daemon, cl, "null://")
+    c = hello3(d)
+    want2 = direct(cl, 2, [("HGETALL", KEYS["h"])])[0]
+    want3 = direct(cl, 3, [("HGETALL", KEYS["h"])])[0]
+    assert raw_cmd(c, "MULTI") == b"+OK\r\n"
+    assert raw_cmd(c, "HGETALL", KEYS["h"]) == b"+QUEUED\r\n"
+    assert raw_cmd(c, "EXEC") == b"*1\r\n" + want2
+    assert raw_cmd(c, "WATCH", KEYS["h"]).startswith(b"-ERR dedicated upstream connections are not available")
+    assert raw_cmd(c, "BLPOP", "nolist", "1").startswith(b"-ERR dedicated upstream connections")
+    assert raw_cmd(c, "HGETALL", KEYS["h"]) == want3
