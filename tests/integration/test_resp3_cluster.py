@@ -188,3 +188,34 @@ def test_resp3_transactions_and_pins_with_a_cluster(start_daemon, cl):
     assert raw_cmd(c, "WATCH", KEYS["h"]).startswith(b"-ERR dedicated upstream connections are not available")
     assert raw_cmd(c, "BLPOP", "nolist", "1").startswith(b"-ERR dedicated upstream connections")
     assert raw_cmd(c, "HGETALL", KEYS["h"]) == want3
+
+
+def test_resp3_redirected_command_does_not_stall_the_order_guard(start_daemon, cl):
+    """An own command told ASK comes back behind the client's later commands on the node it is sent to,
+    while a forwarded command between them waits for that node's RESP3 connection to be made: all of
+    them answer, in the client's order (the guard ignores the redirected one)."""
+    cl.flushall()
+    d = proxy(start_daemon, cl, "zstd://")
+    slot = 777
+    k = tagged_key(slot, "k")
+    src = cl.node_for_slot(slot)
+    dst = [m for m in cl.masters() if m.port != src.port][0]
+    other = [s for s in range(0, 16384, 97) if cl.node_for_slot(s) is dst and s != slot][0]
+    k2, k3 = tagged_key(other, "h"), tagged_key(other, "s")
+    with d.conn() as c2:
+        assert c2.cmd("SET", k, "moved value") == "OK" and c2.cmd("SET", k3, "three") == "OK"
+    with dst.conn() as u:
+        assert u.cmd("HSET", k2, "f", "v") == 1
+    want_h = direct(cl, 3, [("HGETALL", k2)])[0]
+    cl.begin_migration(slot, dst)
+    cl.migrate_keys(slot, src, dst, keys=[k])                   # the source answers ASK for it
+    try:
+        c = hello3(d)
+        cmds = [("GET", k), ("HGETALL", k2), ("GET", k3), ("GET", k), ("HGETALL", k2)]
+        c.send(b"".join(encode_command(*cmd) for cmd in cmds))
+        got = [raw_reply(c) for _ in cmds]
+        assert got == [b"$11\r\nmoved value\r\n", want_h, b"$5\r\nthree\r\n", b"$11\r\nmoved value\r\n",
+                       want_h], got
+    finally:
+        cl.migrate_keys(slot, src, dst)
+        cl.finish_migration(slot, dst)
