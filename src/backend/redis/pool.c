@@ -20,16 +20,16 @@
  * is done; a handshake that fails is a connection failure like a refused connect, its reason (the
  * certificate check that failed) in the error, and upstream-connect-timeout covers it.
  *
- * RESP3 (node.pool3, every node's, a cluster's too): a RESP3 client's forwarded commands (BE_RESP3) go on a
- * second set of upstream-pool-size connections, each made on first use with HELLO 3 [AUTH user pass] instead of
- * AUTH, so that Redis answers them in RESP3 itself: maps, sets, doubles, nulls, big numbers, verbatim
- * strings and attributes reach the client as Redis wrote them. hiredis 0.14's reader knows RESP2 only;
- * rather than a RESP3 parser building objects to be written out again, their replies are only cut into
- * frames (resp/frame.h) and the bytes relayed: nothing is converted, so nothing can be converted wrong.
- * Other replies (HELLO, SELECT, a transaction's) are read in their RESP2 form. Connection i of both sets
- * carries the same clients (lane.c): a task waits until the same client's earlier tasks on the other set
- * have answered (up_conn_waits), so a client's commands still run in the order it sent them. A RESP3
- * client's MULTI ... EXEC and its dedicated connection: resp3.c.
+ * RESP3 (node.pool3, every node's, a cluster's too): a RESP3 client's forwarded commands (BE_RESP3) go on
+ * a second set of upstream-pool-size connections, each made on first use with HELLO 3 [AUTH user pass]
+ * instead of AUTH, so that Redis answers them in RESP3 itself: maps, sets, doubles, nulls, big numbers,
+ * verbatim strings and attributes reach the client as Redis wrote them. hiredis 0.14's reader knows RESP2
+ * only; rather than a RESP3 parser building objects to be written out again, their replies are only cut
+ * into frames (resp/frame.h) and the bytes relayed: nothing is converted, so nothing can be converted
+ * wrong. Other replies (HELLO, SELECT, a transaction's) are read in their RESP2 form. Connection i of both
+ * sets carries the same clients (lane.c; a cluster's: affinity % npool): a task waits until the same
+ * client's earlier tasks on the other set have answered (up_conn_waits), so a client's commands still run
+ * in the order it sent them. A RESP3 client's MULTI ... EXEC and its dedicated connection: resp3.c.
  */
 #include "backend/redis/redis_int.h"
 

@@ -101,9 +101,7 @@ void up_submit_on(upstream_t *up, up_conn_t *c, const backend_op_t *op, backend_
     /* behind a transaction, a SELECT awaited, before the connection is ready, behind the client's commands
      * on the other protocol's connection, or a cluster's: keep the command's bytes */
     wire_put(&t->data, op);
-    up_conn_enqueue(c, t);
-    if (c->resp3)
-        up_conn_start(c);
+    up_conn_enqueue(c, t);                  /* (a RESP3 connection not made yet: made now) */
     if (up->cluster)
         up_conn_pump(c);
 }
