@@ -219,3 +219,44 @@ def test_resp3_redirected_command_does_not_stall_the_order_guard(start_daemon, c
     finally:
         cl.migrate_keys(slot, src, dst)
         cl.finish_migration(slot, dst)
+
+
+def test_reload_frees_every_nodes_resp3_set(start_daemon, cl, tmp_path):
+    """SIGHUP with another seed list makes a new backend, whose nodes get their own RESP3 sets; the old
+    backend's (in use) close with it. A seed list that fails half way leaves nothing behind on the loop
+    (its first node's connections were never on it) and changes nothing."""
+    import signal
+    import time
+    fill(cl)
+    conf = tmp_path / "c.conf"
+    conf.write_text("backend = %s\npassthrough = yes\n" % cl.seed_url())
+    d = start_daemon(config_file=conf)
+    want = direct(cl, 3, COMMANDS[:4])
+    c = hello3(d)
+    assert [raw_cmd(c, *cmd) for cmd in COMMANDS[:4]] == want
+
+    def sighup(expect):
+        # the backend replaced by the previous reload may still be finishing (at most the command timeout)
+        busy = "reload again shortly"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            n, b = d.log_tail(100000).count(expect), d.log_tail(100000).count(busy)
+            d.proc.send_signal(signal.SIGHUP)
+            assert wait_until(lambda: d.log_tail(100000).count(expect) > n or d.log_tail(100000).count(busy) > b,
+                              5), d.log_tail()
+            if d.log_tail(100000).count(expect) > n:
+                return
+            time.sleep(0.2)         # the retry interval of a refused reload
+        raise AssertionError(d.log_tail())
+
+    conf.write_text("backend = %s\npassthrough = yes\n" % cl.seed_url(nodes=list(reversed(cl.masters()))))
+    sighup("reload: backend is now")
+    c2 = hello3(d)
+    assert [raw_cmd(c2, *cmd) for cmd in COMMANDS[:4]] == want
+    assert int(info(d)["upstream_resp3_connections_ready"]) >= 2
+    conf.write_text("backend = %s,127.0.0.1:notaport\npassthrough = yes\n" % cl.seed_url())
+    sighup("is not host:port")
+    c3 = hello3(d)
+    assert [raw_cmd(c3, *cmd) for cmd in COMMANDS[:4]] == want
+    assert [raw_cmd(c, *cmd) for cmd in COMMANDS[:4]] == want
+    assert d.alive()

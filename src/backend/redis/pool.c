@@ -544,34 +544,43 @@ static void conn_start_cb(uv_timer_t *t)
     conn_connect(t->data);
 }
 
-void up_conn_init(up_conn_t *c, up_node_t *node, int index)
+/* A connection's memory; no handle yet (conn_arm puts its timer on the loop). */
+static void conn_setup(up_conn_t *c, up_node_t *node, int index, int resp3)
 {
-    upstream_t *up = node->up;
-    c->up = up;
+    c->up = node->up;
     c->node = node;
     c->index = index;
-    stream_init(&c->w, &c->h.stream, conn_written_cb, 0, NULL);
-    uv_timer_init(up->loop, &c->retry);
-    c->retry.data = c;
-    c->starting = 1;
-    c->state_since_us = clock_us_monotonic();
-    /* connect once the loop runs (nothing happens for --test-config) */
-    uv_timer_start(&c->retry, conn_start_cb, 0, 0);
-}
-
-void up_conn_init_resp3(up_conn_t *c, up_node_t *node, int index)
-{
-    upstream_t *up = node->up;
-    c->up = up;
-    c->node = node;
-    c->index = index;
-    c->resp3 = 1;
+    c->resp3 = resp3;
     buf_init(&c->rbuf);
     stream_init(&c->w, &c->h.stream, conn_written_cb, 0, NULL);
-    uv_timer_init(up->loop, &c->retry);
-    c->retry.data = c;
-    c->starting = 1;                /* tasks wait for it; up_conn_start connects */
+    c->starting = 1;                /* tasks wait for it */
     c->state_since_us = clock_us_monotonic();
+}
+
+/* Its timer on the loop: connect once the loop runs (not for --test-config); RESP3: at up_conn_start. */
+static void conn_arm(up_conn_t *c)
+{
+    uv_timer_init(c->up->loop, &c->retry);
+    c->retry.data = c;
+    if (!c->resp3)
+        uv_timer_start(&c->retry, conn_start_cb, 0, 0);
+}
+
+void up_conn_init(up_conn_t *c, up_node_t *node, int index)
+{
+    conn_setup(c, node, index, 0);
+    conn_arm(c);
+}
+
+/* The nodes so far put their timers on the loop, later ones (route.c) at once: a backend whose creation
+ * fails frees its nodes with no handle to close (a reload that fails leaves nothing on the loop). */
+void up_nodes_arm(upstream_t *up)
+{
+    up->armed = 1;
+    for (int k = 0; k < up_nconns(up); k++) {
+        conn_arm(up_conn_at(up, k));
+        conn_arm(up_conn3_at(up, k));
+    }
 }
 
 void up_conn_start(up_conn_t *c)
@@ -622,8 +631,12 @@ up_node_t *up_node_create(upstream_t *up, const char *host, int port, const char
     n->pool = mem_calloc((size_t)n->npool, sizeof(*n->pool));
     n->pool3 = mem_calloc((size_t)n->npool, sizeof(*n->pool3));
     for (int i = 0; i < n->npool; i++) {
-        up_conn_init(&n->pool[i], n, i);
-        up_conn_init_resp3(&n->pool3[i], n, i);     /* connects on first use */
+        conn_setup(&n->pool[i], n, i, 0);
+        conn_setup(&n->pool3[i], n, i, 1);          /* connects on first use */
+        if (up->armed) {
+            conn_arm(&n->pool[i]);
+            conn_arm(&n->pool3[i]);
+        }
     }
     return n;
 }

@@ -687,7 +687,7 @@ backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, siz
                                   why, sizeof(why));
     if (n == NULL) {
         snprintf(err, errlen, "backend '%s': %s", cfg->backend, why);
-        up_free(up);                    /* no handle was initialised yet */
+        up_free(up);                    /* no handle was initialised yet (up_nodes_arm) */
         goto fail;
     }
     snprintf(up->name, sizeof(up->name), "%s", n->name);
@@ -721,6 +721,7 @@ backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, siz
     free_seeds(seeds);
     seeds = NULL;
     url_free(&u);
+    up_nodes_arm(up);
     uv_timer_init(up->loop, &up->tick);
     up->tick.data = up;
     uv_timer_start(&up->tick, up_tick_cb, 50, 50);

@@ -220,6 +220,7 @@ struct upstream {
     up_slot_t *free_slots;
     up_task_t *free_tasks;      /* recycled tasks */
     int nfree_tasks;
+    int armed;                  /* the nodes' handles are on the loop (up_nodes_arm) */
     int destroying;             /* redis_destroy ran: handles are closing */
     int closing;                /* handles still to close before the memory goes */
     int batching;               /* inside batch(begin) */
@@ -315,8 +316,8 @@ void up_conn_init(up_conn_t *c, up_node_t *node, int index);
 up_node_t *up_node_create(upstream_t *up, const char *host, int port, const char *path, char *err, size_t errlen);
 /* Free a node's memory, once its handles are closed. */
 void up_node_free(up_node_t *n);
-/* The same for a RESP3 connection (node.pool3), which connects when up_conn_start is first called. */
-void up_conn_init_resp3(up_conn_t *c, up_node_t *node, int index);
+/* backend_redis_create succeeded: its nodes' connections go on the loop, and every node's made later. */
+void up_nodes_arm(upstream_t *up);
 /* A RESP3 connection not yet started: connect now (commands submitted meanwhile wait for it). */
 void up_conn_start(up_conn_t *c);
 /* Free what up_conn_init allocated, once the connection's handles are closed. */
