@@ -665,7 +665,7 @@ void route_metrics(upstream_t *up, buf_t *out)
                 v = (long long)n->nredirects;
             }
             for (int k = 0; (m == 1 || m == 2) && k < n->npool; k++)
-                v += m == 1 ? n->pool[k].state == UP_READY : (long long)n->pool[k].nslots;
+                v += m == 1 ? n->pool[k].state == UP_READY : (long long)(n->pool[k].nslots + n->pool3[k].nslots);
             buf_printf(out, "%s{node=\"%s\",role=\"%s\"} %lld\n", metric[m], n->name,
                        n->master ? "master" : n->readonly ? "replica" : "other", v);
         }
