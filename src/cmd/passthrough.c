@@ -106,8 +106,9 @@ void cmd_relay_done_cb(void *ctx, const backend_result_t *res)
  * single Redis answers it on a connection opened with HELLO 3 and the bytes are relayed as they are, so
  * HGETALL is a map and ZSCORE a double, as from Redis itself. The same inside MULTI ... EXEC (the
  * transaction runs on a RESP3 connection, EXEC's array split element by element) and on the client's
- * dedicated connection (WATCH, blocking commands: it says HELLO 3 first). With a cluster the reply stays
- * RESP2 (its connections speak RESP2).
+ * dedicated connection (WATCH, blocking commands: it says HELLO 3 first). With a cluster too: the command
+ * goes on a RESP3 connection of its slot's master, MOVED / ASK followed there (backend/redis/route.c); a
+ * cluster's MULTI ... EXEC runs on RESP2 connections (RESP2 shapes), and dedicated connections are refused.
  */
 static int cmd_forward_proto(req_t *r, int argc, bytes_t *argv)
 {

@@ -20,16 +20,16 @@
  * is done; a handshake that fails is a connection failure like a refused connect, its reason (the
  * certificate check that failed) in the error, and upstream-connect-timeout covers it.
  *
- * RESP3 (node.pool3, not with a cluster): a RESP3 client's forwarded commands (BE_RESP3) go on a second
- * set of upstream-pool-size connections, each made on first use with HELLO 3 [AUTH user pass] instead of
- * AUTH, so that Redis answers them in RESP3 itself: maps, sets, doubles, nulls, big numbers, verbatim
- * strings and attributes reach the client as Redis wrote them. hiredis 0.14's reader knows RESP2 only;
- * rather than a RESP3 parser building objects to be written out again, their replies are only cut into
- * frames (resp/frame.h) and the bytes relayed: nothing is converted, so nothing can be converted wrong.
- * Other replies (HELLO, SELECT, a transaction's) are read in their RESP2 form. Connection i of both sets
- * carries the same clients (lane.c): a task waits until the same client's earlier tasks on the other set
- * have answered (up_conn_waits), so a client's commands still run in the order it sent them. A RESP3
- * client's MULTI ... EXEC and its dedicated connection: resp3.c.
+ * RESP3 (node.pool3, every node's, a cluster's too): a RESP3 client's forwarded commands (BE_RESP3) go on
+ * a second set of upstream-pool-size connections, each made on first use with HELLO 3 [AUTH user pass]
+ * instead of AUTH, so that Redis answers them in RESP3 itself: maps, sets, doubles, nulls, big numbers,
+ * verbatim strings and attributes reach the client as Redis wrote them. hiredis 0.14's reader knows RESP2
+ * only; rather than a RESP3 parser building objects to be written out again, their replies are only cut
+ * into frames (resp/frame.h) and the bytes relayed: nothing is converted, so nothing can be converted
+ * wrong. Other replies (HELLO, SELECT, a transaction's) are read in their RESP2 form. Connection i of both
+ * sets carries the same clients (lane.c; a cluster's: affinity % npool): a task waits until the same
+ * client's earlier tasks on the other set have answered (up_conn_waits), so a client's commands still run
+ * in the order it sent them. A RESP3 client's MULTI ... EXEC and its dedicated connection: resp3.c.
  */
 #include "backend/redis/redis_int.h"
 
@@ -237,8 +237,8 @@ static void up_flush_cb(uv_check_t *h)
     up_lane_next_turn(up);
     for (int k = 0; k < up_nconns(up); k++)
         up_conn_flush(up_conn_at(up, k));
-    for (int k = 0; up->nodes[0]->pool3 != NULL && k < up->npool; k++)
-        up_conn_flush(&up->nodes[0]->pool3[k]);
+    for (int k = 0; k < up_nconns(up); k++)
+        up_conn_flush(up_conn3_at(up, k));
     if (up->track != NULL)
         up_conn_flush(up_track_conn(up));
     up_ded_flush(up);
@@ -368,6 +368,8 @@ void up_conn_enqueue(up_conn_t *c, up_task_t *t)
     else
         c->tasks = t;
     c->tasks_tail = t;
+    if (c->resp3)
+        up_conn_start(c);       /* a RESP3 connection is made on first use (a redirected task's too) */
 }
 
 /* Redis's reply r to the command at the head of c's slots; on a RESP3 connection r says only whether it
@@ -552,34 +554,43 @@ static void conn_start_cb(uv_timer_t *t)
     conn_connect(t->data);
 }
 
-void up_conn_init(up_conn_t *c, up_node_t *node, int index)
+/* A connection's memory; no handle yet (conn_arm puts its timer on the loop). */
+static void conn_setup(up_conn_t *c, up_node_t *node, int index, int resp3)
 {
-    upstream_t *up = node->up;
-    c->up = up;
+    c->up = node->up;
     c->node = node;
     c->index = index;
-    stream_init(&c->w, &c->h.stream, conn_written_cb, 0, NULL);
-    uv_timer_init(up->loop, &c->retry);
-    c->retry.data = c;
-    c->starting = 1;
-    c->state_since_us = clock_us_monotonic();
-    /* connect once the loop runs (nothing happens for --test-config) */
-    uv_timer_start(&c->retry, conn_start_cb, 0, 0);
-}
-
-void up_conn_init_resp3(up_conn_t *c, up_node_t *node, int index)
-{
-    upstream_t *up = node->up;
-    c->up = up;
-    c->node = node;
-    c->index = index;
-    c->resp3 = 1;
+    c->resp3 = resp3;
     buf_init(&c->rbuf);
     stream_init(&c->w, &c->h.stream, conn_written_cb, 0, NULL);
-    uv_timer_init(up->loop, &c->retry);
-    c->retry.data = c;
-    c->starting = 1;                /* tasks wait for it; up_conn_start connects */
+    c->starting = 1;                /* tasks wait for it */
     c->state_since_us = clock_us_monotonic();
+}
+
+/* Its timer on the loop: connect once the loop runs (not for --test-config); RESP3: at up_conn_start. */
+static void conn_arm(up_conn_t *c)
+{
+    uv_timer_init(c->up->loop, &c->retry);
+    c->retry.data = c;
+    if (!c->resp3)
+        uv_timer_start(&c->retry, conn_start_cb, 0, 0);
+}
+
+void up_conn_init(up_conn_t *c, up_node_t *node, int index)
+{
+    conn_setup(c, node, index, 0);
+    conn_arm(c);
+}
+
+/* The nodes so far put their timers on the loop, later ones (route.c) at once: a backend whose creation
+ * fails frees its nodes with no handle to close (a reload that fails leaves nothing on the loop). */
+void up_nodes_arm(upstream_t *up)
+{
+    up->armed = 1;
+    for (int k = 0; k < up_nconns(up); k++) {
+        conn_arm(up_conn_at(up, k));
+        conn_arm(up_conn3_at(up, k));
+    }
 }
 
 void up_conn_start(up_conn_t *c)
@@ -628,8 +639,15 @@ up_node_t *up_node_create(upstream_t *up, const char *host, int port, const char
     up->nodes[up->nnodes++] = n;
     n->npool = up->npool;
     n->pool = mem_calloc((size_t)n->npool, sizeof(*n->pool));
-    for (int i = 0; i < n->npool; i++)
-        up_conn_init(&n->pool[i], n, i);
+    n->pool3 = mem_calloc((size_t)n->npool, sizeof(*n->pool3));
+    for (int i = 0; i < n->npool; i++) {
+        conn_setup(&n->pool[i], n, i, 0);
+        conn_setup(&n->pool3[i], n, i, 1);          /* connects on first use */
+        if (up->armed) {
+            conn_arm(&n->pool[i]);
+            conn_arm(&n->pool3[i]);
+        }
+    }
     return n;
 }
 
@@ -637,8 +655,7 @@ void up_node_free(up_node_t *n)
 {
     for (int i = 0; i < n->npool; i++) {
         up_conn_deinit(&n->pool[i]);
-        if (n->pool3 != NULL)
-            up_conn_deinit(&n->pool3[i]);
+        up_conn_deinit(&n->pool3[i]);
     }
     mem_free(n->pool);
     mem_free(n->pool3);
@@ -884,8 +901,8 @@ void up_tick_cb(uv_timer_t *h)
 
     for (int k = 0; k < up_nconns(up); k++)
         up_conn_tick(up_conn_at(up, k), now);
-    for (int k = 0; up->nodes[0]->pool3 != NULL && k < up->npool; k++)
-        up_conn_tick(&up->nodes[0]->pool3[k], now);
+    for (int k = 0; k < up_nconns(up); k++)
+        up_conn_tick(up_conn3_at(up, k), now);
     if (up->track != NULL)
         up_track_tick(up, now);
     up_ded_tick(up, now);

@@ -101,11 +101,9 @@ void up_submit_on(upstream_t *up, up_conn_t *c, const backend_op_t *op, backend_
     /* behind a transaction, a SELECT awaited, before the connection is ready, behind the client's commands
      * on the other protocol's connection, or a cluster's: keep the command's bytes */
     wire_put(&t->data, op);
-    up_conn_enqueue(c, t);
+    up_conn_enqueue(c, t);                  /* (a RESP3 connection not made yet: made now) */
     if (up->cluster)
         up_conn_pump(c);
-    else if (c->resp3)
-        up_conn_start(c);
 }
 
 /*
@@ -165,7 +163,7 @@ static void redis_submit(backend_t *b, const backend_op_t *op, backend_cb *cb, v
         return;
     }
     up_node_t *n = up->nodes[0];
-    if ((op->flags & BE_RESP3) && op->code == BE_COMMAND && n->pool3 != NULL) {
+    if ((op->flags & BE_RESP3) && op->code == BE_COMMAND) {
         up_submit_on(up, &n->pool3[up_lane(up, n->pool3, op->affinity)], op, cb, ctx);
         return;
     }
@@ -210,7 +208,7 @@ static void redis_batch(backend_t *b, int begin, uint64_t affinity, backend_cb *
         why = pinerr;
     } else if (up->cluster) {
         c = route_batch_conn(up, bt, affinity, &why);
-    } else if (pinned == 0 && up->nodes[0]->pool3 != NULL && up_task_wants_resp3(bt)) {
+    } else if (pinned == 0 && up_task_wants_resp3(bt)) {
         /* a RESP3 client's forwarded command inside: EXEC's array in RESP3, on the client's RESP3
          * connection (resp3.c) */
         c = &up->nodes[0]->pool3[up_lane(up, up->nodes[0]->pool3, affinity)];
@@ -254,17 +252,18 @@ static void redis_info_tls(upstream_t *up, buf_t *out)
                t ? tls_cipher(t) : "", expiry);
 }
 
-/* INFO upstream's RESP3 connections (made on first use by a RESP3 client's forwarded command). */
+/* INFO upstream's RESP3 connections, of every node (made on first use by a RESP3 client's forwarded
+ * command). */
 static void redis_info_resp3(upstream_t *up, buf_t *out)
 {
-    const up_node_t *n = up->nodes[0];
     int made = 0, ready = 0;
     unsigned inflight = 0;
 
-    for (int k = 0; n->pool3 != NULL && k < up->npool; k++) {
-        made += !n->pool3[k].starting;
-        ready += n->pool3[k].state == UP_READY;
-        inflight += n->pool3[k].nslots;
+    for (int k = 0; k < up_nconns(up); k++) {
+        const up_conn_t *c = up_conn3_at(up, k);
+        made += !c->starting;
+        ready += c->state == UP_READY;
+        inflight += c->nslots;
     }
     buf_printf(out, "upstream_resp3_connections:%d\r\nupstream_resp3_connections_ready:%d\r\n"
                "upstream_resp3_commands_in_flight:%u\r\n", made, ready, inflight);
@@ -368,8 +367,8 @@ static void redis_destroy(backend_t *b)
         if (c->handle_open)
             up->closing++;      /* conn_closed_cb counts it */
     }
-    for (int k = 0; up->nodes[0]->pool3 != NULL && k < up->npool; k++) {
-        up_conn_t *c = &up->nodes[0]->pool3[k];
+    for (int k = 0; k < up_nconns(up); k++) {
+        up_conn_t *c = up_conn3_at(up, k);
         if (c->state != UP_DOWN || c->tasks != NULL)
             up_conn_fail(c, "shutting down");
         uv_timer_stop(&c->retry);
@@ -398,8 +397,8 @@ static int redis_idle(backend_t *b)
     for (int k = 0; k < up_nconns(up); k++)
         if (up_conn_at(up, k)->nslots || up_conn_at(up, k)->tasks || up_conn_at(up, k)->active)
             return 0;
-    for (int k = 0; up->nodes[0]->pool3 != NULL && k < up->npool; k++)
-        if (up->nodes[0]->pool3[k].nslots || up->nodes[0]->pool3[k].tasks || up->nodes[0]->pool3[k].active)
+    for (int k = 0; k < up_nconns(up); k++)
+        if (up_conn3_at(up, k)->nslots || up_conn3_at(up, k)->tasks || up_conn3_at(up, k)->active)
             return 0;
     if (up->track != NULL && up_track_conn(up)->nslots)
         return 0;
@@ -688,7 +687,7 @@ backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, siz
                                   why, sizeof(why));
     if (n == NULL) {
         snprintf(err, errlen, "backend '%s': %s", cfg->backend, why);
-        up_free(up);                    /* no handle was initialised yet */
+        up_free(up);                    /* no handle was initialised yet (up_nodes_arm) */
         goto fail;
     }
     snprintf(up->name, sizeof(up->name), "%s", n->name);
@@ -718,16 +717,11 @@ backend_t *backend_redis_create(const config_t *cfg, void *loopv, char *err, siz
             size_t l = strlen(up->name);
             snprintf(up->name + l, sizeof(up->name) - l, ",%s", sn->name);
         }
-    } else {
-        /* RESP3 clients' forwarded commands (pool.c); a cluster's stay RESP2: route.c's redirections and
-         * fan-outs read replies with hiredis */
-        n->pool3 = mem_calloc((size_t)up->npool, sizeof(*n->pool3));
-        for (int i = 0; i < up->npool; i++)
-            up_conn_init_resp3(&n->pool3[i], n, i);
     }
     free_seeds(seeds);
     seeds = NULL;
     url_free(&u);
+    up_nodes_arm(up);
     uv_timer_init(up->loop, &up->tick);
     up->tick.data = up;
     uv_timer_start(&up->tick, up_tick_cb, 50, 50);

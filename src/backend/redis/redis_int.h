@@ -182,7 +182,8 @@ struct up_node {
     char name[128];             /* "host:port" or the socket path, for errors */
     int npool;
     up_conn_t *pool;
-    up_conn_t *pool3;           /* not a cluster: npool RESP3 connections, each connecting on first use */
+    up_conn_t *pool3;           /* npool RESP3 connections, each connecting on first use (every node, a
+                                 * cluster's too: route.c routes a RESP3 client's forwarded commands there) */
     int master;                 /* cluster: serves slots in the last map */
     int readonly;               /* cluster: a replica read from (READONLY in the handshake) */
     unsigned long long nerrors;     /* error replies it sent */
@@ -222,6 +223,7 @@ struct upstream {
     up_slot_t *free_slots;
     up_task_t *free_tasks;      /* recycled tasks */
     int nfree_tasks;
+    int armed;                  /* the nodes' handles are on the loop (up_nodes_arm) */
     int destroying;             /* redis_destroy ran: handles are closing */
     int closing;                /* handles still to close before the memory goes */
     int batching;               /* inside batch(begin) */
@@ -253,6 +255,12 @@ static inline int up_nconns(const upstream_t *up)
 static inline up_conn_t *up_conn_at(const upstream_t *up, int k)
 {
     return &up->nodes[k / up->npool]->pool[k % up->npool];
+}
+
+/* Every RESP3 connection (node.pool3) of every node: k from 0 to up_nconns(up) - 1. */
+static inline up_conn_t *up_conn3_at(const upstream_t *up, int k)
+{
+    return &up->nodes[k / up->npool]->pool3[k % up->npool];
 }
 
 /* Down, and not about to try: commands for it fail at once. */
@@ -311,8 +319,8 @@ void up_conn_init(up_conn_t *c, up_node_t *node, int index);
 up_node_t *up_node_create(upstream_t *up, const char *host, int port, const char *path, char *err, size_t errlen);
 /* Free a node's memory, once its handles are closed. */
 void up_node_free(up_node_t *n);
-/* The same for a RESP3 connection (node.pool3), which connects when up_conn_start is first called. */
-void up_conn_init_resp3(up_conn_t *c, up_node_t *node, int index);
+/* backend_redis_create succeeded: its nodes' connections go on the loop, and every node's made later. */
+void up_nodes_arm(upstream_t *up);
 /* A RESP3 connection not yet started: connect now (commands submitted meanwhile wait for it). */
 void up_conn_start(up_conn_t *c);
 /* Free what up_conn_init allocated, once the connection's handles are closed. */
@@ -363,6 +371,8 @@ int route_masters(upstream_t *up, up_node_t **out, int max);
 int route_op_slot(const backend_op_t *op);
 /* The connection for slot (ROUTE_NOKEY: any node) and a client's affinity. */
 up_conn_t *route_conn(upstream_t *up, int slot, uint64_t affinity);
+/* Of node n, the connection for t's op: in pool3 for a RESP3 client's forwarded command, else in pool. */
+up_conn_t *route_node_conn(up_node_t *n, const backend_op_t *op);
 /* The cluster's submit: by slot, split by slot, or to every master. */
 void route_submit(upstream_t *up, const backend_op_t *op, backend_cb *cb, void *ctx);
 /* The connection a MULTI ... EXEC runs on, or NULL with err (keys of several slots). */

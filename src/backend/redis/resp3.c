@@ -21,7 +21,15 @@
  * command (it stays RESP3 until RESET cleans it for the next client: RESET returns to RESP2), HELLO 2
  * before a subscription (pub/sub frames are read as RESP2 arrays, pin.c), and never while subscribed.
  * Each reply slot records the protocol its reply comes in (up_slot_t.resp3), so the switch needs no
- * other bookkeeping. A cluster's connections stay RESP2.
+ * other bookkeeping.
+ *
+ * A cluster: every node has its RESP3 set, and a RESP3 client's forwarded commands go on the one of their
+ * slot's master (route.c, route_node_conn), at index affinity % npool as on the RESP2 set, so the order
+ * guard holds between the two sets of each node. A task that was redirected (MOVED / ASK) or parked came
+ * back at the tail of another queue, behind tasks of its client submitted after it: the guard ignores it
+ * (task_earlier), else those later tasks and the sibling's could wait for each other for ever. Its order
+ * against its client's other commands is then what Redis Cluster gives any client during a slot move.
+ * MULTI ... EXEC and dedicated connections of a RESP3 client stay RESP2 with a cluster (route.c, pin.c).
  */
 #include "backend/redis/redis_int.h"
 
@@ -38,9 +46,11 @@ static up_conn_t *conn_sibling(const up_conn_t *c)
     return c->resp3 ? &c->node->pool[c->index] : &c->node->pool3[c->index];
 }
 
+/* Is o a task of t's client submitted before it, still in its first queue (not redirected, not parked)? */
 static int task_earlier(const up_task_t *o, const up_task_t *t)
 {
-    return o != NULL && o != t && o->op.affinity == t->op.affinity && o->seq < t->seq;
+    return o != NULL && o != t && o->op.affinity == t->op.affinity && o->seq < t->seq && o->redirects == 0 &&
+           o->ask_waits == 0;
 }
 
 /* Must t wait: the sibling still holds a task of t's client submitted before it (sent or queued)? */

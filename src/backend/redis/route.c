@@ -12,6 +12,15 @@
  * once, without changing the map. A command redirected more than ROUTE_MAX_REDIRECTS times fails.
  * Plain commands keep their bytes (the task's data) so that a redirected one is sent again as it was.
  *
+ * RESP3 clients (HELLO 3): their forwarded commands go on each node's RESP3 connections (node.pool3,
+ * route_node_conn) and Redis's RESP3 reply is relayed as it is (resp3.c), as with a single Redis. Why
+ * not RESP2 connections and a conversion: RESP2 has lost what RESP3 says (HGETALL's map, ZSCORE's double).
+ * A MOVED / ASK comes as an error frame on those connections; resp3.c hands it to up_conn_handle_reply
+ * like any error (never relayed: route_redirect sees it first) and it is followed exactly as on a RESP2
+ * connection, to the RESP3 set of the node named (ASK: ASKING right before it). A RESP3 client's MULTI
+ * ... EXEC stays on the RESP2 connection of its slot (its forwarded members answer in RESP2 shapes), and
+ * dedicated connections are refused with a cluster (pin.c).
+ *
  * Multi-key ops whose keys hash to several slots are split into one op per slot (fan.c): MGET, DEL,
  * EXISTS, TOUCH — not atomic across slots, as Redis Cluster itself. MSET across slots: Redis's CROSSSLOT error, or split with
  * cluster-cross-slot-writes = split; MSETNX and transactions across slots always CROSSSLOT. Keyless ops
@@ -139,6 +148,18 @@ up_conn_t *route_conn(upstream_t *up, int slot, uint64_t affinity)
     return &n->pool[affinity % (uint64_t)n->npool];
 }
 
+/*
+ * Of node n, the connection for op: a RESP3 client's forwarded command (BE_RESP3) on the node's RESP3
+ * set (pool3, made on first use with HELLO 3), so that it answers exactly what the slot's master sends a
+ * HELLO 3 client; the rest on its RESP2 set. Both at index affinity % npool (no lanes on a cluster): the
+ * same client's tasks on the two sets of a node are kept in order by up_conn_waits (resp3.c).
+ */
+up_conn_t *route_node_conn(up_node_t *n, const backend_op_t *op)
+{
+    up_conn_t *set = op->code == BE_COMMAND && (op->flags & BE_RESP3) && !(op->flags & BE_PUSHES) ? n->pool3 : n->pool;
+    return &set[op->affinity % (uint64_t)n->npool];
+}
+
 /* An op that only reads: with read-from, a replica may answer it. */
 static int op_reads(const backend_op_t *op)
 {
@@ -158,7 +179,7 @@ static int op_reads(const backend_op_t *op)
 /* The connection for op, whose keys are in slot: the master's, or a replica's for a read with read-from. */
 up_conn_t *route_op_conn(upstream_t *up, int slot, const backend_op_t *op)
 {
-    up_conn_t *c = route_conn(up, slot, op->affinity);
+    up_conn_t *c = route_node_conn(slot_node(up, slot), op);
 
     if (up->read_from != READ_FROM_MASTER && slot >= 0 && up->slot_replica[slot] >= 0 && op_reads(op)) {
         up_node_t *r = up->nodes[up->slot_replica[slot]];
@@ -464,7 +485,7 @@ int route_redirect(up_conn_t *c, up_task_t *t, int kind, const redisReply *r)
         up_task_free(t);
         return 1;
     }
-    up_conn_t *to = &n->pool[t->op.affinity % (uint64_t)n->npool];
+    up_conn_t *to = route_node_conn(n, &t->op);        /* a RESP3 one stays on RESP3 connections */
     t->asking = how == 2;
     t->next = NULL;
     if (up_conn_down(to)) {
@@ -605,17 +626,20 @@ void route_info(upstream_t *up, buf_t *out)
                up->nnodes, known, up->map_changes, up->nredirects);
     for (int i = 0; i < up->nnodes; i++) {
         up_node_t *n = up->nodes[i];
-        int slots = 0, ready = 0;
+        int slots = 0, ready = 0, made3 = 0, ready3 = 0;
         unsigned inflight = 0;
         for (int s = 0; s < ROUTE_SLOTS; s++)
             slots += up->slot_node[s] == n->index;
         for (int k = 0; k < n->npool; k++) {
             ready += n->pool[k].state == UP_READY;
-            inflight += n->pool[k].nslots;
+            inflight += n->pool[k].nslots + n->pool3[k].nslots;
+            made3 += !n->pool3[k].starting;
+            ready3 += n->pool3[k].state == UP_READY;
         }
         buf_printf(out, "upstream_node%d:addr=%s,role=%s,slots=%d,connections=%d,ready=%d,in_flight=%u,errors=%llu,"
-                   "redirects=%llu\r\n", i, n->name, n->master ? "master" : n->readonly ? "replica" : "other", slots,
-                   n->npool, ready, inflight, n->nerrors, n->nredirects);
+                   "redirects=%llu,resp3_connections=%d,resp3_ready=%d\r\n", i, n->name,
+                   n->master ? "master" : n->readonly ? "replica" : "other", slots, n->npool, ready, inflight,
+                   n->nerrors, n->nredirects, made3, ready3);
     }
 }
 
@@ -641,7 +665,7 @@ void route_metrics(upstream_t *up, buf_t *out)
                 v = (long long)n->nredirects;
             }
             for (int k = 0; (m == 1 || m == 2) && k < n->npool; k++)
-                v += m == 1 ? n->pool[k].state == UP_READY : (long long)n->pool[k].nslots;
+                v += m == 1 ? n->pool[k].state == UP_READY : (long long)(n->pool[k].nslots + n->pool3[k].nslots);
             buf_printf(out, "%s{node=\"%s\",role=\"%s\"} %lld\n", metric[m], n->name,
                        n->master ? "master" : n->readonly ? "replica" : "other", v);
         }
