@@ -382,7 +382,14 @@ static void on_reload(uv_signal_t *h, int signum)
     int new_password = password_changed(&next);
     if (strcmp(cfg.backend, next.backend) != 0 || cfg.upstream_pool_size != next.upstream_pool_size || new_password) {
         if (reload_backend(&next, err, sizeof(err)) < 0) {
-            log_warn("reload: %s", err);
+            char *kept = url_redact(cfg.backend);
+            log_warn("reload: %s; the upstream stays '%s'", err, kept);
+            mem_free(kept);
+            /* the rest of the file applies; the backend options are the running ones (no second message) */
+            char n[16], why[256];
+            snprintf(n, sizeof(n), "%d", cfg.upstream_pool_size);
+            config_set(&next, "backend", cfg.backend, why, sizeof(why));
+            config_set(&next, "upstream-pool-size", n, why, sizeof(why));
         } else {
             if (new_password)
                 log_notice("reload: upstream-password-file changed: new upstream connections use the new password");

@@ -256,6 +256,9 @@ def test_reload_frees_every_nodes_resp3_set(start_daemon, cl, tmp_path):
     assert int(info(d)["upstream_resp3_connections_ready"]) >= 2
     conf.write_text("backend = %s,127.0.0.1:notaport\npassthrough = yes\n" % cl.seed_url())
     sighup("is not host:port")
+    # said once, with what stays, and not as an option that needs a restart
+    assert wait_until(lambda: "the upstream stays '" in d.log_tail(100000), 5), d.log_tail()
+    assert "needs a restart" not in d.log_tail(100000), d.log_tail()
     c3 = hello3(d)
     assert [raw_cmd(c3, *cmd) for cmd in COMMANDS[:4]] == want
     assert [raw_cmd(c, *cmd) for cmd in COMMANDS[:4]] == want
