@@ -209,14 +209,7 @@ static void ded_reset(up_conn_t *c)
     c->proto3 = 0;                  /* RESET returns to RESP2: what follows is answered in it */
     c->handshake_left++;
     c->db = 0;
-    if (up->password) {
-        bytes_t argv[3] = { B("AUTH"), { up->user ? up->user : "", up->user ? strlen(up->user) : 0 },
-                            { up->password, strlen(up->password) } };
-        if (!up->user)
-            argv[1] = argv[2];
-        up_conn_send_argv(c, NULL, SLOT_INTERNAL, -1, up->user ? 3 : 2, argv);
-        c->handshake_left++;
-    }
+    up_conn_send_auth(c);
     if (up->db != 0) {
         char num[16];
         int len = snprintf(num, sizeof(num), "%d", up->db);

@@ -787,16 +787,8 @@ static void conn_connect_cb(uv_connect_t *req, int status)
                             up->user ? strlen(up->user) : 7 }, { up->password, up->password ? strlen(up->password) : 0 } };
         up_conn_send_argv(c, NULL, SLOT_INTERNAL, -1, up->password ? 5 : 2, argv);
         c->handshake_left++;
-    } else if (up->password) {
-        bytes_t argv[3] = { B("AUTH"), { up->user ? up->user : "", up->user ? strlen(up->user) : 0 },
-                            { up->password, strlen(up->password) } };
-        if (up->user) {
-            up_conn_send_argv(c, NULL, SLOT_INTERNAL, -1, 3, argv);
-        } else {
-            argv[1] = argv[2];
-            up_conn_send_argv(c, NULL, SLOT_INTERNAL, -1, 2, argv);
-        }
-        c->handshake_left++;
+    } else {
+        up_conn_send_auth(c);
     }
     if (c->tracker) {           /* the near cache's invalidation connection: its own handshake */
         up_track_handshake(c);
@@ -824,6 +816,20 @@ static void conn_connect_cb(uv_connect_t *req, int status)
     if (up->track != NULL && !c->dedicated && !c->resp3)
         up_track_conn_ready(c);     /* pipelined: the reads behind it are tracked once Redis says OK */
     stream_read_start(&c->w, conn_alloc_cb, conn_read_cb);
+}
+
+void up_conn_send_auth(up_conn_t *c)
+{
+    upstream_t *up = c->up;
+
+    if (up->password == NULL)
+        return;
+    bytes_t argv[3] = { B("AUTH"), { up->user ? up->user : "", up->user ? strlen(up->user) : 0 },
+                        { up->password, strlen(up->password) } };
+    if (!up->user)
+        argv[1] = argv[2];
+    up_conn_send_argv(c, NULL, SLOT_INTERNAL, -1, up->user ? 3 : 2, argv);
+    c->handshake_left++;
 }
 
 static void conn_connect(up_conn_t *c)

@@ -343,6 +343,18 @@ static void up_own_closed_cb(uv_handle_t *h)
     up_closed_one(h->data);
 }
 
+/* A pool connection at destroy: what it holds fails, its handles close (each counted in up->closing). */
+static void conn_shut(upstream_t *up, up_conn_t *c)
+{
+    if (c->state != UP_DOWN || c->tasks != NULL)
+        up_conn_fail(c, "shutting down");
+    uv_timer_stop(&c->retry);
+    up->closing++;
+    uv_close((uv_handle_t *)&c->retry, up_timer_closed_cb);
+    if (c->handle_open)
+        up->closing++;          /* conn_closed_cb counts it */
+}
+
 /*
  * Fail what is still held, close every handle, and free the backend when the last one is closed (the
  * loop runs the close callbacks: at shutdown main runs it once more; after a reload it is running).
@@ -358,24 +370,8 @@ static void redis_destroy(backend_t *b)
     route_unpark(up, 1);
     up_ded_destroy(up);
     for (int k = 0; k < up_nconns(up); k++) {
-        up_conn_t *c = up_conn_at(up, k);
-        if (c->state != UP_DOWN || c->tasks != NULL)
-            up_conn_fail(c, "shutting down");
-        uv_timer_stop(&c->retry);
-        up->closing++;
-        uv_close((uv_handle_t *)&c->retry, up_timer_closed_cb);
-        if (c->handle_open)
-            up->closing++;      /* conn_closed_cb counts it */
-    }
-    for (int k = 0; k < up_nconns(up); k++) {
-        up_conn_t *c = up_conn3_at(up, k);
-        if (c->state != UP_DOWN || c->tasks != NULL)
-            up_conn_fail(c, "shutting down");
-        uv_timer_stop(&c->retry);
-        up->closing++;
-        uv_close((uv_handle_t *)&c->retry, up_timer_closed_cb);
-        if (c->handle_open)
-            up->closing++;
+        conn_shut(up, up_conn_at(up, k));
+        conn_shut(up, up_conn3_at(up, k));
     }
     if (up->track != NULL) {
         up_conn_t *c = up_track_conn(up);

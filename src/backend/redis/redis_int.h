@@ -333,6 +333,8 @@ void up_conn_fail(up_conn_t *c, const char *fmt, ...) __attribute__((format(prin
 int up_conn_db_ready(up_conn_t *c, int db);
 /* Append a command with a slot of kind for its reply (SELECT first if db >= 0 is not the connection's). */
 void up_conn_send_argv(up_conn_t *c, up_task_t *t, int kind, int db, int argc, const bytes_t *argv);
+/* AUTH [user] password of the URL, as an internal command of the handshake (nothing without a password). */
+void up_conn_send_auth(up_conn_t *c);
 /* The same with op's command (wire_put). */
 void up_conn_send_op(up_conn_t *c, up_task_t *t, int kind, int db, const backend_op_t *op);
 /* May t go on c now, or must it wait for its client's earlier tasks on the pool of the other protocol? */
