@@ -1039,7 +1039,8 @@ def cmd_report(a):
         P("The same runs over TLS: redis-benchmark `--tls --cacert` against each server's TLS port (%s). "
           "TLS overhead = the server's CPU per command over TLS minus its CPU per command plain (medians over "
           "the rounds; user + system, the proxy's alone for cachetoryd → redis, whose TLS row has TLS on both "
-          "sides, client → cachetoryd → redis-server, and its plain row none). Target: cachetoryd's overhead "
+          "sides, client → cachetoryd → redis-server, and its plain row none; the rows marked client side "
+          "alone and upstream side alone have TLS on that side only). Target: cachetoryd's overhead "
           "no larger than redis-server's." % (tlsinfo.get("cert", "throwaway certificates")))
         P("")
         sess = []
@@ -1048,7 +1049,7 @@ def cmd_report(a):
                 sess.append("%s: %s" % (labels.get(t, t), tlsinfo["client_" + t]))
         for t, _ in tls_pairs:
             if tlsinfo.get("upstream_" + t, "").strip():
-                sess.append("its upstream connections: %s" % tlsinfo["upstream_" + t])
+                sess.append("upstream connections of %s: %s" % (labels.get(t, t), tlsinfo["upstream_" + t]))
         if sess:
             P("Negotiated: %s." % "; ".join(sess))
             P("")
@@ -1070,7 +1071,7 @@ def cmd_report(a):
                 per = [us_per_cmd(x) - pr[x["round"]] for x in cg.get((t, p), []) if x["round"] in pr]
                 rel = (over / ref) if (ref and t != "redis-tls" and ref > 0) else None
                 P("| %s | %d | %s → %s | %s → %s | %.2f | %.2f | %+.2f | %s | %s |" % (
-                    labels.get(pl, pl), p, rps(pl, "SET", p), rps(t, "SET", p),
+                    labels.get(t, t), p, rps(pl, "SET", p), rps(t, "SET", p),
                     rps(pl, "GET", p), rps(t, "GET", p), a, b, over,
                     "%+.2f … %+.2f" % (min(per), max(per)) if len(per) > 1 else "",
                     ("%.2f" % rel) if rel is not None else ""))
@@ -1084,16 +1085,19 @@ def cmd_report(a):
                    "tls_cpu_us_per_command", "tls_overhead_us_per_command", "overhead_min_us", "overhead_max_us",
                    "overhead_vs_redis", "within_target"], rows_csv)
         P("")
-        verdict = []
-        for r in rows_csv:
-            if r[0] == "ctd-tls-up-null" and r[10]:
-                verdict.append("P%s %s (%s µs against redis-server's %s µs)" % (
-                    r[3], "within the target" if r[10] == "yes" else "above the target",
-                    "%+.2f" % float(r[6]),
-                    "%+.2f" % float(next(x[6] for x in rows_csv if x[0] == "redis-tls" and x[3] == r[3]))))
-        if verdict:
-            P("cachetoryd TLS → redis TLS: %s." % "; ".join(verdict))
-            P("")
+        for setup, what in (("ctd-tls-up-null", "cachetoryd TLS → redis TLS"),
+                            ("ctd-tls-client", "its client side alone"),
+                            ("ctd-tls-upstream", "its upstream side alone")):
+            verdict = []
+            for r in rows_csv:
+                if r[0] == setup and r[10]:
+                    verdict.append("P%s %s (%s µs against redis-server's %s µs)" % (
+                        r[3], "within the target" if r[10] == "yes" else "above the target",
+                        "%+.2f" % float(r[6]),
+                        "%+.2f" % float(next(x[6] for x in rows_csv if x[0] == "redis-tls" and x[3] == r[3]))))
+            if verdict:
+                P("%s: %s." % (what, "; ".join(verdict)))
+                P("")
 
     # Redis Cluster ----------------------------------------------------------------------------
     craw = read_csv(os.path.join(d, "cluster-raw.csv"))

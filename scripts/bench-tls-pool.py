@@ -12,9 +12,12 @@ import csv
 import statistics
 import sys
 
-PAIRS = {"redis-tls": "redis", "ctd-tls-mem": "ctd-mem", "ctd-tls-up-null": "ctd-up-null"}
+PAIRS = {"redis-tls": "redis", "ctd-tls-mem": "ctd-mem", "ctd-tls-up-null": "ctd-up-null",
+         "ctd-tls-client": "ctd-up-null", "ctd-tls-upstream": "ctd-up-null"}
 LABELS = {"redis-tls": "redis-server", "ctd-tls-mem": "cachetoryd memory:// (one TLS side)",
-          "ctd-tls-up-null": "cachetoryd TLS -> redis TLS (both sides)"}
+          "ctd-tls-up-null": "cachetoryd TLS -> redis TLS (both sides)",
+          "ctd-tls-client": "cachetoryd TLS -> redis (client side alone)",
+          "ctd-tls-upstream": "cachetoryd -> redis TLS (upstream side alone)"}
 
 
 def main(dirs):
@@ -38,7 +41,7 @@ def main(dirs):
                 continue
             m = statistics.median(over[s])
             q = statistics.quantiles(over[s], n=4)
-            print("P%-3s %-42s rounds %2d  overhead %+6.2f us/cmd (quartiles %+.2f .. %+.2f)  %.2fx redis-server"
+            print("P%-3s %-46s rounds %2d  overhead %+6.2f us/cmd (quartiles %+.2f .. %+.2f)  %.2fx redis-server"
                   % (pl, LABELS[s], len(over[s]), m, q[0], q[2], m / base))
 
 
