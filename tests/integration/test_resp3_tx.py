@@ -3,7 +3,8 @@ on a pinned connection (WATCH, blocking commands) are byte for byte what redis-s
 client. Forwarded members keep their RESP3 shapes (maps, doubles, sets, nulls, errors) while cachetoryd's
 own members (GET / MGET / SET of encoded values) are decoded; WATCH's aborted EXEC is RESP3's null; a
 dedicated connection cleaned by RESET and reused still answers a RESP3 client in RESP3 and a RESP2 client
-in RESP2. RESP2 clients are unchanged."""
+in RESP2, and a client that switches protocol while it holds one gets its new protocol at once. RESP2 clients
+are unchanged."""
 import pytest
 
 from helpers import encode_command
@@ -225,3 +226,33 @@ def test_own_commands_on_a_pinned_resp3_connection(start_daemon, upstreams, seri
     seed(up, d, c)
     got = [raw_cmd(c, *cmd) for cmd in cmds]
     assert got == want
+
+
+def test_hello_switches_the_protocol_of_a_held_dedicated_connection(start_daemon, upstreams):
+    """A client that says HELLO 2 (or HELLO 3 again) while it holds a dedicated connection (WATCH, before
+    EXEC) gets every later reply in its new protocol, as from redis-server: forwarded commands, a blocking
+    command's timeout, EXEC's array, and after UNWATCH."""
+    up = upstreams()
+    d = proxy(start_daemon, up, "null://", passthrough="yes", upstream_dedicated_max=1)
+    steps = [("HSET", "h", "f1", "v1", "f2", "v2"), ("ZADD", "z", "1.5", "a"), ("WATCH", "k"), ("HGETALL", "h"),
+             ("HELLO", "2"), ("HGETALL", "h"), ("ZSCORE", "z", "a"), ("ZRANGE", "z", "0", "-1", "WITHSCORES"),
+             ("BLPOP", "nolist", "0.05"), ("MULTI",), ("HGETALL", "h"), ("ZSCORE", "z", "a"), ("EXEC",),
+             ("WATCH", "k"), ("HELLO", "3"), ("HGETALL", "h"), ("ZSCORE", "z", "a"), ("BLPOP", "nolist", "0.05"),
+             ("HELLO", "2"), ("UNWATCH",), ("HGETALL", "h"), ("ZSCORE", "z", "a")]
+
+    def run(c):
+        hello(c, 3)
+        return [raw_cmd(c, *cmd) for cmd in steps]
+
+    seed(up, None, None)
+    with up.conn() as u:
+        want = run(u)
+    assert want[5] == b"*4\r\n$2\r\nf1\r\n$2\r\nv1\r\n$2\r\nf2\r\n$2\r\nv2\r\n" and want[8] == b"*-1\r\n"
+    assert want[15][:1] == b"%" and want[16] == b",1.5\r\n" and want[17] == b"_\r\n"
+    seed(up, None, None)
+    c = d.conn()
+    got = run(c)
+    c.close()
+    for i, cmd in enumerate(steps):
+        if cmd[0] != "HELLO":           # HELLO's own reply names the server (version, id)
+            assert got[i] == want[i], (i, cmd, got[i], want[i])

@@ -18,8 +18,9 @@
  * element read as RESP2 and decoded as always. Converting RESP2 replies to RESP3 instead could not work:
  * RESP2 has lost what RESP3 says (HGETALL's map, ZSCORE's double, ZRANGE WITHSCORES's pairs). A dedicated
  * connection switches protocol only where a client needs it: HELLO 3 before a RESP3 client's forwarded
- * command (it stays RESP3 until RESET cleans it for the next client: RESET returns to RESP2), HELLO 2
- * before a subscription (pub/sub frames are read as RESP2 arrays, pin.c), and never while subscribed.
+ * command (it stays RESP3 until RESET cleans it for the next client: RESET returns to RESP2, or until its
+ * client, having said HELLO 2, sends a forwarded command), HELLO 2 before a subscription (pub/sub frames
+ * are read as RESP2 arrays, pin.c), and never while subscribed.
  * Each reply slot records the protocol its reply comes in (up_slot_t.resp3), so the switch needs no
  * other bookkeeping.
  *
@@ -303,8 +304,23 @@ int up_task_wants_resp3(const up_task_t *t)
     return t->op.code == BE_COMMAND && (t->op.flags & BE_RESP3) && !(t->op.flags & BE_PUSHES);
 }
 
+/* Is t (or a member of batch t not yet answered) a RESP2 client's forwarded command, whose reply a dedicated
+ * connection relays as Redis wrote it (frame_relayed)? */
+static int task_wants_resp2(const up_task_t *t)
+{
+    if (t->kind == TASK_BATCH) {
+        for (int i = 0; i < t->nmembers; i++)
+            if (task_wants_resp2(t->members[i]) && !t->members[i]->done)
+                return 1;
+        return 0;
+    }
+    return t->op.code == BE_COMMAND && !(t->op.flags & (BE_RESP3 | BE_PUSHES));
+}
+
 /* t is about to go on dedicated connection c: HELLO 3 first for a RESP3 client's forwarded command (not
- * while subscribed: RESP2's subscribed mode refuses HELLO), HELLO 2 first for a subscription. */
+ * while subscribed: RESP2's subscribed mode refuses HELLO), HELLO 2 first for a subscription, and HELLO 2
+ * first for a RESP2 client's forwarded command on a connection a RESP3 client's left in RESP3 (a client
+ * that said HELLO 2 while holding it: its replies must come in RESP2 from then on, as from Redis). */
 void up_conn_proto_for(up_conn_t *c, const up_task_t *t)
 {
     static const bytes_t hello3[2] = { B("HELLO"), B("3") }, hello2[2] = { B("HELLO"), B("2") };
@@ -314,8 +330,13 @@ void up_conn_proto_for(up_conn_t *c, const up_task_t *t)
             return;
         c->proto3 = 0;                  /* its answer, and what follows, in RESP2 */
         up_conn_send_argv(c, NULL, SLOT_INTERNAL, -1, 2, hello2);
-    } else if (!c->proto3 && !c->pubsub && up_task_wants_resp3(t)) {
+    } else if (c->pubsub) {
+        return;
+    } else if (!c->proto3 && up_task_wants_resp3(t)) {
         c->proto3 = 1;
         up_conn_send_argv(c, NULL, SLOT_INTERNAL, -1, 2, hello3);
+    } else if (c->proto3 && !up_task_wants_resp3(t) && task_wants_resp2(t)) {
+        c->proto3 = 0;
+        up_conn_send_argv(c, NULL, SLOT_INTERNAL, -1, 2, hello2);
     }
 }
