@@ -107,8 +107,8 @@ void cmd_relay_done_cb(void *ctx, const backend_result_t *res)
  * HGETALL is a map and ZSCORE a double, as from Redis itself. The same inside MULTI ... EXEC (the
  * transaction runs on a RESP3 connection, EXEC's array split element by element) and on the client's
  * dedicated connection (WATCH, blocking commands: it says HELLO 3 first). With a cluster too: the command
- * goes on a RESP3 connection of its slot's master, MOVED / ASK followed there (backend/redis/route.c); a
- * cluster's MULTI ... EXEC runs on RESP2 connections (RESP2 shapes), and dedicated connections are refused.
+ * goes on a RESP3 connection of its slot's master, MOVED / ASK followed there (backend/redis/route.c), and
+ * so does a cluster's MULTI ... EXEC; dedicated connections are refused with a cluster.
  */
 static int cmd_forward_proto(req_t *r, int argc, bytes_t *argv)
 {

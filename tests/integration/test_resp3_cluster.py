@@ -174,17 +174,34 @@ def test_resp3_client_order_across_both_sets(start_daemon, cl):
 
 
 def test_resp3_transactions_and_pins_with_a_cluster(start_daemon, cl):
-    """Out of scope with a cluster, as documented: MULTI ... EXEC runs on the RESP2 connections (forwarded
-    members in RESP2 shapes), WATCH and blocking commands are refused; forwarded commands after them are
-    RESP3 again."""
+    """MULTI ... EXEC of a RESP3 client runs on its slot master's RESP3 connection: EXEC's array is the
+    master's own RESP3 bytes (maps, doubles, nulls, WRONGTYPE), with cachetoryd's own members decoded in
+    place; a RESP2 client's stays RESP2. WATCH and blocking commands are refused (no dedicated connections
+    with a cluster); forwarded commands after them are RESP3 again."""
     fill(cl)
     d = proxy(start_daemon, cl, "null://")
+    h, z, s = (tagged_key(777, n) for n in ("h", "z", "s"))
+    node = cl.node_for_key(h)
+    with node.conn() as u:
+        assert u.cmd("HSET", h, "f1", "v1", "f2", "v2") == 2 and u.cmd("ZADD", z, "1.5", "a") == 1
+        assert u.cmd("SADD", s, "x") == 1
+    tx = [("MULTI",), ("HGETALL", h), ("ZSCORE", z, "a"), ("ZRANGE", z, "0", "-1", "WITHSCORES"),
+          ("HGET", h, "missing"), ("GET", tagged_key(777, "nokey")), ("HGETALL", s), ("EXEC",)]
+    for proto in (3, 2):
+        with node.conn() as u:
+            if proto == 3:
+                assert raw_cmd(u, "HELLO", "3")[:1] == b"%"
+            want = [raw_cmd(u, *cmd) for cmd in tx]
+        c = hello3(d) if proto == 3 else d.conn()
+        got = [raw_cmd(c, *cmd) for cmd in tx]
+        assert got == want, (proto, got, want)
+        if proto == 3:
+            assert b"%2\r\n" in want[-1] and b",1.5\r\n" in want[-1] and b"_\r\n" in want[-1]
+        else:
+            assert b"%" not in want[-1] and b"$3\r\n1.5\r\n" in want[-1]
+        c.close()
     c = hello3(d)
-    want2 = direct(cl, 2, [("HGETALL", KEYS["h"])])[0]
     want3 = direct(cl, 3, [("HGETALL", KEYS["h"])])[0]
-    assert raw_cmd(c, "MULTI") == b"+OK\r\n"
-    assert raw_cmd(c, "HGETALL", KEYS["h"]) == b"+QUEUED\r\n"
-    assert raw_cmd(c, "EXEC") == b"*1\r\n" + want2
     assert raw_cmd(c, "WATCH", KEYS["h"]).startswith(b"-ERR dedicated upstream connections are not available")
     assert raw_cmd(c, "BLPOP", "nolist", "1").startswith(b"-ERR dedicated upstream connections")
     assert raw_cmd(c, "HGETALL", KEYS["h"]) == want3

@@ -18,8 +18,9 @@
  * A MOVED / ASK comes as an error frame on those connections; resp3.c hands it to up_conn_handle_reply
  * like any error (never relayed: route_redirect sees it first) and it is followed exactly as on a RESP2
  * connection, to the RESP3 set of the node named (ASK: ASKING right before it). A RESP3 client's MULTI
- * ... EXEC stays on the RESP2 connection of its slot (its forwarded members answer in RESP2 shapes), and
- * dedicated connections are refused with a cluster (pin.c).
+ * ... EXEC with a forwarded command inside runs on the RESP3 connection of its slot's master
+ * (route_batch_conn), so its EXEC array is the master's own RESP3, split by element as with a single
+ * Redis; dedicated connections are refused with a cluster (pin.c).
  *
  * Multi-key ops whose keys hash to several slots are split into one op per slot (fan.c): MGET, DEL,
  * EXISTS, TOUCH — not atomic across slots, as Redis Cluster itself. MSET across slots: Redis's CROSSSLOT error, or split with
@@ -611,7 +612,10 @@ up_conn_t *route_batch_conn(upstream_t *up, const up_task_t *bt, uint64_t affini
         if (s >= 0)
             slot = s;
     }
-    return route_conn(up, slot, affinity);
+    up_conn_t *c = route_conn(up, slot, affinity);
+    /* a RESP3 client's forwarded command inside: EXEC's array in RESP3, on the node's RESP3 connection of
+     * the same index (resp3.c: the order guard keeps the client's other commands around it in order) */
+    return up_task_wants_resp3(bt) ? &c->node->pool3[c->index] : c;
 }
 
 /* ---- INFO ---------------------------------------------------------------------------------------- */
