@@ -453,7 +453,9 @@ static int cmd_watch(req_t *r, int argc, bytes_t *argv)
             reply_error(req_out(r), err);
             return CMD_DONE;
         }
-        backend_op_t op = { .code = BE_COMMAND, .argc = argc, .argv = argv, .flags = BE_READONLY };
+        /* in the client's protocol: a RESP3 client's WATCH does not turn its connection back to RESP2 */
+        backend_op_t op = { .code = BE_COMMAND, .argc = argc, .argv = argv,
+                            .flags = BE_READONLY | (s->proto == 3 ? BE_RESP3 : 0) };
         return cmd_submit_raw(r, &op, cmd_relay_done_cb);
     }
     for (int i = 1; i < argc; i++)

@@ -256,3 +256,31 @@ def test_hello_switches_the_protocol_of_a_held_dedicated_connection(start_daemon
     for i, cmd in enumerate(steps):
         if cmd[0] != "HELLO":           # HELLO's own reply names the server (version, id)
             assert got[i] == want[i], (i, cmd, got[i], want[i])
+
+
+def test_resp3_client_watch_keeps_its_connection_in_resp3(start_daemon, upstreams):
+    """WATCH is sent in the client's protocol: a RESP3 client alternating WATCH and forwarded reads on its
+    dedicated connection costs no HELLO 2 / HELLO 3 round trips (counted by the upstream)."""
+    up = upstreams()
+    d = proxy(start_daemon, up, "null://", passthrough="yes", upstream_dedicated_max=1)
+    with up.conn() as u:
+        assert u.cmd("HSET", "h", "f", "v") == 1
+    m3 = b"%1\r\n$1\r\nf\r\n$1\r\nv\r\n"
+
+    def hellos():
+        with up.conn() as u:
+            stats = u.cmd("INFO", "commandstats").decode()
+        line = [x for x in stats.split("\r\n") if x.startswith("cmdstat_hello:")]
+        return int(line[0].split("calls=")[1].split(",")[0]) if line else 0
+
+    c = d.conn()
+    hello(c, 3)
+    assert raw_cmd(c, "WATCH", "k") == b"+OK\r\n"
+    assert raw_cmd(c, "HGETALL", "h") == m3
+    before = hellos()
+    for _ in range(5):
+        assert raw_cmd(c, "WATCH", "k") == b"+OK\r\n"
+        assert raw_cmd(c, "HGETALL", "h") == m3
+    assert hellos() == before
+    assert raw_cmd(c, "UNWATCH") == b"+OK\r\n"
+    c.close()
