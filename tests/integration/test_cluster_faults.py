@@ -107,18 +107,22 @@ def test_manual_failover_under_load(start_daemon, fresh_cluster):
     with Load(d.port) as load:
         wait_ops(load, 300)
         master = cl.masters()[0]
+        started = time.monotonic()
         took = cl.failover(cl.replicas_of(master)[0])
+        stable = time.monotonic()
         wait_ops(load, 300)
     missing = load.missing()
     # Redis's own CLUSTERDOWN (a node that briefly sees the cluster as failed: with a 500 ms node timeout and
     # fsync on every write, a busy machine can make a node miss it) is relayed as a direct client would get
-    # it: the command did not run. None of cachetoryd's own errors, and only a few of those.
+    # it: the command did not run. None of cachetoryd's own errors, and those only while the failover is
+    # under way (how many depends on the commands per second then, not on cachetoryd).
     down = [e for e in load.errors if "CLUSTERDOWN" in e[1]]
     other = [e for e in load.errors if "CLUSTERDOWN" not in e[1]]
     report_figure("cluster manual failover: seconds to promotion", round(took, 2), "s")
     report_figure("cluster manual failover: client-visible errors", len(load.errors))
     assert not other, "errors during a manual failover: %s" % other[:5]
-    assert len(down) <= 8, "CLUSTERDOWN for %d commands during a manual failover: %s" % (len(down), down[:3])
+    late = [e for e in down if not started <= e[0] <= stable + 1.0]
+    assert not late, "CLUSTERDOWN outside the failover (%.2f .. %.2f s): %s" % (started, stable, late[:3])
     assert not missing, "acknowledged writes missing: %s" % missing[:5]
 
 
