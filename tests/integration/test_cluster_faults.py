@@ -211,3 +211,68 @@ def test_exec_redirected_runs_again_where_the_slot_went(start_daemon):
     finally:
         a.stop()
         b.stop()
+
+
+def test_clusterdown_goes_again_until_the_cluster_is_up(start_daemon):
+    """Redis's CLUSTERDOWN (a failover under way) means the command did not run: cachetoryd sends it again
+    every 50 ms until the cluster answers, within upstream-command-timeout; after that the client gets the
+    CLUSTERDOWN. A command answered CLUSTERDOWN while a later one of the same client is already on its way
+    is not sent again (it could run after that one): the client gets the error, the later ones their own
+    replies, in order."""
+    key = "{down}k"
+    state = {"down_until": 0.0, "refuse_first_set": False, "refused": 0}
+
+    def hook(node, argv):
+        cmd = argv[0].upper()
+        if cmd not in (b"GET", b"SET"):
+            return None
+        if time.monotonic() < state["down_until"]:
+            state["refused"] += 1
+            return Err("CLUSTERDOWN The cluster is down")
+        if state["refuse_first_set"] and cmd == b"SET":
+            state["refuse_first_set"] = False
+            state["refused"] += 1
+            return Err("CLUSTERDOWN Hash slot not served")
+        return None
+
+    a = FakeClusterNode(hook)
+    a.slots = lambda: [(0, 16383, a)]
+    try:
+        d = start_daemon(backend="redis+cluster://%s" % a.name, serializer="null://",
+                         upstream_command_timeout=1000)
+        r = redis.Redis(port=d.port, socket_timeout=10)
+        assert r.set(key, "v0") is True
+
+        # down for 300 ms: the SET goes again until the node takes it, once
+        state["down_until"] = time.monotonic() + 0.3
+        t0 = time.monotonic()
+        assert r.set(key, "v1") is True
+        took = time.monotonic() - t0
+        assert 0.25 <= took < 1.0, took
+        assert state["refused"] >= 3, state
+        assert a.data[key.encode()] == b"v1"
+        assert r.get(key) == b"v1"
+
+        # down for longer than the command timeout: the client gets Redis's error, after about that long
+        state["down_until"] = time.monotonic() + 3.0
+        t0 = time.monotonic()
+        with pytest.raises(redis.ResponseError) as e:
+            r.set(key, "v2")
+        assert str(e.value).startswith("CLUSTERDOWN"), str(e.value)
+        assert 0.9 <= time.monotonic() - t0 < 2.5
+        state["down_until"] = 0.0
+        assert a.data[key.encode()] == b"v1"
+
+        # pipelined: the first SET refused while the others are on their way: not sent again
+        state["refuse_first_set"], state["refused"] = True, 0
+        p = r.pipeline(transaction=False)
+        for v in ("p1", "p2", "p3"):
+            p.set(key, v)
+        p.get(key)
+        out = p.execute(raise_on_error=False)
+        assert isinstance(out[0], redis.ResponseError) and str(out[0]).startswith("CLUSTERDOWN"), out
+        assert out[1:] == [True, True, b"p3"], out
+        assert state["refused"] == 1
+        assert sum(1 for argv in a.seen if argv[:3] == [b"SET", key.encode(), b"p1"]) == 1
+    finally:
+        a.stop()

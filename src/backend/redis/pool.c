@@ -372,6 +372,17 @@ void up_conn_enqueue(up_conn_t *c, up_task_t *t)
         up_conn_start(c);       /* a RESP3 connection is made on first use (a redirected task's too) */
 }
 
+void up_conn_enqueue_first(up_conn_t *c, up_task_t *t)
+{
+    t->queued_us = clock_us_monotonic();
+    t->next = c->tasks;
+    c->tasks = t;
+    if (c->tasks_tail == NULL)
+        c->tasks_tail = t;
+    if (c->resp3)
+        up_conn_start(c);
+}
+
 /* Redis's reply r to the command at the head of c's slots; on a RESP3 connection r says only whether it
  * is an error (and its text), and raw[0..rawlen) is the reply itself. */
 void up_conn_handle_reply(up_conn_t *c, const redisReply *r, const char *raw, size_t rawlen)

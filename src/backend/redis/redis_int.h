@@ -110,6 +110,7 @@ struct up_task {
     int asking;                 /* cluster: ASK: send ASKING right before it */
     int moved;                  /* cluster: a WATCH or a command inside MULTI of it was redirected */
     int ask_waits;              /* cluster: a read-modify-write told ASK waited this many times */
+    int down_waits;             /* cluster: a command answered CLUSTERDOWN waited this many times */
     long long park_until_us;    /* cluster: parked (upstream.parked) until then */
     long long *ttls;            /* BE_WITHTTL: each key's PTTL as it arrives (-2 until then) */
     size_t ttls_cap;
@@ -211,7 +212,8 @@ struct upstream {
     long long map_at_ms, map_asked_ms;  /* monotonic: last map received, last asked */
     int map_rr;                 /* the connection the next CLUSTER SLOTS goes to */
     unsigned long long map_changes, nredirects;
-    up_task_t *parked;          /* read-modify-writes waiting for their slot to finish moving */
+    up_task_t *parked;          /* read-modify-writes waiting for their slot to finish moving, commands
+                                 * answered CLUSTERDOWN waiting to go again (route.c), oldest first */
     int npool;                  /* connections per node */
     long long connect_timeout_us, command_timeout_us;
     unsigned retry_max_ms;
@@ -356,6 +358,10 @@ void up_conn_proto_for(up_conn_t *c, const up_task_t *t);
 void up_conn_handle_reply(up_conn_t *c, const redisReply *r, const char *raw, size_t rawlen);
 /* Queue t behind the connection's other tasks. */
 void up_conn_enqueue(up_conn_t *c, up_task_t *t);
+/* The same at the head of c's queue (a task that was first in its client's order, going again). */
+void up_conn_enqueue_first(up_conn_t *c, up_task_t *t);
+/* route.c: is a command of t's client submitted before t waiting to go again after a CLUSTERDOWN? */
+int route_client_parked_before(const upstream_t *up, const up_task_t *t);
 /* Send what the connection can: plain tasks at once, one transaction or batch at a time. */
 void up_conn_pump(up_conn_t *c);
 /* The transaction or batch t owning c is over: free it and pump the tasks behind it. */

@@ -59,6 +59,8 @@ int up_conn_waits(const up_conn_t *c, const up_task_t *t)
 {
     const up_conn_t *o = conn_sibling(c);
 
+    if (c->up->parked != NULL && route_client_parked_before(c->up, t))
+        return 1;                       /* behind its client's command waiting after a CLUSTERDOWN */
     if (o == NULL || (o->slots == NULL && o->tasks == NULL && o->active == NULL))
         return 0;
     if (task_earlier(o->active, t))

@@ -9,7 +9,8 @@
  *
  * Single-key ops go to their slot's master. Redirections are followed here, never shown to a client:
  * MOVED re-routes the command and updates the map; ASK sends ASKING and the command to the node named,
- * once, without changing the map. A command redirected more than ROUTE_MAX_REDIRECTS times fails.
+ * once, without changing the map. A command redirected more than ROUTE_MAX_REDIRECTS times fails. A command
+ * answered CLUSTERDOWN goes again a little later (down_park).
  * Plain commands keep their bytes (the task's data) so that a redirected one is sent again as it was.
  *
  * RESP3 clients (HELLO 3): their forwarded commands go on each node's RESP3 connections (node.pool3,
@@ -45,6 +46,8 @@
 #define ROUTE_MAX_REDIRECTS   5
 #define ROUTE_ASK_WAIT_MS     20        /* a read-modify-write told ASK tries again after this, for at
                                            most upstream-command-timeout in all */
+#define ROUTE_DOWN_WAIT_MS    50        /* a command answered CLUSTERDOWN goes again after this, for at most
+                                           upstream-command-timeout in all */
 
 static const char CROSSSLOT[] = "CROSSSLOT Keys in request don't hash to the same slot";
 
@@ -376,6 +379,75 @@ static void redirect_noted(up_conn_t *c, up_task_t *t, int how, int slot, const 
     t->moved = 1;
 }
 
+/* t waits in up->parked until park_until_us: behind the others, so that a client's go again in its order. */
+static void park(upstream_t *up, up_task_t *t, long long until_us)
+{
+    up_task_t **pp = &up->parked;
+    while (*pp != NULL)
+        pp = &(*pp)->next;
+    t->next = NULL;
+    t->park_until_us = until_us;
+    *pp = t;
+}
+
+/* Does c, or the connection of the other protocol beside it, hold a task of t's client submitted after t
+ * (sent, queued or running)? */
+static int client_later_on(const up_conn_t *c, const up_task_t *t)
+{
+    const up_node_t *n = c->node;
+    const up_conn_t *both[2] = { &n->pool[c->index], n->pool3 != NULL ? &n->pool3[c->index] : NULL };
+
+    for (int i = 0; i < 2; i++) {
+        const up_conn_t *o = both[i];
+        if (o == NULL)
+            continue;
+        if (o->active != NULL && o->active->op.affinity == t->op.affinity && o->active->seq > t->seq)
+            return 1;
+        for (const up_slot_t *s = o->slots; s != NULL; s = s->next)
+            if (s->task != NULL && s->task != t && s->task->op.affinity == t->op.affinity && s->task->seq > t->seq)
+                return 1;
+        for (const up_task_t *q = o->tasks; q != NULL; q = q->next)
+            if (q->op.affinity == t->op.affinity && q->seq > t->seq)
+                return 1;
+    }
+    return 0;
+}
+
+/*
+ * Redis's CLUSTERDOWN (the node sees the cluster as failed, or nobody serving the slot, as for a moment
+ * during a failover): the command did not run. A command of one slot goes again after ROUTE_DOWN_WAIT_MS,
+ * to the slot's master as the map says then, for at most upstream-command-timeout in all (then the client
+ * gets the CLUSTERDOWN, as from the node). Not when a later command of the same client is already on its way
+ * to that node: it may run, and the retried one would run after it; that client gets the CLUSTERDOWN at
+ * once. While it waits, the same client's later commands wait for it (up_conn_waits), and it goes first on
+ * its connection (route_unpark).
+ */
+static int down_park(up_conn_t *c, up_task_t *t, int kind, const redisReply *r)
+{
+    upstream_t *up = c->up;
+
+    if (kind != SLOT_RESULT || t->kind != TASK_PLAIN || r->type != REDIS_REPLY_ERROR ||
+        strncmp(r->str, "CLUSTERDOWN ", 12) != 0 || (t->op.flags & BE_WITHTTL) || c->dedicated || c->tracker ||
+        route_op_slot(&t->op) < 0)
+        return 0;
+    if ((long long)(t->down_waits + 1) * ROUTE_DOWN_WAIT_MS * 1000 > up->command_timeout_us ||
+        client_later_on(c, t))
+        return 0;
+    t->down_waits++;
+    t->asking = 0;
+    route_map_want(up);
+    park(up, t, clock_us_monotonic() + ROUTE_DOWN_WAIT_MS * 1000);
+    return 1;
+}
+
+int route_client_parked_before(const upstream_t *up, const up_task_t *t)
+{
+    for (const up_task_t *p = up->parked; p != NULL; p = p->next)
+        if (p->down_waits > 0 && p != t && p->op.affinity == t->op.affinity && p->seq < t->seq)
+            return 1;
+    return 0;
+}
+
 /*
  * Redis answered the task t's command on c with an error: if it is a redirection of a command that can
  * follow it (a plain command, or a read-modify-write at its first GET), send the command where it was
@@ -390,6 +462,8 @@ int route_redirect(up_conn_t *c, up_task_t *t, int kind, const redisReply *r)
 
     if (t == NULL)
         return 0;
+    if (down_park(c, t, kind, r))
+        return 1;
     if (kind == SLOT_TX_EXEC && !t->moved && (how = parse_redirect(r, &slot, host, sizeof(host), &port))) {
         /* EXEC itself redirected: the slot left the node after the commands were queued, and Redis
          * discarded the transaction (it checks their keys again at EXEC). As for a queued command
@@ -467,9 +541,7 @@ int route_redirect(up_conn_t *c, up_task_t *t, int kind, const redisReply *r)
         if (how == 2 && (long long)++t->ask_waits * ROUTE_ASK_WAIT_MS * 1000 <= up->command_timeout_us) {
             /* its key is on the move: WATCH ... EXEC cannot follow an ASK (ASKING counts for one command,
              * not for what MULTI queues), so it waits until the slot has moved, and MOVED tells where */
-            t->park_until_us = clock_us_monotonic() + ROUTE_ASK_WAIT_MS * 1000;
-            t->next = up->parked;
-            up->parked = t;
+            park(up, t, clock_us_monotonic() + ROUTE_ASK_WAIT_MS * 1000);
             return 1;
         }
     }
@@ -500,12 +572,14 @@ int route_redirect(up_conn_t *c, up_task_t *t, int kind, const redisReply *r)
     return 1;
 }
 
-/* Every 50 ms: the read-modify-writes waiting for a slot to finish moving go again (to the slot's master
- * as the map says; MOVED corrects it). At destroy (all): they fail. */
+/* Every 50 ms: the read-modify-writes waiting for a slot to finish moving, and the commands answered
+ * CLUSTERDOWN, whose wait is over go again (to the slot's master as the map says; MOVED corrects it): a
+ * command first on its connection, as it was first of its client's. At destroy (all): they fail. */
 void route_unpark(upstream_t *up, int all)
 {
     long long now = clock_us_monotonic();
     up_task_t **pp = &up->parked;
+    int down = 0;
 
     while (*pp != NULL) {
         up_task_t *t = *pp;
@@ -520,7 +594,10 @@ void route_unpark(upstream_t *up, int all)
             up_task_free(t);
             continue;
         }
-        up_conn_t *to = route_conn(up, route_slot_of(t->op.key), t->op.affinity);
+        int plain = t->kind == TASK_PLAIN;
+        up_conn_t *to = plain ? route_node_conn(slot_node(up, route_op_slot(&t->op)), &t->op)
+                              : route_conn(up, route_slot_of(t->op.key), t->op.affinity);
+        down |= plain;
         if (up_conn_down(to)) {
             char err[320];
             up_conn_down_error(to, err, sizeof(err));
@@ -528,8 +605,18 @@ void route_unpark(upstream_t *up, int all)
             up_task_free(t);
             continue;
         }
-        up_conn_enqueue(to, t);
+        if (plain)
+            up_conn_enqueue_first(to, t);
+        else
+            up_conn_enqueue(to, t);
         up_conn_pump(to);
+    }
+    /* the same clients' later commands that waited for them (up_conn_waits) may go */
+    for (int k = 0; down && k < up_nconns(up); k++) {
+        if (up_conn_at(up, k)->tasks != NULL)
+            up_conn_pump(up_conn_at(up, k));
+        if (up_conn3_at(up, k)->tasks != NULL)
+            up_conn_pump(up_conn3_at(up, k));
     }
 }
 
