@@ -360,6 +360,9 @@ void up_conn_handle_reply(up_conn_t *c, const redisReply *r, const char *raw, si
 void up_conn_enqueue(up_conn_t *c, up_task_t *t);
 /* The same at the head of c's queue (a task that was first in its client's order, going again). */
 void up_conn_enqueue_first(up_conn_t *c, up_task_t *t);
+/* resp3.c: does c, or the connection of the other protocol beside it, hold a task of t's client submitted
+ * after t (running, sent or queued)? */
+int up_conn_client_later(const up_conn_t *c, const up_task_t *t);
 /* route.c: is a command of t's client submitted before t waiting to go again after a CLUSTERDOWN? */
 int route_client_parked_before(const upstream_t *up, const up_task_t *t);
 /* Send what the connection can: plain tasks at once, one transaction or batch at a time. */

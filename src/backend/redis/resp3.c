@@ -54,24 +54,40 @@ static int task_earlier(const up_task_t *o, const up_task_t *t)
            o->ask_waits == 0;
 }
 
-/* Must t wait: the sibling still holds a task of t's client submitted before it (sent or queued)? */
-int up_conn_waits(const up_conn_t *c, const up_task_t *t)
+/* Is o a task of t's client submitted after it? */
+static int task_later(const up_task_t *o, const up_task_t *t)
 {
-    const up_conn_t *o = conn_sibling(c);
+    return o != NULL && o != t && o->op.affinity == t->op.affinity && o->seq > t->seq;
+}
 
-    if (c->up->parked != NULL && route_client_parked_before(c->up, t))
-        return 1;                       /* behind its client's command waiting after a CLUSTERDOWN */
-    if (o == NULL || (o->slots == NULL && o->tasks == NULL && o->active == NULL))
+/* Does connection o (NULL: none) hold a task that match says of t (running, sent or queued)? */
+static int conn_holds(const up_conn_t *o, const up_task_t *t, int (*match)(const up_task_t *, const up_task_t *))
+{
+    if (o == NULL)
         return 0;
-    if (task_earlier(o->active, t))
+    if (match(o->active, t))
         return 1;
     for (const up_slot_t *s = o->slots; s != NULL; s = s->next)
-        if (task_earlier(s->task, t))
+        if (match(s->task, t))
             return 1;
     for (const up_task_t *q = o->tasks; q != NULL; q = q->next)
-        if (task_earlier(q, t))
+        if (match(q, t))
             return 1;
     return 0;
+}
+
+/* Must t wait: the sibling still holds a task of t's client submitted before it (sent or queued), or one
+ * of them waits to go again after a CLUSTERDOWN (route.c)? */
+int up_conn_waits(const up_conn_t *c, const up_task_t *t)
+{
+    if (c->up->parked != NULL && route_client_parked_before(c->up, t))
+        return 1;
+    return conn_holds(conn_sibling(c), t, task_earlier);
+}
+
+int up_conn_client_later(const up_conn_t *c, const up_task_t *t)
+{
+    return conn_holds(c, t, task_later) || conn_holds(conn_sibling(c), t, task_later);
 }
 
 /* c answered or failed: the sibling's tasks waiting for it may go. */
@@ -294,29 +310,29 @@ void up_conn_read_resp3(up_conn_t *c, const char *p, size_t n)
 
 /* ---- a dedicated connection's protocol ----------------------------------------------------------- */
 
+/* The protocol of Redis's answer t needs relayed as it is: 3 for a RESP3 client's forwarded command, 2 for
+ * a RESP2 client's (a dedicated connection relays it: frame_relayed), 0 for anything else; a batch: 3 if
+ * a member not yet answered needs it, else 2 if one needs that. */
+static int task_relay_proto(const up_task_t *t)
+{
+    if (t->kind == TASK_BATCH) {
+        int p = 0;
+        for (int i = 0; i < t->nmembers && p != 3; i++) {
+            int m = t->members[i]->done ? 0 : task_relay_proto(t->members[i]);
+            if (m > p)
+                p = m;
+        }
+        return p;
+    }
+    if (t->op.code != BE_COMMAND || (t->op.flags & BE_PUSHES))
+        return 0;
+    return (t->op.flags & BE_RESP3) ? 3 : 2;
+}
+
 /* Does t need Redis's RESP3 answer: a RESP3 client's forwarded command, or a batch holding one? */
 int up_task_wants_resp3(const up_task_t *t)
 {
-    if (t->kind == TASK_BATCH) {
-        for (int i = 0; i < t->nmembers; i++)
-            if (up_task_wants_resp3(t->members[i]) && !t->members[i]->done)
-                return 1;
-        return 0;
-    }
-    return t->op.code == BE_COMMAND && (t->op.flags & BE_RESP3) && !(t->op.flags & BE_PUSHES);
-}
-
-/* Is t (or a member of batch t not yet answered) a RESP2 client's forwarded command, whose reply a dedicated
- * connection relays as Redis wrote it (frame_relayed)? */
-static int task_wants_resp2(const up_task_t *t)
-{
-    if (t->kind == TASK_BATCH) {
-        for (int i = 0; i < t->nmembers; i++)
-            if (task_wants_resp2(t->members[i]) && !t->members[i]->done)
-                return 1;
-        return 0;
-    }
-    return t->op.code == BE_COMMAND && !(t->op.flags & (BE_RESP3 | BE_PUSHES));
+    return task_relay_proto(t) == 3;
 }
 
 /* t is about to go on dedicated connection c: HELLO 3 first for a RESP3 client's forwarded command (not
@@ -332,13 +348,11 @@ void up_conn_proto_for(up_conn_t *c, const up_task_t *t)
             return;
         c->proto3 = 0;                  /* its answer, and what follows, in RESP2 */
         up_conn_send_argv(c, NULL, SLOT_INTERNAL, -1, 2, hello2);
-    } else if (c->pubsub) {
         return;
-    } else if (!c->proto3 && up_task_wants_resp3(t)) {
-        c->proto3 = 1;
-        up_conn_send_argv(c, NULL, SLOT_INTERNAL, -1, 2, hello3);
-    } else if (c->proto3 && !up_task_wants_resp3(t) && task_wants_resp2(t)) {
-        c->proto3 = 0;
-        up_conn_send_argv(c, NULL, SLOT_INTERNAL, -1, 2, hello2);
+    }
+    int want = c->pubsub ? 0 : task_relay_proto(t);
+    if ((want == 3 && !c->proto3) || (want == 2 && c->proto3)) {
+        c->proto3 = want == 3;
+        up_conn_send_argv(c, NULL, SLOT_INTERNAL, -1, 2, c->proto3 ? hello3 : hello2);
     }
 }

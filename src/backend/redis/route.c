@@ -390,29 +390,6 @@ static void park(upstream_t *up, up_task_t *t, long long until_us)
     *pp = t;
 }
 
-/* Does c, or the connection of the other protocol beside it, hold a task of t's client submitted after t
- * (sent, queued or running)? */
-static int client_later_on(const up_conn_t *c, const up_task_t *t)
-{
-    const up_node_t *n = c->node;
-    const up_conn_t *both[2] = { &n->pool[c->index], n->pool3 != NULL ? &n->pool3[c->index] : NULL };
-
-    for (int i = 0; i < 2; i++) {
-        const up_conn_t *o = both[i];
-        if (o == NULL)
-            continue;
-        if (o->active != NULL && o->active->op.affinity == t->op.affinity && o->active->seq > t->seq)
-            return 1;
-        for (const up_slot_t *s = o->slots; s != NULL; s = s->next)
-            if (s->task != NULL && s->task != t && s->task->op.affinity == t->op.affinity && s->task->seq > t->seq)
-                return 1;
-        for (const up_task_t *q = o->tasks; q != NULL; q = q->next)
-            if (q->op.affinity == t->op.affinity && q->seq > t->seq)
-                return 1;
-    }
-    return 0;
-}
-
 /*
  * Redis's CLUSTERDOWN (the node sees the cluster as failed, or nobody serving the slot, as for a moment
  * during a failover): the command did not run. A command of one slot goes again after ROUTE_DOWN_WAIT_MS,
@@ -431,7 +408,7 @@ static int down_park(up_conn_t *c, up_task_t *t, int kind, const redisReply *r)
         route_op_slot(&t->op) < 0)
         return 0;
     if ((long long)(t->down_waits + 1) * ROUTE_DOWN_WAIT_MS * 1000 > up->command_timeout_us ||
-        client_later_on(c, t))
+        up_conn_client_later(c, t))
         return 0;
     t->down_waits++;
     t->asking = 0;
